@@ -1,0 +1,110 @@
+"""Benchmark `burstctl burst` against the local stub: how many concurrent streams can this machine drive while
+the client adds less than 5 ms per request?
+
+The stub runs in its own process (so client and server do not share a GIL) with a known server-side time per
+request (time to first token + token gaps). Client overhead = measured end-to-end latency - that known time.
+Each level is bounded in requests and time; the whole run stops by itself in about a minute.
+
+    python benchmarks/bench_burst.py [--levels 50,100,250,500,750] [--budget-ms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from burstctl.burst import BurstConfig, percentile, run_burst  # noqa: E402
+
+TTFT, TOKENS, TOKEN_DELAY = 0.25, 8, 0.05
+SERVER_TIME = TTFT + (TOKENS - 1) * TOKEN_DELAY
+"""What the stub spends on each request by construction (0.6 s), whatever the client does."""
+
+
+def start_stub() -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "burstctl.stub", "--ttft", str(TTFT), "--tokens", str(TOKENS),
+         "--token-delay", str(TOKEN_DELAY)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise SystemExit(f"stub did not start: {line!r}")
+    return proc, line.removeprefix("listening on ")
+
+
+async def level(url: str, concurrency: int, rounds: int, deadline: float) -> dict[str, float]:
+    cfg = BurstConfig(url=url, model="stub", prompts=["bench"], requests=concurrency * rounds,
+                      concurrency=concurrency, stream=True, max_tokens=TOKENS, timeout=10, deadline=deadline,
+                      # Spread the starts over one request's duration, so streams are out of phase as with real
+                      # users instead of every token of every stream arriving in the same millisecond.
+                      ramp_up=SERVER_TIME)
+    report = await run_burst(cfg)
+    s = report.summary
+    # The first round also pays for opening the connections; steady state is what "sustains" means.
+    steady = [r for r in report.requests if r.ok and r.latency is not None and r.index >= 2 * concurrency]
+    overhead = [(r.latency - SERVER_TIME) * 1000 for r in steady]  # type: ignore[operator]
+    return {
+        "concurrency": concurrency, "requests": s["requests"], "success": s["success_rate"],
+        "achieved": s["achieved_concurrency"], "req_per_s": s["requests"] / s["wall_s"],
+        "overhead_p50_ms": percentile(overhead, 50) or float("nan"),
+        "overhead_mean_ms": sum(overhead) / len(overhead) if overhead else float("nan"),
+        "overhead_p95_ms": percentile(overhead, 95) or float("nan"), "wall_s": s["wall_s"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--levels", default="50,100,250,500,750")
+    p.add_argument("--rounds", type=int, default=6, help="requests per level = rounds x concurrency")
+    p.add_argument("--budget-ms", type=float, default=5.0)
+    p.add_argument("--total-seconds", type=float, default=60.0)
+    args = p.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    console = Console(width=130)
+    proc, url = start_stub()
+    started = time.monotonic()
+    rows = []
+    try:
+        for c in levels:
+            left = args.total_seconds - (time.monotonic() - started)
+            if left < 5:
+                console.print(f"[yellow]time budget used up before concurrency {c}[/]")
+                break
+            rows.append(asyncio.run(level(url, c, args.rounds, deadline=min(20.0, left - 2))))
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+    table = Table(title=f"burst vs local stub (server time {SERVER_TIME * 1000:.0f} ms/request, "
+                        f"{os.cpu_count()} CPUs)", title_justify="left")
+    for col in ("concurrency", "requests", "success", "achieved concurrency", "req/s", "overhead p50",
+                "overhead mean", "overhead p95"):
+        table.add_column(col, justify="right")
+    best = 0
+    for r in rows:
+        ok = r["overhead_mean_ms"] < args.budget_ms and r["success"] == 1.0
+        if ok:
+            best = max(best, int(r["concurrency"]))
+        style = "green" if ok else "red"
+        table.add_row(str(r["concurrency"]), str(r["requests"]), f"{r['success']:.0%}", f"{r['achieved']:.0f}",
+                      f"{r['req_per_s']:.0f}", f"{r['overhead_p50_ms']:.2f} ms",
+                      f"[{style}]{r['overhead_mean_ms']:.2f} ms[/]", f"{r['overhead_p95_ms']:.2f} ms")
+    console.print(table)
+    console.print(f"highest concurrency with mean client overhead < {args.budget_ms:g} ms/request: "
+                  f"[bold]{best or 'none'}[/] (target >= 500); total {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""Command-line entry point (``burstctl`` / ``python -m burstctl``).
+
+Commands stay thin: they parse flags, call one module that does the work and render its result. Heavy imports
+(kubernetes, boto3) happen inside the commands so ``--help`` and ``burst`` start quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+from rich.text import Text
+
+from burstctl import __version__
+from burstctl.output import (EXIT_FAILED, EXIT_USAGE, BadInput, CheckError, fmt_seconds, print_checks, print_json,
+                             stderr, stdout)
+
+app = typer.Typer(
+    name="burstctl",
+    help="Operate a gpu-burst cluster: generate load, verify both scaling loops, time cold starts, "
+         "check AWS before `pulumi up` and clean up after `pulumi destroy`.\n\n"
+         "Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """Turn the package's exceptions into one-line messages and the documented exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BadInput as e:
+            stderr().print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
+        except CheckError as e:
+            stderr().print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"burstctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Operate a gpu-burst cluster."""
+
+
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document to stdout instead of tables.")
+
+
+# -- burst -----------------------------------------------------------------------------------------------------
+class ApiChoice(str, Enum):
+    chat = "chat"
+    completions = "completions"
+
+
+class EngineChoice(str, Enum):
+    fast = "fast"
+    httpx = "httpx"
+
+
+@app.command()
+@guarded
+def burst(
+    url: str = typer.Option(..., "--url", envvar="BURSTCTL_URL", show_envvar=True,
+                            help="Base URL of the gateway (the interceptor's load balancer), e.g. http://host:8080."),
+    model: str = typer.Option(..., "--model", "-m", help="Served model name sent as `model`."),
+    requests: int = typer.Option(40, "--requests", "-n", min=1, max=100_000, help="Total requests to send."),
+    concurrency: int = typer.Option(40, "--concurrency", "-c", min=1, max=5_000, help="Requests in flight at once."),
+    api: ApiChoice = typer.Option(ApiChoice.chat, "--api", help="Endpoint: chat (/v1/chat/completions) or "
+                                                               "completions (/v1/completions)."),
+    stream: bool = typer.Option(True, "--stream/--no-stream", help="Stream tokens (SSE); needed for a real TTFT."),
+    prompt: list[str] = typer.Option([], "--prompt", "-p", help="Prompt text; repeat for several (round-robin)."),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="Prompts, one per line (.txt) or "
+                                                "JSON strings / {\"prompt\": ...} objects per line (.jsonl)."),
+    max_tokens: int = typer.Option(64, "--max-tokens", min=1, max=131_072, help="max_tokens per request."),
+    timeout: float = typer.Option(600.0, "--timeout", min=0.001, max=7200, help="Per-request limit in seconds "
+                                  "(must cover a cold start when starting from zero)."),
+    deadline: float = typer.Option(1800.0, "--deadline", min=0.001, max=86_400, help="Limit for the whole run in "
+                                   "seconds; requests not finished by then count as `deadline`."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="BURSTCTL_API_KEY", show_envvar=True,
+                                          show_default=False, help="Bearer token (never printed)."),
+    from_zero: bool = typer.Option(False, "--from-zero", help="The model is at zero replicas: report the cold-start "
+                                   "wait even if the gateway does not send X-KEDA-HTTP-Cold-Start."),
+    model_header: str = typer.Option("X-Model", "--model-header", help="Header carrying the model name, which the "
+                                     "interceptor routes on (gpu-burst:gateway.modelHeader); '' to send none."),
+    host_header: Optional[str] = typer.Option(None, "--host-header", help="Host header to send (for routes by "
+                                              "host, <servedName>.<domain>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write per-request results to a .json or .csv file."),
+    min_success: float = typer.Option(1.0, "--min-success", min=0.0, max=1.0, help="Exit 1 when the success rate "
+                                      "is below this fraction."),
+    ramp_up: float = typer.Option(0.0, "--ramp-up", min=0.0, max=3600, help="Seconds over which the concurrent "
+                                  "workers start (0: all at once, like a burst of users)."),
+    engine: EngineChoice = typer.Option(EngineChoice.fast, "--engine", help="HTTP client: fast (lean asyncio "
+                                        "HTTP/1.1, for high concurrency) or httpx (honours proxy settings)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Load the OpenAI-compatible endpoint and report TTFT, latency, tokens/s and errors.
+
+    N requests at concurrency C, bounded per request (--timeout) and overall (--deadline). Reports the cold-start
+    wait when the run started at zero replicas (X-KEDA-HTTP-Cold-Start header or --from-zero). Exits 1 when the
+    success rate is below --min-success.
+    """
+    from burstctl.burst import BurstConfig, load_prompts, normalize_url, run_burst, write_results
+
+    if out is not None and out.suffix not in (".json", ".csv"):
+        raise BadInput(f"--out: '{out}' must end in .json or .csv")
+    cfg = BurstConfig(
+        url=normalize_url(url), model=model, prompts=load_prompts(prompt, prompts_file), requests=requests,
+        concurrency=concurrency, api=api.value, stream=stream, max_tokens=max_tokens, timeout=timeout,
+        deadline=deadline, api_key=api_key, from_zero=from_zero, host_header=host_header, model_header=model_header or None,
+        engine=engine.value,
+        ramp_up=ramp_up,
+    )
+    report = asyncio.run(_run_with_progress(cfg, progress and not as_json))
+    if out is not None:
+        write_results(report, out)
+    s = report.summary
+    if as_json:
+        print_json({"config": report.config, "summary": s, "out": str(out) if out else None})
+    else:
+        _print_burst_summary(s, cfg)
+        if out is not None:
+            stdout().print(f"results written to {out}")
+    if s["success_rate"] < min_success:
+        if not as_json:
+            stderr().print(f"[bold red]success rate {s['success_rate']:.1%} is below --min-success "
+                           f"{min_success:.1%}[/]")
+        raise typer.Exit(EXIT_FAILED)
+
+
+async def _run_with_progress(cfg: Any, show: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from burstctl.burst import run_burst
+
+    if not show:
+        return await run_burst(cfg)
+    counts = {"ok": 0, "err": 0}
+    with Progress(TextColumn("burst"), BarColumn(), MofNCompleteColumn(), TextColumn("ok {task.fields[ok]} "
+                  "err {task.fields[err]}"), TimeElapsedColumn(), console=stderr(), transient=False) as bar:
+        task = bar.add_task("burst", total=cfg.requests, ok=0, err=0)
+
+        def done(r: Any) -> None:
+            counts["ok" if r.ok else "err"] += 1
+            bar.update(task, advance=1, ok=counts["ok"], err=counts["err"])
+
+        return await run_burst(cfg, on_done=done)
+
+
+def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
+    from rich.table import Table
+
+    con = stdout()
+    head = Table(title=f"burst {cfg.model}: {cfg.requests} @ {cfg.concurrency} ({cfg.api}, "
+                       f"{'stream' if cfg.stream else 'no stream'})", title_justify="left")
+    head.add_column("metric")
+    head.add_column("value", justify="right")
+    head.add_row("succeeded", f"{s['succeeded']}/{s['requests']} ({s['success_rate']:.1%})")
+    head.add_row("tokens out", str(s["tokens_out"]))
+    head.add_row("tokens/s", f"{s['tokens_per_s']:.1f}")
+    head.add_row("wall time", fmt_seconds(s["wall_s"]))
+    head.add_row("achieved concurrency", f"{s['achieved_concurrency']:.1f}")
+    cs = s["cold_start"]
+    head.add_row("cold-start wait", fmt_seconds(cs["wait_s"]) + (f" ({cs['held_requests']} held, via "
+                 f"{cs['source']})" if cs["detected"] else " (warm: no cold start detected)"))
+    con.print(head)
+    lat = Table(title="timings of successful requests", title_justify="left")
+    lat.add_column("")
+    for k in ("p50", "p95", "p99", "min", "max"):
+        lat.add_column(k, justify="right")
+    lat.add_row("TTFT", *(fmt_seconds(s["ttft_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
+    lat.add_row("latency", *(fmt_seconds(s["latency_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
+    con.print(lat)
+    if s["errors"]:
+        err = Table(title="errors by kind", title_justify="left")
+        err.add_column("kind")
+        err.add_column("count", justify="right")
+        for kind, n in s["errors"].items():
+            err.add_row(kind, str(n))
+        con.print(err)
+
+
+# -- verify / timeline -----------------------------------------------------------------------------------------
+def _target(model: str, namespace: str, scaledobject: Optional[str], selector: Optional[str], pool: Optional[str]):
+    from burstctl.k8s import parse_selector
+    from burstctl.verify import Target
+
+    # The ModelService component labels pods app.kubernetes.io/name=vllm, app.kubernetes.io/instance=<served name>.
+    sel = parse_selector(selector) if selector else {"app.kubernetes.io/name": "vllm",
+                                                     "app.kubernetes.io/instance": model}
+    if not sel:
+        raise BadInput("--selector: empty; use key=value[,key=value]")
+    return Target(namespace=namespace, scaled_object=scaledobject or model, model=model, selector=sel, pool=pool)
+
+
+MODEL_OPT = typer.Option(..., "--model", "-m", help="Served model name (the Kubernetes name stem of its objects).")
+NS_OPT = typer.Option("inference", "--namespace", envvar="BURSTCTL_NAMESPACE", show_envvar=True,
+                      help="Namespace of the model's Deployment and ScaledObject (gpu-burst:gateway.namespace).")
+SO_OPT = typer.Option(None, "--scaledobject", help="ScaledObject name [default: the model name].")
+SEL_OPT = typer.Option(None, "--selector", "-l", help="Label selector of the model pods "
+                       "[default: app.kubernetes.io/name=vllm,app.kubernetes.io/instance=<model>].")
+POOL_OPT = typer.Option(None, "--pool", help="Karpenter NodePool of the model [default: from the pods' nodeSelector].")
+KUBECONFIG_OPT = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file.")
+CONTEXT_OPT = typer.Option(None, "--context", help="kubeconfig context [default: the current context].")
+FROM_FILE_OPT = typer.Option(None, "--from-file", "-f", help="Read objects from a dump instead of the cluster "
+                             "(`kubectl get scaledobjects,hpa,pods,nodeclaims,nodes -A -o yaml`); repeatable.")
+
+
+@app.command()
+@guarded
+def verify(
+    model: str = MODEL_OPT,
+    namespace: str = NS_OPT,
+    scaledobject: Optional[str] = SO_OPT,
+    selector: Optional[str] = SEL_OPT,
+    pool: Optional[str] = POOL_OPT,
+    expect_idle: bool = typer.Option(False, "--expect-idle", help="Check the end state after the cooldown instead: "
+                                     "KEDA inactive, 0 replicas, no NodeClaim and no GPU node in the pool."),
+    kubeconfig: Optional[str] = KUBECONFIG_OPT,
+    context: Optional[str] = CONTEXT_OPT,
+    from_file: Optional[list[Path]] = FROM_FILE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Check that both scaling loops fired (or, with --expect-idle, that everything scaled back to zero).
+
+    ScaledObject Ready/Active, HPA desired replicas, model pods, NodeClaims (Launched, Registered, Initialized) and
+    the pool's GPU nodes. Failing checks name the likely cause; exits 1 when any check fails.
+    """
+    from burstctl.k8s import make_reader
+    from burstctl.verify import verify as run_verify
+
+    target = _target(model, namespace, scaledobject, selector, pool)
+    checks, info = run_verify(make_reader(from_file, kubeconfig, context), target, expect_idle)
+    title = f"verify {namespace}/{model} ({'expect idle' if expect_idle else 'scaled up'})"
+    raise typer.Exit(print_checks(checks, title, as_json, target=info))
+
+
+@app.command()
+@guarded
+def timeline(
+    model: str = MODEL_OPT,
+    namespace: str = NS_OPT,
+    scaledobject: Optional[str] = SO_OPT,
+    selector: Optional[str] = SEL_OPT,
+    container: Optional[str] = typer.Option(None, "--container", help="Container whose start is timed "
+                                            "[default: the first]."),
+    kubeconfig: Optional[str] = KUBECONFIG_OPT,
+    context: Optional[str] = CONTEXT_OPT,
+    from_file: Optional[list[Path]] = FROM_FILE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Time the steps of the latest scale-from-zero of a model.
+
+    activation -> pod created -> NodeClaim created/launched/registered/initialized -> pod scheduled -> container
+    started -> ready, with the time each step took. Exits 1 when there is nothing to time or the pod is not ready.
+    """
+    from rich.table import Table
+
+    from burstctl.k8s import make_reader
+    from burstctl.timeline import build_timeline
+
+    target = _target(model, namespace, scaledobject, selector, None)
+    tl = build_timeline(make_reader(from_file, kubeconfig, context), target, container)
+    if as_json:
+        print_json(tl)
+    else:
+        con = stdout()
+        table = Table(title=f"scale-from-zero of {namespace}/{model}: pod {tl['pod']}"
+                            + (f", nodeclaim {tl['nodeclaim']}" if tl["nodeclaim"] else ""), title_justify="left")
+        for col, just in (("step", "left"), ("at (UTC)", "left"), ("+since start", "right"),
+                          ("step took", "right"), ("note", "left")):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for st in tl["steps"]:
+            at = st["at"][11:19] if st["at"] else "-"
+            table.add_row(st["name"], at, fmt_seconds(st["offset_s"]), fmt_seconds(st["delta_s"]), st["note"])
+        con.print(table)
+        if tl["phases"]:
+            ph = Table(title="phases", title_justify="left")
+            ph.add_column("phase")
+            ph.add_column("took", justify="right")
+            for p in tl["phases"]:
+                ph.add_row(p["phase"], fmt_seconds(p["seconds"]))
+            con.print(ph)
+        state = "ready" if tl["complete"] else "[yellow]not ready yet[/]"
+        con.print(f"total: {fmt_seconds(tl['total_s'])} ({state})")
+    if not tl["complete"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# -- preflight -------------------------------------------------------------------------------------------------
+@app.command()
+@guarded
+def preflight(
+    stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
+    region: Optional[str] = typer.Option(None, "--region", help="Override aws:region of the stack file."),
+    profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
+    after_deploy: bool = typer.Option(False, "--after-deploy", help="Also check that subnets and security groups "
+                                      "carry the Karpenter discovery tag (needs --cluster-name)."),
+    cluster_name: Optional[str] = typer.Option(None, "--cluster-name", help="EKS cluster name (for --after-deploy)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Check the AWS account before `pulumi up`.
+
+    GPU vCPU quotas against the pools' cpuLimit, the pools' instance families offered in the stack's AZs, the spot
+    service-linked role; with --after-deploy, the discovery tag on subnets and security groups.
+    """
+    from burstctl import preflight as pf
+
+    if after_deploy and not cluster_name:
+        raise BadInput("--after-deploy needs --cluster-name NAME (the EKS cluster the discovery tag names)")
+    if cluster_name:
+        from burstctl.sweep import check_cluster_name
+
+        check_cluster_name(cluster_name)
+    cfg = pf.load_stack(stack_file, region)
+    clients = pf.make_clients(cfg.region, profile)
+    checks = pf.preflight(clients, cfg, cluster_name if after_deploy else None)
+    info = {"stack_file": str(stack_file), "region": cfg.region, "environment": cfg.environment,
+            "pools": [p.name for p in cfg.gpu.pools]}
+    raise typer.Exit(print_checks(checks, f"preflight {stack_file.name} ({cfg.region})", as_json, stack=info))
+
+
+# -- sweep -----------------------------------------------------------------------------------------------------
+@app.command()
+@guarded
+def sweep(
+    cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose Karpenter leftovers to find."),
+    region: str = typer.Option(..., "--region", envvar="AWS_REGION", show_envvar=True, help="AWS region."),
+    profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
+    yes: bool = typer.Option(False, "--yes", help="Delete what was found (without it: report only)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Find (and with --yes delete) what Karpenter left behind after `pulumi destroy`.
+
+    EC2 instances, launch templates and instance profiles Karpenter created for the cluster. Exits 1 when
+    leftovers remain (dry run) or a delete failed; a second run after --yes finds nothing and exits 0.
+    """
+    from rich.table import Table
+
+    from burstctl import sweep as sw
+
+    sw.check_cluster_name(cluster_name)
+    clients = sw.make_clients(region, profile)
+    found = sw.find(clients, cluster_name)
+    if yes and found:
+        sw.delete(clients, found)
+    errors = [x for x in found if x.action.startswith("error")]
+    remaining = bool(found) and not yes
+    if as_json:
+        from dataclasses import asdict
+
+        print_json({"cluster": cluster_name, "region": region, "dry_run": not yes, "found": len(found),
+                    "errors": len(errors), "leftovers": [asdict(x) for x in found]})
+    else:
+        con = stdout()
+        if not found:
+            con.print(f"[green]nothing left behind[/] for cluster {cluster_name} in {region}")
+        else:
+            table = Table(title=f"Karpenter leftovers of {cluster_name} in {region}", title_justify="left")
+            for col in ("kind", "id", "name / path", "detail", "action"):
+                table.add_column(col)
+            for x in found:
+                action = "would delete" if not yes else x.action
+                style = "red" if action.startswith("error") else "yellow" if not yes else "green"
+                table.add_row(x.kind, x.id, x.name, x.detail, f"[{style}]{action}[/]")
+            con.print(table)
+            if not yes:
+                con.print(f"{len(found)} leftover(s); run again with --yes to delete them")
+    if errors or remaining:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def run() -> None:  # pragma: no cover - console-script convenience
+    app(prog_name="burstctl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,286 @@
+"""`preflight`: AWS checks that catch, before `pulumi up`, what would make GPU nodes never appear.
+
+* GPU vCPU quotas (Service Quotas) against what the pools may launch (each pool's cpuLimit, per instance class
+  and capacity type);
+* the pools' instance families offered in the stack's availability zones;
+* the EC2 Spot service-linked role when a pool uses spot;
+* after deploy: subnets and security groups carry the Karpenter discovery tag.
+
+It validates the stack file with the program's own typed config (`stacks.config.validate`), so a config the
+program would reject is rejected here the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from burstctl.output import BadInput, Check, CheckError
+
+NAMESPACE = "gpu-burst"
+
+# (instance class, capacity type) -> (quota code, quota name); all in the "ec2" service and counted in vCPUs.
+QUOTAS: dict[tuple[str, str], tuple[str, str]] = {
+    ("G", "on-demand"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("P", "on-demand"): ("L-417A185B", "Running On-Demand P instances"),
+    ("G", "spot"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("P", "spot"): ("L-7212CCBC", "All P Spot Instance Requests"),
+}
+SPOT_ROLE = "AWSServiceRoleForEC2Spot"
+DISCOVERY_TAG = "karpenter.sh/discovery"
+
+
+def family_class(family: str) -> str:
+    """Which quota bucket an instance family counts against: G (g4dn, g5, g6, g6e, gr6...) or P (p4d, p5...)."""
+    return "P" if family.startswith("p") else "G"
+
+
+# -- the stack file --------------------------------------------------------------------------------------------
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The raw dict `stacks.config.validate` takes: `gpu-burst:*` keys without the namespace, plus region.
+
+    Secrets are never read: `hfToken` only sets `hfTokenSet`, `apiKey` is skipped. String values are JSON-decoded
+    when they parse, as the Pulumi program does with its config.
+    """
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise BadInput(f"--stack-file: cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise BadInput(f"--stack-file: {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    config = (doc or {}).get("config") if isinstance(doc, dict) else None
+    if not isinstance(config, dict):
+        raise BadInput(f"--stack-file: {path} has no `config:` mapping; expected a Pulumi.<stack>.yaml file")
+    raw: dict[str, Any] = {}
+    for key, value in config.items():
+        ns, _, name = str(key).partition(":")
+        if ns != NAMESPACE or not name:
+            continue
+        if name == "hfToken":
+            raw["hfTokenSet"] = True
+            continue
+        if name == "apiKey" or (isinstance(value, dict) and set(value) == {"secure"}):
+            continue
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass  # plain strings such as `environment: dev`
+        raw[name] = value
+    raw["region"] = config.get("aws:region") or ""
+    return raw
+
+
+def load_stack(path: Path, region: Optional[str] = None) -> Any:
+    """Validated :class:`stacks.config.StackConfig` for the stack file (``--region`` overrides ``aws:region``)."""
+    raw = read_stack_file(path)
+    if region:
+        raw["region"] = region
+    if not raw["region"]:
+        raise BadInput(f"--stack-file: {path} sets no aws:region; set it there or pass --region")
+    from stacks.config import ConfigError, validate  # the program's own model (imports pulumi: keep it lazy)
+
+    try:
+        return validate(raw)
+    except ConfigError as e:
+        raise BadInput(f"--stack-file: {path} is not a valid stack configuration:\n  " + "\n  ".join(e.lines)) \
+            from None
+
+
+# -- AWS -------------------------------------------------------------------------------------------------------
+@dataclass
+class AwsClients:
+    """The three clients preflight needs; tests inject moto-backed or stubbed ones."""
+
+    ec2: Any
+    iam: Any
+    quotas: Any
+    region: str
+
+
+def make_clients(region: str, profile: Optional[str] = None) -> AwsClients:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound:
+        raise BadInput(f"--profile: AWS profile '{profile}' not found in ~/.aws/config") from None
+    return AwsClients(session.client("ec2"), session.client("iam"), session.client("service-quotas"), region)
+
+
+def _code(err: Exception) -> str:
+    return getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+
+
+def vcpu_needs(cfg: Any) -> dict[tuple[str, str], tuple[int, list[str]]]:
+    """vCPUs each (class, capacity type) bucket may need: the sum of cpuLimit over the pools that can use it.
+
+    A pool with both capacity types, or both G and P families, may put its whole cpuLimit in any one bucket, so
+    it counts in full against each.
+    """
+    needs: dict[tuple[str, str], tuple[int, list[str]]] = {}
+    for pool in cfg.gpu.pools:
+        classes = sorted({family_class(f) for f in pool.instance_families})
+        for cap in pool.capacity_types:
+            for cls in classes:
+                total, names = needs.get((cls, cap.value), (0, []))
+                needs[(cls, cap.value)] = (total + pool.cpu_limit, names + [pool.name])
+    return needs
+
+
+def check_quotas(clients: AwsClients, cfg: Any) -> list[Check]:
+    from botocore.exceptions import ClientError
+
+    checks = []
+    for (cls, cap), (need, pools) in sorted(vcpu_needs(cfg).items()):
+        code, qname = QUOTAS[(cls, cap)]
+        name = f"quota {code}"
+        try:
+            try:
+                value = clients.quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+            except ClientError as e:
+                if _code(e) != "NoSuchResourceException":
+                    raise
+                # Never changed in this account: the AWS default applies.
+                value = clients.quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+        except ClientError as e:
+            checks.append(Check(name, "fail", f"{qname}: cannot read the quota ({_code(e)})",
+                                "allow servicequotas:GetServiceQuota for this identity, or check the quota in the "
+                                "Service Quotas console"))
+            continue
+        have = int(value)
+        detail = f"{qname}: {have} vCPUs, pools {', '.join(pools)} may use {need}"
+        data = {"quota_code": code, "value": have, "needed": need, "pools": pools, "capacity_type": cap}
+        if have >= need:
+            checks.append(Check(name, "pass", detail, data=data))
+        else:
+            hint = "no GPU node can launch" if have == 0 else f"only {have} of {need} vCPUs can run at once"
+            checks.append(Check(name, "fail", f"{detail} ({hint})",
+                                f"request an increase: aws service-quotas request-service-quota-increase "
+                                f"--service-code ec2 --quota-code {code} --desired-value {need} --region "
+                                f"{clients.region}; or lower cpuLimit of {', '.join(pools)}", data))
+    return checks
+
+
+def stack_azs(clients: AwsClients, cfg: Any) -> list[str]:
+    """AZs the stack's nodes can use: those of the existing private subnets, or the first azCount of the region."""
+    if cfg.network.mode.value == "existing":
+        subnets = clients.ec2.describe_subnets(SubnetIds=list(cfg.network.private_subnet_ids))["Subnets"]
+        return sorted({s["AvailabilityZone"] for s in subnets})
+    zones = clients.ec2.describe_availability_zones(
+        Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+    )["AvailabilityZones"]
+    return sorted(z["ZoneName"] for z in zones)[: cfg.network.az_count]
+
+
+def check_offerings(clients: AwsClients, cfg: Any) -> list[Check]:
+    from botocore.exceptions import ClientError
+
+    families: dict[str, list[str]] = {}
+    for pool in cfg.gpu.pools:
+        for fam in pool.instance_families:
+            families.setdefault(fam, []).append(pool.name)
+    try:
+        azs = stack_azs(clients, cfg)
+        offered: dict[str, set[str]] = {}
+        # No instance-type filter: wildcard filters are not honoured everywhere (moto), and a region has only a
+        # few thousand offerings, i.e. a handful of pages.
+        for page in clients.ec2.get_paginator("describe_instance_type_offerings").paginate(
+                LocationType="availability-zone"):
+            for o in page["InstanceTypeOfferings"]:
+                offered.setdefault(o["InstanceType"].split(".")[0], set()).add(o["Location"])
+    except ClientError as e:
+        return [Check("instance offerings", "fail", f"cannot list instance type offerings ({_code(e)})",
+                      "allow ec2:DescribeInstanceTypeOfferings, ec2:DescribeAvailabilityZones, ec2:DescribeSubnets")]
+    checks = []
+    for fam, pools in sorted(families.items()):
+        where = sorted(offered.get(fam, set()) & set(azs))
+        where_text = "all stack AZs" if where == azs else (", ".join(where) or "none") + " of the stack AZs"
+        detail = f"{fam} (pools {', '.join(pools)}): offered in {where_text} ({', '.join(azs)})"
+        data = {"family": fam, "azs": where, "stack_azs": azs}
+        if not where:
+            checks.append(Check(f"family {fam}", "fail", detail,
+                                f"{fam} is not offered in the stack's AZs of {clients.region}: remove it from "
+                                f"instanceFamilies of {', '.join(pools)} or pick a region that has it", data))
+        elif len(where) < len(azs):
+            checks.append(Check(f"family {fam}", "warn", detail,
+                                "Karpenter can only place these nodes in the listed AZs; capacity there is all "
+                                "the pool gets", data))
+        else:
+            checks.append(Check(f"family {fam}", "pass", detail, data=data))
+    return checks
+
+
+def check_spot_role(clients: AwsClients, cfg: Any) -> list[Check]:
+    from botocore.exceptions import ClientError
+
+    spot = [p.name for p in cfg.gpu.pools if any(c.value == "spot" for c in p.capacity_types)]
+    if not spot:
+        return [Check("spot service-linked role", "skip", "no pool uses spot")]
+    try:
+        clients.iam.get_role(RoleName=SPOT_ROLE)
+        return [Check("spot service-linked role", "pass", f"{SPOT_ROLE} exists (spot pools: {', '.join(spot)})")]
+    except ClientError as e:
+        if _code(e) != "NoSuchEntity":
+            return [Check("spot service-linked role", "fail", f"cannot read role {SPOT_ROLE} ({_code(e)})",
+                          "allow iam:GetRole for this identity")]
+    if cfg.karpenter.create_spot_service_linked_role:
+        return [Check("spot service-linked role", "pass", f"{SPOT_ROLE} missing; the stack creates it "
+                      "(karpenter.createSpotServiceLinkedRole)")]
+    return [Check("spot service-linked role", "fail", f"{SPOT_ROLE} missing; spot pools {', '.join(spot)} "
+                  "cannot launch", "run `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com` "
+                  "or set gpu-burst:karpenter.createSpotServiceLinkedRole: true")]
+
+
+def check_discovery(clients: AwsClients, cluster: str) -> list[Check]:
+    """After deploy: the EC2NodeClass selects subnets and security groups by this tag; none means no launch."""
+    from botocore.exceptions import ClientError
+
+    flt = [{"Name": f"tag:{DISCOVERY_TAG}", "Values": [cluster]}]
+    try:
+        subnets = clients.ec2.describe_subnets(Filters=flt)["Subnets"]
+        groups = clients.ec2.describe_security_groups(Filters=flt)["SecurityGroups"]
+    except ClientError as e:
+        return [Check("discovery tags", "fail", f"cannot list subnets/security groups ({_code(e)})",
+                      "allow ec2:DescribeSubnets and ec2:DescribeSecurityGroups")]
+    checks = []
+    azs = sorted({s["AvailabilityZone"] for s in subnets})
+    tag = f"{DISCOVERY_TAG}={cluster}"
+    if not subnets:
+        checks.append(Check("discovery subnets", "fail", f"no subnet tagged {tag}",
+                            "the EC2NodeClass subnetSelectorTerms match nothing, so every NodeClaim fails to launch: "
+                            "tag the private subnets (network.tagExistingSubnets for an existing VPC) or fix "
+                            "--cluster-name"))
+    elif len(azs) < 2:
+        checks.append(Check("discovery subnets", "warn", f"{len(subnets)} subnet(s) tagged {tag}, all in {azs[0]}",
+                            "GPU capacity is scarce: spread the pool over at least two AZs"))
+    else:
+        checks.append(Check("discovery subnets", "pass", f"{len(subnets)} subnets tagged {tag} in {', '.join(azs)}",
+                            data={"subnets": [s["SubnetId"] for s in subnets]}))
+    if not groups:
+        checks.append(Check("discovery security group", "fail", f"no security group tagged {tag}",
+                            "the EC2NodeClass securityGroupSelectorTerms match nothing: tag the cluster security "
+                            "group or fix --cluster-name"))
+    else:
+        checks.append(Check("discovery security group", "pass", f"{len(groups)} security group(s) tagged {tag}: "
+                            + ", ".join(g["GroupId"] for g in groups)))
+    return checks
+
+
+def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str] = None) -> list[Check]:
+    from botocore.exceptions import BotoCoreError, NoCredentialsError
+
+    try:
+        checks = check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_spot_role(clients, cfg)
+        if after_deploy_cluster:
+            checks += check_discovery(clients, after_deploy_cluster)
+    except NoCredentialsError:
+        raise CheckError("no AWS credentials found: set AWS_PROFILE (or --profile) or AWS_ACCESS_KEY_ID") from None
+    except BotoCoreError as e:
+        raise CheckError(f"AWS call failed: {e}") from None
+    return checks

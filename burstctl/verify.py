@@ -1,0 +1,306 @@
+"""`verify`: did both scaling loops fire (or, with ``--expect-idle``, did everything scale back to zero)?
+
+Each check names the likely cause from the troubleshooting list when it fails, so the operator knows where to
+look next instead of reading five ``kubectl describe`` outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from burstctl.k8s import (GPU_PRESENT_LABEL, NODEPOOL_LABEL, ClusterReader, Obj, condition, is_true, matches,
+                          name_of)
+from burstctl.output import Check
+
+# Likely causes, phrased once so verify's checks and the docs stay consistent.
+CAUSE_KEDA_NEVER_SCALES = (
+    "KEDA never scales: the Prometheus query returns nothing (try `sum(vllm:num_requests_waiting"
+    "{{model_name=\"{model}\"}}) or vector(0)` in Prometheus), the model's ServiceMonitor is not selected by "
+    "Prometheus, or the interceptor route (HTTPScaledObject/InterceptorRoute host) is missing so requests never "
+    "reach the external-push trigger"
+)
+CAUSE_SO_NOT_READY = (
+    "KEDA cannot build the scalers: check trigger metadata (Prometheus serverAddress/query, the HTTP add-on "
+    "scalerAddress and route name) and TriggerAuthentication; `kubectl describe scaledobject {name} -n {ns}`"
+)
+CAUSE_NO_GPU_NODE = (
+    "no GPU node: look at the NodeClaim and EC2NodeClass status (`kubectl describe nodeclaim`, `kubectl get "
+    "ec2nodeclass -o yaml`), the GPU vCPU quotas (`burstctl preflight`), and whether the pod's nodeSelector/"
+    "tolerations match the pool's labels and nvidia.com/gpu taint"
+)
+CAUSE_NO_NODECLAIM = (
+    "Karpenter created no NodeClaim: the NodePool's gpuLimit/cpuLimit is used up, the pod's nodeSelector/"
+    "tolerations do not match the pool, or the NodePool/EC2NodeClass is not Ready (`kubectl get nodepool,"
+    "ec2nodeclass`); see the Karpenter controller logs"
+)
+CAUSE_LAUNCH = (
+    "EC2 did not launch the instance: insufficient capacity or GPU vCPU quota (`burstctl preflight`), EC2NodeClass "
+    "status (subnet/security-group selectors, AMI alias, instance profile: `kubectl describe ec2nodeclass`)"
+)
+CAUSE_REGISTER = (
+    "the instance never joined the cluster: node role access entry, cluster security group, bootstrap user data "
+    "(check the instance's console output)"
+)
+CAUSE_INITIALIZE = (
+    "the node joined but is not initialized: nvidia.com/gpu is not advertised (NVIDIA device plugin not running on "
+    "the node) or a startup taint was not removed"
+)
+CAUSE_IMAGE = "the image pull fails: image tag, registry access, or the GPU node's disk is too small for the image"
+CAUSE_CRASH = (
+    "vLLM exits at startup: VRAM (CUDA out of memory: lower gpuMemoryUtilization/maxModelLen or give it more "
+    "GPUs), a gated model without the HF token, or bad extraArgs; `kubectl logs --previous`"
+)
+CAUSE_NOT_READY = (
+    "pod never ready: the model is still downloading/loading (Hugging Face pull, weights into VRAM) or the startup "
+    "probe budget (startupBudget) is too short; `kubectl logs` and `kubectl describe pod`"
+)
+CAUSE_STILL_ACTIVE = (
+    "still active: requests are still arriving (interceptor pending count), the Prometheus query is non-zero, or "
+    "the cooldownPeriod (idleBeforeScaleToZero) has not elapsed"
+)
+CAUSE_NOT_ZERO = (
+    "not scaled to zero: minReplicaCount > 0, the cooldownPeriod (idleBeforeScaleToZero) has not elapsed, or a "
+    "trigger still reports load; terminating pods first drain in-flight requests"
+)
+CAUSE_NODE_LEFT = (
+    "Karpenter has not removed the GPU node: consolidateAfter has not elapsed, a karpenter.sh/do-not-disrupt "
+    "annotation, non-DaemonSet pods still on the node, or a disruption budget of 0"
+)
+
+
+@dataclass
+class Target:
+    """Which model to look at. ``pool`` is inferred from the pods' node selector when not given."""
+
+    namespace: str
+    scaled_object: str
+    model: str
+    selector: dict[str, str]
+    pool: Optional[str] = None
+
+
+@dataclass
+class Snapshot:
+    scaled_object: Optional[Obj]
+    hpa: Optional[Obj]
+    hpa_name: str
+    pods: list[Obj]
+    nodeclaims: list[Obj]
+    nodes: list[Obj]
+    pool: Optional[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def pod_pool(pod: Obj) -> Optional[str]:
+    """The NodePool a pod is pinned to, from its nodeSelector or a required node-affinity term."""
+    spec = pod.get("spec") or {}
+    if (spec.get("nodeSelector") or {}).get(NODEPOOL_LABEL):
+        return spec["nodeSelector"][NODEPOOL_LABEL]
+    terms = ((((spec.get("affinity") or {}).get("nodeAffinity") or {})
+              .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or [])
+    for term in terms:
+        for expr in term.get("matchExpressions") or []:
+            if expr.get("key") == NODEPOOL_LABEL and expr.get("operator") == "In" and expr.get("values"):
+                return expr["values"][0]
+    return None
+
+
+def gather(reader: ClusterReader, t: Target) -> Snapshot:
+    so = reader.scaled_object(t.namespace, t.scaled_object)
+    hpa_name = ((so or {}).get("status") or {}).get("hpaName") or f"keda-hpa-{t.scaled_object}"
+    hpa = reader.hpa(t.namespace, hpa_name)
+    pods = reader.pods(t.namespace, t.selector)
+    pool = t.pool or next((p for p in map(pod_pool, pods) if p), None)
+    node_sel = {GPU_PRESENT_LABEL: "true", **({NODEPOOL_LABEL: pool} if pool else {})}
+    # NodeClaims carry the NodePool template labels, so the same selector finds the pool's claims.
+    claims = [c for c in reader.nodeclaims() if matches(c, node_sel)]
+    return Snapshot(so, hpa, hpa_name, pods, claims, reader.nodes(node_sel), pool)
+
+
+def _phase_summary(pods: list[Obj]) -> str:
+    counts: dict[str, int] = {}
+    for p in pods:
+        phase = (p.get("status") or {}).get("phase", "Unknown")
+        counts[phase] = counts.get(phase, 0) + 1
+    ready = sum(1 for p in pods if is_true(p, "Ready"))
+    return f"{len(pods)} pod(s): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f"; {ready} ready"
+
+
+def diagnose_pod(pod: Obj) -> Optional[tuple[str, str]]:
+    """(what is wrong, likely cause) for a pod that is not serving, or None when it is Running and Ready."""
+    status = pod.get("status") or {}
+    if status.get("phase") == "Running" and is_true(pod, "Ready"):
+        return None
+    sched = condition(pod, "PodScheduled")
+    if sched and sched.get("status") != "True":
+        return (f"{name_of(pod)} unschedulable: {sched.get('message') or sched.get('reason', '')}".strip(),
+                CAUSE_NO_GPU_NODE)
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        reason = waiting.get("reason", "")
+        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+            return f"{name_of(pod)}: {reason} {waiting.get('message', '')}".strip(), CAUSE_IMAGE
+        if reason == "CrashLoopBackOff" or last.get("reason") in ("OOMKilled", "Error"):
+            why = last.get("reason") or reason
+            return (f"{name_of(pod)}: {reason or 'restarting'} (last exit: {why}, restarts "
+                    f"{cs.get('restartCount', 0)})", CAUSE_CRASH)
+        if reason in ("ContainerCreating", "PodInitializing"):
+            return f"{name_of(pod)}: {reason} (image pull or volume mount in progress)", CAUSE_IMAGE
+    return f"{name_of(pod)}: {status.get('phase', 'Unknown')}, not Ready", CAUSE_NOT_READY
+
+
+def _nodeclaim_line(c: Obj) -> str:
+    labels = (c.get("metadata") or {}).get("labels") or {}
+    conds = "/".join(f"{k}={'✓' if is_true(c, k) else '✗'}" for k in ("Launched", "Registered", "Initialized"))
+    return (f"{name_of(c)} {labels.get('node.kubernetes.io/instance-type', '?')} "
+            f"{labels.get('karpenter.sh/capacity-type', '?')} {labels.get('topology.kubernetes.io/zone', '?')} "
+            f"{conds}")
+
+
+def _scaled_object_ready(s: Snapshot, t: Target) -> list[Check]:
+    so = s.scaled_object
+    where = f"{t.namespace}/{t.scaled_object}"
+    if so is None:
+        return [Check("scaledobject ready", "fail", f"ScaledObject {where} not found",
+                      "wrong --namespace/--scaledobject, or the stack did not deploy this model (`kubectl get "
+                      "scaledobjects -A`)")]
+    out = []
+    ready = condition(so, "Ready")
+    if is_true(so, "Ready"):
+        out.append(Check("scaledobject ready", "pass", f"{where} Ready"))
+    else:
+        msg = (ready or {}).get("message") or "no Ready condition yet"
+        out.append(Check("scaledobject ready", "fail", f"{where} not Ready: {msg}",
+                         CAUSE_SO_NOT_READY.format(name=t.scaled_object, ns=t.namespace)))
+    if is_true(so, "Paused"):
+        out.append(Check("scaledobject paused", "warn", f"{where} is paused (autoscaling.keda.sh/paused)",
+                         "remove the paused annotation to let KEDA scale"))
+    if is_true(so, "Fallback"):
+        out.append(Check("scaledobject fallback", "warn", f"{where} uses fallback replicas: "
+                         f"{(condition(so, 'Fallback') or {}).get('message', '')}",
+                         "a trigger's metric query is failing; check Prometheus reachability and the query"))
+    return out
+
+
+def verify_active(s: Snapshot, t: Target) -> list[Check]:
+    """The model was just under load: KEDA active, replicas >= 1, pods serving on GPU nodes Karpenter launched."""
+    checks = _scaled_object_ready(s, t)
+    keda_cause = CAUSE_KEDA_NEVER_SCALES.format(model=t.model)
+    so = s.scaled_object
+    if so is not None:
+        act = condition(so, "Active")
+        if is_true(so, "Active"):
+            checks.append(Check("scaledobject active", "pass", f"Active since {act.get('lastTransitionTime')}"))
+        else:
+            checks.append(Check("scaledobject active", "fail",
+                                f"not Active: {(act or {}).get('message') or 'no Active condition'}", keda_cause))
+
+    desired = 0
+    if s.hpa is None:
+        checks.append(Check("hpa desired replicas", "fail", f"HPA {s.hpa_name} not found",
+                            "KEDA creates the HPA once the ScaledObject is Ready; see the scaledobject checks"))
+    else:
+        st, spec = s.hpa.get("status") or {}, s.hpa.get("spec") or {}
+        desired = int(st.get("desiredReplicas") or 0)
+        detail = (f"{s.hpa_name}: desired {desired}, current {st.get('currentReplicas', 0)} "
+                  f"(min {spec.get('minReplicas', 1)}, max {spec.get('maxReplicas', '?')})")
+        checks.append(Check("hpa desired replicas", "pass" if desired >= 1 else "fail", detail,
+                            "" if desired >= 1 else keda_cause, {"desired": desired,
+                                                                 "current": st.get("currentReplicas", 0)}))
+
+    if not s.pods:
+        cause = ("the Deployment did not create pods: check --selector, then `kubectl describe rs` (quota, "
+                 "admission webhooks)") if desired >= 1 else keda_cause
+        checks.append(Check("model pods", "fail", f"no pods match {t.selector} in {t.namespace}", cause))
+    else:
+        problems = [d for d in map(diagnose_pod, s.pods) if d]
+        if problems:
+            checks.append(Check("model pods", "fail", _phase_summary(s.pods) + "; " + problems[0][0], problems[0][1],
+                                {"problems": [p[0] for p in problems]}))
+        else:
+            checks.append(Check("model pods", "pass", _phase_summary(s.pods)))
+
+    pending = any(condition(p, "PodScheduled") and not is_true(p, "PodScheduled") for p in s.pods)
+    if not s.nodeclaims:
+        if pending:
+            checks.append(Check("nodeclaims", "fail", f"no NodeClaim for pool {s.pool or '(any GPU pool)'}",
+                                CAUSE_NO_NODECLAIM))
+        elif s.pods:
+            checks.append(Check("nodeclaims", "warn", "no NodeClaim, yet pods are scheduled",
+                                "the pods run on nodes Karpenter did not launch (check the pool's nodeSelector)"))
+        else:
+            checks.append(Check("nodeclaims", "fail", "no NodeClaim (and no pod asking for a GPU node)", keda_cause))
+    else:
+        bad = None
+        for c in s.nodeclaims:
+            for ctype, cause in (("Launched", CAUSE_LAUNCH), ("Registered", CAUSE_REGISTER),
+                                 ("Initialized", CAUSE_INITIALIZE)):
+                if not is_true(c, ctype):
+                    cond = condition(c, ctype) or {}
+                    bad = bad or Check("nodeclaims", "fail", f"{name_of(c)} not {ctype}: "
+                                       f"{cond.get('reason', '')} {cond.get('message', '')}".strip(), cause)
+                    break
+        lines = "; ".join(_nodeclaim_line(c) for c in s.nodeclaims)
+        checks.append(Check("nodeclaims", "fail", lines + " — " + bad.detail, bad.cause) if bad
+                      else Check("nodeclaims", "pass", lines))
+
+    if not s.nodes:
+        checks.append(Check("gpu nodes", "fail", f"no Node with {GPU_PRESENT_LABEL}=true in pool "
+                            f"{s.pool or '(any)'}", CAUSE_NO_GPU_NODE))
+    else:
+        parts, failing = [], None
+        for n in s.nodes:
+            gpus = str(((n.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", "0"))
+            ready = is_true(n, "Ready")
+            parts.append(f"{name_of(n)} Ready={ready} gpus={gpus}")
+            if not ready:
+                failing = failing or ("node not Ready", CAUSE_REGISTER)
+            elif gpus in ("0", ""):
+                failing = failing or ("node advertises no nvidia.com/gpu", CAUSE_INITIALIZE)
+        detail = "; ".join(parts)
+        checks.append(Check("gpu nodes", "fail", f"{detail} — {failing[0]}", failing[1]) if failing
+                      else Check("gpu nodes", "pass", detail))
+    return checks
+
+
+def verify_idle(s: Snapshot, t: Target) -> list[Check]:
+    """After the cooldown: KEDA inactive, zero replicas, no NodeClaim and no GPU node left in the pool."""
+    checks = _scaled_object_ready(s, t)
+    so = s.scaled_object
+    if so is not None:
+        act = condition(so, "Active")
+        if is_true(so, "Active"):
+            checks.append(Check("scaledobject inactive", "fail", f"still Active since "
+                                f"{act.get('lastTransitionTime')}", CAUSE_STILL_ACTIVE))
+        else:
+            checks.append(Check("scaledobject inactive", "pass", f"not Active since "
+                                f"{(act or {}).get('lastTransitionTime', '?')}"))
+    current = int(((s.hpa or {}).get("status") or {}).get("currentReplicas") or 0)
+    live = [p for p in s.pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    if live or current:
+        checks.append(Check("replicas at zero", "fail", f"{len(live)} pod(s) left, HPA current replicas {current}",
+                            CAUSE_NOT_ZERO))
+    else:
+        checks.append(Check("replicas at zero", "pass", f"no pods; HPA {s.hpa_name} current replicas 0"
+                            if s.hpa else "no pods"))
+    if s.nodeclaims:
+        checks.append(Check("nodeclaims gone", "fail", "; ".join(_nodeclaim_line(c) for c in s.nodeclaims),
+                            CAUSE_NODE_LEFT))
+    else:
+        checks.append(Check("nodeclaims gone", "pass", f"no NodeClaim in pool {s.pool or '(any GPU pool)'}"))
+    if s.nodes:
+        checks.append(Check("gpu nodes gone", "fail", ", ".join(name_of(n) for n in s.nodes), CAUSE_NODE_LEFT))
+    else:
+        checks.append(Check("gpu nodes gone", "pass", f"no GPU node in pool {s.pool or '(any GPU pool)'}"))
+    return checks
+
+
+def verify(reader: ClusterReader, t: Target, expect_idle: bool = False) -> tuple[list[Check], dict[str, Any]]:
+    """Run the checks; returns them with a description of what was looked at (for ``--json``)."""
+    s = gather(reader, t)
+    checks = verify_idle(s, t) if expect_idle else verify_active(s, t)
+    info = {"mode": "idle" if expect_idle else "active", "namespace": t.namespace,
+            "scaled_object": t.scaled_object, "hpa": s.hpa_name, "selector": t.selector, "pool": s.pool}
+    return checks, info

@@ -1,0 +1,46 @@
+"""Small helpers shared by the components. No resources are declared here."""
+
+from typing import Any, Optional
+
+import pulumi
+
+PACKAGE = "gpu-burst"
+
+
+def token(cls_name: str) -> str:
+    """Type token `gpu-burst:index:<Class>`: the only module the Python multi-language host accepts."""
+    return f"{PACKAGE}:index:{cls_name}"
+
+
+def child(parent: pulumi.Resource, depends_on: Optional[list] = None, **kw: Any) -> pulumi.ResourceOptions:
+    """Options for a child resource: always parented (provider and protect are inherited from the component)."""
+    return pulumi.ResourceOptions(parent=parent, depends_on=depends_on or [], **kw)
+
+
+def labels(component: str, name: str, extra: Optional[dict] = None) -> dict:
+    """Standard Kubernetes labels for objects this project creates."""
+    out = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-burst",
+           "app.kubernetes.io/component": component, "app.kubernetes.io/instance": name}
+    out.update(extra or {})
+    return out
+
+
+def deps_of(opts: Optional[pulumi.ResourceOptions]) -> list:
+    """The caller's `depends_on`, to be passed explicitly to children: Pulumi does not push a component's
+    depends_on down to its children (pulumi/pulumi#8721), and ordering against CRD-installing releases must hold
+    for each custom resource."""
+    if opts is None or opts.depends_on is None:
+        return []
+    d = opts.depends_on
+    return list(d) if isinstance(d, (list, tuple)) else [d]
+
+
+SYSTEM_NODE_LABEL_KEY = "gpu-burst.io/node-role"
+SYSTEM_NODE_LABEL_VALUE = "system"
+SYSTEM_NODE_SELECTOR = {SYSTEM_NODE_LABEL_KEY: SYSTEM_NODE_LABEL_VALUE}
+"""nodeSelector that pins controllers (Karpenter, KEDA, Prometheus, interceptor) to the managed system node group.
+The system group is not tainted: it is the only untainted capacity, so anything else lands there too, never on GPUs."""
+
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+NODEPOOL_LABEL = "karpenter.sh/nodepool"

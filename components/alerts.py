@@ -1,0 +1,88 @@
+"""Alerts: PrometheusRules for the scale-from-zero chain and for GPU nodes that cost money without serving."""
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ._common import child, deps_of, labels, token
+
+GPU = 'resource="nvidia_com_gpu"'
+
+
+def no_replica_expr(namespace: str, served_name: str) -> str:
+    """Requests are held at the interceptor for the model but it has no available replica."""
+    return (f'sum(interceptor_request_concurrency{{route_namespace="{namespace}", route_name="{served_name}"}}) > 0\n'
+            f'and on () (sum(kube_deployment_status_replicas_available{{namespace="{namespace}", '
+            f'deployment="{served_name}"}}) or vector(0)) == 0')
+
+
+IDLE_GPU_NODE_EXPR = (
+    f"(sum by (node) (kube_node_status_allocatable{{{GPU}}}) > 0)\n"
+    f"unless on (node) (sum by (node) (kube_pod_container_resource_requests{{{GPU}}}\n"
+    '  * on (namespace, pod) group_left () (max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1)) > 0)'
+)
+"""GPU nodes with allocatable GPUs and no Pending/Running pod requesting one (kube-state-metrics only)."""
+
+
+class AlertsArgs(TypedDict):
+    """Inputs of Alerts."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of the PrometheusRule (the models namespace)."""
+    models_namespace: str
+    """Namespace of the model Deployments and InterceptorRoutes."""
+    models: list[str]
+    """Served names (= Deployment and route names)."""
+    no_replica_for: dict
+    """Per served name: `for` duration of the no-replica alert (the model's cold-start budget)."""
+    idle_gpu_node_for: str
+    """`for` duration of the idle-GPU-node alert (longest consolidateAfter of the pools plus a margin)."""
+
+
+class Alerts(pulumi.ComponentResource):
+    """One PrometheusRule: per-model "requests held but no replica" and cluster-wide "GPU node idle, not consolidated"."""
+
+    rule_name: pulumi.Output[str]
+    """Name of the PrometheusRule."""
+
+    def __init__(self, name: str, args: AlertsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("Alerts"), name, None, opts)
+        ns = args["models_namespace"]
+        model_rules = [{
+            "alert": "GpuBurstModelNoReplica",
+            "expr": no_replica_expr(ns, m),
+            "for": args["no_replica_for"][m],
+            "labels": {"severity": "critical", "model": m},
+            "annotations": {
+                "summary": f"Requests for model {m} are held but no replica became available",
+                "description": (f"The interceptor holds requests for {m} and deployment {ns}/{m} has had no available "
+                                "replica for longer than its cold-start budget. Check pending pods, Karpenter "
+                                "NodeClaims (GPU capacity/limits) and the vLLM startup logs."),
+            },
+        } for m in args["models"]]
+        idle_rule = {
+            "alert": "GpuBurstGpuNodeIdle",
+            "expr": IDLE_GPU_NODE_EXPR,
+            "for": args["idle_gpu_node_for"],
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "GPU node {{ $labels.node }} has no GPU workload but was not consolidated",
+                "description": ("No Pending/Running pod requests a GPU on {{ $labels.node }} for longer than the pools' "
+                                "consolidateAfter. Look for karpenter.sh/do-not-disrupt pods, blocking PDBs or a "
+                                "NodePool disruption budget of 0."),
+            },
+        }
+        self.rule = k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"namespace": args["namespace"], "labels": labels("alerts", name)},
+            spec={"groups": [
+                {"name": "gpu-burst.models", "interval": "30s", "rules": model_rules},
+                {"name": "gpu-burst.capacity", "interval": "1m", "rules": [idle_rule]},
+            ]},
+            opts=child(self, deps_of(opts)),
+        )
+        self.rule_name = self.rule.metadata.apply(lambda m: m["name"])
+        self.register_outputs({"rule_name": self.rule_name})

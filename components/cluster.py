@@ -1,0 +1,197 @@
+"""The EKS control plane, the managed system node group and the core EKS add-ons."""
+
+import json
+from enum import Enum
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import SYSTEM_NODE_SELECTOR, child, token
+
+SYSTEM_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
+                        "AmazonSSMManagedInstanceCore")
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+class SystemNodeOs(str, Enum):
+    """Operating system of the system node group."""
+
+    AL2023 = "al2023"
+    BOTTLEROCKET = "bottlerocket"
+
+
+class SystemNodeGroupArgs(TypedDict):
+    """Shape of the managed system node group."""
+
+    instance_types: list[str]
+    """On-demand instance types, e.g. m6i.large."""
+    desired_size: int
+    """Initial node count (also the count Karpenter's replicas are sized against)."""
+    min_size: int
+    """Minimum node count."""
+    max_size: int
+    """Maximum node count."""
+    os: NotRequired[SystemNodeOs]
+    """al2023 (default) or bottlerocket."""
+    disk_size_gib: NotRequired[int]
+    """Root volume size. Default 50."""
+
+
+class EksClusterArgs(TypedDict):
+    """Inputs for EksCluster."""
+
+    vpc_id: pulumi.Input[str]
+    """VPC of the cluster."""
+    private_subnet_ids: pulumi.Input[list[str]]
+    """Subnets of the control-plane ENIs and every node (nodes never get public IPs)."""
+    public_subnet_ids: NotRequired[pulumi.Input[list[str]]]
+    """Subnets for internet-facing load balancers."""
+    kubernetes_version: str
+    """EKS version, e.g. 1.35 (must be one Karpenter 1.14 supports)."""
+    system_nodes: SystemNodeGroupArgs
+    """The managed node group that runs Karpenter, KEDA, Prometheus and the gateway."""
+    endpoint_public_access: NotRequired[bool]
+    """Expose the API server endpoint publicly (the private endpoint is always on). Default true."""
+    public_access_cidrs: NotRequired[list[str]]
+    """CIDRs allowed to reach the public endpoint."""
+    enabled_log_types: NotRequired[list[str]]
+    """Control-plane log types sent to CloudWatch (api, audit, authenticator, controllerManager, scheduler)."""
+    admin_principal_arns: NotRequired[list[str]]
+    """IAM principals given cluster-admin through access entries (the creator always is)."""
+    tags: NotRequired[pulumi.Input[dict[str, str]]]
+    """Tags for every resource."""
+
+
+class EksCluster(pulumi.ComponentResource):
+    """EKS with access entries only (authentication mode API), no default node group, a managed on-demand system
+    node group labelled for controllers, the vpc-cni, kube-proxy, eks-pod-identity-agent and coredns add-ons
+    (coredns only after the node group exists, else it degrades), and a Kubernetes provider for the rest."""
+
+    cluster_name: pulumi.Output[str]
+    """Real EKS cluster name (auto-named)."""
+    cluster_endpoint: pulumi.Output[str]
+    """API server endpoint."""
+    cluster_security_group_id: pulumi.Output[str]
+    """EKS-created cluster security group (attached to the control plane and every managed node)."""
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig (JSON) using `aws eks get-token`."""
+    oidc_issuer: pulumi.Output[str]
+    """OIDC issuer URL (not used: Pod Identity needs no OIDC provider)."""
+
+    def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("EksCluster"), name, None, opts)
+        tags = args.get("tags") or {}
+        sys_args = args["system_nodes"]
+        if not sys_args["min_size"] <= sys_args["desired_size"] <= sys_args["max_size"]:
+            raise ValueError(f"EksCluster '{name}': need min_size <= desired_size <= max_size")
+
+        admins = {
+            f"admin-{i}": eks.AccessEntryArgs(
+                principal_arn=arn,
+                type=eks.AccessEntryType.STANDARD,
+                access_policies={"cluster-admin": eks.AccessPolicyAssociationArgs(
+                    policy_arn=CLUSTER_ADMIN_POLICY,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                )},
+            )
+            for i, arn in enumerate(args.get("admin_principal_arns") or [])
+        }
+        self.cluster = eks.Cluster(
+            f"{name}-eks",
+            version=args["kubernetes_version"],
+            vpc_id=args["vpc_id"],
+            private_subnet_ids=args["private_subnet_ids"],
+            public_subnet_ids=args.get("public_subnet_ids"),
+            node_associate_public_ip_address=False,
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries=admins or None,
+            skip_default_node_group=True,
+            endpoint_private_access=True,
+            endpoint_public_access=args.get("endpoint_public_access", True),
+            public_access_cidrs=args.get("public_access_cidrs") if args.get("endpoint_public_access", True) else None,
+            enabled_cluster_log_types=args.get("enabled_log_types") or None,
+            # Pod Identity instead of IRSA: no OIDC provider needed.
+            create_oidc_provider=False,
+            # Created below, after the system nodes exist: with no nodes the add-on times out DEGRADED.
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=True),
+            tags=tags,
+            opts=child(self),
+        )
+        eks_cluster = self.cluster.eks_cluster
+        self.cluster_name = eks_cluster.name
+        self.cluster_endpoint = eks_cluster.endpoint
+        self.cluster_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
+
+        # Pod Identity agent before any node: Karpenter's credentials depend on it (TF: before_compute).
+        self.pod_identity_agent = aws.eks.Addon(
+            f"{name}-pod-identity-agent",
+            cluster_name=self.cluster_name,
+            addon_name="eks-pod-identity-agent",
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=child(self),
+        )
+
+        self.system_role = aws.iam.Role(
+            f"{name}-system-nodes",
+            assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            description="EKS managed system node group",
+            tags=tags,
+            opts=child(self),
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-system-nodes-{p}", role=self.system_role.name,
+                policy_arn=f"arn:aws:iam::aws:policy/{p}", opts=child(self),
+            )
+            for p in SYSTEM_NODE_POLICIES
+        ]
+        os_ = sys_args.get("os", SystemNodeOs.AL2023)
+        self.system_nodes = eks.ManagedNodeGroup(
+            f"{name}-system",
+            cluster=self.cluster,
+            node_role=self.system_role,
+            instance_types=sys_args["instance_types"],
+            capacity_type="ON_DEMAND",
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                desired_size=sys_args["desired_size"], min_size=sys_args["min_size"], max_size=sys_args["max_size"],
+            ),
+            subnet_ids=args["private_subnet_ids"],
+            labels=dict(SYSTEM_NODE_SELECTOR),
+            disk_size=sys_args.get("disk_size_gib", 50),
+            operating_system=(eks.OperatingSystem.BOTTLEROCKET if os_ == SystemNodeOs.BOTTLEROCKET
+                              else eks.OperatingSystem.AL2023),
+            tags=tags,
+            opts=child(self, depends_on=[*attachments, self.pod_identity_agent]),
+        )
+        self.coredns = aws.eks.Addon(
+            f"{name}-coredns",
+            cluster_name=self.cluster_name,
+            addon_name="coredns",
+            # EKS bootstraps a self-managed CoreDNS; take it over instead of failing on the conflict.
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=child(self, depends_on=[self.system_nodes]),
+        )
+
+        self.kubeconfig = self.cluster.kubeconfig_json
+        self.oidc_issuer = self.cluster.oidc_issuer
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            # Resources wait for the system nodes: nothing in-cluster can run before them.
+            opts=child(self, depends_on=[self.system_nodes]),
+        )
+        self.register_outputs({
+            "cluster_name": self.cluster_name, "cluster_endpoint": self.cluster_endpoint,
+            "cluster_security_group_id": self.cluster_security_group_id, "kubeconfig": self.kubeconfig,
+            "oidc_issuer": self.oidc_issuer,
+        })

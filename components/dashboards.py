@@ -1,0 +1,127 @@
+"""Dashboards: the vLLM + scale-chain Grafana dashboard, built with grafana-foundation-sdk and shipped as a ConfigMap
+that kube-prometheus-stack's Grafana sidecar loads."""
+
+import json
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
+
+from ._common import child, deps_of, labels, token
+
+DASHBOARD_UID = "gpu-burst-vllm"
+DASHBOARD_FILE = "gpu-burst-vllm.json"
+_DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def _ts(title: str, unit: str, targets: list[tuple[str, str]], pos: GridPos, description: str = "") -> timeseries.Panel:
+    p = (timeseries.Panel().title(title).unit(unit).datasource(_DS).grid_pos(pos).fill_opacity(10)
+         .line_width(1).description(description))
+    for i, (expr, legend) in enumerate(targets):
+        p = p.with_target(prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + i)))
+    return p
+
+
+def _quantiles(metric: str, sel: str) -> list[tuple[str, str]]:
+    return [(f"histogram_quantile({q}, sum by (le, model_name) (rate({metric}_bucket{{{sel}}}[$__rate_interval])))",
+             f"{{{{model_name}}}} p{int(q * 100)}") for q in QUANTILES]
+
+
+def build_dashboard(models: list[str], models_namespace: str) -> dict:
+    """The dashboard model (a plain dict, JSON-ready). Panels filter on the `model` variable (served names from config,
+    so the scale-chain panels work while a model is at zero replicas and has no vLLM series)."""
+    ns = models_namespace
+    m = 'model_name=~"$model"'
+    chain_pod = f'namespace="{ns}", pod=~"($model)-[a-z0-9]+-[a-z0-9]+"'
+    panels = [
+        db.Row("Requests and queue").grid_pos(GridPos(h=1, w=24, x=0, y=0)),
+        _ts("Queue depth (waiting)", "short", [(f"sum by (model_name) (vllm:num_requests_waiting{{{m}}})",
+                                                "{{model_name}}")], GridPos(h=8, w=8, x=0, y=1),
+            "vllm:num_requests_waiting summed over replicas: the 1→N scaling signal."),
+        _ts("Running requests", "short", [(f"sum by (model_name) (vllm:num_requests_running{{{m}}})",
+                                           "{{model_name}}")], GridPos(h=8, w=8, x=8, y=1)),
+        _ts("KV-cache usage", "percentunit", [(f"avg by (model_name) (vllm:kv_cache_usage_perc{{{m}}})",
+                                               "{{model_name}}")], GridPos(h=8, w=8, x=16, y=1)),
+        _ts("Tokens/s", "short", [
+            (f"sum by (model_name) (rate(vllm:generation_tokens_total{{{m}}}[$__rate_interval]))",
+             "{{model_name}} generated"),
+            (f"sum by (model_name) (rate(vllm:prompt_tokens_total{{{m}}}[$__rate_interval]))",
+             "{{model_name}} prompt")], GridPos(h=8, w=24, x=0, y=9)),
+        db.Row("Latency (p50 / p95 / p99)").grid_pos(GridPos(h=1, w=24, x=0, y=17)),
+        _ts("Time to first token", "s", _quantiles("vllm:time_to_first_token_seconds", m), GridPos(h=8, w=8, x=0, y=18)),
+        _ts("Inter-token latency", "s", _quantiles("vllm:inter_token_latency_seconds", m), GridPos(h=8, w=8, x=8, y=18)),
+        _ts("End-to-end request latency", "s", _quantiles("vllm:e2e_request_latency_seconds", m),
+            GridPos(h=8, w=8, x=16, y=18)),
+        db.Row("Scale chain: held requests → replicas → pods → GPU nodes").grid_pos(GridPos(h=1, w=24, x=0, y=26)),
+        _ts("Held/in-flight requests at the interceptor", "short", [
+            (f'sum by (route_name) (interceptor_request_concurrency{{route_namespace="{ns}", route_name=~"$model"}})',
+             "{{route_name}}")], GridPos(h=8, w=6, x=0, y=27),
+            "interceptor_request_concurrency: requests held during a cold start plus those being proxied."),
+        _ts("Replicas", "short", [
+            (f'sum by (deployment) (kube_deployment_status_replicas{{namespace="{ns}", deployment=~"$model"}})',
+             "{{deployment}} desired/current"),
+            (f'sum by (deployment) (kube_deployment_status_replicas_available{{namespace="{ns}", deployment=~"$model"}})',
+             "{{deployment}} available")], GridPos(h=8, w=6, x=6, y=27)),
+        _ts("Pending pods", "short", [(f'sum(kube_pod_status_phase{{{chain_pod}, phase="Pending"}})', "pending")],
+            GridPos(h=8, w=6, x=12, y=27), "Pods waiting for a GPU node (Karpenter provisioning)."),
+        _ts("GPU nodes / GPUs", "short", [
+            ('count(kube_node_status_allocatable{resource="nvidia_com_gpu"} > 0) or vector(0)', "GPU nodes"),
+            ('sum(kube_node_status_allocatable{resource="nvidia_com_gpu"}) or vector(0)', "GPUs allocatable"),
+            ('sum(kube_pod_container_resource_requests{resource="nvidia_com_gpu"} * on (namespace, pod) group_left () '
+             '(max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1)) or vector(0)',
+             "GPUs requested")], GridPos(h=8, w=6, x=18, y=27)),
+        (stat.Panel().title("Requests rejected/failed at the interceptor (5xx, 1h)").datasource(_DS)
+         .grid_pos(GridPos(h=4, w=24, x=0, y=35)).unit("short")
+         .with_target(prometheus.Dataquery().expr(
+             f'sum by (route_name) (increase(interceptor_request_count_total{{route_namespace="{ns}", '
+             f'route_name=~"$model", code=~"5.."}}[1h]))').legend_format("{{route_name}}").ref_id("A"))),
+    ]
+    builder = (
+        db.Dashboard("gpu-burst / vLLM models").uid(DASHBOARD_UID).tags(["gpu-burst", "vllm", "keda"])
+        .refresh("10s").time("now-3h", "now").editable()
+        .with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(db.CustomVariable("model").label("Model").values(",".join(models)).multi(True)
+                       .include_all(True))
+    )
+    for i, p in enumerate(panels, start=1):
+        p = p.id(i)
+        builder = builder.with_row(p) if isinstance(p, db.Row) else builder.with_panel(p)
+    return json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+
+
+class DashboardsArgs(TypedDict):
+    """Inputs of Dashboards."""
+
+    namespace: pulumi.Input[str]
+    """Namespace the Grafana sidecar watches (Addons.dashboards_namespace)."""
+    sidecar_labels: dict
+    """Labels that make the sidecar load the ConfigMap (Addons.dashboard_label)."""
+    models: list[str]
+    """Served names (values of the dashboard's `model` variable)."""
+    models_namespace: str
+    """Namespace of the model Deployments and routes (scale-chain queries)."""
+
+
+class Dashboards(pulumi.ComponentResource):
+    """The vLLM + scale-chain dashboard as a sidecar-provisioned ConfigMap."""
+
+    dashboard_uid: pulumi.Output[str]
+    """Grafana uid of the dashboard (`/d/<uid>`)."""
+
+    def __init__(self, name: str, args: DashboardsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("Dashboards"), name, None, opts)
+        model = build_dashboard(list(args["models"]), args["models_namespace"])
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-vllm",
+            metadata={"namespace": args["namespace"],
+                      "labels": {**labels("dashboards", name), **dict(args["sidecar_labels"])}},
+            data={DASHBOARD_FILE: json.dumps(model, indent=1, sort_keys=True)},
+            opts=child(self, deps_of(opts)),
+        )
+        self.dashboard_uid = pulumi.Output.from_input(DASHBOARD_UID)
+        self.register_outputs({"dashboard_uid": self.dashboard_uid})

@@ -1,0 +1,198 @@
+"""GPU capacity as Karpenter v1 objects: one EC2NodeClass (AMI, disks, IMDS, network) shared by one or more
+NodePools, each a traffic class with its own instance families, capacity types, weight and limits."""
+
+from enum import Enum
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, child, deps_of, labels, token
+
+GPU_TAINT_VALUE = "present"
+"""Value of the `nvidia.com/gpu` NoSchedule taint. Workloads tolerate the key with `operator: Exists`, so the value
+only matters to tolerations that use `Equal`: the node-feature-discovery worker that GPU feature discovery needs
+ships with `nvidia.com/gpu Equal present` (nvidia-device-plugin chart values `nfd.worker.tolerations`)."""
+GPU_TAINT = {"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+"""What a pod needs to land on a GPU node (besides a `nvidia.com/gpu` request)."""
+POOL_LABEL = "gpu-burst.io/gpu-pool"
+"""Our own copy of the pool name on each node; `karpenter.sh/nodepool` carries it too but is Karpenter's."""
+
+
+class AmiFamily(str, Enum):
+    """GPU node operating system."""
+
+    AL2023 = "al2023"
+    """EKS-optimized AL2023 NVIDIA variant: driver and toolkit, but no Kubernetes device plugin."""
+    BOTTLEROCKET = "bottlerocket"
+    """Bottlerocket NVIDIA variant: the device plugin is built in."""
+
+
+class GpuPoolArgs(TypedDict):
+    """One NodePool (traffic class)."""
+
+    name: str
+    """NodePool name; models pin to it with nodeSelector `karpenter.sh/nodepool: <name>`."""
+    instance_families: pulumi.Input[list[str]]
+    """Explicit EC2 instance families, e.g. ["g5", "g6"]."""
+    gpus_per_node: pulumi.Input[list[int]]
+    """Allowed GPU counts per instance."""
+    capacity_types: pulumi.Input[list[str]]
+    """Karpenter capacity types: "spot" and/or "on-demand"."""
+    gpu_limit: pulumi.Input[int]
+    """Most `nvidia.com/gpu` this pool may run at once."""
+    cpu_limit: pulumi.Input[int]
+    """Most vCPUs this pool may run at once."""
+    weight: NotRequired[pulumi.Input[int]]
+    """Karpenter weight (1-100, higher first). Default 10."""
+    expire_after: NotRequired[pulumi.Input[str]]
+    """Node lifetime before replacement. Default 720h."""
+    consolidate_after: NotRequired[pulumi.Input[str]]
+    """How long a node must be empty before removal. Default 5m."""
+    termination_grace_period: NotRequired[pulumi.Input[str]]
+    """Upper bound on draining a disrupted node. Default 1h."""
+    disruption_budget_nodes: NotRequired[pulumi.Input[str]]
+    """Nodes ("N" or "N%") Karpenter may disrupt at once. Default 10%."""
+
+
+class GpuNodePoolArgs(TypedDict):
+    """Inputs for GpuNodePool."""
+
+    cluster_name: pulumi.Input[str]
+    """Real EKS cluster name: value of the `karpenter.sh/discovery` tag on the private subnets."""
+    cluster_security_group_id: pulumi.Input[str]
+    """EKS cluster security group id, attached to GPU nodes like to the managed nodes."""
+    node_role_name: pulumi.Input[str]
+    """Karpenter node role *name* (not ARN); Karpenter creates the instance profile."""
+    ami_family: pulumi.Input[AmiFamily]
+    """al2023 or bottlerocket."""
+    ami_version: pulumi.Input[str]
+    """Pinned release (`vYYYYMMDD` for al2023, `vX.Y.Z` for bottlerocket) or `latest`."""
+    pools: list[GpuPoolArgs]
+    """The NodePools sharing this node class."""
+    volume_size_gib: NotRequired[pulumi.Input[int]]
+    """Size of the volume holding images and model cache (root on al2023, /dev/xvdb on bottlerocket). Default 200."""
+    volume_throughput_mibps: NotRequired[pulumi.Input[int]]
+    """gp3 throughput of that volume. Default 250."""
+    node_class_name: NotRequired[str]
+    """EC2NodeClass name. Default: the component name."""
+    tags: NotRequired[pulumi.Input[dict[str, str]]]
+    """Extra EC2 tags for instances, volumes and network interfaces."""
+
+
+def block_device_mappings(ami_family: str, size_gib: int, throughput: int) -> list[dict]:
+    """Disk layout: the volume that stores container images must hold a multi-GB vLLM image plus weights."""
+    data = {"volumeSize": f"{size_gib}Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True,
+            "throughput": throughput}
+    if AmiFamily(ami_family) is AmiFamily.BOTTLEROCKET:
+        # Bottlerocket keeps the OS on a small /dev/xvda and images on /dev/xvdb; enlarging xvda would be wasted.
+        return [
+            {"deviceName": "/dev/xvda", "rootVolume": True,
+             "ebs": {"volumeSize": "4Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True}},
+            {"deviceName": "/dev/xvdb", "ebs": data},
+        ]
+    return [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": data}]
+
+
+def _str_list(values: pulumi.Input[list]) -> pulumi.Output[list[str]]:
+    return pulumi.Output.from_input(values).apply(lambda vs: [str(getattr(v, "value", v)) for v in vs])
+
+
+class GpuNodePool(pulumi.ComponentResource):
+    """NVIDIA GPU capacity for Karpenter v1: an EC2NodeClass (pinned AMI alias, discovery-tag subnets, the cluster
+    security group, encrypted gp3 volumes sized for LLM images, IMDSv2 with hop limit 1) and one NodePool per pool.
+    Every node is tainted `nvidia.com/gpu=present:NoSchedule` and labelled `nvidia.com/gpu.present=true`, so only
+    GPU workloads and GPU daemons land there. Pass the Karpenter controller release in `opts.depends_on`: the
+    custom resources then wait for its CRDs and are deleted before it, while Karpenter can still drain nodes."""
+
+    node_class_name: pulumi.Output[str]
+    """Name of the EC2NodeClass."""
+    node_pool_names: pulumi.Output[list[str]]
+    """Names of the NodePools, in config order."""
+
+    def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("GpuNodePool"), name, None, opts)
+        external_deps = deps_of(opts)
+        pools = args["pools"]
+        if not pools:
+            raise ValueError(f"GpuNodePool '{name}': pools is empty; declare at least one NodePool")
+        family = pulumi.Output.from_input(args["ami_family"]).apply(lambda f: AmiFamily(f).value)
+        class_name = args.get("node_class_name") or name
+        tags = pulumi.Output.all(args["cluster_name"], args.get("tags") or {}).apply(
+            lambda a: {"gpu-burst.io/cluster": a[0], "gpu-burst.io/node-class": class_name, **a[1]})
+
+        self.node_class = k8s.apiextensions.CustomResource(
+            f"{name}-nodeclass",
+            api_version="karpenter.k8s.aws/v1",
+            kind="EC2NodeClass",
+            metadata={"name": class_name, "labels": labels("gpu-nodes", name)},
+            spec={
+                "role": args["node_role_name"],
+                "amiSelectorTerms": [{"alias": pulumi.Output.concat(family, "@", args["ami_version"])}],
+                "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": args["cluster_name"]}}],
+                "securityGroupSelectorTerms": [{"id": args["cluster_security_group_id"]}],
+                "blockDeviceMappings": pulumi.Output.all(
+                    family, args.get("volume_size_gib", 200), args.get("volume_throughput_mibps", 250)
+                ).apply(lambda a: block_device_mappings(*a)),
+                # Pods reach AWS through Pod Identity; hop limit 1 keeps them off the node role's credentials.
+                "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
+                                    "httpPutResponseHopLimit": 1, "httpTokens": "required"},
+                "tags": tags,
+            },
+            opts=child(self, depends_on=external_deps),
+        )
+
+        self.node_pools: list[k8s.apiextensions.CustomResource] = []
+        for pool in pools:
+            pool_name = pool["name"]
+            self.node_pools.append(k8s.apiextensions.CustomResource(
+                f"{name}-{pool_name}",
+                api_version="karpenter.sh/v1",
+                kind="NodePool",
+                metadata={"name": pool_name, "labels": labels("gpu-nodes", name, {POOL_LABEL: pool_name})},
+                spec=self._pool_spec(pool, class_name),
+                # The NodePool goes first on delete: its nodes drain while the node class still exists.
+                opts=child(self, depends_on=[*external_deps, self.node_class]),
+            ))
+
+        self.node_class_name = pulumi.Output.from_input(class_name)
+        self.node_pool_names = pulumi.Output.from_input([p["name"] for p in pools])
+        self.register_outputs({"node_class_name": self.node_class_name, "node_pool_names": self.node_pool_names})
+
+    @staticmethod
+    def _pool_spec(pool: GpuPoolArgs, class_name: str) -> dict:
+        return {
+            "weight": pool.get("weight", 10),
+            "template": {
+                "metadata": {"labels": {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool["name"]}},
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": class_name},
+                    "requirements": [
+                        {"key": "karpenter.k8s.aws/instance-family", "operator": "In",
+                         "values": _str_list(pool["instance_families"])},
+                        {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In",
+                         "values": _str_list(pool["gpus_per_node"])},
+                        {"key": "karpenter.k8s.aws/instance-gpu-manufacturer", "operator": "In", "values": ["nvidia"]},
+                        {"key": "karpenter.sh/capacity-type", "operator": "In",
+                         "values": _str_list(pool["capacity_types"])},
+                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                    ],
+                    "taints": [dict(GPU_TAINT)],
+                    "expireAfter": pool.get("expire_after", "720h"),
+                    "terminationGracePeriod": pool.get("termination_grace_period", "1h"),
+                },
+            },
+            "limits": {
+                "nvidia.com/gpu": pulumi.Output.from_input(pool["gpu_limit"]).apply(str),
+                "cpu": pulumi.Output.from_input(pool["cpu_limit"]).apply(str),
+            },
+            # WhenEmpty: a GPU node running a model is never "underutilized" enough to be worth a cold start.
+            "disruption": {
+                "consolidationPolicy": "WhenEmpty",
+                "consolidateAfter": pool.get("consolidate_after", "5m"),
+                "budgets": [{"nodes": pool.get("disruption_budget_nodes", "10%")}],
+            },
+        }

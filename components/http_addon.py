@@ -1,0 +1,117 @@
+"""The KEDA HTTP add-on: an interceptor proxy that holds requests while a model scales from zero, and the external
+scaler that feeds its pending-request counts to KEDA."""
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
+
+CHART = "keda-add-ons-http"
+CHART_REPO = "https://kedacore.github.io/charts"
+RELEASE_NAME = "keda-add-ons-http"
+DEFAULT_NAMESPACE = "keda"
+# Service names are "{{ .Chart.Name }}-{{ .Values.<component>.service }}" in the chart templates (independent of the
+# release name); ports come from the values below.
+SCALER_SERVICE = f"{CHART}-external-scaler"
+SCALER_PORT = 9090
+PROXY_SERVICE = f"{CHART}-interceptor-proxy"
+PROXY_PORT = 8080
+
+
+def http_addon_values(node_selector: dict[str, str], readiness_timeout: pulumi.Input[str],
+                      response_header_timeout: pulumi.Input[str], interceptor_min_replicas: pulumi.Input[int],
+                      interceptor_max_replicas: pulumi.Input[int], scaler_replicas: pulumi.Input[int]) -> dict:
+    """Chart values (keys from the 0.15.0 values.yaml)."""
+    small = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+    return {
+        "operator": {"nodeSelector": dict(node_selector), "resources": small},
+        "scaler": {"nodeSelector": dict(node_selector), "replicas": scaler_replicas,
+                   "service": "external-scaler", "grpcPort": SCALER_PORT, "resources": small},
+        "interceptor": {
+            "nodeSelector": dict(node_selector),
+            "replicas": {"min": interceptor_min_replicas, "max": interceptor_max_replicas},
+            "proxy": {"service": "interceptor-proxy", "port": PROXY_PORT},
+            # KEDA_HTTP_READINESS_TIMEOUT: how long a request is held while the model scales from zero (GPU node
+            # launch + image pull + weight load). Unset means "bounded only by requestTimeout", i.e. forever.
+            "readinessTimeout": readiness_timeout,
+            # KEDA_HTTP_RESPONSE_HEADER_TIMEOUT, counted after the backend is ready: a long prompt's first token.
+            "responseHeaderTimeout": response_header_timeout,
+            # Held requests are buffered in the interceptor: the 64Mi chart default is too tight for LLM prompts.
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        },
+    }
+
+
+class KedaHttpAddonArgs(TypedDict):
+    """Inputs for KedaHttpAddon."""
+
+    chart_version: pulumi.Input[str]
+    """Pinned keda-add-ons-http chart version, e.g. 0.15.0."""
+    readiness_timeout: pulumi.Input[str]
+    """Go duration the interceptor holds a request waiting for a ready replica (cold start), e.g. 15m."""
+    response_header_timeout: pulumi.Input[str]
+    """Go duration the interceptor waits for response headers once the backend is ready, e.g. 10m."""
+    interceptor_min_replicas: NotRequired[pulumi.Input[int]]
+    """Interceptor replicas at idle. Default 2."""
+    interceptor_max_replicas: NotRequired[pulumi.Input[int]]
+    """Interceptor replicas under load (scaled by KEDA). Default 10."""
+    scaler_replicas: NotRequired[pulumi.Input[int]]
+    """External scaler replicas. Default 2."""
+    namespace: NotRequired[pulumi.Input[str]]
+    """Namespace (created). Default keda."""
+    node_selector: NotRequired[dict[str, str]]
+    """nodeSelector for every add-on pod. Default: the system node group."""
+
+
+class KedaHttpAddon(pulumi.ComponentResource):
+    """The KEDA HTTP add-on as a pinned Helm release on the system nodes, with interceptor timeouts long enough
+    for a GPU cold start. Pass the KEDA release in `opts.depends_on`: the chart creates a ScaledObject for the
+    interceptor, which needs KEDA's CRDs and webhook. HTTPScaledObjects/InterceptorRoutes depend on `release`."""
+
+    release_name: pulumi.Output[str]
+    """Helm release name."""
+    namespace: pulumi.Output[str]
+    """Namespace of the interceptor, scaler and operator."""
+    external_scaler_address: pulumi.Output[str]
+    """host:port of the external scaler, for ScaledObject triggers of type `external-push`."""
+    interceptor_proxy_service: pulumi.Output[str]
+    """Service name of the interceptor proxy (the HTTP entry point)."""
+    interceptor_proxy_port: pulumi.Output[int]
+    """Port of that service."""
+
+    def __init__(self, name: str, args: KedaHttpAddonArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("KedaHttpAddon"), name, None, opts)
+        min_replicas = args.get("interceptor_min_replicas", 2)
+        max_replicas = args.get("interceptor_max_replicas", 10)
+        if isinstance(min_replicas, int) and isinstance(max_replicas, int) and max_replicas < min_replicas:
+            raise ValueError(f"KedaHttpAddon '{name}': interceptor_max_replicas ({max_replicas}) < "
+                             f"interceptor_min_replicas ({min_replicas})")
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE_NAME,
+            chart=CHART,
+            version=args["chart_version"],
+            repository_opts={"repo": CHART_REPO},
+            namespace=args.get("namespace", DEFAULT_NAMESPACE),
+            create_namespace=True,
+            cleanup_on_fail=True,
+            values=http_addon_values(
+                args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["readiness_timeout"],
+                args["response_header_timeout"], min_replicas, max_replicas, args.get("scaler_replicas", 2)),
+            opts=child(self, depends_on=deps_of(opts)),
+        )
+        self.release_name = self.release.status.name
+        # From the release status, so consumers of these names also wait for the release.
+        self.namespace = self.release.status.namespace
+        self.external_scaler_address = self.namespace.apply(lambda ns: f"{SCALER_SERVICE}.{ns}:{SCALER_PORT}")
+        self.interceptor_proxy_service = self.release.status.apply(lambda _: PROXY_SERVICE)
+        self.interceptor_proxy_port = pulumi.Output.from_input(PROXY_PORT)
+        self.register_outputs({
+            "release_name": self.release_name, "namespace": self.namespace,
+            "external_scaler_address": self.external_scaler_address,
+            "interceptor_proxy_service": self.interceptor_proxy_service,
+            "interceptor_proxy_port": self.interceptor_proxy_port,
+        })

@@ -1,0 +1,226 @@
+"""Karpenter v1.14 on EKS: node role + access entry, controller role for EKS Pod Identity, interruption queue and
+EventBridge rules, and the karpenter-crd and karpenter Helm releases."""
+
+import json
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import child, deps_of, token
+from .karpenter_iam import INTERRUPTION_EVENTS, POLICY_NAMES, controller_policies, interruption_queue_policy
+
+CHART_REPO = "oci://public.ecr.aws/karpenter"
+NAMESPACE = "kube-system"
+"""kube-system puts Karpenter in the system-leader-election and kube-system-service-accounts FlowSchemas."""
+SERVICE_ACCOUNT = "karpenter"
+NODE_MANAGED_POLICIES = (
+    "AmazonEKS_CNI_Policy", "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonSSMManagedInstanceCore",
+)
+
+
+class KarpenterArgs(TypedDict):
+    """Inputs for Karpenter."""
+
+    cluster_name: pulumi.Input[str]
+    """Real EKS cluster name (an Output of the cluster): used in IAM conditions, settings and the access entry."""
+    cluster_endpoint: pulumi.Input[str]
+    """API server endpoint, so the controller needs no DescribeCluster call at start-up."""
+    chart_version: pulumi.Input[str]
+    """Pinned karpenter and karpenter-crd chart version, e.g. 1.14.1 (no `v` prefix)."""
+    replicas: NotRequired[pulumi.Input[int]]
+    """Controller replicas; they repel each other by hostname, so at most the number of system nodes. Default 2."""
+    node_selector: NotRequired[pulumi.Input[dict[str, str]]]
+    """Extra nodeSelector that pins the controller to the managed system node group."""
+    log_level: NotRequired[pulumi.Input[str]]
+    """Controller log level: debug, info or error. Default info."""
+    create_spot_service_linked_role: NotRequired[bool]
+    """Create AWSServiceRoleForEC2Spot; off by default because it is account-wide and may already exist."""
+    tags: NotRequired[pulumi.Input[dict[str, str]]]
+    """Tags for the AWS resources."""
+
+
+class Karpenter(pulumi.ComponentResource):
+    """Everything Karpenter v1.14 needs on EKS, following the upstream getting-started CloudFormation: a node role
+    with an EC2_LINUX access entry, a controller role assumed through EKS Pod Identity with the six controller
+    policies scoped to the real cluster name, an SSE-encrypted interruption queue fed by EventBridge, and the
+    CRD + controller Helm releases. Pass the pod identity agent add-on in `opts.depends_on`."""
+
+    node_role_name: pulumi.Output[str]
+    """Node role name for EC2NodeClass `spec.role`."""
+    node_role_arn: pulumi.Output[str]
+    """Node role ARN."""
+    controller_role_arn: pulumi.Output[str]
+    """Controller role ARN (Pod Identity)."""
+    interruption_queue_name: pulumi.Output[str]
+    """SQS queue name given to `settings.interruptionQueue`."""
+    service_account: pulumi.Output[str]
+    """Service account the Pod Identity association and the chart agree on."""
+    release_name: pulumi.Output[str]
+    """Helm release name of the controller."""
+
+    def __init__(self, name: str, args: KarpenterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("Karpenter"), name, None, opts)
+        external_deps = deps_of(opts)
+        tags = args.get("tags") or {}
+        cluster_name = pulumi.Output.from_input(args["cluster_name"])
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+
+        # Node role: what Karpenter-launched instances run as.
+        self.node_role = aws.iam.Role(
+            f"{name}-node-role",
+            assume_role_policy=partition.dns_suffix.apply(lambda s: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": f"ec2.{s}"}, "Action": "sts:AssumeRole"}],
+            })),
+            description="Karpenter-launched GPU nodes",
+            tags=tags,
+            opts=child(self),
+        )
+        node_attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-role-{policy}",
+                role=self.node_role.name,
+                policy_arn=partition.partition.apply(lambda p, n=policy: f"arn:{p}:iam::aws:policy/{n}"),
+                opts=child(self),
+            )
+            for policy in NODE_MANAGED_POLICIES
+        ]
+
+        # Interruption queue: spot warnings, rebalance, state changes and health events, drained by the controller.
+        self.queue = aws.sqs.Queue(
+            f"{name}-interruption",
+            message_retention_seconds=300,
+            sqs_managed_sse_enabled=True,
+            tags=tags,
+            opts=child(self),
+        )
+        queue_policy = aws.sqs.QueuePolicy(
+            f"{name}-interruption-queue-policy",
+            queue_url=self.queue.url,
+            policy=self.queue.arn.apply(lambda arn: json.dumps(interruption_queue_policy(arn))),
+            opts=child(self),
+        )
+        for event, pattern in INTERRUPTION_EVENTS.items():
+            # No explicit rule names: auto-naming lets two stacks share an account and region.
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{event}", event_pattern=json.dumps(pattern), tags=tags, opts=child(self)
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{event}-target",
+                rule=rule.name,
+                target_id="KarpenterInterruptionQueueTarget",
+                arn=self.queue.arn,
+                opts=child(self),
+            )
+
+        # Nodes join through an access entry (authentication mode API); STANDARD would break node join.
+        access_entry = aws.eks.AccessEntry(
+            f"{name}-node-access",
+            cluster_name=cluster_name,
+            principal_arn=self.node_role.arn,
+            type="EC2_LINUX",
+            tags=tags,
+            # Creating it right after the role can fail on IAM propagation; the queue policy gives it a moment.
+            opts=child(self, depends_on=[queue_policy]),
+        )
+
+        # Controller role, assumed through EKS Pod Identity.
+        self.controller_role = aws.iam.Role(
+            f"{name}-controller-role",
+            assume_role_policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                               "Action": ["sts:AssumeRole", "sts:TagSession"]}],
+            }),
+            description="Karpenter controller (EKS Pod Identity)",
+            tags=tags,
+            opts=child(self),
+        )
+        documents = pulumi.Output.all(
+            partition.partition, region.region, identity.account_id, cluster_name, self.node_role.arn, self.queue.arn
+        ).apply(lambda v: controller_policies(*v))
+        attachments = []
+        for policy_name in POLICY_NAMES:
+            # Separate managed policies as upstream: one merged document exceeds the 6,144-character limit.
+            policy = aws.iam.Policy(
+                f"{name}-{policy_name.lower()}-policy",
+                description=f"Karpenter controller {policy_name} policy",
+                policy=documents.apply(lambda d, n=policy_name: json.dumps(d[n])),
+                tags=tags,
+                opts=child(self),
+            )
+            attachments.append(aws.iam.RolePolicyAttachment(
+                f"{name}-{policy_name.lower()}-policy-attach",
+                role=self.controller_role.name,
+                policy_arn=policy.arn,
+                opts=child(self),
+            ))
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-controller-identity",
+            cluster_name=cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=self.controller_role.arn,
+            tags=tags,
+            opts=child(self, depends_on=attachments),
+        )
+
+        if args.get("create_spot_service_linked_role"):
+            aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com", opts=child(self))
+
+        # CRDs from their own chart: the controller chart's crds/ folder is installed once and never upgraded.
+        self.crd_release = k8s.helm.v3.Release(
+            f"{name}-crds",
+            name="karpenter-crd",
+            chart=f"{CHART_REPO}/karpenter-crd",
+            version=args["chart_version"],
+            namespace=NAMESPACE,
+            opts=child(self, depends_on=external_deps),
+        )
+        values = {
+            "settings": {
+                "clusterName": cluster_name,
+                "clusterEndpoint": args["cluster_endpoint"],
+                "interruptionQueue": self.queue.name,
+            },
+            # The association's own output, so the chart's service account and Pod Identity can never disagree.
+            "serviceAccount": {"name": association.service_account},
+            "replicas": args.get("replicas", 2),
+            "logLevel": args.get("log_level", "info"),
+            "nodeSelector": args.get("node_selector") or {},
+            "controller": {
+                # Without AWS_REGION the controller asks IMDS, which panics where IMDS is unreachable (#8219).
+                "env": [{"name": "AWS_REGION", "value": region.region}],
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+            },
+        }
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            # A fixed name: an auto-named release would produce service account `karpenter-<random>-karpenter`.
+            name="karpenter",
+            chart=f"{CHART_REPO}/karpenter",
+            version=args["chart_version"],
+            namespace=NAMESPACE,
+            skip_crds=True,
+            values=values,
+            opts=child(self, depends_on=[self.crd_release, association, access_entry, *node_attachments,
+                                         *external_deps]),
+        )
+
+        self.node_role_name = self.node_role.name
+        self.node_role_arn = self.node_role.arn
+        self.controller_role_arn = self.controller_role.arn
+        self.interruption_queue_name = self.queue.name
+        self.service_account = association.service_account
+        self.release_name = self.release.status.name
+        self.register_outputs({
+            "node_role_name": self.node_role_name, "node_role_arn": self.node_role_arn,
+            "controller_role_arn": self.controller_role_arn, "interruption_queue_name": self.interruption_queue_name,
+            "service_account": self.service_account, "release_name": self.release_name,
+        })

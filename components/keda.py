@@ -1,0 +1,66 @@
+"""KEDA: the event-driven autoscaler that scales model Deployments from zero on HTTP traffic and 1→N on metrics."""
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
+
+CHART = "keda"
+CHART_REPO = "https://kedacore.github.io/charts"
+RELEASE_NAME = "keda"
+DEFAULT_NAMESPACE = "keda"
+
+
+def keda_values(node_selector: dict[str, str]) -> dict:
+    """Chart values: all three KEDA deployments (operator, metrics API server, admission webhooks) on system nodes."""
+    return {
+        "nodeSelector": dict(node_selector),
+        "resources": {
+            "operator": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+            "metricServer": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+            "webhooks": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        },
+    }
+
+
+class KedaArgs(TypedDict):
+    """Inputs for Keda."""
+
+    chart_version: pulumi.Input[str]
+    """Pinned keda chart version, e.g. 2.20.2."""
+    namespace: NotRequired[pulumi.Input[str]]
+    """Namespace (created). Default keda."""
+    node_selector: NotRequired[dict[str, str]]
+    """nodeSelector for every KEDA pod. Default: the system node group."""
+
+
+class Keda(pulumi.ComponentResource):
+    """KEDA (operator, metrics API server, admission webhooks) as a pinned Helm release on the system nodes.
+    ScaledObjects and the HTTP add-on must depend on `release`: it installs the keda.sh CRDs and the webhook."""
+
+    release_name: pulumi.Output[str]
+    """Helm release name."""
+    namespace: pulumi.Output[str]
+    """Namespace KEDA runs in."""
+
+    def __init__(self, name: str, args: KedaArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("Keda"), name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            # Fixed: one KEDA per cluster (it owns the external.metrics.k8s.io APIService), and no random suffix.
+            name=RELEASE_NAME,
+            chart=CHART,
+            version=args["chart_version"],
+            repository_opts={"repo": CHART_REPO},
+            namespace=args.get("namespace", DEFAULT_NAMESPACE),
+            create_namespace=True,
+            cleanup_on_fail=True,
+            values=keda_values(args.get("node_selector") or SYSTEM_NODE_SELECTOR),
+            opts=child(self, depends_on=deps_of(opts)),
+        )
+        self.release_name = self.release.status.name
+        self.namespace = self.release.status.namespace
+        self.register_outputs({"release_name": self.release_name, "namespace": self.namespace})

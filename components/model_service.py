@@ -1,0 +1,343 @@
+"""ModelService: one vLLM model that scales from zero without dropping a request.
+
+Per model: a Deployment of the pinned vLLM image (replicas owned by KEDA, never by Pulumi), a ClusterIP Service,
+a PodDisruptionBudget, a ServiceMonitor, the HTTP add-on InterceptorRoute that holds requests during a cold start,
+and one KEDA ScaledObject with two triggers: the add-on's `external-push` (0→1 and back) and a Prometheus trigger
+on vLLM's queue depth (1→N).
+"""
+
+import math
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, NODEPOOL_LABEL, child, deps_of, labels, token
+
+VLLM_PORT = 8000
+PORT_NAME = "http"
+CACHE_MOUNT = "/models"
+API_KEY_SECRET_KEY = "api-key"
+HF_TOKEN_SECRET_KEY = "token"
+PROBE_PERIOD_SECONDS = 10
+RUN_AS_UID = 1000
+
+
+def queue_depth_query(served_name: str) -> str:
+    """PromQL of the 1→N trigger: requests waiting in vLLM's scheduler summed over replicas and engines. `or vector(0)`
+    keeps the result defined at zero replicas (no series then), so KEDA never sees an empty result."""
+    return f'sum(vllm:num_requests_waiting{{model_name="{served_name}"}}) or vector(0)'
+
+
+class ModelServiceArgs(TypedDict):
+    """Inputs of one ModelService."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of every object of the model (the InterceptorRoute must live next to its Service)."""
+    served_name: str
+    """`--served-model-name`, the `model_name` metric label, and the name of the Deployment/Service/route/ScaledObject."""
+    hf_model_id: str
+    """Hugging Face repository id passed as `--model`."""
+    image: str
+    """Pinned vLLM OpenAI-server image."""
+    gpus: int
+    """GPUs per replica (`nvidia.com/gpu` request and `--tensor-parallel-size`)."""
+    max_model_len: int
+    """`--max-model-len`."""
+    gpu_memory_utilization: float
+    """`--gpu-memory-utilization`."""
+    pool: str
+    """Karpenter NodePool (traffic class) the pods are pinned to."""
+    min_replicas: int
+    """KEDA minReplicaCount (0 = scale to zero)."""
+    max_replicas: int
+    """KEDA maxReplicaCount."""
+    idle_seconds: int
+    """KEDA cooldownPeriod: seconds without traffic before scaling to zero."""
+    target_queue_depth: int
+    """Waiting requests per replica that trigger another replica (Prometheus trigger threshold)."""
+    target_concurrency: int
+    """In-flight requests per replica at the interceptor (the route's scaling metric)."""
+    startup_seconds: int
+    """Startup budget: node + image + weights + compile; the startupProbe allows at least this long."""
+    drain_seconds: int
+    """preStop delay so in-flight requests finish before SIGTERM."""
+    api_key_secret_name: pulumi.Input[str]
+    """Secret (key `api-key`) in `namespace` whose value vLLM reads from VLLM_API_KEY."""
+    prometheus_url: pulumi.Input[str]
+    """Prometheus base URL for KEDA's prometheus trigger."""
+    external_scaler_address: pulumi.Input[str]
+    """host:port of the HTTP add-on external scaler."""
+    readiness_timeout: str
+    """How long the interceptor holds a request while the model cold-starts (route `timeouts.readiness`)."""
+    response_header_timeout: str
+    """Time to first response byte once the request reached a ready pod (route `timeouts.responseHeader`)."""
+    model_header: str
+    """Request header the route matches on (value = served name)."""
+    extra_args: NotRequired[list[str]]
+    """Additional vLLM flags."""
+    hf_token: NotRequired[pulumi.Input[str]]
+    """Hugging Face token (a Pulumi secret) for gated models; stored in a Secret, read from HF_TOKEN."""
+    host: NotRequired[str]
+    """Optional host name routed to this model in addition to the header rule."""
+    cpu: NotRequired[str]
+    """CPU request."""
+    memory: NotRequired[str]
+    """Memory request and limit."""
+    shm_size: NotRequired[str]
+    """Size of the /dev/shm memory emptyDir (NCCL/PyTorch IPC for tensor parallelism)."""
+    cache_size: NotRequired[str]
+    """Size limit of the model cache emptyDir (also requested as ephemeral-storage)."""
+    scrape_interval: NotRequired[str]
+    """ServiceMonitor scrape interval (default 5s)."""
+    monitoring_release_label: NotRequired[pulumi.Input[str]]
+    """Value of a `release` label on the ServiceMonitor (harmless; the Prometheus selects monitors without it)."""
+
+
+class ModelService(pulumi.ComponentResource):
+    """A vLLM model served from zero: Deployment + Service + PDB + ServiceMonitor + InterceptorRoute + ScaledObject."""
+
+    deployment_name: pulumi.Output[str]
+    """Name of the Deployment (= served name)."""
+    service_name: pulumi.Output[str]
+    """Name of the ClusterIP Service (= served name)."""
+    route_name: pulumi.Output[str]
+    """Name of the InterceptorRoute (= served name)."""
+    scaled_object_name: pulumi.Output[str]
+    """Name of the ScaledObject (= served name)."""
+    queue_query: pulumi.Output[str]
+    """PromQL of the Prometheus trigger."""
+
+    def __init__(self, name: str, args: ModelServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("ModelService"), name, None, opts)
+        served = args["served_name"]
+        ns = args["namespace"]
+        deps = deps_of(opts)
+        if args["min_replicas"] > args["max_replicas"]:
+            raise ValueError(f"ModelService '{name}': min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
+        lbl = labels("model-service", served, {"app.kubernetes.io/name": "vllm", "gpu-burst.io/model": served})
+        selector = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": served}
+
+        hf_secret = None
+        if args.get("hf_token") is not None:
+            hf_secret = k8s.core.v1.Secret(
+                f"{name}-hf-token",
+                metadata={"namespace": ns, "labels": lbl},
+                type="Opaque",
+                string_data={HF_TOKEN_SECRET_KEY: pulumi.Output.secret(args["hf_token"])},
+                opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
+            )
+
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata={"name": served, "namespace": ns, "labels": lbl,
+                      # The first replica (replicas omitted defaults to 1) cold-starts a GPU node; do not block
+                      # `pulumi up` on it. Later scale-from-zero is KEDA's business, not Pulumi's.
+                      "annotations": {"pulumi.com/skipAwait": "true"}},
+            spec=self._deployment_spec(args, lbl, selector, hf_secret),
+            opts=child(self, deps, ignore_changes=["spec.replicas"]),
+        )
+
+        self.service = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata={"name": served, "namespace": ns, "labels": lbl},
+            spec={"type": "ClusterIP", "selector": selector,
+                  "ports": [{"name": PORT_NAME, "port": VLLM_PORT, "targetPort": PORT_NAME, "protocol": "TCP",
+                             "appProtocol": "http"}]},
+            opts=child(self, deps),
+        )
+
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": served, "namespace": ns, "labels": lbl},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector},
+                  # A replica still loading weights is not Ready; let drains evict it instead of blocking forever.
+                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+            opts=child(self, deps),
+        )
+
+        sm_labels = dict(lbl)
+        release = args.get("monitoring_release_label")
+        if release is not None:
+            sm_labels["release"] = release
+        interval = args.get("scrape_interval", "5s")
+        self.service_monitor = k8s.apiextensions.CustomResource(
+            f"{name}-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": served, "namespace": ns, "labels": sm_labels},
+            spec={
+                "selector": {"matchLabels": selector},
+                "namespaceSelector": {"matchNames": [ns]},
+                "endpoints": [{"port": PORT_NAME, "path": "/metrics", "scheme": "http", "interval": interval,
+                               "scrapeTimeout": interval, "honorLabels": False}],
+            },
+            opts=child(self, deps),
+        )
+
+        rule = {"hosts": ["*"], "paths": [{"value": "/v1"}],
+                "headers": [{"name": args["model_header"], "value": served}]}
+        rules = [rule]
+        if args.get("host"):
+            rules.append({"hosts": [args["host"]], "paths": [{"value": "/v1"}]})
+        self.route = k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="http.keda.sh/v1beta1",
+            kind="InterceptorRoute",
+            metadata={"name": served, "namespace": ns, "labels": lbl},
+            spec={
+                "target": {"service": served, "portName": PORT_NAME},
+                # Only /v1/* is routed: vLLM's --api-key guards /v1 but not /invocations, /tokenize, /pooling, ...
+                "rules": rules,
+                "scalingMetric": {"concurrency": {"targetValue": args["target_concurrency"]}},
+                "timeouts": {"readiness": args["readiness_timeout"],
+                             "responseHeader": args["response_header_timeout"]},
+            },
+            opts=child(self, deps),
+        )
+
+        query = queue_depth_query(served)
+        self.scaled_object = k8s.apiextensions.CustomResource(
+            f"{name}-scaler",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            metadata={"name": served, "namespace": ns, "labels": lbl},
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": served},
+                "minReplicaCount": args["min_replicas"],
+                "maxReplicaCount": args["max_replicas"],
+                "pollingInterval": 5,
+                "cooldownPeriod": args["idle_seconds"],
+                # The Deployment starts with one replica (replicas omitted); let it finish loading before the first
+                # scale-to-zero decision instead of killing a half-downloaded model.
+                "initialCooldownPeriod": args["startup_seconds"],
+                "advanced": {
+                    "restoreToOriginalReplicaCount": False,
+                    "horizontalPodAutoscalerConfig": {"behavior": {
+                        "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                                    "policies": [{"type": "Pods", "value": 2, "periodSeconds": 15},
+                                                 {"type": "Percent", "value": 100, "periodSeconds": 15}]},
+                        "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Min",
+                                      "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]},
+                    }},
+                },
+                "triggers": [
+                    {"type": "external-push", "name": "interceptor",
+                     "metadata": {"scalerAddress": args["external_scaler_address"], "interceptorRoute": served}},
+                    {"type": "prometheus", "name": "queue-depth", "metricType": "AverageValue",
+                     "metadata": {"serverAddress": args["prometheus_url"], "query": query,
+                                  "threshold": str(args["target_queue_depth"]),
+                                  # Activation (0↔1) belongs to the interceptor; this trigger only adds replicas.
+                                  "activationThreshold": str(args["target_queue_depth"])}},
+                ],
+            },
+            opts=child(self, deps + [self.route, self.deployment]),
+        )
+
+        self.deployment_name = pulumi.Output.from_input(served)
+        self.service_name = pulumi.Output.from_input(served)
+        self.route_name = pulumi.Output.from_input(served)
+        self.scaled_object_name = pulumi.Output.from_input(served)
+        self.queue_query = pulumi.Output.from_input(query)
+        self.register_outputs({"deployment_name": self.deployment_name, "service_name": self.service_name,
+                               "route_name": self.route_name, "scaled_object_name": self.scaled_object_name,
+                               "queue_query": self.queue_query})
+
+    @staticmethod
+    def _deployment_spec(args: ModelServiceArgs, lbl: dict, selector: dict, hf_secret) -> dict:
+        served = args["served_name"]
+        gpus = args["gpus"]
+        cache_size = args.get("cache_size", "60Gi")
+        drain = args["drain_seconds"]
+        startup_failures = math.ceil(args["startup_seconds"] / PROBE_PERIOD_SECONDS)
+        vllm_args = [
+            f"--model={args['hf_model_id']}",
+            f"--served-model-name={served}",
+            "--host=0.0.0.0",
+            f"--port={VLLM_PORT}",
+            f"--tensor-parallel-size={gpus}",
+            f"--max-model-len={args['max_model_len']}",
+            f"--gpu-memory-utilization={args['gpu_memory_utilization']}",
+            *args.get("extra_args", []),
+        ]
+        env = [
+            # The API key never appears in the spec: vLLM reads VLLM_API_KEY when --api-key is absent.
+            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": args["api_key_secret_name"],
+                                                                     "key": API_KEY_SECRET_KEY}}},
+            # Every cache lives on the model-cache volume so the container can run as a non-root user.
+            {"name": "HOME", "value": f"{CACHE_MOUNT}/home"},
+            {"name": "HF_HOME", "value": f"{CACHE_MOUNT}/hf"},
+            {"name": "XDG_CACHE_HOME", "value": f"{CACHE_MOUNT}/cache"},
+            {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
+            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            {"name": "DO_NOT_TRACK", "value": "1"},
+        ]
+        if hf_secret is not None:
+            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_secret.metadata.name,
+                                                                            "key": HF_TOKEN_SECRET_KEY}}})
+        # Readiness = the OpenAI API answers for this key. /v1/* needs the key; the header comes from stdin so the
+        # key is in neither the spec nor a process argv.
+        ready_cmd = (f'printf "Authorization: Bearer %s" "$VLLM_API_KEY" | curl -sf -o /dev/null --max-time 4 '
+                     f'-H @- http://127.0.0.1:{VLLM_PORT}/v1/models')
+        container = {
+            "name": "vllm",
+            "image": args["image"],
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["vllm", "serve"],
+            "args": vllm_args,
+            "env": env,
+            "ports": [{"name": PORT_NAME, "containerPort": VLLM_PORT, "protocol": "TCP"}],
+            "resources": {
+                "requests": {"cpu": args.get("cpu", "4"), "memory": args.get("memory", "16Gi"),
+                             "ephemeral-storage": cache_size, "nvidia.com/gpu": str(gpus)},
+                "limits": {"memory": args.get("memory", "16Gi"), "nvidia.com/gpu": str(gpus)},
+            },
+            "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"},
+                             {"name": "model-cache", "mountPath": CACHE_MOUNT}],
+            # /health answers once the engine is up (connection refused while weights load).
+            "startupProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": PROBE_PERIOD_SECONDS,
+                             "timeoutSeconds": 5, "failureThreshold": startup_failures},
+            "readinessProbe": {"exec": {"command": ["sh", "-c", ready_cmd]}, "periodSeconds": 5,
+                               "timeoutSeconds": 5, "failureThreshold": 3, "successThreshold": 1},
+            "livenessProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 15,
+                              "timeoutSeconds": 10, "failureThreshold": 4},
+            # Endpoint removal propagates while we sleep; in-flight streams finish before SIGTERM.
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(drain)]}}},
+            "securityContext": {"allowPrivilegeEscalation": False, "privileged": False,
+                                "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                                "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+        }
+        return {
+            "selector": {"matchLabels": selector},
+            "revisionHistoryLimit": 3,
+            # A rollout waits for a new GPU node + load; the default 600 s deadline would flag it as failed.
+            "progressDeadlineSeconds": args["startup_seconds"] + 300,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": {**lbl, **selector},
+                    # Karpenter must not consolidate/drift the node under a serving replica (mid-stream removal).
+                    # Trade-off: such nodes are only removed after KEDA scales the model to zero (or on expiry).
+                    "annotations": {"karpenter.sh/do-not-disrupt": "true"},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": drain + 30,
+                    "nodeSelector": {NODEPOOL_LABEL: args["pool"], GPU_PRESENT_LABEL: "true"},
+                    "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
+                                        "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": args.get("shm_size", "8Gi")}},
+                        # Node-local cache on the GPU node's large gp3 data volume: the node exists only while the
+                        # model runs, so a PVC would be re-attached/AZ-pinned for nothing; weights re-download on a
+                        # fresh node (see docs/workload.md for the S3/streamer upgrade path).
+                        {"name": "model-cache", "emptyDir": {"sizeLimit": cache_size}},
+                    ],
+                },
+            },
+        }

@@ -1,0 +1,155 @@
+"""kube-prometheus-stack: Prometheus (scrapes every ServiceMonitor/PodMonitor in the cluster), Alertmanager, Grafana
+with a dashboards sidecar, kube-state-metrics and node-exporter."""
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
+
+CHART = "kube-prometheus-stack"
+CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+RELEASE_NAME = "kube-prometheus-stack"
+DEFAULT_NAMESPACE = "monitoring"
+FULLNAME = "kps"
+"""fullnameOverride: object names become `kps-<component>` whatever the release name (the chart truncates the
+fullname to 26 characters, so a long derived name would be cut unpredictably)."""
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
+PROMETHEUS_PORT = 9090
+GRAFANA_SERVICE = f"{RELEASE_NAME}-grafana"
+"""The grafana subchart names itself `<release>-grafana`, hence the fixed release name."""
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+"""A ConfigMap with this label, in any namespace, is loaded by the Grafana sidecar as a dashboard."""
+
+
+def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str], scrape_interval: pulumi.Input[str],
+                      prometheus_memory: pulumi.Input[str], grafana_enabled: bool, alertmanager_enabled: bool) -> dict:
+    """Chart values. Every Deployment/StatefulSet is pinned to the system nodes; node-exporter stays a DaemonSet on
+    all nodes (its chart tolerates every NoSchedule taint) so GPU nodes report too."""
+    ns = dict(node_selector)
+    (label_key, label_value), = DASHBOARD_LABEL.items()
+    open_selectors = {
+        # Without these the operator only selects monitors/rules labelled `release: <this release>`.
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "podMonitorSelectorNilUsesHelmValues": False,
+        "ruleSelectorNilUsesHelmValues": False,
+        "probeSelectorNilUsesHelmValues": False,
+        "scrapeConfigSelectorNilUsesHelmValues": False,
+        "serviceMonitorSelector": {}, "podMonitorSelector": {}, "ruleSelector": {}, "probeSelector": {},
+        "scrapeConfigSelector": {},
+        "serviceMonitorNamespaceSelector": {}, "podMonitorNamespaceSelector": {}, "ruleNamespaceSelector": {},
+        "probeNamespaceSelector": {}, "scrapeConfigNamespaceSelector": {},
+    }
+    return {
+        "fullnameOverride": FULLNAME,
+        # The EKS control plane (etcd, scheduler, controller-manager) is not scrapable from inside the cluster.
+        "kubeEtcd": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeControllerManager": {"enabled": False},
+        "prometheusOperator": {
+            "nodeSelector": ns,
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+            "admissionWebhooks": {"patch": {"nodeSelector": ns}},
+        },
+        "prometheus": {"prometheusSpec": {
+            **open_selectors,
+            "nodeSelector": ns,
+            "retention": retention,
+            "scrapeInterval": scrape_interval,
+            "evaluationInterval": scrape_interval,
+            # Requests == limits for memory: an OOM kill is clearer than eviction of a neighbour on a system node.
+            "resources": {"requests": {"cpu": "200m", "memory": prometheus_memory},
+                          "limits": {"memory": prometheus_memory}},
+        }},
+        "alertmanager": {
+            "enabled": alertmanager_enabled,
+            "alertmanagerSpec": {"nodeSelector": ns,
+                                 "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
+                                               "limits": {"memory": "128Mi"}}},
+        },
+        "grafana": {
+            "enabled": grafana_enabled,
+            "sidecar": {"dashboards": {"enabled": True, "label": label_key, "labelValue": label_value,
+                                       "searchNamespace": "ALL"}},
+            # grafana subchart keys (grafana-community chart), not in kube-prometheus-stack's own values.yaml.
+            "nodeSelector": ns,
+            "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}},
+        },
+        # kube-state-metrics subchart key.
+        "kube-state-metrics": {"nodeSelector": ns},
+    }
+
+
+SUBCHART_KEYS = ("grafana.nodeSelector", "grafana.resources", "kube-state-metrics.nodeSelector")
+"""Values that belong to subcharts whose values.yaml is not part of kube-prometheus-stack's."""
+
+
+class MonitoringArgs(TypedDict):
+    """Inputs for Monitoring."""
+
+    chart_version: pulumi.Input[str]
+    """Pinned kube-prometheus-stack chart version, e.g. 88.5.3."""
+    retention: pulumi.Input[str]
+    """Prometheus retention, e.g. 168h."""
+    scrape_interval: pulumi.Input[str]
+    """Global scrape (and rule evaluation) interval, e.g. 15s."""
+    prometheus_memory: NotRequired[pulumi.Input[str]]
+    """Prometheus memory request and limit. Default 1Gi."""
+    grafana_enabled: NotRequired[bool]
+    """Deploy Grafana with the dashboards sidecar. Default True."""
+    alertmanager_enabled: NotRequired[bool]
+    """Deploy Alertmanager. Default True."""
+    namespace: NotRequired[pulumi.Input[str]]
+    """Namespace (created). Default monitoring."""
+    node_selector: NotRequired[dict[str, str]]
+    """nodeSelector for the controllers. Default: the system node group."""
+
+
+class Monitoring(pulumi.ComponentResource):
+    """kube-prometheus-stack as a pinned Helm release on the system nodes. Prometheus selects ServiceMonitors,
+    PodMonitors, Probes, ScrapeConfigs and PrometheusRules from every namespace without requiring the release label;
+    Grafana loads every ConfigMap labelled `grafana_dashboard: "1"` in any namespace as a dashboard. Monitoring
+    custom resources (ServiceMonitor, PrometheusRule, ...) must depend on `release`, which installs their CRDs."""
+
+    release_name: pulumi.Output[str]
+    """Helm release name."""
+    namespace: pulumi.Output[str]
+    """Namespace of the stack."""
+    prometheus_url: pulumi.Output[str]
+    """In-cluster URL of Prometheus, e.g. http://kps-prometheus.monitoring.svc:9090."""
+    grafana_service: pulumi.Output[str]
+    """Service name of Grafana (port 80)."""
+    dashboard_label: pulumi.Output[dict[str, str]]
+    """Labels a dashboard ConfigMap needs."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("Monitoring"), name, None, opts)
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            # Fixed so that subchart object names (`<release>-grafana`, `release:` labels) are known in advance.
+            name=RELEASE_NAME,
+            chart=CHART,
+            version=args["chart_version"],
+            repository_opts={"repo": CHART_REPO},
+            namespace=args.get("namespace", DEFAULT_NAMESPACE),
+            create_namespace=True,
+            cleanup_on_fail=True,
+            # CRDs + operator + admission webhook patch jobs + Prometheus can exceed Helm's 5-minute default.
+            timeout=900,
+            values=monitoring_values(
+                args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["retention"], args["scrape_interval"],
+                args.get("prometheus_memory", "1Gi"), args.get("grafana_enabled", True),
+                args.get("alertmanager_enabled", True)),
+            opts=child(self, depends_on=deps_of(opts)),
+        )
+        self.release_name = self.release.status.name
+        self.namespace = self.release.status.namespace
+        self.prometheus_url = self.namespace.apply(lambda ns: f"http://{PROMETHEUS_SERVICE}.{ns}.svc:{PROMETHEUS_PORT}")
+        self.grafana_service = self.release.status.apply(lambda _: GRAFANA_SERVICE)
+        self.dashboard_label = pulumi.Output.from_input(dict(DASHBOARD_LABEL))
+        self.register_outputs({
+            "release_name": self.release_name, "namespace": self.namespace, "prometheus_url": self.prometheus_url,
+            "grafana_service": self.grafana_service, "dashboard_label": self.dashboard_label,
+        })

@@ -1,0 +1,167 @@
+"""VPC for the cluster: private subnets for every node, public subnets for NAT and internet-facing load balancers."""
+
+import ipaddress
+from enum import Enum
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+from typing_extensions import NotRequired
+
+from ._common import child, token
+
+
+class NatMode(str, Enum):
+    """How many NAT gateways to run."""
+
+    SINGLE = "single"
+    """One NAT gateway (cheapest; egress of every AZ depends on one AZ)."""
+    PER_AZ = "perAz"
+    """One NAT gateway per AZ (production: an AZ outage does not cut egress of the others)."""
+
+
+class NetworkArgs(TypedDict):
+    """Inputs for Network. Either `cidr` (create) or `vpc_id` + subnet ids (adopt)."""
+
+    cidr: NotRequired[str]
+    """CIDR of a new VPC (/16 to /20). Private subnets get 1/8 of it each, public ones 1/64."""
+    az_count: NotRequired[int]
+    """Number of AZs of a new VPC (2 to 6, the region's first available ones). GPU capacity is scarce: more AZs
+    mean fewer insufficient-capacity errors. Default 3."""
+    nat_mode: NotRequired[NatMode]
+    """NAT gateways of a new VPC. Default single."""
+    vpc_id: NotRequired[pulumi.Input[str]]
+    """Adopt this existing VPC instead of creating one."""
+    private_subnet_ids: NotRequired[pulumi.Input[list[str]]]
+    """Existing private subnets (nodes) when adopting a VPC."""
+    public_subnet_ids: NotRequired[pulumi.Input[list[str]]]
+    """Existing public subnets (internet-facing load balancers) when adopting a VPC."""
+    tags: NotRequired[pulumi.Input[dict[str, str]]]
+    """Tags for every resource."""
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC over several AZs with private subnets (nodes, internal load balancers) and public subnets (NAT,
+    internet-facing load balancers), tagged for the AWS load balancer integrations; or an adopted existing VPC.
+    The Karpenter discovery tag needs the real cluster name, which exists only after the cluster: see
+    :meth:`tag_for_discovery`."""
+
+    vpc_id: pulumi.Output[str]
+    """VPC id."""
+    vpc_cidr: pulumi.Output[str]
+    """VPC CIDR block."""
+    private_subnet_ids: pulumi.Output[list[str]]
+    """Private subnet ids (one per AZ)."""
+    public_subnet_ids: pulumi.Output[list[str]]
+    """Public subnet ids (one per AZ)."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("Network"), name, None, opts)
+        self._name = name
+        tags = args.get("tags") or {}
+        if args.get("vpc_id"):
+            self.vpc_id = pulumi.Output.from_input(args["vpc_id"])
+            vpc = aws.ec2.get_vpc_output(id=self.vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
+            self.vpc_cidr = vpc.cidr_block
+            self.private_subnet_ids = pulumi.Output.from_input(args.get("private_subnet_ids") or [])
+            self.public_subnet_ids = pulumi.Output.from_input(args.get("public_subnet_ids") or [])
+        else:
+            self._create(name, args, tags)
+        self.register_outputs({
+            "vpc_id": self.vpc_id, "vpc_cidr": self.vpc_cidr,
+            "private_subnet_ids": self.private_subnet_ids, "public_subnet_ids": self.public_subnet_ids,
+        })
+
+    def _create(self, name: str, args: NetworkArgs, tags: dict) -> None:
+        cidr = args.get("cidr", "10.0.0.0/16")
+        az_count = args.get("az_count", 3)
+        if not 2 <= az_count <= 6:
+            raise ValueError(f"Network '{name}': az_count must be 2 to 6, got {az_count}")
+        # An Output invoke: the subnet count comes from config, only the zone names wait for AWS.
+        zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
+
+        def zone(i: int) -> pulumi.Output[str]:
+            def pick(names: list) -> str:
+                if len(names) < az_count:
+                    raise ValueError(f"Network '{name}': {az_count} AZs requested, the region offers {len(names)}")
+                return names[i]
+            return zones.names.apply(pick)
+
+        azs = [zone(i) for i in range(az_count)]
+        net = ipaddress.ip_network(cidr)
+        # Private: the first N eighths (pods take VPC IPs with the VPC CNI, so they need room).
+        # Public: the first N sixty-fourths of the last eighth (NAT and load balancer ENIs only).
+        eighths = list(net.subnets(prefixlen_diff=3))
+        private_cidrs = [str(s) for s in eighths[: len(azs)]]
+        public_cidrs = [str(s) for s in list(eighths[-1].subnets(prefixlen_diff=3))[: len(azs)]]
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True,
+            tags={**tags, "Name": f"{name}-vpc"}, opts=child(self),
+        )
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": f"{name}-igw"},
+                                      opts=child(self))
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public-rt", vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={**tags, "Name": f"{name}-public"}, opts=child(self),
+        )
+        public, private, nats = [], [], []
+        for i, az in enumerate(azs):
+            suffix = "abcdef"[i]
+            pub = aws.ec2.Subnet(
+                f"{name}-public-{suffix}", vpc_id=vpc.id, cidr_block=public_cidrs[i], availability_zone=az,
+                map_public_ip_on_launch=False,
+                tags={**tags, "Name": f"{name}-public-{suffix}", "kubernetes.io/role/elb": "1"},
+                opts=child(self),
+            )
+            aws.ec2.RouteTableAssociation(f"{name}-public-{suffix}-rta", subnet_id=pub.id, route_table_id=public_rt.id,
+                                          opts=child(self))
+            public.append(pub)
+            if i == 0 or args.get("nat_mode") == NatMode.PER_AZ:
+                eip = aws.ec2.Eip(f"{name}-nat-{suffix}-eip", domain="vpc", tags={**tags, "Name": f"{name}-nat-{suffix}"},
+                                  opts=child(self))
+                nats.append(aws.ec2.NatGateway(
+                    f"{name}-nat-{suffix}", allocation_id=eip.allocation_id, subnet_id=pub.id,
+                    tags={**tags, "Name": f"{name}-nat-{suffix}"}, opts=child(self, depends_on=[igw]),
+                ))
+            priv = aws.ec2.Subnet(
+                f"{name}-private-{suffix}", vpc_id=vpc.id, cidr_block=private_cidrs[i], availability_zone=az,
+                tags={**tags, "Name": f"{name}-private-{suffix}", "kubernetes.io/role/internal-elb": "1"},
+                # The discovery tag is added by an aws.ec2.Tag once the cluster name exists; don't remove it here.
+                opts=child(self, ignore_changes=['tags["karpenter.sh/discovery"]', 'tagsAll["karpenter.sh/discovery"]']),
+            )
+            rt = aws.ec2.RouteTable(
+                f"{name}-private-{suffix}-rt", vpc_id=vpc.id,
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[-1].id)],
+                tags={**tags, "Name": f"{name}-private-{suffix}"}, opts=child(self),
+            )
+            aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}-rta", subnet_id=priv.id, route_table_id=rt.id,
+                                          opts=child(self))
+            private.append(priv)
+        self.vpc_id = vpc.id
+        self.vpc_cidr = vpc.cidr_block
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
+        self._private_count = len(private)
+
+    def tag_for_discovery(self, cluster_name: pulumi.Input[str], extra_resource_ids: Optional[list] = None,
+                          count: Optional[int] = None) -> list:
+        """Tag the private subnets (and e.g. the cluster security group) `karpenter.sh/discovery=<cluster>`.
+
+        Separate `aws.ec2.Tag` resources because the subnets must exist before the cluster whose name is the
+        value. `count` is the number of private subnets when adopting a VPC (ids may be unknown at preview)."""
+        n = count if count is not None else getattr(self, "_private_count", 0)
+        tags = []
+        for i in range(n):
+            tags.append(aws.ec2.Tag(
+                f"{self._name}-discovery-private-{i}",
+                resource_id=self.private_subnet_ids.apply(lambda ids, i=i: ids[i]),
+                key="karpenter.sh/discovery", value=cluster_name, opts=child(self),
+            ))
+        for j, rid in enumerate(extra_resource_ids or []):
+            tags.append(aws.ec2.Tag(
+                f"{self._name}-discovery-extra-{j}", resource_id=rid, key="karpenter.sh/discovery",
+                value=cluster_name, opts=child(self),
+            ))
+        return tags

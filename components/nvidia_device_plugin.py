@@ -1,0 +1,75 @@
+"""The NVIDIA Kubernetes device plugin (and optionally GPU feature discovery) for GPU nodes whose AMI lacks it."""
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, child, deps_of, token
+
+CHART = "nvidia-device-plugin"
+CHART_REPO = "https://nvidia.github.io/k8s-device-plugin"
+RELEASE_NAME = "nvidia-device-plugin"
+DEFAULT_NAMESPACE = "nvidia-device-plugin"
+
+
+def device_plugin_values(node_labels: dict[str, str], gfd_enabled: bool) -> dict:
+    """Chart values. `affinity` replaces the chart default (NFD labels OR nvidia.com/gpu.present) with exactly the
+    labels our NodePools put on GPU nodes, so the DaemonSet schedules where Karpenter launches GPUs and nowhere else,
+    with or without NFD."""
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(node_labels.items())]},
+        ]}}},
+        # Only the GPU taint: CriticalAddonsOnly (chart default) is not used on this cluster.
+        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "system-node-critical",
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        # GFD writes feature files that the NFD worker publishes as nvidia.com/gpu.* labels (product, memory, ...);
+        # the NFD worker's default tolerations match the taint value "present" that GpuNodePool uses.
+        "gfd": {"enabled": gfd_enabled},
+    }
+
+
+class NvidiaDevicePluginArgs(TypedDict):
+    """Inputs for NvidiaDevicePlugin."""
+
+    chart_version: pulumi.Input[str]
+    """Pinned nvidia-device-plugin chart version, e.g. 0.20.0."""
+    gpu_node_labels: NotRequired[dict[str, str]]
+    """Labels every GPU node carries; the DaemonSet requires all of them. Default {nvidia.com/gpu.present: "true"}."""
+    gfd_enabled: NotRequired[bool]
+    """Also run GPU feature discovery (+ its node-feature-discovery subchart). Default True."""
+    namespace: NotRequired[pulumi.Input[str]]
+    """Namespace (created). Default nvidia-device-plugin."""
+
+
+class NvidiaDevicePlugin(pulumi.ComponentResource):
+    """NVIDIA device plugin DaemonSet that advertises `nvidia.com/gpu` on AL2023 GPU nodes (Karpenter considers a
+    GPU node initialized only once that resource is registered). It tolerates the `nvidia.com/gpu` taint and is
+    restricted by node affinity to nodes labelled like the GPU NodePools' template."""
+
+    release_name: pulumi.Output[str]
+    """Helm release name."""
+    namespace: pulumi.Output[str]
+    """Namespace of the release."""
+
+    def __init__(self, name: str, args: NvidiaDevicePluginArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("NvidiaDevicePlugin"), name, None, opts)
+        node_labels = args.get("gpu_node_labels") or {GPU_PRESENT_LABEL: "true"}
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE_NAME,
+            chart=CHART,
+            version=args["chart_version"],
+            repository_opts={"repo": CHART_REPO},
+            namespace=args.get("namespace", DEFAULT_NAMESPACE),
+            create_namespace=True,
+            cleanup_on_fail=True,
+            values=device_plugin_values(node_labels, args.get("gfd_enabled", True)),
+            opts=child(self, depends_on=deps_of(opts)),
+        )
+        self.release_name = self.release.status.name
+        self.namespace = self.release.status.namespace
+        self.register_outputs({"release_name": self.release_name, "namespace": self.namespace})

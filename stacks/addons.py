@@ -1,0 +1,102 @@
+"""Issue 3 layer: GPU NodePools and the cluster add-ons, wired from the typed config onto the foundation."""
+
+import pulumi
+
+from components.gpu_node_pool import GPU_TOLERATION, AmiFamily, GpuNodePool, GpuPoolArgs
+from components.http_addon import PROXY_PORT, KedaHttpAddon
+from components.keda import Keda
+from components.monitoring import DASHBOARD_LABEL, Monitoring
+from components.nvidia_device_plugin import NvidiaDevicePlugin
+
+from .contracts import Addons, Foundation
+
+
+def _pool_args(p) -> GpuPoolArgs:
+    return GpuPoolArgs(
+        name=p.name,
+        instance_families=list(p.instance_families),
+        gpus_per_node=list(p.gpus_per_node),
+        capacity_types=[c.value for c in p.capacity_types],
+        gpu_limit=p.gpu_limit,
+        cpu_limit=p.cpu_limit,
+        weight=p.weight,
+        expire_after=p.expire_after,
+        consolidate_after=p.consolidate_after,
+        termination_grace_period=p.termination_grace_period,
+        disruption_budget_nodes=p.disruption_budget_nodes,
+    )
+
+
+def build_addons(f: Foundation) -> Addons:
+    """Declare the add-ons. Ordering, for a one-pass first `pulumi up` and a clean destroy:
+    every release waits for the system nodes + coredns (`f.system_ready`); the HTTP add-on waits for KEDA (its chart
+    creates a ScaledObject); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
+    plugin, so no GPU node launches before something can advertise its GPUs, and on destroy the NodePools (and the
+    nodes Karpenter drains for them) go before Karpenter and the plugin."""
+    cfg = f.cfg
+    system_ready = list(f.system_ready)
+
+    def opts(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=[*system_ready, *deps])
+
+    device_plugin = None
+    if cfg.gpu.needs_device_plugin:
+        device_plugin = NvidiaDevicePlugin("nvidia-device-plugin", {
+            "chart_version": cfg.addons.nvidia_device_plugin.chart_version,
+            "gfd_enabled": cfg.addons.nvidia_device_plugin.gfd_enabled,
+        }, opts=opts())
+
+    pool_deps = [f.karpenter_release] + ([device_plugin.release] if device_plugin else [])
+    gpu = GpuNodePool("gpu", {
+        "cluster_name": f.cluster_name,
+        "cluster_security_group_id": f.cluster_security_group_id,
+        "node_role_name": f.node_role_name,
+        "ami_family": AmiFamily(cfg.gpu.ami_family.value),
+        "ami_version": cfg.gpu.ami_version,
+        "volume_size_gib": cfg.gpu.volume_size_gib,
+        "volume_throughput_mibps": cfg.gpu.volume_throughput_mibps,
+        "pools": [_pool_args(p) for p in cfg.gpu.pools],
+        "tags": {"gpu-burst.io/environment": cfg.environment},
+    }, opts=pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=pool_deps))
+
+    keda = Keda("keda", {"chart_version": cfg.addons.keda.chart_version}, opts=opts())
+
+    h = cfg.addons.http_addon
+    http = KedaHttpAddon("http-addon", {
+        "chart_version": h.chart_version,
+        "readiness_timeout": h.readiness_timeout,
+        "response_header_timeout": h.response_header_timeout,
+        "interceptor_min_replicas": h.interceptor_replicas,
+        "interceptor_max_replicas": h.interceptor_max_replicas,
+        "scaler_replicas": min(2, cfg.system_nodes.max_size),
+    }, opts=opts(keda.release))
+
+    m = cfg.addons.monitoring
+    monitoring = Monitoring("monitoring", {
+        "chart_version": m.chart_version,
+        "retention": m.retention,
+        "scrape_interval": m.scrape_interval,
+        "prometheus_memory": m.prometheus_memory,
+        "grafana_enabled": m.grafana_enabled,
+        "alertmanager_enabled": m.alertmanager_enabled,
+    }, opts=opts())
+
+    return Addons(
+        gpu_pool_names=[p.name for p in cfg.gpu.pools],
+        gpu_pools=gpu,
+        keda_release=keda.release,
+        http_addon_release=http.release,
+        monitoring_release=monitoring.release,
+        prometheus_url=monitoring.prometheus_url,
+        external_scaler_address=http.external_scaler_address,
+        interceptor_namespace=http.namespace,
+        interceptor_proxy_service=http.interceptor_proxy_service,
+        interceptor_proxy_port=PROXY_PORT,
+        dashboards_namespace=monitoring.namespace,
+        dashboard_label=dict(DASHBOARD_LABEL),
+        monitoring_namespace=monitoring.namespace,
+        extra={"device_plugin_release": device_plugin.release if device_plugin else None,
+               "grafana_service": monitoring.grafana_service,
+               "gpu_toleration": dict(GPU_TOLERATION)},
+    )
+

@@ -1,0 +1,81 @@
+"""Config section for the cluster add-ons: KEDA, the KEDA HTTP add-on, kube-prometheus-stack, NVIDIA device plugin."""
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+
+from .base import Duration, Strict, duration_seconds
+
+_SEMVER = r"^\d+\.\d+\.\d+$"
+_PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+def _prom_duration(v: str) -> str:
+    if not _PROM_DURATION.match(v):
+        raise ValueError(f"'{v}' is not a Prometheus duration; use whole units such as 15s, 168h, 14d")
+    return v
+
+
+PromDuration = Annotated[str, AfterValidator(_prom_duration)]
+"""A duration Prometheus accepts (no fractions; d/w/y allowed)."""
+
+
+class KedaConfig(Strict):
+    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "2.20.2"
+
+
+class HttpAddonConfig(Strict):
+    """Interceptor settings. The readiness timeout is how long a request is held while a model cold-starts
+    (GPU node + image pull + weights load); the response-header timeout bounds the first byte after that.
+    v0.15 has no cap on the number of held requests (no value, env var or InterceptorRoute field)."""
+
+    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "0.15.0"
+    readiness_timeout: Duration = "15m"
+    response_header_timeout: Duration = "10m"
+    interceptor_replicas: Annotated[int, Field(ge=1, le=10)] = 2
+    """Interceptor replicas at idle (they are on the request path: 2 survive a system node loss)."""
+    interceptor_max_replicas: Annotated[int, Field(ge=1, le=50)] = 10
+
+    @model_validator(mode="after")
+    def _timeouts(self):
+        if duration_seconds(self.readiness_timeout) < 600:
+            raise ValueError(
+                f"readinessTimeout '{self.readiness_timeout}' is shorter than a GPU cold start; use at least 10m"
+            )
+        if duration_seconds(self.response_header_timeout) < 60:
+            raise ValueError(f"responseHeaderTimeout '{self.response_header_timeout}' is too short for a slow first token; use at least 60s")
+        if self.interceptor_max_replicas < self.interceptor_replicas:
+            raise ValueError(f"interceptorMaxReplicas ({self.interceptor_max_replicas}) is below interceptorReplicas "
+                             f"({self.interceptor_replicas})")
+        return self
+
+
+class MonitoringConfig(Strict):
+    """kube-prometheus-stack. Prometheus keeps its data on an emptyDir: the cluster has no EBS CSI driver, so a
+    PersistentVolumeClaim would never bind."""
+
+    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "88.5.3"
+    retention: PromDuration = "168h"
+    scrape_interval: PromDuration = "15s"
+    """Global scrape and rule-evaluation interval; a ServiceMonitor can scrape faster (e.g. vLLM queue depth)."""
+    prometheus_memory: Annotated[str, Field(pattern=r"^[0-9]+(Mi|Gi)$")] = "1Gi"
+    grafana_enabled: bool = True
+    alertmanager_enabled: bool = True
+
+
+class NvidiaDevicePluginConfig(Strict):
+    """Installed only when gpu.amiFamily is al2023 (Bottlerocket's NVIDIA variant ships the plugin)."""
+
+    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "0.20.0"
+    gfd_enabled: bool = True
+    """GPU feature discovery (+ node-feature-discovery): nvidia.com/gpu.product/memory/... labels on GPU nodes."""
+
+
+class AddonsConfig(Strict):
+    """`gpu-burst:addons` — pinned versions and settings of the Helm add-ons."""
+
+    keda: KedaConfig = KedaConfig()
+    http_addon: HttpAddonConfig = HttpAddonConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    nvidia_device_plugin: NvidiaDevicePluginConfig = NvidiaDevicePluginConfig()

@@ -1,0 +1,144 @@
+"""Config section for GPU capacity: the EC2NodeClass and the Karpenter NodePools (traffic classes)."""
+
+import re
+from enum import Enum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from .base import Strict
+
+
+class GpuAmiFamily(str, Enum):
+    AL2023 = "al2023"
+    BOTTLEROCKET = "bottlerocket"
+
+
+class CapacityType(str, Enum):
+    SPOT = "spot"
+    ON_DEMAND = "on-demand"
+
+
+# GPU families whose instances Karpenter reports with a non-zero nvidia GPU count. g6f and p5.4xlarge report 0
+# (aws/karpenter-provider-aws#8368) and are refused so that GPU limits stay meaningful.
+KNOWN_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_KARPENTER_DURATION = re.compile(r"^(([0-9]+(s|m|h))+|Never)$")
+
+
+def _karpenter_duration(v: str) -> str:
+    # Karpenter's CRD pattern is narrower than Go's time.ParseDuration: no ms, no fractions.
+    if not _KARPENTER_DURATION.match(v):
+        raise ValueError(f"'{v}' is not a Karpenter duration; use whole s/m/h units such as 30s, 5m, 720h, or Never")
+    return v
+
+
+KarpenterDuration = Annotated[str, AfterValidator(_karpenter_duration)]
+"""A duration Karpenter's NodePool CRD accepts (`^(([0-9]+(s|m|h))+|Never)$`)."""
+
+
+class GpuPoolConfig(Strict):
+    """One NodePool: a traffic class that models pin to by name (node label `karpenter.sh/nodepool=<name>`)."""
+
+    name: Annotated[str, Field(pattern=_K8S_NAME, max_length=40)]
+    instance_families: list[str] = ["g5", "g6"]
+    """Explicit EC2 families (not "any NVIDIA": g6f would match and report 0 GPUs)."""
+    gpus_per_node: list[int] = [1]
+    """Allowed GPU counts per instance (`karpenter.k8s.aws/instance-gpu-count`)."""
+    capacity_types: list[CapacityType] = [CapacityType.ON_DEMAND]
+    weight: Annotated[int, Field(ge=1, le=100)] = 10
+    """Higher is tried first: give a spot pool a higher weight than its on-demand fallback."""
+    gpu_limit: Annotated[int, Field(ge=1, le=1000)] = 4
+    """Guardrail: the most `nvidia.com/gpu` this pool may have running at once (bounds the bill)."""
+    cpu_limit: Annotated[int, Field(ge=1, le=100000)] = 64
+    expire_after: KarpenterDuration = "720h"
+    consolidate_after: KarpenterDuration = "5m"
+    """How long a GPU node must be empty before it is removed: short enough to stop paying, long enough to reuse
+    a warm node for the next burst."""
+    termination_grace_period: KarpenterDuration = "1h"
+    """Upper bound on draining a node being expired/disrupted, even if pods ask not to be disrupted."""
+    disruption_budget_nodes: Annotated[str, Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")] = "10%"
+
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError(f"must list at least one GPU instance family; allowed: {', '.join(KNOWN_GPU_FAMILIES)}")
+        bad = [f for f in v if f not in KNOWN_GPU_FAMILIES]
+        if bad:
+            raise ValueError(f"unknown GPU instance families {bad}; allowed: {', '.join(KNOWN_GPU_FAMILIES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicates in {v}")
+        return v
+
+    @field_validator("gpus_per_node")
+    @classmethod
+    def _gpus(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("must list at least one GPU count per node, e.g. [1] or [1, 4]")
+        bad = [n for n in v if not 1 <= n <= 8]
+        if bad:
+            raise ValueError(f"{bad} out of range; each GPU count per node must be 1..8")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicates in {v}")
+        return v
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _capacity(cls, v: list[CapacityType]) -> list[CapacityType]:
+        if not v:
+            raise ValueError("must list at least one capacity type; allowed: 'spot', 'on-demand'")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicates in {[c.value for c in v]}")
+        return v
+
+    @model_validator(mode="after")
+    def _limits(self):
+        if self.gpu_limit < max(self.gpus_per_node):
+            raise ValueError(f"gpuLimit ({self.gpu_limit}) is below the largest gpusPerNode ({max(self.gpus_per_node)})")
+        return self
+
+
+class GpuConfig(Strict):
+    """`gpu-burst:gpu` — one EC2NodeClass (AMI, disk, IMDS) shared by the pools."""
+
+    ami_family: GpuAmiFamily = GpuAmiFamily.AL2023
+    ami_version: str = "v20260818"
+    """Pinned AMI release (`vYYYYMMDD` for al2023, `vX.Y.Z` for bottlerocket); `latest` needs allowLatestAmi."""
+    allow_latest_ami: bool = False
+    volume_size_gib: Annotated[int, Field(ge=150, le=16000)] = 200
+    """Root volume (al2023) or data volume /dev/xvdb (bottlerocket): holds the vLLM image and model weights cache."""
+    volume_throughput_mibps: Annotated[int, Field(ge=125, le=1000)] = 250
+    """gp3 throughput; the default 125 MiB/s makes pulling a 10+ GB image a noticeable part of a cold start."""
+    pools: Annotated[list[GpuPoolConfig], Field(min_length=1)] = [GpuPoolConfig(name="gpu-on-demand")]
+
+    @field_validator("ami_family", mode="before")
+    @classmethod
+    def _no_al2(cls, v):
+        if isinstance(v, str) and v.lower() == "al2":
+            raise ValueError("AL2 is not supported: EKS AL2 AMIs ended with Kubernetes 1.32; use 'al2023' or 'bottlerocket'")
+        return v
+
+    @model_validator(mode="after")
+    def _ami(self):
+        if self.ami_version == "latest":
+            if not self.allow_latest_ami:
+                raise ValueError("amiVersion 'latest' drifts every GPU node on each AMI release; pin a version or set allowLatestAmi: true")
+        elif self.ami_family is GpuAmiFamily.AL2023 and not re.match(r"^v\d{8}$", self.ami_version):
+            raise ValueError(f"amiVersion '{self.ami_version}' is not an al2023 release; use vYYYYMMDD (e.g. v20260818) or 'latest'")
+        elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.match(r"^v\d+\.\d+\.\d+$", self.ami_version):
+            raise ValueError(f"amiVersion '{self.ami_version}' is not a bottlerocket release; use vX.Y.Z (e.g. v1.50.0) or 'latest'")
+        names = [p.name for p in self.pools]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"pool names must be unique, duplicated: {dup}")
+        return self
+
+    @property
+    def ami_alias(self) -> str:
+        return f"{self.ami_family.value}@{self.ami_version}"
+
+    @property
+    def needs_device_plugin(self) -> bool:
+        """AL2023's NVIDIA AMI has the driver but not the Kubernetes device plugin; Bottlerocket's ships it."""
+        return self.ami_family is GpuAmiFamily.AL2023

@@ -1,0 +1,77 @@
+"""Wiring of the foundation layer: network → EKS cluster + system nodes → Karpenter."""
+
+import pulumi
+
+from components.cluster import EksCluster, SystemNodeOs
+from components.karpenter import Karpenter
+from components.network import NatMode, Network
+from components._common import SYSTEM_NODE_SELECTOR
+
+from .config import NetworkMode, StackConfig
+from .contracts import Foundation
+
+
+def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
+    tags = {"gpu-burst:stack": pulumi.get_stack(), "gpu-burst:environment": cfg.environment, **cfg.cluster.tags}
+    net_cfg = cfg.network
+    if net_cfg.mode is NetworkMode.EXISTING:
+        network = Network(prefix, {
+            "vpc_id": net_cfg.vpc_id, "private_subnet_ids": net_cfg.private_subnet_ids,
+            "public_subnet_ids": net_cfg.public_subnet_ids, "tags": tags,
+        })
+    else:
+        network = Network(prefix, {
+            "cidr": net_cfg.cidr, "az_count": net_cfg.az_count, "nat_mode": NatMode(net_cfg.nat_gateways.value),
+            "tags": tags,
+        })
+
+    sysn = cfg.system_nodes
+    cluster = EksCluster(prefix, {
+        "vpc_id": network.vpc_id,
+        "private_subnet_ids": network.private_subnet_ids,
+        "public_subnet_ids": network.public_subnet_ids,
+        "kubernetes_version": cfg.cluster.kubernetes_version,
+        "system_nodes": {
+            "instance_types": sysn.instance_types, "desired_size": sysn.desired_size, "min_size": sysn.min_size,
+            "max_size": sysn.max_size, "os": SystemNodeOs(sysn.ami.value), "disk_size_gib": sysn.disk_size_gib,
+        },
+        "endpoint_public_access": cfg.cluster.endpoint_public_access,
+        "public_access_cidrs": cfg.cluster.public_access_cidrs,
+        "enabled_log_types": [t.value for t in cfg.cluster.enabled_log_types],
+        "admin_principal_arns": cfg.cluster.admin_principal_arns,
+        "tags": tags,
+    })
+    if net_cfg.mode is NetworkMode.EXISTING and not net_cfg.tag_existing_subnets:
+        discovery = []
+    else:
+        discovery = network.tag_for_discovery(
+            cluster.cluster_name, extra_resource_ids=[cluster.cluster_security_group_id],
+            count=len(net_cfg.private_subnet_ids) if net_cfg.mode is NetworkMode.EXISTING else None,
+        )
+
+    karpenter = Karpenter(prefix, {
+        "cluster_name": cluster.cluster_name,
+        "cluster_endpoint": cluster.cluster_endpoint,
+        "chart_version": cfg.karpenter.chart_version,
+        "replicas": cfg.karpenter_replicas,
+        "node_selector": dict(SYSTEM_NODE_SELECTOR),
+        "log_level": cfg.karpenter.log_level,
+        "create_spot_service_linked_role": cfg.karpenter.create_spot_service_linked_role,
+        "tags": tags,
+    }, pulumi.ResourceOptions(
+        provider=cluster.provider,
+        depends_on=[cluster.pod_identity_agent, cluster.coredns, *discovery],
+    ))
+    return Foundation(
+        cfg=cfg,
+        cluster_name=cluster.cluster_name,
+        cluster_security_group_id=cluster.cluster_security_group_id,
+        vpc_id=network.vpc_id,
+        vpc_cidr=network.vpc_cidr,
+        k8s_provider=cluster.provider,
+        node_role_name=karpenter.node_role_name,
+        karpenter_release=karpenter.release,
+        karpenter_crd_release=karpenter.crd_release,
+        system_ready=[cluster.coredns],
+        extra={"network": network, "cluster": cluster, "karpenter": karpenter},
+    )

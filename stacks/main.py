@@ -1,0 +1,33 @@
+"""The whole stack as one dependency graph: foundation → GPU pools and add-ons → model services and gateway."""
+
+import pulumi
+
+from .addons import build_addons
+from .config import NAMESPACE, StackConfig
+from .foundation import build_foundation
+from .workload import build_workload
+
+
+def build(cfg: StackConfig) -> dict:
+    """Declare every resource of the stack from a validated config and export the stack outputs."""
+    prefix = "gpu-burst"
+    foundation = build_foundation(cfg, prefix)
+    addons = build_addons(foundation)
+    secrets = pulumi.Config(NAMESPACE)
+    # get_secret returns Outputs marked secret: the values never reach the typed config model or the logs.
+    api_key = secrets.get_secret("apiKey")
+    hf_token = secrets.get_secret("hfToken") if cfg.hf_token_set else None
+    outputs = {
+        "clusterName": foundation.cluster_name,
+        "region": cfg.region,
+        "kubeconfig": pulumi.Output.secret(foundation.extra["cluster"].kubeconfig),
+        "karpenterNodeRole": foundation.node_role_name,
+        "karpenterInterruptionQueue": foundation.extra["karpenter"].interruption_queue_name,
+        "vpcId": foundation.vpc_id,
+        "prometheusUrl": addons.prometheus_url,
+        "gpuPools": addons.gpu_pool_names,
+    }
+    outputs.update(build_workload(foundation, addons, api_key, hf_token))
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    return outputs

@@ -1,0 +1,208 @@
+"""`preflight` with moto for EC2/IAM and botocore's Stubber for Service Quotas (moto does not implement the
+EC2 quotas), so the quota calls still go through the real request/response shapes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from burstctl import preflight as pf
+
+REGION = "us-west-2"
+
+
+@pytest.fixture
+def aws(aws_session) -> Iterator[None]:
+    yield
+    # The spot role is account-wide in the shared moto account: leave it absent for the next test.
+    iam = boto3.client("iam", region_name=REGION)
+    try:
+        iam.delete_role(RoleName="AWSServiceRoleForEC2Spot")
+    except iam.exceptions.NoSuchEntityException:
+        pass
+
+
+def quota_client(values: dict[str, object]) -> tuple[object, Stubber]:
+    """A service-quotas client answering get_service_quota in order. A value may be a number, an error code, or
+    ("default", n) for an account that never changed the quota (NoSuchResource, then the AWS default)."""
+    client = boto3.client("service-quotas", region_name=REGION)
+    stub = Stubber(client)
+    for code, value in values.items():
+        params = {"ServiceCode": "ec2", "QuotaCode": code}
+        if isinstance(value, str):
+            stub.add_client_error("get_service_quota", service_error_code=value, http_status_code=400,
+                                  expected_params=params)
+        elif isinstance(value, tuple):
+            stub.add_client_error("get_service_quota", service_error_code="NoSuchResourceException",
+                                  http_status_code=400, expected_params=params)
+            stub.add_response("get_aws_default_service_quota", {"Quota": {
+                "ServiceCode": "ec2", "QuotaCode": code, "QuotaName": "default", "Value": float(value[1]),
+                "Unit": "None", "Adjustable": True, "GlobalQuota": False}}, expected_params=params)
+        else:
+            stub.add_response("get_service_quota", {"Quota": {
+                "ServiceCode": "ec2", "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)", "QuotaCode": code,
+                "QuotaArn": f"arn:aws:servicequotas:{REGION}:123456789012:ec2/{code}", "QuotaName": code,
+                "Value": float(value), "Unit": "None", "Adjustable": True, "GlobalQuota": False}},
+                expected_params=params)
+    stub.activate()
+    return client, stub
+
+
+def clients(quotas: object) -> pf.AwsClients:
+    return pf.AwsClients(boto3.client("ec2", region_name=REGION), boto3.client("iam", region_name=REGION), quotas,
+                         REGION)
+
+
+def by_name(checks) -> dict:
+    return {c.name: c for c in checks}
+
+
+# -- the stack file ----------------------------------------------------------------------------------------------
+def test_stack_file_is_read_like_the_program_reads_its_config(fixtures: Path):
+    raw = pf.read_stack_file(fixtures / "Pulumi.prod.yaml")
+    assert raw["region"] == REGION and raw["hfTokenSet"] is True and "hfToken" not in raw
+    dev = pf.read_stack_file(fixtures / "Pulumi.dev.yaml")
+    assert "apiKey" not in dev and "hfTokenSet" not in dev
+    assert dev["models"][0]["servedName"] == "qwen3-4b"  # JSON string decoded, as raw_from_pulumi does
+    cfg = pf.load_stack(fixtures / "Pulumi.prod.yaml")
+    assert pf.vcpu_needs(cfg) == {("G", "spot"): (128, ["gpu-spot"]), ("G", "on-demand"): (64, ["gpu-on-demand"]),
+                                  ("P", "on-demand"): (192, ["gpu-large"])}
+
+
+def test_pool_with_both_capacity_types_counts_against_both_quotas(tmp_path: Path):
+    stack = tmp_path / "Pulumi.x.yaml"
+    stack.write_text("config:\n  aws:region: eu-west-1\n  gpu-burst:environment: staging\n  gpu-burst:gpu:\n"
+                     "    pools:\n    - {name: mixed, instanceFamilies: [g6, p5], capacityTypes: [spot, on-demand],"
+                     " gpuLimit: 8, gpusPerNode: [1, 8], cpuLimit: 200}\n")
+    needs = pf.vcpu_needs(pf.load_stack(stack))
+    assert needs == {(c, t): (200, ["mixed"]) for c in "GP" for t in ("spot", "on-demand")}
+
+
+# -- checks --------------------------------------------------------------------------------------------------------
+def test_dev_stack_passes(aws, fixtures: Path):
+    quotas, stub = quota_client({"L-DB2E81BA": 64})
+    checks = pf.preflight(clients(quotas), pf.load_stack(fixtures / "Pulumi.dev.yaml"))
+    stub.assert_no_pending_responses()
+    got = by_name(checks)
+    assert [c.status for c in checks] == ["pass", "pass", "pass", "skip"]
+    assert got["quota L-DB2E81BA"].data == {"quota_code": "L-DB2E81BA", "value": 64, "needed": 64,
+                                            "pools": ["gpu-on-demand"], "capacity_type": "on-demand"}
+    assert got["family g5"].data["azs"] == ["us-west-2a", "us-west-2b", "us-west-2c"]
+    assert got["spot service-linked role"].detail == "no pool uses spot"
+
+
+def test_fresh_account_quota_zero_fails_with_the_increase_command(aws, fixtures: Path):
+    quotas, _ = quota_client({"L-DB2E81BA": 0})
+    check = by_name(pf.preflight(clients(quotas), pf.load_stack(fixtures / "Pulumi.dev.yaml")))["quota L-DB2E81BA"]
+    assert check.status == "fail" and "no GPU node can launch" in check.detail
+    assert "--quota-code L-DB2E81BA --desired-value 64 --region us-west-2" in check.cause
+
+
+def test_prod_quotas_default_denied_and_short(aws, fixtures: Path):
+    # Sorted buckets: G on-demand, G spot, P on-demand.
+    quotas, stub = quota_client({"L-DB2E81BA": ("default", 64), "L-3819A6DF": 32, "L-417A185B": "AccessDeniedException"})
+    got = by_name(pf.check_quotas(clients(quotas), pf.load_stack(fixtures / "Pulumi.prod.yaml")))
+    stub.assert_no_pending_responses()
+    assert got["quota L-DB2E81BA"].status == "pass"  # the AWS default applies when never changed
+    assert got["quota L-3819A6DF"].status == "fail"
+    assert "only 32 of 128 vCPUs" in got["quota L-3819A6DF"].detail
+    assert got["quota L-417A185B"].status == "fail" and "AccessDeniedException" in got["quota L-417A185B"].detail
+
+
+def test_family_offered_in_too_few_azs(aws, fixtures: Path, tmp_path: Path):
+    # moto offers p5e only in us-west-2c: a 3-AZ stack gets a warning, a 2-AZ stack (a, b) a failure.
+    cfg = pf.load_stack(fixtures / "Pulumi.prod.yaml")
+    got = by_name(pf.check_offerings(clients(None), cfg))
+    assert got["family p5e"].status == "warn" and got["family p5e"].data["azs"] == ["us-west-2c"]
+    assert got["family g6e"].status == "pass"
+    two = tmp_path / "Pulumi.two.yaml"
+    two.write_text((fixtures / "Pulumi.prod.yaml").read_text().replace(
+        "  gpu-burst:gpu:", "  gpu-burst:network:\n    azCount: 2\n  gpu-burst:gpu:"))
+    got = by_name(pf.check_offerings(clients(None), pf.load_stack(two)))
+    assert got["family p5e"].status == "fail" and "remove it from instanceFamilies of gpu-large" in got["family p5e"].cause
+
+
+def test_existing_network_uses_the_subnets_azs(aws, tmp_path: Path):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=f"us-west-2{az}")["Subnet"]
+               ["SubnetId"] for i, az in enumerate("cd")]
+    stack = tmp_path / "Pulumi.existing.yaml"
+    stack.write_text(json.dumps({"config": {"aws:region": REGION, "gpu-burst:environment": "dev",
+                                            "gpu-burst:network": {"mode": "existing", "vpcId": vpc,
+                                                                  "privateSubnetIds": subnets}}}))
+    cfg = pf.load_stack(stack)
+    assert pf.stack_azs(clients(None), cfg) == ["us-west-2c", "us-west-2d"]
+    got = by_name(pf.check_offerings(clients(None), cfg))
+    assert got["family g5"].status == "warn"  # moto: g5 not in us-west-2d
+    assert got["family g6"].status == "pass"
+
+
+def test_spot_role(aws, fixtures: Path, tmp_path: Path):
+    cfg = pf.load_stack(fixtures / "Pulumi.prod.yaml")
+    c = clients(None)
+    missing = pf.check_spot_role(c, cfg)[0]
+    assert missing.status == "fail" and "create-service-linked-role --aws-service-name spot.amazonaws.com" in missing.cause
+    creates = tmp_path / "Pulumi.slr.yaml"
+    creates.write_text((fixtures / "Pulumi.prod.yaml").read_text() +
+                       "  gpu-burst:karpenter:\n    createSpotServiceLinkedRole: true\n")
+    assert pf.check_spot_role(c, pf.load_stack(creates))[0].status == "pass"
+    c.iam.create_role(RoleName="AWSServiceRoleForEC2Spot", Path="/aws-service-role/spot.amazonaws.com/",
+                      AssumeRolePolicyDocument="{}")
+    assert pf.check_spot_role(c, cfg)[0].status == "pass"
+
+
+def test_after_deploy_discovery_tags(aws, unique):
+    c = clients(None)
+    vpc = c.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    tag = [{"Key": "karpenter.sh/discovery", "Value": unique}]
+    for i, az in enumerate("ab"):
+        c.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-west-2{az}",
+                            TagSpecifications=[{"ResourceType": "subnet", "Tags": tag}])
+    got = by_name(pf.check_discovery(c, unique))
+    assert got["discovery subnets"].status == "pass" and "in us-west-2a, us-west-2b" in got["discovery subnets"].detail
+    assert got["discovery security group"].status == "fail"
+    sg = c.ec2.create_security_group(GroupName="eks-cluster-sg", Description="cluster", VpcId=vpc)["GroupId"]
+    c.ec2.create_tags(Resources=[sg], Tags=tag)
+    assert by_name(pf.check_discovery(c, unique))["discovery security group"].status == "pass"
+    other = by_name(pf.check_discovery(c, unique + "-other"))
+    assert other["discovery subnets"].status == "fail" and "subnetSelectorTerms" in other["discovery subnets"].cause
+
+
+# -- the command -----------------------------------------------------------------------------------------------
+def test_cli_exit_codes_and_json(aws, invoke, fixtures: Path, monkeypatch):
+    quotas, _ = quota_client({"L-DB2E81BA": 64})
+    monkeypatch.setattr(pf, "make_clients", lambda region, profile=None: clients(quotas))
+    r = invoke("preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is True and doc["stack"]["pools"] == ["gpu-on-demand"] and doc["stack"]["region"] == REGION
+    assert [c["name"] for c in doc["checks"]] == ["quota L-DB2E81BA", "family g5", "family g6",
+                                                  "spot service-linked role"]
+
+    quotas, _ = quota_client({"L-DB2E81BA": 8})
+    r = invoke("preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--after-deploy", "--cluster-name", "gone")
+    assert r.exit_code == 1
+    assert "FAIL" in r.stdout and "L-DB2E81BA" in r.stdout and "check(s) failed" in r.stdout
+
+
+def test_cli_bad_input_exits_2(invoke, fixtures: Path, tmp_path: Path):
+    r = invoke("preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--after-deploy")
+    assert r.exit_code == 2 and "--cluster-name" in r.stderr
+    r = invoke("preflight", "--stack-file", tmp_path / "Pulumi.none.yaml")
+    assert r.exit_code == 2 and "--stack-file" in r.stderr
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text("config:\n  aws:region: us-west-2\n  gpu-burst:environment: dev\n  gpu-burst:gpu:\n"
+                   "    pools: [{name: p, instanceFamilies: [m5]}]\n")
+    r = invoke("preflight", "--stack-file", bad)
+    assert r.exit_code == 2
+    assert "gpu-burst:gpu.pools[0].instanceFamilies" in r.stderr and "allowed:" in r.stderr
+    noregion = tmp_path / "Pulumi.noregion.yaml"
+    noregion.write_text("config:\n  gpu-burst:environment: dev\n")
+    r = invoke("preflight", "--stack-file", noregion)
+    assert r.exit_code == 2 and "aws:region" in r.stderr

@@ -1,0 +1,262 @@
+"""Pulumi mocks that behave like the real providers where it matters to this program.
+
+- Every RegisterResourceRequest is recorded (dependencies, propertyDependencies, parent, provider, ignoreChanges),
+  so tests can assert the dependency graph, not only property values.
+- Auto-naming is simulated the way the AWS and Kubernetes providers do it (`<logical>-<7 hex>`), so a test that
+  accidentally relies on a guessed physical name fails instead of passing by coincidence.
+- ARNs, queue URLs and ids are synthesised from the auto-name, so IAM documents reference realistic values.
+- `eks:index:Cluster` is a remote component: the mock returns its outputs, with `eksCluster` as a *resource
+  reference* to a pre-registered `aws:eks/cluster:Cluster`, as the real pulumi-eks provider does.
+- The stock MockMonitor lacks `Call`; `RecordingMonitor` adds it for resource methods.
+"""
+
+import hashlib
+import json
+from typing import Optional
+
+import pulumi
+from google.protobuf import struct_pb2
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.proto import provider_pb2
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+ACCOUNT = "123456789012"
+REGION = "us-west-2"
+CLUSTER_SG = "sg-0c1a2b3c4d5e6f701"
+# Wire encoding of a resource reference (pulumi/runtime/rpc.py: _special_sig_key / _special_resource_sig).
+_SIG_KEY, _RES_SIG = "4dabf18193072939515e22adb298388d", "5cf8f73096256a8f31e491e813e4eb8e"
+
+
+def suffix(name: str) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()[:7]
+
+
+def autoname(name: str) -> str:
+    return f"{name}-{suffix(name)}"
+
+
+def _strip_resource_refs(value) -> None:
+    """Turn every resource reference inside a protobuf Struct/ListValue into a plain {urn, id} struct, in place."""
+    if isinstance(value, struct_pb2.Struct):
+        fields = value.fields
+        sig = fields.get(_SIG_KEY)
+        if sig is not None and sig.string_value == _RES_SIG:
+            del fields[_SIG_KEY]
+            for key in list(fields):
+                if key not in ("urn", "id"):
+                    del fields[key]
+            return
+        for v in fields.values():
+            _strip_resource_refs(v)
+    elif isinstance(value, struct_pb2.ListValue):
+        for v in value.values:
+            _strip_resource_refs(v)
+    elif isinstance(value, struct_pb2.Value):
+        kind = value.WhichOneof("kind")
+        if kind == "struct_value":
+            _strip_resource_refs(value.struct_value)
+        elif kind == "list_value":
+            _strip_resource_refs(value.list_value)
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks):
+        super().__init__(mocks)
+        self.requests: dict[str, object] = {}
+        self.by_type: dict[str, list] = {}
+        self.custom_names: set[str] = set()
+
+    def RegisterResource(self, request):
+        # The stock monitor deserialises inputs on an executor thread; a resource reference among them (e.g. the
+        # eks.Cluster passed to a ManagedNodeGroup) would be rehydrated there, creating a get_resource task on that
+        # thread's own event loop, which the main loop then awaits: "attached to a different loop", or a hang.
+        # Inputs only need the reference's urn/id, so strip the signature before the stock code sees them.
+        _strip_resource_refs(request.object)
+        resp = super().RegisterResource(request)
+        # Logical names are unique per type in Pulumi; this project keeps them unique across types too, so tests
+        # can address requests by name alone.
+        if request.custom:
+            assert request.name not in self.custom_names, f"two resources named {request.name!r}"
+            self.custom_names.add(request.name)
+            self.requests[request.name] = request
+        else:
+            self.requests.setdefault(request.name, request)
+        self.by_type.setdefault(request.type, []).append(request)
+        return resp
+
+    def Call(self, request):
+        _ensure_event_loop()
+        raw = struct_pb2.Struct()
+        raw.CopyFrom(request.args)
+        if "__self__" in raw.fields:
+            del raw.fields["__self__"]
+        ret = self.mocks.call(
+            MockCallArgs(token=request.tok, args=rpc.deserialize_properties(raw), provider=request.provider)
+        )
+        ret = ret[0] if isinstance(ret, tuple) else ret
+        return provider_pb2.CallResponse(**{"return": _sync_await(rpc.serialize_properties(ret, {}))})
+
+
+def _arn(service: str, resource: str, region: bool = True) -> str:
+    return f"arn:aws:{service}:{REGION if region else ''}:{ACCOUNT}:{resource}"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.monitor: Optional[RecordingMonitor] = None
+        self.created: list[MockResourceArgs] = []
+        self.calls: list[MockCallArgs] = []
+        self.states: dict[str, dict] = {}
+        """Logical name -> the state the mock provider returned (inputs plus auto-names, ARNs, ids)."""
+
+    # -- helpers for tests ------------------------------------------------------------------------------------
+    def of_type(self, typ: str) -> list[MockResourceArgs]:
+        return [r for r in self.created if r.typ == typ]
+
+    def named(self, name: str) -> MockResourceArgs:
+        matches = [r for r in self.created if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name!r}, found {len(matches)}"
+        return matches[0]
+
+    def state(self, name: str) -> dict:
+        return self.states[name]
+
+    def _resource_ref(self, typ, name, state):
+        urn = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{typ}::{name}"
+        self.monitor.resources[urn] = MockMonitor.ResourceRegistration(urn, f"{name}-id", state)
+        return {_SIG_KEY: _RES_SIG, "urn": urn, "id": f"{name}-id"}
+
+    # -- resources ----------------------------------------------------------------------------------------------
+    def new_resource(self, args: MockResourceArgs):
+        self.created.append(args)
+        rid, state = self._new_resource(args)
+        self.states[args.name] = state
+        return [rid, state]
+
+    def _new_resource(self, args: MockResourceArgs):
+        out = dict(args.inputs)
+        t = args.typ
+        if t == "eks:index:Cluster":
+            return self._eks_cluster(args, out)
+        if t == "eks:index:ManagedNodeGroup":
+            ng = self._resource_ref(
+                "eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup", f"{args.name}-nodeGroup",
+                {"nodeGroupName": autoname(args.name), "arn": _arn("eks", f"nodegroup/{args.name}"),
+                 "status": "ACTIVE"},
+            )
+            out["nodeGroup"] = ng
+            return [f"{args.name}-id", out]
+        if t.startswith("kubernetes:helm.sh/v3:Release"):
+            out.setdefault("name", autoname(args.name))
+            out["status"] = {"name": out["name"], "namespace": out.get("namespace", "default"), "status": "deployed",
+                             "version": out.get("version", ""), "revision": 1, "chart": out.get("chart", "")}
+            return [f"{args.name}-id", out]
+        if t.startswith("kubernetes:") and args.custom and not t.startswith("kubernetes:helm.sh"):
+            md = dict(out.get("metadata") or {})
+            md.setdefault("name", autoname(args.name))
+            md["uid"] = f"uid-{suffix(args.name)}"
+            out["metadata"] = md
+            if t == "kubernetes:core/v1:Service":
+                out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{autoname(args.name)}.elb.{REGION}.amazonaws.com"}]}}
+            return [f"{md['name']}-id", out]
+        if t.startswith("aws:"):
+            return self._aws(args, out)
+        if t.startswith("random:"):
+            if "RandomPassword" in t or "RandomString" in t:
+                out["result"] = "x" * int(out.get("length", 16))
+            return [f"{args.name}-id", out]
+        return [f"{args.name}-id", out]
+
+    def _aws(self, args: MockResourceArgs, out: dict):
+        t, n = args.typ, args.name
+        if "name" not in out and "namePrefix" not in out:
+            out["name"] = autoname(n)
+        elif "namePrefix" in out and "name" not in out:
+            out["name"] = out["namePrefix"] + suffix(n)
+        name = out["name"]
+        rid = name
+        if t == "aws:iam/role:Role":
+            out["arn"] = f"arn:aws:iam::{ACCOUNT}:role{out.get('path', '/')}{name}"
+            out["uniqueId"] = f"AROA{suffix(n).upper()}"
+        elif t == "aws:iam/policy:Policy":
+            out["arn"] = f"arn:aws:iam::{ACCOUNT}:policy{out.get('path', '/')}{name}"
+            rid = out["arn"]
+        elif t == "aws:iam/serviceLinkedRole:ServiceLinkedRole":
+            out["arn"] = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{out.get('awsServiceName')}/AWSServiceRoleForEC2Spot"
+        elif t == "aws:sqs/queue:Queue":
+            out["arn"] = _arn("sqs", name)
+            out["url"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+            rid = out["url"]
+        elif t == "aws:cloudwatch/eventRule:EventRule":
+            out["arn"] = _arn("events", f"rule/{name}")
+        elif t == "aws:ec2/vpc:Vpc":
+            rid = f"vpc-{suffix(n)}0000000000"[:21]
+            out["arn"] = _arn("ec2", f"vpc/{rid}")
+            out["defaultSecurityGroupId"] = f"sg-{suffix(n)}"
+        elif t == "aws:ec2/subnet:Subnet":
+            rid = f"subnet-{suffix(n)}0000000000"[:24]
+            out["arn"] = _arn("ec2", f"subnet/{rid}")
+        elif t in ("aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip", "aws:ec2/internetGateway:InternetGateway",
+                   "aws:ec2/routeTable:RouteTable"):
+            rid = f"{t.split(':')[-1].lower()}-{suffix(n)}"
+            if t == "aws:ec2/eip:Eip":
+                out["allocationId"] = f"eipalloc-{suffix(n)}"
+                out["publicIp"] = "198.51.100.7"
+        elif t == "aws:eks/accessEntry:AccessEntry":
+            out["accessEntryArn"] = _arn("eks", f"access-entry/{out.get('clusterName')}/{suffix(n)}")
+        elif t == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
+            out["associationArn"] = _arn("eks", f"podidentityassociation/{out.get('clusterName')}/a-{suffix(n)}")
+            out["associationId"] = f"a-{suffix(n)}"
+        elif t == "aws:eks/addon:Addon":
+            out["arn"] = _arn("eks", f"addon/{out.get('clusterName')}/{out.get('addonName')}/{suffix(n)}")
+        else:
+            out.setdefault("arn", _arn(t.split(":")[1].split("/")[0], name))
+        return [rid, out]
+
+    def _eks_cluster(self, args: MockResourceArgs, out: dict):
+        cluster_name = out.get("name") or f"{args.name}-eksCluster-{suffix(args.name)}"
+        endpoint = "https://ABCDEF0123456789.gr7.us-west-2.eks.amazonaws.com"
+        kc = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "kubernetes", "cluster": {"server": endpoint, "certificate-authority-data": "Zm9v"}}],
+              "users": [{"name": "aws", "user": {"exec": {"command": "aws", "args": ["eks", "get-token", "--cluster-name", cluster_name]}}}]}
+        eks_cluster = self._resource_ref(
+            "eks:index:Cluster$aws:eks/cluster:Cluster", f"{args.name}-eksCluster",
+            {"name": cluster_name, "arn": _arn("eks", f"cluster/{cluster_name}"), "endpoint": endpoint,
+             "version": out.get("version", "1.35"), "certificateAuthority": {"data": "Zm9v"},
+             "vpcConfig": {"clusterSecurityGroupId": CLUSTER_SG, "vpcId": out.get("vpcId", "vpc-123"),
+                           "subnetIds": out.get("privateSubnetIds", [])},
+             "accessConfig": {"authenticationMode": out.get("authenticationMode")}},
+        )
+        issuer = f"oidc.eks.{REGION}.amazonaws.com/id/ABCDEF0123456789"
+        out.update({
+            "kubeconfig": kc, "kubeconfigJson": json.dumps(kc), "eksCluster": eks_cluster,
+            "clusterSecurityGroupId": CLUSTER_SG, "nodeSecurityGroupId": CLUSTER_SG,
+            "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}", "oidcIssuer": f"https://{issuer}",
+            "core": {"cluster": eks_cluster, "endpoint": endpoint, "vpcId": out.get("vpcId", "vpc-123"),
+                     "subnetIds": out.get("privateSubnetIds", []), "instanceRoles": [], "nodeGroupOptions": {},
+                     "kubeconfig": kc, "tags": {}, "clusterSecurityGroupId": CLUSTER_SG},
+        })
+        return [f"{args.name}-id", out]
+
+    # -- invokes ------------------------------------------------------------------------------------------------
+    def call(self, args: MockCallArgs):
+        self.calls.append(args)
+        tok = args.token
+        if tok == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA", "id": ACCOUNT}
+        if tok == "aws:index/getRegion:getRegion":
+            return {"name": REGION, "region": REGION, "id": REGION, "description": "US West (Oregon)"}
+        if tok == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
+        if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": [f"{REGION}{z}" for z in "abcd"], "zoneIds": [f"usw2-az{i}" for i in range(1, 5)],
+                    "id": REGION, "groupNames": [REGION]}
+        if tok == "aws:iam/getPolicyDocument:getPolicyDocument":
+            doc = {"Version": "2012-10-17", "Statement": args.args.get("statements") or []}
+            return {"json": json.dumps(doc), "minifiedJson": json.dumps(doc, separators=(",", ":")), "id": "doc"}
+        if tok == "aws:ec2/getVpc:getVpc":
+            return {"id": args.args.get("id", "vpc-0existing00000000"), "cidrBlock": "10.42.0.0/16", "arn": _arn("ec2", "vpc/x")}
+        if tok == "eks:index:Cluster/getKubeconfig":
+            return {"result": json.dumps({"kind": "Config", "roleArn": args.args.get("roleArn")})}
+        return {}
