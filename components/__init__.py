@@ -1,0 +1,54 @@
+"""gpu-burst components: every ComponentResource of this library, re-exported from one module.
+
+Installed as the ``gpu_burst`` package (``pip install .`` / ``pip install git+<repo>``); inside this repository the
+same folder is importable as ``components``. Imports stay relative so both names work. Type tokens are stable:
+``gpu-burst:index:<ClassName>`` (also what the multi-language host in ``provider/`` serves).
+"""
+
+from .alerts import Alerts, AlertsArgs
+from .cluster import EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
+from .dashboards import Dashboards, DashboardsArgs
+from .gateway import Gateway, GatewayArgs
+from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
+from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
+from .karpenter import Karpenter, KarpenterArgs
+from .keda import Keda, KedaArgs
+from .model_service import ModelService, ModelServiceArgs
+from .monitoring import Monitoring, MonitoringArgs
+from .network import NatMode, Network, NetworkArgs
+from .nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+
+__version__ = "0.1.0"
+
+#: Every ComponentResource class, in dependency order (what the multi-language host serves).
+COMPONENTS = [
+    Network,
+    EksCluster,
+    Karpenter,
+    GpuNodePool,
+    NvidiaDevicePlugin,
+    Keda,
+    KedaHttpAddon,
+    Monitoring,
+    ModelService,
+    Gateway,
+    Dashboards,
+    Alerts,
+]
+
+__all__ = [
+    "COMPONENTS",
+    "Alerts", "AlertsArgs",
+    "AmiFamily",
+    "Dashboards", "DashboardsArgs",
+    "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
+    "Gateway", "GatewayArgs",
+    "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
+    "Karpenter", "KarpenterArgs",
+    "Keda", "KedaArgs",
+    "KedaHttpAddon", "KedaHttpAddonArgs",
+    "ModelService", "ModelServiceArgs",
+    "Monitoring", "MonitoringArgs",
+    "NatMode", "Network", "NetworkArgs",
+    "NvidiaDevicePlugin", "NvidiaDevicePluginArgs",
+]

@@ -1,0 +1,153 @@
+"""The whole dev and prod stacks evaluated under mocks: one dependency graph, correct across layers."""
+
+import json
+
+import pulumi
+import pytest
+
+from stack_helpers import evaluate_stack, resolve
+from test_workload_support import as_object, field_is_secret
+from upstream import CRD_FILES, needs_upstream, validate_cr
+
+HF_TOKEN = "hf_stack_test_token_value"
+API_KEY = "sk-stack-test-api-key-value"
+
+
+@pytest.fixture(params=["dev", "prod"])
+def stack(request, mocks):
+    outputs = evaluate_stack(request.param, secrets={"hfToken": HF_TOKEN, "apiKey": API_KEY})
+    return request.param, mocks, outputs
+
+
+def _urn(mocks, name):
+    return next(u for u in mocks.monitor.resources if u.endswith(f"::{name}"))
+
+
+def _release_urn(mocks, release_name):
+    r = next(r for r in mocks.of_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == release_name)
+    return _urn(mocks, r.name)
+
+
+def _crs(mocks):
+    return [r for r in mocks.created if r.typ.startswith("kubernetes:") and r.custom
+            and tuple(r.typ.split(":")[1].split("/")[0:1] + [r.typ.split(":")[2]]) in CRD_FILES]
+
+
+@needs_upstream
+def test_every_custom_resource_validates_against_its_upstream_crd(stack):
+    name, mocks, _ = stack
+    crs = _crs(mocks)
+    kinds = {r.typ.split(":")[2] for r in crs}
+    assert {"EC2NodeClass", "NodePool", "ScaledObject", "InterceptorRoute", "ServiceMonitor",
+            "PrometheusRule"} <= kinds, kinds
+    for r in crs:
+        assert validate_cr(as_object(r)) == [], f"{name}: {r.typ} {r.name}"
+
+
+def test_custom_resources_wait_for_the_release_that_installs_their_crd(stack):
+    _, mocks, _ = stack
+    karpenter = _release_urn(mocks, "karpenter")
+    keda = _release_urn(mocks, "keda")
+    http = _release_urn(mocks, "keda-add-ons-http")
+    kps = _release_urn(mocks, "kube-prometheus-stack")
+    needs = {"NodePool": karpenter, "EC2NodeClass": karpenter, "ScaledObject": keda, "InterceptorRoute": http,
+             "ServiceMonitor": kps, "PrometheusRule": kps}
+    seen = set()
+    for r in mocks.created:
+        kind = r.typ.split(":")[-1]
+        if r.typ.startswith("kubernetes:") and kind in needs:
+            assert needs[kind] in set(mocks.monitor.requests[r.name].dependencies), f"{kind} {r.name}"
+            seen.add(kind)
+    assert seen == set(needs)
+
+
+def test_nodepools_are_destroyed_before_karpenter(stack):
+    # Pulumi deletes dependents first: a NodePool that depends on the Karpenter release is deleted while the
+    # controller still runs, so Karpenter terminates the nodes it launched.
+    _, mocks, _ = stack
+    karpenter = _release_urn(mocks, "karpenter")
+    pools = mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")
+    assert pools
+    for p in pools:
+        assert karpenter in mocks.monitor.requests[p.name].dependencies
+
+
+def test_every_release_is_pinned_and_waits_for_the_system_nodes(stack):
+    _, mocks, _ = stack
+    coredns = _urn(mocks, "gpu-burst-coredns")
+    for r in mocks.of_type("kubernetes:helm.sh/v3:Release"):
+        v = r.inputs.get("version", "")
+        assert v and v != "latest" and v[0].isdigit(), f"{r.inputs['name']} unpinned: {v!r}"
+        assert "gpu-burst-k8s" in mocks.monitor.requests[r.name].provider
+        if r.inputs["name"] not in ("karpenter", "karpenter-crd"):
+            assert coredns in mocks.monitor.requests[r.name].dependencies, r.inputs["name"]
+
+
+def test_no_autoscaled_deployment_has_replicas_owned_by_pulumi(stack):
+    _, mocks, _ = stack
+    targets = {r.inputs["spec"]["scaleTargetRef"]["name"] for r in mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
+    deployments = {r.inputs["metadata"]["name"]: r for r in mocks.of_type("kubernetes:apps/v1:Deployment")}
+    assert targets and targets <= set(deployments)
+    for t in targets:
+        r = deployments[t]
+        assert "replicas" not in r.inputs["spec"]
+        assert "spec.replicas" in mocks.monitor.requests[r.name].ignoreChanges
+
+
+def test_secrets_never_appear_in_plaintext(stack):
+    name, mocks, _ = stack
+    for r in mocks.created:
+        text = json.dumps(r.inputs, default=str)
+        if HF_TOKEN in text or API_KEY in text:
+            assert r.typ == "kubernetes:core/v1:Secret", f"secret value in {r.typ} {r.name}"
+            assert field_is_secret(mocks, r.name, "stringData"), r.name
+    holders = {r.name for r in mocks.of_type("kubernetes:core/v1:Secret") if HF_TOKEN in json.dumps(r.inputs, default=str)}
+    gated = name == "prod"  # prod serves a gated model; dev's model needs no token, so none is deployed
+    assert bool(holders) == gated, holders
+
+
+def test_gpu_nodes_require_imdsv2_with_hop_limit_1(stack):
+    _, mocks, _ = stack
+    for r in mocks.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):
+        assert r.inputs["spec"]["metadataOptions"]["httpTokens"] == "required"
+        assert r.inputs["spec"]["metadataOptions"]["httpPutResponseHopLimit"] == 1
+
+
+def test_model_pods_schedule_only_on_their_pool(stack):
+    _, mocks, _ = stack
+    pools = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")}
+    for r in mocks.of_type("kubernetes:apps/v1:Deployment"):
+        spec = r.inputs["spec"]["template"]["spec"]
+        limits = spec["containers"][0]["resources"].get("limits", {})
+        if "nvidia.com/gpu" not in limits:
+            continue
+        pool = spec["nodeSelector"]["karpenter.sh/nodepool"]
+        assert pool in pools
+        taint = pools[pool]["template"]["spec"]["taints"][0]
+        tolerated = any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"])
+                        and (t["operator"] == "Exists" or t.get("value") == taint["value"]) for t in spec["tolerations"])
+        assert tolerated
+
+
+def test_stack_outputs_give_an_endpoint_and_ready_to_paste_requests(stack):
+    name, _, outputs = stack
+    values = {k: resolve(v) if isinstance(v, pulumi.Output) else v for k, v in outputs.items()}
+    assert values["clusterName"].startswith("gpu-burst-eks-eksCluster-")
+    assert {"endpoint", "models"} <= set(values), set(values)
+    models = values["models"]
+    assert set(values["curlChatCompletions"]) == set(values["curlCompletions"]) == set(models)
+    for model in models:
+        chat, completion = values["curlChatCompletions"][model], values["curlCompletions"][model]
+        assert f"{values['endpoint']}/v1/chat/completions " in chat
+        assert f"{values['endpoint']}/v1/completions " in completion
+        for c in (chat, completion):
+            assert API_KEY not in c and '"Authorization: Bearer $GPU_BURST_API_KEY"' in c
+            assert f'"model": "{model}"' in c
+    from pulumi.runtime.sync_await import _sync_await
+    assert _sync_await(outputs["apiKey"].is_secret()) is True
+
+
+def test_resource_counts_are_stable(stack):
+    name, mocks, _ = stack
+    # A structural regression guard: a silently skipped layer would change these counts a lot.
+    assert len(mocks.created) > 90
