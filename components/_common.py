@@ -3,6 +3,7 @@
 from typing import Any, Optional
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 PACKAGE = "gpu-burst"
 
@@ -44,3 +45,24 @@ The system group is not tainted: it is the only untainted capacity, so anything 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
+
+
+def pinned_release(parent: pulumi.Resource, name: str, release_name: str, chart: str, repo: str,
+                   version: pulumi.Input[str], namespace: pulumi.Input[str], values: Any,
+                   depends_on: Optional[list] = None, **kw: Any) -> k8s.helm.v3.Release:
+    """A Helm release with the project's conventions: a fixed release name (an auto-named release gets a random
+    suffix that leaks into service and service-account names), a pinned chart version, its own namespace, and
+    cleanup of a failed install so a retried `pulumi up` starts clean."""
+    return k8s.helm.v3.Release(
+        f"{name}-release",
+        name=release_name,
+        chart=chart,
+        version=version,
+        repository_opts={"repo": repo},
+        namespace=namespace,
+        create_namespace=True,
+        cleanup_on_fail=True,
+        values=values,
+        opts=child(parent, depends_on=depends_on),
+        **kw,
+    )

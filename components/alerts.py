@@ -34,7 +34,7 @@ class AlertsArgs(TypedDict):
     """Namespace of the model Deployments and InterceptorRoutes."""
     models: list[str]
     """Served names (= Deployment and route names)."""
-    no_replica_for: dict
+    no_replica_for: dict[str, str]
     """Per served name: `for` duration of the no-replica alert (the model's cold-start budget)."""
     idle_gpu_node_for: str
     """`for` duration of the idle-GPU-node alert (longest consolidateAfter of the pools plus a margin)."""

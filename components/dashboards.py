@@ -99,7 +99,7 @@ class DashboardsArgs(TypedDict):
 
     namespace: pulumi.Input[str]
     """Namespace the Grafana sidecar watches (Addons.dashboards_namespace)."""
-    sidecar_labels: dict
+    sidecar_labels: dict[str, str]
     """Labels that make the sidecar load the ConfigMap (Addons.dashboard_label)."""
     models: list[str]
     """Served names (values of the dashboard's `model` variable)."""

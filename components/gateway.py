@@ -96,7 +96,7 @@ class Gateway(pulumi.ComponentResource):
     """The API key (secret)."""
     api_key_secret_name: pulumi.Output[str]
     """Name of the Secret (key `api-key`) in the models namespace."""
-    curl_examples: pulumi.Output[dict]
+    curl_examples: pulumi.Output[dict[str, dict[str, str]]]
     """Per model: ready-to-paste curl commands for `completions` and `chat` (no key inside)."""
 
     def __init__(self, name: str, args: GatewayArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:

@@ -4,10 +4,9 @@ scaler that feeds its pending-request counts to KEDA."""
 from typing import Optional, TypedDict
 
 import pulumi
-import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
+from ._common import pinned_release, SYSTEM_NODE_SELECTOR, deps_of, token
 
 CHART = "keda-add-ons-http"
 CHART_REPO = "https://kedacore.github.io/charts"
@@ -89,19 +88,13 @@ class KedaHttpAddon(pulumi.ComponentResource):
         if isinstance(min_replicas, int) and isinstance(max_replicas, int) and max_replicas < min_replicas:
             raise ValueError(f"KedaHttpAddon '{name}': interceptor_max_replicas ({max_replicas}) < "
                              f"interceptor_min_replicas ({min_replicas})")
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE_NAME,
-            chart=CHART,
-            version=args["chart_version"],
-            repository_opts={"repo": CHART_REPO},
-            namespace=args.get("namespace", DEFAULT_NAMESPACE),
-            create_namespace=True,
-            cleanup_on_fail=True,
+        self.release = pinned_release(
+            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
+            args.get("namespace", DEFAULT_NAMESPACE),
             values=http_addon_values(
                 args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["readiness_timeout"],
                 args["response_header_timeout"], min_replicas, max_replicas, args.get("scaler_replicas", 2)),
-            opts=child(self, depends_on=deps_of(opts)),
+            depends_on=deps_of(opts),
         )
         self.release_name = self.release.status.name
         # From the release status, so consumers of these names also wait for the release.

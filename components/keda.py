@@ -3,10 +3,9 @@
 from typing import Optional, TypedDict
 
 import pulumi
-import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
+from ._common import pinned_release, SYSTEM_NODE_SELECTOR, deps_of, token
 
 CHART = "keda"
 CHART_REPO = "https://kedacore.github.io/charts"
@@ -48,18 +47,12 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("Keda"), name, None, opts)
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
+        self.release = pinned_release(
             # Fixed: one KEDA per cluster (it owns the external.metrics.k8s.io APIService), and no random suffix.
-            name=RELEASE_NAME,
-            chart=CHART,
-            version=args["chart_version"],
-            repository_opts={"repo": CHART_REPO},
-            namespace=args.get("namespace", DEFAULT_NAMESPACE),
-            create_namespace=True,
-            cleanup_on_fail=True,
+            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
+            args.get("namespace", DEFAULT_NAMESPACE),
             values=keda_values(args.get("node_selector") or SYSTEM_NODE_SELECTOR),
-            opts=child(self, depends_on=deps_of(opts)),
+            depends_on=deps_of(opts),
         )
         self.release_name = self.release.status.name
         self.namespace = self.release.status.namespace

@@ -4,10 +4,9 @@ with a dashboards sidecar, kube-state-metrics and node-exporter."""
 from typing import Optional, TypedDict
 
 import pulumi
-import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
+from ._common import pinned_release, SYSTEM_NODE_SELECTOR, deps_of, token
 
 CHART = "kube-prometheus-stack"
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
@@ -126,23 +125,17 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("Monitoring"), name, None, opts)
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
+        self.release = pinned_release(
             # Fixed so that subchart object names (`<release>-grafana`, `release:` labels) are known in advance.
-            name=RELEASE_NAME,
-            chart=CHART,
-            version=args["chart_version"],
-            repository_opts={"repo": CHART_REPO},
-            namespace=args.get("namespace", DEFAULT_NAMESPACE),
-            create_namespace=True,
-            cleanup_on_fail=True,
+            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
+            args.get("namespace", DEFAULT_NAMESPACE),
             # CRDs + operator + admission webhook patch jobs + Prometheus can exceed Helm's 5-minute default.
             timeout=900,
             values=monitoring_values(
                 args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["retention"], args["scrape_interval"],
                 args.get("prometheus_memory", "1Gi"), args.get("grafana_enabled", True),
                 args.get("alertmanager_enabled", True)),
-            opts=child(self, depends_on=deps_of(opts)),
+            depends_on=deps_of(opts),
         )
         self.release_name = self.release.status.name
         self.namespace = self.release.status.namespace

@@ -3,10 +3,9 @@
 from typing import Optional, TypedDict
 
 import pulumi
-import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, child, deps_of, token
+from ._common import pinned_release, GPU_PRESENT_LABEL, GPU_TAINT_KEY, deps_of, token
 
 CHART = "nvidia-device-plugin"
 CHART_REPO = "https://nvidia.github.io/k8s-device-plugin"
@@ -58,17 +57,11 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, args: NvidiaDevicePluginArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("NvidiaDevicePlugin"), name, None, opts)
         node_labels = args.get("gpu_node_labels") or {GPU_PRESENT_LABEL: "true"}
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE_NAME,
-            chart=CHART,
-            version=args["chart_version"],
-            repository_opts={"repo": CHART_REPO},
-            namespace=args.get("namespace", DEFAULT_NAMESPACE),
-            create_namespace=True,
-            cleanup_on_fail=True,
+        self.release = pinned_release(
+            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
+            args.get("namespace", DEFAULT_NAMESPACE),
             values=device_plugin_values(node_labels, args.get("gfd_enabled", True)),
-            opts=child(self, depends_on=deps_of(opts)),
+            depends_on=deps_of(opts),
         )
         self.release_name = self.release.status.name
         self.namespace = self.release.status.namespace

@@ -99,7 +99,7 @@ def test_bad_gateway_values_rejected():
         validate(raw_config("dev", gateway={"allowedCidrs": ["10.0.0.0/33"], "loadBalancerController": "nginx",
                                             "certificateArn": "not-an-arn"}))
     lines = e.value.lines
-    assert any(ln.startswith("gpu-burst:gateway.allowedCidrs: '10.0.0.0/33' is not a CIDR block") for ln in lines)
+    assert any(ln.startswith("gpu-burst:gateway.allowedCidrs[0]: '10.0.0.0/33' is not a CIDR block") for ln in lines)
     assert any(ln.startswith("gpu-burst:gateway.loadBalancerController:") and "in-tree" in ln for ln in lines)
     assert any(ln.startswith("gpu-burst:gateway.certificateArn: 'not-an-arn' is not an ACM certificate ARN") for ln in lines)
 

@@ -3,7 +3,7 @@ inward. Every problem is reported on one line `gpu-burst:<path>: <message>`, all
 is declared."""
 
 import json
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import pulumi
 from pydantic import Field, ValidationError, model_validator

@@ -1,5 +1,6 @@
 """Shared pieces of the typed stack configuration: a strict base model and small validated types."""
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -37,3 +38,15 @@ def duration_seconds(v: str) -> float:
     """Seconds in a Go-style duration string already validated by :data:`Duration`."""
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
     return sum(float(n) * units[u] for n, _, u in re.findall(r"([0-9]+(\.[0-9]+)?)(ms|s|m|h)", v))
+
+
+def _cidr(v: str) -> str:
+    try:
+        ipaddress.ip_network(v)
+    except ValueError:
+        raise ValueError(f"'{v}' is not a CIDR block such as 203.0.113.0/24") from None
+    return v
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+"""An IPv4/IPv6 CIDR block (an allow-list entry)."""

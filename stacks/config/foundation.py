@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Strict
+from .base import Cidr, Strict
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36")
 """EKS versions that have AL2023/Bottlerocket AMIs and that Karpenter 1.14 supports (AL2 ended at 1.32)."""
@@ -75,20 +75,10 @@ class ClusterConfig(Strict):
 
     kubernetes_version: Literal[SUPPORTED_KUBERNETES_VERSIONS] = "1.35"  # type: ignore[valid-type]
     endpoint_public_access: bool = True
-    public_access_cidrs: list[str] = ["0.0.0.0/0"]
+    public_access_cidrs: list[Cidr] = ["0.0.0.0/0"]
     enabled_log_types: list[LogType] = []
     admin_principal_arns: list[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$")]] = []
     tags: dict[str, str] = {}
-
-    @field_validator("public_access_cidrs")
-    @classmethod
-    def _cidrs(cls, v: list[str]) -> list[str]:
-        for c in v:
-            try:
-                ipaddress.ip_network(c)
-            except ValueError:
-                raise ValueError(f"'{c}' is not a CIDR block such as 203.0.113.0/24") from None
-        return v
 
     @model_validator(mode="after")
     def _endpoint(self):

@@ -1,12 +1,11 @@
 """Config sections for the inference workload: the models (`gpu-burst:models`) and the gateway (`gpu-burst:gateway`)."""
 
-import ipaddress
 import re
 from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Duration, Strict, duration_seconds
+from .base import Cidr, Duration, Strict, duration_seconds
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.29.0"
 """Pinned vLLM OpenAI-server image (release v0.29.0, 2026-09). Its default tag is built against CUDA 13, which needs
@@ -116,7 +115,7 @@ class GatewayConfig(Strict):
     """Namespace of the model Deployments, Services, routes and ScaledObjects (created by the stack)."""
     public: bool = False
     """false: internal NLB (reachable from the VPC and peered networks); true: internet-facing NLB."""
-    allowed_cidrs: list[str] = []
+    allowed_cidrs: list[Cidr] = []
     """Source CIDRs allowed through the load balancer; empty means the VPC CIDR (internal) or 0.0.0.0/0 (public)."""
     load_balancer_controller: Literal["in-tree", "aws-lbc"] = "in-tree"
     """Who provisions the NLB: the EKS built-in cloud provider (`in-tree`, works on a bare cluster) or the AWS Load
@@ -130,16 +129,6 @@ class GatewayConfig(Strict):
     domain: Optional[str] = None
     """Optional DNS zone: each model is also routed by host `<servedName>.<domain>` (you create the wildcard record)."""
     require_hf_token_for_gated: bool = True
-
-    @field_validator("allowed_cidrs")
-    @classmethod
-    def _cidrs(cls, v: list[str]) -> list[str]:
-        for c in v:
-            try:
-                ipaddress.ip_network(c)
-            except ValueError:
-                raise ValueError(f"'{c}' is not a CIDR block such as 203.0.113.0/24") from None
-        return v
 
     @field_validator("certificate_arn")
     @classmethod
