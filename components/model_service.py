@@ -168,8 +168,10 @@ class ModelService(pulumi.ComponentResource):
             kind="ServiceMonitor",
             metadata={"name": served, "namespace": ns, "labels": sm_labels},
             spec={
-                "selector": {"matchLabels": selector},
-                "namespaceSelector": {"matchNames": [ns]},
+                # The Service's own labels (an Output), so the monitor cannot drift from the Service it scrapes.
+                "selector": {"matchLabels": self.service.metadata.labels.apply(
+                    lambda have: {k: have[k] for k in selector})},
+                "namespaceSelector": {"matchNames": [self.service.metadata.namespace]},
                 "endpoints": [{"port": PORT_NAME, "path": "/metrics", "scheme": "http", "interval": interval,
                                "scrapeTimeout": interval, "honorLabels": False}],
             },
@@ -187,7 +189,7 @@ class ModelService(pulumi.ComponentResource):
             kind="InterceptorRoute",
             metadata={"name": served, "namespace": ns, "labels": lbl},
             spec={
-                "target": {"service": served, "portName": PORT_NAME},
+                "target": {"service": self.service.metadata.name, "portName": PORT_NAME},
                 # Only /v1/* is routed: vLLM's --api-key guards /v1 but not /invocations, /tokenize, /pooling, ...
                 "rules": rules,
                 "scalingMetric": {"concurrency": {"targetValue": args["target_concurrency"]}},
@@ -204,7 +206,8 @@ class ModelService(pulumi.ComponentResource):
             kind="ScaledObject",
             metadata={"name": served, "namespace": ns, "labels": lbl},
             spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": served},
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                   "name": self.deployment.metadata.name},
                 "minReplicaCount": args["min_replicas"],
                 "maxReplicaCount": args["max_replicas"],
                 "pollingInterval": 5,
@@ -224,7 +227,8 @@ class ModelService(pulumi.ComponentResource):
                 },
                 "triggers": [
                     {"type": "external-push", "name": "interceptor",
-                     "metadata": {"scalerAddress": args["external_scaler_address"], "interceptorRoute": served}},
+                     "metadata": {"scalerAddress": args["external_scaler_address"],
+                                  "interceptorRoute": self.route.metadata.apply(lambda m: m["name"])}},
                     {"type": "prometheus", "name": "queue-depth", "metricType": "AverageValue",
                      "metadata": {"serverAddress": args["prometheus_url"], "query": query,
                                   "threshold": str(args["target_queue_depth"]),
@@ -235,10 +239,10 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps + [self.route, self.deployment]),
         )
 
-        self.deployment_name = pulumi.Output.from_input(served)
-        self.service_name = pulumi.Output.from_input(served)
-        self.route_name = pulumi.Output.from_input(served)
-        self.scaled_object_name = pulumi.Output.from_input(served)
+        self.deployment_name = self.deployment.metadata.name
+        self.service_name = self.service.metadata.name
+        self.route_name = self.route.metadata.apply(lambda m: m["name"])
+        self.scaled_object_name = self.scaled_object.metadata.apply(lambda m: m["name"])
         self.queue_query = pulumi.Output.from_input(query)
         self.register_outputs({"deployment_name": self.deployment_name, "service_name": self.service_name,
                                "route_name": self.route_name, "scaled_object_name": self.scaled_object_name,

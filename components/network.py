@@ -129,7 +129,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{suffix}", vpc_id=vpc.id, cidr_block=private_cidrs[i], availability_zone=az,
                 tags={**tags, "Name": f"{name}-private-{suffix}", "kubernetes.io/role/internal-elb": "1"},
                 # The discovery tag is added by an aws.ec2.Tag once the cluster name exists; don't remove it here.
-                opts=child(self, ignore_changes=['tags["karpenter.sh/discovery"]', 'tagsAll["karpenter.sh/discovery"]']),
+                opts=child(self, ignore_changes=['tags["karpenter.sh/discovery"]']),
             )
             rt = aws.ec2.RouteTable(
                 f"{name}-private-{suffix}-rt", vpc_id=vpc.id,

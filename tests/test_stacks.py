@@ -151,3 +151,21 @@ def test_resource_counts_are_stable(stack):
     name, mocks, _ = stack
     # A structural regression guard: a silently skipped layer would change these counts a lot.
     assert len(mocks.created) > 90
+
+
+def test_model_objects_reference_each_other_through_outputs(stack):
+    # Route → Service, ScaledObject → Deployment and route, ServiceMonitor → Service: data dependencies, not
+    # names typed twice, so a renamed object breaks the preview instead of silently scaling or scraping nothing.
+    _, mocks, _ = stack
+    for so in mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject"):
+        base = so.name.removesuffix("-scaler")
+        spec_deps = set(mocks.monitor.requests[so.name].propertyDependencies["spec"].urns)
+        deployment = next(u for u in mocks.monitor.resources if u.endswith(f"apps/v1:Deployment::{base}"))
+        assert {_urn(mocks, f"{base}-route"), deployment} <= spec_deps, so.name
+        route_deps = set(mocks.monitor.requests[f"{base}-route"].propertyDependencies["spec"].urns)
+        assert _urn(mocks, f"{base}-svc") in route_deps
+        monitor_deps = set(mocks.monitor.requests[f"{base}-monitor"].propertyDependencies["spec"].urns)
+        assert _urn(mocks, f"{base}-svc") in monitor_deps
+        svc_labels = mocks.named(f"{base}-svc").inputs["metadata"]["labels"]
+        sel = mocks.named(f"{base}-monitor").inputs["spec"]["selector"]["matchLabels"]
+        assert sel and all(svc_labels[k] == v for k, v in sel.items())
