@@ -19,6 +19,10 @@ API_KEY_ENV = "GPU_BURST_API_KEY"
 INTERCEPTOR_SELECTOR = {"app.kubernetes.io/component": "interceptor", "app.kubernetes.io/name": "http-add-on"}
 """Pod labels of the http-add-on chart's interceptor (its own interceptor-proxy Service selects the same labels)."""
 INTERCEPTOR_PROXY_PORT_NAME = "proxy"
+INTERCEPTOR_METRICS_PORT = 2223
+"""The interceptor's Prometheus endpoint (OTel exporter, on by default, `OTEL_PROM_EXPORTER_PORT`). Chart 0.15.0 has
+no Service for it, so the Gateway adds one: the scale-chain dashboard and the no-replica alert read
+`interceptor_request_concurrency` from there."""
 _LB = "service.beta.kubernetes.io/aws-load-balancer-"
 
 
@@ -83,10 +87,14 @@ class GatewayArgs(TypedDict):
     """ACM certificate: terminate TLS on 443 at the NLB."""
     api_key: NotRequired[pulumi.Input[str]]
     """API key (Pulumi secret); generated with random.RandomPassword when absent."""
+    scrape_interceptor: NotRequired[bool]
+    """Create a metrics Service + ServiceMonitor for the interceptor (needs the Prometheus operator CRDs: pass the
+    monitoring release in `opts.depends_on`). Default true."""
 
 
 class Gateway(pulumi.ComponentResource):
-    """NLB in front of the KEDA HTTP add-on interceptor, plus the API key Secret that every vLLM replica enforces."""
+    """NLB in front of the KEDA HTTP add-on interceptor, plus the API key Secret that every vLLM replica enforces and
+    the scrape of the interceptor's own metrics (requests held during a cold start)."""
 
     endpoint: pulumi.Output[str]
     """Base URL of the gateway (http(s)://<nlb-hostname>)."""
@@ -143,6 +151,30 @@ class Gateway(pulumi.ComponentResource):
             },
             opts=child(self, deps),
         )
+
+        if args.get("scrape_interceptor", True):
+            metrics_labels = {**lbl, "app.kubernetes.io/component": "interceptor-metrics"}
+            self.metrics_service = k8s.core.v1.Service(
+                f"{name}-interceptor-metrics",
+                metadata={"namespace": args["interceptor_namespace"], "labels": metrics_labels},
+                spec={"type": "ClusterIP", "selector": INTERCEPTOR_SELECTOR,
+                      # A numeric targetPort: the interceptor container does not declare this port by name.
+                      "ports": [{"name": "metrics", "port": INTERCEPTOR_METRICS_PORT,
+                                 "targetPort": INTERCEPTOR_METRICS_PORT, "protocol": "TCP"}]},
+                opts=child(self, deps),
+            )
+            self.metrics_monitor = k8s.apiextensions.CustomResource(
+                f"{name}-interceptor-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata={"namespace": self.metrics_service.metadata.namespace, "labels": metrics_labels},
+                spec={
+                    "selector": {"matchLabels": self.metrics_service.metadata.labels},
+                    "namespaceSelector": {"matchNames": [self.metrics_service.metadata.namespace]},
+                    "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "10s"}],
+                },
+                opts=child(self, deps),
+            )
 
         def _host(status) -> str:
             ingress = (status.load_balancer.ingress or []) if status and status.load_balancer else []

@@ -63,7 +63,8 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
     gateway = Gateway(
         "gpu-burst-gateway",
         gateway_args,
-        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.http_addon_release]),
+        # The monitoring release installs the ServiceMonitor CRD used for the interceptor's metrics.
+        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.http_addon_release, a.monitoring_release]),
     )
 
     release_label = getattr(a.monitoring_release, "name", None)

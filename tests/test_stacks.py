@@ -169,3 +169,19 @@ def test_model_objects_reference_each_other_through_outputs(stack):
         svc_labels = mocks.named(f"{base}-svc").inputs["metadata"]["labels"]
         sel = mocks.named(f"{base}-monitor").inputs["spec"]["selector"]["matchLabels"]
         assert sel and all(svc_labels[k] == v for k, v in sel.items())
+
+
+def test_interceptor_metrics_are_scraped_for_the_dashboard_and_alert(stack):
+    # The no-replica alert and the held-requests panel read interceptor_request_concurrency: without a scrape of
+    # the interceptor they could never fire or show anything.
+    _, mocks, _ = stack
+    svc = mocks.named("gpu-burst-gateway-interceptor-metrics").inputs
+    lb = mocks.named("gpu-burst-gateway-lb").inputs
+    assert svc["spec"]["selector"] == lb["spec"]["selector"], "must select the same interceptor pods as the gateway"
+    assert svc["spec"]["ports"] == [{"name": "metrics", "port": 2223, "targetPort": 2223, "protocol": "TCP"}]
+    sm = mocks.named("gpu-burst-gateway-interceptor-monitor")
+    assert sm.inputs["spec"]["selector"]["matchLabels"] == svc["metadata"]["labels"]
+    assert sm.inputs["spec"]["endpoints"][0]["port"] == "metrics"
+    assert _release_urn(mocks, "kube-prometheus-stack") in mocks.monitor.requests[sm.name].dependencies
+    rules = json.dumps([r.inputs for r in mocks.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")])
+    assert "interceptor_request_concurrency" in rules
