@@ -30,6 +30,17 @@ def queue_depth_query(served_name: str) -> str:
     return f'sum(vllm:num_requests_waiting{{model_name="{served_name}"}}) or vector(0)'
 
 
+def readiness_program(port: int) -> str:
+    """Python run by the readiness probe: ready = the OpenAI API answers `/v1/models` for this pod's key.
+
+    /v1/* needs the key. Python is what the vLLM image is built on (curl is not guaranteed there), and the key is read
+    from the environment, so it is in neither the pod spec nor a process argv. urlopen raises, so the probe exits 1,
+    on any non-2xx answer, refused connection or timeout."""
+    return ("import os, urllib.request as r; r.urlopen(r.Request("
+            f"'http://127.0.0.1:{port}/v1/models', headers={{'Authorization': 'Bearer ' + "
+            "os.environ['VLLM_API_KEY']}), timeout=4)")
+
+
 class ModelServiceArgs(TypedDict):
     """Inputs of one ModelService."""
 
@@ -280,10 +291,7 @@ class ModelService(pulumi.ComponentResource):
         if hf_secret is not None:
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_secret.metadata.name,
                                                                             "key": HF_TOKEN_SECRET_KEY}}})
-        # Readiness = the OpenAI API answers for this key. /v1/* needs the key; the header comes from stdin so the
-        # key is in neither the spec nor a process argv.
-        ready_cmd = (f'printf "Authorization: Bearer %s" "$VLLM_API_KEY" | curl -sf -o /dev/null --max-time 4 '
-                     f'-H @- http://127.0.0.1:{VLLM_PORT}/v1/models')
+        ready_cmd = readiness_program(VLLM_PORT)
         container = {
             "name": "vllm",
             "image": args["image"],
@@ -302,7 +310,7 @@ class ModelService(pulumi.ComponentResource):
             # /health answers once the engine is up (connection refused while weights load).
             "startupProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": PROBE_PERIOD_SECONDS,
                              "timeoutSeconds": 5, "failureThreshold": startup_failures},
-            "readinessProbe": {"exec": {"command": ["sh", "-c", ready_cmd]}, "periodSeconds": 5,
+            "readinessProbe": {"exec": {"command": ["python3", "-c", ready_cmd]}, "periodSeconds": 5,
                                "timeoutSeconds": 5, "failureThreshold": 3, "successThreshold": 1},
             "livenessProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 15,
                               "timeoutSeconds": 10, "failureThreshold": 4},

@@ -80,7 +80,7 @@ def test_probes_survive_a_cold_start(mocks, stack):
         assert sp["failureThreshold"] * sp["periodSeconds"] >= duration_seconds(m.startup_budget) >= 900
         assert c["livenessProbe"]["httpGet"]["path"] == "/health"
         ready = " ".join(c["readinessProbe"]["exec"]["command"])
-        assert "/v1/models" in ready and "$VLLM_API_KEY" in ready and "-H @-" in ready
+        assert "/v1/models" in ready and "os.environ['VLLM_API_KEY']" in ready
         dep = named(mocks, "Deployment", m.served_name)
         assert dep["spec"]["progressDeadlineSeconds"] > m.startup_seconds
 
@@ -283,3 +283,50 @@ def test_missing_token_for_gated_model_rejected():
 def test_bad_model_values_have_clear_messages(patch, message):
     lines = _errors(models=[dict(DEV_MODELS[0], **patch)])
     assert len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_readiness_probe_program_really_checks_the_key():
+    """Run the probe's exact Python against a server on 127.0.0.1 that, like vLLM with --api-key, answers 401 to a
+    wrong key: ready only with the right key, not ready when nothing listens."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from components.model_service import readiness_program
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.path == "/v1/models" and self.headers.get("Authorization") == "Bearer right-key"
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            self.wfile.write(b'{"data": []}')
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        def probe(key: str, p: int = port) -> int:
+            return subprocess.run([sys.executable, "-c", readiness_program(p)], capture_output=True, timeout=20,
+                                  env={**os.environ, "VLLM_API_KEY": key}).returncode
+        assert probe("right-key") == 0
+        assert probe("wrong-key") != 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert probe("right-key", port) != 0  # nothing listens any more
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_deployment_readiness_probe_runs_that_program(mocks, stack):
+    from components.model_service import VLLM_PORT, readiness_program
+
+    _, _, cfg = run_workload(stack)
+    for m in cfg.models:
+        probe = named(mocks, "Deployment", m.served_name)["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+        assert probe["exec"]["command"] == ["python3", "-c", readiness_program(VLLM_PORT)]
+        assert "VLLM_API_KEY" in probe["exec"]["command"][2] and "Bearer" in probe["exec"]["command"][2]
