@@ -3,12 +3,13 @@ inward. Every problem is reported on one line `gpu-burst:<path>: <message>`, all
 is declared."""
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import pulumi
 from pydantic import Field, ValidationError, model_validator
 
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
+from . import capacity
 from .base import Duration, Strict, duration_seconds
 from .foundation import (
     SUPPORTED_KUBERNETES_VERSIONS,
@@ -46,6 +47,8 @@ class StackConfig(Strict):
     gateway: GatewayConfig = GatewayConfig()
     hf_token_set: bool = False
     """Whether `gpu-burst:hfToken` is set; the value itself stays a Pulumi secret outside this model."""
+    aws_profile: Optional[str] = None
+    """`aws:profile` of the stack: the kubeconfig's `aws eks get-token` uses the same credentials as the provider."""
 
     @model_validator(mode="after")
     def _cross(self):
@@ -71,11 +74,14 @@ class StackConfig(Strict):
                     f"models[{i}].needsHfToken: model '{m.hf_model_id}' is gated but gpu-burst:hfToken is not set; "
                     "run `pulumi config set --secret hfToken <token>`"
                 )
-        if self.karpenter.replicas and self.karpenter.replicas > self.system_nodes.max_size:
+        if self.karpenter.replicas and self.karpenter.replicas > self.system_nodes.min_size:
+            # Nothing scales the managed system group: only minSize nodes are sure to exist.
             problems.append(
                 f"karpenter.replicas: {self.karpenter.replicas} replicas need as many system nodes "
-                f"(hostname anti-affinity) but systemNodes.maxSize is {self.system_nodes.max_size}"
+                f"(hostname anti-affinity) but systemNodes.minSize is {self.system_nodes.min_size}"
             )
+        else:
+            problems.extend(capacity.problems(self))
         if problems:
             # pydantic prefixes "Value error, "; the loader strips it and splits on the marker.
             raise ValueError(" ;; ".join(problems))
@@ -150,6 +156,9 @@ def raw_from_pulumi() -> dict[str, Any]:
                 pass  # plain strings such as `environment: dev`
         raw[name] = value
     raw["region"] = pulumi.Config("aws").get("region") or ""
+    profile = pulumi.Config("aws").get("profile")
+    if profile:
+        raw["awsProfile"] = profile
     raw["hfTokenSet"] = bool(_all_config().get(f"{NAMESPACE}:hfToken"))
     return raw
 
