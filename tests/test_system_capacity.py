@@ -153,16 +153,17 @@ def test_the_smallest_configured_type_decides():
 
 def test_unknown_instance_type_has_no_capacity_figures():
     raw = raw_from_file("dev")
-    raw["systemNodes"] = {**raw["systemNodes"], "instanceTypes": ["m6i.large", "x9z.huge"]}
-    with pytest.raises(ConfigError, match=r"gpu-burst:systemNodes.instanceTypes: no capacity figures for \['x9z.huge'\]"):
+    raw["systemNodes"] = {**raw["systemNodes"], "instanceTypes": ["m6i.large", "m9i.large"]}
+    with pytest.raises(ConfigError, match=r"gpu-burst:systemNodes.instanceTypes: no capacity figures for \['m9i.large'\]"):
         validate(raw)
 
 
-def test_karpenter_replicas_need_min_size_nodes():
+def test_karpenter_replicas_repel_each_other_onto_min_size_nodes():
+    # desiredSize 2 allows two replicas, but only minSize 1 node is sure to exist: the second replica has no node.
     raw = raw_from_file("dev")
-    raw["karpenter"] = {**raw["karpenter"], "replicas": 3}
-    raw["systemNodes"] = {**raw["systemNodes"], "maxSize": 3}
-    with pytest.raises(ConfigError, match=r"gpu-burst:karpenter.replicas: 3 replicas .* systemNodes.minSize is 2"):
+    raw["karpenter"] = {**raw["karpenter"], "replicas": 2}
+    raw["systemNodes"] = {"instanceTypes": ["m6i.2xlarge"], "minSize": 1, "desiredSize": 2, "maxSize": 3}
+    with pytest.raises(ConfigError, match=r"gpu-burst:systemNodes: 1 × m6i.2xlarge .* no room for karpenter;"):
         validate(raw)
 
 

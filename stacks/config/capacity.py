@@ -17,8 +17,11 @@ returns its Deployments/StatefulSets and whose `per_node` returns its DaemonSet 
 rendered-versus-estimate test pick it up without further changes.
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
+
+from .base import quantity_value
 
 HEADROOM = 0.10
 """Share of each node kept free: a rolling update surges one pod, and chart pods without requests still use some."""
@@ -118,19 +121,13 @@ class SystemAddon:
 
 
 def parse_cpu_m(v: str) -> int:
-    """Kubernetes CPU quantity → millicores ("1" → 1000, "250m" → 250)."""
-    v = str(v)
-    return int(v[:-1]) if v.endswith("m") else int(float(v) * 1000)
+    """Kubernetes CPU quantity → millicores, rounded up ("1" → 1000, "250m" → 250)."""
+    return math.ceil(quantity_value(str(v)) * 1000)
 
 
 def parse_memory_mi(v: str) -> int:
-    """Kubernetes memory quantity (Mi/Gi/M/G/Ki) → MiB, rounded up."""
-    v = str(v)
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "M": 1e6 / 2**20, "G": 1e9 / 2**20, "k": 1e3 / 2**20}
-    for suffix in sorted(units, key=len, reverse=True):
-        if v.endswith(suffix):
-            return -(-int(float(v[: -len(suffix)]) * units[suffix] * 1000) // 1000)
-    return -(-int(v) // 2**20)
+    """Kubernetes memory quantity → MiB, rounded up ("1Gi" → 1024, "128M" → 123)."""
+    return math.ceil(quantity_value(str(v)) / 2**20)
 
 
 # -- the add-ons ------------------------------------------------------------------------------------------------------
@@ -288,7 +285,7 @@ def problems(cfg) -> list[str]:
     unknown = [t for t in sysn.instance_types if t not in INSTANCE_SHAPES]
     if unknown:
         return [f"systemNodes.instanceTypes: no capacity figures for {unknown}; allowed: "
-                f"{', '.join(sorted(INSTANCE_SHAPES))}"]
+                f"{', '.join(sorted(INSTANCE_SHAPES))} (add the type to stacks/config/capacity.py INSTANCE_SHAPES)"]
     t = smallest(list(sysn.instance_types))
     result = fit(cfg, t, sysn.min_size)
     if result.ok:
@@ -298,6 +295,6 @@ def problems(cfg) -> list[str]:
     unplaced = ", ".join(f"{n} ×{names.count(n)}" if names.count(n) > 1 else n for n in dict.fromkeys(names))
     return [f"systemNodes: {sysn.min_size} × {t} (allocatable {a.cpu_m}m CPU / {a.memory_mi}Mi each, "
             f"{int(HEADROOM * 100)}% kept free) cannot hold the system add-ons' requests "
-            f"({result.cpu_m}m CPU / {result.memory_mi}Mi); no room for {unplaced}. "
-            "Raise systemNodes.minSize or use a larger systemNodes.instanceTypes entry "
-            "(or lower karpenter.controllerCpu / addons.httpAddon.interceptorMaxReplicas)"]
+            f"({result.cpu_m}m CPU / {result.memory_mi}Mi); no room for {unplaced}; allowed: a larger "
+            "systemNodes.minSize or systemNodes.instanceTypes entry, or lower karpenter.controllerCpu / "
+            "addons.httpAddon.interceptorMaxReplicas"]
