@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, NODEPOOL_LABEL, child, deps_of, labels, token
+from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, token
 
 VLLM_PORT = 8000
 PORT_NAME = "http"
@@ -58,8 +58,9 @@ class ModelServiceArgs(TypedDict):
     """`--max-model-len`."""
     gpu_memory_utilization: float
     """`--gpu-memory-utilization`."""
-    pool: str
-    """Karpenter NodePool (traffic class) the pods are pinned to."""
+    traffic_class: str
+    """Traffic class (node label `gpu-burst.io/traffic-class`) the pods select; Karpenter picks among its pools by
+    NodePool weight."""
     min_replicas: int
     """KEDA minReplicaCount (0 = scale to zero)."""
     max_replicas: int
@@ -338,7 +339,8 @@ class ModelService(pulumi.ComponentResource):
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": drain + 30,
-                    "nodeSelector": {NODEPOOL_LABEL: args["pool"], GPU_PRESENT_LABEL: "true"},
+                    # The traffic class, not one NodePool: every pool of the class can take the pod, by weight.
+                    "nodeSelector": {TRAFFIC_CLASS_LABEL: args["traffic_class"], GPU_PRESENT_LABEL: "true"},
                     "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
                                         "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},

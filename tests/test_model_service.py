@@ -48,7 +48,8 @@ def test_gpu_placement_and_volumes(mocks, stack):
         assert c["resources"]["requests"]["nvidia.com/gpu"] == str(m.gpus)
         assert c["resources"]["limits"]["nvidia.com/gpu"] == str(m.gpus)
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
-        assert pod["nodeSelector"] == {"karpenter.sh/nodepool": m.pool, "nvidia.com/gpu.present": "true"}
+        assert pod["nodeSelector"] == {"gpu-burst.io/traffic-class": cfg.gpu.traffic_class_of(m.pool),
+                                       "nvidia.com/gpu.present": "true"}
         vols = {v["name"]: v for v in pod["volumes"]}
         assert vols["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": m.shm_size}
         assert vols["model-cache"]["emptyDir"]["sizeLimit"] == m.cache_size

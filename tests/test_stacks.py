@@ -113,20 +113,43 @@ def test_gpu_nodes_require_imdsv2_with_hop_limit_1(stack):
         assert r.inputs["spec"]["metadataOptions"]["httpPutResponseHopLimit"] == 1
 
 
-def test_model_pods_schedule_only_on_their_pool(stack):
-    _, mocks, _ = stack
+def _pools_that_fit(pod: dict, pools: dict) -> list[str]:
+    """NodePools whose nodes a pod can land on (template labels satisfy its nodeSelector, taints tolerated), in the
+    order Karpenter tries them: highest weight first (karpenter.sh NodePool `spec.weight`)."""
+    def fits(spec: dict) -> bool:
+        node_labels = {**spec["template"]["metadata"]["labels"]}
+        if any(node_labels.get(k) != v for k, v in pod["nodeSelector"].items()):
+            return False
+        return all(any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"])
+                       and (t["operator"] == "Exists" or t.get("value") == taint.get("value"))
+                       for t in pod.get("tolerations", []))
+                   for taint in spec["template"]["spec"].get("taints", []))
+    return sorted((n for n, s in pools.items() if fits(s)), key=lambda n: -pools[n]["weight"])
+
+
+def test_model_pods_fit_every_pool_of_their_traffic_class_by_weight(stack):
+    name, mocks, _ = stack
     pools = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")}
-    for r in mocks.of_type("kubernetes:apps/v1:Deployment"):
-        spec = r.inputs["spec"]["template"]["spec"]
-        limits = spec["containers"][0]["resources"].get("limits", {})
-        if "nvidia.com/gpu" not in limits:
-            continue
-        pool = spec["nodeSelector"]["karpenter.sh/nodepool"]
-        assert pool in pools
-        taint = pools[pool]["template"]["spec"]["taints"][0]
-        tolerated = any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"])
-                        and (t["operator"] == "Exists" or t.get("value") == taint["value"]) for t in spec["tolerations"])
-        assert tolerated
+    gpu_pods = [r.inputs["spec"]["template"]["spec"] for r in mocks.of_type("kubernetes:apps/v1:Deployment")
+                if "nvidia.com/gpu" in r.inputs["spec"]["template"]["spec"]["containers"][0]["resources"].get("limits", {})]
+    assert gpu_pods
+    for pod in gpu_pods:
+        # Never pinned to one NodePool: that would make a fallback pool unreachable.
+        assert "karpenter.sh/nodepool" not in pod["nodeSelector"]
+        fitting = _pools_that_fit(pod, pools)
+        if name == "prod":
+            # Spot first, on-demand when spot is short: both reachable, ordered by weight.
+            assert fitting == ["gpu-spot", "gpu-on-demand"]
+            assert pools["gpu-spot"]["weight"] > pools["gpu-on-demand"]["weight"]
+        else:
+            assert fitting == ["gpu-on-demand"]
+
+
+def test_gpu_nodes_are_never_load_balancer_targets(stack):
+    _, mocks, _ = stack
+    for r in mocks.of_type("kubernetes:karpenter.sh/v1:NodePool"):
+        labels = r.inputs["spec"]["template"]["metadata"]["labels"]
+        assert labels["node.kubernetes.io/exclude-from-external-load-balancers"] == "true", r.name
 
 
 def test_stack_outputs_give_an_endpoint_and_ready_to_paste_requests(stack):
