@@ -83,15 +83,26 @@ def test_every_release_is_pinned_and_waits_for_the_system_nodes(stack):
             assert coredns in mocks.monitor.requests[r.name].dependencies, r.inputs["name"]
 
 
-def test_no_autoscaled_deployment_has_replicas_owned_by_pulumi(stack):
+def test_creating_a_model_buys_no_gpu_and_updates_never_reset_keda(stack):
+    """What the program sends: every autoscaled Deployment is created with `replicas: 0` (an omitted field defaults
+    to 1, i.e. a GPU node for nobody) and `spec.replicas` in ignoreChanges. Under server-side apply (the provider
+    default, not turned off here) the provider then drops the field from each apply once KEDA/the HPA own it via the
+    scale subresource, or re-sends the live value (pulumi-kubernetes provider/pkg/await/await.go
+    handleSSAIgnoreFields). KEDA starts with no initial cooldown: there is no first replica to protect."""
     _, mocks, _ = stack
-    targets = {r.inputs["spec"]["scaleTargetRef"]["name"] for r in mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
+    scaled = {r.inputs["spec"]["scaleTargetRef"]["name"]: r.inputs["spec"]
+              for r in mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
     deployments = {r.inputs["metadata"]["name"]: r for r in mocks.of_type("kubernetes:apps/v1:Deployment")}
-    assert targets and targets <= set(deployments)
-    for t in targets:
+    assert scaled and set(scaled) <= set(deployments)
+    for t, so in scaled.items():
         r = deployments[t]
-        assert "replicas" not in r.inputs["spec"]
-        assert "spec.replicas" in mocks.monitor.requests[r.name].ignoreChanges
+        assert r.inputs["spec"]["replicas"] == so["minReplicaCount"] == 0
+        assert list(mocks.monitor.requests[r.name].ignoreChanges) == ["spec.replicas"]
+        assert so.get("initialCooldownPeriod", 0) == 0
+    providers = mocks.of_type("pulumi:providers:kubernetes")
+    assert providers
+    for p in providers:
+        assert p.inputs.get("enableServerSideApply") in (None, True, "true")
 
 
 def test_secrets_never_appear_in_plaintext(stack):
