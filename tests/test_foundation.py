@@ -190,7 +190,7 @@ def test_controller_role_is_assumed_through_pod_identity(dev):
                        .inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert sorted(trust["Statement"][0]["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
-    assoc = dev.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")[0].inputs
+    assoc = dev.named("gpu-burst-controller-identity").inputs
     assert (assoc["namespace"], assoc["serviceAccount"]) == ("kube-system", "karpenter")
     assert assoc["clusterName"] == CLUSTER_NAME
     assert role is not None
