@@ -75,6 +75,16 @@ def unique() -> str:
     return "t" + uuid.uuid4().hex[:8]
 
 
+def reply_json(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    """Answer an http.server request with a JSON body and its Content-Length."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 # -- a fake Kubernetes API server for the KubeClusterReader ------------------------------------------------------
 def _routes(objects: list[dict[str, Any]]) -> list[tuple[re.Pattern[str], Any]]:
     def of(kind: str) -> list[dict[str, Any]]:
@@ -135,12 +145,7 @@ def fake_kube(tmp_path: Path) -> Iterator[Any]:
                             if got is not None:
                                 status, body = 200, got
                             break
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply_json(self, status, body)
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -259,6 +259,8 @@ def test_http10_server_gets_every_request(invoke, tmp_path: Path):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from tests.cli.conftest import reply_json
+
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -268,13 +270,7 @@ def test_http10_server_gets_every_request(invoke, tmp_path: Path):
         def do_POST(self) -> None:  # noqa: N802 - http.server API
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(body["model"])
-            data = json.dumps({"choices": [{"index": 0, "text": "hi"}],
-                               "usage": {"completion_tokens": 1}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, 200, {"choices": [{"index": 0, "text": "hi"}], "usage": {"completion_tokens": 1}})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
