@@ -330,11 +330,14 @@ def test_config_errors_addons():
         validate({**DEV, "addons": {"httpAddon": {"readinessTimeout": "5m", "maxPendingRequests": 10},
                                     "monitoring": {"retention": "1.5d"}}})
     assert e.value.lines == [
-        "gpu-burst:addons.httpAddon.maxPendingRequests: unknown key",
-        "gpu-burst:addons.monitoring.retention: '1.5d' is not a Prometheus duration; use whole units such as 15s, "
-        "168h, 14d",
+        "gpu-burst:addons.httpAddon.maxPendingRequests: unknown key; valid keys here: chartVersion, "
+        "readinessTimeout, responseHeaderTimeout, interceptorReplicas, interceptorMaxReplicas",
+        "gpu-burst:addons.monitoring.retention: '1.5d' is not a Prometheus duration; allowed: whole units such as "
+        "15s, 168h, 14d",
+        # the cross-field check still runs although the section has an unknown key
+        "gpu-burst:addons.httpAddon.readinessTimeout: '5m' is shorter than a GPU cold start; allowed: at least 10m",
     ]
     with pytest.raises(ConfigError) as e:
         validate({**DEV, "addons": {"httpAddon": {"readinessTimeout": "5m"}}})
     assert e.value.lines == [
-        "gpu-burst:addons.httpAddon: readinessTimeout '5m' is shorter than a GPU cold start; use at least 10m"]
+        "gpu-burst:addons.httpAddon.readinessTimeout: '5m' is shorter than a GPU cold start; allowed: at least 10m"]

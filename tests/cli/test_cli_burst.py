@@ -245,6 +245,15 @@ def test_all_connect_errors_say_so_in_one_line_with_the_target(invoke, stub):
 
 
 # -- the load engine: keep-alive trouble -----------------------------------------------------------------------
+def reply_json(handler, status: int, body) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def test_server_without_keep_alive_gets_every_request(invoke, stub):
     # HTTP/1.1 answers, then the server closes without `Connection: close`: only the EOF tells.
     s = stub(tokens=2, keep_alive=False)
@@ -258,8 +267,6 @@ def test_http10_server_gets_every_request(invoke, tmp_path: Path):
     # http.server speaks HTTP/1.0 by default and closes after every response.
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from tests.cli.conftest import reply_json
 
     seen: list[str] = []
 
