@@ -1,4 +1,4 @@
-"""Issue 4 layer: the inference workload — one ModelService per configured model, the Gateway, dashboards and alerts."""
+"""Workload layer: the inference workload — one ModelService per configured model, the Gateway, dashboards and alerts."""
 
 from typing import Optional
 
