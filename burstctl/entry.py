@@ -1,7 +1,7 @@
 """The `burstctl` console script: runs the CLI, or says how to install it when the `cli` extra is missing.
 
 The package installs the script even without the extra (pip has no per-extra scripts); importing the CLI then
-fails on its dependencies (typer, rich, httpx, ...), so the script checks for them first."""
+fails on its dependencies (typer, rich, aiohttp, ...), so the script checks for them first."""
 
 import sys
 
