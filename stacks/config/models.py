@@ -90,6 +90,11 @@ def _extra_arg_problems(args: list[str]) -> list[tuple[str, str]]:
             out.append((at, f"'{a}' holds several words; allowed: one flag per item, its value after '=' "
                             "(e.g. --max-num-seqs=64): items are passed to vLLM without a shell"))
             continue
+        prev = args[i - 1] if i else ""
+        if not a.startswith("-") and prev.startswith("-") and "=" not in prev:
+            out.append((at, f"'{a}' looks like the value of extraArgs[{i - 1}] ({prev}); allowed: flag and value in "
+                            f"one item, {prev}={a}"))
+            continue
         if not a.startswith("--"):
             short = a.split("=", 1)[0]
             long = SHORT_FLAGS.get(short) or (SHORT_FLAGS["-O"] if short.startswith("-O") else None)
@@ -131,6 +136,9 @@ class ModelConfig(Strict):
     max_model_len: Annotated[int, Field(ge=256, le=1048576)] = 8192
     gpu_memory_utilization: Annotated[float, Field(gt=0.1, le=0.98)] = 0.90
     extra_args: list[str] = []
+    """More vLLM flags, one per item as `--flag` or `--flag=value` (the items reach vLLM without a shell). Flags the
+    program manages (MANAGED_FLAGS, in any spelling vLLM accepts: `_` for `-`, abbreviations, short aliases) are
+    refused."""
     min_replicas: Annotated[int, Field(ge=0, le=100)] = 0
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 4
     idle_before_scale_to_zero: Duration = "15m"
