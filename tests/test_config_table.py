@@ -16,6 +16,7 @@ from stack_helpers import ROOT
 from stacks.config import ConfigError, StackConfig, raw_from_values, validate
 from stacks.config.base import Strict
 from stacks.config.errors import NAMESPACE
+from stacks.config.models import VLLM_IMAGE
 
 _DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 DEV = {**{k.split(":", 1)[1]: v for k, v in _DEV.items() if k.startswith("gpu-burst:")}, "region": _DEV["aws:region"]}
@@ -355,7 +356,7 @@ BAD = [
     ]),
     # models
     ('model-unknown', model(replicas=1), [
-        'gpu-burst:models[0].replicas: unknown key; valid keys here: servedName, hfModelId, image, gpus, maxModelLen, gpuMemoryUtilization, extraArgs, minReplicas, maxReplicas, idleBeforeScaleToZero, targetQueueDepth, targetConcurrency, pool, needsHfToken, startupBudget, drainTimeout, cpu, memory, shmSize, cacheSize',
+        'gpu-burst:models[0].replicas: unknown key; valid keys here: servedName, hfModelId, revision, runaiConcurrency, runaiMemoryLimitGib, image, gpus, maxModelLen, gpuMemoryUtilization, extraArgs, minReplicas, maxReplicas, idleBeforeScaleToZero, targetQueueDepth, targetConcurrency, pool, needsHfToken, startupBudget, drainTimeout, cpu, memory, shmSize, cacheSize',
     ]),
     ('model-served-name-upper', model(servedName="Llama-3.1"), [
         "gpu-burst:models[0].servedName: 'Llama-3.1' is not a DNS label (it also names the model's Deployment, Service and route); allowed: lowercase letters, digits and '-', starting with a letter, e.g. qwen2-5-1-5b-instruct",
@@ -373,25 +374,25 @@ BAD = [
         "gpu-burst:models[0].hfModelId: 'qwen' is not a Hugging Face model id; allowed: e.g. Qwen/Qwen2.5-1.5B-Instruct",
     ]),
     ('model-image-latest', model(image="vllm/vllm-openai:latest"), [
-        "gpu-burst:models[0].image: image 'vllm/vllm-openai:latest' is not pinned; allowed: an explicit release tag or digest, e.g. vllm/vllm-openai:v0.29.0",
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai:latest' is not pinned; allowed: an explicit release tag or digest, e.g. " + VLLM_IMAGE,
     ]),
     ('model-image-untagged', model(image="vllm/vllm-openai"), [
-        "gpu-burst:models[0].image: image 'vllm/vllm-openai' is not pinned; allowed: an explicit release tag or digest, e.g. vllm/vllm-openai:v0.29.0",
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai' is not pinned; allowed: an explicit release tag or digest, e.g. " + VLLM_IMAGE,
     ]),
     ('model-image-upper', model(image="vllm/VLLM-openai:v0.29.0"), [
         "gpu-burst:models[0].image: image 'vllm/VLLM-openai:v0.29.0' has uppercase letters in the repository; allowed: a lowercase repository such as vllm/vllm-openai:v0.29.0",
     ]),
     ('model-image-scheme', model(image="https://ghcr.io/vllm/vllm-openai:v0.29.0"), [
-        "gpu-burst:models[0].image: image 'https://ghcr.io/vllm/vllm-openai:v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. vllm/vllm-openai:v0.29.0",
+        "gpu-burst:models[0].image: image 'https://ghcr.io/vllm/vllm-openai:v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
     ]),
     ('model-image-space', model(image="vllm/vllm-openai: v0.29.0"), [
-        "gpu-burst:models[0].image: image 'vllm/vllm-openai: v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. vllm/vllm-openai:v0.29.0",
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai: v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
     ]),
     ('model-image-bad-digest', model(image="vllm/vllm-openai@sha256:abc"), [
-        "gpu-burst:models[0].image: image 'vllm/vllm-openai@sha256:abc' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. vllm/vllm-openai:v0.29.0",
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai@sha256:abc' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
     ]),
     ('model-image-double-colon', model(image="vllm/vllm-openai:v0.29.0:extra"), [
-        "gpu-burst:models[0].image: image 'vllm/vllm-openai:v0.29.0:extra' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. vllm/vllm-openai:v0.29.0",
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai:v0.29.0:extra' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
     ]),
     ('model-gpus-high', model(gpus=16), [
         'gpu-burst:models[0].gpus: 16 is out of range; allowed: an integer from 1 to 8',
@@ -425,16 +426,16 @@ BAD = [
         "gpu-burst:models[0].extraArgs[0]: '--tensor_parallel_size' means --tensor-parallel-size: the program sets it from the model's `gpus`; allowed: set `gpus` instead",
     ]),
     ('model-extra-port', model(extraArgs=["--port=9000"]), [
-        "gpu-burst:models[0].extraArgs[0]: '--port' is --port: the program manages it (address, probes, API key); allowed: any other vLLM flag",
+        "gpu-burst:models[0].extraArgs[0]: '--port' is --port: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
     ]),
     ('model-extra-host', model(extraArgs=["--host=127.0.0.1"]), [
-        "gpu-burst:models[0].extraArgs[0]: '--host' is --host: the program manages it (address, probes, API key); allowed: any other vLLM flag",
+        "gpu-burst:models[0].extraArgs[0]: '--host' is --host: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
     ]),
     ('model-extra-api-key', model(extraArgs=["--api-key=abc"]), [
-        "gpu-burst:models[0].extraArgs[0]: '--api-key' is --api-key: the program manages it (address, probes, API key); allowed: any other vLLM flag",
+        "gpu-burst:models[0].extraArgs[0]: '--api-key' is --api-key: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
     ]),
     ('model-extra-api-key-underscore', model(extraArgs=["--api_key", "abc"]), [
-        "gpu-burst:models[0].extraArgs[0]: '--api_key' means --api-key: the program manages it (address, probes, API key); allowed: any other vLLM flag",
+        "gpu-burst:models[0].extraArgs[0]: '--api_key' means --api-key: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
         "gpu-burst:models[0].extraArgs[1]: 'abc' looks like the value of extraArgs[0] (--api_key); allowed: flag and value in one item, --api_key=abc",
     ]),
     ('model-extra-served-name', model(extraArgs=["--served-model-name=other"]), [
@@ -447,10 +448,19 @@ BAD = [
         "gpu-burst:models[0].extraArgs[0]: '--gpu-memory-utilization' is --gpu-memory-utilization: the program sets it from the model's `gpuMemoryUtilization`; allowed: set `gpuMemoryUtilization` instead",
     ]),
     ('model-extra-download-dir', model(extraArgs=["--download-dir=/tmp"]), [
-        "gpu-burst:models[0].extraArgs[0]: '--download-dir' is --download-dir: the program sets it from the model's `cacheSize`; allowed: set `cacheSize` instead",
+        "gpu-burst:models[0].extraArgs[0]: '--download-dir' is --download-dir: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
     ]),
     ('model-extra-config', model(extraArgs=["--config=serve.yaml"]), [
-        "gpu-burst:models[0].extraArgs[0]: '--config' is --config: the program manages it (address, probes, API key); allowed: any other vLLM flag",
+        "gpu-burst:models[0].extraArgs[0]: '--config' is --config: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-load-format', model(extraArgs=["--load-format=safetensors"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--load-format' is --load-format: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-revision', model(extraArgs=["--revision=main"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--revision' is --revision: the program sets it from the model's `revision`; allowed: set `revision` instead",
+    ]),
+    ('model-extra-device-memory', model(extraArgs=["--device_memory_utilization=0.5"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--device_memory_utilization' means --device-memory-utilization: the program sets it from the model's `gpuMemoryUtilization`; allowed: set `gpuMemoryUtilization` instead",
     ]),
     ('model-extra-abbrev', model(extraArgs=["--max-model=4096"]), [
         "gpu-burst:models[0].extraArgs[0]: '--max-model' means --max-model-len: the program sets it from the model's `maxModelLen`; allowed: set `maxModelLen` instead",
