@@ -57,7 +57,9 @@ def http_addon_values(node_selector: dict[str, str], readiness_timeout: pulumi.I
             "readinessTimeout": readiness_timeout,
             # KEDA_HTTP_RESPONSE_HEADER_TIMEOUT, counted after the backend is ready: a long prompt's first token.
             "responseHeaderTimeout": response_header_timeout,
-            # Held requests are buffered in the interceptor: the 64Mi chart default is too tight for LLM prompts.
+            # Held requests are not buffered (the body stays in the socket until the proxy streams it,
+            # v0.15.0 interceptor/handler/upstream.go httputil.ReverseProxy), but every held or streaming connection
+            # costs goroutines and TLS/HTTP buffers: the 64Mi chart default leaves no room for a burst of them.
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
         },
     }
