@@ -25,7 +25,7 @@ from .gpu import KNOWN_GPU_FAMILIES, CapacityType, GpuAmiFamily, GpuConfig, GpuP
 from .models import GatewayConfig, ModelConfig
 
 NAMESPACE = "gpu-burst"
-SECRET_KEYS = ("hfToken", "apiKey")
+SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys read as Pulumi secrets (never validated as plaintext, never stored in the typed model)."""
 
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
@@ -46,6 +46,8 @@ class StackConfig(Strict):
     gateway: GatewayConfig = GatewayConfig()
     hf_token_set: bool = False
     """Whether `gpu-burst:hfToken` is set; the value itself stays a Pulumi secret outside this model."""
+    api_key_names: list[str] = []
+    """Names of the keys in `gpu-burst:apiKeys` (the keys themselves stay Pulumi secrets outside this model)."""
 
     @model_validator(mode="after")
     def _cross(self):
@@ -76,6 +78,7 @@ class StackConfig(Strict):
                 f"karpenter.replicas: {self.karpenter.replicas} replicas need as many system nodes "
                 f"(hostname anti-affinity) but systemNodes.maxSize is {self.system_nodes.max_size}"
             )
+        problems += _gateway_problems(self)
         if problems:
             # pydantic prefixes "Value error, "; the loader strips it and splits on the marker.
             raise ValueError(" ;; ".join(problems))
@@ -84,6 +87,41 @@ class StackConfig(Strict):
     @property
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
+
+
+_KEY_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+NLB_MAX_IDLE_SECONDS = 6000
+"""tcp.idle_timeout.seconds range of an NLB TCP listener is 60-6000 s (AWS ELB docs network/update-idle-timeout)."""
+
+
+def _gateway_problems(cfg: "StackConfig") -> list[str]:
+    """Cross-section rules of the front door: TLS when public, certificate in the stack's region, key names, and a
+    hold budget the NLB can carry."""
+    import re
+
+    gw, out = cfg.gateway, []
+    if gw.public and not gw.certificate_arn:
+        out.append("gateway.public: an internet-facing endpoint without TLS would send API keys in clear text; "
+                   "set gateway.certificateArn (an ACM certificate) or public: false")
+    cert_region = gw.certificate_region()
+    if cert_region and cert_region != cfg.region:
+        out.append(f"gateway.certificateArn: the certificate is in {cert_region}, the NLB in {cfg.region}; "
+                   f"use an ACM certificate from {cfg.region}")
+    bad = [n for n in cfg.api_key_names if not re.match(_KEY_NAME, n) or len(n) > 63]
+    if bad:
+        out.append(f"apiKeys: key names {bad} are not allowed; use lowercase letters, digits and '-' "
+                   "(the name is a Secret data key and a metric label)")
+    known = set(cfg.api_key_names) or {"default"}
+    unknown = sorted(set(gw.key_requests_per_minute) - known)
+    if unknown:
+        out.append(f"gateway.keyRequestsPerMinute: {unknown} are not keys of gpu-burst:apiKeys; "
+                   f"allowed: {sorted(known)}")
+    h = cfg.addons.http_addon
+    silence = duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout) + 60
+    if not gw.certificate_arn and silence > NLB_MAX_IDLE_SECONDS:
+        out.append(f"addons.httpAddon.readinessTimeout: readinessTimeout + responseHeaderTimeout + 60s "
+                   f"({int(silence)}s) exceed the NLB idle timeout limit; allowed: at most {NLB_MAX_IDLE_SECONDS}s")
+    return out
 
 
 class ConfigError(pulumi.RunError):
@@ -151,7 +189,18 @@ def raw_from_pulumi() -> dict[str, Any]:
         raw[name] = value
     raw["region"] = pulumi.Config("aws").get("region") or ""
     raw["hfTokenSet"] = bool(_all_config().get(f"{NAMESPACE}:hfToken"))
+    raw["apiKeyNames"] = api_key_names(_all_config().get(f"{NAMESPACE}:apiKeys"))
     return raw
+
+
+def api_key_names(value: Any) -> list[str]:
+    """Names of the keys in `gpu-burst:apiKeys` (a map name → key); the keys are not kept."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return ["<not a map>"]
+    return sorted(value) if isinstance(value, dict) else ([] if value is None else ["<not a map>"])
 
 
 def load() -> StackConfig:
