@@ -224,7 +224,10 @@ POOL_OPT = typer.Option(None, "--pool", help="Karpenter NodePool of the model [d
 KUBECONFIG_OPT = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file.")
 CONTEXT_OPT = typer.Option(None, "--context", help="kubeconfig context [default: the current context].")
 FROM_FILE_OPT = typer.Option(None, "--from-file", "-f", help="Read objects from a dump instead of the cluster "
-                             "(`kubectl get scaledobjects,hpa,pods,nodeclaims,nodes -A -o yaml`); repeatable.")
+                             "(`kubectl get scaledobjects,hpa,pods,nodeclaims,nodes,events -A -o yaml`); "
+                             "repeatable.")
+KUBE_TIMEOUT_OPT = typer.Option(10.0, "--request-timeout", help="Seconds each Kubernetes API call may take "
+                                "(connect, then read) before the command gives up.")
 
 
 @app.command()
@@ -240,6 +243,7 @@ def verify(
     kubeconfig: Optional[str] = KUBECONFIG_OPT,
     context: Optional[str] = CONTEXT_OPT,
     from_file: Optional[list[Path]] = FROM_FILE_OPT,
+    request_timeout: float = KUBE_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Check that both scaling loops fired (or, with --expect-idle, that everything scaled back to zero).
@@ -251,7 +255,7 @@ def verify(
     from burstctl.verify import verify as run_verify
 
     target = _target(model, namespace, scaledobject, selector, pool)
-    checks, info = run_verify(make_reader(from_file, kubeconfig, context), target, expect_idle)
+    checks, info = run_verify(make_reader(from_file, kubeconfig, context, request_timeout), target, expect_idle)
     title = f"verify {namespace}/{model} ({'expect idle' if expect_idle else 'scaled up'})"
     raise typer.Exit(print_checks(checks, title, as_json, target=info))
 
@@ -268,6 +272,9 @@ def timeline(
     kubeconfig: Optional[str] = KUBECONFIG_OPT,
     context: Optional[str] = CONTEXT_OPT,
     from_file: Optional[list[Path]] = FROM_FILE_OPT,
+    logs: Optional[Path] = typer.Option(None, "--logs", help="The model container's log with timestamps (`kubectl "
+                                        "logs --timestamps <pod> -c vllm`) [default: read from the cluster]."),
+    request_timeout: float = KUBE_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Time the steps of the latest scale-from-zero of a model.
@@ -281,7 +288,7 @@ def timeline(
     from burstctl.timeline import build_timeline
 
     target = _target(model, namespace, scaledobject, selector, None)
-    tl = build_timeline(make_reader(from_file, kubeconfig, context), target, container)
+    tl = build_timeline(make_reader(from_file, kubeconfig, context, request_timeout, logs), target, container)
     if as_json:
         print_json(tl)
     else:
@@ -309,6 +316,10 @@ def timeline(
 
 
 # -- preflight -------------------------------------------------------------------------------------------------
+AWS_TIMEOUT_OPT = typer.Option(20.0, "--request-timeout", help="Seconds each AWS API call may wait for an answer "
+                               "(3 attempts with backoff on throttling and 5xx).")
+
+
 @app.command()
 @guarded
 def preflight(
@@ -318,6 +329,7 @@ def preflight(
     after_deploy: bool = typer.Option(False, "--after-deploy", help="Also check that subnets and security groups "
                                       "carry the Karpenter discovery tag (needs --cluster-name)."),
     cluster_name: Optional[str] = typer.Option(None, "--cluster-name", help="EKS cluster name (for --after-deploy)."),
+    request_timeout: float = AWS_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Check the AWS account before `pulumi up`.
@@ -325,8 +337,13 @@ def preflight(
     GPU vCPU quotas against the pools' cpuLimit, the pools' instance families offered in the stack's AZs, the spot
     service-linked role; with --after-deploy, the discovery tag on subnets and security groups.
     """
+    from burstctl import aws
     from burstctl import preflight as pf
 
+    if region is not None:
+        aws.check_region(region)
+    if not request_timeout > 0:
+        raise BadInput(f"--request-timeout: {request_timeout:g} must be a positive number of seconds")
     if after_deploy and not cluster_name:
         raise BadInput("--after-deploy needs --cluster-name NAME (the EKS cluster the discovery tag names)")
     if cluster_name:
@@ -334,7 +351,7 @@ def preflight(
 
         check_cluster_name(cluster_name)
     cfg = pf.load_stack(stack_file, region)
-    clients = pf.make_clients(cfg.region, profile)
+    clients = pf.make_clients(aws.check_region(cfg.region, "aws:region"), profile, request_timeout)
     checks = pf.preflight(clients, cfg, cluster_name if after_deploy else None)
     info = {"stack_file": str(stack_file), "region": cfg.region, "environment": cfg.environment,
             "pools": [p.name for p in cfg.gpu.pools]}
@@ -349,6 +366,7 @@ def sweep(
     region: str = typer.Option(..., "--region", envvar="AWS_REGION", show_envvar=True, help="AWS region."),
     profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
     yes: bool = typer.Option(False, "--yes", help="Delete what was found (without it: report only)."),
+    request_timeout: float = AWS_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Find (and with --yes delete) what Karpenter left behind after `pulumi destroy`.
@@ -360,8 +378,13 @@ def sweep(
 
     from burstctl import sweep as sw
 
+    from burstctl import aws
+
     sw.check_cluster_name(cluster_name)
-    clients = sw.make_clients(region, profile)
+    aws.check_region(region)
+    if not request_timeout > 0:
+        raise BadInput(f"--request-timeout: {request_timeout:g} must be a positive number of seconds")
+    clients = sw.make_clients(region, profile, request_timeout)
     found = sw.find(clients, cluster_name)
     if yes and found:
         sw.delete(clients, found)

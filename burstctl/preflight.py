@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import yaml
 
+from burstctl import aws
 from burstctl.output import BadInput, Check, CheckError
 
 NAMESPACE = "gpu-burst"
@@ -94,27 +95,19 @@ def load_stack(path: Path, region: Optional[str] = None) -> Any:
 # -- AWS -------------------------------------------------------------------------------------------------------
 @dataclass
 class AwsClients:
-    """The three clients preflight needs; tests inject moto-backed or stubbed ones."""
+    """The clients preflight needs; tests inject moto-backed or stubbed ones."""
 
     ec2: Any
     iam: Any
     quotas: Any
     region: str
+    ssm: Any = None
 
 
-def make_clients(region: str, profile: Optional[str] = None) -> AwsClients:
-    import boto3
-    from botocore.exceptions import ProfileNotFound
-
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound:
-        raise BadInput(f"--profile: AWS profile '{profile}' not found in ~/.aws/config") from None
-    return AwsClients(session.client("ec2"), session.client("iam"), session.client("service-quotas"), region)
-
-
-def _code(err: Exception) -> str:
-    return getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
+def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> AwsClients:
+    s, config = aws.session(region, profile), aws.client_config(timeout)
+    return AwsClients(s.client("ec2", config=config), s.client("iam", config=config),
+                      s.client("service-quotas", config=config), region, s.client("ssm", config=config))
 
 
 def vcpu_needs(cfg: Any) -> dict[tuple[str, str], tuple[int, list[str]]]:
@@ -144,14 +137,13 @@ def check_quotas(clients: AwsClients, cfg: Any) -> list[Check]:
             try:
                 value = clients.quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
             except ClientError as e:
-                if _code(e) != "NoSuchResourceException":
+                if aws.error_code(e) != "NoSuchResourceException":
                     raise
                 # Never changed in this account: the AWS default applies.
                 value = clients.quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
         except ClientError as e:
-            checks.append(Check(name, "fail", f"{qname}: cannot read the quota ({_code(e)})",
-                                "allow servicequotas:GetServiceQuota for this identity, or check the quota in the "
-                                "Service Quotas console"))
+            what, todo = aws.explain(e, "servicequotas:GetServiceQuota and servicequotas:GetAWSDefaultServiceQuota")
+            checks.append(Check(name, "fail", f"{qname}: cannot read the quota ({what})", todo))
             continue
         have = int(value)
         detail = f"{qname}: {have} vCPUs, pools {', '.join(pools)} may use {need}"
@@ -195,8 +187,9 @@ def check_offerings(clients: AwsClients, cfg: Any) -> list[Check]:
             for o in page["InstanceTypeOfferings"]:
                 offered.setdefault(o["InstanceType"].split(".")[0], set()).add(o["Location"])
     except ClientError as e:
-        return [Check("instance offerings", "fail", f"cannot list instance type offerings ({_code(e)})",
-                      "allow ec2:DescribeInstanceTypeOfferings, ec2:DescribeAvailabilityZones, ec2:DescribeSubnets")]
+        what, todo = aws.explain(e, "ec2:DescribeInstanceTypeOfferings, ec2:DescribeAvailabilityZones, "
+                                    "ec2:DescribeSubnets")
+        return [Check("instance offerings", "fail", f"cannot list instance type offerings ({what})", todo)]
     checks = []
     for fam, pools in sorted(families.items()):
         where = sorted(offered.get(fam, set()) & set(azs))
@@ -226,9 +219,9 @@ def check_spot_role(clients: AwsClients, cfg: Any) -> list[Check]:
         clients.iam.get_role(RoleName=SPOT_ROLE)
         return [Check("spot service-linked role", "pass", f"{SPOT_ROLE} exists (spot pools: {', '.join(spot)})")]
     except ClientError as e:
-        if _code(e) != "NoSuchEntity":
-            return [Check("spot service-linked role", "fail", f"cannot read role {SPOT_ROLE} ({_code(e)})",
-                          "allow iam:GetRole for this identity")]
+        if aws.error_code(e) != "NoSuchEntity":
+            what, todo = aws.explain(e, "iam:GetRole")
+            return [Check("spot service-linked role", "fail", f"cannot read role {SPOT_ROLE} ({what})", todo)]
     if cfg.karpenter.create_spot_service_linked_role:
         return [Check("spot service-linked role", "pass", f"{SPOT_ROLE} missing; the stack creates it "
                       "(karpenter.createSpotServiceLinkedRole)")]
@@ -246,8 +239,8 @@ def check_discovery(clients: AwsClients, cluster: str) -> list[Check]:
         subnets = clients.ec2.describe_subnets(Filters=flt)["Subnets"]
         groups = clients.ec2.describe_security_groups(Filters=flt)["SecurityGroups"]
     except ClientError as e:
-        return [Check("discovery tags", "fail", f"cannot list subnets/security groups ({_code(e)})",
-                      "allow ec2:DescribeSubnets and ec2:DescribeSecurityGroups")]
+        what, todo = aws.explain(e, "ec2:DescribeSubnets and ec2:DescribeSecurityGroups")
+        return [Check("discovery tags", "fail", f"cannot list subnets/security groups ({what})", todo)]
     checks = []
     azs = sorted({s["AvailabilityZone"] for s in subnets})
     tag = f"{DISCOVERY_TAG}={cluster}"
@@ -282,5 +275,5 @@ def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str]
     except NoCredentialsError:
         raise CheckError("no AWS credentials found: set AWS_PROFILE (or --profile) or AWS_ACCESS_KEY_ID") from None
     except BotoCoreError as e:
-        raise CheckError(f"AWS call failed: {e}") from None
+        raise CheckError(aws.unreachable(e)) from None
     return checks

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
+from burstctl import aws
 from burstctl.output import BadInput, CheckError
 
 NODEPOOL_TAG = "karpenter.sh/nodepool"
@@ -42,15 +43,9 @@ class SweepClients:
     region: str
 
 
-def make_clients(region: str, profile: Optional[str] = None) -> SweepClients:
-    import boto3
-    from botocore.exceptions import ProfileNotFound
-
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound:
-        raise BadInput(f"--profile: AWS profile '{profile}' not found in ~/.aws/config") from None
-    return SweepClients(session.client("ec2"), session.client("iam"), region)
+def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> SweepClients:
+    s, config = aws.session(region, profile), aws.client_config(timeout)
+    return SweepClients(s.client("ec2", config=config), s.client("iam", config=config), region)
 
 
 def check_cluster_name(name: str) -> str:
@@ -63,10 +58,6 @@ def check_cluster_name(name: str) -> str:
 
 def _tags(items: Optional[list[dict[str, str]]]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in items or []}
-
-
-def _code(err: Exception) -> str:
-    return getattr(err, "response", {}).get("Error", {}).get("Code", type(err).__name__)
 
 
 def find_instances(c: SweepClients, cluster: str) -> list[Leftover]:
@@ -129,10 +120,11 @@ def find(c: SweepClients, cluster: str) -> list[Leftover]:
     except NoCredentialsError:
         raise CheckError("no AWS credentials found: set AWS_PROFILE (or --profile) or AWS_ACCESS_KEY_ID") from None
     except ClientError as e:
-        raise CheckError(f"listing leftovers failed ({_code(e)}): needs ec2:DescribeInstances, "
-                         "ec2:DescribeLaunchTemplates, iam:ListInstanceProfiles, iam:GetInstanceProfile") from None
+        what, todo = aws.explain(e, "ec2:DescribeInstances, ec2:DescribeLaunchTemplates, iam:ListInstanceProfiles, "
+                                    "iam:GetInstanceProfile")
+        raise CheckError(f"listing leftovers failed ({what}): {todo}") from None
     except BotoCoreError as e:
-        raise CheckError(f"AWS call failed: {e}") from None
+        raise CheckError(aws.unreachable(e)) from None
 
 
 def delete(c: SweepClients, leftovers: list[Leftover]) -> list[Leftover]:
@@ -144,7 +136,7 @@ def delete(c: SweepClients, leftovers: list[Leftover]) -> list[Leftover]:
             fn()
             item.action = "deleted"
         except ClientError as e:
-            code = _code(e)
+            code = aws.error_code(e)
             gone = code in _GONE or code.endswith((".NotFound", ".NotFoundException"))
             item.action = "already gone" if gone else f"error: {code}"
 
@@ -166,7 +158,7 @@ def delete(c: SweepClients, leftovers: list[Leftover]) -> list[Leftover]:
                 try:
                     roles = c.iam.get_instance_profile(InstanceProfileName=x.id)["InstanceProfile"]["Roles"]
                 except ClientError as e:
-                    if _code(e) == "NoSuchEntity":
+                    if aws.error_code(e) == "NoSuchEntity":
                         raise
                     roles = []
                 for r in roles:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from burstctl.k8s import (GPU_PRESENT_LABEL, NODEPOOL_LABEL, ClusterReader, Obj, condition, is_true, matches,
-                          name_of)
+                          name_of, scale_from_zero)
 from burstctl.output import Check
 
 # Likely causes, phrased once so verify's checks and the docs stay consistent.
@@ -89,6 +89,8 @@ class Snapshot:
     nodeclaims: list[Obj]
     nodes: list[Obj]
     pool: Optional[str]
+    activation: Optional[tuple[Any, str]] = None
+    """(when, which event) of the latest 0 -> N scale, if the API server still has the event."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -115,7 +117,12 @@ def gather(reader: ClusterReader, t: Target) -> Snapshot:
     node_sel = {GPU_PRESENT_LABEL: "true", **({NODEPOOL_LABEL: pool} if pool else {})}
     # NodeClaims carry the NodePool template labels, so the same selector finds the pool's claims.
     claims = [c for c in reader.nodeclaims() if matches(c, node_sel)]
-    return Snapshot(so, hpa, hpa_name, pods, claims, reader.nodes(node_sel), pool)
+    activation = None
+    if so is not None:
+        target = ((so.get("spec") or {}).get("scaleTargetRef") or {}).get("name") or t.scaled_object
+        activation = scale_from_zero(reader.events(t.namespace, "ScaledObject", t.scaled_object),
+                                     reader.events(t.namespace, "Deployment", target))
+    return Snapshot(so, hpa, hpa_name, pods, claims, reader.nodes(node_sel), pool, activation)
 
 
 def _phase_summary(pods: list[Obj]) -> str:
@@ -192,7 +199,11 @@ def verify_active(s: Snapshot, t: Target) -> list[Check]:
     if so is not None:
         act = condition(so, "Active")
         if is_true(so, "Active"):
-            checks.append(Check("scaledobject active", "pass", f"Active since {act.get('lastTransitionTime')}"))
+            # KEDA writes no lastTransitionTime: say when from the activation event when there is one.
+            since = (f"; scaled from zero at {s.activation[0].isoformat()} ({s.activation[1]})" if s.activation
+                     else "")
+            checks.append(Check("scaledobject active", "pass", f"Active: {act.get('message') or act.get('reason')}"
+                                f"{since}"))
         else:
             checks.append(Check("scaledobject active", "fail",
                                 f"not Active: {(act or {}).get('message') or 'no Active condition'}", keda_cause))
@@ -270,13 +281,14 @@ def verify_idle(s: Snapshot, t: Target) -> list[Check]:
     checks = _scaled_object_ready(s, t)
     so = s.scaled_object
     if so is not None:
-        act = condition(so, "Active")
+        last = ((so.get("status") or {}).get("lastActiveTime"))
+        # lastActiveTime is refreshed on every poll while a trigger is active, so once inactive it is when
+        # activity ended (KEDA scale executor); conditions have no timestamps.
+        last_text = f"last active at {last}" if last else "never active since KEDA took it over"
         if is_true(so, "Active"):
-            checks.append(Check("scaledobject inactive", "fail", f"still Active since "
-                                f"{act.get('lastTransitionTime')}", CAUSE_STILL_ACTIVE))
+            checks.append(Check("scaledobject inactive", "fail", f"still Active ({last_text})", CAUSE_STILL_ACTIVE))
         else:
-            checks.append(Check("scaledobject inactive", "pass", f"not Active since "
-                                f"{(act or {}).get('lastTransitionTime', '?')}"))
+            checks.append(Check("scaledobject inactive", "pass", f"not Active; {last_text}"))
     current = int(((s.hpa or {}).get("status") or {}).get("currentReplicas") or 0)
     live = [p for p in s.pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     if live or current:

@@ -1,4 +1,4 @@
-"""Issue 4 layer: the inference workload — one ModelService per configured model, the Gateway, dashboards and alerts."""
+"""Workload layer: the inference workload — one ModelService per configured model, the Gateway, dashboards and alerts."""
 
 from typing import Optional
 
@@ -135,6 +135,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "models": names,
         "apiKeys": gateway.api_keys,
         "apiKeySecretName": gateway.api_key_secret_name,
+        "internalKeySecretName": gateway.internal_key_secret_name,
         "apiKeyHowTo": (f"export {API_KEY_ENV}=$(pulumi stack output apiKeys --show-secrets --json "
                         f"| jq -r '.\"{(key_names or [GENERATED_KEY_NAME])[0]}\"')"),
         "curlCompletions": examples.apply(lambda e: {k: v["completions"] for k, v in e.items()}),

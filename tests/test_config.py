@@ -1,5 +1,7 @@
-"""Stack configuration (issue 2): validated once at the edge, every problem on one `gpu-burst:<path>: …` line,
+"""Stack configuration: validated once at the edge, every problem on one `gpu-burst:<path>: …` line,
 raised as pulumi.RunError before any resource is declared."""
+
+import json
 
 import pulumi
 import pytest
@@ -35,56 +37,68 @@ def test_dev_and_prod_differ_by_values():
     prod = {k: v for k, v in stack_config("prod").items()}
     assert json.loads(dev["gpu-burst:network"])["natGateways"] == "single"
     assert json.loads(prod["gpu-burst:network"])["natGateways"] == "perAz"
-    assert json.loads(dev["gpu-burst:systemNodes"])["desiredSize"] == 1
+    assert json.loads(dev["gpu-burst:systemNodes"])["desiredSize"] == 2
     assert json.loads(prod["gpu-burst:systemNodes"])["minSize"] >= 2
     assert "enabledLogTypes" in json.loads(prod["gpu-burst:cluster"])
-    assert json.loads(prod["gpu-burst:cluster"])["publicAccessCidrs"] != ["0.0.0.0/0"]
+    # prod's allow-list is a real one (documentation ranges are refused); 0.0.0.0/0 is the documented default.
+    assert json.loads(prod["gpu-burst:cluster"])["publicAccessCidrs"] == ["0.0.0.0/0"]
 
 
-def test_unknown_keys_are_rejected_at_every_level():
+def test_unknown_keys_are_rejected_at_every_level_and_list_the_valid_keys():
     assert errors({"bogus": 1, "network": {"cidrr": "10.0.0.0/16"}}) == [
-        "gpu-burst:network.cidrr: unknown key",
-        "gpu-burst:bogus: unknown key",
+        "gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, "
+        "privateSubnetIds, publicSubnetIds, tagExistingSubnets",
+        "gpu-burst:bogus: unknown key; valid keys here: environment, network, cluster, systemNodes, karpenter, gpu, "
+        "addons, models, gateway",
     ]
 
 
-def test_wrong_types_name_the_key():
+def test_wrong_types_say_the_type_and_how_to_write_it():
     assert errors({"network": {"azCount": "three"}}) == [
-        "gpu-burst:network.azCount: Input should be a valid integer, unable to parse string as an integer",
+        "gpu-burst:network.azCount: expected an integer, got 'three'; write a whole number without quotes, "
+        "e.g. azCount: 3",
     ]
     assert errors({"cluster": {"endpointPublicAccess": "maybe"}}) == [
-        "gpu-burst:cluster.endpointPublicAccess: Input should be a valid boolean, unable to interpret input",
+        "gpu-burst:cluster.endpointPublicAccess: expected true or false, got 'maybe'; write endpointPublicAccess: "
+        "true or endpointPublicAccess: false",
+    ]
+    # YAML reads an unquoted 1.35 as a number (and 1.30 as 1.3): the message says to quote it
+    assert errors({"cluster": {"kubernetesVersion": 1.35}}) == [
+        'gpu-burst:cluster.kubernetesVersion: expected a string, got the number 1.35 (YAML reads it as a number); '
+        'quote it, e.g. kubernetesVersion: "1.35"; allowed: \'1.35\' or \'1.36\'',
     ]
 
 
 def test_out_of_range_numbers_and_enums_list_the_allowed_values():
     assert errors({"network": {"azCount": 9, "natGateways": "two"}}) == [
-        "gpu-burst:network.azCount: Input should be less than or equal to 6",
-        "gpu-burst:network.natGateways: Input should be 'single' or 'perAz' (got 'two')",
-    ]
-    assert errors({"cluster": {"kubernetesVersion": "1.29"}}) == [
-        "gpu-burst:cluster.kubernetesVersion: Input should be '1.33', '1.34', '1.35' or '1.36' (got '1.29')",
+        "gpu-burst:network.azCount: 9 is out of range; allowed: an integer from 2 to 6",
+        "gpu-burst:network.natGateways: 'two' is not allowed; allowed: 'single' or 'perAz'",
     ]
     assert errors({"environment": "qa"}) == [
-        "gpu-burst:environment: Input should be 'dev', 'staging' or 'prod' (got 'qa')",
+        "gpu-burst:environment: 'qa' is not allowed; allowed: 'dev', 'staging' or 'prod'",
     ]
 
 
 def test_empty_lists_and_inconsistent_sizes():
     assert errors({"systemNodes": {"instanceTypes": []}}) == [
-        "gpu-burst:systemNodes.instanceTypes: List should have at least 1 item after validation, not 0",
+        "gpu-burst:systemNodes.instanceTypes: has 0 items; allowed: at least 1",
     ]
     assert errors({"systemNodes": {"desiredSize": 5, "maxSize": 3}}) == [
-        "gpu-burst:systemNodes: need minSize <= desiredSize <= maxSize, got 1 <= 5 <= 3",
+        "gpu-burst:systemNodes.desiredSize: 5 is outside minSize 2 .. maxSize 3; allowed: minSize <= desiredSize "
+        "<= maxSize",
     ]
     assert errors({"network": {"cidr": "10.0.0.0/8"}}) == [
-        "gpu-burst:network.cidr: '10.0.0.0/8' must be an IPv4 CIDR with a prefix from /16 to /20",
+        "gpu-burst:network.cidr: '10.0.0.0/8' has the wrong size; allowed: an IPv4 block with a prefix from /16 "
+        "to /20, e.g. 10.0.0.0/16",
     ]
 
 
 def test_existing_network_needs_its_ids():
     assert errors({"network": {"mode": "existing"}}) == [
-        "gpu-burst:network: vpcId is required when mode is 'existing'",
+        "gpu-burst:network.vpcId: required when mode is 'existing'; allowed: the id of the VPC to adopt, e.g. "
+        "vpc-0a1b2c3d4e5f67890",
+        "gpu-burst:network.privateSubnetIds: lists 0 subnets; allowed: at least 2, in different AZs, when mode is "
+        "'existing'",
     ]
 
 
@@ -94,19 +108,105 @@ def test_all_problems_are_reported_together():
     assert all(line.startswith("gpu-burst:") for line in lines)
 
 
+def test_cross_field_checks_run_although_other_fields_are_invalid():
+    """A typo in one field must not hide a cross-field problem elsewhere (pydantic alone skips after-validators
+    of a model with an invalid field, and of every model above it)."""
+    lines = errors({
+        "environment": "qa",
+        "systemNodes": {"minSize": 1, "desiredSize": 1, "diskSizeGib": "big"},
+        "karpenter": {"replicas": 2},
+        "gpu": {"pools": [{"name": "a", "gpusPerNode": [3], "weight": "x"}, {"name": "a"}]},
+        "models": [{"servedName": "m", "hfModelId": "x/y", "pool": "missing", "cpu": "lots"}],
+    })
+    assert lines == [
+        "gpu-burst:environment: 'qa' is not allowed; allowed: 'dev', 'staging' or 'prod'",
+        "gpu-burst:systemNodes.diskSizeGib: expected an integer, got 'big'; write a whole number without quotes, "
+        "e.g. diskSizeGib: 50",
+        "gpu-burst:gpu.pools[0].weight: expected an integer, got 'x'; write a whole number without quotes, "
+        "e.g. weight: 10",
+        "gpu-burst:models[0].cpu: 'lots' is not a CPU amount; use a positive Kubernetes quantity such as 4, \"3.5\" "
+        "or 3500m (units: no unit, 'm')",
+        "gpu-burst:gpu.pools[0].gpusPerNode: no instance of g5, g6 has [3] GPUs (g5: [1, 4, 8]; g6: [1, 4, 8]); "
+        "allowed: [1, 4, 8]",
+        "gpu-burst:gpu.pools[1].name: 'a' is already the name of pools[0]; allowed: a name unique across gpu.pools",
+        "gpu-burst:models[0].pool: 'missing' is not a pool of gpu.pools; allowed: a",
+        "gpu-burst:karpenter.replicas: 2 replicas need 2 system nodes (required hostname anti-affinity) but "
+        "systemNodes.desiredSize is 1; allowed: at most 1, or raise systemNodes.desiredSize",
+    ]
+
+
 def test_cross_section_problems_are_one_line_each():
-    lines = errors({"karpenter": {"replicas": 3}, "systemNodes": {"maxSize": 2, "desiredSize": 1}})
-    assert lines == ["gpu-burst:karpenter.replicas: 3 replicas need as many system nodes (hostname anti-affinity) "
-                     "but systemNodes.maxSize is 2"]
+    lines = errors({"karpenter": {"replicas": 3}, "systemNodes": {"maxSize": 3, "desiredSize": 2}})
+    assert lines == ["gpu-burst:karpenter.replicas: 3 replicas need 3 system nodes (required hostname "
+                     "anti-affinity) but systemNodes.desiredSize is 2; allowed: at most 2, or raise "
+                     "systemNodes.desiredSize"]
 
 
-def test_missing_region_is_reported_before_anything_else(mocks):
+def test_missing_region_is_reported_with_the_command(mocks):
     apply_stack_config("dev")
     cfg = pulumi.runtime.config.CONFIG.get()
     del cfg["aws:region"]
     with pytest.raises(ConfigError) as e:
         load()
-    assert e.value.lines == ["aws:region: required; run `pulumi config set aws:region us-west-2`"]
+    assert e.value.lines == ["aws:region: required but not set; AWS region, read from the AWS provider's key: "
+                             "`pulumi config set aws:region us-west-2`."]
+
+
+def test_region_under_the_project_namespace_is_not_silently_ignored(mocks):
+    apply_stack_config("dev", overrides={"gpu-burst:region": "eu-west-1", "gpu-burst:hfTokenSet": "true"})
+    with pytest.raises(ConfigError) as e:
+        load()
+    assert e.value.lines == [
+        "gpu-burst:region: is not read (the AWS provider reads aws:region); use aws:region: "
+        "`pulumi config rm gpu-burst:region && pulumi config set aws:region <region>`",
+        "gpu-burst:hfTokenSet: is set by the program, not by config; remove it: `pulumi config rm "
+        "gpu-burst:hfTokenSet` (set the token with `pulumi config set --secret hfToken <token>`)",
+    ]
+
+
+@pytest.mark.parametrize("key, value, line", [
+    ("hfToken", "hf_abc", "gpu-burst:hfToken: is in plain text in the stack file; it must be a Pulumi secret: "
+                          "`pulumi config set --secret hfToken <token>`"),
+    ("apiKey", "sk-abc", "gpu-burst:apiKey: is in plain text in the stack file; it must be a Pulumi secret: "
+                         "`pulumi config set --secret apiKey <key>`"),
+    ("apiKeys", '{"alice": "sk-abc"}', "gpu-burst:apiKeys: is in plain text in the stack file; a key must be a "
+                                       "Pulumi secret: `pulumi config rm gpu-burst:apiKeys` then `pulumi config set "
+                                       "--secret --path 'apiKeys.<name>' <key>`"),
+])
+def test_plaintext_secrets_fail_with_the_command_to_use(mocks, key, value, line):
+    apply_stack_config("dev", overrides={f"gpu-burst:{key}": value})
+    with pytest.raises(ConfigError) as e:
+        load()
+    assert e.value.lines == [line]
+    assert "hf_abc" not in str(e.value) and "sk-abc" not in str(e.value), "a secret must never reach a log"
+
+
+def test_secret_keys_as_pulumi_reports_them_are_accepted(mocks, monkeypatch):
+    # under mocks: set_all_config(config, secret_keys)
+    apply_stack_config("dev", secrets={"hfToken": "hf_abc", "apiKey": "sk-abc"})
+    cfg = load()
+    assert cfg.hf_token_set is True
+    assert "hf_abc" not in cfg.model_dump_json() and "sk-abc" not in cfg.model_dump_json()
+    # under `pulumi up`: the language host passes the secret key names in PULUMI_CONFIG_SECRET_KEYS
+    apply_stack_config("dev", overrides={"gpu-burst:hfToken": "hf_abc"})
+    pulumi.runtime.set_all_config(pulumi.runtime.config.CONFIG.get(), secret_keys=[])
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["gpu-burst:hfToken"]))
+    assert load().hf_token_set is True
+
+
+def test_stack_file_secrets_read_without_decrypting():
+    """A stack file's `secure:` values count as secrets; a plain entry in a mapping of keys is named by path."""
+    from stacks.config import raw_from_values
+
+    raw, lines = raw_from_values({
+        "aws:region": "us-west-2", "gpu-burst:environment": "dev",
+        "gpu-burst:hfToken": {"secure": "v1:abc"},
+        "gpu-burst:apiKeys": {"alice": {"secure": "v1:def"}, "bob": "sk-plain"},
+    })
+    assert raw == {"environment": "dev", "region": "us-west-2", "hfTokenSet": True}
+    assert lines == ["gpu-burst:apiKeys.bob: is in plain text in the stack file; a key must be a Pulumi secret: "
+                     "`pulumi config rm gpu-burst:apiKeys` then `pulumi config set --secret --path 'apiKeys.bob' "
+                     "<key>`"]
 
 
 def test_bad_config_declares_no_resource(mocks):

@@ -206,7 +206,7 @@ def _errors(gpu_raw: dict) -> list[str]:
 
 def test_config_error_empty_families():
     assert _errors({"pools": [{"name": "a", "instanceFamilies": []}]}) == [
-        "gpu-burst:gpu.pools[0].instanceFamilies: must list at least one GPU instance family; allowed: "
+        "gpu-burst:gpu.pools[0].instanceFamilies: is empty; allowed: one or more of "
         "g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en, p6-b200"]
 
 
@@ -218,36 +218,36 @@ def test_config_error_unknown_family():
 
 def test_config_error_zero_gpus():
     assert _errors({"pools": [{"name": "a", "gpusPerNode": [0]}]}) == [
-        "gpu-burst:gpu.pools[0].gpusPerNode: [0] out of range; each GPU count per node must be 1..8"]
+        "gpu-burst:gpu.pools[0].gpusPerNode: [0] out of range; allowed: GPU counts from 1 to 8"]
     assert _errors({"pools": [{"name": "a", "gpusPerNode": []}]}) == [
-        "gpu-burst:gpu.pools[0].gpusPerNode: must list at least one GPU count per node, e.g. [1] or [1, 4]"]
+        "gpu-burst:gpu.pools[0].gpusPerNode: is empty; allowed: one or more GPU counts per node, e.g. [1] or [1, 4]"]
 
 
 def test_config_error_unknown_capacity_type():
     assert _errors({"pools": [{"name": "a", "capacityTypes": ["reserved"]}]}) == [
-        "gpu-burst:gpu.pools[0].capacityTypes[0]: Input should be 'spot' or 'on-demand' (got 'reserved')"]
+        "gpu-burst:gpu.pools[0].capacityTypes[0]: 'reserved' is not allowed; allowed: 'spot' or 'on-demand'"]
 
 
 def test_config_error_al2():
     assert _errors({"amiFamily": "AL2"}) == [
-        "gpu-burst:gpu.amiFamily: AL2 is not supported: EKS AL2 AMIs ended with Kubernetes 1.32; "
-        "use 'al2023' or 'bottlerocket'"]
+        "gpu-burst:gpu.amiFamily: AL2 is not supported (EKS AL2 AMIs ended with Kubernetes 1.32); "
+        "allowed: 'al2023' or 'bottlerocket'"]
 
 
 def test_config_error_durations_and_limits_all_reported():
     lines = _errors({"pools": [
         {"name": "a", "consolidateAfter": "1.5m"},
-        {"name": "b", "gpusPerNode": [8], "gpuLimit": 4},
+        {"name": "b", "gpusPerNode": [8], "gpuLimit": 4, "cpuLimit": 192},
     ]})
     assert lines == [
-        "gpu-burst:gpu.pools[0].consolidateAfter: '1.5m' is not a Karpenter duration; use whole s/m/h units such "
-        "as 30s, 5m, 720h, or Never",
-        "gpu-burst:gpu.pools[1]: gpuLimit (4) is below the largest gpusPerNode (8)",
+        "gpu-burst:gpu.pools[0].consolidateAfter: '1.5m' is not a Karpenter duration; allowed: whole s/m/h units "
+        "such as 30s, 5m, 720h, or Never",
+        "gpu-burst:gpu.pools[1].gpuLimit: 4 is below one node of 8 GPUs (gpusPerNode [8]); allowed: at least 8",
     ]
 
 
 def test_config_error_unpinned_ami():
     assert _errors({"amiVersion": "latest"}) == [
-        "gpu-burst:gpu: amiVersion 'latest' drifts every GPU node on each AMI release; pin a version or set "
-        "allowLatestAmi: true"]
+        "gpu-burst:gpu.amiVersion: 'latest' drifts every GPU node on each AMI release; allowed: a pinned version, "
+        "or latest with allowLatestAmi: true"]
     assert validate({**BASE, "gpu": {"amiVersion": "latest", "allowLatestAmi": True}}).gpu.ami_alias == "al2023@latest"

@@ -251,36 +251,38 @@ def _errors(**extra) -> list[str]:
 
 def test_duplicate_served_names_rejected():
     lines = _errors(models=[DEV_MODELS[0], dict(DEV_MODELS[0], hfModelId="Qwen/Qwen2.5-3B-Instruct")])
-    assert "gpu-burst:models: servedName must be unique, duplicated: ['qwen2-5-1-5b-instruct']" in lines
+    assert "gpu-burst:models[1].servedName: 'qwen2-5-1-5b-instruct' is already used by models[0]; allowed: a " \
+           "servedName unique across gpu-burst:models" in lines
 
 
 def test_min_above_max_rejected():
     lines = _errors(models=[dict(DEV_MODELS[0], minReplicas=5, maxReplicas=2)])
-    assert lines == ["gpu-burst:models[0]: minReplicas (5) > maxReplicas (2)"]
+    assert lines == ["gpu-burst:models[0].minReplicas: 5 is above maxReplicas (2); allowed: 0 to 2"]
 
 
 def test_gpus_above_pool_per_node_rejected():
     lines = _errors(models=[dict(DEV_MODELS[0], gpus=4)])
     assert lines == ["gpu-burst:models[0].gpus: 4 GPUs do not fit on one node of pool 'gpu-on-demand' "
-                     "(gpusPerNode [1])"]
+                     "(gpusPerNode [1]); allowed: at most 1, or a pool with larger nodes"]
 
 
 def test_missing_token_for_gated_model_rejected():
-    lines = _errors(models=[dict(PROD_MODELS[0], pool="gpu-on-demand")])
+    lines = _errors(models=[dict(PROD_MODELS[0], pool="gpu-on-demand", maxReplicas=1)])
     assert lines == ["gpu-burst:models[0].needsHfToken: model 'meta-llama/Llama-3.1-8B-Instruct' is gated but "
                      "gpu-burst:hfToken is not set; run `pulumi config set --secret hfToken <token>`"]
     # ...unless the stack opts out of the check
-    validate(raw_config("dev", models=[dict(PROD_MODELS[0], pool="gpu-on-demand")],
+    validate(raw_config("dev", models=[dict(PROD_MODELS[0], pool="gpu-on-demand", maxReplicas=1)],
                         gateway={"requireHfTokenForGated": False}))
 
 
 @pytest.mark.parametrize("patch, message", [
-    ({"servedName": "Llama-3.1"}, "gpu-burst:models[0].servedName: servedName 'Llama-3.1' must be a DNS label"),
+    ({"servedName": "Llama-3.1"}, "gpu-burst:models[0].servedName: 'Llama-3.1' is not a DNS label"),
     ({"image": "vllm/vllm-openai:latest"}, "gpu-burst:models[0].image: image 'vllm/vllm-openai:latest' is not pinned"),
     ({"image": "vllm/vllm-openai"}, "gpu-burst:models[0].image: image 'vllm/vllm-openai' is not pinned"),
-    ({"extraArgs": ["--api-key=abc"]}, "gpu-burst:models[0].extraArgs: extraArgs may not set ['--api-key=abc']"),
-    ({"startupBudget": "5m"}, "gpu-burst:models[0]: startupBudget '5m' cannot cover node + image + weights"),
-    ({"pool": "nope"}, "gpu-burst:models[0].pool: 'nope' is not a pool; allowed: ['gpu-on-demand']"),
+    ({"extraArgs": ["--api-key=abc"]}, "gpu-burst:models[0].extraArgs[0]: '--api-key' is --api-key: the program "
+                                       "manages it"),
+    ({"startupBudget": "5m"}, "gpu-burst:models[0].startupBudget: '5m' cannot cover node + image + weights"),
+    ({"pool": "nope"}, "gpu-burst:models[0].pool: 'nope' is not a pool of gpu.pools; allowed: gpu-on-demand"),
 ])
 def test_bad_model_values_have_clear_messages(patch, message):
     lines = _errors(models=[dict(DEV_MODELS[0], **patch)])

@@ -3,13 +3,16 @@ inward. Every problem is reported on one line `gpu-burst:<path>: <message>`, all
 is declared."""
 
 import json
-from typing import Any, Literal
+import re
+from typing import Any, Collection, Literal, Mapping, Optional
 
 import pulumi
 from pydantic import Field, ValidationError, model_validator
 
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
-from .base import Duration, Strict, duration_seconds
+from . import capacity
+from .base import GIB, Duration, Problems, Strict, duration_seconds, pattern_type, quantity_value
+from .errors import NAMESPACE, format_errors
 from .foundation import (
     SUPPORTED_KUBERNETES_VERSIONS,
     ClusterConfig,
@@ -22,20 +25,28 @@ from .foundation import (
     SystemNodesConfig,
 )
 from .gpu import KNOWN_GPU_FAMILIES, CapacityType, GpuAmiFamily, GpuConfig, GpuPoolConfig
-from .models import GatewayConfig, ModelConfig
+from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig
 
-NAMESPACE = "gpu-burst"
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
-"""Config keys read as Pulumi secrets (never validated as plaintext, never stored in the typed model)."""
+"""Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
+typed model). `apiKeys` is a mapping of key names to keys, set with `--path`."""
 
-_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+LOADER_KEYS = ("region", "hfTokenSet", "awsProfile", "apiKeyNames")
+"""Fields of :class:`StackConfig` that the loader fills (from `aws:region` and from whether `gpu-burst:hfToken` is
+set); a `gpu-burst:` key of the same name is an error, never silently overwritten."""
+
+_REGION = pattern_type(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d", "an AWS region", "us-west-2")
 
 
 class StackConfig(Strict):
     """The whole stack. Sections map 1:1 to `gpu-burst:<section>` keys in `Pulumi.<stack>.yaml`."""
 
+    internal_keys = LOADER_KEYS
+
     environment: Literal["dev", "staging", "prod"]
-    region: str = Field(pattern=_REGION)
+    """Environment name: set `gpu-burst:environment` to dev, staging or prod."""
+    region: _REGION
+    """AWS region, read from the AWS provider's key: `pulumi config set aws:region us-west-2`."""
     network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     system_nodes: SystemNodesConfig = SystemNodesConfig()
@@ -46,42 +57,80 @@ class StackConfig(Strict):
     gateway: GatewayConfig = GatewayConfig()
     hf_token_set: bool = False
     """Whether `gpu-burst:hfToken` is set; the value itself stays a Pulumi secret outside this model."""
+    aws_profile: Optional[str] = None
+    """`aws:profile` of the stack: the kubeconfig's `aws eks get-token` uses the same credentials as the provider."""
     api_key_names: list[str] = []
     """Names of the keys in `gpu-burst:apiKeys` (the keys themselves stay Pulumi secrets outside this model)."""
 
+    # Cross-section checks: one validator per concern, so that a check reading an invalid field (skipped, see
+    # stacks.config.errors) does not hide the others.
     @model_validator(mode="after")
-    def _cross(self):
-        problems = []
-        names = [m.served_name for m in self.models]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            problems.append(f"models: servedName must be unique, duplicated: {dup}")
-        pools = {p.name: p for p in self.gpu.pools}
+    def _unique_served_names(self):
+        seen: dict[str, int] = {}
+        p = Problems()
         for i, m in enumerate(self.models):
-            pool = pools.get(m.pool)
-            if pool is None:
-                problems.append(f"models[{i}].pool: '{m.pool}' is not a pool; allowed: {sorted(pools)}")
-            elif m.gpus > max(pool.gpus_per_node):
-                problems.append(
-                    f"models[{i}].gpus: {m.gpus} GPUs do not fit on one node of pool '{m.pool}' "
-                    f"(gpusPerNode {pool.gpus_per_node})"
-                )
-            elif m.gpus * max(m.min_replicas, 1) > pool.gpu_limit:
-                problems.append(f"models[{i}].gpus: {m.gpus} GPUs exceed pool '{m.pool}' gpuLimit {pool.gpu_limit}")
-            if m.needs_hf_token and self.gateway.require_hf_token_for_gated and not self.hf_token_set:
-                problems.append(
-                    f"models[{i}].needsHfToken: model '{m.hf_model_id}' is gated but gpu-burst:hfToken is not set; "
-                    "run `pulumi config set --secret hfToken <token>`"
-                )
-        if self.karpenter.replicas and self.karpenter.replicas > self.system_nodes.max_size:
-            problems.append(
-                f"karpenter.replicas: {self.karpenter.replicas} replicas need as many system nodes "
-                f"(hostname anti-affinity) but systemNodes.maxSize is {self.system_nodes.max_size}"
-            )
-        problems += _gateway_problems(self)
-        if problems:
-            # pydantic prefixes "Value error, "; the loader strips it and splits on the marker.
-            raise ValueError(" ;; ".join(problems))
+            if m.served_name in seen:
+                p.add(f"models[{i}].servedName", f"'{m.served_name}' is already used by models[{seen[m.served_name]}]; "
+                      "allowed: a servedName unique across gpu-burst:models")
+            seen.setdefault(m.served_name, i)
+        p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _models_fit_their_pools(self):
+        pools = {p.name: p for p in self.gpu.pools}
+        p = Problems()
+        for i, m in enumerate(self.models):
+            try:
+                _check_model_on_pool(p, i, m, pools, self.gpu)
+            except AttributeError:
+                continue  # this model or its pool has invalid fields, reported on their own lines
+        p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _gated_models_need_a_token(self):
+        p = Problems()
+        if self.gateway.require_hf_token_for_gated and not self.hf_token_set:
+            for i, m in enumerate(self.models):
+                if getattr(m, "needs_hf_token", False):
+                    p.add(f"models[{i}].needsHfToken",
+                          f"model '{m.hf_model_id}' is gated but gpu-burst:hfToken is not set; "
+                          "run `pulumi config set --secret hfToken <token>`")
+        p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _karpenter_fits_the_system_nodes(self):
+        # The Karpenter chart's default affinity is a *required* pod anti-affinity on kubernetes.io/hostname
+        # (aws/karpenter-provider-aws@v1.14.1:charts/karpenter/values.yaml), and nothing scales the system node
+        # group: replicas beyond desiredSize stay Pending.
+        r = self.karpenter.replicas
+        if r and r > self.system_nodes.desired_size:
+            raise Problems(("karpenter.replicas",
+                            f"{r} replicas need {r} system nodes (required hostname anti-affinity) but "
+                            f"systemNodes.desiredSize is {self.system_nodes.desired_size}; "
+                            f"allowed: at most {self.system_nodes.desired_size}, or raise systemNodes.desiredSize"))
+        return self
+
+    @model_validator(mode="after")
+    def _system_nodes_hold_their_add_ons(self):
+        # Nothing scales the managed system group (Karpenter launches GPU nodes only): minSize nodes of the smallest
+        # type must hold every system pod, or a release waits on a Pending pod.
+        r = self.karpenter.replicas
+        if r and r > self.system_nodes.desired_size:
+            return self  # reported by _karpenter_fits_the_system_nodes
+        lines = capacity.problems(self)
+        if lines:
+            raise Problems(*(tuple(line.split(": ", 1)) for line in lines))
+        return self
+
+    @model_validator(mode="after")
+    def _front_door(self):
+        p = Problems()
+        for path, message in _gateway_problems(self):
+            p.add(path, message)
+        p.raise_if_any()
         return self
 
     @property
@@ -89,39 +138,73 @@ class StackConfig(Strict):
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
 
-_KEY_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_KEY_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 NLB_MAX_IDLE_SECONDS = 6000
 """tcp.idle_timeout.seconds range of an NLB TCP listener is 60-6000 s (AWS ELB docs network/update-idle-timeout)."""
 
 
-def _gateway_problems(cfg: "StackConfig") -> list[str]:
-    """Cross-section rules of the front door: TLS when public, certificate in the stack's region, key names, and a
-    hold budget the NLB can carry."""
-    import re
-
+def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
+    """Cross-section rules of the front door: TLS when public, the certificate in the stack's region, key names, and
+    a hold budget the NLB can carry."""
     gw, out = cfg.gateway, []
     if gw.public and not gw.certificate_arn:
-        out.append("gateway.public: an internet-facing endpoint without TLS would send API keys in clear text; "
-                   "set gateway.certificateArn (an ACM certificate) or public: false")
+        out.append(("gateway.public", "an internet-facing endpoint without TLS would send API keys in clear text; "
+                    "allowed: public: true with gateway.certificateArn (an ACM certificate), or public: false"))
     cert_region = gw.certificate_region()
     if cert_region and cert_region != cfg.region:
-        out.append(f"gateway.certificateArn: the certificate is in {cert_region}, the NLB in {cfg.region}; "
-                   f"use an ACM certificate from {cfg.region}")
-    bad = [n for n in cfg.api_key_names if not re.match(_KEY_NAME, n) or len(n) > 63]
+        out.append(("gateway.certificateArn", f"the certificate is in {cert_region}, the NLB in {cfg.region}; "
+                    f"allowed: an ACM certificate from {cfg.region}"))
+    bad = [n for n in cfg.api_key_names if not _KEY_NAME.fullmatch(n) or len(n) > 63]
     if bad:
-        out.append(f"apiKeys: key names {bad} are not allowed; use lowercase letters, digits and '-' "
-                   "(the name is a Secret data key and a metric label)")
+        out.append(("apiKeys", f"key names {bad} are not usable (a name is a Secret data key and a metric label); "
+                    "allowed: lowercase letters, digits and '-', at most 63"))
     known = set(cfg.api_key_names) or {"default"}
     unknown = sorted(set(gw.key_requests_per_minute) - known)
     if unknown:
-        out.append(f"gateway.keyRequestsPerMinute: {unknown} are not keys of gpu-burst:apiKeys; "
-                   f"allowed: {sorted(known)}")
+        out.append(("gateway.keyRequestsPerMinute", f"{unknown} are not keys of gpu-burst:apiKeys; "
+                    f"allowed: {', '.join(sorted(known))}"))
     h = cfg.addons.http_addon
     silence = duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout) + 60
     if not gw.certificate_arn and silence > NLB_MAX_IDLE_SECONDS:
-        out.append(f"addons.httpAddon.readinessTimeout: readinessTimeout + responseHeaderTimeout + 60s "
-                   f"({int(silence)}s) exceed the NLB idle timeout limit; allowed: at most {NLB_MAX_IDLE_SECONDS}s")
+        out.append(("addons.httpAddon.readinessTimeout",
+                    f"readinessTimeout + responseHeaderTimeout + 60s ({int(silence)}s) exceed the NLB idle timeout "
+                    f"limit; allowed: at most {NLB_MAX_IDLE_SECONDS}s in total"))
     return out
+
+
+def api_key_names(value: Any) -> list[str]:
+    """Names of the keys in `gpu-burst:apiKeys` (a map name → key); the keys themselves are not kept."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return sorted(str(k) for k in value) if isinstance(value, dict) else []
+
+
+def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: GpuConfig) -> None:
+    pool = pools.get(m.pool)
+    if pool is None:
+        p.add(f"models[{i}].pool", f"'{m.pool}' is not a pool of gpu.pools; allowed: {', '.join(sorted(pools))}")
+        return
+    per_node = max(pool.gpus_per_node)
+    if m.gpus > per_node:
+        p.add(f"models[{i}].gpus", f"{m.gpus} GPUs do not fit on one node of pool '{m.pool}' (gpusPerNode "
+              f"{pool.gpus_per_node}); allowed: at most {per_node}, or a pool with larger nodes")
+    elif m.gpus * m.max_replicas > pool.gpu_limit:
+        # Rejected rather than warned: replicas beyond the pool's limit would wait Pending forever while KEDA
+        # counts them as wanted. Several models may still together exceed a shared pool (they burst in turn).
+        most = pool.gpu_limit // m.gpus
+        p.add(f"models[{i}].maxReplicas",
+              f"{m.max_replicas} replicas x {m.gpus} GPUs exceed pool '{m.pool}' gpuLimit {pool.gpu_limit}; "
+              f"allowed: at most {most}, or raise gpu.pools[{list(pools).index(m.pool)}].gpuLimit")
+    cache = quantity_value(m.cache_size)
+    room = (gpu.volume_size_gib - IMAGE_HEADROOM_GIB) * GIB
+    if cache > room:
+        p.add(f"models[{i}].cacheSize",
+              f"'{m.cache_size}' does not fit on the GPU node volume (gpu.volumeSizeGib {gpu.volume_size_gib}, of "
+              f"which {IMAGE_HEADROOM_GIB} GiB hold the OS and the vLLM image); allowed: at most "
+              f"{gpu.volume_size_gib - IMAGE_HEADROOM_GIB}Gi, or raise gpu.volumeSizeGib")
 
 
 class ConfigError(pulumi.RunError):
@@ -132,30 +215,18 @@ class ConfigError(pulumi.RunError):
         super().__init__("invalid stack configuration:\n" + "\n".join(lines))
 
 
-def _path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+def _user_facing(line: str) -> str:
+    # `region` is read from aws:region: name the key the user sets
+    return line.replace(f"{NAMESPACE}:region:", "aws:region:", 1) if line.startswith(f"{NAMESPACE}:region:") else line
 
 
-def format_errors(err: ValidationError) -> list[str]:
-    """One `gpu-burst:<path>: <message>` line per problem."""
-    lines = []
-    for e in err.errors():
-        loc = tuple(e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] in ("literal_error", "enum"):
-            msg = f"{msg} (got {e.get('input')!r})"
-        if " ;; " in msg or (not loc and msg):
-            for part in msg.split(" ;; "):
-                sub, _, text = part.partition(": ")
-                lines.append(f"{NAMESPACE}:{sub}: {text}" if text else f"{NAMESPACE}:{_path(loc)}: {part}")
-            continue
-        lines.append(f"{NAMESPACE}:{_path(loc)}: {msg}")
-    return lines
+def problems(raw: dict[str, Any]) -> list[str]:
+    """Every problem of a raw dict of `gpu-burst:*` values (keys without the namespace) plus `region`."""
+    try:
+        StackConfig.model_validate(raw)
+    except ValidationError as e:
+        return [_user_facing(line) for line in format_errors(StackConfig, e, raw)]
+    return []
 
 
 def validate(raw: dict[str, Any]) -> StackConfig:
@@ -163,7 +234,84 @@ def validate(raw: dict[str, Any]) -> StackConfig:
     try:
         return StackConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_errors(e)) from None
+        raise ConfigError([_user_facing(line) for line in format_errors(StackConfig, e, raw)]) from None
+
+
+def _has_secure(v: Any) -> bool:
+    if isinstance(v, dict):
+        return set(v) == {"secure"} or any(_has_secure(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_secure(x) for x in v)
+    return False
+
+
+def _plain_leaves(v: Any, at: str) -> list[str]:
+    """Paths under a stack-file value that are not `secure:` (for a mapping of secrets such as apiKeys)."""
+    if isinstance(v, dict) and set(v) != {"secure"}:
+        return [p for k, x in v.items() for p in _plain_leaves(x, f"{at}.{k}")]
+    return [] if isinstance(v, dict) else [at]
+
+
+def raw_from_values(values: Mapping[str, Any], secret_keys: Collection[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """The raw dict :func:`validate` takes, from namespaced config values, and the problems of the keys themselves.
+
+    `values` are `pulumi config` values (strings, structured ones as JSON) or a stack file's parsed `config:`
+    mapping (where a secret reads `{secure: ...}`); `secret_keys` are the keys Pulumi reports as secret. Secret
+    values never enter the raw dict: `hfToken` only sets `hfTokenSet`."""
+    raw: dict[str, Any] = {}
+    lines: list[str] = []
+    secret = set(secret_keys)
+    for key, value in values.items():
+        ns, _, name = str(key).partition(":")
+        if ns != NAMESPACE or not name:
+            continue
+        is_secret = key in secret or _has_secure(value)
+        if name in SECRET_KEYS:
+            if not is_secret:
+                lines.append(_plaintext_secret(name))
+            elif name == "apiKeys" and isinstance(value, dict):
+                lines.extend(_plaintext_secret(name, sub) for sub in _plain_leaves(value, name))
+            continue
+        if name in LOADER_KEYS:
+            lines.append(_loader_key(name))
+            continue
+        if is_secret:
+            continue  # another secret (e.g. a stack's own): not part of the typed config
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass  # plain strings such as `environment: dev`
+        raw[name] = value
+    region = values.get("aws:region")
+    if isinstance(region, str) and region:
+        raw["region"] = region
+    raw["hfTokenSet"] = bool(values.get(f"{NAMESPACE}:hfToken"))
+    names = api_key_names(values.get(f"{NAMESPACE}:apiKeys"))
+    if names:
+        raw["apiKeyNames"] = names
+    profile = values.get("aws:profile")
+    if isinstance(profile, str) and profile:
+        raw["awsProfile"] = profile
+    return raw, lines
+
+
+def _plaintext_secret(name: str, sub: str = "") -> str:
+    if name == "apiKeys":
+        at = sub or "apiKeys.<name>"
+        return (f"{NAMESPACE}:{sub or name}: is in plain text in the stack file; a key must be a Pulumi secret: "
+                f"`pulumi config rm {NAMESPACE}:{name}` then `pulumi config set --secret --path '{at}' <key>`")
+    what = "<token>" if name == "hfToken" else "<key>"
+    return (f"{NAMESPACE}:{name}: is in plain text in the stack file; it must be a Pulumi secret: "
+            f"`pulumi config set --secret {name} {what}`")
+
+
+def _loader_key(name: str) -> str:
+    if name == "region":
+        return (f"{NAMESPACE}:region: is not read (the AWS provider reads aws:region); use aws:region: "
+                f"`pulumi config rm {NAMESPACE}:region && pulumi config set aws:region <region>`")
+    return (f"{NAMESPACE}:{name}: is set by the program, not by config; remove it: `pulumi config rm "
+            f"{NAMESPACE}:{name}` (set the token with `pulumi config set --secret hfToken <token>`)")
 
 
 def _all_config() -> dict[str, Any]:
@@ -174,47 +322,32 @@ def _all_config() -> dict[str, Any]:
     return merged
 
 
-def raw_from_pulumi() -> dict[str, Any]:
-    """Collect the namespace's keys from the running Pulumi program's config (JSON strings are decoded)."""
-    raw: dict[str, Any] = {}
-    for key, value in _all_config().items():
-        ns, _, name = key.partition(":")
-        if ns != NAMESPACE or name in SECRET_KEYS:
-            continue
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass  # plain strings such as `environment: dev`
-        raw[name] = value
-    raw["region"] = pulumi.Config("aws").get("region") or ""
-    raw["hfTokenSet"] = bool(_all_config().get(f"{NAMESPACE}:hfToken"))
-    raw["apiKeyNames"] = api_key_names(_all_config().get(f"{NAMESPACE}:apiKeys"))
-    return raw
+def _secret_keys() -> set[str]:
+    # `pulumi up` hands the secret key names to the program in PULUMI_CONFIG_SECRET_KEYS; the automation API and
+    # the test mocks through set_all_config(config, secret_keys).
+    from pulumi.runtime import config as rc
+
+    return set(rc.get_config_secret_keys_env()) | set(rc._SECRET_KEYS.get())
 
 
-def api_key_names(value: Any) -> list[str]:
-    """Names of the keys in `gpu-burst:apiKeys` (a map name → key); the keys are not kept."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return ["<not a map>"]
-    return sorted(value) if isinstance(value, dict) else ([] if value is None else ["<not a map>"])
+def raw_from_pulumi() -> tuple[dict[str, Any], list[str]]:
+    """The namespace's keys from the running Pulumi program's config, and the problems of the keys themselves."""
+    return raw_from_values(_all_config(), _secret_keys())
 
 
 def load() -> StackConfig:
     """Load and validate the stack configuration; raises :class:`ConfigError` listing every problem."""
-    raw = raw_from_pulumi()
-    if not raw["region"]:
-        raise ConfigError(["aws:region: required; run `pulumi config set aws:region us-west-2`"])
-    return validate(raw)
+    raw, lines = raw_from_pulumi()
+    lines = lines + problems(raw)
+    if lines:
+        raise ConfigError(lines)
+    return StackConfig.model_validate(raw)
 
 
 __all__ = [
     "AddonsConfig", "CapacityType", "ClusterConfig", "ConfigError", "Duration", "GatewayConfig", "GpuAmiFamily",
     "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
     "ModelConfig", "MonitoringConfig", "NAMESPACE", "NatGateways", "NetworkConfig", "NetworkMode", "NodeAmi",
-    "NvidiaDevicePluginConfig", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",
-    "duration_seconds", "format_errors", "load", "raw_from_pulumi", "validate",
+    "NvidiaDevicePluginConfig", "LOADER_KEYS", "Problems", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",
+    "duration_seconds", "format_errors", "load", "problems", "raw_from_pulumi", "raw_from_values", "validate",
 ]

@@ -5,15 +5,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import Duration, Strict, duration_seconds
+from .base import Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type
 
-_SEMVER = r"^\d+\.\d+\.\d+$"
+_SEMVER = pattern_type(r"\d+\.\d+\.\d+", "a chart version", "2.20.2 (X.Y.Z, no leading v)")
 _PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 
 
 def _prom_duration(v: str) -> str:
     if not _PROM_DURATION.match(v):
-        raise ValueError(f"'{v}' is not a Prometheus duration; use whole units such as 15s, 168h, 14d")
+        raise ValueError(f"'{v}' is not a Prometheus duration; allowed: whole units such as 15s, 168h, 14d")
     return v
 
 
@@ -22,7 +22,7 @@ PromDuration = Annotated[str, AfterValidator(_prom_duration)]
 
 
 class KedaConfig(Strict):
-    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "2.20.2"
+    chart_version: _SEMVER = "2.20.2"
 
 
 class HttpAddonConfig(Strict):
@@ -30,7 +30,7 @@ class HttpAddonConfig(Strict):
     (GPU node + image pull + weights load); the response-header timeout bounds the first byte after that.
     v0.15 has no cap on the number of held requests (no value, env var or InterceptorRoute field)."""
 
-    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "0.15.0"
+    chart_version: _SEMVER = "0.15.0"
     readiness_timeout: Duration = "15m"
     response_header_timeout: Duration = "10m"
     interceptor_replicas: Annotated[int, Field(ge=1, le=10)] = 2
@@ -40,14 +40,23 @@ class HttpAddonConfig(Strict):
     @model_validator(mode="after")
     def _timeouts(self):
         if duration_seconds(self.readiness_timeout) < 600:
-            raise ValueError(
-                f"readinessTimeout '{self.readiness_timeout}' is shorter than a GPU cold start; use at least 10m"
-            )
+            raise Problems(("readinessTimeout", f"'{self.readiness_timeout}' is shorter than a GPU cold start; "
+                                                "allowed: at least 10m"))
+        return self
+
+    @model_validator(mode="after")
+    def _first_byte(self):
         if duration_seconds(self.response_header_timeout) < 60:
-            raise ValueError(f"responseHeaderTimeout '{self.response_header_timeout}' is too short for a slow first token; use at least 60s")
+            raise Problems(("responseHeaderTimeout", f"'{self.response_header_timeout}' is too short for a slow first "
+                                                     "token; allowed: at least 60s"))
+        return self
+
+    @model_validator(mode="after")
+    def _replica_range(self):
         if self.interceptor_max_replicas < self.interceptor_replicas:
-            raise ValueError(f"interceptorMaxReplicas ({self.interceptor_max_replicas}) is below interceptorReplicas "
-                             f"({self.interceptor_replicas})")
+            raise Problems(("interceptorMaxReplicas", f"{self.interceptor_max_replicas} is below interceptorReplicas "
+                                                      f"({self.interceptor_replicas}); allowed: at least "
+                                                      f"{self.interceptor_replicas}"))
         return self
 
 
@@ -55,11 +64,12 @@ class MonitoringConfig(Strict):
     """kube-prometheus-stack. Prometheus keeps its data on an emptyDir: the cluster has no EBS CSI driver, so a
     PersistentVolumeClaim would never bind."""
 
-    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "88.5.3"
+    chart_version: _SEMVER = "88.5.3"
     retention: PromDuration = "168h"
     scrape_interval: PromDuration = "15s"
     """Global scrape and rule-evaluation interval; a ServiceMonitor can scrape faster (e.g. vLLM queue depth)."""
-    prometheus_memory: Annotated[str, Field(pattern=r"^[0-9]+(Mi|Gi)$")] = "1Gi"
+    prometheus_memory: MemoryQuantity = "1Gi"
+    """Memory request and limit of Prometheus."""
     grafana_enabled: bool = True
     alertmanager_enabled: bool = True
 
@@ -67,7 +77,7 @@ class MonitoringConfig(Strict):
 class NvidiaDevicePluginConfig(Strict):
     """Installed only when gpu.amiFamily is al2023 (Bottlerocket's NVIDIA variant ships the plugin)."""
 
-    chart_version: Annotated[str, Field(pattern=_SEMVER)] = "0.20.0"
+    chart_version: _SEMVER = "0.20.0"
     gfd_enabled: bool = True
     """GPU feature discovery (+ node-feature-discovery): nvidia.com/gpu.product/memory/... labels on GPU nodes."""
 

@@ -1,24 +1,75 @@
-"""Shared pieces of the typed stack configuration: a strict base model and small validated types."""
+"""Shared pieces of the typed stack configuration: a strict base model, small validated types, and the way a
+validator reports a problem.
+
+Every problem reaches the user as one line `gpu-burst:<full path>: <what is wrong>; <what is allowed>`. The lines
+for pydantic's own errors (types, ranges, patterns, unknown keys) are written by `stacks.config.errors` from the
+field's type and metadata, so a new field gets good messages by declaring its type, bounds and docstring. A
+validator that judges a value raises `ValueError("<what is wrong>; <what is allowed>")`, or :class:`Problems` to
+report several problems or to name a field below the model it runs on.
+"""
 
 import ipaddress
 import re
-from typing import Annotated
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """The camelCase key of a snake_case field, as written in Pulumi.<stack>.yaml."""
     head, *rest = name.split("_")
     return head + "".join(w.title() for w in rest)
 
 
 class Strict(BaseModel):
     """Base for every config section: camelCase keys (as written in Pulumi.<stack>.yaml), unknown keys rejected,
-    immutable once validated so typed objects can be passed inward without defensive copies."""
+    immutable once validated so typed objects can be passed inward without defensive copies.
+
+    A field's docstring becomes its description, which error messages quote for values that do not match a format.
+    Model validators (`mode="after"`) also run on the valid part of a section whose other fields are invalid
+    (`stacks.config.errors`): a validator that reads an invalid field is skipped, so it must not catch
+    AttributeError around field access."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, alias_generator=_camel, validate_default=True
+        extra="forbid", frozen=True, populate_by_name=True, alias_generator=camel, validate_default=True,
+        use_attribute_docstrings=True,
     )
+    internal_keys: ClassVar[tuple[str, ...]] = ()
+    """Fields the program fills itself: not listed to the user as valid keys."""
+
+
+class Problems(ValueError):
+    """One or more problems found by a validator, each `(relative path, "<what is wrong>; <what is allowed>")`.
+
+    The relative path is appended to the path of the model the validator runs on: `"desiredSize"`,
+    `"pools[1].name"`, or `""` for the model itself."""
+
+    def __init__(self, *items: tuple[str, str]):
+        self.items = [i for i in items if i]
+        super().__init__(" | ".join(f"{p}: {m}" if p else m for p, m in self.items))
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append((path, message))
+        self.args = (" | ".join(f"{p}: {m}" if p else m for p, m in self.items),)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise self
+
+
+# -- small validated types ---------------------------------------------------------------------------------------
+def pattern_type(regex: str, what: str, example: str) -> Any:
+    """A string type that must match `regex`; the error says what the value should be (`what`) and gives an
+    `example`, never the regex."""
+    compiled = re.compile(regex)
+
+    def check(v: str) -> str:
+        if not compiled.fullmatch(v):
+            raise ValueError(f"'{v}' is not {what}; allowed: e.g. {example}")
+        return v
+
+    return Annotated[str, AfterValidator(check)]
 
 
 _DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
@@ -44,9 +95,69 @@ def _cidr(v: str) -> str:
     try:
         ipaddress.ip_network(v)
     except ValueError:
-        raise ValueError(f"'{v}' is not a CIDR block such as 203.0.113.0/24") from None
+        raise ValueError(f"'{v}' is not a CIDR block; use an address/prefix such as 203.0.113.0/24") from None
     return v
 
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
 """An IPv4/IPv6 CIDR block (an allow-list entry)."""
+
+
+# -- Kubernetes resource quantities ------------------------------------------------------------------------------
+# The grammar of k8s.io/apimachinery/pkg/api/resource (quantity.go, ParseQuantity):
+#   <quantity> ::= <signedNumber><suffix>; <suffix> ::= <binarySI> | <decimalExponent> | <decimalSI>
+#   <binarySI> ::= Ki | Mi | Gi | Ti | Pi | Ei; <decimalSI> ::= m | "" | k | M | G | T | P | E (and n, u)
+_QUANTITY = re.compile(r"^(?P<num>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][-+]?[0-9]+)?$")
+_SUFFIX = {
+    "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
+}
+
+
+def quantity_value(v: str) -> Decimal:
+    """The value of a Kubernetes quantity already validated by a quantity type (`"3.5"` → 3.5, `"20Gi"` → bytes)."""
+    m = _QUANTITY.match(v)
+    if m is None:
+        raise ValueError(v)
+    suffix = m.group("suffix") or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(m.group("num")) * Decimal(10) ** int(suffix[1:])
+    return Decimal(m.group("num")) * _SUFFIX[suffix]
+
+
+def _number_to_str(v: Any) -> Any:
+    # YAML `cpu: 4` arrives as an int and `cpu: 3.5` as a float; both are valid quantities, so accept them.
+    if isinstance(v, bool):
+        return v  # true/false is not a quantity: let the str check reject it with the type hint
+    if isinstance(v, (int, float)):
+        return format(Decimal(str(v)).normalize(), "f")
+    return v
+
+
+def quantity_type(what: str, example: str, units: tuple[str, ...]) -> Any:
+    """A Kubernetes quantity (a YAML number or a string) with one of the given unit suffixes ('' = none)."""
+
+    def check(v: str) -> str:
+        m = _QUANTITY.match(v)
+        ok = m is not None and (m.group("suffix") or "") in units
+        try:
+            ok = ok and quantity_value(v) > 0
+        except (InvalidOperation, ValueError):
+            ok = False
+        if not ok:
+            shown = ", ".join(repr(u) if u else "no unit" for u in units)
+            raise ValueError(f"'{v}' is not {what}; use a positive Kubernetes quantity such as {example} "
+                             f"(units: {shown})")
+        return v
+
+    return Annotated[str, BeforeValidator(_number_to_str), AfterValidator(check)]
+
+
+CpuQuantity = quantity_type("a CPU amount", "4, \"3.5\" or 3500m", ("", "m"))
+"""CPU cores as a Kubernetes quantity: `4`, `"3.5"`, `"3500m"`."""
+MemoryQuantity = quantity_type("a memory size", "16Gi or 512Mi", ("Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"))
+"""Bytes as a Kubernetes quantity: `16Gi`, `512Mi`."""
+
+GIB = Decimal(2) ** 30

@@ -1,15 +1,58 @@
 """Config sections for the AWS foundation: network, EKS cluster, system node group and Karpenter."""
 
 import ipaddress
+import re
 from enum import Enum
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Cidr, Strict
+from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type
 
-SUPPORTED_KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36")
-"""EKS versions that have AL2023/Bottlerocket AMIs and that Karpenter 1.14 supports (AL2 ended at 1.32)."""
+SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
+"""EKS versions in *standard* support that have AL2023 NVIDIA AMIs (amazon-eks-node-al2023-x86_64-nvidia-1.35/1.36 in
+awslabs/amazon-eks-ami release v20260714) and that Karpenter 1.14 supports. A version is in standard support for 14
+months after its EKS release, then in extended support at six times the control-plane price
+(https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html): 1.33 left standard support on
+2026-07-29 and 1.34 leaves it on 2026-12-02 (https://endoflife.date/amazon-eks); 1.35 is in it until 2027-03-27."""
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+"""Values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy `retentionInDays`)."""
+
+_PARTITION = r"aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?"
+_IAM_PRINCIPAL = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:(role|user)/[\w+=,.@/-]+$")
+_ASSUMED_ROLE = re.compile(rf"^arn:(?P<p>{_PARTITION}):sts::(?P<a>\d{{12}}):assumed-role/(?P<r>[\w+=,.@-]+)/.+$")
+
+
+def principal_arn(v: str) -> str:
+    """An IAM role or user ARN as EKS access entries take it. An STS assumed-role ARN (what `aws sts
+    get-caller-identity` prints under an assumed role) is refused with the role ARN to use instead."""
+    m = _ASSUMED_ROLE.match(v)
+    if m:
+        raise ValueError(
+            f"'{v}' is an STS assumed-role session, not a principal an access entry can name; allowed: the role "
+            f"itself, arn:{m['p']}:iam::{m['a']}:role/{m['r']} (insert the role's path after role/ if it has one)")
+    if not _IAM_PRINCIPAL.match(v):
+        raise ValueError(f"'{v}' is not an IAM role or user ARN; allowed: "
+                         "arn:<partition>:iam::<12-digit account>:role/<name> or "
+                         "arn:<partition>:iam::<12-digit account>:user/<name>")
+    return v
+
+
+PrincipalArn = Annotated[str, AfterValidator(principal_arn)]
+"""An IAM role or user ARN (what an EKS access entry names)."""
+
+
+def _public_cidr(v: str) -> str:
+    net = ipaddress.ip_network(v, strict=False)
+    if not net.is_global:
+        raise ValueError(
+            f"'{v}' is a private, documentation or otherwise reserved range that never appears as a source address on "
+            "the public endpoint (RFC 1918/5737/6598/3849 ...); allowed: your CI and VPN egress CIDRs, or 0.0.0.0/0")
+    if net.version != 4:
+        raise ValueError(f"'{v}' is IPv6; allowed: IPv4 CIDRs (the EKS public endpoint allow-list is IPv4 only)")
+    return v
 
 
 class NetworkMode(str, Enum):
@@ -27,6 +70,11 @@ class NodeAmi(str, Enum):
     BOTTLEROCKET = "bottlerocket"
 
 
+# EC2 resource ids: the prefix, then 8 (older resources) or 17 lowercase hex digits.
+_VPC_ID = pattern_type(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC id", "vpc-0a1b2c3d4e5f67890")
+_SUBNET_ID = pattern_type(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})", "a subnet id", "subnet-0a1b2c3d4e5f67890")
+
+
 class NetworkConfig(Strict):
     """`gpu-burst:network` — create a 3-AZ VPC, or adopt an existing one."""
 
@@ -34,9 +82,12 @@ class NetworkConfig(Strict):
     cidr: str = "10.0.0.0/16"
     az_count: Annotated[int, Field(ge=2, le=6)] = 3
     nat_gateways: NatGateways = NatGateways.SINGLE
-    vpc_id: Optional[Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]] = None
-    private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
-    public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
+    vpc_id: Optional[_VPC_ID] = None
+    """Existing VPC (mode existing)."""
+    private_subnet_ids: list[_SUBNET_ID] = []
+    """Existing private subnets for the nodes, in at least 2 AZs (mode existing)."""
+    public_subnet_ids: list[_SUBNET_ID] = []
+    """Existing public subnets for internet-facing load balancers (mode existing, optional)."""
     tag_existing_subnets: bool = True
 
     @field_validator("cidr")
@@ -45,20 +96,47 @@ class NetworkConfig(Strict):
         try:
             net = ipaddress.ip_network(v)
         except ValueError:
-            raise ValueError(f"'{v}' is not an IPv4 CIDR block such as 10.0.0.0/16") from None
+            raise ValueError(f"'{v}' is not a CIDR block; allowed: an IPv4 block with a prefix from /16 to /20, "
+                             "e.g. 10.0.0.0/16") from None
         if net.version != 4 or not 16 <= net.prefixlen <= 20:
-            raise ValueError(f"'{v}' must be an IPv4 CIDR with a prefix from /16 to /20")
+            raise ValueError(f"'{v}' has the wrong size; allowed: an IPv4 block with a prefix from /16 to /20, "
+                             "e.g. 10.0.0.0/16")
         return v
 
     @model_validator(mode="after")
     def _mode(self):
+        p = Problems()
         if self.mode is NetworkMode.EXISTING:
             if not self.vpc_id:
-                raise ValueError("vpcId is required when mode is 'existing'")
+                p.add("vpcId", "required when mode is 'existing'; allowed: the id of the VPC to adopt, e.g. "
+                               "vpc-0a1b2c3d4e5f67890")
             if len(self.private_subnet_ids) < 2:
-                raise ValueError("privateSubnetIds needs at least 2 subnets in different AZs when mode is 'existing'")
-        elif self.vpc_id or self.private_subnet_ids or self.public_subnet_ids:
-            raise ValueError("vpcId/privateSubnetIds/publicSubnetIds are only allowed when mode is 'existing'")
+                p.add("privateSubnetIds", f"lists {len(self.private_subnet_ids)} subnets; allowed: at least 2, in "
+                                          "different AZs, when mode is 'existing'")
+        else:
+            for key, given in (("vpcId", self.vpc_id), ("privateSubnetIds", self.private_subnet_ids),
+                               ("publicSubnetIds", self.public_subnet_ids)):
+                if given:
+                    p.add(key, "is only read when mode is 'existing'; allowed: remove it, or set mode: existing")
+        p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_subnets(self):
+        p = Problems()
+        for key, ids in (("privateSubnetIds", self.private_subnet_ids), ("publicSubnetIds", self.public_subnet_ids)):
+            seen: dict[str, int] = {}
+            for i, sid in enumerate(ids):
+                if sid in seen:
+                    p.add(f"{key}[{i}]", f"'{sid}' is listed twice ({key}[{seen[sid]}]); allowed: each subnet once")
+                seen.setdefault(sid, i)
+        private = set(self.private_subnet_ids)
+        for i, sid in enumerate(self.public_subnet_ids):
+            if sid in private:
+                # one subnet cannot carry both kubernetes.io/role/elb and internal-elb roles for its route table
+                p.add(f"publicSubnetIds[{i}]", f"'{sid}' is also a private subnet; allowed: a subnet is either private "
+                                               "(nodes) or public (internet-facing load balancers), not both")
+        p.raise_if_any()
         return self
 
 
@@ -70,47 +148,155 @@ class LogType(str, Enum):
     SCHEDULER = "scheduler"
 
 
+class AccessPolicy(str, Enum):
+    """EKS access policies an access entry can be associated with (`aws eks list-access-policies`)."""
+
+    CLUSTER_ADMIN = "AmazonEKSClusterAdminPolicy"
+    ADMIN = "AmazonEKSAdminPolicy"
+    EDIT = "AmazonEKSEditPolicy"
+    VIEW = "AmazonEKSViewPolicy"
+
+
+class AccessEntryConfig(Strict):
+    """One more principal with access to the Kubernetes API, e.g. the CI role that runs `pulumi preview`."""
+
+    principal_arn: PrincipalArn
+    """IAM role or user ARN, e.g. arn:aws:iam::123456789012:role/ci-preview."""
+    policy: AccessPolicy = AccessPolicy.VIEW
+    """EKS access policy of the entry."""
+    namespaces: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]] = []
+    """Scope of the policy: these namespaces; empty means the whole cluster."""
+
+    @model_validator(mode="after")
+    def _scope(self):
+        if self.policy is AccessPolicy.CLUSTER_ADMIN and self.namespaces:
+            raise Problems(("namespaces", "AmazonEKSClusterAdminPolicy is cluster-scoped; allowed: no namespaces, or "
+                                          "policy AmazonEKSAdminPolicy for namespace-scoped admin"))
+        return self
+
+
+_CLUSTER_NAME = pattern_type(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", "an EKS cluster name (letters, digits, '-', '_'; at "
+                             "most 100)", "gpu-burst-prod")
+
+
 class ClusterConfig(Strict):
     """`gpu-burst:cluster` — the EKS control plane."""
 
+    name: Optional[_CLUSTER_NAME] = None
+    """EKS cluster name; default `gpu-burst-<stack>`. Chosen, not auto-named, because the control-plane log group
+    `/aws/eks/<name>/cluster` must exist (with its retention) before the cluster."""
     kubernetes_version: Literal[SUPPORTED_KUBERNETES_VERSIONS] = "1.35"  # type: ignore[valid-type]
     endpoint_public_access: bool = True
-    public_access_cidrs: list[Cidr] = ["0.0.0.0/0"]
+    public_access_cidrs: list[Annotated[Cidr, AfterValidator(_public_cidr)]] = ["0.0.0.0/0"]
+    """Source CIDRs allowed to reach the public endpoint (requests still need an IAM-authenticated token)."""
     enabled_log_types: list[LogType] = []
-    admin_principal_arns: list[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$")]] = []
+    log_retention_days: int = 30
+    """Retention (days) of the control-plane log group the stack creates, so `destroy` removes it."""
+    admin_principal_arns: list[PrincipalArn] = []
+    """More cluster admins (IAM role or user ARNs). The principal that runs `pulumi up` already is one."""
+    access_entries: list[AccessEntryConfig] = []
+    """Other principals, each with one access policy and scope (e.g. a CI preview role with AmazonEKSViewPolicy)."""
     tags: dict[str, str] = {}
+    """Tags added to every AWS resource of the stack."""
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        # AWS reserves the aws: prefix (any case) for its own tags and rejects user tags that use it; key up to 128
+        # and value up to 256 characters (https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html)
+        p = Problems()
+        for k, val in v.items():
+            if k.lower().startswith("aws:"):
+                p.add(k, "starts with 'aws:', which AWS reserves for its own tags; allowed: any other key, e.g. "
+                         "team or gpu-burst/owner")
+            elif not 1 <= len(k) <= 128:
+                p.add(k, f"is {len(k)} characters long; allowed: 1 to 128")
+            if len(val) > 256:
+                p.add(k, f"value is {len(val)} characters long; allowed: at most 256")
+        p.raise_if_any()
+        return v
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{v} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return v
 
     @model_validator(mode="after")
     def _endpoint(self):
         if self.endpoint_public_access and not self.public_access_cidrs:
-            raise ValueError("publicAccessCidrs must list at least one CIDR when endpointPublicAccess is true")
+            raise Problems(("publicAccessCidrs", "is empty while endpointPublicAccess is true; allowed: at least one "
+                                                 "public CIDR, e.g. your CI egress, or 0.0.0.0/0"))
         return self
+
+    @model_validator(mode="after")
+    def _one_entry_per_principal(self):
+        principals = [*self.admin_principal_arns, *(e.principal_arn for e in self.access_entries)]
+        dup = sorted({p for p in principals if principals.count(p) > 1})
+        if dup:
+            raise Problems(("", f"{dup} listed more than once in adminPrincipalArns/accessEntries; allowed: one "
+                                "access entry per principal"))
+        return self
+
+
+_INSTANCE_TYPE = pattern_type(r"[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|metal|[0-9]*xlarge|metal-[0-9]+xl)",
+                              "an EC2 instance type (family.size)", "m6i.large")
+
+
+def cpu_architecture(instance_type: str) -> str:
+    """arm64 for Graviton families, else x86_64. In EC2's naming, a `g` among the attribute letters after the
+    generation digit means an AWS Graviton processor (m7g, c6gn, t4g; a1 is the first Graviton):
+    https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html"""
+    family = instance_type.split(".", 1)[0]
+    m = re.fullmatch(r"([a-z]+)([0-9]+)([a-z-]*)", family)
+    if family == "a1" or (m and "g" in m.group(3)):
+        return "arm64"
+    return "x86_64"
 
 
 class SystemNodesConfig(Strict):
     """`gpu-burst:systemNodes` — the managed node group that runs Karpenter, KEDA, Prometheus and the gateway."""
 
-    instance_types: Annotated[list[str], Field(min_length=1)] = ["m6i.large"]
+    instance_types: Annotated[list[_INSTANCE_TYPE], Field(min_length=1)] = ["m6i.xlarge"]
+    """EC2 instance types of the managed node group, one CPU architecture (e.g. [m6i.large, m7i.large]); minSize
+    nodes of the smallest must hold every system pod (stacks/config/capacity.py)."""
     ami: NodeAmi = NodeAmi.AL2023
     desired_size: Annotated[int, Field(ge=1, le=20)] = 2
-    min_size: Annotated[int, Field(ge=1, le=20)] = 1
+    min_size: Annotated[int, Field(ge=1, le=20)] = 2
+    """Nothing scales this group (Karpenter launches GPU nodes only): the capacity that is sure to exist."""
     max_size: Annotated[int, Field(ge=1, le=20)] = 3
     disk_size_gib: Annotated[int, Field(ge=20, le=1000)] = 50
 
     @model_validator(mode="after")
     def _sizes(self):
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(
-                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"
-            )
+            raise Problems(("desiredSize", f"{self.desired_size} is outside minSize {self.min_size} .. maxSize "
+                                           f"{self.max_size}; allowed: minSize <= desiredSize <= maxSize"))
+        return self
+
+    @model_validator(mode="after")
+    def _one_architecture(self):
+        # a managed node group has one AMI type, and the AMI type fixes the architecture
+        arch = {t: cpu_architecture(t) for t in self.instance_types}
+        if len(set(arch.values())) > 1:
+            shown = ", ".join(f"{t} ({a})" for t, a in arch.items())
+            raise Problems(("instanceTypes", f"mixes CPU architectures: {shown}; allowed: all x86_64 or all arm64 "
+                                             "(one AMI per node group)"))
         return self
 
 
 class KarpenterConfig(Strict):
     """`gpu-burst:karpenter` — controller chart and options."""
 
-    chart_version: Annotated[str, Field(pattern=r"^1\.14\.\d+$")] = "1.14.1"
+    chart_version: pattern_type(r"1\.14\.\d+", "a Karpenter 1.14 chart version", "1.14.1") = "1.14.1"
+    """Karpenter chart version (1.14.x: the CRDs, IAM policies and settings here are those of 1.14)."""
     replicas: Optional[Annotated[int, Field(ge=1, le=3)]] = None
     """Defaults to 2 when the system node group has at least 2 nodes, else 1 (replicas repel each other by hostname)."""
     create_spot_service_linked_role: bool = False
+    """Create AWSServiceRoleForEC2Spot (account-wide; kept on `destroy`)."""
     log_level: Literal["debug", "info", "error"] = "info"
+    controller_cpu: CpuQuantity = "1"
+    """CPU request (= limit) of each controller replica; upstream's getting-started uses 1."""
+    controller_memory: MemoryQuantity = "1Gi"
+    """Memory request (= limit) of each controller replica; upstream's getting-started uses 1Gi."""

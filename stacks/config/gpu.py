@@ -1,12 +1,13 @@
 """Config section for GPU capacity: the EC2NodeClass and the Karpenter NodePools (traffic classes)."""
 
+import datetime
 import re
 from enum import Enum
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Strict
+from .base import Problems, Strict, pattern_type
 
 
 class GpuAmiFamily(str, Enum):
@@ -23,24 +24,75 @@ class CapacityType(str, Enum):
 # (aws/karpenter-provider-aws#8368) and are refused so that GPU limits stay meaningful.
 KNOWN_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200")
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+# vCPUs and NVIDIA GPUs per size, from the AWS instance-type specifications: "Accelerated computing" in
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html and the GPU table of
+# https://docs.aws.amazon.com/batch/latest/userguide/gpu-jobs.html. p5.4xlarge (1 H100) is left out: Karpenter
+# reports its GPU count as 0 (aws/karpenter-provider-aws#8368), so a pool can never get it for a GPU pod.
+GPU_INSTANCE_SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "g4dn": {"xlarge": (4, 1), "2xlarge": (8, 1), "4xlarge": (16, 1), "8xlarge": (32, 1), "16xlarge": (64, 1),
+             "12xlarge": (48, 4), "metal": (96, 8)},
+    "g5": {"xlarge": (4, 1), "2xlarge": (8, 1), "4xlarge": (16, 1), "8xlarge": (32, 1), "16xlarge": (64, 1),
+           "12xlarge": (48, 4), "24xlarge": (96, 4), "48xlarge": (192, 8)},
+    "g5g": {"xlarge": (4, 1), "2xlarge": (8, 1), "4xlarge": (16, 1), "8xlarge": (32, 1), "16xlarge": (64, 2),
+            "metal": (64, 2)},
+    "g6": {"xlarge": (4, 1), "2xlarge": (8, 1), "4xlarge": (16, 1), "8xlarge": (32, 1), "16xlarge": (64, 1),
+           "12xlarge": (48, 4), "24xlarge": (96, 4), "48xlarge": (192, 8)},
+    "g6e": {"xlarge": (4, 1), "2xlarge": (8, 1), "4xlarge": (16, 1), "8xlarge": (32, 1), "16xlarge": (64, 1),
+            "12xlarge": (48, 4), "24xlarge": (96, 4), "48xlarge": (192, 8)},
+    "gr6": {"4xlarge": (16, 1), "8xlarge": (32, 1)},
+    "p4d": {"24xlarge": (96, 8)},
+    "p4de": {"24xlarge": (96, 8)},
+    "p5": {"48xlarge": (192, 8)},
+    "p5e": {"48xlarge": (192, 8)},
+    "p5en": {"48xlarge": (192, 8)},
+    "p6-b200": {"48xlarge": (192, 8)},
+}
+
+
+def gpu_counts(families: list[str]) -> list[int]:
+    """GPU counts per node that at least one size of the families has."""
+    return sorted({g for f in families for _, g in GPU_INSTANCE_SIZES.get(f, {}).values()})
+
+
+def smallest_vcpus(families: list[str], gpus: int) -> int | None:
+    """vCPUs of the smallest instance of the families with exactly `gpus` GPUs (None: there is none)."""
+    sizes = [c for f in families for c, g in GPU_INSTANCE_SIZES.get(f, {}).values() if g == gpus]
+    return min(sizes) if sizes else None
+
+
 _KARPENTER_DURATION = re.compile(r"^(([0-9]+(s|m|h))+|Never)$")
+_KARPENTER_GRACE = re.compile(r"^([0-9]+(s|m|h))+$")
 
 
 def _karpenter_duration(v: str) -> str:
-    # Karpenter's CRD pattern is narrower than Go's time.ParseDuration: no ms, no fractions.
+    # NodePool CRD (aws/karpenter-provider-aws@v1.14.1:pkg/apis/crds/karpenter.sh_nodepools.yaml) pattern for
+    # expireAfter and consolidateAfter: narrower than Go's time.ParseDuration, no ms, no fractions.
     if not _KARPENTER_DURATION.match(v):
-        raise ValueError(f"'{v}' is not a Karpenter duration; use whole s/m/h units such as 30s, 5m, 720h, or Never")
+        raise ValueError(f"'{v}' is not a Karpenter duration; allowed: whole s/m/h units such as 30s, 5m, 720h, "
+                         "or Never")
+    return v
+
+
+def _karpenter_grace(v: str) -> str:
+    # spec.template.spec.terminationGracePeriod has no `Never` in the same CRD: `^([0-9]+(s|m|h))+$`
+    if not _KARPENTER_GRACE.match(v):
+        raise ValueError(f"'{v}' is not a termination grace period; allowed: whole s/m/h units such as 30m or 1h "
+                         "(no Never: leave the default to bound draining)")
     return v
 
 
 KarpenterDuration = Annotated[str, AfterValidator(_karpenter_duration)]
 """A duration Karpenter's NodePool CRD accepts (`^(([0-9]+(s|m|h))+|Never)$`)."""
+KarpenterGracePeriod = Annotated[str, AfterValidator(_karpenter_grace)]
+"""A NodePool terminationGracePeriod (`^([0-9]+(s|m|h))+$`)."""
 
 
 class GpuPoolConfig(Strict):
     """One NodePool: a traffic class that models pin to by name (node label `karpenter.sh/nodepool=<name>`)."""
 
-    name: Annotated[str, Field(pattern=_K8S_NAME, max_length=40)]
+    name: Annotated[pattern_type(_K8S_NAME[1:-1], "a Kubernetes name", "gpu-spot"), Field(max_length=40)]
+    """NodePool name: lowercase letters, digits and '-'."""
     instance_families: list[str] = ["g5", "g6"]
     """Explicit EC2 families (not "any NVIDIA": g6f would match and report 0 GPUs)."""
     gpus_per_node: list[int] = [1]
@@ -55,47 +107,73 @@ class GpuPoolConfig(Strict):
     consolidate_after: KarpenterDuration = "5m"
     """How long a GPU node must be empty before it is removed: short enough to stop paying, long enough to reuse
     a warm node for the next burst."""
-    termination_grace_period: KarpenterDuration = "1h"
+    termination_grace_period: KarpenterGracePeriod = "1h"
     """Upper bound on draining a node being expired/disrupted, even if pods ask not to be disrupted."""
-    disruption_budget_nodes: Annotated[str, Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")] = "10%"
+    disruption_budget_nodes: pattern_type(r"((100|[0-9]{1,2})%|[0-9]+)", "a node count or percentage", "10% or 1") = "10%"
+    """How many nodes Karpenter may disrupt at once (a count, or a percentage of the pool)."""
 
     @field_validator("instance_families")
     @classmethod
     def _families(cls, v: list[str]) -> list[str]:
         if not v:
-            raise ValueError(f"must list at least one GPU instance family; allowed: {', '.join(KNOWN_GPU_FAMILIES)}")
+            raise ValueError(f"is empty; allowed: one or more of {', '.join(KNOWN_GPU_FAMILIES)}")
         bad = [f for f in v if f not in KNOWN_GPU_FAMILIES]
         if bad:
             raise ValueError(f"unknown GPU instance families {bad}; allowed: {', '.join(KNOWN_GPU_FAMILIES)}")
         if len(set(v)) != len(v):
-            raise ValueError(f"duplicates in {v}")
+            raise ValueError(f"{v} lists a family twice; allowed: each family once")
         return v
 
     @field_validator("gpus_per_node")
     @classmethod
     def _gpus(cls, v: list[int]) -> list[int]:
         if not v:
-            raise ValueError("must list at least one GPU count per node, e.g. [1] or [1, 4]")
+            raise ValueError("is empty; allowed: one or more GPU counts per node, e.g. [1] or [1, 4]")
         bad = [n for n in v if not 1 <= n <= 8]
         if bad:
-            raise ValueError(f"{bad} out of range; each GPU count per node must be 1..8")
+            raise ValueError(f"{bad} out of range; allowed: GPU counts from 1 to 8")
         if len(set(v)) != len(v):
-            raise ValueError(f"duplicates in {v}")
+            raise ValueError(f"{v} lists a count twice; allowed: each count once")
         return v
 
     @field_validator("capacity_types")
     @classmethod
     def _capacity(cls, v: list[CapacityType]) -> list[CapacityType]:
         if not v:
-            raise ValueError("must list at least one capacity type; allowed: 'spot', 'on-demand'")
+            raise ValueError("is empty; allowed: 'spot', 'on-demand' or both")
         if len(set(v)) != len(v):
-            raise ValueError(f"duplicates in {[c.value for c in v]}")
+            raise ValueError(f"{[c.value for c in v]} lists a capacity type twice; allowed: each once")
         return v
 
     @model_validator(mode="after")
-    def _limits(self):
+    def _counts_exist(self):
+        have = gpu_counts(self.instance_families)
+        missing = [n for n in self.gpus_per_node if n not in have]
+        if missing:
+            per_family = "; ".join(f"{f}: {gpu_counts([f])}" for f in self.instance_families)
+            raise Problems(("gpusPerNode", f"no instance of {', '.join(self.instance_families)} has {missing} GPUs "
+                                           f"({per_family}); allowed: {have}"))
+        return self
+
+    @model_validator(mode="after")
+    def _gpu_limit(self):
         if self.gpu_limit < max(self.gpus_per_node):
-            raise ValueError(f"gpuLimit ({self.gpu_limit}) is below the largest gpusPerNode ({max(self.gpus_per_node)})")
+            raise Problems(("gpuLimit", f"{self.gpu_limit} is below one node of {max(self.gpus_per_node)} GPUs "
+                                        f"(gpusPerNode {self.gpus_per_node}); allowed: at least "
+                                        f"{max(self.gpus_per_node)}"))
+        return self
+
+    @model_validator(mode="after")
+    def _cpu_limit(self):
+        # Karpenter counts a node's full vCPU capacity against spec.limits.cpu: a limit below the smallest
+        # instance with a given GPU count means such a node can never launch.
+        need = {n: smallest_vcpus(self.instance_families, n) for n in self.gpus_per_node}
+        need = {n: c for n, c in need.items() if c is not None}
+        if need and self.cpu_limit < max(need.values()):
+            worst = max(need, key=lambda n: need[n])
+            raise Problems(("cpuLimit", f"{self.cpu_limit} is below one node: the smallest {worst}-GPU instance of "
+                                        f"{', '.join(self.instance_families)} has {need[worst]} vCPUs; allowed: at "
+                                        f"least {need[worst]}"))
         return self
 
 
@@ -116,22 +194,43 @@ class GpuConfig(Strict):
     @classmethod
     def _no_al2(cls, v):
         if isinstance(v, str) and v.lower() == "al2":
-            raise ValueError("AL2 is not supported: EKS AL2 AMIs ended with Kubernetes 1.32; use 'al2023' or 'bottlerocket'")
+            raise ValueError("AL2 is not supported (EKS AL2 AMIs ended with Kubernetes 1.32); allowed: 'al2023' or "
+                             "'bottlerocket'")
         return v
 
     @model_validator(mode="after")
     def _ami(self):
-        if self.ami_version == "latest":
+        v = self.ami_version
+        if v == "latest":
             if not self.allow_latest_ami:
-                raise ValueError("amiVersion 'latest' drifts every GPU node on each AMI release; pin a version or set allowLatestAmi: true")
-        elif self.ami_family is GpuAmiFamily.AL2023 and not re.match(r"^v\d{8}$", self.ami_version):
-            raise ValueError(f"amiVersion '{self.ami_version}' is not an al2023 release; use vYYYYMMDD (e.g. v20260818) or 'latest'")
-        elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.match(r"^v\d+\.\d+\.\d+$", self.ami_version):
-            raise ValueError(f"amiVersion '{self.ami_version}' is not a bottlerocket release; use vX.Y.Z (e.g. v1.50.0) or 'latest'")
-        names = [p.name for p in self.pools]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"pool names must be unique, duplicated: {dup}")
+                raise Problems(("amiVersion", "'latest' drifts every GPU node on each AMI release; allowed: a pinned "
+                                              "version, or latest with allowLatestAmi: true"))
+        elif self.ami_family is GpuAmiFamily.AL2023:
+            # EKS AL2023 releases are named v<YYYYMMDD> after their build date (awslabs/amazon-eks-ami releases)
+            ok = bool(re.fullmatch(r"v\d{8}", v))
+            if ok:
+                try:
+                    datetime.datetime.strptime(v[1:], "%Y%m%d")
+                except ValueError:
+                    ok = False
+            if not ok:
+                raise Problems(("amiVersion", f"'{v}' is not an al2023 release; allowed: v<YYYYMMDD> with a real "
+                                              "date (e.g. v20260818), or latest"))
+        elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.fullmatch(r"v\d+\.\d+\.\d+", v):
+            raise Problems(("amiVersion", f"'{v}' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), "
+                                          "or latest"))
+        return self
+
+    @model_validator(mode="after")
+    def _unique_pools(self):
+        seen: dict[str, int] = {}
+        p = Problems()
+        for i, pool in enumerate(self.pools):
+            if pool.name in seen:
+                p.add(f"pools[{i}].name", f"'{pool.name}' is already the name of pools[{seen[pool.name]}]; "
+                                          "allowed: a name unique across gpu.pools")
+            seen.setdefault(pool.name, i)
+        p.raise_if_any()
         return self
 
     @property

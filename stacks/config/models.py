@@ -5,7 +5,8 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Cidr, Duration, Strict, duration_seconds
+from .base import (Cidr, CpuQuantity, Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
+                   quantity_value)
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.29.0"
 """Pinned vLLM OpenAI-server image (release v0.29.0, 2026-09). Its default tag is built against CUDA 13, which needs
@@ -15,9 +16,103 @@ _SERVED_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 """A DNS-1035 label: the served name also names the Deployment, Service, InterceptorRoute and ScaledObject, so the
 PromQL, dashboards and alerts can refer to it without a lookup table."""
 
-MANAGED_FLAGS = ("--model", "--served-model-name", "--port", "--host", "--api-key", "--tensor-parallel-size",
-                 "--max-model-len", "--gpu-memory-utilization", "--download-dir")
-"""vLLM flags derived from the model's own keys (or kept out of the spec, like the API key); extraArgs may not set them."""
+IMAGE_HEADROOM_GIB = 40
+"""Space on the GPU node volume that the model cache may not use: the vLLM image (about 11 GB compressed, held by
+containerd both compressed and unpacked) and the OS with the NVIDIA driver."""
+
+MANAGED_FLAGS = {
+    "--model": "hfModelId", "--served-model-name": "servedName", "--host": None, "--port": None, "--uds": None,
+    "--api-key": None, "--root-path": None, "--headless": None, "--config": None,
+    "--tensor-parallel-size": "gpus", "--pipeline-parallel-size": "gpus", "--data-parallel-size": "gpus",
+    "--max-model-len": "maxModelLen", "--gpu-memory-utilization": "gpuMemoryUtilization",
+    "--device-memory-utilization": "gpuMemoryUtilization", "--download-dir": "cacheSize",
+}
+"""vLLM flags the program sets from the model's own keys (value), or that would break the pod's contract (None):
+the address and paths the probes, Service and interceptor use, the API key (kept out of the spec, read from
+VLLM_API_KEY), `--config` (a file that could set any of them), and the parallel sizes that change how many GPUs
+the pod needs. Read from vllm==0.29.0: engine/arg_utils.py, entrypoints/launchers/cli_args.py;
+`--device-memory-utilization` is the 0.33 alias of `--gpu-memory-utilization`."""
+
+SHORT_FLAGS = {"-tp": "--tensor-parallel-size", "-pp": "--pipeline-parallel-size", "-dp": "--data-parallel-size",
+               "-q": "--quantization", "-O": "--optimization-level"}
+"""Short aliases vLLM 0.29 defines for flags (engine/arg_utils.py add_argument(..., "-tp") etc.)."""
+
+
+# The reference grammar of github.com/distribution/reference (v0.6.0, regexp.go), which containerd and the kubelet
+# use to parse an image name: [domain[:port]/]path-component(/path-component)*[:tag][@digest].
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_REFERENCE = re.compile(
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
+)
+
+
+def image_reference_problem(v: str) -> str:
+    """Why `v` is not a usable image reference ("" when it is): the distribution grammar, lowercase repository,
+    at most 255 characters of name, and pinned (a tag other than latest, or a digest)."""
+    m = _REFERENCE.match(v)
+    if m is None:
+        first, slash, rest = v.partition("/")
+        is_domain = slash and ("." in first or ":" in first or first == "localhost")
+        lowered = (first + slash + rest.lower()) if is_domain else v.lower()
+        if lowered != v and _REFERENCE.match(lowered):
+            return (f"image '{v}' has uppercase letters in the repository; allowed: a lowercase repository such as "
+                    f"{lowered}")
+        return (f"image '{v}' is not an image reference; allowed: [registry/]repository:tag or "
+                f"repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. {VLLM_IMAGE}")
+    if len(m.group("name")) > 255:
+        return f"image name is {len(m.group('name'))} characters long; allowed: at most 255"
+    if not m.group("digest") and m.group("tag") in (None, "latest"):
+        return f"image '{v}' is not pinned; allowed: an explicit release tag or digest, e.g. {VLLM_IMAGE}"
+    return ""
+
+
+def _flag_name(item: str) -> str:
+    # vLLM's FlexibleArgumentParser turns `_` into `-` in a flag's name up to the first '.'
+    # (vllm==0.29.0: vllm/utils/argparse_utils.py, parse_args), so --max_model_len is --max-model-len.
+    key = item.split("=", 1)[0]
+    head, dot, rest = key[2:].partition(".")
+    return "--" + head.replace("_", "-") + dot + rest
+
+
+def _extra_arg_problems(args: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for i, a in enumerate(args):
+        at = f"[{i}]"
+        if not a.strip():
+            out.append((at, "is empty; allowed: one vLLM flag per item, e.g. --enable-prefix-caching or "
+                            "--max-num-seqs=64"))
+            continue
+        if a != a.strip() or any(c.isspace() for c in a.split("=", 1)[0]) or (" --" in a):
+            out.append((at, f"'{a}' holds several words; allowed: one flag per item, its value after '=' "
+                            "(e.g. --max-num-seqs=64): items are passed to vLLM without a shell"))
+            continue
+        if not a.startswith("--"):
+            short = a.split("=", 1)[0]
+            long = SHORT_FLAGS.get(short) or (SHORT_FLAGS["-O"] if short.startswith("-O") else None)
+            if long in MANAGED_FLAGS:
+                key = MANAGED_FLAGS[long]
+                out.append((at, f"'{a}' is {long}, which the program sets from the model's `{key}`; "
+                                f"allowed: set `{key}` instead"))
+            else:
+                out.append((at, f"'{a}' is not a long flag; allowed: --flag or --flag=value (long names only, "
+                                f"e.g. {long + '=...' if long else '--max-num-seqs=64'})"))
+            continue
+        name = _flag_name(a)
+        exact = name if name in MANAGED_FLAGS else None
+        # argparse accepts any unambiguous prefix of a long flag (vLLM never disables allow_abbrev)
+        abbrev = [f for f in MANAGED_FLAGS if f.startswith(name)] if exact is None and len(name) > 2 else []
+        hit = exact or (abbrev[0] if abbrev else None)
+        if hit:
+            key = MANAGED_FLAGS[hit]
+            how = f"the program sets it from the model's `{key}`; allowed: set `{key}` instead" if key else \
+                "the program manages it (address, probes, API key); allowed: any other vLLM flag"
+            shown = a.split("=", 1)[0]
+            out.append((at, f"'{shown}' " + ("is" if exact and shown == hit else "means") + f" {hit}: {how}"))
+    return out
 
 
 class ModelConfig(Strict):
@@ -26,9 +121,11 @@ class ModelConfig(Strict):
     served_name: Annotated[str, Field(max_length=40)]
     """Name clients send as `model` (and in the routing header), the `model_name` label of vLLM's metrics, and the
     Kubernetes name of every object of the model."""
-    hf_model_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]
+    hf_model_id: pattern_type(r"[A-Za-z0-9][\w.-]*/[\w.-]+", "a Hugging Face model id", "Qwen/Qwen2.5-1.5B-Instruct")
+    """Hugging Face repository `<org>/<name>` the weights are downloaded from."""
     image: str = VLLM_IMAGE
-    """vLLM image; must carry an explicit version tag or digest (no `:latest`)."""
+    """vLLM image reference (`[registry/]repository:tag` or `@sha256:<digest>`, lowercase repository); must carry an
+    explicit version tag or digest (no `:latest`)."""
     gpus: Annotated[int, Field(ge=1, le=8)] = 1
     """GPUs per replica = `--tensor-parallel-size`; must fit on one node of the pool."""
     max_model_len: Annotated[int, Field(ge=256, le=1048576)] = 8192
@@ -48,10 +145,13 @@ class ModelConfig(Strict):
     """Budget of the startupProbe: GPU node + image pull + weights download/load + compile."""
     drain_timeout: Duration = "2m"
     """preStop delay for in-flight requests (streams) before SIGTERM; terminationGracePeriodSeconds adds 30 s."""
-    cpu: Annotated[str, Field(pattern=r"^[0-9]+(m)?$")] = "4"
-    memory: Annotated[str, Field(pattern=r"^[0-9]+(Mi|Gi)$")] = "16Gi"
-    shm_size: Annotated[str, Field(pattern=r"^[0-9]+(Mi|Gi)$")] = "8Gi"
-    cache_size: Annotated[str, Field(pattern=r"^[0-9]+(Mi|Gi)$")] = "60Gi"
+    cpu: CpuQuantity = "4"
+    """CPU request of a replica (a number such as 4 or "3.5", or millicores such as 3500m)."""
+    memory: MemoryQuantity = "16Gi"
+    """Memory request and limit of a replica."""
+    shm_size: MemoryQuantity = "8Gi"
+    """Size of /dev/shm (a memory-backed emptyDir; counts against the memory limit)."""
+    cache_size: MemoryQuantity = "60Gi"
     """Size limit (and ephemeral-storage request) of the model cache emptyDir on the GPU node's data volume."""
 
     @field_validator("served_name")
@@ -59,39 +159,53 @@ class ModelConfig(Strict):
     def _dns_label(cls, v: str) -> str:
         if not re.match(_SERVED_NAME, v):
             raise ValueError(
-                f"servedName '{v}' must be a DNS label (lowercase letters, digits and '-', starting with a letter, "
-                "e.g. 'qwen2-5-1-5b-instruct'): it also names the model's Deployment, Service and route"
+                f"'{v}' is not a DNS label (it also names the model's Deployment, Service and route); allowed: "
+                "lowercase letters, digits and '-', starting with a letter, e.g. qwen2-5-1-5b-instruct"
             )
         return v
 
     @field_validator("image")
     @classmethod
-    def _pinned(cls, v: str) -> str:
-        last = v.rsplit("/", 1)[-1]
-        if "@sha256:" not in v and (":" not in last or last.endswith(":latest")):
-            raise ValueError(f"image '{v}' is not pinned; use an explicit release tag such as {VLLM_IMAGE}")
+    def _image(cls, v: str) -> str:
+        problem = image_reference_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("extra_args")
     @classmethod
     def _managed_flags(cls, v: list[str]) -> list[str]:
-        clash = [a for a in v if a.split("=")[0] in MANAGED_FLAGS]
-        if clash:
-            raise ValueError(f"extraArgs may not set {clash}; these flags are derived from the model's own keys")
+        found = _extra_arg_problems(v)
+        if found:
+            raise Problems(*found)
         return v
 
     @model_validator(mode="after")
     def _replicas(self):
         if self.min_replicas > self.max_replicas:
-            raise ValueError(f"minReplicas ({self.min_replicas}) > maxReplicas ({self.max_replicas})")
+            raise Problems(("minReplicas", f"{self.min_replicas} is above maxReplicas ({self.max_replicas}); "
+                                           f"allowed: 0 to {self.max_replicas}"))
+        return self
+
+    @model_validator(mode="after")
+    def _durations(self):
+        p = Problems()
         if duration_seconds(self.startup_budget) < 900:
-            raise ValueError(f"startupBudget '{self.startup_budget}' cannot cover node + image + weights; use at least 15m")
+            p.add("startupBudget", f"'{self.startup_budget}' cannot cover node + image + weights; allowed: at least 15m")
         if duration_seconds(self.idle_before_scale_to_zero) < 60:
-            raise ValueError(
-                f"idleBeforeScaleToZero '{self.idle_before_scale_to_zero}' would thrash GPU nodes; use at least 1m"
-            )
+            p.add("idleBeforeScaleToZero",
+                  f"'{self.idle_before_scale_to_zero}' would thrash GPU nodes; allowed: at least 1m")
         if not 10 <= duration_seconds(self.drain_timeout) <= 3600:
-            raise ValueError(f"drainTimeout '{self.drain_timeout}' must be between 10s and 1h")
+            p.add("drainTimeout", f"'{self.drain_timeout}' is out of range; allowed: from 10s to 1h")
+        p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _shm_within_memory(self):
+        # /dev/shm is a memory-medium emptyDir: its pages count against the container's memory limit
+        if quantity_value(self.shm_size) >= quantity_value(self.memory):
+            raise Problems(("shmSize", f"'{self.shm_size}' is not below memory '{self.memory}' (shared memory counts "
+                                       "against the memory limit); allowed: less than memory"))
         return self
 
     # -- derived values used by the components ----------------------------------------------------------------

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -75,87 +70,5 @@ def unique() -> str:
     return "t" + uuid.uuid4().hex[:8]
 
 
-# -- a fake Kubernetes API server for the KubeClusterReader ------------------------------------------------------
-def _routes(objects: list[dict[str, Any]]) -> list[tuple[re.Pattern[str], Any]]:
-    def of(kind: str) -> list[dict[str, Any]]:
-        return [o for o in objects if o["kind"] == kind]
-
-    def one(kind: str):
-        def get(m: re.Match[str], query: str) -> Any:
-            for o in of(kind):
-                md = o["metadata"]
-                if md.get("namespace") == m["ns"] and md["name"] == m["name"]:
-                    return o
-            return None
-        return get
-
-    def many(kind: str, namespaced: bool):
-        def lst(m: re.Match[str], query: str) -> Any:
-            text = parse_qs(query).get("labelSelector", [""])[0]
-            sel = dict(p.split("=", 1) for p in text.split(",") if p)
-            items = [o for o in of(kind) if (not namespaced or o["metadata"].get("namespace") == m["ns"])
-                     and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items())]
-            return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {}, "items": items}
-        return lst
-
-    return [
-        (re.compile(r"^/apis/keda\.sh/v1alpha1/namespaces/(?P<ns>[^/]+)/scaledobjects/(?P<name>[^/]+)$"),
-         one("ScaledObject")),
-        (re.compile(r"^/apis/autoscaling/v2/namespaces/(?P<ns>[^/]+)/horizontalpodautoscalers/(?P<name>[^/]+)$"),
-         one("HorizontalPodAutoscaler")),
-        (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods$"), many("Pod", True)),
-        (re.compile(r"^/apis/karpenter\.sh/v1/nodeclaims$"), many("NodeClaim", False)),
-        (re.compile(r"^/api/v1/nodes$"), many("Node", False)),
-    ]
-
-
-@pytest.fixture
-def fake_kube(tmp_path: Path) -> Iterator[Any]:
-    """Factory: serve a fixture file's objects over the Kubernetes REST paths; returns a kubeconfig path."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(fixture: Path, forbid: bool = False) -> Path:
-        objects = yaml.safe_load(fixture.read_text())["items"]
-        routes = _routes(objects)
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                path, _, query = self.path.partition("?")
-                status, body = 404, {"kind": "Status", "code": 404, "reason": "NotFound"}
-                if forbid:
-                    status, body = 403, {"kind": "Status", "code": 403, "reason": "Forbidden"}
-                else:
-                    for rx, fn in routes:
-                        m = rx.match(path)
-                        if m:
-                            got = fn(m, query)
-                            if got is not None:
-                                status, body = 200, got
-                            break
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        kubeconfig = tmp_path / f"kubeconfig-{len(servers)}"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}},
-                         {"name": "other", "context": {"cluster": "fake", "user": "fake"}}],
-            "users": [{"name": "fake", "user": {"token": "t"}}],
-        }))
-        return kubeconfig
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+# The fake Kubernetes API server (token-checking) and a never-answering server live in kube_fake.py.
+from kube_fake import fake_kube, silent_server  # noqa: E402,F401

@@ -177,7 +177,7 @@ def test_after_deploy_discovery_tags(aws, unique):
 # -- the command -----------------------------------------------------------------------------------------------
 def test_cli_exit_codes_and_json(aws, invoke, fixtures: Path, monkeypatch):
     quotas, _ = quota_client({"L-DB2E81BA": 64})
-    monkeypatch.setattr(pf, "make_clients", lambda region, profile=None: clients(quotas))
+    monkeypatch.setattr(pf, "make_clients", lambda region, profile=None, timeout=None: clients(quotas))
     r = invoke("preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--json")
     assert r.exit_code == 0, r.stdout + r.stderr
     doc = json.loads(r.stdout)
@@ -206,3 +206,64 @@ def test_cli_bad_input_exits_2(invoke, fixtures: Path, tmp_path: Path):
     noregion.write_text("config:\n  gpu-burst:environment: dev\n")
     r = invoke("preflight", "--stack-file", noregion)
     assert r.exit_code == 2 and "aws:region" in r.stderr
+
+
+# -- bad regions, server errors, timeouts ----------------------------------------------------------------------
+def test_bad_region_names_the_flag(invoke, fixtures: Path, tmp_path: Path):
+    for args in (["preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--region", "mars-1"],
+                 ["sweep", "--cluster-name", "c", "--region", "mars-1"],
+                 ["sweep", "--cluster-name", "c", "--region", "us-mars-1", "--json"]):
+        r = invoke(*args)
+        assert r.exit_code == 2, r.stdout + r.stderr
+        assert "--region" in r.stderr and "is not an AWS region" in r.stderr and "Traceback" not in r.stderr
+    odd = tmp_path / "Pulumi.odd.yaml"
+    odd.write_text((fixtures / "Pulumi.dev.yaml").read_text().replace("aws:region: us-west-2",
+                                                                      "aws:region: eu-mars-9"))
+    r = invoke("preflight", "--stack-file", odd)
+    assert r.exit_code == 2 and ("aws:region" in r.stderr or "region" in r.stderr)
+
+
+def test_5xx_from_aws_is_not_a_missing_permission(aws, fixtures: Path):
+    client = boto3.client("service-quotas", region_name=REGION)
+    stub = Stubber(client)
+    stub.add_client_error("get_service_quota", service_error_code="ServiceUnavailableException",
+                          service_message="Service is unavailable", http_status_code=503)
+    stub.activate()
+    check = by_name(pf.check_quotas(clients(client), pf.load_stack(fixtures / "Pulumi.dev.yaml")))["quota L-DB2E81BA"]
+    assert check.status == "fail" and "503" in check.detail
+    assert "retry" in check.cause and "allow" not in check.cause
+    denied = boto3.client("service-quotas", region_name=REGION)
+    stub = Stubber(denied)
+    stub.add_client_error("get_service_quota", service_error_code="AccessDeniedException", http_status_code=400)
+    stub.activate()
+    check = by_name(pf.check_quotas(clients(denied), pf.load_stack(fixtures / "Pulumi.dev.yaml")))["quota L-DB2E81BA"]
+    assert "allow servicequotas:GetServiceQuota" in check.cause
+
+
+def test_hung_aws_endpoint_fails_in_seconds(silent_server: str, fixtures: Path, monkeypatch):
+    import threading
+    import time
+
+    from burstctl import aws
+    from burstctl.output import CheckError
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    cfg = aws.client_config(0.3)
+    hung = pf.AwsClients(*(boto3.client(svc, region_name=REGION, endpoint_url=silent_server, config=cfg)
+                           for svc in ("ec2", "iam", "service-quotas")), REGION)
+    out: dict = {}
+
+    def run():
+        try:
+            pf.preflight(hung, pf.load_stack(fixtures / "Pulumi.dev.yaml"))
+        except CheckError as e:
+            out["error"] = str(e)
+
+    started = time.monotonic()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "AWS call without a timeout"
+    assert "did not answer in time" in out.get("error", ""), out
+    assert time.monotonic() - started < 10

@@ -17,7 +17,7 @@ REGION = "us-west-2"
 def aws(aws_session, monkeypatch, unique) -> Iterator[dict]:
     ec2 = boto3.client("ec2", region_name=REGION)
     iam = boto3.client("iam", region_name=REGION)
-    monkeypatch.setattr(sw, "make_clients", lambda region, profile=None: sw.SweepClients(ec2, iam, region))
+    monkeypatch.setattr(sw, "make_clients", lambda region, profile=None, timeout=None: sw.SweepClients(ec2, iam, region))
     yield {"ec2": ec2, "iam": iam, "cluster": unique, **_leftovers(ec2, iam, unique)}
 
 

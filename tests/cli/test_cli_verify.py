@@ -133,7 +133,7 @@ def test_bad_inputs_exit_2(invoke, fixtures: Path, tmp_path: Path):
 
 # -- the live-cluster reader against a fake API server ---------------------------------------------------------
 def test_kube_reader_reads_the_same_objects(fake_kube, fixtures: Path):
-    kubeconfig = fake_kube(fixtures / "scaled-up.yaml")
+    kubeconfig = fake_kube(fixtures / "scaled-up.yaml", auth="token")
     reader = KubeClusterReader(kubeconfig=str(kubeconfig), context="other")
     so = reader.scaled_object("inference", "qwen3-4b")
     assert so["status"]["hpaName"] == "keda-hpa-qwen3-4b"
@@ -150,7 +150,7 @@ def test_kube_reader_reads_the_same_objects(fake_kube, fixtures: Path):
 
 
 def test_verify_cli_against_fake_cluster(invoke, fake_kube, fixtures: Path):
-    kubeconfig = fake_kube(fixtures / "pending-no-capacity.yaml")
+    kubeconfig = fake_kube(fixtures / "pending-no-capacity.yaml", auth="token")
     r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig, "--context", "fake", "--json")
     assert r.exit_code == 1 and _checks(r)["nodeclaims"]["status"] == "fail"
     r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig, "--context", "missing")
@@ -216,3 +216,17 @@ def test_deep_copy_safety(fixtures: Path):
     verify(reader, TARGET)
     build_timeline(reader, TARGET)
     assert reader.objects == before
+
+
+def test_verify_never_prints_since_none(invoke, fixtures: Path, tmp_path: Path):
+    # KEDA's conditions carry no lastTransitionTime (keda.sh_scaledobjects CRD, v2.20.2).
+    for name, idle in (("scaled-up.yaml", False), ("idle.yaml", True)):
+        doc = yaml.safe_load((fixtures / name).read_text())
+        for o in doc["items"]:
+            if o["kind"] == "ScaledObject":
+                for c in o["status"]["conditions"]:
+                    c.pop("lastTransitionTime", None)
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(doc))
+        r = invoke("verify", "-m", "qwen3-4b", "-f", path, *(["--expect-idle"] if idle else []))
+        assert "None" not in r.stdout and "since ?" not in r.stdout, r.stdout

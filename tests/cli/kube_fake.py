@@ -1,0 +1,239 @@
+"""A fake Kubernetes API server on 127.0.0.1 for the live-cluster reader, and the kubeconfigs that reach it.
+
+It behaves like the API server where it matters to burstctl: every request must carry ``Authorization: Bearer
+<token>`` (401 ``Status`` otherwise, as the EKS authenticator answers an anonymous request), list calls honour
+``labelSelector`` and ``fieldSelector=involvedObject.name=...``, pod logs come back as ``text/plain``. The
+kubeconfig it writes has the shape ``pulumi stack output kubeconfig`` prints (pulumi-eks generateKubeconfig:
+an ``exec`` user running ``aws --region <r> eks get-token --cluster-name <c> --output json``), with a small ``aws``
+script on PATH that prints an ExecCredential, so the client's exec-plugin path is the one under test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import stat
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+from urllib.parse import parse_qs
+
+import pytest
+import yaml
+
+TOKEN = "k8s-aws-v1.aHR0cHM6Ly9zdHMudXMtd2VzdC0yLmFtYXpvbmF3cy5jb20vP0FjdGlvbj1HZXRDYWxsZXJJZGVudGl0eQ"
+"""What `aws eks get-token` prints as status.token: `k8s-aws-v1.` + base64url of a presigned STS URL."""
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+
+
+def _field_selector(query: dict[str, list[str]]) -> dict[str, str]:
+    text = query.get("fieldSelector", [""])[0]
+    return dict(p.split("=", 1) for p in text.split(",") if p)
+
+
+def _label_selector(query: dict[str, list[str]]) -> dict[str, str]:
+    text = query.get("labelSelector", [""])[0]
+    return dict(p.split("=", 1) for p in text.split(",") if p)
+
+
+def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[re.Pattern[str], Callable]]:
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [o for o in objects if o["kind"] == kind]
+
+    def one(kind: str):
+        def get(m: re.Match[str], query: dict[str, list[str]]) -> Any:
+            for o in of(kind):
+                md = o["metadata"]
+                if md.get("namespace") == m["ns"] and md["name"] == m["name"]:
+                    return o
+            return None
+        return get
+
+    def many(kind: str, namespaced: bool):
+        def lst(m: re.Match[str], query: dict[str, list[str]]) -> Any:
+            sel, fields = _label_selector(query), _field_selector(query)
+            items = []
+            for o in of(kind):
+                if namespaced and o["metadata"].get("namespace") != m["ns"]:
+                    continue
+                if not all((o["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items()):
+                    continue
+                ref = o.get("involvedObject") or {}
+                if any(ref.get(k.removeprefix("involvedObject.")) != v for k, v in fields.items()):
+                    continue
+                items.append(o)
+            return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": "1"}, "items": items}
+        return lst
+
+    def log(m: re.Match[str], query: dict[str, list[str]]) -> Any:
+        return logs.get(m["name"])
+
+    return [
+        (re.compile(r"^/apis/keda\.sh/v1alpha1/namespaces/(?P<ns>[^/]+)/scaledobjects/(?P<name>[^/]+)$"),
+         one("ScaledObject")),
+        (re.compile(r"^/apis/autoscaling/v2/namespaces/(?P<ns>[^/]+)/horizontalpodautoscalers/(?P<name>[^/]+)$"),
+         one("HorizontalPodAutoscaler")),
+        (re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments/(?P<name>[^/]+)$"), one("Deployment")),
+        (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log$"), log),
+        (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods$"), many("Pod", True)),
+        (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/events$"), many("Event", True)),
+        (re.compile(r"^/apis/karpenter\.sh/v1/nodeclaims$"), many("NodeClaim", False)),
+        (re.compile(r"^/api/v1/nodes$"), many("Node", False)),
+    ]
+
+
+@dataclass
+class FakeApiServer:
+    """The server's state; tests read ``requests`` to see what the client sent."""
+
+    objects: list[dict[str, Any]]
+    logs: dict[str, str] = field(default_factory=dict)
+    token: str = TOKEN
+    forbid: bool = False
+    fail_status: Optional[int] = None
+    requests: list[dict[str, str]] = field(default_factory=list)
+    port: int = 0
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        routes = _routes(self.objects, self.logs)
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: Any, ctype: str = "application/json") -> None:
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                path, _, query = self.path.partition("?")
+                state.requests.append({"path": path, "authorization": self.headers.get("Authorization", "")})
+                if self.headers.get("Authorization") != f"Bearer {state.token}":
+                    return self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+                if state.forbid:
+                    return self._send(403, _status(403, "Forbidden", f'{path} is forbidden: User "arn:aws:sts::'
+                                                   '123456789012:assumed-role/dev/me" cannot get resource'))
+                if state.fail_status:
+                    return self._send(state.fail_status, _status(state.fail_status, "InternalError",
+                                                                 "etcdserver: request timed out"))
+                for rx, fn in routes:
+                    m = rx.match(path)
+                    if m:
+                        got = fn(m, parse_qs(query))
+                        if isinstance(got, str):
+                            return self._send(200, got, "text/plain")
+                        if got is not None:
+                            return self._send(200, got)
+                        break
+                self._send(404, _status(404, "NotFound", f"{path} not found"))
+
+        return Handler
+
+
+def write_exec_kubeconfig(path: Path, server: str, bin_dir: Path, token: str = TOKEN, exit_code: int = 0,
+                          cluster: str = "gpu-burst-dev") -> Path:
+    """The kubeconfig `pulumi stack output kubeconfig` prints (pulumi-eks generateKubeconfig), and an `aws`
+    script in ``bin_dir`` answering `eks get-token` with an ExecCredential (put ``bin_dir`` first on PATH)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "aws"
+    credential = {"kind": "ExecCredential", "apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {},
+                  "status": {"expirationTimestamp": "2099-01-01T00:00:00Z", "token": token}}
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "args = sys.argv[1:]\n"
+        "assert args[:4] == ['--region', 'us-west-2', 'eks', 'get-token'], args\n"
+        "assert json.loads(os.environ['KUBERNETES_EXEC_INFO'])['apiVersion'].startswith('client.authentication')\n"
+        f"if {exit_code}:\n"
+        "    sys.stderr.write('Unable to locate credentials. You can configure credentials by running "
+        "\"aws configure\".\\n')\n"
+        f"    sys.exit({exit_code})\n"
+        f"print(json.dumps({credential!r}))\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    path.write_text(json.dumps({
+        "apiVersion": "v1",
+        "clusters": [{"cluster": {"server": server}, "name": "kubernetes"}],
+        "contexts": [{"context": {"cluster": "kubernetes", "user": "aws"}, "name": "aws"}],
+        "current-context": "aws",
+        "kind": "Config",
+        "users": [{"name": "aws", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["--region", "us-west-2", "eks", "get-token", "--cluster-name", cluster, "--output", "json"],
+            "env": [{"name": "KUBERNETES_EXEC_INFO",
+                     "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}],
+        }}}],
+    }))
+    return path
+
+
+def write_token_kubeconfig(path: Path, server: str, token: str = TOKEN) -> Path:
+    """A static bearer-token user (what `kubectl config set-credentials --token` writes), two contexts."""
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}},
+                     {"name": "other", "context": {"cluster": "fake", "user": "fake"}}],
+        "users": [{"name": "fake", "user": {"token": token}}],
+    }))
+    return path
+
+
+@pytest.fixture
+def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
+    """Factory: serve a dump's objects over the Kubernetes REST paths; returns a kubeconfig path.
+
+    ``auth="exec"`` (default) writes the pulumi-eks exec kubeconfig, ``auth="token"`` a static token one;
+    ``token=`` is what the client will send (the server always expects :data:`TOKEN`). The server object is
+    ``factory.last`` for assertions on the requests it saw."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(fixture: Path, *, auth: str = "exec", token: str = TOKEN, logs: Optional[dict[str, str]] = None,
+              exec_exit: int = 0, **behaviour: Any) -> Path:
+        doc = yaml.safe_load(fixture.read_text())
+        objects = doc["items"] if doc.get("kind") == "List" else [doc]
+        state = FakeApiServer(objects, logs=logs or {}, **behaviour)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
+        state.port = server.server_port
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        start.last = state  # type: ignore[attr-defined]
+        url = f"http://127.0.0.1:{server.server_port}"
+        kubeconfig = tmp_path / f"kubeconfig-{len(servers)}"
+        if auth == "exec":
+            bin_dir = tmp_path / f"bin-{len(servers)}"
+            write_exec_kubeconfig(kubeconfig, url, bin_dir, token=token, exit_code=exec_exit)
+            monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        else:
+            write_token_kubeconfig(kubeconfig, url, token=token)
+        return kubeconfig
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that accepts connections (the kernel completes the handshake from the listen
+    backlog) and never answers: what a hung API server or a black-holed AWS endpoint looks like."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
