@@ -353,7 +353,7 @@ class EdgeGateway(pulumi.ComponentResource):
                 "envoyDeployment": {
                     "replicas": replicas,
                     "pod": {"nodeSelector": node_selector, "labels": {"app.kubernetes.io/part-of": "gpu-burst"}},
-                    "container": {"resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
+                    "container": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                                                 "limits": {"memory": "1Gi"}}},
                 },
                 **({"envoyPDB": {"minAvailable": 1}} if replicas >= 2 else {}),

@@ -56,7 +56,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     else:
         cidrs = f.vpc_cidr.apply(lambda c: [c])
 
-    edge_replicas = gw.replicas or (2 if cfg.system_nodes.min_size >= 2 else 1)
+    edge_replicas = cfg.edge_replicas
     lbc = LoadBalancerController(
         "gpu-burst-lbc",
         {"cluster_name": f.cluster_name, "vpc_id": f.vpc_id, "chart_version": LBC_CHART_VERSION,

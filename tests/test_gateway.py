@@ -125,8 +125,22 @@ def test_charts_are_pinned_oci_releases_on_the_system_nodes(prod):
     assert lbc["values"]["replicaCount"] == 2 and lbc["values"]["podDisruptionBudget"] == {"maxUnavailable": 1}
 
 
-def test_dev_runs_single_replicas_without_pdbs(dev):
-    mocks, _, _ = dev
+def test_a_single_system_node_runs_single_replicas_without_pdbs(mocks):
+    from stack_helpers import evaluate
+
+    from components.edge_gateway import EdgeGateway
+    from components.load_balancer_controller import LoadBalancerController
+
+    def program():
+        LoadBalancerController("gpu-burst-lbc", {"cluster_name": "c", "vpc_id": "vpc-1", "chart_version": "3.5.0",
+                                                 "replicas": 1})
+        EdgeGateway("gpu-burst-edge", {
+            "namespace": "inference", "model_names": ["m"], "interceptor_service": "svc",
+            "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
+            "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"], "key_names": [],
+            "requests_per_minute": {"default": 60}, "replicas": 1, "scrape": False})
+
+    evaluate(program)
     proxy = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]
     assert proxy["envoyDeployment"]["replicas"] == 1 and "envoyPDB" not in proxy
     assert "podDisruptionBudget" not in _release(mocks, "gpu-burst-lbc")["values"]

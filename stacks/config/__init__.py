@@ -134,6 +134,11 @@ class StackConfig(Strict):
         return self
 
     @property
+    def edge_replicas(self) -> int:
+        """Replicas of Envoy, the edge controllers and the LBC: 2 (with PDBs) once two system nodes exist."""
+        return self.gateway.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
+
+    @property
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
