@@ -134,6 +134,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "endpoint": gateway.endpoint,
         "models": names,
         "apiKeys": gateway.api_keys,
+        # The first key alone (secret), for `export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)`.
+        "apiKey": pulumi.Output.secret(gateway.api_keys.apply(lambda k: k[sorted(k)[0]])),
         "apiKeySecretName": gateway.api_key_secret_name,
         "internalKeySecretName": gateway.internal_key_secret_name,
         "apiKeyHowTo": (f"export {API_KEY_ENV}=$(pulumi stack output apiKeys --show-secrets --json "
