@@ -14,7 +14,8 @@ from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .karpenter import Karpenter, KarpenterArgs
 from .keda import Keda, KedaArgs
 from .load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
-from .model_service import ModelService, ModelServiceArgs
+from .model_service import ModelService, ModelServiceArgs, WeightsSourceArgs
+from .model_store import ModelStore, ModelStoreArgs, ModelWeights, ModelWeightsArgs
 from .monitoring import Monitoring, MonitoringArgs
 from .network import NatMode, Network, NetworkArgs
 from .nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
@@ -31,6 +32,8 @@ COMPONENTS = [
     Keda,
     KedaHttpAddon,
     Monitoring,
+    ModelStore,
+    ModelWeights,
     ModelService,
     LoadBalancerController,
     EdgeGateway,
@@ -50,7 +53,8 @@ __all__ = [
     "Keda", "KedaArgs",
     "KedaHttpAddon", "KedaHttpAddonArgs",
     "LoadBalancerController", "LoadBalancerControllerArgs",
-    "ModelService", "ModelServiceArgs",
+    "ModelService", "ModelServiceArgs", "WeightsSourceArgs",
+    "ModelStore", "ModelStoreArgs", "ModelWeights", "ModelWeightsArgs",
     "Monitoring", "MonitoringArgs",
     "NatMode", "Network", "NetworkArgs",
     "NvidiaDevicePlugin", "NvidiaDevicePluginArgs",

@@ -10,6 +10,7 @@ from components.dashboards import Dashboards
 from components.edge_gateway import API_KEY_ENV, GENERATED_KEY_NAME, EdgeGateway
 from components.load_balancer_controller import LoadBalancerController
 from components.model_service import ModelService
+from components.model_store import ModelStore, ModelWeights
 
 from .config import duration_seconds
 from .contracts import Addons, Foundation
@@ -89,11 +90,23 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
                                                             a.http_addon_release, a.monitoring_release]),
     )
 
+    store = ModelStore("gpu-burst-models", {"tags": {"gpu-burst.io/environment": cfg.environment}},
+                       opts=pulumi.ResourceOptions(**k8s_opts))
     release_label = getattr(a.monitoring_release, "name", None)
     for m in models:
         optional = {}
-        if m.needs_hf_token and hf_token is not None:
-            optional["hf_token"] = hf_token
+        staging = {"hf_token": hf_token} if m.needs_hf_token and hf_token is not None else {}
+        # Weights reach the store once, at deploy time (the only place the HF token goes); replicas stream them.
+        weights = ModelWeights(
+            f"weights-{m.served_name}",
+            {**staging, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
+             "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
+             "revision": m.revision},
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns]),
+        )
+        optional["weights"] = {"model_uri": weights.model_uri, "service_account_name": weights.service_account_name,
+                               "region": cfg.region, "concurrency": m.runai_concurrency,
+                               "memory_limit_bytes": m.runai_memory_limit_gib * 2**30}
         if release_label is not None:
             optional["monitoring_release_label"] = release_label
         ModelService(
@@ -111,7 +124,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
              "scrape_interval": MODEL_SCRAPE_INTERVAL},
             # Every CR waits for the release that installs its CRD (and webhook); pods wait for their NodePools.
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[
-                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools]),
+                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, weights.staging_job]),
         )
 
     Dashboards(
@@ -146,4 +159,5 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "requestPaths": gateway.request_paths,
         "inferenceNamespace": ns.metadata.name,
         "dashboardUid": "gpu-burst-vllm",
+        "modelStoreBucket": store.bucket_name,
     }

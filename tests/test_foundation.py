@@ -382,7 +382,7 @@ def test_crd_chart_is_installed_before_the_controller_and_identity_before_both(d
                    "gpu-burst-coredns"):
         matches = [u for u in dev.monitor.resources if u.endswith(f"::{needed}")]
         assert matches, needed
-    assoc_urn = next(u for u in dev.monitor.resources if u.endswith("::gpu-burst-controller-identity"))
+    assoc_urn = next(u for u in dev.monitor.resources if u.endswith("PodIdentityAssociation::gpu-burst-controller-identity"))
     entry_urn = next(u for u in dev.monitor.resources if "accessEntry:AccessEntry" in u)
     crd_urn = next(u for u in dev.monitor.resources if u.endswith("Release::gpu-burst-crds"))
     agent_urn = _urn(dev, "gpu-burst-pod-identity-agent")
