@@ -41,7 +41,7 @@ def test_role_is_assumed_only_through_pod_identity_by_the_charts_service_account
     (att,) = [r for r in mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
               if r.name == "gpu-burst-lbc-policy-attach"]
     assert att.inputs["policyArn"] == mocks.state("gpu-burst-lbc-policy")["arn"]
-    (assoc,) = mocks.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assoc = mocks.named("gpu-burst-lbc-identity")
     assert (assoc.inputs["namespace"], assoc.inputs["serviceAccount"]) == (NAMESPACE, SERVICE_ACCOUNT)
     assert assoc.inputs["roleArn"] == mocks.state("gpu-burst-lbc-role")["arn"]
     rel = mocks.named("gpu-burst-lbc-release").inputs
