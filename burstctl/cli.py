@@ -350,9 +350,10 @@ def preflight(
         from burstctl.sweep import check_cluster_name
 
         check_cluster_name(cluster_name)
-    cfg = pf.load_stack(stack_file, region)
+    stack = pf.load_stack_file(stack_file, region)
+    cfg = stack.config
     clients = pf.make_clients(aws.check_region(cfg.region, "aws:region"), profile, request_timeout)
-    checks = pf.preflight(clients, cfg, cluster_name if after_deploy else None)
+    checks = stack.notes + pf.preflight(clients, cfg, cluster_name if after_deploy else None)
     info = {"stack_file": str(stack_file), "region": cfg.region, "environment": cfg.environment,
             "pools": [p.name for p in cfg.gpu.pools]}
     raise typer.Exit(print_checks(checks, f"preflight {stack_file.name} ({cfg.region})", as_json, stack=info))

@@ -12,7 +12,6 @@ program would reject is rejected here the same way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -22,7 +21,6 @@ import yaml
 from burstctl import aws
 from burstctl.output import BadInput, Check, CheckError
 
-NAMESPACE = "gpu-burst"
 
 # (instance class, capacity type) -> (quota code, quota name); all in the "ec2" service and counted in vCPUs.
 QUOTAS: dict[tuple[str, str], tuple[str, str]] = {
@@ -41,12 +39,18 @@ def family_class(family: str) -> str:
 
 
 # -- the stack file --------------------------------------------------------------------------------------------
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """The raw dict `stacks.config.validate` takes: `gpu-burst:*` keys without the namespace, plus region.
+@dataclass
+class StackFile:
+    """A stack file read for preflight: the validated config and what preflight could not know from it."""
 
-    Secrets are never read: `hfToken` only sets `hfTokenSet`, `apiKey` is skipped. String values are JSON-decoded
-    when they parse, as the Pulumi program does with its config.
-    """
+    config: Any
+    notes: list[Check]
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The raw dict `stacks.config.validate` takes, read the way the program reads its config
+    (`stacks.config.raw_from_values`: `gpu-burst:*` keys, JSON strings decoded, `aws:region`; secret values are
+    never read, `hfToken` only sets `hfTokenSet`)."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -56,37 +60,41 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     config = (doc or {}).get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise BadInput(f"--stack-file: {path} has no `config:` mapping; expected a Pulumi.<stack>.yaml file")
-    raw: dict[str, Any] = {}
-    for key, value in config.items():
-        ns, _, name = str(key).partition(":")
-        if ns != NAMESPACE or not name:
-            continue
-        if name == "hfToken":
-            raw["hfTokenSet"] = True
-            continue
-        if name == "apiKey" or (isinstance(value, dict) and set(value) == {"secure"}):
-            continue
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass  # plain strings such as `environment: dev`
-        raw[name] = value
-    raw["region"] = config.get("aws:region") or ""
+    from stacks.config import raw_from_values  # the program's own loader (imports pulumi: keep it lazy)
+
+    raw, problems = raw_from_values(config)
+    if problems:
+        raise BadInput(f"--stack-file: {path} is not a valid stack configuration:\n  " + "\n  ".join(problems))
+    raw.setdefault("region", "")
     return raw
 
 
 def load_stack(path: Path, region: Optional[str] = None) -> Any:
     """Validated :class:`stacks.config.StackConfig` for the stack file (``--region`` overrides ``aws:region``)."""
+    return load_stack_file(path, region).config
+
+
+def load_stack_file(path: Path, region: Optional[str] = None) -> StackFile:
+    """Like :func:`load_stack`, plus notes. Preflight needs no secret, so a stack file whose secrets are not set yet
+    (a fresh clone, before `pulumi config set --secret hfToken`) is checked as if they were, with a warning."""
     raw = read_stack_file(path)
     if region:
         raw["region"] = region
     if not raw["region"]:
         raise BadInput(f"--stack-file: {path} sets no aws:region; set it there or pass --region")
+    notes: list[Check] = []
+    if not raw.get("hfTokenSet"):
+        raw["hfTokenSet"] = True
+        from stacks.config import problems as config_problems
+
+        if not config_problems({**raw, "hfTokenSet": True}) and config_problems({**raw, "hfTokenSet": False}):
+            notes.append(Check("hf token", "warn", f"{path.name} sets no gpu-burst:hfToken, which a gated model "
+                               "needs; preflight does not need it, `pulumi up` will",
+                               "pulumi config set --secret hfToken <token>"))
     from stacks.config import ConfigError, validate  # the program's own model (imports pulumi: keep it lazy)
 
     try:
-        return validate(raw)
+        return StackFile(validate(raw), notes)
     except ConfigError as e:
         raise BadInput(f"--stack-file: {path} is not a valid stack configuration:\n  " + "\n  ".join(e.lines)) \
             from None

@@ -67,7 +67,7 @@ def test_stack_file_is_read_like_the_program_reads_its_config(fixtures: Path):
     raw = pf.read_stack_file(fixtures / "Pulumi.prod.yaml")
     assert raw["region"] == REGION and raw["hfTokenSet"] is True and "hfToken" not in raw
     dev = pf.read_stack_file(fixtures / "Pulumi.dev.yaml")
-    assert "apiKey" not in dev and "hfTokenSet" not in dev
+    assert "apiKey" not in dev and dev["hfTokenSet"] is False
     assert dev["models"][0]["servedName"] == "qwen3-4b"  # JSON string decoded, as raw_from_pulumi does
     cfg = pf.load_stack(fixtures / "Pulumi.prod.yaml")
     assert pf.vcpu_needs(cfg) == {("G", "spot"): (128, ["gpu-spot"]), ("G", "on-demand"): (64, ["gpu-on-demand"]),
@@ -206,6 +206,24 @@ def test_cli_bad_input_exits_2(invoke, fixtures: Path, tmp_path: Path):
     noregion.write_text("config:\n  gpu-burst:environment: dev\n")
     r = invoke("preflight", "--stack-file", noregion)
     assert r.exit_code == 2 and "aws:region" in r.stderr
+
+
+def test_repo_stack_files_need_no_secrets(aws, invoke, monkeypatch):
+    # A fresh clone has no secrets set: preflight needs none, and says what `pulumi up` will still need.
+    root = Path(__file__).resolve().parents[2]
+    for stack in ("Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+        cfg = pf.load_stack(root / stack)
+        # The stub answers in call order: the buckets sorted, as check_quotas asks them.
+        quotas, _ = quota_client({pf.QUOTAS[k][0]: 10_000 for k in sorted(pf.vcpu_needs(cfg))})
+        monkeypatch.setattr(pf, "make_clients", lambda region, profile=None, timeout=None: clients(quotas))
+        r = invoke("preflight", "--stack-file", root / stack, "--json")
+        doc = json.loads(r.stdout)
+        assert r.exit_code in (0, 1) and "checks" in doc, r.stdout + r.stderr
+        gated = [m for m in cfg.models if m.needs_hf_token]
+        notes = [c for c in doc["checks"] if c["name"] == "hf token"]
+        assert bool(notes) == bool(gated)
+        if notes:
+            assert notes[0]["status"] == "warn" and "pulumi config set --secret hfToken" in notes[0]["cause"]
 
 
 # -- bad regions, server errors, timeouts ----------------------------------------------------------------------
