@@ -3,6 +3,7 @@
 * GPU vCPU quotas (Service Quotas) against what the pools may launch (each pool's cpuLimit, per instance class
   and capacity type);
 * the pools' instance families offered in the stack's availability zones;
+* the pinned GPU AMI alias resolves (its public SSM parameter exists for the cluster version and region);
 * the EC2 Spot service-linked role when a pool uses spot;
 * after deploy: subnets and security groups carry the Karpenter discovery tag.
 
@@ -12,6 +13,7 @@ program would reject is rejected here the same way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -109,7 +111,7 @@ class AwsClients:
     iam: Any
     quotas: Any
     region: str
-    ssm: Any = None
+    ssm: Any
 
 
 def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> AwsClients:
@@ -238,6 +240,62 @@ def check_spot_role(clients: AwsClients, cfg: Any) -> list[Check]:
                   "or set gpu-burst:karpenter.createSpotServiceLinkedRole: true")]
 
 
+def family_arch(family: str) -> str:
+    """EC2 architecture of an instance family: Graviton families carry a `g` after the generation (g5g)."""
+    return "arm64" if re.fullmatch(r"[a-z]+\d+[a-z]*g[a-z]*", family) else "x86_64"
+
+
+def ami_parameter(family: str, version: str, k8s: str, arch: str) -> str:
+    """The public SSM parameter Karpenter resolves an EC2NodeClass `amiSelectorTerms: [{alias: <family>@<version>}]`
+    to for NVIDIA nodes (aws/karpenter-provider-aws@v1.14.1 pkg/providers/amifamily/al2023.go resolvePath and
+    bottlerocket.go DescribeImageQuery)."""
+    if family == "bottlerocket":
+        # bottlerocket.go: strings.TrimLeft(amiVersion, "v"); `latest` stays `latest`.
+        return f"/aws/service/bottlerocket/aws-k8s-{k8s}-nvidia/{arch}/{version.lstrip('v')}/image_id"
+    name = "recommended" if version == "latest" else f"amazon-eks-node-al2023-{arch}-nvidia-{k8s}-{version}"
+    return f"/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/nvidia/{name}/image_id"
+
+
+def _ami_listing(family: str, k8s: str, arch: str) -> str:
+    path = (f"/aws/service/bottlerocket/aws-k8s-{k8s}-nvidia/{arch}" if family == "bottlerocket"
+            else f"/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/nvidia")
+    return f"aws ssm get-parameters-by-path --path {path} --recursive --query 'Parameters[].Name'"
+
+
+def check_ami(clients: AwsClients, cfg: Any) -> list[Check]:
+    """The pinned AMI alias exists for the cluster version in this region, for every GPU pool's architecture.
+    Karpenter ignores an alias it cannot resolve; the EC2NodeClass then reports no AMI and nothing launches."""
+    from botocore.exceptions import ClientError
+
+    family, version, k8s = cfg.gpu.ami_family.value, cfg.gpu.ami_version, cfg.cluster.kubernetes_version
+    by_path: dict[str, tuple[str, list[str]]] = {}
+    for pool in cfg.gpu.pools:
+        for arch in sorted({family_arch(f) for f in pool.instance_families}):
+            path = ami_parameter(family, version, k8s, arch)
+            by_path.setdefault(path, (arch, []))[1].append(pool.name)
+    checks = []
+    for path, (arch, pools) in by_path.items():
+        alias = f"{family}@{version}"
+        name = f"ami {alias} {arch}"
+        data = {"alias": alias, "kubernetes": k8s, "parameter": path, "pools": pools}
+        try:
+            image = clients.ssm.get_parameter(Name=path)["Parameter"]["Value"]
+        except ClientError as e:
+            if aws.error_code(e) == "ParameterNotFound":
+                checks.append(Check(name, "fail", f"{alias} does not exist for Kubernetes {k8s} ({arch}) in "
+                                    f"{clients.region}: no SSM parameter {path} (pools {', '.join(pools)})",
+                                    f"no GPU node of these pools can launch (Karpenter finds no AMI for the alias); "
+                                    f"set gpu-burst:gpu.amiVersion to a release that exists: {_ami_listing(family, k8s, arch)} "
+                                    f"--region {clients.region}", data))
+            else:
+                what, todo = aws.explain(e, "ssm:GetParameter on the public /aws/service/* parameters")
+                checks.append(Check(name, "fail", f"cannot resolve {alias} ({what})", todo, data))
+            continue
+        checks.append(Check(name, "pass", f"{alias} for Kubernetes {k8s} is {image} (pools {', '.join(pools)})",
+                            data={**data, "image_id": image}))
+    return checks
+
+
 def check_discovery(clients: AwsClients, cluster: str) -> list[Check]:
     """After deploy: the EC2NodeClass selects subnets and security groups by this tag; none means no launch."""
     from botocore.exceptions import ClientError
@@ -277,7 +335,8 @@ def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str]
     from botocore.exceptions import BotoCoreError, NoCredentialsError
 
     try:
-        checks = check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_spot_role(clients, cfg)
+        checks = (check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_ami(clients, cfg)
+                  + check_spot_role(clients, cfg))
         if after_deploy_cluster:
             checks += check_discovery(clients, after_deploy_cluster)
     except NoCredentialsError:
