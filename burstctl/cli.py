@@ -7,27 +7,88 @@ Commands stay thin: they parse flags, call one module that does the work and ren
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
+import time
+import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import typer
 from rich.text import Text
+from typer.core import TyperGroup
 
-from burstctl import __version__
-from burstctl.output import (EXIT_FAILED, EXIT_USAGE, BadInput, CheckError, fmt_seconds, print_checks, print_json,
-                             stderr, stdout)
+try:  # the pinned typer vendors click as typer._click; older releases use click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
+
+from burstctl import API_KEY_ENV, API_KEY_FIX, __version__
+from burstctl.output import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, BadInput, CheckError, fmt_seconds, print_checks,
+                             print_error, print_json, stderr, stdout)
+
+class BurstctlGroup(TyperGroup):
+    """The command group: one place that turns every failure into the documented exit code and, with ``--json``,
+    into the one JSON document on stdout (``{"error": ..., "exit_code": ...}``), whatever command or parser stage
+    failed. Commands raise :class:`BadInput` (exit 2) or :class:`CheckError` (exit 1) and never print errors."""
+
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
+             complete_var: Optional[str] = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+        try:
+            code = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
+                                **extra)
+        except BadInput as e:
+            code = _fail(str(e), EXIT_USAGE, as_json)
+        except CheckError as e:
+            code = _fail(str(e), EXIT_FAILED, as_json)
+        except ClickException as e:  # parser errors: unknown flag, value out of range, missing option
+            if as_json:
+                code = _fail(e.format_message(), e.exit_code, True)
+            else:
+                e.show()
+                code = e.exit_code
+        except (typer.Abort, KeyboardInterrupt):
+            code = _fail("aborted", EXIT_FAILED, as_json)
+        except Exception as e:
+            if not as_json:
+                raise
+            # A defect, not bad input: keep the traceback for the bug report, keep stdout parseable.
+            traceback.print_exc(file=sys.stderr)
+            code = _fail(f"internal error: {type(e).__name__}: {e}", EXIT_FAILED, True)
+        code = code if isinstance(code, int) else EXIT_OK
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        # click cuts each command's summary to fit one line ("..."); wrap the whole first sentence instead.
+        rows = [(name, cmd.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _fail(message: str, code: int, as_json: bool) -> int:
+    print_error(message, code, as_json)
+    return code
+
 
 app = typer.Typer(
     name="burstctl",
+    cls=BurstctlGroup,
     help="Operate a gpu-burst cluster: generate load, verify both scaling loops, time cold starts, "
          "check AWS before `pulumi up` and clean up after `pulumi destroy`.\n\n"
-         "Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.",
+         "Exit codes: 0 ok, 1 a check failed, 2 bad usage or input. With --json every outcome, errors included, "
+         "is one JSON document on stdout.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would eat "[default: ...]" in help texts, and rich panels truncate at 80
+    # columns and print <bool> after plain flags.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -35,20 +96,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def guarded(fn: F) -> F:
-    """Turn the package's exceptions into one-line messages and the documented exit codes."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BadInput as e:
-            stderr().print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
-            raise typer.Exit(EXIT_USAGE) from None
-        except CheckError as e:
-            stderr().print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
-            raise typer.Exit(EXIT_FAILED) from None
-
-    return wrapper  # type: ignore[return-value]
+    """Kept for the commands' decorators: errors are rendered once, by :class:`BurstctlGroup`."""
+    return fn
 
 
 def _version(value: bool) -> None:
@@ -64,7 +113,8 @@ def main(
     """Operate a gpu-burst cluster."""
 
 
-JSON_OPT = typer.Option(False, "--json", help="Print one JSON document to stdout instead of tables.")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document to stdout instead of tables (errors too: "
+                        "{\"error\": ..., \"exit_code\": ...}).")
 
 
 # -- burst -----------------------------------------------------------------------------------------------------
@@ -73,46 +123,50 @@ class ApiChoice(str, Enum):
     completions = "completions"
 
 
-class EngineChoice(str, Enum):
-    fast = "fast"
-    httpx = "httpx"
-
-
 @app.command()
 @guarded
 def burst(
-    url: str = typer.Option(..., "--url", envvar="BURSTCTL_URL", show_envvar=True,
-                            help="Base URL of the gateway (the interceptor's load balancer), e.g. http://host:8080."),
-    model: str = typer.Option(..., "--model", "-m", help="Served model name sent as `model`."),
-    requests: int = typer.Option(40, "--requests", "-n", min=1, max=100_000, help="Total requests to send."),
-    concurrency: int = typer.Option(40, "--concurrency", "-c", min=1, max=5_000, help="Requests in flight at once."),
-    api: ApiChoice = typer.Option(ApiChoice.chat, "--api", help="Endpoint: chat (/v1/chat/completions) or "
-                                                               "completions (/v1/completions)."),
+    url: str = typer.Option(..., "--url", envvar="BURSTCTL_URL", show_envvar=True, metavar="URL",
+                            help="Base URL of the front door, as the openai SDK's base_url: the stack output "
+                                 "`endpoint`, e.g. https://llm.example.com/v1 (a bare host gets /v1)."),
+    model: str = typer.Option(..., "--model", "-m", metavar="NAME", help="Served model name, sent as `model` in "
+                              "the JSON body (the gateway routes on it)."),
+    requests: int = typer.Option(40, "--requests", "-n", min=1, max=100_000, metavar="N",
+                                 help="Total requests to send."),
+    concurrency: int = typer.Option(40, "--concurrency", "-c", min=1, max=5_000, metavar="C",
+                                    help="Requests in flight at once."),
+    api: ApiChoice = typer.Option(ApiChoice.chat, "--api", help="Endpoint: chat (<url>/chat/completions) or "
+                                                               "completions (<url>/completions)."),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Stream tokens (SSE); needed for a real TTFT."),
-    prompt: list[str] = typer.Option([], "--prompt", "-p", help="Prompt text; repeat for several (round-robin)."),
-    prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="Prompts, one per line (.txt) or "
-                                                "JSON strings / {\"prompt\": ...} objects per line (.jsonl)."),
-    max_tokens: int = typer.Option(64, "--max-tokens", min=1, max=131_072, help="max_tokens per request."),
-    timeout: float = typer.Option(600.0, "--timeout", min=0.001, max=7200, help="Per-request limit in seconds "
-                                  "(must cover a cold start when starting from zero)."),
-    deadline: float = typer.Option(1800.0, "--deadline", min=0.001, max=86_400, help="Limit for the whole run in "
-                                   "seconds; requests not finished by then count as `deadline`."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="BURSTCTL_API_KEY", show_envvar=True,
-                                          show_default=False, help="Bearer token (never printed)."),
+    prompt: list[str] = typer.Option([], "--prompt", "-p", metavar="TEXT",
+                                     help="Prompt text; repeat for several (round-robin)."),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", metavar="FILE", help="Prompts, one per "
+                                                "line (.txt) or JSON strings / {\"prompt\": ...} objects per line "
+                                                "(.jsonl)."),
+    max_tokens: int = typer.Option(64, "--max-tokens", min=1, max=131_072, metavar="N",
+                                   help="max_tokens per request."),
+    timeout: float = typer.Option(600.0, "--timeout", min=0.001, max=7200, metavar="SECONDS",
+                                  help="Per-request limit (must cover a cold start when starting from zero)."),
+    deadline: float = typer.Option(1800.0, "--deadline", min=0.001, max=86_400, metavar="SECONDS",
+                                   help="Limit for the whole run; requests not finished by then count as "
+                                        "`deadline`."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar=API_KEY_ENV, show_envvar=True,
+                                          show_default=False, metavar="KEY", help="Bearer token (never printed)."),
     from_zero: bool = typer.Option(False, "--from-zero", help="The model is at zero replicas: report the cold-start "
-                                   "wait even if the gateway does not send X-KEDA-HTTP-Cold-Start."),
-    model_header: str = typer.Option("X-Model", "--model-header", help="Header carrying the model name, which the "
-                                     "interceptor routes on (gpu-burst:gateway.modelHeader); '' to send none."),
-    host_header: Optional[str] = typer.Option(None, "--host-header", help="Host header to send (for routes by "
-                                              "host, <servedName>.<domain>)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write per-request results to a .json or .csv file."),
-    min_success: float = typer.Option(1.0, "--min-success", min=0.0, max=1.0, help="Exit 1 when the success rate "
-                                      "is below this fraction."),
-    ramp_up: float = typer.Option(0.0, "--ramp-up", min=0.0, max=3600, help="Seconds over which the concurrent "
-                                  "workers start (0: all at once, like a burst of users)."),
-    engine: EngineChoice = typer.Option(EngineChoice.fast, "--engine", help="HTTP client: fast (lean asyncio "
-                                        "HTTP/1.1, for high concurrency) or httpx (honours proxy settings)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+                                   "wait even without the interceptor's X-KEDA-HTTP-Cold-Start header (inferred "
+                                   "from TTFT against the warm baseline)."),
+    header: list[str] = typer.Option([], "--header", "-H", metavar="'NAME: VALUE'",
+                                     help="Extra request header; repeatable. Not needed by the front door."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="Write per-request results to a "
+                                       ".json or .csv file (checked before the first request is sent)."),
+    min_success: float = typer.Option(1.0, "--min-success", min=0.0, max=1.0, metavar="FRACTION",
+                                      help="Exit 1 when the success rate is below this fraction."),
+    ramp_up: float = typer.Option(0.0, "--ramp-up", min=0.0, max=3600, metavar="SECONDS", help="Time over which "
+                                  "the concurrent workers start (0: all at once, like a burst of users)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr: a bar on a "
+                                  "terminal, a line every --progress-interval otherwise (CI logs)."),
+    progress_interval: float = typer.Option(5.0, "--progress-interval", min=0.05, max=3600, metavar="SECONDS",
+                                            help="Interval of the progress lines when stderr is not a terminal."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Load the OpenAI-compatible endpoint and report TTFT, latency, tokens/s and errors.
@@ -121,18 +175,25 @@ def burst(
     wait when the run started at zero replicas (X-KEDA-HTTP-Cold-Start header or --from-zero). Exits 1 when the
     success rate is below --min-success.
     """
-    from burstctl.burst import BurstConfig, load_prompts, normalize_url, run_burst, write_results
+    from burstctl.burst import (BurstConfig, check_header_value, check_model, check_out, load_prompts, normalize_url,
+                                parse_header, write_results)
 
-    if out is not None and out.suffix not in (".json", ".csv"):
-        raise BadInput(f"--out: '{out}' must end in .json or .csv")
+    # Everything that can be wrong with the input is found before the first request: a cold start can only be
+    # measured again after the cooldown and the node consolidation.
+    if out is not None:
+        check_out(out)
+    headers = dict(parse_header(h) for h in header)
+    if api_key is not None:
+        check_header_value(api_key, f"--api-key (or ${API_KEY_ENV})")
+        if not api_key:
+            raise BadInput(f"--api-key (or ${API_KEY_ENV}): empty; {API_KEY_FIX}")
     cfg = BurstConfig(
-        url=normalize_url(url), model=model, prompts=load_prompts(prompt, prompts_file), requests=requests,
-        concurrency=concurrency, api=api.value, stream=stream, max_tokens=max_tokens, timeout=timeout,
-        deadline=deadline, api_key=api_key, from_zero=from_zero, host_header=host_header, model_header=model_header or None,
-        engine=engine.value,
-        ramp_up=ramp_up,
+        url=normalize_url(url), model=check_model(model), prompts=load_prompts(prompt, prompts_file),
+        requests=requests, concurrency=concurrency, api=api.value, stream=stream, max_tokens=max_tokens,
+        timeout=timeout, deadline=deadline, api_key=api_key, from_zero=from_zero, headers=headers, ramp_up=ramp_up,
     )
-    report = asyncio.run(_run_with_progress(cfg, progress and not as_json))
+    show = "off" if not progress or as_json else "bar" if sys.stderr.isatty() else "lines"
+    report = asyncio.run(_run_with_progress(cfg, show, progress_interval))
     if out is not None:
         write_results(report, out)
     s = report.summary
@@ -149,29 +210,63 @@ def burst(
         raise typer.Exit(EXIT_FAILED)
 
 
-async def _run_with_progress(cfg: Any, show: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+async def _run_with_progress(cfg: Any, show: str, interval: float) -> Any:
     from burstctl.burst import run_burst
 
-    if not show:
+    if show == "off":
         return await run_burst(cfg)
     counts = {"ok": 0, "err": 0}
+    if show == "lines":
+        # Logs get a line at fixed times (t0 + k*interval), however the requests are going: a stalled run shows.
+        async def ticker() -> None:
+            loop = asyncio.get_running_loop()
+            t0, k = loop.time(), 1
+            while True:
+                await asyncio.sleep(max(0.0, t0 + k * interval - loop.time()))
+                _progress_line(counts, cfg.requests, k * interval)
+                k += 1
+
+        task = asyncio.create_task(ticker())
+        t_start = time.perf_counter()
+
+        def tally(r: Any) -> None:
+            counts["ok" if r.ok else "err"] += 1
+
+        try:
+            report = await run_burst(cfg, on_done=tally)
+        finally:
+            task.cancel()
+        _progress_line(counts, cfg.requests, time.perf_counter() - t_start, final=True)
+        return report
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("burst"), BarColumn(), MofNCompleteColumn(), TextColumn("ok {task.fields[ok]} "
                   "err {task.fields[err]}"), TimeElapsedColumn(), console=stderr(), transient=False) as bar:
-        task = bar.add_task("burst", total=cfg.requests, ok=0, err=0)
+        bar_task = bar.add_task("burst", total=cfg.requests, ok=0, err=0)
 
         def done(r: Any) -> None:
             counts["ok" if r.ok else "err"] += 1
-            bar.update(task, advance=1, ok=counts["ok"], err=counts["err"])
+            bar.update(bar_task, advance=1, ok=counts["ok"], err=counts["err"])
 
         return await run_burst(cfg, on_done=done)
+
+
+def _progress_line(counts: dict[str, int], total: int, at: float, final: bool = False) -> None:
+    finished = counts["ok"] + counts["err"]
+    sys.stderr.write(f"burst [{at:7.1f} s] {finished}/{total} done, ok {counts['ok']}, err {counts['err']}"
+                     f"{' (finished)' if final else ''}\n")
+    sys.stderr.flush()
 
 
 def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
     from rich.table import Table
 
     con = stdout()
+    if s["requests"] and s["errors"].get("connect_error") == s["requests"]:
+        # Nothing reached the gateway: the timing tables would be all dashes; one line says what to fix.
+        stderr().print(Text.assemble(("error: ", "bold red"), s["diagnosis"][0]), soft_wrap=True)
+        return
     head = Table(title=f"burst {cfg.model}: {cfg.requests} @ {cfg.concurrency} ({cfg.api}, "
                        f"{'stream' if cfg.stream else 'no stream'})", title_justify="left")
     head.add_column("metric")
@@ -182,9 +277,17 @@ def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
     head.add_row("wall time", fmt_seconds(s["wall_s"]))
     head.add_row("achieved concurrency", f"{s['achieved_concurrency']:.1f}")
     cs = s["cold_start"]
-    head.add_row("cold-start wait", fmt_seconds(cs["wait_s"]) + (f" ({cs['held_requests']} held, via "
-                 f"{cs['source']})" if cs["detected"] else " (warm: no cold start detected)"))
+    if cs["detected"]:
+        added = f", +{fmt_seconds(cs['added_s'])} over warm TTFT" if cs["added_s"] is not None else ""
+        head.add_row("cold-start wait", f"{fmt_seconds(cs['wait_s'])}{added} ({cs['held_requests']} held, "
+                     f"via {cs['source']})")
+    else:
+        head.add_row("cold-start wait", "- (warm: no cold start detected)")
+    if s["retried_stale_connections"]:
+        head.add_row("resent on a fresh connection", str(s["retried_stale_connections"]))
     con.print(head)
+    if cs["detected"] and cs["method"]:
+        con.print(Text(f"cold start: {cs['method']}"), soft_wrap=True)
     lat = Table(title="timings of successful requests", title_justify="left")
     lat.add_column("")
     for k in ("p50", "p95", "p99", "min", "max"):
@@ -194,11 +297,14 @@ def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
     con.print(lat)
     if s["errors"]:
         err = Table(title="errors by kind", title_justify="left")
-        err.add_column("kind")
+        err.add_column("kind", no_wrap=True)
         err.add_column("count", justify="right")
+        err.add_column("what the server or network said")
         for kind, n in s["errors"].items():
-            err.add_row(kind, str(n))
+            err.add_row(kind, str(n), Text(s["error_details"].get(kind, "")))
         con.print(err)
+    for line in s["diagnosis"]:
+        stderr().print(Text.assemble(("=> ", "bold yellow"), line), soft_wrap=True)
 
 
 # -- verify / timeline -----------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ exits with one of three codes, so scripts can branch on the outcome without pars
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Literal, Optional
 
 from rich.console import Console
@@ -61,6 +63,34 @@ def stderr() -> Console:
 def print_json(data: Any) -> None:
     """The one machine-readable document a command prints with ``--json``."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def print_error(message: str, code: int, as_json: bool) -> None:
+    """An error as one line on stderr and, with ``--json``, as the one document on stdout."""
+    from rich.text import Text
+
+    stderr().print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    if as_json:
+        print_json({"error": message, "exit_code": code})
+
+
+def check_writable(path: Path, flag: str) -> Path:
+    """Raise BadInput unless ``path`` can be created or overwritten as a regular file, without leaving anything
+    behind. Opening it is the only reliable test (permission bits do not bind root, read-only mounts do)."""
+    if path.is_dir():
+        raise BadInput(f"{flag}: {path} is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise BadInput(f"{flag}: directory {parent} does not exist")
+    existed = path.exists()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.close(fd)
+    except OSError as e:
+        raise BadInput(f"{flag}: cannot write {path}: {e.strerror}") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+    return path
 
 
 def checks_ok(checks: Iterable[Check]) -> bool:

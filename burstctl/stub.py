@@ -1,10 +1,13 @@
 """A local OpenAI-compatible stub server for tests, docs and the benchmark.
 
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies, chunked SSE) on raw asyncio streams, because a
-thread-per-connection server would be the bottleneck long before the client at 500+ concurrent streams. It can
+thread-per-connection server would be the bottleneck long before the client at 500+ concurrent streams. It behaves
+like the stack's front door: routes on the JSON body's ``model`` (404 "The model `x` does not exist." for an unknown
+one, as vLLM words it), lists the models at ``GET /v1/models``, answers 401 without the right bearer key. It can
 imitate what the real path does during a scale-from-zero: the KEDA HTTP add-on interceptor holds requests while
-the model cold-starts and marks them with ``X-KEDA-HTTP-Cold-Start: true``; it can also answer 429/503/504, reset
-connections, stall (to trigger client timeouts) and delay the first token.
+the model cold-starts and marks them with ``X-KEDA-HTTP-Cold-Start: true``; it can also answer 429 (with
+``Retry-After``)/503/504, reset connections, stall (to trigger client timeouts), delay the first token and close
+every connection after one response without saying so (a server without keep-alive).
 
 Run standalone: ``python -m burstctl.stub --port 8000 --ttft 0.2 --tokens 16 --token-delay 0.02``.
 """
@@ -43,7 +46,19 @@ class StubBehaviour:
     slow_ttft: float = 1.0
     """Delay before the first token for requests planned as ``"slow"``."""
     api_key: str | None = None
-    """When set, requests without ``Authorization: Bearer <api_key>`` get 401."""
+    """When set, requests without ``Authorization: Bearer <api_key>`` get 401 (before any cold-start hold, as at
+    the edge)."""
+    models: list[str] | None = None
+    """Served model names; when set, a body naming another model gets 404 the way vLLM answers it."""
+    cold_start_header: bool = True
+    """Send ``X-KEDA-HTTP-Cold-Start`` (the interceptor can be configured not to, and proxies may drop it)."""
+    keep_alive: bool = True
+    """False: close the connection after each response, without a ``Connection: close`` header."""
+    close_reused: bool = False
+    """Close a kept-alive connection when the next request arrives on it, without reading or answering it (an idle
+    timeout firing as the request arrives: the stale keep-alive connection every client meets)."""
+    retry_after: int = 1
+    """``Retry-After`` seconds on injected 429 and 503 answers."""
 
 
 @dataclass
@@ -70,6 +85,10 @@ class StubServer:
         self.inflight = 0
         self.max_inflight = 0
         """Most completion requests the stub was serving at once (to check the client's concurrency bound)."""
+        self.connections = 0
+        """TCP connections accepted."""
+        self.stale_closed = 0
+        """Requests dropped unread on a reused connection (``close_reused``)."""
         self._first_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -124,9 +143,16 @@ class StubServer:
 
     # -- HTTP --------------------------------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        served = 0
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                if served and self.behaviour.close_reused:
+                    self.stale_closed += 1
+                    writer.transport.abort()
+                    break
+                served += 1
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {}
@@ -158,8 +184,9 @@ class StubServer:
                        writer: asyncio.StreamWriter) -> bool:
         b = self.behaviour
         if method == "GET" and path in ("/health", "/v1/models"):
-            await self._send_json(writer, 200, {"object": "list", "data": [{"id": "stub", "object": "model"}]}, {})
-            return True
+            data = [{"id": m, "object": "model"} for m in (b.models or ["stub"])]
+            await self._send_json(writer, 200, {"object": "list", "data": data}, {})
+            return b.keep_alive
         self._count += 1
         number = self._count
         now = time.perf_counter()
@@ -172,16 +199,22 @@ class StubServer:
         self.seen.append(Seen(number, path, headers, body))
         if path not in ("/v1/completions", "/v1/chat/completions") or method != "POST":
             await self._send_json(writer, 404, {"error": {"message": f"no route {method} {path}"}}, {})
-            return True
+            return b.keep_alive
         if b.api_key and headers.get("authorization") != f"Bearer {b.api_key}":
             await self._send_json(writer, 401, {"error": {"message": "invalid api key"}}, {})
-            return True
+            return b.keep_alive
+        if b.models is not None and body.get("model") not in b.models:
+            # The body vLLM's OpenAI server sends for an unknown model (NotFoundError, 404).
+            await self._send_json(writer, 404, {"object": "error", "message": f"The model `{body.get('model')}` "
+                                                "does not exist.", "type": "NotFoundError", "param": None,
+                                                "code": 404}, {})
+            return b.keep_alive
 
         # Like the interceptor: hold requests until the replica is up, and say so in a header.
         cold = b.cold_start > 0 and now < self._first_at + b.cold_start
         if cold:
             await asyncio.sleep(self._first_at + b.cold_start - now)
-        extra = {"X-KEDA-HTTP-Cold-Start": "true" if cold else "false"}
+        extra = {"X-KEDA-HTTP-Cold-Start": "true" if cold else "false"} if b.cold_start_header else {}
 
         action = b.plan.get(number)
         if action == "reset":
@@ -191,8 +224,10 @@ class StubServer:
             await self._stop_event.wait()
             return False
         if isinstance(action, int):
+            if action in (429, 503):
+                extra = {**extra, "Retry-After": str(b.retry_after)}
             await self._send_json(writer, action, {"error": {"message": f"injected {action}", "code": action}}, extra)
-            return True
+            return b.keep_alive
 
         ttft = b.slow_ttft if action == "slow" else b.ttft
         n = max(1, min(b.tokens, int(body.get("max_tokens") or b.tokens)))
@@ -206,7 +241,7 @@ class StubServer:
             await self._send_json(writer, 200, {"id": f"cmpl-{number}", "object": "chat.completion" if chat
                                                 else "text_completion", "model": body.get("model"),
                                                 "choices": [choice], "usage": usage}, extra)
-            return True
+            return b.keep_alive
 
         head = ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                 "Transfer-Encoding: chunked\r\n" + "".join(f"{k}: {v}\r\n" for k, v in extra.items()) + "\r\n")
@@ -227,7 +262,7 @@ class StubServer:
             self._chunk(writer, {"id": f"cmpl-{number}", "object": kind, "choices": [], "usage": usage})
         writer.write(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
         await writer.drain()
-        return True
+        return b.keep_alive
 
     @staticmethod
     def _chunk(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:

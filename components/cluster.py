@@ -14,7 +14,24 @@ from ._common import SYSTEM_NODE_SELECTOR, child, token
 
 SYSTEM_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
                         "AmazonSSMManagedInstanceCore")
-CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+"""EKS access policies are ARNs `arn:<partition>:eks::aws:cluster-access-policy/<name>`."""
+
+
+def log_group_name(cluster_name: str) -> str:
+    """The log group EKS writes control-plane logs to (https://docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html)."""
+    return f"/aws/eks/{cluster_name}/cluster"
+
+
+class AccessEntrySpec(TypedDict):
+    """One principal's access to the Kubernetes API: an access entry with one access policy."""
+
+    principal_arn: str
+    """IAM role or user ARN (not an STS assumed-role session ARN)."""
+    policy: str
+    """Access policy name, e.g. AmazonEKSViewPolicy."""
+    namespaces: NotRequired[list[str]]
+    """Namespaces the policy applies to; empty or absent: the whole cluster."""
 
 
 class SystemNodeOs(str, Enum):
@@ -44,6 +61,9 @@ class SystemNodeGroupArgs(TypedDict):
 class EksClusterArgs(TypedDict):
     """Inputs for EksCluster."""
 
+    cluster_name: str
+    """EKS cluster name. Chosen, not auto-named: the control-plane log group is named after it and must exist first."""
+
     vpc_id: pulumi.Input[str]
     """VPC of the cluster."""
     private_subnet_ids: pulumi.Input[list[str]]
@@ -60,16 +80,24 @@ class EksClusterArgs(TypedDict):
     """CIDRs allowed to reach the public endpoint."""
     enabled_log_types: NotRequired[list[str]]
     """Control-plane log types sent to CloudWatch (api, audit, authenticator, controllerManager, scheduler)."""
+    log_retention_days: NotRequired[int]
+    """Retention of the control-plane log group. Default 30."""
     admin_principal_arns: NotRequired[list[str]]
     """IAM principals given cluster-admin through access entries (the creator always is)."""
+    access_entries: NotRequired[list[AccessEntrySpec]]
+    """Other principals with one access policy each (e.g. a CI preview role)."""
+    aws_profile: NotRequired[str]
+    """AWS CLI profile the kubeconfig's `aws eks get-token` uses (the stack's `aws:profile`)."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Tags for every resource."""
 
 
 class EksCluster(pulumi.ComponentResource):
-    """EKS with access entries only (authentication mode API), no default node group, a managed on-demand system
-    node group labelled for controllers, the vpc-cni, kube-proxy, eks-pod-identity-agent and coredns add-ons
-    (coredns only after the node group exists, else it degrades), and a Kubernetes provider for the rest."""
+    """EKS in standard support only (upgrade policy STANDARD), access entries only (authentication mode API), no
+    default node group or pulumi-eks security groups, control-plane logs in a log group the stack owns (retention,
+    removed on destroy), a managed on-demand system node group labelled for controllers, the vpc-cni, kube-proxy,
+    eks-pod-identity-agent and coredns add-ons (coredns only after the node group exists, else it degrades), and a
+    Kubernetes provider for the rest."""
 
     cluster_name: pulumi.Output[str]
     """Real EKS cluster name (auto-named)."""
@@ -78,9 +106,9 @@ class EksCluster(pulumi.ComponentResource):
     cluster_security_group_id: pulumi.Output[str]
     """EKS-created cluster security group (attached to the control plane and every managed node)."""
     kubeconfig: pulumi.Output[str]
-    """Kubeconfig (JSON) using `aws eks get-token`."""
-    oidc_issuer: pulumi.Output[str]
-    """OIDC issuer URL (not used: Pod Identity needs no OIDC provider)."""
+    """Kubeconfig (JSON) using `aws eks get-token` (with the stack's AWS profile, if any)."""
+    log_group_name: pulumi.Output[str]
+    """Control-plane log group ('' when no log type is enabled)."""
 
     def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("EksCluster"), name, None, opts)
@@ -89,38 +117,65 @@ class EksCluster(pulumi.ComponentResource):
         if not sys_args["min_size"] <= sys_args["desired_size"] <= sys_args["max_size"]:
             raise ValueError(f"EksCluster '{name}': need min_size <= desired_size <= max_size")
 
-        admins = {
-            f"admin-{i}": eks.AccessEntryArgs(
-                principal_arn=arn,
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        entries: list[AccessEntrySpec] = [
+            {"principal_arn": arn, "policy": CLUSTER_ADMIN_POLICY} for arn in args.get("admin_principal_arns") or []]
+        entries += list(args.get("access_entries") or [])
+        access_entries = {
+            f"entry-{i}": eks.AccessEntryArgs(
+                principal_arn=e["principal_arn"],
                 type=eks.AccessEntryType.STANDARD,
-                access_policies={"cluster-admin": eks.AccessPolicyAssociationArgs(
-                    policy_arn=CLUSTER_ADMIN_POLICY,
-                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                access_policies={e["policy"]: eks.AccessPolicyAssociationArgs(
+                    policy_arn=partition.apply(lambda p, n=e["policy"]: f"arn:{p}:eks::aws:cluster-access-policy/{n}"),
+                    access_scope=(aws.eks.AccessPolicyAssociationAccessScopeArgs(
+                        type="namespace", namespaces=list(e["namespaces"])) if e.get("namespaces")
+                        else aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster")),
                 )},
             )
-            for i, arn in enumerate(args.get("admin_principal_arns") or [])
+            for i, e in enumerate(entries)
         }
+
+        log_types = args.get("enabled_log_types") or []
+        cluster_deps = []
+        self.log_group_name = pulumi.Output.from_input("")
+        if log_types:
+            # EKS creates this group on first write, with no retention, and `destroy` would leave it behind.
+            log_group = aws.cloudwatch.LogGroup(
+                f"{name}-control-plane-logs",
+                name=log_group_name(args["cluster_name"]),
+                retention_in_days=args.get("log_retention_days", 30),
+                tags=tags,
+                opts=child(self),
+            )
+            cluster_deps.append(log_group)
+            self.log_group_name = log_group.name
+
+        kubeconfig_opts = {}
+        if args.get("aws_profile"):
+            kubeconfig_opts["provider_credential_opts"] = eks.KubeconfigOptionsArgs(profile_name=args["aws_profile"])
         self.cluster = eks.Cluster(
             f"{name}-eks",
+            name=args["cluster_name"],
             version=args["kubernetes_version"],
+            # EXTENDED (the AWS default) bills six times the control-plane price once standard support ends.
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
             vpc_id=args["vpc_id"],
             private_subnet_ids=args["private_subnet_ids"],
             public_subnet_ids=args.get("public_subnet_ids"),
-            node_associate_public_ip_address=False,
             authentication_mode=eks.AuthenticationMode.API,
-            access_entries=admins or None,
+            access_entries=access_entries or None,
             skip_default_node_group=True,
+            # Managed nodes use the EKS-created cluster security group; pulumi-eks' own groups would be unused.
+            skip_default_security_groups=True,
             endpoint_private_access=True,
             endpoint_public_access=args.get("endpoint_public_access", True),
             public_access_cidrs=args.get("public_access_cidrs") if args.get("endpoint_public_access", True) else None,
-            enabled_cluster_log_types=args.get("enabled_log_types") or None,
-            # Pod Identity instead of IRSA: no OIDC provider needed.
-            create_oidc_provider=False,
+            enabled_cluster_log_types=log_types or None,
             # Created below, after the system nodes exist: with no nodes the add-on times out DEGRADED.
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
-            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=True),
             tags=tags,
-            opts=child(self),
+            opts=child(self, depends_on=cluster_deps),
+            **kubeconfig_opts,
         )
         eks_cluster = self.cluster.eks_cluster
         self.cluster_name = eks_cluster.name
@@ -183,7 +238,6 @@ class EksCluster(pulumi.ComponentResource):
         )
 
         self.kubeconfig = self.cluster.kubeconfig_json
-        self.oidc_issuer = self.cluster.oidc_issuer
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
@@ -193,5 +247,5 @@ class EksCluster(pulumi.ComponentResource):
         self.register_outputs({
             "cluster_name": self.cluster_name, "cluster_endpoint": self.cluster_endpoint,
             "cluster_security_group_id": self.cluster_security_group_id, "kubeconfig": self.kubeconfig,
-            "oidc_issuer": self.oidc_issuer,
+            "log_group_name": self.log_group_name,
         })

@@ -37,8 +37,13 @@ class KarpenterArgs(TypedDict):
     """Extra nodeSelector that pins the controller to the managed system node group."""
     log_level: NotRequired[pulumi.Input[str]]
     """Controller log level: debug, info or error. Default info."""
+    controller_cpu: NotRequired[str]
+    """CPU request and limit of each controller replica. Default 1 (upstream getting-started)."""
+    controller_memory: NotRequired[str]
+    """Memory request and limit of each controller replica. Default 1Gi (upstream getting-started)."""
     create_spot_service_linked_role: NotRequired[bool]
-    """Create AWSServiceRoleForEC2Spot; off by default because it is account-wide and may already exist."""
+    """Create AWSServiceRoleForEC2Spot; off by default because it is account-wide and may already exist. Once
+    created it is never deleted by `destroy` (other stacks and users in the account rely on it)."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Tags for the AWS resources."""
 
@@ -172,7 +177,9 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         if args.get("create_spot_service_linked_role"):
-            aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com", opts=child(self))
+            # Account-wide: deleting it on `destroy` would break spot launches of everything else in the account.
+            aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com",
+                                      opts=child(self, retain_on_delete=True))
 
         # CRDs from their own chart: the controller chart's crds/ folder is installed once and never upgraded.
         self.crd_release = k8s.helm.v3.Release(
@@ -183,6 +190,7 @@ class Karpenter(pulumi.ComponentResource):
             namespace=NAMESPACE,
             opts=child(self, depends_on=external_deps),
         )
+        resources = {"cpu": args.get("controller_cpu", "1"), "memory": args.get("controller_memory", "1Gi")}
         values = {
             "settings": {
                 "clusterName": cluster_name,
@@ -197,7 +205,7 @@ class Karpenter(pulumi.ComponentResource):
             "controller": {
                 # Without AWS_REGION the controller asks IMDS, which panics where IMDS is unreachable (#8219).
                 "env": [{"name": "AWS_REGION", "value": region.region}],
-                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+                "resources": {"requests": resources, "limits": resources},
             },
         }
         self.release = k8s.helm.v3.Release(

@@ -1,4 +1,4 @@
-"""Issue 3 layer: GPU NodePools and the cluster add-ons, wired from the typed config onto the foundation."""
+"""Add-ons layer: GPU NodePools and the cluster add-ons, wired from the typed config onto the foundation."""
 
 import pulumi
 
@@ -95,8 +95,8 @@ def build_addons(f: Foundation) -> Addons:
         dashboards_namespace=monitoring.namespace,
         dashboard_label=dict(DASHBOARD_LABEL),
         monitoring_namespace=monitoring.namespace,
-        extra={"device_plugin_release": device_plugin.release if device_plugin else None,
-               "grafana_service": monitoring.grafana_service,
-               "gpu_toleration": dict(GPU_TOLERATION)},
+        grafana_service=monitoring.grafana_service,
+        gpu_toleration=dict(GPU_TOLERATION),
+        device_plugin_release=device_plugin.release if device_plugin else None,
     )
 

@@ -1,4 +1,4 @@
-"""What each layer of the stack hands to the next. Built in stacks/, consumed by the later layers' wiring."""
+"""What each layer of the stack hands to the next, as typed fields: foundation → add-ons → workload → outputs."""
 
 from dataclasses import dataclass, field
 from typing import Optional
@@ -11,33 +11,39 @@ from .config import StackConfig
 
 @dataclass(frozen=True)
 class Foundation:
-    """Issue 2 layer: network, cluster, system nodes, Karpenter."""
+    """The AWS foundation: network, EKS cluster, system nodes, Karpenter."""
 
     cfg: StackConfig
     cluster_name: pulumi.Output[str]
-    """The real EKS cluster name (auto-named by pulumi-eks); use it for discovery tags, IAM conditions, settings."""
+    """The real EKS cluster name (an Output of the cluster); use it for discovery tags, IAM conditions, settings."""
     cluster_security_group_id: pulumi.Output[str]
     """EKS-created cluster security group: attached to managed nodes; GPU nodes get it too."""
     vpc_id: pulumi.Output[str]
     vpc_cidr: pulumi.Output[str]
+    private_subnet_ids: pulumi.Output[list]
+    """Subnets of every node (and of internal load balancers)."""
     k8s_provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig (JSON) for `aws eks get-token`; a stack output, always as a secret."""
     node_role_name: pulumi.Output[str]
     """Karpenter node role *name* (EC2NodeClass spec.role)."""
+    karpenter_interruption_queue: pulumi.Output[str]
+    """SQS queue Karpenter drains for spot interruptions and health events."""
     karpenter_release: pulumi.Resource
     """The Karpenter controller Helm release: Karpenter CRs depend on it, so they are deleted before it."""
     karpenter_crd_release: pulumi.Resource
+    control_plane_log_group: pulumi.Output[str]
+    """Log group of the control-plane logs ('' when none are enabled)."""
     system_ready: list = field(default_factory=list)
     """Resources that must exist before any in-cluster workload (system node group, coredns)."""
-    extra: dict = field(default_factory=dict)
-    """The foundation components themselves (network, cluster, karpenter), for outputs and tests."""
 
 
 @dataclass(frozen=True)
 class Addons:
-    """Issue 3 layer: GPU pools and the cluster add-ons that the model services plug into."""
+    """GPU pools and the cluster add-ons that the model services plug into."""
 
     gpu_pool_names: list
-    """NodePool names (traffic classes) a model can pin to with nodeSelector karpenter.sh/nodepool=<name>."""
+    """NodePool names, in config order."""
     gpu_pools: pulumi.Resource
     keda_release: pulumi.Resource
     http_addon_release: pulumi.Resource
@@ -53,4 +59,9 @@ class Addons:
     dashboard_label: dict
     """Labels a ConfigMap needs for the Grafana sidecar to load it as a dashboard."""
     monitoring_namespace: pulumi.Output[str]
-    extra: Optional[dict] = None
+    grafana_service: pulumi.Output[str]
+    """Service name of Grafana (port 80) in `monitoring_namespace`."""
+    gpu_toleration: dict
+    """What a pod needs to land on a GPU node (besides a `nvidia.com/gpu` request)."""
+    device_plugin_release: Optional[pulumi.Resource] = None
+    """The NVIDIA device plugin release (AL2023 only; Bottlerocket ships the plugin)."""

@@ -1,4 +1,6 @@
-"""Wiring of the foundation layer: network → EKS cluster + system nodes → Karpenter."""
+"""Foundation layer: network → EKS cluster + system nodes → Karpenter."""
+
+import re
 
 import pulumi
 
@@ -11,7 +13,15 @@ from .config import NetworkMode, StackConfig
 from .contracts import Foundation
 
 
+def cluster_name(cfg: StackConfig, prefix: str) -> str:
+    """`cluster.name`, or `<prefix>-<stack>`: two stacks of one account and region never collide."""
+    if cfg.cluster.name:
+        return cfg.cluster.name
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{prefix}-{pulumi.get_stack()}")[:100]
+
+
 def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
+    """Declare the network, the EKS cluster with its system node group, and Karpenter."""
     tags = {"gpu-burst:stack": pulumi.get_stack(), "gpu-burst:environment": cfg.environment, **cfg.cluster.tags}
     net_cfg = cfg.network
     if net_cfg.mode is NetworkMode.EXISTING:
@@ -26,7 +36,12 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         })
 
     sysn = cfg.system_nodes
+    cluster_args = {}
+    if cfg.aws_profile:
+        cluster_args["aws_profile"] = cfg.aws_profile
     cluster = EksCluster(prefix, {
+        **cluster_args,
+        "cluster_name": cluster_name(cfg, prefix),
         "vpc_id": network.vpc_id,
         "private_subnet_ids": network.private_subnet_ids,
         "public_subnet_ids": network.public_subnet_ids,
@@ -38,7 +53,10 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         "endpoint_public_access": cfg.cluster.endpoint_public_access,
         "public_access_cidrs": cfg.cluster.public_access_cidrs,
         "enabled_log_types": [t.value for t in cfg.cluster.enabled_log_types],
-        "admin_principal_arns": cfg.cluster.admin_principal_arns,
+        "log_retention_days": cfg.cluster.log_retention_days,
+        "admin_principal_arns": list(cfg.cluster.admin_principal_arns),
+        "access_entries": [{"principal_arn": e.principal_arn, "policy": e.policy.value, "namespaces": list(e.namespaces)}
+                           for e in cfg.cluster.access_entries],
         "tags": tags,
     })
     if net_cfg.mode is NetworkMode.EXISTING and not net_cfg.tag_existing_subnets:
@@ -56,6 +74,8 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         "replicas": cfg.karpenter_replicas,
         "node_selector": dict(SYSTEM_NODE_SELECTOR),
         "log_level": cfg.karpenter.log_level,
+        "controller_cpu": cfg.karpenter.controller_cpu,
+        "controller_memory": cfg.karpenter.controller_memory,
         "create_spot_service_linked_role": cfg.karpenter.create_spot_service_linked_role,
         "tags": tags,
     }, pulumi.ResourceOptions(
@@ -73,5 +93,8 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         karpenter_release=karpenter.release,
         karpenter_crd_release=karpenter.crd_release,
         system_ready=[cluster.coredns],
-        extra={"network": network, "cluster": cluster, "karpenter": karpenter},
+        kubeconfig=cluster.kubeconfig,
+        karpenter_interruption_queue=karpenter.interruption_queue_name,
+        private_subnet_ids=network.private_subnet_ids,
+        control_plane_log_group=cluster.log_group_name,
     )

@@ -20,9 +20,9 @@ def build(cfg: StackConfig) -> dict:
     outputs = {
         "clusterName": foundation.cluster_name,
         "region": cfg.region,
-        "kubeconfig": pulumi.Output.secret(foundation.extra["cluster"].kubeconfig),
+        "kubeconfig": pulumi.Output.secret(foundation.kubeconfig),
         "karpenterNodeRole": foundation.node_role_name,
-        "karpenterInterruptionQueue": foundation.extra["karpenter"].interruption_queue_name,
+        "karpenterInterruptionQueue": foundation.karpenter_interruption_queue,
         "vpcId": foundation.vpc_id,
         "prometheusUrl": addons.prometheus_url,
         "gpuPools": addons.gpu_pool_names,

@@ -1,4 +1,4 @@
-"""Issue 4 layer: the inference workload — one ModelService per configured model, the Gateway, dashboards and alerts."""
+"""Workload layer: the inference workload — one ModelService per configured model, the Gateway, dashboards and alerts."""
 
 from typing import Optional
 
@@ -115,6 +115,7 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
         "models": names,
         "modelHeader": gw.model_header,
         "apiKey": gateway.api_key,
+        "apiKeySecretName": gateway.api_key_secret_name,
         "apiKeyHowTo": f"export {API_KEY_ENV}=$(pulumi stack output apiKey --show-secrets)",
         "curlCompletions": examples.apply(lambda e: {k: v["completions"] for k, v in e.items()}),
         "curlChatCompletions": examples.apply(lambda e: {k: v["chat"] for k, v in e.items()}),

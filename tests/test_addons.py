@@ -51,8 +51,12 @@ def _foundation(raw: dict) -> Foundation:
                                                                                          depends_on=[crd]))
     return Foundation(cfg=cfg, cluster_name=cluster.name, cluster_security_group_id=pulumi.Output.from_input("sg-0c1a"),
                       vpc_id=pulumi.Output.from_input("vpc-1"), vpc_cidr=pulumi.Output.from_input("10.0.0.0/16"),
-                      k8s_provider=provider, node_role_name=pulumi.Output.from_input("node-role-abc"),
-                      karpenter_release=karpenter, karpenter_crd_release=crd, system_ready=[coredns])
+                      private_subnet_ids=pulumi.Output.from_input(["subnet-1"]),
+                      k8s_provider=provider, kubeconfig=pulumi.Output.from_input("{}"),
+                      node_role_name=pulumi.Output.from_input("node-role-abc"),
+                      karpenter_interruption_queue=pulumi.Output.from_input("queue-abc"),
+                      karpenter_release=karpenter, karpenter_crd_release=crd,
+                      control_plane_log_group=pulumi.Output.from_input(""), system_ready=[coredns])
 
 
 def _all_registered(addons, f: Foundation):
@@ -60,7 +64,7 @@ def _all_registered(addons, f: Foundation):
     gpu = addons.gpu_pools
     return pulumi.Output.all(*[r.urn for r in rels], gpu.node_class.urn, *[p.urn for p in gpu.node_pools],
                              f.karpenter_release.urn, f.system_ready[0].urn,
-                             *([addons.extra["device_plugin_release"].urn] if addons.extra["device_plugin_release"]
+                             *([addons.device_plugin_release.urn] if addons.device_plugin_release
                                else []))
 
 
@@ -113,7 +117,7 @@ def _gpu_nodes(mocks) -> list[tuple[dict, list[dict]]]:
 @pulumi.runtime.test
 def test_device_plugin_schedules_exactly_on_gpu_nodes(mocks, raw):
     def check(addons, f, _):
-        assert addons.extra["device_plugin_release"] is not None
+        assert addons.device_plugin_release is not None
         rel = mocks.named("nvidia-device-plugin-release").inputs
         assert (rel["chart"], rel["version"]) == ("nvidia-device-plugin", "0.20.0")
         assert rel["repositoryOpts"]["repo"] == "https://nvidia.github.io/k8s-device-plugin"
@@ -149,7 +153,7 @@ def test_nfd_worker_default_tolerations_accept_the_gpu_taint():
 def test_workload_toleration_matches_gpu_taint(mocks):
     def check(addons, f, _):
         for _labels, taints in _gpu_nodes(mocks):
-            assert all(_tolerates(addons.extra["gpu_toleration"], taint) for taint in taints)
+            assert all(_tolerates(addons.gpu_toleration, taint) for taint in taints)
 
     return _run(DEV, check)
 
@@ -157,7 +161,7 @@ def test_workload_toleration_matches_gpu_taint(mocks):
 @pulumi.runtime.test
 def test_no_device_plugin_on_bottlerocket(mocks):
     def check(addons, f, urns):
-        assert addons.extra["device_plugin_release"] is None
+        assert addons.device_plugin_release is None
         charts = [r.inputs["chart"] for r in mocks.of_type("kubernetes:helm.sh/v3:Release")]
         assert "nvidia-device-plugin" not in charts and "keda" in charts
         assert not mocks.of_type("gpu-burst:index:NvidiaDevicePlugin")

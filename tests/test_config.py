@@ -37,10 +37,11 @@ def test_dev_and_prod_differ_by_values():
     prod = {k: v for k, v in stack_config("prod").items()}
     assert json.loads(dev["gpu-burst:network"])["natGateways"] == "single"
     assert json.loads(prod["gpu-burst:network"])["natGateways"] == "perAz"
-    assert json.loads(dev["gpu-burst:systemNodes"])["desiredSize"] == 1
+    assert json.loads(dev["gpu-burst:systemNodes"])["desiredSize"] == 2
     assert json.loads(prod["gpu-burst:systemNodes"])["minSize"] >= 2
     assert "enabledLogTypes" in json.loads(prod["gpu-burst:cluster"])
-    assert json.loads(prod["gpu-burst:cluster"])["publicAccessCidrs"] != ["0.0.0.0/0"]
+    # prod's allow-list is a real one (documentation ranges are refused); 0.0.0.0/0 is the documented default.
+    assert json.loads(prod["gpu-burst:cluster"])["publicAccessCidrs"] == ["0.0.0.0/0"]
 
 
 def test_unknown_keys_are_rejected_at_every_level_and_list_the_valid_keys():
@@ -64,7 +65,7 @@ def test_wrong_types_say_the_type_and_how_to_write_it():
     # YAML reads an unquoted 1.35 as a number (and 1.30 as 1.3): the message says to quote it
     assert errors({"cluster": {"kubernetesVersion": 1.35}}) == [
         'gpu-burst:cluster.kubernetesVersion: expected a string, got the number 1.35 (YAML reads it as a number); '
-        'quote it, e.g. kubernetesVersion: "1.35"; allowed: \'1.33\', \'1.34\', \'1.35\' or \'1.36\'',
+        'quote it, e.g. kubernetesVersion: "1.35"; allowed: \'1.35\' or \'1.36\'',
     ]
 
 
@@ -83,7 +84,7 @@ def test_empty_lists_and_inconsistent_sizes():
         "gpu-burst:systemNodes.instanceTypes: has 0 items; allowed: at least 1",
     ]
     assert errors({"systemNodes": {"desiredSize": 5, "maxSize": 3}}) == [
-        "gpu-burst:systemNodes.desiredSize: 5 is outside minSize 1 .. maxSize 3; allowed: minSize <= desiredSize "
+        "gpu-burst:systemNodes.desiredSize: 5 is outside minSize 2 .. maxSize 3; allowed: minSize <= desiredSize "
         "<= maxSize",
     ]
     assert errors({"network": {"cidr": "10.0.0.0/8"}}) == [
@@ -112,7 +113,7 @@ def test_cross_field_checks_run_although_other_fields_are_invalid():
     of a model with an invalid field, and of every model above it)."""
     lines = errors({
         "environment": "qa",
-        "systemNodes": {"desiredSize": 1, "diskSizeGib": "big"},
+        "systemNodes": {"minSize": 1, "desiredSize": 1, "diskSizeGib": "big"},
         "karpenter": {"replicas": 2},
         "gpu": {"pools": [{"name": "a", "gpusPerNode": [3], "weight": "x"}, {"name": "a"}]},
         "models": [{"servedName": "m", "hfModelId": "x/y", "pool": "missing", "cpu": "lots"}],

@@ -95,3 +95,183 @@ def test_pulumi_cli_version_pinned_and_matches_the_sdk():
     pins = dict(l.split("==", 1) for l in (ROOT / "requirements.txt").read_text().splitlines() if "==" in l)
     assert pins["pulumi"] == version, "CLI and Python SDK versions drift: update .pulumi.version with the pulumi pin"
     assert f"pulumi=={version}" in (ROOT / "policy" / "requirements.txt").read_text()
+
+
+# -- the first hour: README, Python version, pins, CI upstream files, console script, example ---------------------
+import functools  # noqa: E402
+import http.server  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import tomllib  # noqa: E402
+
+from upstream import CHART_VALUES, CRD_FILES, UPSTREAM, needs_upstream  # noqa: E402
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _pins(path):
+    return dict(l.split("==", 1) for l in (ROOT / path).read_text().splitlines() if "==" in l and not l.startswith("#"))
+
+
+def _quick_start():
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+
+
+def test_python_311_everywhere():
+    assert PYPROJECT["project"]["requires-python"] == ">=3.11"
+    matrix = _load("ci.yml")["jobs"]["test"]["strategy"]["matrix"]["python-version"]
+    assert min(matrix, key=lambda v: tuple(map(int, v.split(".")))) == "3.11"
+    assert "Python 3.11+" in _quick_start() and "python3.11 -m venv" in _quick_start()
+
+
+def test_grafana_sdk_pinned_with_its_epoch():
+    """Its versions carry an epoch (a build timestamp): a plain `>=11.6.0` picks the highest epoch, a 10.1 build."""
+    (dep,) = [d for d in PYPROJECT["project"]["dependencies"] if d.startswith("grafana-foundation-sdk")]
+    pinned = _pins("requirements.txt")["grafana-foundation-sdk"]
+    assert re.fullmatch(r"\d+!11\.6\.0", pinned)
+    assert dep == f"grafana-foundation-sdk=={pinned}"
+
+
+def test_quick_start_works_in_order_without_prompts():
+    quick = _quick_start()
+    version = (ROOT / ".pulumi.version").read_text().strip()
+    assert f"Pulumi CLI {version}" in quick and f"--version {version}" in quick
+    block = re.search(r"```bash\n(.*?)```", quick, re.S).group(1)
+    cmds = [l.strip() for l in block.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+
+    def first(prefix):
+        return next(i for i, c in enumerate(cmds) if c.startswith(prefix))
+
+    assert first("export PULUMI_CONFIG_PASSPHRASE=") < first("pulumi stack init dev") < first("pulumi up")
+    assert first("venv/bin/python -m burstctl preflight --stack-file Pulumi.dev.yaml") < first("pulumi up")
+    assert "pulumi stack output kubeconfig --show-secrets" in quick and "export KUBECONFIG=" in quick
+    assert "port-forward svc/keda-add-ons-http-interceptor-proxy 8080:8080" in quick
+    assert "export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)" in quick
+    assert "AWS credentials" in quick and "Service Quotas" in quick
+
+
+def test_readme_config_error_example_is_the_real_output(mocks):
+    """The excerpt and the error block in README's Configuration section: load() on that excerpt (over the dev
+    stack file) prints exactly those lines."""
+    from stack_helpers import apply_stack_config
+    from stacks.config import ConfigError, load
+
+    conf = (ROOT / "README.md").read_text().split("## Configuration", 1)[1]
+    excerpt, output = re.findall(r"```(?:yaml)?\n(.*?)```", conf, re.S)[:2]
+    overrides = yaml.safe_load(excerpt)
+    apply_stack_config("dev", overrides=overrides)
+    with pytest.raises(ConfigError) as e:
+        load()
+    assert "error: " + str(e.value) == output.rstrip("\n")
+
+
+def test_example_add_model_defaults_to_a_pool_both_stacks_have():
+    project = yaml.safe_load((ROOT / "examples" / "add-model" / "Pulumi.yaml").read_text())
+    default = project["config"]["pool"]["default"]
+    assert f'cfg.get("pool") or "{default}"' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
+    for stack in ("dev", "prod"):
+        cfg = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert default in [p["name"] for p in cfg["gpu-burst:gpu"]["pools"]], stack
+
+
+def test_every_stack_output_the_docs_name_exists(mocks):
+    from stack_helpers import evaluate_stack
+
+    outputs = evaluate_stack("dev")
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    named = {m for p in docs for m in re.findall(r"stack output ([A-Za-z]+)", p.read_text())}
+    assert {"kubeconfig", "apiKey", "endpoint", "apiKeySecretName"} <= named
+    assert named <= set(outputs), sorted(named - set(outputs))
+
+
+# -- upstream reference files in CI -----------------------------------------------------------------------------
+def _manifest():
+    rows = [l.split("\t") for l in (ROOT / ".ci" / "upstream-files.tsv").read_text().splitlines()
+            if l and not l.startswith("#")]
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_ci_fetches_the_upstream_files_and_requires_them():
+    doc = _load("ci.yml")
+    job = doc["jobs"]["test"]
+    assert job["env"]["GPU_BURST_REQUIRE_UPSTREAM"] == "1" and job["env"]["GPU_BURST_UPSTREAM"]
+    runs = [s.get("run", "") for s in job["steps"]]
+    fetch = next(i for i, r in enumerate(runs) if r.startswith(".ci/fetch-upstream"))
+    test = next(i for i, r in enumerate(runs) if "-m pytest" in r)
+    assert fetch < test and '"$GPU_BURST_UPSTREAM"' in runs[fetch]
+    # every file the tests read is in the manifest, pinned to a commit with a checksum
+    manifest = _manifest()
+    needed = set(CRD_FILES.values()) | set(CHART_VALUES.values()) | {"karpenter/cloudformation.yaml"}
+    assert needed <= set(manifest), sorted(needed - set(manifest))
+    for repo, path, commit, sha in manifest.values():
+        assert re.fullmatch(r"[0-9a-f]{40}", commit) and re.fullmatch(r"[0-9a-f]{64}", sha) and "/" in repo
+
+
+@needs_upstream
+def test_manifest_matches_the_reference_copies():
+    import hashlib
+
+    for rel, (_, _, _, sha) in _manifest().items():
+        assert hashlib.sha256((UPSTREAM / rel).read_bytes()).hexdigest() == sha, rel
+
+
+@needs_upstream
+def test_fetch_script_downloads_and_verifies(tmp_path):
+    """.ci/fetch-upstream against a server on 127.0.0.1 laid out like raw.githubusercontent.com
+    (/<owner>/<repo>/<commit>/<path>): every file arrives and is checked; a tampered file fails the script."""
+    served = tmp_path / "served"
+    for rel, (repo, path, commit, _) in _manifest().items():
+        dst = served / repo / commit / path
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(UPSTREAM / rel, dst)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = {**os.environ, "UPSTREAM_BASE_URL": f"http://127.0.0.1:{httpd.server_port}"}
+    try:
+        out = subprocess.run([str(ROOT / ".ci" / "fetch-upstream"), str(tmp_path / "got")], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert f"verified {len(_manifest())} upstream reference files" in out.stdout
+        assert all((tmp_path / "got" / rel).is_file() for rel in _manifest())
+        rel, (repo, path, commit, _) = next(iter(_manifest().items()))
+        (served / repo / commit / path).write_text("tampered")
+        (tmp_path / "got" / rel).unlink()
+        bad = subprocess.run([str(ROOT / ".ci" / "fetch-upstream"), str(tmp_path / "got")], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and f"checksum mismatch: {tmp_path / 'got' / rel}" in bad.stderr
+    finally:
+        httpd.shutdown()
+
+
+def test_required_upstream_files_fail_the_run_when_missing(tmp_path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("def test_nothing():\n    pass\n")
+    env = {**os.environ, "GPU_BURST_REQUIRE_UPSTREAM": "1", "GPU_BURST_UPSTREAM": str(tmp_path / "none")}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--confcutdir", str(ROOT / "tests"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+                          str(ROOT / "tests" / "test_delivery.py::test_workflows_parse")],
+                         env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode != 0
+    assert "GPU_BURST_REQUIRE_UPSTREAM is set but" in out.stdout + out.stderr
+
+
+# -- the console script without the `cli` extra ------------------------------------------------------------------
+def test_console_script_without_cli_extra_prints_a_hint():
+    assert PYPROJECT["project"]["scripts"]["burstctl"] == "burstctl.entry:main"
+    code = ("import sys; sys.modules['typer'] = None\n"  # as if the cli extra were not installed
+            "from burstctl.entry import main\nmain()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("burstctl needs the operator CLI dependencies: pip install 'gpu-burst[cli]' "
+                                  "(missing module: typer)")
+    ok = subprocess.run([sys.executable, "-c", "from burstctl.entry import main; import sys; "
+                         "sys.argv = ['burstctl', '--help']; main()"], capture_output=True, text=True, timeout=60,
+                        cwd=ROOT)
+    assert ok.returncode == 0 and "preflight" in ok.stdout

@@ -1,4 +1,4 @@
-"""Foundation (issue 2): network, EKS cluster, system nodes, Karpenter IAM/queue/Helm — under mocks."""
+"""Foundation: network, EKS cluster, system nodes, Karpenter IAM/queue/Helm — under mocks."""
 
 import json
 import re
@@ -10,7 +10,8 @@ from pulumi_mocks import ACCOUNT, CLUSTER_SG, REGION, autoname
 from stack_helpers import evaluate_stack
 from upstream import UPSTREAM, needs_upstream, unknown_value_keys
 
-CLUSTER_NAME = autoname("gpu-burst-eks").replace("gpu-burst-eks-", "gpu-burst-eks-eksCluster-")
+CLUSTER_NAME = "gpu-burst-dev"
+"""`<prefix>-<stack>` (the mocks run every stack file as stack `dev`)."""
 
 
 def _policies(mocks) -> dict:
@@ -50,11 +51,63 @@ def test_cluster_uses_access_entries_only_and_no_default_node_group(dev):
     c = dev.named("gpu-burst-eks").inputs
     assert c["authenticationMode"] == "API"
     assert c["skipDefaultNodeGroup"] is True
-    assert c["nodeAssociatePublicIpAddress"] is False
     assert c["endpointPrivateAccess"] is True
     assert c["corednsAddonOptions"]["enabled"] is False
     assert c["version"] == "1.35"
-    assert not c.get("createOidcProvider")
+    assert c["name"] == CLUSTER_NAME
+    # No-op arguments are gone: they only concern the default node group / pulumi-eks defaults.
+    for noop in ("nodeAssociatePublicIpAddress", "createOidcProvider", "kubeProxyAddonOptions"):
+        assert noop not in c, noop
+
+
+def test_cluster_stays_in_standard_support_without_pulumi_eks_security_groups(dev):
+    c = dev.named("gpu-burst-eks").inputs
+    assert c["upgradePolicy"] == {"supportType": "STANDARD"}
+    assert c["skipDefaultSecurityGroups"] is True
+
+
+def test_kubeconfig_uses_the_stacks_aws_profile(mocks):
+    evaluate_stack("dev", overrides={"aws:profile": "gpu-burst-admin"})
+    c = mocks.named("gpu-burst-eks").inputs
+    assert c["providerCredentialOpts"] == {"profileName": "gpu-burst-admin"}
+
+
+def test_kubeconfig_has_no_profile_when_none_is_configured(dev):
+    assert "providerCredentialOpts" not in dev.named("gpu-burst-eks").inputs
+
+
+def test_control_plane_log_group_is_owned_with_retention_before_the_cluster(prod):
+    lg = prod.named("gpu-burst-control-plane-logs").inputs
+    assert lg["name"] == f"/aws/eks/{CLUSTER_NAME}/cluster"
+    assert lg["retentionInDays"] == 30
+    assert prod.named("gpu-burst-eks").inputs["name"] == CLUSTER_NAME
+    assert _urn(prod, "gpu-burst-control-plane-logs") in _deps(prod, "gpu-burst-eks")
+
+
+def test_no_log_group_without_log_types(dev):
+    assert dev.of_type("aws:cloudwatch/logGroup:LogGroup") == []
+
+
+def test_admins_and_typed_access_entries(mocks):
+    role = f"arn:aws:iam::{ACCOUNT}:role/platform-admin"
+    ci = f"arn:aws:iam::{ACCOUNT}:role/ci/gpu-burst-preview"
+    evaluate_stack("dev", overrides={"cluster": {
+        "kubernetesVersion": "1.35", "publicAccessCidrs": ["0.0.0.0/0"], "adminPrincipalArns": [role],
+        "accessEntries": [{"principalArn": ci, "policy": "AmazonEKSViewPolicy"},
+                          {"principalArn": f"arn:aws:iam::{ACCOUNT}:user/alice", "policy": "AmazonEKSEditPolicy",
+                           "namespaces": ["inference"]}]}})
+    entries = mocks.named("gpu-burst-eks").inputs["accessEntries"]
+    by_arn = {e["principalArn"]: e for e in entries.values()}
+    assert set(by_arn) == {role, ci, f"arn:aws:iam::{ACCOUNT}:user/alice"}
+    assert all(e["type"] == "STANDARD" for e in entries.values())
+    admin = by_arn[role]["accessPolicies"]["AmazonEKSClusterAdminPolicy"]
+    assert admin == {"policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                     "accessScope": {"type": "cluster"}}
+    view = by_arn[ci]["accessPolicies"]["AmazonEKSViewPolicy"]
+    assert view == {"policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy",
+                    "accessScope": {"type": "cluster"}}
+    edit = by_arn[f"arn:aws:iam::{ACCOUNT}:user/alice"]["accessPolicies"]["AmazonEKSEditPolicy"]
+    assert edit["accessScope"] == {"type": "namespace", "namespaces": ["inference"]}
 
 
 def test_karpenter_node_role_joins_through_ec2_linux_access_entry(dev):
@@ -77,7 +130,7 @@ def test_system_node_group_is_on_demand_labelled_and_private(dev):
     ng = dev.named("gpu-burst-system").inputs
     assert ng["capacityType"] == "ON_DEMAND"
     assert ng["labels"] == {"gpu-burst.io/node-role": "system"}
-    assert ng["scalingConfig"] == {"desiredSize": 1, "minSize": 1, "maxSize": 2}
+    assert ng["scalingConfig"] == {"desiredSize": 2, "minSize": 2, "maxSize": 3}
     private = [r for r in dev.of_type("aws:ec2/subnet:Subnet") if "-private-" in r.name]
     assert len(ng["subnetIds"]) == len(private) == 3
 
@@ -89,14 +142,13 @@ def test_coredns_waits_for_system_nodes_and_pod_identity_agent_comes_first(dev):
     addons = {r.inputs["addonName"]: r.inputs for r in dev.of_type("aws:eks/addon:Addon")}
     assert set(addons) == {"coredns", "eks-pod-identity-agent"}
     assert all(a["clusterName"] == CLUSTER_NAME for a in addons.values())
-    # vpc-cni and kube-proxy stay managed by pulumi-eks (enabled explicitly for kube-proxy).
-    assert dev.named("gpu-burst-eks").inputs["kubeProxyAddonOptions"]["enabled"] is True
+    # vpc-cni and kube-proxy stay managed by pulumi-eks (its defaults).
 
 
 def test_prod_logs_restricted_endpoint_and_bigger_system_group(prod):
     c = prod.named("gpu-burst-eks").inputs
     assert c["enabledClusterLogTypes"] == ["api", "audit", "authenticator"]
-    assert c["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert c["publicAccessCidrs"] == ["0.0.0.0/0"]
     ng = prod.named("gpu-burst-system").inputs
     assert ng["scalingConfig"]["minSize"] >= 2
     assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
@@ -297,14 +349,19 @@ def test_karpenter_helm_values_use_outputs_for_names(dev):
     assert v["serviceAccount"]["name"] == "karpenter"
     assert {"name": "AWS_REGION", "value": REGION} in v["controller"]["env"]
     assert v["nodeSelector"] == {"gpu-burst.io/node-role": "system"}
-    assert v["replicas"] == 1  # one system node in dev: a second replica would stay Pending
+    assert v["replicas"] == 1  # dev sets one replica to leave room on its two small system nodes
+    assert v["controller"]["resources"] == {"requests": {"cpu": "500m", "memory": "768Mi"},
+                                            "limits": {"cpu": "500m", "memory": "768Mi"}}
     # Names flow as data dependencies, not as strings typed twice.
     pdeps = dev.monitor.requests["gpu-burst-release"].propertyDependencies
     assert _urn(dev, "gpu-burst-eks") in set(pdeps["values"].urns)
 
 
 def test_prod_runs_two_karpenter_replicas(prod):
-    assert _release(prod, "karpenter").inputs["values"]["replicas"] == 2
+    v = _release(prod, "karpenter").inputs["values"]
+    assert v["replicas"] == 2
+    # Upstream's getting-started figures, the default of karpenter.controllerCpu/controllerMemory.
+    assert v["controller"]["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}
 
 
 @needs_upstream
@@ -334,9 +391,12 @@ def test_crd_chart_is_installed_before_the_controller_and_identity_before_both(d
 
 
 def test_spot_service_linked_role_is_opt_in(mocks):
-    evaluate_stack("dev", overrides={"karpenter": {"chartVersion": "1.14.1", "createSpotServiceLinkedRole": True}})
+    evaluate_stack("dev", overrides={"karpenter": {"chartVersion": "1.14.1", "replicas": 1, "controllerCpu": "500m",
+                                                   "createSpotServiceLinkedRole": True}})
     slr = mocks.of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole")
     assert [r.inputs["awsServiceName"] for r in slr] == ["spot.amazonaws.com"]
+    # Account-wide: `destroy` must leave it for everything else in the account.
+    assert mocks.monitor.requests[slr[0].name].retainOnDelete is True
 
 
 def test_spot_service_linked_role_absent_by_default(dev):

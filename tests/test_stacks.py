@@ -132,7 +132,11 @@ def test_model_pods_schedule_only_on_their_pool(stack):
 def test_stack_outputs_give_an_endpoint_and_ready_to_paste_requests(stack):
     name, _, outputs = stack
     values = {k: resolve(v) if isinstance(v, pulumi.Output) else v for k, v in outputs.items()}
-    assert values["clusterName"].startswith("gpu-burst-eks-eksCluster-")
+    # The chosen name, read back from the cluster resource (the mocks run every stack file as stack `dev`).
+    assert values["clusterName"] == "gpu-burst-dev"
+    assert values["karpenterInterruptionQueue"].startswith("gpu-burst-interruption-")
+    from pulumi.runtime.sync_await import _sync_await as _await
+    assert _await(outputs["kubeconfig"].is_secret()) is True
     assert {"endpoint", "models"} <= set(values), set(values)
     models = values["models"]
     assert set(values["curlChatCompletions"]) == set(values["curlCompletions"]) == set(models)

@@ -63,7 +63,10 @@ class Fakes:
             cfg=cfg, cluster_name=pulumi.Output.from_input("gpu-burst-eks"),
             cluster_security_group_id=pulumi.Output.from_input("sg-1"), vpc_id=pulumi.Output.from_input("vpc-1"),
             vpc_cidr=pulumi.Output.from_input("10.40.0.0/16"), k8s_provider=self.provider,
+            private_subnet_ids=pulumi.Output.from_input(["subnet-1"]), kubeconfig=pulumi.Output.from_input("{}"),
             node_role_name=pulumi.Output.from_input("node-role"), karpenter_release=self.karpenter,
+            karpenter_interruption_queue=pulumi.Output.from_input("queue"),
+            control_plane_log_group=pulumi.Output.from_input(""),
             karpenter_crd_release=self.karpenter_crd, system_ready=[])
         self.addons = Addons(
             gpu_pool_names=[p.name for p in cfg.gpu.pools], gpu_pools=self.pools, keda_release=self.keda,
@@ -73,7 +76,9 @@ class Fakes:
             interceptor_namespace=pulumi.Output.from_input("keda"),
             interceptor_proxy_service=pulumi.Output.from_input("keda-add-ons-http-interceptor-proxy"),
             interceptor_proxy_port=8080, dashboards_namespace=pulumi.Output.from_input("monitoring"),
-            dashboard_label={"grafana_dashboard": "1"}, monitoring_namespace=pulumi.Output.from_input("monitoring"))
+            dashboard_label={"grafana_dashboard": "1"}, monitoring_namespace=pulumi.Output.from_input("monitoring"),
+            grafana_service=pulumi.Output.from_input("kube-prometheus-stack-grafana"),
+            gpu_toleration={"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
 
 
 def run_workload(stack: str, api_key: Optional[str] = None, hf_token: Optional[str] = "hf_secret_token_value"):

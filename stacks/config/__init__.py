@@ -3,12 +3,13 @@ inward. Every problem is reported on one line `gpu-burst:<path>: <message>`, all
 is declared."""
 
 import json
-from typing import Any, Collection, Literal, Mapping
+from typing import Any, Collection, Literal, Mapping, Optional
 
 import pulumi
 from pydantic import Field, ValidationError, model_validator
 
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
+from . import capacity
 from .base import GIB, Duration, Problems, Strict, duration_seconds, pattern_type, quantity_value
 from .errors import NAMESPACE, format_errors
 from .foundation import (
@@ -29,7 +30,7 @@ SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
 typed model). `apiKeys` is a mapping of key names to keys, set with `--path`."""
 
-LOADER_KEYS = ("region", "hfTokenSet")
+LOADER_KEYS = ("region", "hfTokenSet", "awsProfile")
 """Fields of :class:`StackConfig` that the loader fills (from `aws:region` and from whether `gpu-burst:hfToken` is
 set); a `gpu-burst:` key of the same name is an error, never silently overwritten."""
 
@@ -55,6 +56,8 @@ class StackConfig(Strict):
     gateway: GatewayConfig = GatewayConfig()
     hf_token_set: bool = False
     """Whether `gpu-burst:hfToken` is set; the value itself stays a Pulumi secret outside this model."""
+    aws_profile: Optional[str] = None
+    """`aws:profile` of the stack: the kubeconfig's `aws eks get-token` uses the same credentials as the provider."""
 
     # Cross-section checks: one validator per concern, so that a check reading an invalid field (skipped, see
     # stacks.config.errors) does not hide the others.
@@ -105,6 +108,18 @@ class StackConfig(Strict):
                             f"{r} replicas need {r} system nodes (required hostname anti-affinity) but "
                             f"systemNodes.desiredSize is {self.system_nodes.desired_size}; "
                             f"allowed: at most {self.system_nodes.desired_size}, or raise systemNodes.desiredSize"))
+        return self
+
+    @model_validator(mode="after")
+    def _system_nodes_hold_their_add_ons(self):
+        # Nothing scales the managed system group (Karpenter launches GPU nodes only): minSize nodes of the smallest
+        # type must hold every system pod, or a release waits on a Pending pod.
+        r = self.karpenter.replicas
+        if r and r > self.system_nodes.desired_size:
+            return self  # reported by _karpenter_fits_the_system_nodes
+        lines = capacity.problems(self)
+        if lines:
+            raise Problems(*(tuple(line.split(": ", 1)) for line in lines))
         return self
 
     @property
@@ -217,6 +232,9 @@ def raw_from_values(values: Mapping[str, Any], secret_keys: Collection[str] = ()
     if isinstance(region, str) and region:
         raw["region"] = region
     raw["hfTokenSet"] = bool(values.get(f"{NAMESPACE}:hfToken"))
+    profile = values.get("aws:profile")
+    if isinstance(profile, str) and profile:
+        raw["awsProfile"] = profile
     return raw, lines
 
 

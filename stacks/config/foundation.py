@@ -5,12 +5,54 @@ import re
 from enum import Enum
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Cidr, Problems, Strict, pattern_type
+from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type
 
-SUPPORTED_KUBERNETES_VERSIONS = ("1.33", "1.34", "1.35", "1.36")
-"""EKS versions that have AL2023/Bottlerocket AMIs and that Karpenter 1.14 supports (AL2 ended at 1.32)."""
+SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
+"""EKS versions in *standard* support that have AL2023 NVIDIA AMIs (amazon-eks-node-al2023-x86_64-nvidia-1.35/1.36 in
+awslabs/amazon-eks-ami release v20260714) and that Karpenter 1.14 supports. A version is in standard support for 14
+months after its EKS release, then in extended support at six times the control-plane price
+(https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html): 1.33 left standard support on
+2026-07-29 and 1.34 leaves it on 2026-12-02 (https://endoflife.date/amazon-eks); 1.35 is in it until 2027-03-27."""
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+"""Values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy `retentionInDays`)."""
+
+_PARTITION = r"aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?"
+_IAM_PRINCIPAL = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:(role|user)/[\w+=,.@/-]+$")
+_ASSUMED_ROLE = re.compile(rf"^arn:(?P<p>{_PARTITION}):sts::(?P<a>\d{{12}}):assumed-role/(?P<r>[\w+=,.@-]+)/.+$")
+
+
+def principal_arn(v: str) -> str:
+    """An IAM role or user ARN as EKS access entries take it. An STS assumed-role ARN (what `aws sts
+    get-caller-identity` prints under an assumed role) is refused with the role ARN to use instead."""
+    m = _ASSUMED_ROLE.match(v)
+    if m:
+        raise ValueError(
+            f"'{v}' is an STS assumed-role session, not a principal an access entry can name; allowed: the role "
+            f"itself, arn:{m['p']}:iam::{m['a']}:role/{m['r']} (insert the role's path after role/ if it has one)")
+    if not _IAM_PRINCIPAL.match(v):
+        raise ValueError(f"'{v}' is not an IAM role or user ARN; allowed: "
+                         "arn:<partition>:iam::<12-digit account>:role/<name> or "
+                         "arn:<partition>:iam::<12-digit account>:user/<name>")
+    return v
+
+
+PrincipalArn = Annotated[str, AfterValidator(principal_arn)]
+"""An IAM role or user ARN (what an EKS access entry names)."""
+
+
+def _public_cidr(v: str) -> str:
+    net = ipaddress.ip_network(v, strict=False)
+    if not net.is_global:
+        raise ValueError(
+            f"'{v}' is a private, documentation or otherwise reserved range that never appears as a source address on "
+            "the public endpoint (RFC 1918/5737/6598/3849 ...); allowed: your CI and VPN egress CIDRs, or 0.0.0.0/0")
+    if net.version != 4:
+        raise ValueError(f"'{v}' is IPv6; allowed: IPv4 CIDRs (the EKS public endpoint allow-list is IPv4 only)")
+    return v
 
 
 class NetworkMode(str, Enum):
@@ -106,14 +148,54 @@ class LogType(str, Enum):
     SCHEDULER = "scheduler"
 
 
+class AccessPolicy(str, Enum):
+    """EKS access policies an access entry can be associated with (`aws eks list-access-policies`)."""
+
+    CLUSTER_ADMIN = "AmazonEKSClusterAdminPolicy"
+    ADMIN = "AmazonEKSAdminPolicy"
+    EDIT = "AmazonEKSEditPolicy"
+    VIEW = "AmazonEKSViewPolicy"
+
+
+class AccessEntryConfig(Strict):
+    """One more principal with access to the Kubernetes API, e.g. the CI role that runs `pulumi preview`."""
+
+    principal_arn: PrincipalArn
+    """IAM role or user ARN, e.g. arn:aws:iam::123456789012:role/ci-preview."""
+    policy: AccessPolicy = AccessPolicy.VIEW
+    """EKS access policy of the entry."""
+    namespaces: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]] = []
+    """Scope of the policy: these namespaces; empty means the whole cluster."""
+
+    @model_validator(mode="after")
+    def _scope(self):
+        if self.policy is AccessPolicy.CLUSTER_ADMIN and self.namespaces:
+            raise Problems(("namespaces", "AmazonEKSClusterAdminPolicy is cluster-scoped; allowed: no namespaces, or "
+                                          "policy AmazonEKSAdminPolicy for namespace-scoped admin"))
+        return self
+
+
+_CLUSTER_NAME = pattern_type(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", "an EKS cluster name (letters, digits, '-', '_'; at "
+                             "most 100)", "gpu-burst-prod")
+
+
 class ClusterConfig(Strict):
     """`gpu-burst:cluster` — the EKS control plane."""
 
+    name: Optional[_CLUSTER_NAME] = None
+    """EKS cluster name; default `gpu-burst-<stack>`. Chosen, not auto-named, because the control-plane log group
+    `/aws/eks/<name>/cluster` must exist (with its retention) before the cluster."""
     kubernetes_version: Literal[SUPPORTED_KUBERNETES_VERSIONS] = "1.35"  # type: ignore[valid-type]
     endpoint_public_access: bool = True
-    public_access_cidrs: list[Cidr] = ["0.0.0.0/0"]
+    public_access_cidrs: list[Annotated[Cidr, AfterValidator(_public_cidr)]] = ["0.0.0.0/0"]
+    """Source CIDRs allowed to reach the public endpoint (requests still need an IAM-authenticated token)."""
     enabled_log_types: list[LogType] = []
-    admin_principal_arns: list[Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$")]] = []
+    log_retention_days: int = 30
+    """Retention (days) of the control-plane log group the stack creates, so `destroy` removes it."""
+    admin_principal_arns: list[PrincipalArn] = []
+    """More cluster admins (IAM role or user ARNs). The principal that runs `pulumi up` already is one."""
+    access_entries: list[AccessEntryConfig] = []
+    """Other principals, each with one access policy and scope (e.g. a CI preview role with AmazonEKSViewPolicy)."""
     tags: dict[str, str] = {}
     """Tags added to every AWS resource of the stack."""
 
@@ -134,11 +216,27 @@ class ClusterConfig(Strict):
         p.raise_if_any()
         return v
 
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{v} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return v
+
     @model_validator(mode="after")
     def _endpoint(self):
         if self.endpoint_public_access and not self.public_access_cidrs:
             raise Problems(("publicAccessCidrs", "is empty while endpointPublicAccess is true; allowed: at least one "
-                                                 "CIDR, e.g. your office egress 203.0.113.0/24"))
+                                                 "public CIDR, e.g. your CI egress, or 0.0.0.0/0"))
+        return self
+
+    @model_validator(mode="after")
+    def _one_entry_per_principal(self):
+        principals = [*self.admin_principal_arns, *(e.principal_arn for e in self.access_entries)]
+        dup = sorted({p for p in principals if principals.count(p) > 1})
+        if dup:
+            raise Problems(("", f"{dup} listed more than once in adminPrincipalArns/accessEntries; allowed: one "
+                                "access entry per principal"))
         return self
 
 
@@ -160,11 +258,13 @@ def cpu_architecture(instance_type: str) -> str:
 class SystemNodesConfig(Strict):
     """`gpu-burst:systemNodes` — the managed node group that runs Karpenter, KEDA, Prometheus and the gateway."""
 
-    instance_types: Annotated[list[_INSTANCE_TYPE], Field(min_length=1)] = ["m6i.large"]
-    """EC2 instance types of the managed node group, one CPU architecture (e.g. [m6i.large, m7i.large])."""
+    instance_types: Annotated[list[_INSTANCE_TYPE], Field(min_length=1)] = ["m6i.xlarge"]
+    """EC2 instance types of the managed node group, one CPU architecture (e.g. [m6i.large, m7i.large]); minSize
+    nodes of the smallest must hold every system pod (stacks/config/capacity.py)."""
     ami: NodeAmi = NodeAmi.AL2023
     desired_size: Annotated[int, Field(ge=1, le=20)] = 2
-    min_size: Annotated[int, Field(ge=1, le=20)] = 1
+    min_size: Annotated[int, Field(ge=1, le=20)] = 2
+    """Nothing scales this group (Karpenter launches GPU nodes only): the capacity that is sure to exist."""
     max_size: Annotated[int, Field(ge=1, le=20)] = 3
     disk_size_gib: Annotated[int, Field(ge=20, le=1000)] = 50
 
@@ -194,4 +294,9 @@ class KarpenterConfig(Strict):
     replicas: Optional[Annotated[int, Field(ge=1, le=3)]] = None
     """Defaults to 2 when the system node group has at least 2 nodes, else 1 (replicas repel each other by hostname)."""
     create_spot_service_linked_role: bool = False
+    """Create AWSServiceRoleForEC2Spot (account-wide; kept on `destroy`)."""
     log_level: Literal["debug", "info", "error"] = "info"
+    controller_cpu: CpuQuantity = "1"
+    """CPU request (= limit) of each controller replica; upstream's getting-started uses 1."""
+    controller_memory: MemoryQuantity = "1Gi"
+    """Memory request (= limit) of each controller replica; upstream's getting-started uses 1Gi."""
