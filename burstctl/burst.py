@@ -24,6 +24,7 @@ import urllib.request
 import weakref
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Literal, Optional, Sequence
@@ -442,6 +443,8 @@ async def run_burst(cfg: BurstConfig, on_done: Optional[Callable[[RequestResult]
     numbers = iter(range(cfg.requests))
     workers = min(cfg.concurrency, cfg.requests)
     t_run = time.perf_counter()
+    # Wall-clock start, so `timeline --burst-result` can place the first request and first token among cluster events.
+    started_at = datetime.now(timezone.utc)
     deadline_at = t_run + cfg.deadline
     endpoint = yarl.URL(cfg.url + PATHS[cfg.api])  # parsed once, not per request
     # The proxy from the environment is looked up once here: aiohttp's trust_env would do it (and a netrc lookup)
@@ -464,7 +467,9 @@ async def run_burst(cfg: BurstConfig, on_done: Optional[Callable[[RequestResult]
         await asyncio.gather(*(worker(session, w) for w in range(workers)))
     wall = time.perf_counter() - t_run
     final = [r if r is not None else RequestResult(index=i, error="deadline") for i, r in enumerate(results)]
-    return BurstReport(cfg.public(), summarize(final, wall, cfg.from_zero, cfg.url), final)
+    summary = summarize(final, wall, cfg.from_zero, cfg.url)
+    summary["started_at"] = started_at.isoformat()
+    return BurstReport(cfg.public(), summary, final)
 
 
 # -- inputs and outputs ----------------------------------------------------------------------------------------
