@@ -13,7 +13,8 @@ from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .karpenter import Karpenter, KarpenterArgs
 from .keda import Keda, KedaArgs
-from .model_service import ModelService, ModelServiceArgs
+from .model_service import ModelService, ModelServiceArgs, WeightsSourceArgs
+from .model_store import ModelStore, ModelStoreArgs, ModelWeights, ModelWeightsArgs
 from .monitoring import Monitoring, MonitoringArgs
 from .network import NatMode, Network, NetworkArgs
 from .nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
@@ -30,6 +31,8 @@ COMPONENTS = [
     Keda,
     KedaHttpAddon,
     Monitoring,
+    ModelStore,
+    ModelWeights,
     ModelService,
     Gateway,
     Dashboards,
@@ -47,7 +50,8 @@ __all__ = [
     "Karpenter", "KarpenterArgs",
     "Keda", "KedaArgs",
     "KedaHttpAddon", "KedaHttpAddonArgs",
-    "ModelService", "ModelServiceArgs",
+    "ModelService", "ModelServiceArgs", "WeightsSourceArgs",
+    "ModelStore", "ModelStoreArgs", "ModelWeights", "ModelWeightsArgs",
     "Monitoring", "MonitoringArgs",
     "NatMode", "Network", "NetworkArgs",
     "NvidiaDevicePlugin", "NvidiaDevicePluginArgs",

@@ -41,6 +41,49 @@ def readiness_program(port: int) -> str:
             "os.environ['VLLM_API_KEY']}), timeout=4)")
 
 
+class WeightsSourceArgs(TypedDict):
+    """Where a model's pods stream their weights from (a ModelWeights component's outputs)."""
+
+    model_uri: pulumi.Input[str]
+    """`s3://bucket/<hfModelId>/<revision>/` passed to vLLM as the model."""
+    service_account_name: pulumi.Input[str]
+    """Service account bound to the read-only Pod Identity role of that prefix."""
+    region: pulumi.Input[str]
+    """Region of the bucket (AWS_REGION; the streamer's C++ S3 client does not guess it)."""
+    concurrency: int
+    """Run:ai streamer reader threads (`concurrency`)."""
+    memory_limit_bytes: int
+    """Run:ai streamer CPU buffer (`memory_limit`)."""
+
+
+def weights_args(model: str, weights: Optional[WeightsSourceArgs]) -> list:
+    """vLLM's model argument (positional: `serve --model=X` is deprecated) and its loader flags.
+
+    Checked against the vllm 0.33.0 wheel: `--load-format runai_streamer`; `--model-loader-extra-config` accepts
+    exactly the keys distributed/concurrency/memory_limit (model_loader/runai_streamer_loader.py:135-173)."""
+    if weights is None:
+        return [model]
+    extra = pulumi.Output.json_dumps({"concurrency": weights["concurrency"],
+                                      "memory_limit": weights["memory_limit_bytes"]})
+    return [weights["model_uri"], "--load-format=runai_streamer",
+            pulumi.Output.concat("--model-loader-extra-config=", extra)]
+
+
+def weights_env(weights: Optional[WeightsSourceArgs]) -> list[dict]:
+    """Environment of the streamer path: no Hub access at all, logs that time the weights phase."""
+    if weights is None:
+        return []
+    return [
+        {"name": "AWS_REGION", "value": weights["region"]},
+        {"name": "AWS_DEFAULT_REGION", "value": weights["region"]},
+        # Config and tokenizer come from S3 too (vLLM copies them next to the weights); nothing may reach the Hub.
+        {"name": "HF_HUB_OFFLINE", "value": "1"},
+        # The streamer's own "Overall time to stream ..." line is only printed with this (runai_model_streamer 0.17.1).
+        {"name": "RUNAI_STREAMER_LOG_TO_STDERR", "value": "1"},
+        {"name": "VLLM_DISABLE_LOG_LOGO", "value": "1"},
+    ]
+
+
 class ModelServiceArgs(TypedDict):
     """Inputs of one ModelService."""
 
@@ -92,6 +135,8 @@ class ModelServiceArgs(TypedDict):
     """Hugging Face token (a Pulumi secret) for gated models; stored in a Secret, read from HF_TOKEN."""
     host: NotRequired[str]
     """Optional host name routed to this model in addition to the header rule."""
+    weights: NotRequired[WeightsSourceArgs]
+    """Load the weights from the model store with the Run:ai streamer instead of downloading them from the Hub."""
     cpu: NotRequired[str]
     """CPU request."""
     memory: NotRequired[str]
@@ -266,8 +311,9 @@ class ModelService(pulumi.ComponentResource):
         cache_size = args.get("cache_size", "60Gi")
         drain = args["drain_seconds"]
         startup_failures = math.ceil(args["startup_seconds"] / PROBE_PERIOD_SECONDS)
+        weights = args.get("weights")
         vllm_args = [
-            f"--model={args['hf_model_id']}",
+            *weights_args(args["hf_model_id"], weights),
             f"--served-model-name={served}",
             "--host=0.0.0.0",
             f"--port={VLLM_PORT}",
@@ -287,6 +333,7 @@ class ModelService(pulumi.ComponentResource):
             {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
             {"name": "DO_NOT_TRACK", "value": "1"},
+            *weights_env(weights),
         ]
         if hf_secret is not None:
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_secret.metadata.name,
@@ -335,7 +382,9 @@ class ModelService(pulumi.ComponentResource):
                     "annotations": {"karpenter.sh/do-not-disrupt": "true"},
                 },
                 "spec": {
+                    # Pod Identity injects its own projected token; the Kubernetes API token stays unmounted.
                     "automountServiceAccountToken": False,
+                    **({"serviceAccountName": weights["service_account_name"]} if weights else {}),
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": drain + 30,
                     "nodeSelector": {NODEPOOL_LABEL: args["pool"], GPU_PRESENT_LABEL: "true"},

@@ -55,6 +55,11 @@ def build_addons(f: Foundation) -> Addons:
         "ami_version": cfg.gpu.ami_version,
         "volume_size_gib": cfg.gpu.volume_size_gib,
         "volume_throughput_mibps": cfg.gpu.volume_throughput_mibps,
+        "fast_image_pull": cfg.gpu.fast_image_pull,
+        **({"volume_iops": cfg.gpu.effective_volume_iops} if cfg.gpu.effective_volume_iops else {}),
+        **({"data_volume_snapshot_id": cfg.gpu.data_volume_snapshot_id} if cfg.gpu.data_volume_snapshot_id else {}),
+        **({"volume_initialization_rate_mibps": cfg.gpu.volume_initialization_rate_mibps}
+           if cfg.gpu.volume_initialization_rate_mibps else {}),
         "pools": [_pool_args(p) for p in cfg.gpu.pools],
         "tags": {"gpu-burst.io/environment": cfg.environment},
     }, opts=pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=pool_deps))

@@ -9,6 +9,7 @@ from components.alerts import Alerts
 from components.dashboards import Dashboards
 from components.gateway import API_KEY_ENV, Gateway
 from components.model_service import ModelService
+from components.model_store import ModelStore, ModelWeights
 
 from .config import duration_seconds
 from .contracts import Addons, Foundation
@@ -67,11 +68,23 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
         opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.http_addon_release, a.monitoring_release]),
     )
 
+    store = ModelStore("gpu-burst-models", {"tags": {"gpu-burst.io/environment": cfg.environment}},
+                       opts=pulumi.ResourceOptions(**k8s_opts))
     release_label = getattr(a.monitoring_release, "name", None)
     for m in models:
         optional = {}
-        if m.needs_hf_token and hf_token is not None:
-            optional["hf_token"] = hf_token
+        staging = {"hf_token": hf_token} if m.needs_hf_token and hf_token is not None else {}
+        # Weights reach the store once, at deploy time (the only place the HF token goes); replicas stream them.
+        weights = ModelWeights(
+            f"weights-{m.served_name}",
+            {**staging, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
+             "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
+             "revision": m.revision},
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns]),
+        )
+        optional["weights"] = {"model_uri": weights.model_uri, "service_account_name": weights.service_account_name,
+                               "region": cfg.region, "concurrency": m.runai_concurrency,
+                               "memory_limit_bytes": m.runai_memory_limit_gib * 2**30}
         if gw.domain:
             optional["host"] = f"{m.served_name}.{gw.domain}"
         if release_label is not None:
@@ -91,7 +104,7 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
              "scrape_interval": MODEL_SCRAPE_INTERVAL},
             # Every CR waits for the release that installs its CRD (and webhook); pods wait for their NodePools.
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[
-                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools]),
+                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, weights.staging_job]),
         )
 
     Dashboards(
@@ -121,4 +134,5 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
         "curlChatCompletions": examples.apply(lambda e: {k: v["chat"] for k, v in e.items()}),
         "inferenceNamespace": ns.metadata.name,
         "dashboardUid": "gpu-burst-vllm",
+        "modelStoreBucket": store.bucket_name,
     }

@@ -184,6 +184,11 @@ class Mocks(pulumi.runtime.Mocks):
             rid = out["arn"]
         elif t == "aws:iam/serviceLinkedRole:ServiceLinkedRole":
             out["arn"] = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/{out.get('awsServiceName')}/AWSServiceRoleForEC2Spot"
+        elif t == "aws:s3/bucket:Bucket":
+            # S3 appends a unique suffix to bucketPrefix; the bucket's name is `bucket`, its ARN has no region.
+            out["bucket"] = out.get("bucket") or f"{out.get('bucketPrefix', 'terraform-')}{suffix(n)}"
+            out["arn"] = f"arn:aws:s3:::{out['bucket']}"
+            rid = out["bucket"]
         elif t == "aws:sqs/queue:Queue":
             out["arn"] = _arn("sqs", name)
             out["url"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"

@@ -116,7 +116,7 @@ def test_cross_field_checks_run_although_other_fields_are_invalid():
         "systemNodes": {"minSize": 1, "desiredSize": 1, "diskSizeGib": "big"},
         "karpenter": {"replicas": 2},
         "gpu": {"pools": [{"name": "a", "gpusPerNode": [3], "weight": "x"}, {"name": "a"}]},
-        "models": [{"servedName": "m", "hfModelId": "x/y", "pool": "missing", "cpu": "lots"}],
+        "models": [{"servedName": "m", "hfModelId": "x/y", "revision": "0" * 40, "pool": "missing", "cpu": "lots"}],
     })
     assert lines == [
         "gpu-burst:environment: 'qa' is not allowed; allowed: 'dev', 'staging' or 'prod'",

@@ -39,7 +39,7 @@ def test_add_model_to_existing_cluster(mocks):
     assert dep.inputs["metadata"]["namespace"] == "inference"
     assert "replicas" not in dep.inputs["spec"]
     container = dep.inputs["spec"]["template"]["spec"]["containers"][0]
-    assert "--model=Qwen/Qwen2.5-0.5B" in container["args"]
+    assert container["args"][0] == "Qwen/Qwen2.5-0.5B"  # positional: `serve --model=X` is deprecated
     assert so.inputs["spec"]["scaleTargetRef"]["name"] == dep.inputs["metadata"]["name"]
     triggers = {t["type"]: t["metadata"] for t in so.inputs["spec"]["triggers"]}
     assert triggers["prometheus"]["serverAddress"] == "http://prom.monitoring.svc:9090"

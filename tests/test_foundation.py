@@ -242,7 +242,7 @@ def test_controller_role_is_assumed_through_pod_identity(dev):
                        .inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert sorted(trust["Statement"][0]["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
-    assoc = dev.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")[0].inputs
+    assoc = dev.named("gpu-burst-controller-identity").inputs
     assert (assoc["namespace"], assoc["serviceAccount"]) == ("kube-system", "karpenter")
     assert assoc["clusterName"] == CLUSTER_NAME
     assert role is not None
@@ -380,7 +380,7 @@ def test_crd_chart_is_installed_before_the_controller_and_identity_before_both(d
                    "gpu-burst-coredns"):
         matches = [u for u in dev.monitor.resources if u.endswith(f"::{needed}")]
         assert matches, needed
-    assoc_urn = next(u for u in dev.monitor.resources if "podIdentityAssociation" in u)
+    assoc_urn = next(u for u in dev.monitor.resources if u.endswith("PodIdentityAssociation::gpu-burst-controller-identity"))
     entry_urn = next(u for u in dev.monitor.resources if "accessEntry:AccessEntry" in u)
     crd_urn = next(u for u in dev.monitor.resources if u.endswith("Release::gpu-burst-crds"))
     agent_urn = _urn(dev, "gpu-burst-pod-identity-agent")

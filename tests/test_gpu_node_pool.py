@@ -113,7 +113,7 @@ def test_nodeclass_al2023(mocks):
         assert spec["securityGroupSelectorTerms"] == [{"id": "sg-0abc"}]
         assert spec["blockDeviceMappings"] == [{"deviceName": "/dev/xvda", "rootVolume": True, "ebs": {
             "volumeSize": "250Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True,
-            "throughput": 250}}]
+            "throughput": 600}}]
         assert spec["metadataOptions"]["httpTokens"] == "required"
         assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
         assert spec["tags"]["gpu-burst.io/cluster"] == cluster_name
@@ -131,6 +131,8 @@ def test_bottlerocket_disks():
     assert bdm[0]["ebs"]["volumeSize"] == "4Gi"
     assert bdm[1]["ebs"] == {"volumeSize": "180Gi", "volumeType": "gp3", "encrypted": True,
                              "deleteOnTermination": True, "throughput": 300}
+    # Karpenter sizes ephemeral-storage from the rootVolume device: on Bottlerocket that must be the data volume.
+    assert [d.get("rootVolume", False) for d in bdm] == [False, True]
     assert block_device_mappings("al2023", 180, 300)[0]["ebs"]["volumeSize"] == "180Gi"
 
 

@@ -1,6 +1,8 @@
 """ModelService under mocks for dev- and prod-like configs: Deployment shape, probes, drain, secrets, Service/PDB,
 ServiceMonitor, InterceptorRoute, ScaledObject (CRD-validated), dependency edges, and config errors."""
 
+import json
+
 import pytest
 from pulumi_mocks import autoname
 from test_workload_support import (
@@ -63,10 +65,15 @@ def test_vllm_args(mocks, stack):
     _, _, cfg = run_workload(stack)
     for m in cfg.models:
         args = _container(named(mocks, "Deployment", m.served_name))["args"]
-        assert args[:7] == [f"--model={m.hf_model_id}", f"--served-model-name={m.served_name}", "--host=0.0.0.0",
-                            "--port=8000", f"--tensor-parallel-size={m.gpus}", f"--max-model-len={m.max_model_len}",
-                            f"--gpu-memory-utilization={m.gpu_memory_utilization}"]
-        assert args[7:] == list(m.extra_args)
+        # The model is positional (`serve --model=X` is deprecated in vLLM 0.33) and is the model store's prefix.
+        assert args[0].startswith("s3://gpu-burst-models-") and args[0].endswith(f"/{m.hf_model_id}/{m.revision}/")
+        assert args[1] == "--load-format=runai_streamer"
+        assert json.loads(args[2].removeprefix("--model-loader-extra-config=")) == {
+            "concurrency": m.runai_concurrency, "memory_limit": m.runai_memory_limit_gib * 2**30}
+        assert args[3:9] == [f"--served-model-name={m.served_name}", "--host=0.0.0.0",
+                             "--port=8000", f"--tensor-parallel-size={m.gpus}", f"--max-model-len={m.max_model_len}",
+                             f"--gpu-memory-utilization={m.gpu_memory_utilization}"]
+        assert args[9:] == list(m.extra_args)
         assert not any(a.startswith("--api-key") for a in args)
 
 
@@ -119,15 +126,16 @@ def test_secrets_never_in_plaintext(mocks, stack):
         env = {e["name"]: e for e in _container(dep)["env"]}
         assert "value" not in env["VLLM_API_KEY"] and env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "api-key"
         assert "hf_secret_token_value" not in repr(dep)
-        hf_secrets = [r for r in of_kind(mocks, "Secret") if r.name == f"model-{m.served_name}-hf-token"]
+        # Replicas stream from the model store: the token lives only with the staging Job (tests/test_model_store.py).
+        assert "HF_TOKEN" not in env and [r for r in of_kind(mocks, "Secret")
+                                          if r.name == f"model-{m.served_name}-hf-token"] == []
+        hf_secrets = [r for r in of_kind(mocks, "Secret") if r.name == f"weights-{m.served_name}-hf-token"]
         if m.needs_hf_token:
             (sec,) = hf_secrets
             assert field_is_secret(mocks, sec.name, "stringData")
-            # The Secret is auto-named (replace-safe); the env var references the name the provider assigned.
-            assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": autoname(sec.name), "key": "token"}
             assert strict_core_errors(as_object(sec), "V1Secret") == []
         else:
-            assert hf_secrets == [] and "HF_TOKEN" not in env
+            assert hf_secrets == []
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -8,9 +8,13 @@ from pydantic import Field, field_validator, model_validator
 from .base import (Cidr, CpuQuantity, Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
                    quantity_value)
 
-VLLM_IMAGE = "vllm/vllm-openai:v0.29.0"
-"""Pinned vLLM OpenAI-server image (release v0.29.0, 2026-09). Its default tag is built against CUDA 13, which needs
-an NVIDIA driver >= 580 (AL2023/Bottlerocket NVIDIA AMIs ship 580); use the `-cu129` variant on older drivers."""
+VLLM_VERSION = "0.33.0"
+"""vLLM release the image pin and every flag/env name below were checked against (the vllm 0.33.0 wheel on PyPI,
+which `pip index versions vllm` lists as the newest release; tag v0.33.0 of vllm-project/vllm)."""
+VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+"""Pinned vLLM OpenAI-server image. Like 0.29 (torch 2.13) the 0.33 wheel (torch 2.14) links libcudart.so.13, which
+needs an NVIDIA driver >= 580 (the AL2023/Bottlerocket NVIDIA AMIs ship 580); use the `-cu129` variant on older
+drivers."""
 
 _SERVED_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 """A DNS-1035 label: the served name also names the Deployment, Service, InterceptorRoute and ScaledObject, so the
@@ -123,6 +127,15 @@ class ModelConfig(Strict):
     Kubernetes name of every object of the model."""
     hf_model_id: pattern_type(r"[A-Za-z0-9][\w.-]*/[\w.-]+", "a Hugging Face model id", "Qwen/Qwen2.5-1.5B-Instruct")
     """Hugging Face repository `<org>/<name>` the weights are downloaded from."""
+    revision: pattern_type(r"[0-9a-f]{40}", "a Hugging Face commit hash (40 lowercase hex digits)",
+                            "989aa7980e4cf806f80c7fef2b1adb7bc71aa306")
+    """Hugging Face commit hash (40 hex digits) of `hfModelId`: what the staging Job copies to the model store and
+    what every replica loads, so a scale event months later serves the same weights and tokenizer."""
+    runai_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
+    """Run:ai Model Streamer reader threads against S3 (`concurrency`); the streamer's benchmark reached its best
+    S3 figure at 32 (runai-model-streamer docs/src/benchmarks.md)."""
+    runai_memory_limit_gib: Annotated[int, Field(ge=1, le=64)] = 4
+    """CPU staging buffer of the streamer (`memory_limit`). Its default is 40 GB, more than the pod's memory limit."""
     image: str = VLLM_IMAGE
     """vLLM image reference (`[registry/]repository:tag` or `@sha256:<digest>`, lowercase repository); must carry an
     explicit version tag or digest (no `:latest`)."""

@@ -1,0 +1,334 @@
+"""Model weights from S3 instead of the internet: one bucket per stack (ModelStore) and, per model revision, a
+staging Job that copies it there once plus a read-only EKS Pod Identity grant for the model's pods (ModelWeights)."""
+
+import json
+from pathlib import Path
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, token
+
+STAGING_IMAGE = "public.ecr.aws/docker/library/python:3.12.12-slim-bookworm"
+"""Small Python image for the staging Job, from ECR Public's mirror of Docker's official images (no Docker Hub rate
+limit behind a NAT)."""
+STAGING_PIP = ("boto3==1.44.8", "botocore==1.44.8", "s3transfer==0.19.3")
+"""What the staging program needs besides the standard library, pinned like requirements.txt."""
+STAGING_PROGRAM = Path(__file__).parent / "staging" / "stage_model.py"
+MANIFEST_ROOT = "_manifests"
+"""Manifests live outside every model prefix, so the model pods' read-only grant does not cover them."""
+HF_TOKEN_KEY = "token"
+RUN_AS_UID = 65532
+
+
+def model_prefix(hf_model_id: str, revision: str) -> str:
+    """Object prefix of one model revision: `<hfModelId>/<revision>` (no trailing slash)."""
+    return f"{hf_model_id}/{revision}"
+
+
+def manifest_key(hf_model_id: str, revision: str) -> str:
+    return f"{MANIFEST_ROOT}/{hf_model_id}/{revision}.json"
+
+
+def pod_identity_trust(account_id: str, cluster_name: str, namespace: str, service_account: str) -> dict:
+    """Trust policy for a role assumed through EKS Pod Identity by exactly one service account of one cluster: the
+    session tags EKS sets (docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html, `aws:RequestTag/...`)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
+        "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": account_id,
+            "aws:RequestTag/eks-cluster-name": cluster_name,
+            "aws:RequestTag/kubernetes-namespace": namespace,
+            "aws:RequestTag/kubernetes-service-account": service_account,
+        }},
+    }]}
+
+
+def reader_policy(partition: str, bucket: str, prefix: str) -> dict:
+    """Read-only access to one model revision: list that prefix, get its objects; nothing else in the bucket.
+
+    The Run:ai streamer lists `<prefix>/` (always with the trailing slash) before streaming
+    (runai-model-streamer-s3 0.17.1 files.py `list_files`), and HeadObject/GetObject both need s3:GetObject."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": f"arn:{partition}:s3:::{bucket}",
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*"]}}},
+        {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}/*"},
+    ]}
+
+
+def staging_policy(partition: str, bucket: str, prefix: str, manifest: str) -> dict:
+    """What the staging Job may do: write (and verify, or remove a corrupt upload of) the objects of its own model
+    revision and its manifest."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": f"arn:{partition}:s3:::{bucket}",
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", manifest]}}},
+        {"Sid": "WriteModelObjects", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+         "Resource": [f"arn:{partition}:s3:::{bucket}/{prefix}/*", f"arn:{partition}:s3:::{bucket}/{manifest}"]},
+    ]}
+
+
+def bucket_policy(partition: str, bucket: str) -> dict:
+    """Refuse plain-HTTP access to the bucket (aws:SecureTransport), whoever the principal is."""
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }]}
+
+
+class ModelStoreArgs(TypedDict):
+    """Inputs of ModelStore."""
+
+    bucket_prefix: NotRequired[str]
+    """Prefix of the auto-named bucket (S3 names are global). Default `gpu-burst-models-`."""
+    tags: NotRequired[pulumi.Input[dict[str, str]]]
+    """Extra tags of the bucket."""
+
+
+class ModelStore(pulumi.ComponentResource):
+    """The stack's S3 model store: one private bucket (public access blocked, owner-enforced object ownership, SSE-S3
+    default encryption, TLS-only policy, no versioning: a revision's objects never change, and a lost one is
+    re-staged). `pulumi destroy` empties and removes it: everything in it can be staged again from the Hub."""
+
+    bucket_name: pulumi.Output[str]
+    """Name of the bucket."""
+    bucket_arn: pulumi.Output[str]
+    """ARN of the bucket."""
+
+    def __init__(self, name: str, args: ModelStoreArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("ModelStore"), name, None, opts)
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket_prefix=args.get("bucket_prefix", "gpu-burst-models-"),
+            force_destroy=True,
+            tags=args.get("tags"),
+            opts=child(self),
+        )
+        self.public_access_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access-block",
+            bucket=self.bucket.id,
+            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=child(self),
+        )
+        self.ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=self.bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=child(self),
+        )
+        self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=self.bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child(self),
+        )
+        partition = aws.get_partition_output()
+        self.policy = aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=self.bucket.id,
+            policy=pulumi.Output.all(partition.partition, self.bucket.bucket).apply(
+                lambda a: json.dumps(bucket_policy(*a))),
+            # With the public access block in place first, S3 judges the policy against it.
+            opts=child(self, depends_on=[self.public_access_block]),
+        )
+        self.bucket_name = self.bucket.bucket
+        self.bucket_arn = self.bucket.arn
+        self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
+
+
+class ModelWeightsArgs(TypedDict):
+    """Inputs of ModelWeights."""
+
+    bucket_name: pulumi.Input[str]
+    """The ModelStore bucket."""
+    cluster_name: pulumi.Input[str]
+    """Real EKS cluster name (Pod Identity associations and the trust policy's session-tag condition)."""
+    namespace: pulumi.Input[str]
+    """Namespace of the staging Job and of the model's service account (the model's own namespace)."""
+    served_name: str
+    """The model's served name; names the service accounts and the Job."""
+    hf_model_id: str
+    """Hugging Face repository id."""
+    revision: str
+    """Hugging Face commit hash to stage and serve."""
+    hf_token: NotRequired[pulumi.Input[str]]
+    """Hub token (a Pulumi secret) for gated repositories; only the staging Job sees it."""
+    staging_image: NotRequired[str]
+    """Image of the staging Job (Python 3.10+). Default STAGING_IMAGE."""
+    staging_deadline_seconds: NotRequired[int]
+    """activeDeadlineSeconds of the Job; `pulumi up` waits this long plus a margin. Default 3600."""
+    node_selector: NotRequired[dict[str, str]]
+    """Where the Job runs. Default the system nodes (never a GPU node: it carries no GPU toleration)."""
+    tags: NotRequired[pulumi.Input[dict[str, str]]]
+    """Extra tags of the IAM roles and associations."""
+
+
+class ModelWeights(pulumi.ComponentResource):
+    """One model revision in the store: a staging Job (on system nodes, HF token only there, idempotent through a
+    manifest object, awaited by `pulumi up` so a failed copy fails the deployment) and the model pods' read-only
+    Pod Identity grant on `<hfModelId>/<revision>/`. Make the model's Deployment depend on `staging_job`."""
+
+    model_uri: pulumi.Output[str]
+    """`s3://<bucket>/<hfModelId>/<revision>/`: what vLLM loads with `--load-format runai_streamer`."""
+    service_account_name: pulumi.Output[str]
+    """Service account of the model pods, from the Pod Identity association (so the two cannot disagree)."""
+    reader_role_arn: pulumi.Output[str]
+    """Role the model pods assume (read-only on the prefix)."""
+    staging_job_name: pulumi.Output[str]
+    """Name of the staging Job (`kubectl logs job/<name>` shows its progress)."""
+    manifest_uri: pulumi.Output[str]
+    """`s3://` URI of the manifest that marks the revision as completely staged."""
+
+    def __init__(self, name: str, args: ModelWeightsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("ModelWeights"), name, None, opts)
+        deps = deps_of(opts)
+        served = args["served_name"]
+        ns = args["namespace"]
+        prefix = model_prefix(args["hf_model_id"], args["revision"])
+        manifest = manifest_key(args["hf_model_id"], args["revision"])
+        lbl = labels("model-weights", served, {"gpu-burst.io/model": served})
+        partition = aws.get_partition_output().partition
+        account = aws.get_caller_identity_output().account_id
+        bucket = pulumi.Output.from_input(args["bucket_name"])
+
+        def grant(role: str, sa_name: str, policy_fn, *policy_args) -> tuple:
+            sa = k8s.core.v1.ServiceAccount(
+                f"{name}-{role}-sa",
+                metadata={"name": sa_name, "namespace": ns, "labels": lbl},
+                automount_service_account_token=False,
+                opts=child(self, deps),
+            )
+            iam_role = aws.iam.Role(
+                f"{name}-{role}-role",
+                assume_role_policy=pulumi.Output.all(account, args["cluster_name"], sa.metadata.namespace,
+                                                     sa.metadata.name).apply(
+                    lambda a: json.dumps(pod_identity_trust(*a))),
+                description=f"{served}: {role} of s3 prefix {prefix}/ (EKS Pod Identity)",
+                tags=args.get("tags"),
+                opts=child(self),
+            )
+            policy = aws.iam.RolePolicy(
+                f"{name}-{role}-policy",
+                role=iam_role.id,
+                policy=pulumi.Output.all(partition, bucket).apply(
+                    lambda a: json.dumps(policy_fn(a[0], a[1], *policy_args))),
+                opts=child(self),
+            )
+            association = aws.eks.PodIdentityAssociation(
+                f"{name}-{role}-identity",
+                cluster_name=args["cluster_name"],
+                namespace=sa.metadata.namespace,
+                service_account=sa.metadata.name,
+                role_arn=iam_role.arn,
+                tags=args.get("tags"),
+                opts=child(self, depends_on=[policy]),
+            )
+            return iam_role, association
+
+        self.reader_role, self.reader_identity = grant("reader", f"{served}-weights", reader_policy, prefix)
+        self.staging_role, self.staging_identity = grant("staging", f"{served}-staging", staging_policy, prefix,
+                                                         manifest)
+
+        token_secret = None
+        if args.get("hf_token") is not None:
+            token_secret = k8s.core.v1.Secret(
+                f"{name}-hf-token",
+                metadata={"namespace": ns, "labels": lbl},
+                type="Opaque",
+                string_data={HF_TOKEN_KEY: pulumi.Output.secret(args["hf_token"])},
+                opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
+            )
+        program = k8s.core.v1.ConfigMap(
+            f"{name}-stager",
+            metadata={"namespace": ns, "labels": lbl},
+            data={"stage_model.py": STAGING_PROGRAM.read_text()},
+            opts=child(self, deps),
+        )
+        deadline = args.get("staging_deadline_seconds", 3600)
+        self.staging_job = k8s.batch.v1.Job(
+            f"{name}-staging",
+            metadata={
+                # A new revision is a new Job; the old one goes when the new one is done.
+                "name": f"stage-{served}-{args['revision'][:10]}",
+                "namespace": ns, "labels": lbl,
+                "annotations": {
+                    # pulumi-kubernetes awaits Jobs until Complete and fails at once on the Failed condition
+                    # (provider/pkg/await/job.go, checker/job/check.go @v4.32.0); its default wait is 10 minutes.
+                    "pulumi.com/timeoutSeconds": str(deadline + 300),
+                    # A Job that failed is replaced (retried) by the next `pulumi up` (provider.go replaceUnready).
+                    "pulumi.com/replaceUnready": "true",
+                }},
+            spec=self._job_spec(args, prefix, manifest, bucket, program, token_secret,
+                                self.staging_identity, lbl, deadline),
+            opts=child(self, deps + [self.staging_identity], delete_before_replace=True),
+        )
+
+        self.model_uri = bucket.apply(lambda b: f"s3://{b}/{prefix}/")
+        self.manifest_uri = bucket.apply(lambda b: f"s3://{b}/{manifest}")
+        self.service_account_name = self.reader_identity.service_account
+        self.reader_role_arn = self.reader_role.arn
+        self.staging_job_name = self.staging_job.metadata.name
+        self.register_outputs({"model_uri": self.model_uri, "manifest_uri": self.manifest_uri,
+                               "service_account_name": self.service_account_name,
+                               "reader_role_arn": self.reader_role_arn, "staging_job_name": self.staging_job_name})
+
+    @staticmethod
+    def _job_spec(args: ModelWeightsArgs, prefix: str, manifest: str, bucket: pulumi.Output, program, token_secret,
+                  identity, lbl: dict, deadline: int) -> dict:
+        env = [{"name": "HOME", "value": "/work"}, {"name": "PYTHONPATH", "value": "/work/site"},
+               {"name": "TMPDIR", "value": "/work/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"},
+               {"name": "PIP_DISABLE_PIP_VERSION_CHECK", "value": "1"}]
+        if token_secret is not None:
+            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret.metadata.name,
+                                                                            "key": HF_TOKEN_KEY}}})
+        script = ("mkdir -p /work/tmp && "
+                  f"pip install --quiet --no-cache-dir --target /work/site {' '.join(STAGING_PIP)} && "
+                  'exec python /stager/stage_model.py "$@"')
+        security = {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]},
+                    "runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
+                    "readOnlyRootFilesystem": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        return {
+            # Retries cover a pod created before its Pod Identity association reached the admission webhook, and
+            # transient Hub errors; completed files are not copied again.
+            "backoffLimit": 3,
+            "activeDeadlineSeconds": deadline,
+            "template": {
+                "metadata": {"labels": lbl},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": identity.service_account,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "nodeSelector": dict(args.get("node_selector") or SYSTEM_NODE_SELECTOR),
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
+                                        "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "stage",
+                        "image": args.get("staging_image", STAGING_IMAGE),
+                        "command": ["sh", "-c", script, "stage"],
+                        "args": ["--repo", args["hf_model_id"], "--revision", args["revision"],
+                                 "--bucket", bucket, "--prefix", prefix, "--manifest-key", manifest],
+                        "env": env,
+                        # Memory bounds the in-flight multipart parts (8 x 32 MiB); the disk only holds boto3.
+                        "resources": {"requests": {"cpu": "500m", "memory": "768Mi", "ephemeral-storage": "1Gi"},
+                                      "limits": {"memory": "1Gi", "ephemeral-storage": "1Gi"}},
+                        "volumeMounts": [{"name": "work", "mountPath": "/work"},
+                                         {"name": "stager", "mountPath": "/stager", "readOnly": True}],
+                        "securityContext": security,
+                    }],
+                    "volumes": [{"name": "work", "emptyDir": {"sizeLimit": "512Mi"}},
+                                {"name": "stager", "configMap": {"name": program.metadata.name}}],
+                },
+            },
+        }
+
