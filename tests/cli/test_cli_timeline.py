@@ -7,22 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from burstctl.k8s import FileClusterReader
 from burstctl.timeline import build_timeline, go_duration, parse_vllm_log, read_burst_result
-from burstctl.verify import Target
-
-SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "qwen3-4b"}
-TARGET = Target("inference", "qwen3-4b", "qwen3-4b", SELECTOR)
-
-
-def mutated(fixtures: Path, tmp_path: Path, edit, name: str = "scaled-up.yaml") -> Path:
-    doc = yaml.safe_load((fixtures / name).read_text())
-    edit(doc["items"])
-    out = tmp_path / f"mutated-{name}"
-    out.write_text(yaml.safe_dump(doc))
-    return out
+from dumps import SELECTOR, TARGET, mutated
 
 
 def full(invoke, fixtures: Path, dump: Path = None, *extra: str):

@@ -8,14 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from burstctl.k8s import FileClusterReader, KubeClusterReader, parse_selector
 from burstctl.output import BadInput
-from burstctl.verify import CAUSE_CRASH, CAUSE_LAUNCH, CAUSE_NO_GPU_NODE, CAUSE_SO_NOT_READY, Target, verify
-
-SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "qwen3-4b"}
-TARGET = Target("inference", "qwen3-4b", "qwen3-4b", SELECTOR)
+from burstctl.verify import CAUSE_CRASH, CAUSE_LAUNCH, CAUSE_NO_GPU_NODE, CAUSE_SO_NOT_READY, verify
+from dumps import SELECTOR, TARGET, mutated
 
 
 def _checks(result) -> dict[str, dict]:
@@ -23,12 +20,6 @@ def _checks(result) -> dict[str, dict]:
     return {c["name"]: c for c in doc["checks"]}
 
 
-def mutated(fixtures: Path, tmp_path: Path, edit, name: str = "scaled-up.yaml") -> Path:
-    doc = yaml.safe_load((fixtures / name).read_text())
-    edit(doc["items"])
-    out = tmp_path / f"mutated-{name}"
-    out.write_text(yaml.safe_dump(doc))
-    return out
 
 
 def test_scaled_up_passes_every_check(invoke, fixtures: Path):
