@@ -50,6 +50,9 @@ class BurstctlGroup(TyperGroup):
             else:
                 e.show()
                 code = e.exit_code
+        except ModuleNotFoundError as e:  # a command's dependency, imported when the command runs
+            code = _fail(f"missing Python module {e.name!r}: pip install 'gpu-burst[cli]' (or -r requirements.txt)",
+                         EXIT_USAGE, as_json)
         except (typer.Abort, KeyboardInterrupt):
             code = _fail("aborted", EXIT_FAILED, as_json)
         except Exception as e:
