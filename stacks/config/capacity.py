@@ -12,9 +12,11 @@ The model has three parts:
   values this project sets (the components render the same numbers; tests/test_system_capacity.py checks that the
   estimate here is never below what the stack really renders) or the charts' documented defaults.
 
-Adding a chart that runs on system nodes is ONE entry in :data:`SYSTEM_ADDONS` (a :class:`SystemAddon` whose `pods`
-returns its Deployments/StatefulSets and whose `per_node` returns its DaemonSet pods); the check and the
-rendered-versus-estimate test pick it up without further changes.
+Adding a chart that runs on system nodes (a gateway controller, its proxies, the AWS Load Balancer Controller) is ONE
+entry in :data:`SYSTEM_ADDONS`: a :class:`SystemAddon` named like its Helm release, whose `pods` returns its
+Deployments/StatefulSets and whose `per_node` returns its DaemonSet pods. The config check picks it up as is;
+tests/test_system_capacity.py fails until the release also has its line in `RENDERED` (where its values carry the
+requests), so the estimate can never silently fall behind what is rendered.
 """
 
 import math
