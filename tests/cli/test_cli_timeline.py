@@ -14,7 +14,7 @@ from dumps import SELECTOR, TARGET, mutated
 
 
 def full(invoke, fixtures: Path, dump: Path = None, *extra: str):
-    return invoke("timeline", "-m", "qwen3-4b", "-f", dump or fixtures / "scaled-up.yaml", "--logs",
+    return invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", dump or fixtures / "scaled-up.yaml", "--logs",
                   fixtures / "scaled-up.vllm.log", "--burst-result", fixtures / "scaled-up.burst.json", *extra)
 
 
@@ -22,7 +22,7 @@ def test_every_phase_from_first_request_to_first_token(invoke, fixtures: Path):
     r = full(invoke, fixtures, None, "--json")
     assert r.exit_code == 0, r.stderr
     tl = json.loads(r.stdout)
-    assert tl["pod"] == "qwen3-4b-7c9f8d6b5-x2k4p" and tl["nodeclaim"] == "gpu-on-demand-7xk2p"
+    assert tl["pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p" and tl["nodeclaim"] == "gpu-on-demand-7xk2p"
     assert tl["complete"] is True and tl["warm_node"] is False
     steps = [(s["name"], s["at"][11:-6][:12] if s["at"] else None) for s in tl["steps"]]
     assert steps == [
@@ -48,7 +48,7 @@ def test_every_phase_from_first_request_to_first_token(invoke, fixtures: Path):
 
 def test_the_timed_pod_is_the_live_first_replica(invoke, fixtures: Path):
     tl = json.loads(full(invoke, fixtures, None, "--json").stdout)
-    assert tl["first_pod"] == "qwen3-4b-7c9f8d6b5-f9w2c"  # the scale-up's first attempt: "pod created"
+    assert tl["first_pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-f9w2c"  # the scale-up's first attempt: "pod created"
     replaced = next(s for s in tl["steps"] if s["name"] == "replacement pod created")
     assert "f9w2c will never run (Failed: UnexpectedAdmissionError" in replaced["note"]
 
@@ -58,15 +58,15 @@ def test_yesterdays_evicted_pod_is_not_timed(fixtures: Path, tmp_path: Path):
     def edit(items):
         items[:] = [o for o in items if o["kind"] != "Event"]
         old = copy.deepcopy(next(o for o in items if o["kind"] == "Pod" and o["metadata"]["name"].endswith("x2k4p")))
-        old["metadata"]["name"] = "qwen3-4b-6d8f7b9c4-h7tq2"
+        old["metadata"]["name"] = "qwen2-5-1-5b-instruct-6d8f7b9c4-h7tq2"
         old["metadata"]["creationTimestamp"] = "2026-08-31T16:20:11Z"
         old["status"].update(phase="Failed", reason="Evicted", message="The node was low on resource: "
                              "ephemeral-storage.")
         items.insert(2, old)
 
     tl = build_timeline(FileClusterReader(mutated(fixtures, tmp_path, edit)), TARGET)
-    assert tl["pod"] == "qwen3-4b-7c9f8d6b5-x2k4p"
-    assert tl["first_pod"] == "qwen3-4b-7c9f8d6b5-f9w2c"  # same ReplicaSet attempt, minutes before: same scale-up
+    assert tl["pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p"
+    assert tl["first_pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-f9w2c"  # same ReplicaSet attempt, minutes before: same scale-up
     act = next(s for s in tl["steps"] if s["name"] == "activation")
     assert act["at"] is None and "events ~1 h" in act["note"]
 
@@ -99,14 +99,14 @@ def test_scheduler_before_initialized_is_explained(invoke, fixtures: Path):
 
 
 def test_launch_failure_reason_is_in_the_timeline(invoke, fixtures: Path):
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "launch-failed.yaml", "--json")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "launch-failed.yaml", "--json")
     assert r.exit_code == 1
     tl = json.loads(r.stdout)
     launched = next(s for s in tl["steps"] if s["name"] == "nodeclaim launched")
     assert launched["at"] is None
     assert launched["note"] == ("NodeClaim gpu-on-demand-z5r2k Launched=Unknown Unauthorized: User is not authorized "
                                 "to perform this operation because no identity-based policy allows it")
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "pending-no-capacity.yaml")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "pending-no-capacity.yaml")
     assert r.exit_code == 1
     assert "launch failed: NodeClaim gpu-on-demand-b7m2x InsufficientCapacityError (deleted by Karpenter)" in r.stdout
     assert "VcpuLimitExceeded" in r.stdout and "not ready yet" in r.stdout
@@ -144,9 +144,9 @@ def test_warm_node_skips_node_steps(fixtures: Path, tmp_path: Path):
 
 
 def test_stuck_and_empty(invoke, fixtures: Path):
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "crashloop.yaml", "--json")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "crashloop.yaml", "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["complete"] is False
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "idle.yaml")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "idle.yaml")
     assert r.exit_code == 1 and "no pod matches" in r.stderr
 
 
@@ -196,9 +196,9 @@ def test_burst_result_inputs(invoke, fixtures: Path, tmp_path: Path):
                           ("[1]", "is not a `burstctl burst --out")):
         bad = tmp_path / "b.json"
         bad.write_text(text)
-        r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--burst-result", bad)
+        r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--burst-result", bad)
         assert r.exit_code == 2 and "--burst-result" in r.stderr and message in r.stderr
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--logs", tmp_path / "none.log")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--logs", tmp_path / "none.log")
     assert r.exit_code == 2 and "--logs" in r.stderr
 
 
