@@ -150,7 +150,7 @@ def test_quick_start_works_in_order_without_prompts():
     assert first("export PULUMI_CONFIG_PASSPHRASE=") < first("pulumi stack init dev") < first("pulumi up")
     assert first("venv/bin/python -m burstctl preflight --stack-file Pulumi.dev.yaml") < first("pulumi up")
     assert "pulumi stack output kubeconfig --show-secrets" in quick and "export KUBECONFIG=" in quick
-    assert "port-forward svc/keda-add-ons-http-interceptor-proxy 8080:8080" in quick
+    assert "port-forward svc/gpu-burst-edge-envoy 8080:80" in quick
     assert "export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)" in quick
     assert "AWS credentials" in quick and "Service Quotas" in quick
 
