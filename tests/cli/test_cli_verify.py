@@ -238,7 +238,7 @@ def test_kube_reader_reads_the_same_objects(fake_kube, fixtures: Path):
     assert len(reader.nodes({"nvidia.com/gpu.present": "true"})) == 2
     assert [e["reason"] for e in reader.events("inference", "ScaledObject", "qwen2-5-1-5b-instruct")] == \
         ["KEDAScaleTargetActivated"]
-    assert reader.pod_log("inference", "qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p", "vllm").startswith("2026-09-01T10:02:15")
+    assert reader.pod_log("inference", "qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p", "vllm").startswith("2026-09-01T10:02:21.884120367Z")
     file_checks, _ = verify(FileClusterReader(fixtures / "scaled-up.yaml"), TARGET)
     live_checks, _ = verify(reader, TARGET)
     assert [(c.name, c.status, c.detail) for c in live_checks] == [(c.name, c.status, c.detail) for c in file_checks]
