@@ -170,13 +170,13 @@ def test_readme_config_error_example_is_the_real_output(mocks):
     assert "error: " + str(e.value) == output.rstrip("\n")
 
 
-def test_example_add_model_defaults_to_a_pool_both_stacks_have():
+def test_example_add_model_defaults_to_a_traffic_class_both_stacks_have():
     project = yaml.safe_load((ROOT / "examples" / "add-model" / "Pulumi.yaml").read_text())
-    default = project["config"]["pool"]["default"]
-    assert f'cfg.get("pool") or "{default}"' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
+    default = project["config"]["trafficClass"]["default"]
+    assert f'cfg.get("trafficClass") or "{default}"' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
     for stack in ("dev", "prod"):
         cfg = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-        assert default in [p["name"] for p in cfg["gpu-burst:gpu"]["pools"]], stack
+        assert default in [p.get("trafficClass") or p["name"] for p in cfg["gpu-burst:gpu"]["pools"]], stack
 
 
 def test_every_stack_output_the_docs_name_exists(mocks):
@@ -275,3 +275,7 @@ def test_console_script_without_cli_extra_prints_a_hint():
                          "sys.argv = ['burstctl', '--help']; main()"], capture_output=True, text=True, timeout=60,
                         cwd=ROOT)
     assert ok.returncode == 0 and "preflight" in ok.stdout
+    # `python -m burstctl` takes the same path
+    code = "import sys, runpy; sys.modules['rich'] = None; runpy.run_module('burstctl', run_name='__main__')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "pip install 'gpu-burst[cli]' (missing module: rich)" in out.stderr
