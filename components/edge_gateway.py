@@ -47,6 +47,8 @@ It reaches the upstream, so the interceptor's route matches it too."""
 CLIENT_ID_HEADER = "x-gpu-burst-key"
 """Header the API-key filter writes with the *name* of the matched key (SecurityPolicy forwardClientIDHeader); the
 per-key rate limits and the per-key metrics read it. The key itself is stripped (sanitize)."""
+KEY_ATTRIBUTE = "gpu_burst.key"
+"""Metric attribute the AI Gateway records from CLIENT_ID_HEADER (Prometheus label `gpu_burst_key`)."""
 ENVOY_METRICS_PORT = "metrics"
 """Envoy proxy container port serving /stats/prometheus (envoyproxy/gateway@v1.9.0 proxy resource)."""
 AIGW_METRICS_PORT = "aigw-admin"
@@ -147,7 +149,7 @@ def ai_gateway_values(replicas: int, node_selector: dict) -> dict:
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             "podDisruptionBudget": {"enabled": replicas >= 2, "minAvailable": 1},
             # The key *name* (never the key) and the model become metric labels: usage per key and per model.
-            "metricsRequestHeaderAttributes": f"{CLIENT_ID_HEADER}:gpu_burst.key",
+            "metricsRequestHeaderAttributes": f"{CLIENT_ID_HEADER}:{KEY_ATTRIBUTE}",
         },
         "envoyGateway": {"namespace": EG_NAMESPACE},
     }
