@@ -16,7 +16,8 @@ from components.load_balancer_controller import LOAD_BALANCER_CLASS
 
 LB = "service.beta.kubernetes.io/aws-load-balancer-"
 EDGE_KINDS = ("EnvoyProxy", "GatewayClass", "Gateway", "SecurityPolicy", "BackendTrafficPolicy",
-              "ClientTrafficPolicy", "Backend", "AIServiceBackend", "BackendSecurityPolicy", "AIGatewayRoute")
+              "ClientTrafficPolicy", "Backend", "AIServiceBackend", "BackendSecurityPolicy", "AIGatewayRoute",
+              "GatewayConfig")
 
 
 def _is_secret(output: pulumi.Output) -> bool:
@@ -367,6 +368,25 @@ def test_prod_terminates_tls_at_the_nlb_with_the_acm_certificate(prod):
     assert _one(mocks, "Gateway")["spec"]["listeners"][0]["port"] == 443
     assert resolve(out["endpoint"]).startswith("https://k8s-") and resolve(out["endpoint"]).endswith(
         ".elb.us-west-2.amazonaws.com/v1")
+
+
+def test_ext_proc_sidecar_requests_are_set_and_counted_by_the_capacity_model(prod):
+    mocks, _, cfg = prod
+    from stacks.config import capacity
+
+    gc = _one(mocks, "GatewayConfig")
+    gw = _one(mocks, "Gateway")
+    assert gw["metadata"]["annotations"][eg.GATEWAY_CONFIG_ANNOTATION] == _name(mocks, "gpu-burst-edge-ai-config")
+    assert gc["metadata"]["namespace"] == gw["metadata"]["namespace"]
+    req = gc["spec"]["extProc"]["kubernetes"]["resources"]["requests"]
+    envoy = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyDeployment"]["container"]["resources"]
+    (modelled,) = [a for a in capacity.SYSTEM_ADDONS if a.name == "envoy-proxy"]
+    (pod,) = modelled.pods(cfg)
+    from stacks.config.capacity import parse_cpu_m, parse_memory_mi
+
+    assert pod.cpu_m >= parse_cpu_m(req["cpu"]) + parse_cpu_m(envoy["requests"]["cpu"])
+    assert pod.memory_mi >= parse_memory_mi(req["memory"]) + parse_memory_mi(envoy["requests"]["memory"])
+    assert pod.replicas == _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyDeployment"]["replicas"]
 
 
 def test_dev_is_an_internal_plain_http_nlb_from_the_vpc(dev):
