@@ -79,14 +79,17 @@ def test_model_pods_get_read_only_access_to_their_prefix(stack):
                 "aws:RequestTag/kubernetes-namespace": "inference",
                 "aws:RequestTag/kubernetes-service-account": f"{m.served_name}-weights"}}}]
         policy = json.loads(_one(mocks, f"weights-{m.served_name}-reader-policy").inputs["policy"])
+        cache = f"_compile-cache/{prefix}/vllm-openai-v0.33.0"
         assert policy["Statement"] == [
             {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
-             "Resource": f"arn:aws:s3:::{name}", "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*"]}}},
+             "Resource": f"arn:aws:s3:::{name}",
+             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", f"{cache}/*"]}}},
             {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": f"arn:aws:s3:::{name}/{prefix}/*"}]
-        assert not any(a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str)
-                                                                 else s["Action"]) if a != "s3:GetObject"
-                       and a != "s3:ListBucket")
+             "Resource": f"arn:aws:s3:::{name}/{prefix}/*"},
+            # The only writable objects: the model's own compile cache, keyed by model, revision and image.
+            {"Sid": "ReadWriteCompileCache", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+             "Resource": f"arn:aws:s3:::{name}/{cache}/*"}]
+        assert m.compile_cache and m.image == "vllm/vllm-openai:v0.33.0"
         assoc = _one(mocks, f"weights-{m.served_name}-reader-identity").inputs
         assert (assoc["clusterName"], assoc["namespace"], assoc["serviceAccount"]) == (
             CLUSTER, "inference", f"{m.served_name}-weights")
