@@ -84,7 +84,8 @@ class RequestResult:
     ok: bool = False
     status: Optional[int] = None
     error: Optional[str] = None
-    """Error kind: http_<status>, timeout, deadline, connect_error, connection_reset, bad_response, stream_error."""
+    """Error kind: http_<status>, timeout, deadline, connect_error, connection_reset, bad_response, stream_error,
+    interrupted (the run was stopped before it finished)."""
     detail: Optional[str] = None
     """What the server or the network said: the error message of a 4xx/5xx body, Retry-After, the OS error."""
     ttft: Optional[float] = None
@@ -436,8 +437,12 @@ def env_proxy(url: str) -> Optional[str]:
     return proxies.get(parts.scheme)
 
 
-async def run_burst(cfg: BurstConfig, on_done: Optional[Callable[[RequestResult], None]] = None) -> BurstReport:
-    """Run the load and return per-request results plus the summary. Never raises for server or network trouble."""
+async def run_burst(cfg: BurstConfig, on_done: Optional[Callable[[RequestResult], None]] = None,
+                    stop: Optional[asyncio.Event] = None) -> BurstReport:
+    """Run the load and return per-request results plus the summary. Never raises for server or network trouble.
+
+    Setting ``stop`` (Ctrl-C in the CLI) ends the run early: what finished is kept, the rest is ``interrupted``,
+    so a long cold-start measurement is never lost to an impatient keystroke."""
     results: list[Optional[RequestResult]] = [None] * cfg.requests
     numbers = iter(range(cfg.requests))
     workers = min(cfg.concurrency, cfg.requests)
@@ -460,11 +465,25 @@ async def run_burst(cfg: BurstConfig, on_done: Optional[Callable[[RequestResult]
             if on_done:
                 on_done(r)
 
+    interrupted = False
     async with _session(cfg) as session:
-        await asyncio.gather(*(worker(session, w) for w in range(workers)))
+        load = asyncio.ensure_future(asyncio.gather(*(worker(session, w) for w in range(workers))))
+        if stop is None:
+            await load
+        else:
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([load, stopped], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not load.done():
+                interrupted = True
+                load.cancel()
+                await asyncio.gather(load, return_exceptions=True)
     wall = time.perf_counter() - t_run
-    final = [r if r is not None else RequestResult(index=i, error="deadline") for i, r in enumerate(results)]
-    return BurstReport(cfg.public(), summarize(final, wall, cfg.from_zero, cfg.url), final)
+    left = "interrupted" if interrupted else "deadline"
+    final = [r if r is not None else RequestResult(index=i, error=left) for i, r in enumerate(results)]
+    summary = summarize(final, wall, cfg.from_zero, cfg.url)
+    summary["interrupted"] = interrupted
+    return BurstReport(cfg.public(), summary, final)
 
 
 # -- inputs and outputs ----------------------------------------------------------------------------------------

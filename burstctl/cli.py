@@ -7,6 +7,7 @@ Commands stay thin: they parse flags, call one module that does the work and ren
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 import traceback
@@ -203,6 +204,10 @@ def burst(
         _print_burst_summary(s, cfg)
         if out is not None:
             stdout().print(f"results written to {out}")
+    if s["interrupted"]:
+        if not as_json:
+            stderr().print("[bold red]interrupted[/]: the summary covers the requests that finished")
+        raise typer.Exit(130)
     if s["success_rate"] < min_success:
         if not as_json:
             stderr().print(f"[bold red]success rate {s['success_rate']:.1%} is below --min-success "
@@ -211,10 +216,27 @@ def burst(
 
 
 async def _run_with_progress(cfg: Any, show: str, interval: float) -> Any:
+    # Ctrl-C stops the load but keeps what finished: the report and --out still get written.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals (Windows)
+        pass
+    try:
+        return await _run_shown(cfg, show, interval, stop)
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+
+async def _run_shown(cfg: Any, show: str, interval: float, stop: asyncio.Event) -> Any:
     from burstctl.burst import run_burst
 
     if show == "off":
-        return await run_burst(cfg)
+        return await run_burst(cfg, stop=stop)
     counts = {"ok": 0, "err": 0}
     if show == "lines":
         # Logs get a line at fixed times (t0 + k*interval), however the requests are going: a stalled run shows.
@@ -233,7 +255,7 @@ async def _run_with_progress(cfg: Any, show: str, interval: float) -> Any:
             counts["ok" if r.ok else "err"] += 1
 
         try:
-            report = await run_burst(cfg, on_done=tally)
+            report = await run_burst(cfg, on_done=tally, stop=stop)
         finally:
             task.cancel()
         _progress_line(counts, cfg.requests, time.perf_counter() - t_start, final=True)
@@ -249,7 +271,7 @@ async def _run_with_progress(cfg: Any, show: str, interval: float) -> Any:
             counts["ok" if r.ok else "err"] += 1
             bar.update(bar_task, advance=1, ok=counts["ok"], err=counts["err"])
 
-        return await run_burst(cfg, on_done=done)
+        return await run_burst(cfg, on_done=done, stop=stop)
 
 
 def _progress_line(counts: dict[str, int], total: int, at: float, final: bool = False) -> None:

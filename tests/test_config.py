@@ -124,7 +124,7 @@ def test_cross_field_checks_run_although_other_fields_are_invalid():
         "e.g. diskSizeGib: 50",
         "gpu-burst:gpu.pools[0].weight: expected an integer, got 'x'; write a whole number without quotes, "
         "e.g. weight: 10",
-        "gpu-burst:models[0].cpu: 'lots' is not a CPU amount; use a positive Kubernetes quantity such as 4, \"3.5\" "
+        "gpu-burst:models[0].cpu: 'lots' is not a CPU amount; allowed: a positive Kubernetes quantity such as 4, \"3.5\" "
         "or 3500m (units: no unit, 'm')",
         "gpu-burst:gpu.pools[0].gpusPerNode: no instance of g5, g6 has [3] GPUs (g5: [1, 4, 8]; g6: [1, 4, 8]); "
         "allowed: [1, 4, 8]",

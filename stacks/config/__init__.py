@@ -212,10 +212,11 @@ def raw_from_values(values: Mapping[str, Any], secret_keys: Collection[str] = ()
             continue
         is_secret = key in secret or _has_secure(value)
         if name in SECRET_KEYS:
-            if not is_secret:
-                lines.append(_plaintext_secret(name))
-            elif name == "apiKeys" and isinstance(value, dict):
+            if name == "apiKeys" and isinstance(value, dict):
+                # a stack file's mapping: each key must be `secure:` on its own
                 lines.extend(_plaintext_secret(name, sub) for sub in _plain_leaves(value, name))
+            elif not is_secret:
+                lines.append(_plaintext_secret(name))
             continue
         if name in LOADER_KEYS:
             lines.append(_loader_key(name))

@@ -77,7 +77,7 @@ _DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
 
 def _duration(v: str) -> str:
     if not _DURATION.match(v):
-        raise ValueError(f"'{v}' is not a duration; use Go duration syntax such as 30s, 5m, 1h30m")
+        raise ValueError(f"'{v}' is not a duration; allowed: Go duration syntax such as 30s, 5m, 1h30m")
     return v
 
 
@@ -95,7 +95,7 @@ def _cidr(v: str) -> str:
     try:
         ipaddress.ip_network(v)
     except ValueError:
-        raise ValueError(f"'{v}' is not a CIDR block; use an address/prefix such as 203.0.113.0/24") from None
+        raise ValueError(f"'{v}' is not a CIDR block; allowed: an address/prefix such as 203.0.113.0/24") from None
     return v
 
 
@@ -148,7 +148,7 @@ def quantity_type(what: str, example: str, units: tuple[str, ...]) -> Any:
             ok = False
         if not ok:
             shown = ", ".join(repr(u) if u else "no unit" for u in units)
-            raise ValueError(f"'{v}' is not {what}; use a positive Kubernetes quantity such as {example} "
+            raise ValueError(f"'{v}' is not {what}; allowed: a positive Kubernetes quantity such as {example} "
                              f"(units: {shown})")
         return v
 

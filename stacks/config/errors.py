@@ -219,8 +219,7 @@ def explain(root: type, e: dict) -> list[tuple[str, str]]:
         return [(here, f"required but not set; {d}" if d else "required but not set; add this key")]
     if typ in ("int_parsing", "int_type", "int_from_float"):
         ex = example if isinstance(example, int) and not isinstance(example, bool) else bounds.get("ge", 1)
-        what = "a whole number" if typ == "int_from_float" else _yaml(inp)
-        return [(here, f"expected an integer, got {what}; write a whole number without quotes, e.g. {key}: {ex}")]
+        return [(here, f"expected an integer, got {_yaml(inp)}; write a whole number without quotes, e.g. {key}: {ex}")]
     if typ in ("float_parsing", "float_type", "decimal_parsing", "decimal_type"):
         ex = example if isinstance(example, (int, float)) and not isinstance(example, bool) else 1
         return [(here, f"expected a number, got {_yaml(inp)}; write it without quotes, e.g. {key}: {ex}")]
@@ -244,8 +243,9 @@ def explain(root: type, e: dict) -> list[tuple[str, str]]:
     if typ in ("literal_error", "enum"):
         allowed = ctx.get("expected", "")
         if isinstance(inp, (int, float)) and not isinstance(inp, bool) and "'" in allowed:
+            ex = example if isinstance(example, str) else allowed.split("'")[1]
             return [(here, f"expected a string, got {_yaml(inp)} (YAML reads it as a number); quote it, e.g. "
-                           f"{key}: \"{inp}\"; allowed: {allowed}")]
+                           f"{key}: \"{ex}\"; allowed: {allowed}")]
         return [(here, f"{_yaml(inp)} is not allowed; allowed: {allowed}")]
     if typ in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         kind = "an integer" if isinstance(inp, int) else "a number"
@@ -341,6 +341,8 @@ def partial(cls: type, data: Any, loc: tuple, bad: list[tuple], found: list[tupl
         raw = data.get(alias, data.get(name))
         if present and _has_errors(bad, here):
             ann = _unwrap(f.annotation)
+            if here in bad and _strict_model(ann) is None:
+                continue  # the value as a whole is invalid (e.g. an empty list where items are required)
             sub = _strict_model(ann)
             if sub is not None:
                 values[name] = partial(sub, raw, here, bad, found)

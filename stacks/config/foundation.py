@@ -98,7 +98,9 @@ class NetworkConfig(Strict):
         except ValueError:
             raise ValueError(f"'{v}' is not a CIDR block; allowed: an IPv4 block with a prefix from /16 to /20, "
                              "e.g. 10.0.0.0/16") from None
-        if net.version != 4 or not 16 <= net.prefixlen <= 20:
+        if net.version != 4:
+            raise ValueError(f"'{v}' is IPv6; allowed: an IPv4 block with a prefix from /16 to /20, e.g. 10.0.0.0/16")
+        if not 16 <= net.prefixlen <= 20:
             raise ValueError(f"'{v}' has the wrong size; allowed: an IPv4 block with a prefix from /16 to /20, "
                              "e.g. 10.0.0.0/16")
         return v
@@ -111,7 +113,8 @@ class NetworkConfig(Strict):
                 p.add("vpcId", "required when mode is 'existing'; allowed: the id of the VPC to adopt, e.g. "
                                "vpc-0a1b2c3d4e5f67890")
             if len(self.private_subnet_ids) < 2:
-                p.add("privateSubnetIds", f"lists {len(self.private_subnet_ids)} subnets; allowed: at least 2, in "
+                n = len(self.private_subnet_ids)
+                p.add("privateSubnetIds", f"lists {n} subnet{'' if n == 1 else 's'}; allowed: at least 2, in "
                                           "different AZs, when mode is 'existing'")
         else:
             for key, given in (("vpcId", self.vpc_id), ("privateSubnetIds", self.private_subnet_ids),

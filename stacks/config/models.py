@@ -25,21 +25,23 @@ IMAGE_HEADROOM_GIB = 40
 containerd both compressed and unpacked) and the OS with the NVIDIA driver."""
 
 MANAGED_FLAGS = {
-    "--model": "hfModelId", "--served-model-name": "servedName", "--host": None, "--port": None, "--uds": None,
-    "--api-key": None, "--root-path": None, "--headless": None, "--config": None,
+    "--model": "hfModelId", "--served-model-name": "servedName", "--revision": "revision",
+    "--host": None, "--port": None, "--uds": None, "--api-key": None, "--root-path": None, "--headless": None,
+    "--config": None, "--load-format": None, "--model-loader-extra-config": None, "--download-dir": None,
     "--tensor-parallel-size": "gpus", "--pipeline-parallel-size": "gpus", "--data-parallel-size": "gpus",
     "--max-model-len": "maxModelLen", "--gpu-memory-utilization": "gpuMemoryUtilization",
-    "--device-memory-utilization": "gpuMemoryUtilization", "--download-dir": "cacheSize",
+    "--device-memory-utilization": "gpuMemoryUtilization",
 }
 """vLLM flags the program sets from the model's own keys (value), or that would break the pod's contract (None):
 the address and paths the probes, Service and interceptor use, the API key (kept out of the spec, read from
-VLLM_API_KEY), `--config` (a file that could set any of them), and the parallel sizes that change how many GPUs
-the pod needs. Read from vllm==0.29.0: engine/arg_utils.py, entrypoints/launchers/cli_args.py;
-`--device-memory-utilization` is the 0.33 alias of `--gpu-memory-utilization`."""
+VLLM_API_KEY), how the weights are loaded (streamed from the model store), `--config` (a file that could set any
+of them), and the parallel sizes that change how many GPUs the pod needs. Read from the vllm 0.33.0 wheel:
+vllm/engine/arg_utils.py (`--device-memory-utilization` is an alias of `--gpu-memory-utilization` there) and
+vllm/entrypoints/common/cli_args.py."""
 
 SHORT_FLAGS = {"-tp": "--tensor-parallel-size", "-pp": "--pipeline-parallel-size", "-dp": "--data-parallel-size",
                "-q": "--quantization", "-O": "--optimization-level"}
-"""Short aliases vLLM 0.29 defines for flags (engine/arg_utils.py add_argument(..., "-tp") etc.)."""
+"""Short aliases vLLM 0.33 defines (vllm/engine/arg_utils.py: add_argument("--tensor-parallel-size", "-tp") ...)."""
 
 
 # The reference grammar of github.com/distribution/reference (v0.6.0, regexp.go), which containerd and the kubelet
@@ -76,7 +78,7 @@ def image_reference_problem(v: str) -> str:
 
 def _flag_name(item: str) -> str:
     # vLLM's FlexibleArgumentParser turns `_` into `-` in a flag's name up to the first '.'
-    # (vllm==0.29.0: vllm/utils/argparse_utils.py, parse_args), so --max_model_len is --max-model-len.
+    # (vllm 0.33.0 wheel: vllm/utils/argparse_utils.py, parse_args), so --max_model_len is --max-model-len.
     key = item.split("=", 1)[0]
     head, dot, rest = key[2:].partition(".")
     return "--" + head.replace("_", "-") + dot + rest
@@ -93,6 +95,11 @@ def _extra_arg_problems(args: list[str]) -> list[tuple[str, str]]:
         if a != a.strip() or any(c.isspace() for c in a.split("=", 1)[0]) or (" --" in a):
             out.append((at, f"'{a}' holds several words; allowed: one flag per item, its value after '=' "
                             "(e.g. --max-num-seqs=64): items are passed to vLLM without a shell"))
+            continue
+        prev = args[i - 1] if i else ""
+        if not a.startswith("-") and prev.startswith("-") and "=" not in prev:
+            out.append((at, f"'{a}' looks like the value of extraArgs[{i - 1}] ({prev}); allowed: flag and value in "
+                            f"one item, {prev}={a}"))
             continue
         if not a.startswith("--"):
             short = a.split("=", 1)[0]
@@ -113,7 +120,7 @@ def _extra_arg_problems(args: list[str]) -> list[tuple[str, str]]:
         if hit:
             key = MANAGED_FLAGS[hit]
             how = f"the program sets it from the model's `{key}`; allowed: set `{key}` instead" if key else \
-                "the program manages it (address, probes, API key); allowed: any other vLLM flag"
+                "the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag"
             shown = a.split("=", 1)[0]
             out.append((at, f"'{shown}' " + ("is" if exact and shown == hit else "means") + f" {hit}: {how}"))
     return out
@@ -147,6 +154,9 @@ class ModelConfig(Strict):
     max_model_len: Annotated[int, Field(ge=256, le=1048576)] = 8192
     gpu_memory_utilization: Annotated[float, Field(gt=0.1, le=0.98)] = 0.90
     extra_args: list[str] = []
+    """More vLLM flags, one per item as `--flag` or `--flag=value` (the items reach vLLM without a shell). Flags the
+    program manages (MANAGED_FLAGS, in any spelling vLLM accepts: `_` for `-`, abbreviations, short aliases) are
+    refused."""
     min_replicas: Annotated[int, Field(ge=0, le=100)] = 0
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 4
     idle_before_scale_to_zero: Duration = "15m"

@@ -414,3 +414,22 @@ def test_progress_lines_at_a_steady_interval_on_a_non_tty(invoke, stub):
     assert len(ticks) >= 4, r.stderr
     assert ticks == [pytest.approx(0.1 * (k + 1)) for k in range(len(ticks))]
     assert lines[-1].endswith("6/6 done, ok 6, err 0 (finished)")
+
+
+def test_a_stopped_run_keeps_what_finished(stub):
+    import asyncio
+
+    from burstctl.burst import BurstConfig, normalize_url, run_burst
+
+    s = stub(ttft=0.01, tokens=1, slow_ttft=30.0, plan={3: "slow", 4: "slow"})
+
+    async def go():
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, stop.set)
+        cfg = BurstConfig(url=normalize_url(s.url), model="m", prompts=["p"], requests=10, concurrency=2)
+        return await run_burst(cfg, stop=stop)
+
+    report = asyncio.run(go())
+    summary = report.summary
+    assert summary["interrupted"] is True and summary["wall_s"] < 5
+    assert summary["succeeded"] == 2 and summary["errors"] == {"interrupted": 8}

@@ -1,0 +1,742 @@
+"""Table-driven stack configuration checks: realistic mistakes, each with the exact lines the user sees, and valid
+variations that must keep passing.
+
+Every bad case starts from Pulumi.dev.yaml and changes a little (`patch`, merged into the dev values); its lines are
+exactly what `validate()` reports, in order: pydantic's errors explained from the field metadata, then the
+cross-field problems (which run on the valid part even when other fields are invalid). Every line has the shape
+`<key>:<full path>: <what is wrong>; <what is allowed>` and never shows a raw regex."""
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from stack_helpers import ROOT
+from stacks.config import ConfigError, StackConfig, raw_from_values, validate
+from stacks.config.base import Strict
+from stacks.config.errors import NAMESPACE
+from stacks.config.models import VLLM_IMAGE
+
+_DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+DEV = {**{k.split(":", 1)[1]: v for k, v in _DEV.items() if k.startswith("gpu-burst:")}, "region": _DEV["aws:region"]}
+POOL = DEV["gpu"]["pools"][0]
+MODEL = DEV["models"][0]
+EXIST = {"mode": "existing", "vpcId": "vpc-0a1b2c3d4e5f67890",
+         "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}
+
+
+def merge(a: dict, b: dict) -> dict:
+    """`b` over `a`: mappings merge key by key, anything else (lists included) replaces."""
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def pool(**kw):
+    return {"gpu": {"pools": [{**POOL, **kw}]}}
+
+
+def model(**kw):
+    return {"models": [{**MODEL, **kw}]}
+
+
+def net(**kw):
+    return {"network": kw}
+
+
+BAD = [
+    # top level
+    ('unknown-top-key', {"bogus": 1}, [
+        'gpu-burst:bogus: unknown key; valid keys here: environment, network, cluster, systemNodes, karpenter, gpu, addons, models, gateway',
+    ]),
+    ('environment-enum', {"environment": "qa"}, [
+        "gpu-burst:environment: 'qa' is not allowed; allowed: 'dev', 'staging' or 'prod'",
+    ]),
+    ('environment-type', {"environment": 3}, [
+        'gpu-burst:environment: expected a string, got the number 3 (YAML reads it as a number); quote it, e.g. environment: "dev"; allowed: \'dev\', \'staging\' or \'prod\'',
+    ]),
+    ('region-format', {"region": "x"}, [
+        "aws:region: 'x' is not an AWS region; allowed: e.g. us-west-2",
+    ]),
+    # network
+    ('net-unknown', net(cidrr="10.0.0.0/16"), [
+        'gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets',
+    ]),
+    ('net-cidr-garbage', net(cidr="ten"), [
+        "gpu-burst:network.cidr: 'ten' is not a CIDR block; allowed: an IPv4 block with a prefix from /16 to /20, e.g. 10.0.0.0/16",
+    ]),
+    ('net-cidr-too-big', net(cidr="10.0.0.0/8"), [
+        "gpu-burst:network.cidr: '10.0.0.0/8' has the wrong size; allowed: an IPv4 block with a prefix from /16 to /20, e.g. 10.0.0.0/16",
+    ]),
+    ('net-cidr-ipv6', net(cidr="fd00::/48"), [
+        "gpu-burst:network.cidr: 'fd00::/48' is IPv6; allowed: an IPv4 block with a prefix from /16 to /20, e.g. 10.0.0.0/16",
+    ]),
+    ('net-az-type', net(azCount="three"), [
+        "gpu-burst:network.azCount: expected an integer, got 'three'; write a whole number without quotes, e.g. azCount: 3",
+    ]),
+    ('net-az-low', net(azCount=1), [
+        'gpu-burst:network.azCount: 1 is out of range; allowed: an integer from 2 to 6',
+    ]),
+    ('net-az-high', net(azCount=9), [
+        'gpu-burst:network.azCount: 9 is out of range; allowed: an integer from 2 to 6',
+    ]),
+    ('net-az-float', net(azCount=2.5), [
+        'gpu-burst:network.azCount: expected an integer, got the number 2.5; write a whole number without quotes, e.g. azCount: 3',
+    ]),
+    ('net-nat-enum', net(natGateways="two"), [
+        "gpu-burst:network.natGateways: 'two' is not allowed; allowed: 'single' or 'perAz'",
+    ]),
+    ('net-mode-enum', net(mode="adopt"), [
+        "gpu-burst:network.mode: 'adopt' is not allowed; allowed: 'create' or 'existing'",
+    ]),
+    ('net-existing-empty', net(mode="existing"), [
+        "gpu-burst:network.vpcId: required when mode is 'existing'; allowed: the id of the VPC to adopt, e.g. vpc-0a1b2c3d4e5f67890",
+        "gpu-burst:network.privateSubnetIds: lists 0 subnets; allowed: at least 2, in different AZs, when mode is 'existing'",
+    ]),
+    ('net-existing-one-subnet', net(**{**EXIST, "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001"]}), [
+        "gpu-burst:network.privateSubnetIds: lists 1 subnet; allowed: at least 2, in different AZs, when mode is 'existing'",
+    ]),
+    ('net-vpc-id-format', net(**{**EXIST, "vpcId": "vpc-xyz"}), [
+        "gpu-burst:network.vpcId: 'vpc-xyz' is not a VPC id; allowed: e.g. vpc-0a1b2c3d4e5f67890",
+    ]),
+    ('net-subnet-id-format', net(**{**EXIST, "privateSubnetIds": ["subnet-1", "subnet-0a1b2c3d4e5f60002"]}), [
+        "gpu-burst:network.privateSubnetIds[0]: 'subnet-1' is not a subnet id; allowed: e.g. subnet-0a1b2c3d4e5f67890",
+    ]),
+    ('net-subnet-twice', net(**{**EXIST, "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60001"]}), [
+        "gpu-burst:network.privateSubnetIds[1]: 'subnet-0a1b2c3d4e5f60001' is listed twice (privateSubnetIds[0]); allowed: each subnet once",
+    ]),
+    ('net-subnet-private-and-public', net(**{**EXIST, "publicSubnetIds": ["subnet-0a1b2c3d4e5f60002"]}), [
+        "gpu-burst:network.publicSubnetIds[0]: 'subnet-0a1b2c3d4e5f60002' is also a private subnet; allowed: a subnet is either private (nodes) or public (internet-facing load balancers), not both",
+    ]),
+    ('net-public-twice', net(**{**EXIST, "publicSubnetIds": ["subnet-0a1b2c3d4e5f60009", "subnet-0a1b2c3d4e5f60009"]}), [
+        "gpu-burst:network.publicSubnetIds[1]: 'subnet-0a1b2c3d4e5f60009' is listed twice (publicSubnetIds[0]); allowed: each subnet once",
+    ]),
+    ('net-ids-in-create-mode', net(vpcId="vpc-0a1b2c3d4e5f67890"), [
+        "gpu-burst:network.vpcId: is only read when mode is 'existing'; allowed: remove it, or set mode: existing",
+    ]),
+    ('net-subnets-not-list', net(**{**EXIST, "privateSubnetIds": "subnet-0a1b2c3d4e5f60001"}), [
+        "gpu-burst:network.privateSubnetIds: expected a list, got 'subnet-0a1b2c3d4e5f60001'; write it as a YAML list, e.g. privateSubnetIds: [a, b]",
+    ]),
+    ('net-tag-existing-type', net(**{**EXIST, "tagExistingSubnets": "yes please"}), [
+        "gpu-burst:network.tagExistingSubnets: expected true or false, got 'yes please'; write tagExistingSubnets: true or tagExistingSubnets: false",
+    ]),
+    ('net-not-mapping', {"network": "create"}, [
+        "gpu-burst:network: expected a mapping, got 'create'; write it as indented key: value lines with keys: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets",
+    ]),
+    # cluster
+    ('k8s-version-number', {"cluster": {"kubernetesVersion": 1.35}}, [
+        'gpu-burst:cluster.kubernetesVersion: expected a string, got the number 1.35 (YAML reads it as a number); quote it, e.g. kubernetesVersion: "1.35"; allowed: \'1.35\' or \'1.36\'',
+    ]),
+    ('k8s-version-old', {"cluster": {"kubernetesVersion": "1.29"}}, [
+        "gpu-burst:cluster.kubernetesVersion: '1.29' is not allowed; allowed: '1.35' or '1.36'",
+    ]),
+    ('k8s-version-130-float', {"cluster": {"kubernetesVersion": 1.30}}, [
+        'gpu-burst:cluster.kubernetesVersion: expected a string, got the number 1.3 (YAML reads it as a number); quote it, e.g. kubernetesVersion: "1.35"; allowed: \'1.35\' or \'1.36\'',
+    ]),
+    ('endpoint-bool', {"cluster": {"endpointPublicAccess": "maybe"}}, [
+        "gpu-burst:cluster.endpointPublicAccess: expected true or false, got 'maybe'; write endpointPublicAccess: true or endpointPublicAccess: false",
+    ]),
+    ('public-cidrs-empty', {"cluster": {"publicAccessCidrs": []}}, [
+        'gpu-burst:cluster.publicAccessCidrs: is empty while endpointPublicAccess is true; allowed: at least one public CIDR, e.g. your CI egress, or 0.0.0.0/0',
+    ]),
+    ('public-cidr-garbage', {"cluster": {"publicAccessCidrs": ["office"]}}, [
+        "gpu-burst:cluster.publicAccessCidrs[0]: 'office' is not a CIDR block; allowed: an address/prefix such as 203.0.113.0/24",
+    ]),
+    ('log-type-enum', {"cluster": {"enabledLogTypes": ["api", "kubelet"]}}, [
+        "gpu-burst:cluster.enabledLogTypes[1]: 'kubelet' is not allowed; allowed: 'api', 'audit', 'authenticator', 'controllerManager' or 'scheduler'",
+    ]),
+    ('log-types-not-list', {"cluster": {"enabledLogTypes": "api"}}, [
+        "gpu-burst:cluster.enabledLogTypes: expected a list, got 'api'; write it as a YAML list, e.g. enabledLogTypes: [a, b]",
+    ]),
+    ('tags-aws-prefix', {"cluster": {"tags": {"aws:createdBy": "me"}}}, [
+        "gpu-burst:cluster.tags.aws:createdBy: starts with 'aws:', which AWS reserves for its own tags; allowed: any other key, e.g. team or gpu-burst/owner",
+    ]),
+    ('tags-aws-prefix-case', {"cluster": {"tags": {"AWS:team": "x"}}}, [
+        "gpu-burst:cluster.tags.AWS:team: starts with 'aws:', which AWS reserves for its own tags; allowed: any other key, e.g. team or gpu-burst/owner",
+    ]),
+    ('tags-long-key', {"cluster": {"tags": {"k" * 129: "x"}}}, [
+        'gpu-burst:cluster.tags.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk: is 129 characters long; allowed: 1 to 128',
+    ]),
+    ('tags-long-value', {"cluster": {"tags": {"team": "v" * 257}}}, [
+        'gpu-burst:cluster.tags.team: value is 257 characters long; allowed: at most 256',
+    ]),
+    ('tags-value-type', {"cluster": {"tags": {"team": 5}}}, [
+        'gpu-burst:cluster.tags.team: expected a string, got the number 5 (YAML reads it as a number and may change it, e.g. 1.30 → 1.3); quote it: team: "5"',
+    ]),
+    ('tags-not-mapping', {"cluster": {"tags": ["team=a"]}}, [
+        'gpu-burst:cluster.tags: expected a mapping, got a list; write it as indented key: value lines',
+    ]),
+    ('cluster-unknown', {"cluster": {"version": "1.35"}}, [
+        'gpu-burst:cluster.version: unknown key; valid keys here: name, kubernetesVersion, endpointPublicAccess, publicAccessCidrs, enabledLogTypes, logRetentionDays, adminPrincipalArns, accessEntries, tags',
+    ]),
+    # system nodes
+    ('sys-types-empty', {"systemNodes": {"instanceTypes": []}}, [
+        'gpu-burst:systemNodes.instanceTypes: has 0 items; allowed: at least 1',
+    ]),
+    ('sys-type-no-size', {"systemNodes": {"instanceTypes": ["m6i"]}}, [
+        "gpu-burst:systemNodes.instanceTypes[0]: 'm6i' is not an EC2 instance type (family.size); allowed: e.g. m6i.large",
+    ]),
+    ('sys-type-upper', {"systemNodes": {"instanceTypes": ["M6i.large"]}}, [
+        "gpu-burst:systemNodes.instanceTypes[0]: 'M6i.large' is not an EC2 instance type (family.size); allowed: e.g. m6i.large",
+    ]),
+    ('sys-type-bad-size', {"systemNodes": {"instanceTypes": ["m6i.huge"]}}, [
+        "gpu-burst:systemNodes.instanceTypes[0]: 'm6i.huge' is not an EC2 instance type (family.size); allowed: e.g. m6i.large",
+    ]),
+    ('sys-type-string', {"systemNodes": {"instanceTypes": "m6i.large"}}, [
+        "gpu-burst:systemNodes.instanceTypes: expected a list, got 'm6i.large'; write it as a YAML list, e.g. instanceTypes: [m6i.xlarge]",
+    ]),
+    ('sys-mixed-arch', {"systemNodes": {"instanceTypes": ["m6i.large", "m7g.large"]}}, [
+        'gpu-burst:systemNodes.instanceTypes: mixes CPU architectures: m6i.large (x86_64), m7g.large (arm64); allowed: all x86_64 or all arm64 (one AMI per node group)',
+        "gpu-burst:systemNodes.instanceTypes: no capacity figures for ['m7g.large']; allowed: c6i.2xlarge, c6i.4xlarge, c6i.large, c6i.xlarge, c7i.2xlarge, c7i.4xlarge, c7i.large, c7i.xlarge, m5.2xlarge, m5.4xlarge, m5.large, m5.xlarge, m6a.2xlarge, m6a.4xlarge, m6a.large, m6a.xlarge, m6i.2xlarge, m6i.4xlarge, m6i.large, m6i.xlarge, m7a.2xlarge, m7a.4xlarge, m7a.large, m7a.xlarge, m7i.2xlarge, m7i.4xlarge, m7i.large, m7i.xlarge, r6i.2xlarge, r6i.4xlarge, r6i.large, r6i.xlarge, r7i.2xlarge, r7i.4xlarge, r7i.large, r7i.xlarge (add the type to stacks/config/capacity.py INSTANCE_SHAPES)",
+    ]),
+    ('sys-mixed-arch-t4g', {"systemNodes": {"instanceTypes": ["t3.large", "t4g.large", "c6gn.large"]}}, [
+        'gpu-burst:systemNodes.instanceTypes: mixes CPU architectures: t3.large (x86_64), t4g.large (arm64), c6gn.large (arm64); allowed: all x86_64 or all arm64 (one AMI per node group)',
+        "gpu-burst:systemNodes.instanceTypes: no capacity figures for ['t3.large', 't4g.large', 'c6gn.large']; allowed: c6i.2xlarge, c6i.4xlarge, c6i.large, c6i.xlarge, c7i.2xlarge, c7i.4xlarge, c7i.large, c7i.xlarge, m5.2xlarge, m5.4xlarge, m5.large, m5.xlarge, m6a.2xlarge, m6a.4xlarge, m6a.large, m6a.xlarge, m6i.2xlarge, m6i.4xlarge, m6i.large, m6i.xlarge, m7a.2xlarge, m7a.4xlarge, m7a.large, m7a.xlarge, m7i.2xlarge, m7i.4xlarge, m7i.large, m7i.xlarge, r6i.2xlarge, r6i.4xlarge, r6i.large, r6i.xlarge, r7i.2xlarge, r7i.4xlarge, r7i.large, r7i.xlarge (add the type to stacks/config/capacity.py INSTANCE_SHAPES)",
+    ]),
+    ('sys-sizes-order', {"systemNodes": {"desiredSize": 5, "maxSize": 3}}, [
+        'gpu-burst:systemNodes.desiredSize: 5 is outside minSize 2 .. maxSize 3; allowed: minSize <= desiredSize <= maxSize',
+    ]),
+    ('sys-min-above-desired', {"systemNodes": {"minSize": 3, "desiredSize": 2}}, [
+        'gpu-burst:systemNodes.desiredSize: 2 is outside minSize 3 .. maxSize 3; allowed: minSize <= desiredSize <= maxSize',
+    ]),
+    ('sys-size-zero', {"systemNodes": {"minSize": 0}}, [
+        'gpu-burst:systemNodes.minSize: 0 is out of range; allowed: an integer from 1 to 20',
+    ]),
+    ('sys-size-type', {"systemNodes": {"maxSize": "3 nodes"}}, [
+        "gpu-burst:systemNodes.maxSize: expected an integer, got '3 nodes'; write a whole number without quotes, e.g. maxSize: 3",
+    ]),
+    ('sys-disk-low', {"systemNodes": {"diskSizeGib": 10}}, [
+        'gpu-burst:systemNodes.diskSizeGib: 10 is out of range; allowed: an integer from 20 to 1000',
+    ]),
+    ('sys-ami-enum', {"systemNodes": {"ami": "al2"}}, [
+        "gpu-burst:systemNodes.ami: 'al2' is not allowed; allowed: 'al2023' or 'bottlerocket'",
+    ]),
+    # karpenter
+    ('karp-chart', {"karpenter": {"chartVersion": "1.13.0"}}, [
+        "gpu-burst:karpenter.chartVersion: '1.13.0' is not a Karpenter 1.14 chart version; allowed: e.g. 1.14.1",
+    ]),
+    ('karp-chart-v', {"karpenter": {"chartVersion": "v1.14.1"}}, [
+        "gpu-burst:karpenter.chartVersion: 'v1.14.1' is not a Karpenter 1.14 chart version; allowed: e.g. 1.14.1",
+    ]),
+    ('karp-replicas-above-desired', {"karpenter": {"replicas": 3}}, [
+        'gpu-burst:karpenter.replicas: 3 replicas need 3 system nodes (required hostname anti-affinity) but systemNodes.desiredSize is 2; allowed: at most 2, or raise systemNodes.desiredSize',
+    ]),
+    ('karp-replicas-range', {"karpenter": {"replicas": 5}}, [
+        'gpu-burst:karpenter.replicas: 5 is out of range; allowed: an integer at most 3',
+    ]),
+    ('karp-log-level', {"karpenter": {"logLevel": "warn"}}, [
+        "gpu-burst:karpenter.logLevel: 'warn' is not allowed; allowed: 'debug', 'info' or 'error'",
+    ]),
+    ('karp-unknown', {"karpenter": {"version": "1.14.1"}}, [
+        'gpu-burst:karpenter.version: unknown key; valid keys here: chartVersion, replicas, createSpotServiceLinkedRole, logLevel, controllerCpu, controllerMemory',
+    ]),
+    ('karp-spot-role-type', {"karpenter": {"createSpotServiceLinkedRole": "sometimes"}}, [
+        "gpu-burst:karpenter.createSpotServiceLinkedRole: expected true or false, got 'sometimes'; write createSpotServiceLinkedRole: true or createSpotServiceLinkedRole: false",
+    ]),
+    # gpu
+    ('gpu-al2', {"gpu": {"amiFamily": "al2"}}, [
+        "gpu-burst:gpu.amiFamily: AL2 is not supported (EKS AL2 AMIs ended with Kubernetes 1.32); allowed: 'al2023' or 'bottlerocket'",
+    ]),
+    ('gpu-ami-family-enum', {"gpu": {"amiFamily": "ubuntu"}}, [
+        "gpu-burst:gpu.amiFamily: 'ubuntu' is not allowed; allowed: 'al2023' or 'bottlerocket'",
+    ]),
+    ('gpu-ami-latest', {"gpu": {"amiVersion": "latest"}}, [
+        "gpu-burst:gpu.amiVersion: 'latest' drifts every GPU node on each AMI release; allowed: a pinned version, or latest with allowLatestAmi: true",
+    ]),
+    ('gpu-ami-not-date', {"gpu": {"amiVersion": "v20261350"}}, [
+        "gpu-burst:gpu.amiVersion: 'v20261350' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260818), or latest",
+    ]),
+    ('gpu-ami-feb-30', {"gpu": {"amiVersion": "v20260230"}}, [
+        "gpu-burst:gpu.amiVersion: 'v20260230' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260818), or latest",
+    ]),
+    ('gpu-ami-format', {"gpu": {"amiVersion": "20260818"}}, [
+        "gpu-burst:gpu.amiVersion: '20260818' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260818), or latest",
+    ]),
+    ('gpu-ami-bottlerocket-format', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v20260818"}}, [
+        "gpu-burst:gpu.amiVersion: 'v20260818' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
+    ]),
+    ('gpu-volume-low', {"gpu": {"volumeSizeGib": 100}}, [
+        'gpu-burst:gpu.volumeSizeGib: 100 is out of range; allowed: an integer from 150 to 16000',
+    ]),
+    ('gpu-throughput-high', {"gpu": {"volumeThroughputMibps": 2000}}, [
+        'gpu-burst:gpu.volumeThroughputMibps: 2000 is out of range; allowed: an integer from 125 to 1000',
+    ]),
+    ('gpu-pools-empty', {"gpu": {"pools": []}}, [
+        'gpu-burst:gpu.pools: has 0 items; allowed: at least 1',
+    ]),
+    ('gpu-pools-dup', {"gpu": {"pools": [POOL, {**POOL, "weight": 50}]}}, [
+        "gpu-burst:gpu.pools[1].name: 'gpu-on-demand' is already the name of pools[0]; allowed: a name unique across gpu.pools",
+    ]),
+    ('gpu-pool-name-upper', pool(name="GPU"), [
+        "gpu-burst:gpu.pools[0].name: 'GPU' is not a Kubernetes name; allowed: e.g. gpu-spot",
+    ]),
+    ('gpu-pool-name-missing', {"gpu": {"pools": [{k: v for k, v in POOL.items() if k != "name"}]}}, [
+        "gpu-burst:gpu.pools[0].name: required but not set; NodePool name: lowercase letters, digits and '-'.",
+    ]),
+    ('gpu-pool-name-long', pool(name="g" * 41), [
+        'gpu-burst:gpu.pools[0].name: has 41 characters; allowed: at most 40',
+    ]),
+    ('gpu-pool-unknown', pool(gpuCount=1), [
+        'gpu-burst:gpu.pools[0].gpuCount: unknown key; valid keys here: name, instanceFamilies, gpusPerNode, capacityTypes, weight, gpuLimit, cpuLimit, expireAfter, consolidateAfter, terminationGracePeriod, disruptionBudgetNodes',
+    ]),
+    ('gpu-families-empty', pool(instanceFamilies=[]), [
+        'gpu-burst:gpu.pools[0].instanceFamilies: is empty; allowed: one or more of g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en, p6-b200',
+    ]),
+    ('gpu-families-unknown', pool(instanceFamilies=["g6f"]), [
+        "gpu-burst:gpu.pools[0].instanceFamilies: unknown GPU instance families ['g6f']; allowed: g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en, p6-b200",
+    ]),
+    ('gpu-families-dup', pool(instanceFamilies=["g5", "g5"]), [
+        "gpu-burst:gpu.pools[0].instanceFamilies: ['g5', 'g5'] lists a family twice; allowed: each family once",
+    ]),
+    ('gpu-gpus-3', pool(gpusPerNode=[3]), [
+        'gpu-burst:gpu.pools[0].gpusPerNode: no instance of g5, g6 has [3] GPUs (g5: [1, 4, 8]; g6: [1, 4, 8]); allowed: [1, 4, 8]',
+        'gpu-burst:gpu.pools[0].gpuLimit: 2 is below one node of 3 GPUs (gpusPerNode [3]); allowed: at least 3',
+    ]),
+    ('gpu-p5-one', pool(instanceFamilies=["p5"], gpusPerNode=[1], gpuLimit=8, cpuLimit=192), [
+        'gpu-burst:gpu.pools[0].gpusPerNode: no instance of p5 has [1] GPUs (p5: [8]); allowed: [8]',
+    ]),
+    ('gpu-gr6-four', pool(instanceFamilies=["gr6"], gpusPerNode=[4], gpuLimit=8, cpuLimit=192), [
+        'gpu-burst:gpu.pools[0].gpusPerNode: no instance of gr6 has [4] GPUs (gr6: [1]); allowed: [1]',
+    ]),
+    ('gpu-gpus-zero', pool(gpusPerNode=[0]), [
+        'gpu-burst:gpu.pools[0].gpusPerNode: [0] out of range; allowed: GPU counts from 1 to 8',
+    ]),
+    ('gpu-gpus-empty', pool(gpusPerNode=[]), [
+        'gpu-burst:gpu.pools[0].gpusPerNode: is empty; allowed: one or more GPU counts per node, e.g. [1] or [1, 4]',
+    ]),
+    ('gpu-gpus-dup', pool(gpusPerNode=[1, 1]), [
+        'gpu-burst:gpu.pools[0].gpusPerNode: [1, 1] lists a count twice; allowed: each count once',
+    ]),
+    ('gpu-gpus-type', pool(gpusPerNode=["one"]), [
+        "gpu-burst:gpu.pools[0].gpusPerNode[0]: expected an integer, got 'one'; write a whole number without quotes, e.g. gpusPerNode: 1",
+    ]),
+    ('gpu-capacity-enum', pool(capacityTypes=["reserved"]), [
+        "gpu-burst:gpu.pools[0].capacityTypes[0]: 'reserved' is not allowed; allowed: 'spot' or 'on-demand'",
+    ]),
+    ('gpu-capacity-empty', pool(capacityTypes=[]), [
+        "gpu-burst:gpu.pools[0].capacityTypes: is empty; allowed: 'spot', 'on-demand' or both",
+    ]),
+    ('gpu-capacity-dup', pool(capacityTypes=["spot", "spot"]), [
+        "gpu-burst:gpu.pools[0].capacityTypes: ['spot', 'spot'] lists a capacity type twice; allowed: each once",
+    ]),
+    ('gpu-weight-high', pool(weight=101), [
+        'gpu-burst:gpu.pools[0].weight: 101 is out of range; allowed: an integer from 1 to 100',
+    ]),
+    ('gpu-limit-below-node', pool(gpusPerNode=[1, 4], gpuLimit=2, cpuLimit=64), [
+        'gpu-burst:gpu.pools[0].gpuLimit: 2 is below one node of 4 GPUs (gpusPerNode [1, 4]); allowed: at least 4',
+    ]),
+    ('gpu-cpu-below-node', pool(gpusPerNode=[1, 4], gpuLimit=4, cpuLimit=32), [
+        'gpu-burst:gpu.pools[0].cpuLimit: 32 is below one node: the smallest 4-GPU instance of g5, g6 has 48 vCPUs; allowed: at least 48',
+    ]),
+    ('gpu-cpu-below-p4d', pool(instanceFamilies=["p4d"], gpusPerNode=[8], gpuLimit=8, cpuLimit=64), [
+        'gpu-burst:gpu.pools[0].cpuLimit: 64 is below one node: the smallest 8-GPU instance of p4d has 96 vCPUs; allowed: at least 96',
+    ]),
+    ('gpu-limit-zero', pool(gpuLimit=0), [
+        'gpu-burst:gpu.pools[0].gpuLimit: 0 is out of range; allowed: an integer from 1 to 1000',
+    ]),
+    ('gpu-consolidate-fraction', pool(consolidateAfter="1.5m"), [
+        "gpu-burst:gpu.pools[0].consolidateAfter: '1.5m' is not a Karpenter duration; allowed: whole s/m/h units such as 30s, 5m, 720h, or Never",
+    ]),
+    ('gpu-expire-ms', pool(expireAfter="500ms"), [
+        "gpu-burst:gpu.pools[0].expireAfter: '500ms' is not a Karpenter duration; allowed: whole s/m/h units such as 30s, 5m, 720h, or Never",
+    ]),
+    ('gpu-grace-never', pool(terminationGracePeriod="Never"), [
+        "gpu-burst:gpu.pools[0].terminationGracePeriod: 'Never' is not a termination grace period; allowed: whole s/m/h units such as 30m or 1h (no Never: leave the default to bound draining)",
+    ]),
+    ('gpu-grace-days', pool(terminationGracePeriod="1d"), [
+        "gpu-burst:gpu.pools[0].terminationGracePeriod: '1d' is not a termination grace period; allowed: whole s/m/h units such as 30m or 1h (no Never: leave the default to bound draining)",
+    ]),
+    ('gpu-budget-format', pool(disruptionBudgetNodes="ten"), [
+        "gpu-burst:gpu.pools[0].disruptionBudgetNodes: 'ten' is not a node count or percentage; allowed: e.g. 10% or 1",
+    ]),
+    ('gpu-budget-percent-high', pool(disruptionBudgetNodes="150%"), [
+        "gpu-burst:gpu.pools[0].disruptionBudgetNodes: '150%' is not a node count or percentage; allowed: e.g. 10% or 1",
+    ]),
+    # models
+    ('model-unknown', model(replicas=1), [
+        'gpu-burst:models[0].replicas: unknown key; valid keys here: servedName, hfModelId, revision, runaiConcurrency, runaiMemoryLimitGib, image, gpus, maxModelLen, gpuMemoryUtilization, extraArgs, minReplicas, maxReplicas, idleBeforeScaleToZero, targetQueueDepth, targetConcurrency, pool, needsHfToken, startupBudget, drainTimeout, cpu, memory, shmSize, cacheSize',
+    ]),
+    ('model-served-name-upper', model(servedName="Llama-3.1"), [
+        "gpu-burst:models[0].servedName: 'Llama-3.1' is not a DNS label (it also names the model's Deployment, Service and route); allowed: lowercase letters, digits and '-', starting with a letter, e.g. qwen2-5-1-5b-instruct",
+    ]),
+    ('model-served-name-long', model(servedName="m" * 41), [
+        "gpu-burst:models[0].servedName: 'mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm' is too long; allowed: at most 40 characters",
+    ]),
+    ('model-served-name-missing', {"models": [{k: v for k, v in MODEL.items() if k != "servedName"}]}, [
+        "gpu-burst:models[0].servedName: required but not set; Name clients send as `model` (and in the routing header), the `model_name` label of vLLM's metrics, and the Kubernetes name of every object of the model.",
+    ]),
+    ('model-served-name-dup', {"models": [MODEL, {**MODEL, "hfModelId": "Qwen/Qwen2.5-3B-Instruct"}]}, [
+        "gpu-burst:models[1].servedName: 'qwen2-5-1-5b-instruct' is already used by models[0]; allowed: a servedName unique across gpu-burst:models",
+    ]),
+    ('model-hf-id-format', model(hfModelId="qwen"), [
+        "gpu-burst:models[0].hfModelId: 'qwen' is not a Hugging Face model id; allowed: e.g. Qwen/Qwen2.5-1.5B-Instruct",
+    ]),
+    ('model-image-latest', model(image="vllm/vllm-openai:latest"), [
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai:latest' is not pinned; allowed: an explicit release tag or digest, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-image-untagged', model(image="vllm/vllm-openai"), [
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai' is not pinned; allowed: an explicit release tag or digest, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-image-upper', model(image="vllm/VLLM-openai:v0.29.0"), [
+        "gpu-burst:models[0].image: image 'vllm/VLLM-openai:v0.29.0' has uppercase letters in the repository; allowed: a lowercase repository such as vllm/vllm-openai:v0.29.0",
+    ]),
+    ('model-image-scheme', model(image="https://ghcr.io/vllm/vllm-openai:v0.29.0"), [
+        "gpu-burst:models[0].image: image 'https://ghcr.io/vllm/vllm-openai:v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-image-space', model(image="vllm/vllm-openai: v0.29.0"), [
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai: v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-image-bad-digest', model(image="vllm/vllm-openai@sha256:abc"), [
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai@sha256:abc' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-image-double-colon', model(image="vllm/vllm-openai:v0.29.0:extra"), [
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai:v0.29.0:extra' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-gpus-high', model(gpus=16), [
+        'gpu-burst:models[0].gpus: 16 is out of range; allowed: an integer from 1 to 8',
+    ]),
+    ('model-gpus-pool-node', model(gpus=4), [
+        "gpu-burst:models[0].gpus: 4 GPUs do not fit on one node of pool 'gpu-on-demand' (gpusPerNode [1]); allowed: at most 1, or a pool with larger nodes",
+    ]),
+    ('model-max-len-low', model(maxModelLen=100), [
+        'gpu-burst:models[0].maxModelLen: 100 is out of range; allowed: an integer from 256 to 1048576',
+    ]),
+    ('model-gpu-mem-high', model(gpuMemoryUtilization=0.99), [
+        'gpu-burst:models[0].gpuMemoryUtilization: 0.99 is out of range; allowed: a number more than 0.1 and at most 0.98',
+    ]),
+    ('model-gpu-mem-type', model(gpuMemoryUtilization="90%"), [
+        "gpu-burst:models[0].gpuMemoryUtilization: expected a number, got '90%'; write it without quotes, e.g. gpuMemoryUtilization: 0.9",
+    ]),
+    ('model-extra-max-len', model(extraArgs=["--max-model-len=4096"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--max-model-len' is --max-model-len: the program sets it from the model's `maxModelLen`; allowed: set `maxModelLen` instead",
+    ]),
+    ('model-extra-max-len-underscore', model(extraArgs=["--max_model_len=4096"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--max_model_len' means --max-model-len: the program sets it from the model's `maxModelLen`; allowed: set `maxModelLen` instead",
+    ]),
+    ('model-extra-tp-short', model(extraArgs=["-tp", "2"]), [
+        "gpu-burst:models[0].extraArgs[0]: '-tp' is --tensor-parallel-size, which the program sets from the model's `gpus`; allowed: set `gpus` instead",
+        "gpu-burst:models[0].extraArgs[1]: '2' looks like the value of extraArgs[0] (-tp); allowed: flag and value in one item, -tp=2",
+    ]),
+    ('model-extra-tp-long', model(extraArgs=["--tensor-parallel-size=2"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--tensor-parallel-size' is --tensor-parallel-size: the program sets it from the model's `gpus`; allowed: set `gpus` instead",
+    ]),
+    ('model-extra-tp-underscore', model(extraArgs=["--tensor_parallel_size=2"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--tensor_parallel_size' means --tensor-parallel-size: the program sets it from the model's `gpus`; allowed: set `gpus` instead",
+    ]),
+    ('model-extra-port', model(extraArgs=["--port=9000"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--port' is --port: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-host', model(extraArgs=["--host=127.0.0.1"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--host' is --host: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-api-key', model(extraArgs=["--api-key=abc"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--api-key' is --api-key: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-api-key-underscore', model(extraArgs=["--api_key", "abc"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--api_key' means --api-key: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+        "gpu-burst:models[0].extraArgs[1]: 'abc' looks like the value of extraArgs[0] (--api_key); allowed: flag and value in one item, --api_key=abc",
+    ]),
+    ('model-extra-served-name', model(extraArgs=["--served-model-name=other"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--served-model-name' is --served-model-name: the program sets it from the model's `servedName`; allowed: set `servedName` instead",
+    ]),
+    ('model-extra-model', model(extraArgs=["--model=Qwen/Qwen2.5-7B"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--model' is --model: the program sets it from the model's `hfModelId`; allowed: set `hfModelId` instead",
+    ]),
+    ('model-extra-gpu-mem', model(extraArgs=["--gpu-memory-utilization=0.5"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--gpu-memory-utilization' is --gpu-memory-utilization: the program sets it from the model's `gpuMemoryUtilization`; allowed: set `gpuMemoryUtilization` instead",
+    ]),
+    ('model-extra-download-dir', model(extraArgs=["--download-dir=/tmp"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--download-dir' is --download-dir: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-config', model(extraArgs=["--config=serve.yaml"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--config' is --config: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-load-format', model(extraArgs=["--load-format=safetensors"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--load-format' is --load-format: the program manages it (address, probes, API key, weight loading); allowed: any other vLLM flag",
+    ]),
+    ('model-extra-revision', model(extraArgs=["--revision=main"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--revision' is --revision: the program sets it from the model's `revision`; allowed: set `revision` instead",
+    ]),
+    ('model-extra-device-memory', model(extraArgs=["--device_memory_utilization=0.5"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--device_memory_utilization' means --device-memory-utilization: the program sets it from the model's `gpuMemoryUtilization`; allowed: set `gpuMemoryUtilization` instead",
+    ]),
+    ('model-extra-abbrev', model(extraArgs=["--max-model=4096"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--max-model' means --max-model-len: the program sets it from the model's `maxModelLen`; allowed: set `maxModelLen` instead",
+    ]),
+    ('model-extra-pp-short', model(extraArgs=["-pp=2"]), [
+        "gpu-burst:models[0].extraArgs[0]: '-pp=2' is --pipeline-parallel-size, which the program sets from the model's `gpus`; allowed: set `gpus` instead",
+    ]),
+    ('model-extra-dp', model(extraArgs=["--data-parallel-size=2"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--data-parallel-size' is --data-parallel-size: the program sets it from the model's `gpus`; allowed: set `gpus` instead",
+    ]),
+    ('model-extra-empty', model(extraArgs=[""]), [
+        'gpu-burst:models[0].extraArgs[0]: is empty; allowed: one vLLM flag per item, e.g. --enable-prefix-caching or --max-num-seqs=64',
+    ]),
+    ('model-extra-blank', model(extraArgs=["  "]), [
+        'gpu-burst:models[0].extraArgs[0]: is empty; allowed: one vLLM flag per item, e.g. --enable-prefix-caching or --max-num-seqs=64',
+    ]),
+    ('model-extra-two-flags', model(extraArgs=["--enable-prefix-caching --max-num-seqs=64"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--enable-prefix-caching --max-num-seqs=64' holds several words; allowed: one flag per item, its value after '=' (e.g. --max-num-seqs=64): items are passed to vLLM without a shell",
+    ]),
+    ('model-extra-space-value', model(extraArgs=["--max-num-seqs 64"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--max-num-seqs 64' holds several words; allowed: one flag per item, its value after '=' (e.g. --max-num-seqs=64): items are passed to vLLM without a shell",
+    ]),
+    ('model-extra-short-unknown', model(extraArgs=["-q=awq"]), [
+        "gpu-burst:models[0].extraArgs[0]: '-q=awq' is not a long flag; allowed: --flag or --flag=value (long names only, e.g. --quantization=...)",
+    ]),
+    ('model-extra-positional', model(extraArgs=["Qwen/Qwen2.5-7B"]), [
+        "gpu-burst:models[0].extraArgs[0]: 'Qwen/Qwen2.5-7B' is not a long flag; allowed: --flag or --flag=value (long names only, e.g. --max-num-seqs=64)",
+    ]),
+    ('model-extra-not-list', model(extraArgs="--enable-prefix-caching"), [
+        "gpu-burst:models[0].extraArgs: expected a list, got '--enable-prefix-caching'; write it as a YAML list, e.g. extraArgs: [a, b]",
+    ]),
+    ('model-min-above-max', model(minReplicas=5, maxReplicas=2), [
+        'gpu-burst:models[0].minReplicas: 5 is above maxReplicas (2); allowed: 0 to 2',
+    ]),
+    ('model-max-replicas-zero', model(maxReplicas=0), [
+        'gpu-burst:models[0].maxReplicas: 0 is out of range; allowed: an integer from 1 to 100',
+    ]),
+    ('model-max-replicas-over-limit', model(maxReplicas=3), [
+        "gpu-burst:models[0].maxReplicas: 3 replicas x 1 GPUs exceed pool 'gpu-on-demand' gpuLimit 2; allowed: at most 2, or raise gpu.pools[0].gpuLimit",
+    ]),
+    ('model-pool-unknown', model(pool="nope"), [
+        "gpu-burst:models[0].pool: 'nope' is not a pool of gpu.pools; allowed: gpu-on-demand",
+    ]),
+    ('model-idle-short', model(idleBeforeScaleToZero="30s"), [
+        "gpu-burst:models[0].idleBeforeScaleToZero: '30s' would thrash GPU nodes; allowed: at least 1m",
+    ]),
+    ('model-idle-format', model(idleBeforeScaleToZero="ten minutes"), [
+        "gpu-burst:models[0].idleBeforeScaleToZero: 'ten minutes' is not a duration; allowed: Go duration syntax such as 30s, 5m, 1h30m",
+    ]),
+    ('model-startup-short', model(startupBudget="5m"), [
+        "gpu-burst:models[0].startupBudget: '5m' cannot cover node + image + weights; allowed: at least 15m",
+    ]),
+    ('model-drain-long', model(drainTimeout="2h"), [
+        "gpu-burst:models[0].drainTimeout: '2h' is out of range; allowed: from 10s to 1h",
+    ]),
+    ('model-cpu-garbage', model(cpu="lots"), [
+        'gpu-burst:models[0].cpu: \'lots\' is not a CPU amount; allowed: a positive Kubernetes quantity such as 4, "3.5" or 3500m (units: no unit, \'m\')',
+    ]),
+    ('model-cpu-zero', model(cpu=0), [
+        'gpu-burst:models[0].cpu: \'0\' is not a CPU amount; allowed: a positive Kubernetes quantity such as 4, "3.5" or 3500m (units: no unit, \'m\')',
+    ]),
+    ('model-cpu-unit', model(cpu="4Gi"), [
+        'gpu-burst:models[0].cpu: \'4Gi\' is not a CPU amount; allowed: a positive Kubernetes quantity such as 4, "3.5" or 3500m (units: no unit, \'m\')',
+    ]),
+    ('model-cpu-bool', model(cpu=True), [
+        'gpu-burst:models[0].cpu: expected a string, got true; write e.g. cpu: "4"',
+    ]),
+    ('model-memory-unitless-suffix', model(memory="12GB"), [
+        "gpu-burst:models[0].memory: '12GB' is not a memory size; allowed: a positive Kubernetes quantity such as 16Gi or 512Mi (units: 'Ki', 'Mi', 'Gi', 'Ti', 'k', 'M', 'G', 'T')",
+    ]),
+    ('model-memory-garbage', model(memory="a lot"), [
+        "gpu-burst:models[0].memory: 'a lot' is not a memory size; allowed: a positive Kubernetes quantity such as 16Gi or 512Mi (units: 'Ki', 'Mi', 'Gi', 'Ti', 'k', 'M', 'G', 'T')",
+    ]),
+    ('model-shm-above-memory', model(shmSize="16Gi"), [
+        "gpu-burst:models[0].shmSize: '16Gi' is not below memory '12Gi' (shared memory counts against the memory limit); allowed: less than memory",
+    ]),
+    ('model-cache-above-volume', model(cacheSize="500Gi"), [
+        "gpu-burst:models[0].cacheSize: '500Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
+    ]),
+    ('model-cache-no-headroom', model(cacheSize="180Gi"), [
+        "gpu-burst:models[0].cacheSize: '180Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
+    ]),
+    ('model-gated-no-token', model(needsHfToken=True), [
+        "gpu-burst:models[0].needsHfToken: model 'Qwen/Qwen2.5-1.5B-Instruct' is gated but gpu-burst:hfToken is not set; run `pulumi config set --secret hfToken <token>`",
+    ]),
+    ('model-queue-depth-zero', model(targetQueueDepth=0), [
+        'gpu-burst:models[0].targetQueueDepth: 0 is out of range; allowed: an integer from 1 to 1000',
+    ]),
+    ('models-not-list', {"models": MODEL}, [
+        'gpu-burst:models: expected a list, got a mapping; write it as a YAML list, e.g. models: [a, b]',
+    ]),
+    # addons
+    ('addons-unknown', {"addons": {"istio": {}}}, [
+        'gpu-burst:addons.istio: unknown key; valid keys here: keda, httpAddon, monitoring, nvidiaDevicePlugin',
+    ]),
+    ('addons-keda-chart', {"addons": {"keda": {"chartVersion": "v2.20.2"}}}, [
+        "gpu-burst:addons.keda.chartVersion: 'v2.20.2' is not a chart version; allowed: e.g. 2.20.2 (X.Y.Z, no leading v)",
+    ]),
+    ('addons-readiness-short', {"addons": {"httpAddon": {"readinessTimeout": "5m"}}}, [
+        "gpu-burst:addons.httpAddon.readinessTimeout: '5m' is shorter than a GPU cold start; allowed: at least 10m",
+    ]),
+    ('addons-header-short', {"addons": {"httpAddon": {"responseHeaderTimeout": "10s"}}}, [
+        "gpu-burst:addons.httpAddon.responseHeaderTimeout: '10s' is too short for a slow first token; allowed: at least 60s",
+    ]),
+    ('addons-interceptor-max-below', {"addons": {"httpAddon": {"interceptorReplicas": 3, "interceptorMaxReplicas": 2}}}, [
+        'gpu-burst:addons.httpAddon.interceptorMaxReplicas: 2 is below interceptorReplicas (3); allowed: at least 3',
+    ]),
+    ('addons-retention-fraction', {"addons": {"monitoring": {"retention": "1.5d"}}}, [
+        "gpu-burst:addons.monitoring.retention: '1.5d' is not a Prometheus duration; allowed: whole units such as 15s, 168h, 14d",
+    ]),
+    ('addons-prom-memory', {"addons": {"monitoring": {"prometheusMemory": "1 gig"}}}, [
+        "gpu-burst:addons.monitoring.prometheusMemory: '1 gig' is not a memory size; allowed: a positive Kubernetes quantity such as 16Gi or 512Mi (units: 'Ki', 'Mi', 'Gi', 'Ti', 'k', 'M', 'G', 'T')",
+    ]),
+    ('addons-grafana-bool', {"addons": {"monitoring": {"grafanaEnabled": "on-ish"}}}, [
+        "gpu-burst:addons.monitoring.grafanaEnabled: expected true or false, got 'on-ish'; write grafanaEnabled: true or grafanaEnabled: false",
+    ]),
+    # several at once
+    ('many-at-once', {"environment": "qa", "network": {"azCount": 1}, "gpu": {"pools": [{**POOL, "gpusPerNode": [3], "weight": "x"}]}, "models": [{**MODEL, "cpu": "lots", "maxReplicas": 5}]}, [
+        "gpu-burst:environment: 'qa' is not allowed; allowed: 'dev', 'staging' or 'prod'",
+        'gpu-burst:network.azCount: 1 is out of range; allowed: an integer from 2 to 6',
+        "gpu-burst:gpu.pools[0].weight: expected an integer, got 'x'; write a whole number without quotes, e.g. weight: 10",
+        'gpu-burst:models[0].cpu: \'lots\' is not a CPU amount; allowed: a positive Kubernetes quantity such as 4, "3.5" or 3500m (units: no unit, \'m\')',
+        'gpu-burst:gpu.pools[0].gpusPerNode: no instance of g5, g6 has [3] GPUs (g5: [1, 4, 8]; g6: [1, 4, 8]); allowed: [1, 4, 8]',
+        'gpu-burst:gpu.pools[0].gpuLimit: 2 is below one node of 3 GPUs (gpusPerNode [3]); allowed: at least 3',
+        "gpu-burst:models[0].maxReplicas: 5 replicas x 1 GPUs exceed pool 'gpu-on-demand' gpuLimit 2; allowed: at most 2, or raise gpu.pools[0].gpuLimit",
+    ]),]
+
+# Keys of the stack file itself (before validation): secrets in plain text and keys the loader fills.
+BAD_KEYS = [
+    ("plain-hf-token", {"gpu-burst:hfToken": "hf_abc"}, [
+        "gpu-burst:hfToken: is in plain text in the stack file; it must be a Pulumi secret: "
+        "`pulumi config set --secret hfToken <token>`"]),
+    ("plain-api-key", {"gpu-burst:apiKey": "sk-abc"}, [
+        "gpu-burst:apiKey: is in plain text in the stack file; it must be a Pulumi secret: "
+        "`pulumi config set --secret apiKey <key>`"]),
+    ("plain-api-keys", {"gpu-burst:apiKeys": {"alice": "sk-abc"}}, [
+        "gpu-burst:apiKeys.alice: is in plain text in the stack file; a key must be a Pulumi secret: "
+        "`pulumi config rm gpu-burst:apiKeys` then `pulumi config set --secret --path 'apiKeys.alice' <key>`"]),
+    ("region-in-namespace", {"gpu-burst:region": "eu-west-1"}, [
+        "gpu-burst:region: is not read (the AWS provider reads aws:region); use aws:region: "
+        "`pulumi config rm gpu-burst:region && pulumi config set aws:region <region>`"]),
+    ("internal-hf-token-set", {"gpu-burst:hfTokenSet": True}, [
+        "gpu-burst:hfTokenSet: is set by the program, not by config; remove it: `pulumi config rm "
+        "gpu-burst:hfTokenSet` (set the token with `pulumi config set --secret hfToken <token>`)"]),
+]
+
+GOOD = [
+    ("dev-as-is", {}, lambda c: c.environment == "dev"),
+    ("existing-vpc", net(**EXIST, publicSubnetIds=["subnet-0a1b2c3d4e5f60003"], tagExistingSubnets=False),
+     lambda c: c.network.mode.value == "existing" and len(c.network.private_subnet_ids) == 2),
+    ("existing-vpc-8-hex-ids", net(mode="existing", vpcId="vpc-0a1b2c3d", privateSubnetIds=["subnet-0a1b2c3d",
+                                                                                            "subnet-0a1b2c3e"]),
+     lambda c: c.network.vpc_id == "vpc-0a1b2c3d"),
+    ("bottlerocket-gpu", {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"}},
+     lambda c: c.gpu.ami_alias == "bottlerocket@v1.50.0" and not c.gpu.needs_device_plugin),
+    ("bottlerocket-system", {"systemNodes": {"ami": "bottlerocket"}}, lambda c: c.system_nodes.ami.value == "bottlerocket"),
+    ("latest-ami-allowed", {"gpu": {"amiVersion": "latest", "allowLatestAmi": True}},
+     lambda c: c.gpu.ami_alias == "al2023@latest"),
+    ("spot-and-on-demand-pools-several-models", {
+        "gpu": {"pools": [{**POOL, "name": "gpu-spot", "capacityTypes": ["spot"], "weight": 100, "gpusPerNode": [1, 4],
+                           "gpuLimit": 8, "cpuLimit": 96}, POOL]},
+        "models": [MODEL, {**MODEL, "servedName": "big", "hfModelId": "Qwen/Qwen2.5-32B-Instruct", "gpus": 4,
+                           "pool": "gpu-spot", "maxReplicas": 2}]},
+     lambda c: [m.pool for m in c.models] == ["gpu-on-demand", "gpu-spot"]),
+    ("p5-eight-gpus", pool(instanceFamilies=["p5", "p5e"], gpusPerNode=[8], gpuLimit=8, cpuLimit=192),
+     lambda c: c.gpu.pools[0].gpus_per_node == [8]),
+    ("g5g-two-gpus", pool(instanceFamilies=["g4dn", "g6e"], gpusPerNode=[1, 4, 8], gpuLimit=8, cpuLimit=192),
+     lambda c: c.gpu.pools[0].cpu_limit == 192),
+    ("never-expire-and-consolidate", pool(expireAfter="Never", consolidateAfter="Never", terminationGracePeriod="2h"),
+     lambda c: c.gpu.pools[0].expire_after == "Never"),
+    ("min-replicas-one", model(minReplicas=1), lambda c: c.models[0].min_replicas == 1),
+    ("max-replicas-at-the-limit", model(maxReplicas=2), lambda c: c.models[0].max_replicas == 2),
+    ("cpu-as-yaml-number", model(cpu=4), lambda c: c.models[0].cpu == "4"),
+    ("cpu-fraction-string", model(cpu="3.5"), lambda c: c.models[0].cpu == "3.5"),
+    ("cpu-fraction-number", model(cpu=2.5), lambda c: c.models[0].cpu == "2.5"),
+    ("cpu-millicores", model(cpu="3500m"), lambda c: c.models[0].cpu == "3500m"),
+    ("memory-decimal-units", model(memory="16G", shmSize="4G"), lambda c: c.models[0].memory == "16G"),
+    ("cache-at-the-volume-headroom", model(cacheSize="160Gi"), lambda c: c.models[0].cache_size == "160Gi"),
+    ("image-by-digest", model(image="vllm/vllm-openai@sha256:" + "a" * 64), lambda c: "@sha256:" in c.models[0].image),
+    ("image-private-registry-port", model(image="registry.example.com:5000/ml/vllm-openai:v0.29.0-cu129"),
+     lambda c: c.models[0].image.startswith("registry.example.com:5000/")),
+    ("image-ecr", model(image="123456789012.dkr.ecr.us-west-2.amazonaws.com/vllm/vllm-openai:v0.29.0"),
+     lambda c: ".dkr.ecr." in c.models[0].image),
+    ("extra-args-unmanaged", model(extraArgs=["--enable-prefix-caching", "--max-num-seqs=64", "--model-impl=vllm",
+                                              "--max-num-batched-tokens=8192", "--compilation-config.level=3"]),
+     lambda c: len(c.models[0].extra_args) == 5),
+    ("gated-model-with-token", {**model(needsHfToken=True, hfModelId="meta-llama/Llama-3.1-8B-Instruct"),
+                                "hfTokenSet": True}, lambda c: c.hf_token_set),
+    ("public-gateway-cidrs-tls", {"gateway": {"public": True, "allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"],
+                                              "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/"
+                                                                "0a1b2c3d-1111-2222-3333-444455556666"}},
+     lambda c: c.gateway.public and c.gateway.certificate_arn),
+    ("kubernetes-136", {"cluster": {"kubernetesVersion": "1.36"}}, lambda c: c.cluster.kubernetes_version == "1.36"),
+    ("tags", {"cluster": {"tags": {"team": "ml", "cost-center": "42", "gpu-burst/owner": "alice"}}},
+     lambda c: c.cluster.tags["team"] == "ml"),
+    ("karpenter-two-replicas", {"karpenter": {"replicas": 2}}, lambda c: c.karpenter_replicas == 2),
+    ("log-types", {"cluster": {"enabledLogTypes": ["api", "audit", "authenticator"]}},
+     lambda c: len(c.cluster.enabled_log_types) == 3),
+]
+
+
+def _lines(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        validate(raw)
+    return e.value.lines
+
+
+def test_the_table_is_big_enough():
+    assert len(BAD) + len(BAD_KEYS) >= 100 and len(GOOD) >= 20
+    assert len({c[0] for c in BAD + BAD_KEYS + GOOD}) == len(BAD) + len(BAD_KEYS) + len(GOOD), "ids are unique"
+
+
+@pytest.mark.parametrize("patch, expected", [pytest.param(p, e, id=i) for i, p, e in BAD])
+def test_bad_config(patch, expected):
+    assert _lines(merge(DEV, patch)) == expected
+
+
+@pytest.mark.parametrize("values, expected", [pytest.param(v, e, id=i) for i, v, e in BAD_KEYS])
+def test_bad_stack_file_keys(values, expected):
+    stack = {k: v for k, v in _DEV.items()}
+    _, lines = raw_from_values({**stack, **values})
+    assert lines == expected
+
+
+@pytest.mark.parametrize("patch, check", [pytest.param(p, c, id=i) for i, p, c in GOOD])
+def test_good_config(patch, check):
+    cfg = validate(merge(DEV, patch))
+    assert isinstance(cfg, StackConfig) and check(cfg)
+
+
+def test_prod_as_is():
+    prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    raw, lines = raw_from_values({**prod, "gpu-burst:hfToken": {"secure": "v1:xyz"}})
+    assert lines == [] and validate(raw).environment == "prod"
+
+
+_LINE = re.compile(rf"^(aws|{NAMESPACE}):[A-Za-z0-9\[\].:/_-]+: .+; .+$")
+
+
+@pytest.mark.parametrize("line", sorted({l for _, _, e in BAD + BAD_KEYS for l in e}))
+def test_every_line_says_what_is_wrong_and_what_is_allowed(line):
+    assert _LINE.match(line), line
+    # a raw regex is not an explanation
+    assert not re.search(r"\^|\$'|\\d|\[0-9|\[a-z|\(\?", line), line
+
+
+def _models(cls=StackConfig, seen=None):
+    seen = set() if seen is None else seen
+    if cls in seen:
+        return seen
+    seen.add(cls)
+    for f in cls.model_fields.values():
+        for t in re.findall(r"[\w.]+", repr(f.annotation)):
+            obj = _lookup(t)
+            if isinstance(obj, type) and issubclass(obj, Strict):
+                _models(obj, seen)
+    return seen
+
+
+def _lookup(dotted: str):
+    import importlib
+
+    mod, _, name = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(mod), name) if mod else None
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def test_fields_with_a_pattern_have_a_description():
+    """A field constrained by a bare `Field(pattern=...)` gets the generic message `'<value>' has the wrong
+    format; <description>`: the description must exist, so that the message never needs the regex."""
+    found = []
+    for cls in _models():
+        for name, f in cls.model_fields.items():
+            text = repr(f.metadata) + repr(f.annotation)
+            if re.search(r"pattern=['\"]", text) and not (f.description or "").strip():
+                found.append(f"{cls.__name__}.{name}")
+    assert found == []
