@@ -1,8 +1,10 @@
 """The compile-cache program (components/staging/compile_cache.py) against moto S3, and how the model pods run it."""
 
-import threading
 import http.server
 import json
+import sys
+import threading
+import uuid
 
 import boto3
 import pytest
@@ -21,6 +23,10 @@ def s3(monkeypatch):
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_DEFAULT_REGION": "us-west-2"}.items():
         monkeypatch.setenv(k, v)
+    # A bucket of its own: other test modules may keep one moto account alive for the whole session.
+    name = f"gpu-burst-models-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(sys.modules[__name__], "BUCKET", name)
+    monkeypatch.setattr(sys.modules[__name__], "URI", URI.replace("gpu-burst-models-test", name))
     with mock_aws():
         client = boto3.client("s3", region_name="us-west-2")
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})

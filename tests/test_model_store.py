@@ -35,9 +35,21 @@ def _bucket(mocks) -> str:
     return mocks.state("gpu-burst-models-bucket")["bucket"]
 
 
-@pytest.fixture(params=STACKS)
-def stack(request, mocks):
-    outputs, fakes, cfg = run_workload(request.param)
+@pytest.fixture(scope="module", params=STACKS)
+def stack(request):
+    """One evaluation of the workload per stack for the whole module (the tests only read what was recorded)."""
+    import asyncio
+
+    import pulumi
+    from conftest import _LOOP
+    from pulumi_mocks import Mocks, RecordingMonitor
+
+    asyncio.set_event_loop(_LOOP)
+    mocks = Mocks()
+    mocks.monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="gpu-burst", stack=request.param, preview=False, monitor=mocks.monitor)
+    pulumi.runtime.set_all_config({})
+    outputs, _, cfg = run_workload(request.param)
     return mocks, outputs, cfg
 
 

@@ -7,8 +7,10 @@ import hashlib
 import http.server
 import json
 import os
+import sys
 import threading
 import urllib.parse
+import uuid
 
 import boto3
 import pytest
@@ -121,6 +123,8 @@ def s3(monkeypatch):
                  }.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(stage_model, "CHUNK", 5 * 1024 * 1024)  # S3's smallest multipart part
+    # A bucket of its own: other test modules may keep one moto account alive for the whole session.
+    monkeypatch.setattr(sys.modules[__name__], "BUCKET", f"gpu-burst-models-{uuid.uuid4().hex[:12]}")
     with mock_aws():
         client = boto3.client("s3", region_name="us-west-2")
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})

@@ -141,11 +141,11 @@ class ModelConfig(Strict):
     runai_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
     """Run:ai Model Streamer reader threads against S3 (`concurrency`); the streamer's benchmark reached its best
     S3 figure at 32 (runai-model-streamer docs/src/benchmarks.md)."""
+    runai_memory_limit_gib: Annotated[int, Field(ge=1, le=64)] = 4
+    """CPU staging buffer of the streamer (`memory_limit`). Its default is 40 GB, more than the pod's memory limit."""
     compile_cache: bool = True
     """Keep vLLM's torch.compile cache in the model store (keyed by model, revision, image and GPU model) so later
     cold starts load compiled graphs instead of compiling; the model's pods may then add objects to that prefix."""
-    runai_memory_limit_gib: Annotated[int, Field(ge=1, le=64)] = 4
-    """CPU staging buffer of the streamer (`memory_limit`). Its default is 40 GB, more than the pod's memory limit."""
     image: str = VLLM_IMAGE
     """vLLM image reference (`[registry/]repository:tag` or `@sha256:<digest>`, lowercase repository); must carry an
     explicit version tag or digest (no `:latest`)."""
