@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 API_KEY_ENV = "GPU_BURST_API_KEY"
 """The one name of the API key variable across the stack's examples, the docs and burstctl."""
-API_KEY_FIX = (f"export {API_KEY_ENV}=$(pulumi stack output apiKeys --show-secrets --json | jq -r 'to_entries[0].value')"
-               " (or pass --api-key)")
-"""How to get a valid key: the stack's ``apiKeys`` output is a secret map of named keys."""
+API_KEY_FIX = (f"export {API_KEY_ENV}=$(pulumi stack output apiKey --show-secrets) (the first key; "
+               "`pulumi stack output apiKeys --show-secrets` has every named key), or pass --api-key")
+"""How to get a valid key, as the README and the stack's examples give it: ``apiKey`` is the first key, ``apiKeys``
+the secret map of named keys."""

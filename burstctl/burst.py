@@ -24,6 +24,7 @@ import urllib.request
 import weakref
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Literal, Optional, Sequence
@@ -447,6 +448,8 @@ async def run_burst(cfg: BurstConfig, on_done: Optional[Callable[[RequestResult]
     numbers = iter(range(cfg.requests))
     workers = min(cfg.concurrency, cfg.requests)
     t_run = time.perf_counter()
+    # Wall-clock start, so `timeline --burst-result` can place the first request and first token among cluster events.
+    started_at = datetime.now(timezone.utc)
     deadline_at = t_run + cfg.deadline
     endpoint = yarl.URL(cfg.url + PATHS[cfg.api])  # parsed once, not per request
     # The proxy from the environment is looked up once here: aiohttp's trust_env would do it (and a netrc lookup)
@@ -483,6 +486,7 @@ async def run_burst(cfg: BurstConfig, on_done: Optional[Callable[[RequestResult]
     final = [r if r is not None else RequestResult(index=i, error=left) for i, r in enumerate(results)]
     summary = summarize(final, wall, cfg.from_zero, cfg.url)
     summary["interrupted"] = interrupted
+    summary["started_at"] = started_at.isoformat()
     return BurstReport(cfg.public(), summary, final)
 
 

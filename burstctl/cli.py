@@ -50,6 +50,9 @@ class BurstctlGroup(TyperGroup):
             else:
                 e.show()
                 code = e.exit_code
+        except ModuleNotFoundError as e:  # a command's dependency, imported when the command runs
+            code = _fail(f"missing Python module {e.name!r}: pip install 'gpu-burst[cli]' (or -r requirements.txt)",
+                         EXIT_USAGE, as_json)
         except (typer.Abort, KeyboardInterrupt):
             code = _fail("aborted", EXIT_FAILED, as_json)
         except Exception as e:
@@ -402,43 +405,28 @@ def timeline(
     from_file: Optional[list[Path]] = FROM_FILE_OPT,
     logs: Optional[Path] = typer.Option(None, "--logs", help="The model container's log with timestamps (`kubectl "
                                         "logs --timestamps <pod> -c vllm`) [default: read from the cluster]."),
+    burst_result: Optional[Path] = typer.Option(None, "--burst-result", help="The `burst --from-zero --out "
+                                                "<file>.json` result of the cold start: adds first request and "
+                                                "first token."),
     request_timeout: float = KUBE_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Time the steps of the latest scale-from-zero of a model.
 
-    activation -> pod created -> NodeClaim created/launched/registered/initialized -> pod scheduled -> container
-    started -> ready, with the time each step took. Exits 1 when there is nothing to time or the pod is not ready.
+    activation -> pod created -> NodeClaim created/launched/registered/initialized -> pod scheduled -> image pull
+    -> container started -> weights loaded -> engine ready -> API listening -> ready (-> first token with
+    --burst-result), with the time each step took. Exits 1 when there is nothing to time or the pod is not ready.
     """
-    from rich.table import Table
-
     from burstctl.k8s import make_reader
-    from burstctl.timeline import build_timeline
+    from burstctl.timeline import build_timeline, print_timeline, read_burst_result
 
     target = _target(model, namespace, scaledobject, selector, None)
-    tl = build_timeline(make_reader(from_file, kubeconfig, context, request_timeout, logs), target, container)
+    burst = read_burst_result(burst_result) if burst_result else None
+    tl = build_timeline(make_reader(from_file, kubeconfig, context, request_timeout, logs), target, container, burst)
     if as_json:
         print_json(tl)
     else:
-        con = stdout()
-        table = Table(title=f"scale-from-zero of {namespace}/{model}: pod {tl['pod']}"
-                            + (f", nodeclaim {tl['nodeclaim']}" if tl["nodeclaim"] else ""), title_justify="left")
-        for col, just in (("step", "left"), ("at (UTC)", "left"), ("+since start", "right"),
-                          ("step took", "right"), ("note", "left")):
-            table.add_column(col, justify=just)  # type: ignore[arg-type]
-        for st in tl["steps"]:
-            at = st["at"][11:19] if st["at"] else "-"
-            table.add_row(st["name"], at, fmt_seconds(st["offset_s"]), fmt_seconds(st["delta_s"]), st["note"])
-        con.print(table)
-        if tl["phases"]:
-            ph = Table(title="phases", title_justify="left")
-            ph.add_column("phase")
-            ph.add_column("took", justify="right")
-            for p in tl["phases"]:
-                ph.add_row(p["phase"], fmt_seconds(p["seconds"]))
-            con.print(ph)
-        state = "ready" if tl["complete"] else "[yellow]not ready yet[/]"
-        con.print(f"total: {fmt_seconds(tl['total_s'])} ({state})")
+        print_timeline(tl)
     if not tl["complete"]:
         raise typer.Exit(EXIT_FAILED)
 
@@ -478,9 +466,10 @@ def preflight(
         from burstctl.sweep import check_cluster_name
 
         check_cluster_name(cluster_name)
-    cfg = pf.load_stack(stack_file, region)
+    stack = pf.load_stack_file(stack_file, region)
+    cfg = stack.config
     clients = pf.make_clients(aws.check_region(cfg.region, "aws:region"), profile, request_timeout)
-    checks = pf.preflight(clients, cfg, cluster_name if after_deploy else None)
+    checks = stack.notes + pf.preflight(clients, cfg, cluster_name if after_deploy else None)
     info = {"stack_file": str(stack_file), "region": cfg.region, "environment": cfg.environment,
             "pools": [p.name for p in cfg.gpu.pools]}
     raise typer.Exit(print_checks(checks, f"preflight {stack_file.name} ({cfg.region})", as_json, stack=info))

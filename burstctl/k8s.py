@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional, Protocol
 
@@ -43,8 +43,9 @@ class ClusterReader(Protocol):
 
     def nodes(self, selector: dict[str, str]) -> list[Obj]: ...
 
-    def events(self, namespace: str, kind: str, name: str) -> list[Obj]:
-        """Core/v1 Events whose involvedObject is the given object (the API server keeps them ~1 h)."""
+    def events(self, namespace: str, kind: str, name: Optional[str] = None) -> list[Obj]:
+        """Core/v1 Events about the given object (or every object of the kind); the API server keeps them ~1 h.
+        Events of cluster-scoped objects (NodeClaims) live in the `default` namespace."""
         ...
 
     def pod_log(self, namespace: str, pod: str, container: Optional[str]) -> Optional[str]:
@@ -98,6 +99,33 @@ def name_of(obj: Obj) -> str:
     return (obj.get("metadata") or {}).get("name", "?")
 
 
+def created_at(obj: Obj) -> Optional[datetime]:
+    return ts((obj.get("metadata") or {}).get("creationTimestamp"))
+
+
+def is_terminal(pod: Obj) -> bool:
+    """A pod that will never serve again: Failed (evicted, rejected at admission) or Succeeded, or being deleted."""
+    return ((pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
+            or bool((pod.get("metadata") or {}).get("deletionTimestamp")))
+
+
+def is_serving(pod: Obj) -> bool:
+    return not is_terminal(pod) and (pod.get("status") or {}).get("phase") == "Running" and is_true(pod, "Ready")
+
+
+_NOMINATED = re.compile(r"nodeclaim/([a-z0-9.-]+)")
+
+
+def nominated_claims(pod_events: list[Obj]) -> list[str]:
+    """NodeClaims Karpenter nominated the pod for (`Nominated` "Pod should schedule on: nodeclaim/<name>"), oldest
+    first."""
+    out: list[str] = []
+    for ev in sorted((e for e in pod_events if e.get("reason") == "Nominated"), key=lambda e: event_first(e) or
+                     datetime.min.replace(tzinfo=timezone.utc)):
+        out += [n for n in _NOMINATED.findall(ev.get("message") or "") if n not in out]
+    return out
+
+
 def event_last(ev: Obj) -> Optional[datetime]:
     """When an Event last happened. Legacy recorders (kubelet, kube-controller-manager, Karpenter) set
     first/lastTimestamp and count; events.k8s.io recorders (KEDA's operator) set eventTime and, when it repeats,
@@ -141,6 +169,65 @@ def scale_from_zero(so_events: list[Obj], deployment_events: list[Obj]) -> Optio
     return max(found) if found else None
 
 
+def launch_failures(reader: ClusterReader, claim: Optional[Obj], nominated: list[str]) -> list[str]:
+    """Why the node did not launch: the NodeClaim's Launched condition when it is not True (Karpenter writes
+    Unknown with the provider's reason, launch.go SetUnknownWithReason), or, for NodeClaims Karpenter already
+    deleted (insufficient capacity, NodeClass not ready), the events it left in the `default` namespace."""
+    out = []
+    if claim is not None:
+        c = condition(claim, "Launched")
+        if c and c.get("status") != "True" and c.get("reason") not in (None, "", "AwaitingReconciliation"):
+            out.append(f"NodeClaim {name_of(claim)} Launched={c.get('status')} {c.get('reason')}: "
+                       f"{c.get('message') or ''}".strip())
+    gone = [n for n in nominated if claim is None or n != name_of(claim)]
+    if gone:
+        for ev in reader.events("default", "NodeClaim"):
+            name = (ev.get("involvedObject") or {}).get("name")
+            if name in gone and ev.get("reason") in ("InsufficientCapacityError", "NodeClassNotReady"):
+                out.append(f"NodeClaim {name} {ev.get('reason')} (deleted by Karpenter): "
+                           f"{(ev.get('message') or '').removeprefix(f'NodeClaim {name} event: ')}")
+    return out
+
+
+_LISTS_OF_MAPPINGS = ("status.conditions", "status.containerStatuses", "status.initContainerStatuses",
+                      "spec.containers", "spec.tolerations", "spec.taints", "spec.triggers")
+_MAPPINGS = ("spec", "status", "involvedObject", "series", "spec.nodeSelector", "spec.scaleTargetRef",
+             "status.allocatable", "status.health", "metadata.annotations")
+
+
+def shape_problem(obj: Any) -> str:
+    """Why an object cannot be what the API server returns, in the fields burstctl reads ('' when fine).
+
+    The API server validates what it stores, so these only catch hand-edited or truncated dumps; they keep a
+    malformed file a one-line error instead of a crash deep inside a check."""
+    if not isinstance(obj, dict):
+        return f": expected an object, got {type(obj).__name__}"
+    if not isinstance(obj.get("kind"), str):
+        return ": object without a string `kind`"
+    md = obj.get("metadata")
+    label = f" ({obj['kind']})"
+    if not isinstance(md, dict) or not isinstance(md.get("name"), str):
+        return f"{label}.metadata: expected a mapping with a string `name`"
+    label = f" ({obj['kind']} {md['name']})"
+    labels = md.get("labels")
+    if labels is not None and not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
+        return f"{label}.metadata.labels: expected a mapping of strings"
+    for key in ("namespace", "creationTimestamp"):
+        if md.get(key) is not None and not isinstance(md[key], str):
+            return f"{label}.metadata.{key}: expected a string"
+    for path in _MAPPINGS + _LISTS_OF_MAPPINGS:
+        value: Any = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if path in _MAPPINGS and not isinstance(value, dict):
+            return f"{label}.{path}: expected a mapping, got {type(value).__name__}"
+        if path in _LISTS_OF_MAPPINGS and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+            return f"{label}.{path}: expected a list of mappings"
+    return ""
+
+
 # -- implementations -------------------------------------------------------------------------------------------
 class FileClusterReader:
     """Objects from JSON/YAML files: a ``kind: List`` (as kubectl prints), multi-document YAML, single objects,
@@ -164,15 +251,30 @@ class FileClusterReader:
             raise BadInput(f"--from-file: cannot read {path}: {e.strerror}") from None
         except (ValueError, yaml.YAMLError) as e:
             raise BadInput(f"--from-file: {path} is not valid JSON/YAML: {str(e).splitlines()[0]}") from None
-        for doc in docs:
-            if not isinstance(doc, dict):
+        except UnicodeDecodeError:
+            raise BadInput(f"--from-file: {path} is not a text file; expected `kubectl get ... -o yaml` output") \
+                from None
+        for d, doc in enumerate(docs):
+            if doc is None:
                 continue
-            if doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list):
-                self.objects.extend(i for i in doc["items"] if isinstance(i, dict))
-            elif "kind" in doc:
-                self.objects.append(doc)
+            where = f"{path}" + (f" (document {d + 1})" if len(docs) > 1 else "")
+            if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
+                raise BadInput(f"--from-file: {where} is not a Kubernetes object or List (no `kind`); expected "
+                               "`kubectl get ... -o yaml` output")
+            if doc["kind"].endswith("List"):
+                items = doc.get("items")
+                if not isinstance(items, list):
+                    raise BadInput(f"--from-file: {where}: `items` of a {doc['kind']} must be a list")
+                for i, item in enumerate(items):
+                    problem = shape_problem(item)
+                    if problem:
+                        raise BadInput(f"--from-file: {where}: items[{i}]{problem}")
+                self.objects.extend(items)
             else:
-                raise BadInput(f"--from-file: {path} holds an object without `kind`; expected Kubernetes objects")
+                problem = shape_problem(doc)
+                if problem:
+                    raise BadInput(f"--from-file: {where}: {problem.lstrip('.')}")
+                self.objects.append(doc)
 
     def _of(self, kind: str, namespace: Optional[str] = None) -> list[Obj]:
         return [o for o in self.objects if o.get("kind") == kind
@@ -193,10 +295,10 @@ class FileClusterReader:
     def nodes(self, selector: dict[str, str]) -> list[Obj]:
         return [o for o in self._of("Node") if matches(o, selector)]
 
-    def events(self, namespace: str, kind: str, name: str) -> list[Obj]:
+    def events(self, namespace: str, kind: str, name: Optional[str] = None) -> list[Obj]:
         return [o for o in self._of("Event", namespace)
                 if (o.get("involvedObject") or {}).get("kind") == kind
-                and (o.get("involvedObject") or {}).get("name") == name]
+                and (name is None or (o.get("involvedObject") or {}).get("name") == name)]
 
     def pod_log(self, namespace: str, pod: str, container: Optional[str]) -> Optional[str]:
         return self.logs.get(pod, self.logs.get("*"))
@@ -322,9 +424,23 @@ class KubeClusterReader:
         if resp is None:
             return None
         try:
-            return json.loads(resp.data)
+            got = json.loads(resp.data)
         except ValueError:
             raise CheckError(f"the API server answered {what} with something that is not JSON") from None
+        items = got.get("items") if isinstance(got, dict) and str(got.get("kind", "")).endswith("List") else None
+        if isinstance(items, list):
+            # Items of built-in lists come without kind/apiVersion (only custom resources carry them): restore them
+            # so live objects look like `kubectl get -o yaml` output.
+            kind = str(got["kind"]).removesuffix("List")
+            for obj in items:
+                if isinstance(obj, dict):
+                    obj.setdefault("kind", kind)
+                    obj.setdefault("apiVersion", got.get("apiVersion"))
+        for obj in items if isinstance(items, list) else [got]:
+            problem = shape_problem(obj)
+            if problem:
+                raise CheckError(f"the API server's answer for {what} is not a Kubernetes object{problem}")
+        return got
 
     @staticmethod
     def _sel(selector: dict[str, str]) -> str:
@@ -353,9 +469,9 @@ class KubeClusterReader:
         got = self._json(self._call("nodes", self._core.list_node, label_selector=self._sel(selector)), "nodes")
         return list((got or {}).get("items") or [])
 
-    def events(self, namespace: str, kind: str, name: str) -> list[Obj]:
-        got = self._json(self._call("events", self._core.list_namespaced_event, namespace,
-                                    field_selector=f"involvedObject.kind={kind},involvedObject.name={name}"),
+    def events(self, namespace: str, kind: str, name: Optional[str] = None) -> list[Obj]:
+        fields = f"involvedObject.kind={kind}" + (f",involvedObject.name={name}" if name else "")
+        got = self._json(self._call("events", self._core.list_namespaced_event, namespace, field_selector=fields),
                          "events")
         return list((got or {}).get("items") or [])
 

@@ -3,6 +3,7 @@
 * GPU vCPU quotas (Service Quotas) against what the pools may launch (each pool's cpuLimit, per instance class
   and capacity type);
 * the pools' instance families offered in the stack's availability zones;
+* the pinned GPU AMI alias resolves (its public SSM parameter exists for the cluster version and region);
 * the EC2 Spot service-linked role when a pool uses spot;
 * after deploy: subnets and security groups carry the Karpenter discovery tag.
 
@@ -12,7 +13,7 @@ program would reject is rejected here the same way.
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -22,7 +23,6 @@ import yaml
 from burstctl import aws
 from burstctl.output import BadInput, Check, CheckError
 
-NAMESPACE = "gpu-burst"
 
 # (instance class, capacity type) -> (quota code, quota name); all in the "ec2" service and counted in vCPUs.
 QUOTAS: dict[tuple[str, str], tuple[str, str]] = {
@@ -41,12 +41,18 @@ def family_class(family: str) -> str:
 
 
 # -- the stack file --------------------------------------------------------------------------------------------
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """The raw dict `stacks.config.validate` takes: `gpu-burst:*` keys without the namespace, plus region.
+@dataclass
+class StackFile:
+    """A stack file read for preflight: the validated config and what preflight could not know from it."""
 
-    Secrets are never read: `hfToken` only sets `hfTokenSet`, `apiKey` is skipped. String values are JSON-decoded
-    when they parse, as the Pulumi program does with its config.
-    """
+    config: Any
+    notes: list[Check]
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The raw dict `stacks.config.validate` takes, read the way the program reads its config
+    (`stacks.config.raw_from_values`: `gpu-burst:*` keys, JSON strings decoded, `aws:region`; secret values are
+    never read, `hfToken` only sets `hfTokenSet`)."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -56,37 +62,41 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     config = (doc or {}).get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise BadInput(f"--stack-file: {path} has no `config:` mapping; expected a Pulumi.<stack>.yaml file")
-    raw: dict[str, Any] = {}
-    for key, value in config.items():
-        ns, _, name = str(key).partition(":")
-        if ns != NAMESPACE or not name:
-            continue
-        if name == "hfToken":
-            raw["hfTokenSet"] = True
-            continue
-        if name == "apiKey" or (isinstance(value, dict) and set(value) == {"secure"}):
-            continue
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass  # plain strings such as `environment: dev`
-        raw[name] = value
-    raw["region"] = config.get("aws:region") or ""
+    from stacks.config import raw_from_values  # the program's own loader (imports pulumi: keep it lazy)
+
+    raw, problems = raw_from_values(config)
+    if problems:
+        raise BadInput(f"--stack-file: {path} is not a valid stack configuration:\n  " + "\n  ".join(problems))
+    raw.setdefault("region", "")
     return raw
 
 
 def load_stack(path: Path, region: Optional[str] = None) -> Any:
     """Validated :class:`stacks.config.StackConfig` for the stack file (``--region`` overrides ``aws:region``)."""
+    return load_stack_file(path, region).config
+
+
+def load_stack_file(path: Path, region: Optional[str] = None) -> StackFile:
+    """Like :func:`load_stack`, plus notes. Preflight needs no secret, so a stack file whose secrets are not set yet
+    (a fresh clone, before `pulumi config set --secret hfToken`) is checked as if they were, with a warning."""
     raw = read_stack_file(path)
     if region:
         raw["region"] = region
     if not raw["region"]:
         raise BadInput(f"--stack-file: {path} sets no aws:region; set it there or pass --region")
+    notes: list[Check] = []
+    if not raw.get("hfTokenSet"):
+        raw["hfTokenSet"] = True
+        from stacks.config import problems as config_problems
+
+        if not config_problems({**raw, "hfTokenSet": True}) and config_problems({**raw, "hfTokenSet": False}):
+            notes.append(Check("hf token", "warn", f"{path.name} sets no gpu-burst:hfToken, which a gated model "
+                               "needs; preflight does not need it, `pulumi up` will",
+                               "pulumi config set --secret hfToken <token>"))
     from stacks.config import ConfigError, validate  # the program's own model (imports pulumi: keep it lazy)
 
     try:
-        return validate(raw)
+        return StackFile(validate(raw), notes)
     except ConfigError as e:
         raise BadInput(f"--stack-file: {path} is not a valid stack configuration:\n  " + "\n  ".join(e.lines)) \
             from None
@@ -101,7 +111,7 @@ class AwsClients:
     iam: Any
     quotas: Any
     region: str
-    ssm: Any = None
+    ssm: Any
 
 
 def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> AwsClients:
@@ -230,6 +240,62 @@ def check_spot_role(clients: AwsClients, cfg: Any) -> list[Check]:
                   "or set gpu-burst:karpenter.createSpotServiceLinkedRole: true")]
 
 
+def family_arch(family: str) -> str:
+    """EC2 architecture of an instance family: Graviton families carry a `g` after the generation (g5g)."""
+    return "arm64" if re.fullmatch(r"[a-z]+\d+[a-z]*g[a-z]*", family) else "x86_64"
+
+
+def ami_parameter(family: str, version: str, k8s: str, arch: str) -> str:
+    """The public SSM parameter Karpenter resolves an EC2NodeClass `amiSelectorTerms: [{alias: <family>@<version>}]`
+    to for NVIDIA nodes (aws/karpenter-provider-aws@v1.14.1 pkg/providers/amifamily/al2023.go resolvePath and
+    bottlerocket.go DescribeImageQuery)."""
+    if family == "bottlerocket":
+        # bottlerocket.go: strings.TrimLeft(amiVersion, "v"); `latest` stays `latest`.
+        return f"/aws/service/bottlerocket/aws-k8s-{k8s}-nvidia/{arch}/{version.lstrip('v')}/image_id"
+    name = "recommended" if version == "latest" else f"amazon-eks-node-al2023-{arch}-nvidia-{k8s}-{version}"
+    return f"/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/nvidia/{name}/image_id"
+
+
+def _ami_listing(family: str, k8s: str, arch: str) -> str:
+    path = (f"/aws/service/bottlerocket/aws-k8s-{k8s}-nvidia/{arch}" if family == "bottlerocket"
+            else f"/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/nvidia")
+    return f"aws ssm get-parameters-by-path --path {path} --recursive --query 'Parameters[].Name'"
+
+
+def check_ami(clients: AwsClients, cfg: Any) -> list[Check]:
+    """The pinned AMI alias exists for the cluster version in this region, for every GPU pool's architecture.
+    Karpenter ignores an alias it cannot resolve; the EC2NodeClass then reports no AMI and nothing launches."""
+    from botocore.exceptions import ClientError
+
+    family, version, k8s = cfg.gpu.ami_family.value, cfg.gpu.ami_version, cfg.cluster.kubernetes_version
+    by_path: dict[str, tuple[str, list[str]]] = {}
+    for pool in cfg.gpu.pools:
+        for arch in sorted({family_arch(f) for f in pool.instance_families}):
+            path = ami_parameter(family, version, k8s, arch)
+            by_path.setdefault(path, (arch, []))[1].append(pool.name)
+    checks = []
+    for path, (arch, pools) in by_path.items():
+        alias = f"{family}@{version}"
+        name = f"ami {alias} {arch}"
+        data = {"alias": alias, "kubernetes": k8s, "parameter": path, "pools": pools}
+        try:
+            image = clients.ssm.get_parameter(Name=path)["Parameter"]["Value"]
+        except ClientError as e:
+            if aws.error_code(e) == "ParameterNotFound":
+                checks.append(Check(name, "fail", f"{alias} does not exist for Kubernetes {k8s} ({arch}) in "
+                                    f"{clients.region}: no SSM parameter {path} (pools {', '.join(pools)})",
+                                    f"no GPU node of these pools can launch (Karpenter finds no AMI for the alias); "
+                                    f"set gpu-burst:gpu.amiVersion to a release that exists: {_ami_listing(family, k8s, arch)} "
+                                    f"--region {clients.region}", data))
+            else:
+                what, todo = aws.explain(e, "ssm:GetParameter on the public /aws/service/* parameters")
+                checks.append(Check(name, "fail", f"cannot resolve {alias} ({what})", todo, data))
+            continue
+        checks.append(Check(name, "pass", f"{alias} for Kubernetes {k8s} is {image} (pools {', '.join(pools)})",
+                            data={**data, "image_id": image}))
+    return checks
+
+
 def check_discovery(clients: AwsClients, cluster: str) -> list[Check]:
     """After deploy: the EC2NodeClass selects subnets and security groups by this tag; none means no launch."""
     from botocore.exceptions import ClientError
@@ -269,7 +335,8 @@ def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str]
     from botocore.exceptions import BotoCoreError, NoCredentialsError
 
     try:
-        checks = check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_spot_role(clients, cfg)
+        checks = (check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_ami(clients, cfg)
+                  + check_spot_role(clients, cfg))
         if after_deploy_cluster:
             checks += check_discovery(clients, after_deploy_cluster)
     except NoCredentialsError:

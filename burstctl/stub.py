@@ -9,7 +9,8 @@ the model cold-starts and marks them with ``X-KEDA-HTTP-Cold-Start: true``; it c
 ``Retry-After``)/503/504, reset connections, stall (to trigger client timeouts), delay the first token and close
 every connection after one response without saying so (a server without keep-alive).
 
-Run standalone: ``python -m burstctl.stub --port 8000 --ttft 0.2 --tokens 16 --token-delay 0.02``.
+Run standalone: ``python -m burstctl.stub --port 8000 --ttft 0.2 --tokens 16 --token-delay 0.02 --models qwen3-4b
+--api-key k --cold-start 30``.
 """
 
 from __future__ import annotations
@@ -286,9 +287,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-delay", type=float, default=0.0)
     p.add_argument("--tokens", type=int, default=8)
     p.add_argument("--cold-start", type=float, default=0.0)
+    p.add_argument("--models", default="", help="comma-separated served names (others get 404); default: any")
+    p.add_argument("--api-key", default=None, help="require this bearer key (401 otherwise)")
+    p.add_argument("--no-cold-start-header", action="store_true", help="hold without X-KEDA-HTTP-Cold-Start")
+    p.add_argument("--no-keep-alive", action="store_true", help="close every connection after one response")
     args = p.parse_args(argv)
     stub = StubServer(StubBehaviour(ttft=args.ttft, token_delay=args.token_delay, tokens=args.tokens,
-                                    cold_start=args.cold_start), port=args.port)
+                                    cold_start=args.cold_start, models=[m for m in args.models.split(",") if m]
+                                    or None, api_key=args.api_key, cold_start_header=not args.no_cold_start_header,
+                                    keep_alive=not args.no_keep_alive), port=args.port)
 
     async def serve() -> None:
         await stub.start_async()

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from burstctl.k8s import (GPU_PRESENT_LABEL, NODEPOOL_LABEL, ClusterReader, Obj, condition, is_true, matches,
-                          name_of, scale_from_zero)
+from burstctl.k8s import (GPU_PRESENT_LABEL, NODEPOOL_LABEL, ClusterReader, Obj, condition, event_last, is_serving,
+                          is_terminal, is_true, launch_failures, matches, name_of, nominated_claims, scale_from_zero)
 from burstctl.output import Check
 
 # Likely causes, phrased once so verify's checks and the docs stay consistent.
@@ -21,8 +21,10 @@ CAUSE_KEDA_NEVER_SCALES = (
     "reach the external-push trigger"
 )
 CAUSE_SO_NOT_READY = (
-    "KEDA cannot build the scalers: check trigger metadata (Prometheus serverAddress/query, the HTTP add-on "
-    "scalerAddress and route name) and TriggerAuthentication; `kubectl describe scaledobject {name} -n {ns}`"
+    "a trigger fails, and while none works KEDA scales neither up nor down to zero: for prometheus, Prometheus must "
+    "answer the query at serverAddress (is it running? `kubectl -n monitoring get pods`); for external-push, the "
+    "HTTP add-on external scaler (scalerAddress) must be up and the interceptorRoute must exist; then "
+    "`kubectl describe scaledobject {name} -n {ns}`"
 )
 CAUSE_NO_GPU_NODE = (
     "no GPU node: look at the NodeClaim and EC2NodeClass status (`kubectl describe nodeclaim`, `kubectl get "
@@ -91,6 +93,9 @@ class Snapshot:
     pool: Optional[str]
     activation: Optional[tuple[Any, str]] = None
     """(when, which event) of the latest 0 -> N scale, if the API server still has the event."""
+    so_events: list[Obj] = field(default_factory=list)
+    launch_failures: list[str] = field(default_factory=list)
+    """Why NodeClaims Karpenter made for pending pods did not launch (condition reason, or events of deleted ones)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,12 +122,18 @@ def gather(reader: ClusterReader, t: Target) -> Snapshot:
     node_sel = {GPU_PRESENT_LABEL: "true", **({NODEPOOL_LABEL: pool} if pool else {})}
     # NodeClaims carry the NodePool template labels, so the same selector finds the pool's claims.
     claims = [c for c in reader.nodeclaims() if matches(c, node_sel)]
-    activation = None
+    activation, so_events = None, []
     if so is not None:
         target = ((so.get("spec") or {}).get("scaleTargetRef") or {}).get("name") or t.scaled_object
-        activation = scale_from_zero(reader.events(t.namespace, "ScaledObject", t.scaled_object),
-                                     reader.events(t.namespace, "Deployment", target))
-    return Snapshot(so, hpa, hpa_name, pods, claims, reader.nodes(node_sel), pool, activation)
+        so_events = reader.events(t.namespace, "ScaledObject", t.scaled_object)
+        activation = scale_from_zero(so_events, reader.events(t.namespace, "Deployment", target))
+    failures: list[str] = []
+    pending = [p for p in pods if not is_terminal(p) and not (p.get("spec") or {}).get("nodeName")]
+    if pending and not any(is_serving(p) for p in pods):
+        nominated = nominated_claims([e for p in pending for e in reader.events(t.namespace, "Pod", name_of(p))])
+        names = {name_of(c) for c in claims}
+        failures = launch_failures(reader, None, [n for n in nominated if n not in names])
+    return Snapshot(so, hpa, hpa_name, pods, claims, reader.nodes(node_sel), pool, activation, so_events, failures)
 
 
 def _phase_summary(pods: list[Obj]) -> str:
@@ -178,9 +189,22 @@ def _scaled_object_ready(s: Snapshot, t: Target) -> list[Check]:
     if is_true(so, "Ready"):
         out.append(Check("scaledobject ready", "pass", f"{where} Ready"))
     else:
-        msg = (ready or {}).get("message") or "no Ready condition yet"
-        out.append(Check("scaledobject ready", "fail", f"{where} not Ready: {msg}",
-                         CAUSE_SO_NOT_READY.format(name=t.scaled_object, ns=t.namespace)))
+        status = (ready or {}).get("status", "Unknown")
+        msg = (f"{(ready or {}).get('reason') or ''}: {(ready or {}).get('message') or ''}".strip(": ")
+               or "no Ready condition yet")
+        failing = failing_triggers(so)
+        detail = f"{where} Ready={status}: {msg}"
+        if failing:
+            detail += "; failing: " + ", ".join(failing)
+        last = latest_scaler_error(s.so_events)
+        if last:
+            detail += f"; last scaler error: {last}"
+        # Ready=Unknown/PartialTriggerError: another trigger is active, so KEDA still scales (scale executor).
+        partial = status == "Unknown" and (ready or {}).get("reason") == "PartialTriggerError"
+        out.append(Check("scaledobject ready", "warn" if partial else "fail", detail,
+                         CAUSE_SO_NOT_READY.format(name=t.scaled_object, ns=t.namespace),
+                         {"ready": status, "reason": (ready or {}).get("reason"), "failing": failing,
+                          "health": (so.get("status") or {}).get("health") or {}}))
     if is_true(so, "Paused"):
         out.append(Check("scaledobject paused", "warn", f"{where} is paused (autoscaling.keda.sh/paused)",
                          "remove the paused annotation to let KEDA scale"))
@@ -191,9 +215,42 @@ def _scaled_object_ready(s: Snapshot, t: Target) -> list[Check]:
     return out
 
 
+def failing_triggers(so: Obj) -> list[str]:
+    """The triggers KEDA counts failures for (status.health, keyed by external metric name `s<index>-<metric>`,
+    kedacore/keda@v2.20.2 pkg/fallback/fallback.go), named as in the spec."""
+    triggers = (so.get("spec") or {}).get("triggers") or []
+    out = []
+    for metric, h in sorted(((so.get("status") or {}).get("health") or {}).items()):
+        if (h or {}).get("status") != "Failing":
+            continue
+        index = metric.split("-", 1)[0].lstrip("s")
+        trig = triggers[int(index)] if index.isdigit() and int(index) < len(triggers) else {}
+        label = f"trigger '{trig.get('name')}' ({trig.get('type')})" if trig.get("name") else \
+            f"trigger {trig.get('type') or '?'}"
+        out.append(f"{label}, metric {metric}: {h.get('numberOfFailures', '?')} failures in a row")
+    return out
+
+
+def latest_scaler_error(so_events: list[Obj]) -> str:
+    errors = [e for e in so_events if e.get("reason") == "KEDAScalerFailed"]
+    if not errors:
+        return ""
+    last = max(errors, key=lambda e: event_last(e).timestamp() if event_last(e) else 0.0)
+    return (last.get("note") or last.get("message") or "").strip()
+
+
+def _skipped(names: list[str], where: str) -> list[Check]:
+    return [Check(n, "skip", f"not checked: {where} is not Ready, so nothing downstream scales (see 'scaledobject "
+                  "ready')") for n in names]
+
+
 def verify_active(s: Snapshot, t: Target) -> list[Check]:
     """The model was just under load: KEDA active, replicas >= 1, pods serving on GPU nodes Karpenter launched."""
     checks = _scaled_object_ready(s, t)
+    if s.scaled_object is not None and checks[0].status == "fail":
+        # One root cause: a ScaledObject that is not Ready scales nothing; quotas, pods or nodes are not to blame.
+        return checks + _skipped(["scaledobject active", "hpa desired replicas", "model pods", "nodeclaims",
+                                  "gpu nodes"], f"{t.namespace}/{t.scaled_object}")
     keda_cause = CAUSE_KEDA_NEVER_SCALES.format(model=t.model)
     so = s.scaled_object
     if so is not None:
@@ -221,21 +278,39 @@ def verify_active(s: Snapshot, t: Target) -> list[Check]:
                             "" if desired >= 1 else keda_cause, {"desired": desired,
                                                                  "current": st.get("currentReplicas", 0)}))
 
+    live = [p for p in s.pods if not is_terminal(p)]
+    old = [p for p in s.pods if is_terminal(p)]
+    old_text = (f"; {len(old)} finished pod(s) ignored (" + ", ".join(
+        f"{name_of(p)} {(p.get('status') or {}).get('reason') or (p.get('status') or {}).get('phase')}"
+        for p in old) + ")") if old else ""
+    serving = [p for p in live if is_serving(p)]
     if not s.pods:
         cause = ("the Deployment did not create pods: check --selector, then `kubectl describe rs` (quota, "
                  "admission webhooks)") if desired >= 1 else keda_cause
         checks.append(Check("model pods", "fail", f"no pods match {t.selector} in {t.namespace}", cause))
+    elif serving:
+        # A ready replica serves: that is what the check asks; others still starting are not a failure.
+        starting = [d[0] for d in map(diagnose_pod, live) if d]
+        checks.append(Check("model pods", "pass", _phase_summary(live) + old_text
+                            + (f"; still starting: {'; '.join(starting)}" if starting else ""),
+                            data={"serving": [name_of(p) for p in serving], "ignored": [name_of(p) for p in old]}))
+    elif live:
+        problems = [d for d in map(diagnose_pod, live) if d]
+        checks.append(Check("model pods", "fail", _phase_summary(live) + "; " + problems[0][0] + old_text,
+                            problems[0][1], {"problems": [p[0] for p in problems]}))
     else:
-        problems = [d for d in map(diagnose_pod, s.pods) if d]
-        if problems:
-            checks.append(Check("model pods", "fail", _phase_summary(s.pods) + "; " + problems[0][0], problems[0][1],
-                                {"problems": [p[0] for p in problems]}))
-        else:
-            checks.append(Check("model pods", "pass", _phase_summary(s.pods)))
+        why = "; ".join(f"{name_of(p)}: {(p.get('status') or {}).get('reason') or ''} "
+                        f"{(p.get('status') or {}).get('message') or ''}".strip() for p in old)
+        checks.append(Check("model pods", "fail", f"no live pod, only finished ones: {why}",
+                            "the ReplicaSet replaces failed pods; if none appears, check `kubectl describe rs` and "
+                            "the KEDA/HPA replica count"))
 
-    pending = any(condition(p, "PodScheduled") and not is_true(p, "PodScheduled") for p in s.pods)
+    pending = any(condition(p, "PodScheduled") and not is_true(p, "PodScheduled") for p in live)
     if not s.nodeclaims:
-        if pending:
+        if pending and s.launch_failures:
+            checks.append(Check("nodeclaims", "fail", f"no NodeClaim left for pool {s.pool or '(any GPU pool)'}: "
+                                + "; ".join(s.launch_failures), CAUSE_LAUNCH, {"launch_failures": s.launch_failures}))
+        elif pending:
             checks.append(Check("nodeclaims", "fail", f"no NodeClaim for pool {s.pool or '(any GPU pool)'}",
                                 CAUSE_NO_NODECLAIM))
         elif s.pods:
@@ -245,7 +320,8 @@ def verify_active(s: Snapshot, t: Target) -> list[Check]:
             checks.append(Check("nodeclaims", "fail", "no NodeClaim (and no pod asking for a GPU node)", keda_cause))
     else:
         bad = None
-        for c in s.nodeclaims:
+        # A claim still launching/registering next to a serving one (1 -> N) is not a failure of this burst.
+        for c in ([] if serving and all(is_true(c, "Launched") for c in s.nodeclaims) else s.nodeclaims):
             for ctype, cause in (("Launched", CAUSE_LAUNCH), ("Registered", CAUSE_REGISTER),
                                  ("Initialized", CAUSE_INITIALIZE)):
                 if not is_true(c, ctype):

@@ -627,7 +627,7 @@ GOOD = [
      lambda c: [m.pool for m in c.models] == ["gpu-on-demand", "gpu-spot"]),
     ("p5-eight-gpus", pool(instanceFamilies=["p5", "p5e"], gpusPerNode=[8], gpuLimit=8, cpuLimit=192),
      lambda c: c.gpu.pools[0].gpus_per_node == [8]),
-    ("g5g-two-gpus", pool(instanceFamilies=["g4dn", "g6e"], gpusPerNode=[1, 4, 8], gpuLimit=8, cpuLimit=192),
+    ("g4dn-g6e-up-to-eight-gpus", pool(instanceFamilies=["g4dn", "g6e"], gpusPerNode=[1, 4, 8], gpuLimit=8, cpuLimit=192),
      lambda c: c.gpu.pools[0].cpu_limit == 192),
     ("never-expire-and-consolidate", pool(expireAfter="Never", consolidateAfter="Never", terminationGracePeriod="2h"),
      lambda c: c.gpu.pools[0].expire_after == "Never"),
@@ -740,3 +740,11 @@ def test_fields_with_a_pattern_have_a_description():
             if re.search(r"pattern=['\"]", text) and not (f.description or "").strip():
                 found.append(f"{cls.__name__}.{name}")
     assert found == []
+
+
+def test_error_lines_quoted_in_the_docs_are_real():
+    """An error line a doc shows inline (`gpu-burst:<path>: ...; ...`) is one this table proves the program prints."""
+    real = {l for _, _, e in BAD + BAD_KEYS for l in e}
+    quoted = [q for p in sorted((ROOT / "docs").glob("*.md"))
+              for q in re.findall(r"`((?:aws|gpu-burst):[\w.\[\]]+: [^`]+; [^`]+)`", p.read_text())]
+    assert quoted and [q for q in quoted if q not in real] == []

@@ -265,17 +265,19 @@ def _all_config() -> dict[str, Any]:
     return merged
 
 
-def _secret_keys() -> set[str]:
-    # `pulumi up` hands the secret key names to the program in PULUMI_CONFIG_SECRET_KEYS; the automation API and
-    # the test mocks through set_all_config(config, secret_keys).
+def _secret_keys(keys) -> set[str]:
+    # `pulumi up`: the language host hands the program the secret key names in PULUMI_CONFIG_SECRET_KEYS (next to
+    # PULUMI_CONFIG; pulumi/pulumi language hosts, `pulumiConfigSecretKeysVar`). The automation API and the test
+    # mocks pass them to set_all_config(config, secret_keys), which is_config_secret reads.
     from pulumi.runtime import config as rc
 
-    return set(rc.get_config_secret_keys_env()) | set(rc._SECRET_KEYS.get())
+    return set(rc.get_config_secret_keys_env()) | {k for k in keys if rc.is_config_secret(k)}
 
 
 def raw_from_pulumi() -> tuple[dict[str, Any], list[str]]:
     """The namespace's keys from the running Pulumi program's config, and the problems of the keys themselves."""
-    return raw_from_values(_all_config(), _secret_keys())
+    values = _all_config()
+    return raw_from_values(values, _secret_keys(values))
 
 
 def load() -> StackConfig:

@@ -70,8 +70,11 @@ def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[r
                 ref = o.get("involvedObject") or {}
                 if any(ref.get(k.removeprefix("involvedObject.")) != v for k, v in fields.items()):
                     continue
-                items.append(o)
-            return {"apiVersion": "v1", "kind": f"{kind}List", "metadata": {"resourceVersion": "1"}, "items": items}
+                # Built-in lists carry kind/apiVersion once, not per item (custom resource lists do per item).
+                items.append(o if "/" in o["apiVersion"] and "." in o["apiVersion"].split("/")[0] else
+                             {k: v for k, v in o.items() if k not in ("kind", "apiVersion")})
+            api = of(kind)[0]["apiVersion"] if of(kind) else "v1"
+            return {"apiVersion": api, "kind": f"{kind}List", "metadata": {"resourceVersion": "1"}, "items": items}
         return lst
 
     def log(m: re.Match[str], query: dict[str, list[str]]) -> Any:

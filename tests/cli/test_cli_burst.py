@@ -228,7 +228,8 @@ def test_401_run_says_no_or_invalid_api_key_with_the_fix(invoke, stub, monkeypat
     r = invoke("burst", "--url", s.url, "-m", "m", "-n", 2, "-c", 2, "--no-progress")
     assert r.exit_code == 1
     assert "no/invalid API key: 2 of 2 request(s) got 401" in r.stderr
-    assert "export GPU_BURST_API_KEY=$(pulumi stack output apiKeys --show-secrets" in r.stderr
+    # The same command as the README's quick start.
+    assert "export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)" in r.stderr
 
 
 def test_all_connect_errors_say_so_in_one_line_with_the_target(invoke, stub):

@@ -61,3 +61,13 @@ def test_without_json_errors_stay_human(invoke):
     r = invoke("burst", "--url", "http://127.0.0.1:9", "-m", "m", "-c", "0")
     assert r.exit_code == 2 and r.stdout == ""
     assert "Invalid value for '--concurrency'" in r.stderr
+
+
+def test_a_missing_dependency_names_the_install_command(invoke, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # `import aiohttp` now raises ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "burstctl.burst", raising=False)
+    r = invoke("burst", "--url", "http://127.0.0.1:9", "-m", "m", "--json")
+    assert r.exit_code == 2
+    assert _one_document(r.stdout)["error"].startswith("missing Python module 'aiohttp': pip install 'gpu-burst[cli]'")

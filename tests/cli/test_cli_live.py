@@ -148,3 +148,44 @@ def test_hung_api_server_cli(invoke, silent_server: str, tmp_path: Path):
 def test_bad_input_type_errors_are_bad_input():
     with pytest.raises(BadInput):
         KubeClusterReader(kubeconfig="/nonexistent/kubeconfig")
+
+
+# -- --json: one document in every case --------------------------------------------------------------------------
+def test_json_errors_of_the_cluster_and_aws_commands(invoke, fake_kube, fixtures: Path, tmp_path: Path,
+                                                      silent_server: str):
+    from kube_fake import write_token_kubeconfig
+
+    bad_kubeconfig = tmp_path / "bad-kubeconfig"
+    bad_kubeconfig.write_text("clusters: [\n")
+    garbage = tmp_path / "garbage.yaml"
+    garbage.write_text("kind: List\nitems: 3\n")
+    hung = write_token_kubeconfig(tmp_path / "hung", silent_server)
+    expired = fake_kube(fixtures / "idle.yaml", auth="token", token="expired")
+    cases = [
+        (["verify", "-m", "m", "--kubeconfig", bad_kubeconfig], 2, "--kubeconfig"),
+        (["timeline", "-m", "m", "--kubeconfig", bad_kubeconfig], 2, "--kubeconfig"),
+        (["verify", "-m", "m", "--kubeconfig", hung, "--request-timeout", "0.2"], 1, "did not answer"),
+        (["verify", "-m", "m", "--kubeconfig", expired], 1, "401 Unauthorized"),
+        (["verify", "-m", "m", "-f", garbage], 2, "--from-file"),
+        (["timeline", "-m", "qwen3-4b", "-f", fixtures / "idle.yaml"], 1, "no pod matches"),
+        (["timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--burst-result", garbage], 2,
+         "--burst-result"),
+        (["preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--region", "mars-1"], 2, "--region"),
+        (["preflight", "--stack-file", tmp_path / "Pulumi.none.yaml"], 2, "--stack-file"),
+        (["sweep", "--cluster-name", "c", "--region", "mars-1"], 2, "--region"),
+    ]
+    for args, code, message in cases:
+        r = invoke(*args, "--json")
+        doc = json.loads(r.stdout)  # all of stdout is one document
+        assert r.exit_code == code and doc == {"error": doc["error"], "exit_code": code}, (args, r.stdout)
+        assert message in doc["error"], (args, doc)
+
+
+def test_json_results_are_one_document(invoke, fixtures: Path):
+    for args in (["verify", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml"],
+                 ["verify", "-m", "qwen3-4b", "-f", fixtures / "so-not-ready.yaml"],
+                 ["timeline", "-m", "qwen3-4b", "-f", fixtures / "launch-failed.yaml"],
+                 ["timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml"]):
+        r = invoke(*args, "--json")
+        doc = json.loads(r.stdout)
+        assert "error" not in doc and r.exit_code in (0, 1)

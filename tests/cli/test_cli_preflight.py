@@ -53,9 +53,40 @@ def quota_client(values: dict[str, object]) -> tuple[object, Stubber]:
     return client, stub
 
 
-def clients(quotas: object) -> pf.AwsClients:
+def ssm_client(answers: dict[str, object]) -> object:
+    """An SSM client answering get_parameter per path, in order: an AMI id, or an error code."""
+    client = boto3.client("ssm", region_name=REGION)
+    stub = Stubber(client)
+    for path, value in answers.items():
+        if isinstance(value, tuple):  # (code, http status)
+            stub.add_client_error("get_parameter", service_error_code=value[0], http_status_code=value[1],
+                                  expected_params={"Name": path})
+        else:
+            stub.add_response("get_parameter", {"Parameter": {
+                "Name": path, "Type": "String", "Value": value, "Version": 1, "DataType": "aws:ec2:image",
+                "ARN": f"arn:aws:ssm:{REGION}::parameter{path}"}}, expected_params={"Name": path})
+    stub.activate()
+    return client
+
+
+AL2023_NVIDIA = ("/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/nvidia/"
+                 "amazon-eks-node-al2023-x86_64-nvidia-1.35-{v}/image_id")
+
+
+def any_ami() -> object:
+    """An SSM client answering one get_parameter (whatever the name) with an AMI id: for tests about other checks."""
+    client = boto3.client("ssm", region_name=REGION)
+    stub = Stubber(client)
+    stub.add_response("get_parameter", {"Parameter": {"Name": "/aws/service/x", "Type": "String",
+                                                      "Value": "ami-0123456789abcdef0", "Version": 1}})
+    stub.activate()
+    return client
+
+
+def clients(quotas: object, ssm: object = None) -> pf.AwsClients:
+    ssm = ssm or any_ami()
     return pf.AwsClients(boto3.client("ec2", region_name=REGION), boto3.client("iam", region_name=REGION), quotas,
-                         REGION)
+                         REGION, ssm)
 
 
 def by_name(checks) -> dict:
@@ -67,7 +98,7 @@ def test_stack_file_is_read_like_the_program_reads_its_config(fixtures: Path):
     raw = pf.read_stack_file(fixtures / "Pulumi.prod.yaml")
     assert raw["region"] == REGION and raw["hfTokenSet"] is True and "hfToken" not in raw
     dev = pf.read_stack_file(fixtures / "Pulumi.dev.yaml")
-    assert "apiKey" not in dev and "hfTokenSet" not in dev
+    assert "apiKey" not in dev and dev["hfTokenSet"] is False
     assert dev["models"][0]["servedName"] == "qwen3-4b"  # JSON string decoded, as raw_from_pulumi does
     cfg = pf.load_stack(fixtures / "Pulumi.prod.yaml")
     assert pf.vcpu_needs(cfg) == {("G", "spot"): (128, ["gpu-spot"]), ("G", "on-demand"): (64, ["gpu-on-demand"]),
@@ -89,7 +120,7 @@ def test_dev_stack_passes(aws, fixtures: Path):
     checks = pf.preflight(clients(quotas), pf.load_stack(fixtures / "Pulumi.dev.yaml"))
     stub.assert_no_pending_responses()
     got = by_name(checks)
-    assert [c.status for c in checks] == ["pass", "pass", "pass", "skip"]
+    assert [c.status for c in checks] == ["pass", "pass", "pass", "pass", "skip"]
     assert got["quota L-DB2E81BA"].data == {"quota_code": "L-DB2E81BA", "value": 64, "needed": 64,
                                             "pools": ["gpu-on-demand"], "capacity_type": "on-demand"}
     assert got["family g5"].data["azs"] == ["us-west-2a", "us-west-2b", "us-west-2c"]
@@ -183,7 +214,8 @@ def test_cli_exit_codes_and_json(aws, invoke, fixtures: Path, monkeypatch):
     doc = json.loads(r.stdout)
     assert doc["ok"] is True and doc["stack"]["pools"] == ["gpu-on-demand"] and doc["stack"]["region"] == REGION
     assert [c["name"] for c in doc["checks"]] == ["quota L-DB2E81BA", "family g5", "family g6",
-                                                  "spot service-linked role"]
+                                                  f"ami {pf.load_stack(fixtures / 'Pulumi.dev.yaml').gpu.ami_alias} "
+                                                  "x86_64", "spot service-linked role"]
 
     quotas, _ = quota_client({"L-DB2E81BA": 8})
     r = invoke("preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--after-deploy", "--cluster-name", "gone")
@@ -206,6 +238,24 @@ def test_cli_bad_input_exits_2(invoke, fixtures: Path, tmp_path: Path):
     noregion.write_text("config:\n  gpu-burst:environment: dev\n")
     r = invoke("preflight", "--stack-file", noregion)
     assert r.exit_code == 2 and "aws:region" in r.stderr
+
+
+def test_repo_stack_files_need_no_secrets(aws, invoke, monkeypatch):
+    # A fresh clone has no secrets set: preflight needs none, and says what `pulumi up` will still need.
+    root = Path(__file__).resolve().parents[2]
+    for stack in ("Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+        cfg = pf.load_stack(root / stack)
+        # The stub answers in call order: the buckets sorted, as check_quotas asks them.
+        quotas, _ = quota_client({pf.QUOTAS[k][0]: 10_000 for k in sorted(pf.vcpu_needs(cfg))})
+        monkeypatch.setattr(pf, "make_clients", lambda region, profile=None, timeout=None: clients(quotas))
+        r = invoke("preflight", "--stack-file", root / stack, "--json")
+        doc = json.loads(r.stdout)
+        assert r.exit_code in (0, 1) and "checks" in doc, r.stdout + r.stderr
+        gated = [m for m in cfg.models if m.needs_hf_token]
+        notes = [c for c in doc["checks"] if c["name"] == "hf token"]
+        assert bool(notes) == bool(gated)
+        if notes:
+            assert notes[0]["status"] == "warn" and "pulumi config set --secret hfToken" in notes[0]["cause"]
 
 
 # -- bad regions, server errors, timeouts ----------------------------------------------------------------------
@@ -251,7 +301,8 @@ def test_hung_aws_endpoint_fails_in_seconds(silent_server: str, fixtures: Path, 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     cfg = aws.client_config(0.3)
     hung = pf.AwsClients(*(boto3.client(svc, region_name=REGION, endpoint_url=silent_server, config=cfg)
-                           for svc in ("ec2", "iam", "service-quotas")), REGION)
+                           for svc in ("ec2", "iam", "service-quotas")), REGION,
+                         boto3.client("ssm", region_name=REGION, endpoint_url=silent_server, config=cfg))
     out: dict = {}
 
     def run():
@@ -267,3 +318,37 @@ def test_hung_aws_endpoint_fails_in_seconds(silent_server: str, fixtures: Path, 
     assert not t.is_alive(), "AWS call without a timeout"
     assert "did not answer in time" in out.get("error", ""), out
     assert time.monotonic() - started < 10
+
+
+# -- the GPU AMI alias ---------------------------------------------------------------------------------------------
+def test_ami_alias_parameter_paths_match_karpenter():
+    # aws/karpenter-provider-aws@v1.14.1 pkg/providers/amifamily/al2023.go resolvePath, bottlerocket.go.
+    assert pf.ami_parameter("al2023", "v20260818", "1.35", "x86_64") == AL2023_NVIDIA.format(v="v20260818")
+    assert pf.ami_parameter("al2023", "latest", "1.35", "x86_64") == \
+        "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/nvidia/recommended/image_id"
+    assert pf.ami_parameter("bottlerocket", "v1.50.0", "1.35", "x86_64") == \
+        "/aws/service/bottlerocket/aws-k8s-1.35-nvidia/x86_64/1.50.0/image_id"
+    assert pf.family_arch("g6e") == "x86_64" and pf.family_arch("g5g") == "arm64" and pf.family_arch("p6-b200") \
+        == "x86_64"
+
+
+def test_ami_alias_resolves_or_fails_clearly(aws, fixtures: Path, tmp_path: Path):
+    cfg = pf.load_stack(fixtures / "Pulumi.prod.yaml")
+    path = pf.ami_parameter("al2023", cfg.gpu.ami_version, cfg.cluster.kubernetes_version, "x86_64")
+    ok = pf.check_ami(clients(None, ssm_client({path: "ami-0abcdef1234567890"})), cfg)
+    assert [(c.status, c.data["pools"]) for c in ok] == [("pass", ["gpu-spot", "gpu-on-demand", "gpu-large"])]
+    assert "ami-0abcdef1234567890" in ok[0].detail
+    missing = pf.check_ami(clients(None, ssm_client({path: ("ParameterNotFound", 400)})), cfg)[0]
+    assert missing.status == "fail" and path in missing.detail and "does not exist" in missing.detail
+    assert "gpu-burst:gpu.amiVersion" in missing.cause and "get-parameters-by-path" in missing.cause
+    denied = pf.check_ami(clients(None, ssm_client({path: ("AccessDeniedException", 400)})), cfg)[0]
+    assert "allow ssm:GetParameter" in denied.cause
+    down = pf.check_ami(clients(None, ssm_client({path: ("InternalServerError", 500)})), cfg)[0]
+    assert "retry" in down.cause and "allow" not in down.cause
+    br = tmp_path / "Pulumi.br.yaml"
+    br.write_text((fixtures / "Pulumi.prod.yaml").read_text().replace(
+        "  gpu-burst:gpu:\n", "  gpu-burst:gpu:\n    amiFamily: bottlerocket\n    amiVersion: v1.50.0\n"))
+    brcfg = pf.load_stack(br)
+    brpath = f"/aws/service/bottlerocket/aws-k8s-{brcfg.cluster.kubernetes_version}-nvidia/x86_64/1.50.0/image_id"
+    got = pf.check_ami(clients(None, ssm_client({brpath: ("ParameterNotFound", 400)})), brcfg)[0]
+    assert got.status == "fail" and got.name == "ami bottlerocket@v1.50.0 x86_64" and brpath in got.detail
