@@ -139,7 +139,7 @@ def cold_start_summary(results: list[RequestResult], from_zero: bool) -> dict[st
     marked = [r for r in results if r.cold_start]
     detected = from_zero or bool(marked)
     # Time from the start of the run until any first token arrived: what a user waits at zero replicas.
-    first_at = min((r.started + r.ttft for r in ok), default=None)  # type: ignore[operator]
+    first_at = _first_token_at(results)
     warm = [r.ttft for r in ok if r.started >= first_at] if first_at is not None else []  # type: ignore[operator]
     baseline = percentile(warm, 50)  # type: ignore[arg-type]
     out: dict[str, Any] = {
@@ -169,7 +169,12 @@ def cold_start_summary(results: list[RequestResult], from_zero: bool) -> dict[st
     return out
 
 
-def diagnose(results: list[RequestResult], url: str, details: dict[str, str]) -> list[str]:
+UNSEEN_COLD_START_S = 1.0
+"""A first token this much later than the warm TTFT (and 10 times it) looks like a cold start nobody reported."""
+
+
+def diagnose(results: list[RequestResult], url: str, details: dict[str, str],
+             cold: Optional[dict[str, Any]] = None) -> list[str]:
     """One line per thing the operator has to fix, most fundamental first."""
     lines: list[str] = []
     n = len(results)
@@ -184,7 +189,18 @@ def diagnose(results: list[RequestResult], url: str, details: dict[str, str]) ->
     if kinds.get("http_429"):
         lines.append(f"rate limited: {kinds['http_429']} request(s) got 429 ({details.get('http_429', '')}); "
                      "lower -c/-n or raise the key's limit")
+    if cold is not None and not cold["detected"]:
+        first_at, base = _first_token_at(results), cold["warm_ttft_s"]
+        if first_at is not None and base is not None and first_at - base >= max(UNSEEN_COLD_START_S, 9 * base):
+            lines.append(f"the first token came after {first_at:.2f} s against a warm TTFT of {base * 1000:.0f} ms, "
+                         "but no response carried X-KEDA-HTTP-Cold-Start: true; if the model started at zero "
+                         "replicas, run again with --from-zero to count the cold start")
     return lines
+
+
+def _first_token_at(results: list[RequestResult]) -> Optional[float]:
+    return min((r.started + r.ttft for r in results if r.ok and r.started is not None and r.ttft is not None),
+               default=None)
 
 
 def summarize(results: list[RequestResult], wall: float, from_zero: bool, url: str = "") -> dict[str, Any]:
@@ -199,6 +215,7 @@ def summarize(results: list[RequestResult], wall: float, from_zero: bool, url: s
             per_kind.setdefault(r.error or "unknown", Counter())[r.detail] += 1
     details = {k: c.most_common(1)[0][0] for k, c in sorted(per_kind.items())}
     tokens = sum(r.tokens_out for r in ok)
+    cold = cold_start_summary(results, from_zero)
     busy = sum(r.latency for r in results if r.latency is not None)
     return {
         "requests": len(results),
@@ -215,8 +232,8 @@ def summarize(results: list[RequestResult], wall: float, from_zero: bool, url: s
         "wall_s": wall,
         # Mean number of requests in flight over the run (Little's law), to compare with the configured concurrency.
         "achieved_concurrency": busy / wall if wall > 0 else 0.0,
-        "cold_start": cold_start_summary(results, from_zero),
-        "diagnosis": diagnose(results, url, details),
+        "cold_start": cold,
+        "diagnosis": diagnose(results, url, details, cold),
     }
 
 

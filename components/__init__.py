@@ -8,11 +8,12 @@ same folder is importable as ``components``. Imports stay relative so both names
 from .alerts import Alerts, AlertsArgs
 from .cluster import EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
 from .dashboards import Dashboards, DashboardsArgs
-from .gateway import Gateway, GatewayArgs
+from .edge_gateway import EdgeGateway, EdgeGatewayArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .karpenter import Karpenter, KarpenterArgs
 from .keda import Keda, KedaArgs
+from .load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from .model_service import ModelService, ModelServiceArgs, WeightsSourceArgs
 from .model_store import ModelStore, ModelStoreArgs, ModelWeights, ModelWeightsArgs
 from .monitoring import Monitoring, MonitoringArgs
@@ -34,7 +35,8 @@ COMPONENTS = [
     ModelStore,
     ModelWeights,
     ModelService,
-    Gateway,
+    LoadBalancerController,
+    EdgeGateway,
     Dashboards,
     Alerts,
 ]
@@ -45,11 +47,12 @@ __all__ = [
     "AmiFamily",
     "Dashboards", "DashboardsArgs",
     "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
-    "Gateway", "GatewayArgs",
+    "EdgeGateway", "EdgeGatewayArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
     "Karpenter", "KarpenterArgs",
     "Keda", "KedaArgs",
     "KedaHttpAddon", "KedaHttpAddonArgs",
+    "LoadBalancerController", "LoadBalancerControllerArgs",
     "ModelService", "ModelServiceArgs", "WeightsSourceArgs",
     "ModelStore", "ModelStoreArgs", "ModelWeights", "ModelWeightsArgs",
     "Monitoring", "MonitoringArgs",

@@ -47,18 +47,19 @@ GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
 
 
-def pinned_release(parent: pulumi.Resource, name: str, release_name: str, chart: str, repo: str,
+def pinned_release(parent: pulumi.Resource, name: str, release_name: str, chart: str, repo: Optional[str],
                    version: pulumi.Input[str], namespace: pulumi.Input[str], values: Any,
                    depends_on: Optional[list] = None, **kw: Any) -> k8s.helm.v3.Release:
     """A Helm release with the project's conventions: a fixed release name (an auto-named release gets a random
     suffix that leaks into service and service-account names), a pinned chart version, its own namespace, and
-    cleanup of a failed install so a retried `pulumi up` starts clean."""
+    cleanup of a failed install so a retried `pulumi up` starts clean. `repo` None: `chart` is an OCI reference
+    (oci://...), which Helm pulls without a repository."""
     return k8s.helm.v3.Release(
         f"{name}-release",
         name=release_name,
         chart=chart,
         version=version,
-        repository_opts={"repo": repo},
+        repository_opts={"repo": repo} if repo else None,
         namespace=namespace,
         create_namespace=True,
         cleanup_on_fail=True,

@@ -18,7 +18,9 @@ from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, NODEPOOL_LABEL, child, de
 VLLM_PORT = 8000
 PORT_NAME = "http"
 CACHE_MOUNT = "/models"
-API_KEY_SECRET_KEY = "api-key"
+API_KEY_SECRET_KEY = "apiKey"
+"""Data key of the internal-credential Secret: the AI Gateway's BackendSecurityPolicy APIKey reads `apiKey`
+(envoyproxy/ai-gateway@v1.1.0 aigateway.envoyproxy.io_backendsecuritypolicies.yaml) and vLLM reads the same one."""
 HF_TOKEN_SECRET_KEY = "token"
 PROBE_PERIOD_SECONDS = 2
 """startupProbe period: /health is refused (cheap) until the engine is up, and the average wait after it comes up is
@@ -142,7 +144,8 @@ class ModelServiceArgs(TypedDict):
     drain_seconds: int
     """preStop delay so in-flight requests finish before SIGTERM."""
     api_key_secret_name: pulumi.Input[str]
-    """Secret (key `api-key`) in `namespace` whose value vLLM reads from VLLM_API_KEY."""
+    """Secret (key `apiKey`) in `namespace` with the internal credential the edge injects; vLLM reads it from
+    VLLM_API_KEY and refuses any request without it (clients' keys never reach vLLM)."""
     prometheus_url: pulumi.Input[str]
     """Prometheus base URL for KEDA's prometheus trigger."""
     external_scaler_address: pulumi.Input[str]
@@ -151,8 +154,9 @@ class ModelServiceArgs(TypedDict):
     """How long the interceptor holds a request while the model cold-starts (route `timeouts.readiness`)."""
     response_header_timeout: str
     """Time to first response byte once the request reached a ready pod (route `timeouts.responseHeader`)."""
-    model_header: str
-    """Request header the route matches on (value = served name)."""
+    model_header: pulumi.Input[str]
+    """Request header the route matches on (value = served name): pass the edge's own output (the header it sets),
+    so the two cannot drift apart."""
     extra_args: NotRequired[list[str]]
     """Additional vLLM flags."""
     hf_token: NotRequired[pulumi.Input[str]]

@@ -15,7 +15,10 @@ def build(cfg: StackConfig) -> dict:
     addons = build_addons(foundation)
     secrets = pulumi.Config(NAMESPACE)
     # get_secret returns Outputs marked secret: the values never reach the typed config model or the logs.
-    api_key = secrets.get_secret("apiKey")
+    api_keys = secrets.get_secret_object("apiKeys")
+    if api_keys is None and secrets.get_secret("apiKey") is not None:
+        # A single `apiKey` (older stacks) is the key named "default".
+        api_keys = secrets.get_secret("apiKey").apply(lambda k: {"default": k})
     hf_token = secrets.get_secret("hfToken") if cfg.hf_token_set else None
     outputs = {
         "clusterName": foundation.cluster_name,
@@ -27,7 +30,7 @@ def build(cfg: StackConfig) -> dict:
         "prometheusUrl": addons.prometheus_url,
         "gpuPools": addons.gpu_pool_names,
     }
-    outputs.update(build_workload(foundation, addons, api_key, hf_token))
+    outputs.update(build_workload(foundation, addons, api_keys, hf_token))
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs

@@ -7,7 +7,8 @@ import pulumi_kubernetes as k8s
 
 from components.alerts import Alerts
 from components.dashboards import Dashboards
-from components.gateway import API_KEY_ENV, Gateway
+from components.edge_gateway import API_KEY_ENV, GENERATED_KEY_NAME, EdgeGateway
+from components.load_balancer_controller import LoadBalancerController
 from components.model_service import ModelService
 from components.model_store import ModelStore, ModelWeights
 
@@ -15,6 +16,8 @@ from .config import duration_seconds
 from .contracts import Addons, Foundation
 
 ALERT_MARGIN_SECONDS = 600
+LBC_CHART_VERSION = "3.5.0"
+"""aws-load-balancer-controller chart 3.5.0 = controller v3.5.0 (helm/aws-load-balancer-controller/Chart.yaml)."""
 MODEL_SCRAPE_INTERVAL = "5s"
 """vLLM is scraped every 5 s regardless of the stack-wide interval: with KEDA's 5 s polling, a queue builds up and is
 seen by the 1→N trigger within 10 s."""
@@ -25,11 +28,12 @@ def _go_duration(seconds: float) -> str:
     return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
-def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = None,
+def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] = None,
                    hf_token: Optional[pulumi.Output] = None) -> dict:
-    """Declare the model services, the gateway, the dashboard and the alerts; return the stack outputs.
+    """Declare the model services, the front door, the dashboard and the alerts; return the stack outputs.
 
-    `api_key` is `gpu-burst:apiKey` (secret) or None to generate one; `hf_token` is `gpu-burst:hfToken` or None."""
+    `api_keys` is `gpu-burst:apiKeys` (a secret map key name → key) or None to generate one key; `hf_token` is
+    `gpu-burst:hfToken` or None."""
     cfg = f.cfg
     gw = cfg.gateway
     http = cfg.addons.http_addon
@@ -53,19 +57,37 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
     else:
         cidrs = f.vpc_cidr.apply(lambda c: [c])
 
-    gateway_args = {
-        "models_namespace": ns.metadata.name, "interceptor_namespace": a.interceptor_namespace,
-        "model_names": names, "model_header": gw.model_header, "allowed_cidrs": cidrs, "public": gw.public,
-        "load_balancer_controller": gw.load_balancer_controller, "idle_timeout_seconds": gw.idle_timeout_seconds}
+    edge_replicas = cfg.edge_replicas
+    lbc = LoadBalancerController(
+        "gpu-burst-lbc",
+        {"cluster_name": f.cluster_name, "vpc_id": f.vpc_id, "chart_version": LBC_CHART_VERSION,
+         "replicas": edge_replicas, "tags": {"gpu-burst:environment": cfg.environment}},
+        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=list(f.system_ready)),
+    )
+    key_names = list(cfg.api_key_names) if api_keys is not None else []
+    if api_keys is not None and not key_names:
+        key_names = [GENERATED_KEY_NAME]  # a single legacy `apiKey`
+    limits = {k: gw.key_requests_per_minute.get(k, gw.requests_per_minute) for k in key_names or [GENERATED_KEY_NAME]}
+    edge_args = {
+        "namespace": ns.metadata.name, "model_names": names,
+        "interceptor_service": a.interceptor_proxy_service, "interceptor_namespace": a.interceptor_namespace,
+        "interceptor_port": a.interceptor_proxy_port,
+        "hold_seconds": int(duration_seconds(http.readiness_timeout)),
+        "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
+        "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names, "requests_per_minute": limits,
+        "replicas": edge_replicas}
+    if api_keys is not None:
+        edge_args["api_keys"] = api_keys
     if gw.certificate_arn:
-        gateway_args["certificate_arn"] = gw.certificate_arn
-    if api_key is not None:
-        gateway_args["api_key"] = api_key
-    gateway = Gateway(
-        "gpu-burst-gateway",
-        gateway_args,
-        # The monitoring release installs the ServiceMonitor CRD used for the interceptor's metrics.
-        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.http_addon_release, a.monitoring_release]),
+        edge_args["certificate_arn"] = gw.certificate_arn
+    if gw.domain:
+        edge_args["domain"] = gw.domain
+    gateway = EdgeGateway(
+        "gpu-burst-edge",
+        edge_args,
+        # The NLB needs the LBC; the interceptor must exist; the monitors need the Prometheus operator CRDs.
+        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[*f.system_ready, ns, lbc.release,
+                                                            a.http_addon_release, a.monitoring_release]),
     )
 
     store = ModelStore("gpu-burst-models", {"tags": {"gpu-burst.io/environment": cfg.environment}},
@@ -88,8 +110,6 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
                                "tools_config_map": weights.tools_config_map}
         if m.compile_cache:
             optional["weights"]["compile_cache_uri"] = weights.compile_cache_uri
-        if gw.domain:
-            optional["host"] = f"{m.served_name}.{gw.domain}"
         if release_label is not None:
             optional["monitoring_release_label"] = release_label
         ModelService(
@@ -100,9 +120,9 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
              "min_replicas": m.min_replicas, "max_replicas": m.max_replicas, "idle_seconds": m.idle_seconds,
              "target_queue_depth": m.target_queue_depth, "target_concurrency": m.target_concurrency,
              "startup_seconds": m.startup_seconds, "drain_seconds": m.drain_seconds,
-             "api_key_secret_name": gateway.api_key_secret_name, "prometheus_url": a.prometheus_url,
+             "api_key_secret_name": gateway.internal_key_secret_name, "prometheus_url": a.prometheus_url,
              "external_scaler_address": a.external_scaler_address, "readiness_timeout": http.readiness_timeout,
-             "response_header_timeout": http.response_header_timeout, "model_header": gw.model_header,
+             "response_header_timeout": http.response_header_timeout, "model_header": gateway.model_header,
              "cpu": m.cpu, "memory": m.memory, "shm_size": m.shm_size, "cache_size": m.cache_size,
              "scrape_interval": MODEL_SCRAPE_INTERVAL},
             # Every CR waits for the release that installs its CRD (and webhook); pods wait for their NodePools.
@@ -129,12 +149,17 @@ def build_workload(f: Foundation, a: Addons, api_key: Optional[pulumi.Output] = 
     return {
         "endpoint": gateway.endpoint,
         "models": names,
-        "modelHeader": gw.model_header,
-        "apiKey": gateway.api_key,
+        "apiKeys": gateway.api_keys,
+        # The first key alone (secret), for `export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)`.
+        "apiKey": pulumi.Output.secret(gateway.api_keys.apply(lambda k: k[sorted(k)[0]])),
         "apiKeySecretName": gateway.api_key_secret_name,
-        "apiKeyHowTo": f"export {API_KEY_ENV}=$(pulumi stack output apiKey --show-secrets)",
+        "internalKeySecretName": gateway.internal_key_secret_name,
+        "apiKeyHowTo": (f"export {API_KEY_ENV}=$(pulumi stack output apiKeys --show-secrets --json "
+                        f"| jq -r '.\"{(key_names or [GENERATED_KEY_NAME])[0]}\"')"),
         "curlCompletions": examples.apply(lambda e: {k: v["completions"] for k, v in e.items()}),
         "curlChatCompletions": examples.apply(lambda e: {k: v["chat"] for k, v in e.items()}),
+        "pythonExamples": gateway.python_examples,
+        "requestPaths": gateway.request_paths,
         "inferenceNamespace": ns.metadata.name,
         "dashboardUid": "gpu-burst-vllm",
         "modelStoreBucket": store.bucket_name,

@@ -152,6 +152,13 @@ class Mocks(pulumi.runtime.Mocks):
             out["status"] = {"name": out["name"], "namespace": out.get("namespace", "default"), "status": "deployed",
                              "version": out.get("version", ""), "revision": 1, "chart": out.get("chart", "")}
             return [f"{args.name}-id", out]
+        if t == "kubernetes:core/v1:Service" and getattr(args, "resource_id", None):
+            # Service.get of a Service a controller created (e.g. Envoy Gateway's): the live object, LB status included.
+            ns, _, name = args.resource_id.rpartition("/")
+            out = {"metadata": {"name": name, "namespace": ns or "default", "uid": f"uid-{suffix(name)}"},
+                   "spec": {"type": "LoadBalancer"},
+                   "status": {"loadBalancer": {"ingress": [{"hostname": f"k8s-{suffix(name)}.elb.{REGION}.amazonaws.com"}]}}}
+            return [args.resource_id, out]
         if t.startswith("kubernetes:") and args.custom and not t.startswith("kubernetes:helm.sh"):
             md = dict(out.get("metadata") or {})
             md.setdefault("name", autoname(args.name))

@@ -203,7 +203,8 @@ def test_stack_file_secrets_read_without_decrypting():
         "gpu-burst:hfToken": {"secure": "v1:abc"},
         "gpu-burst:apiKeys": {"alice": {"secure": "v1:def"}, "bob": "sk-plain"},
     })
-    assert raw == {"environment": "dev", "region": "us-west-2", "hfTokenSet": True}
+    # The key names (not the keys) reach the typed config: per-key limits and the edge's Secret are keyed by them.
+    assert raw == {"environment": "dev", "region": "us-west-2", "hfTokenSet": True, "apiKeyNames": ["alice", "bob"]}
     assert lines == ["gpu-burst:apiKeys.bob: is in plain text in the stack file; a key must be a Pulumi secret: "
                      "`pulumi config rm gpu-burst:apiKeys` then `pulumi config set --secret --path 'apiKeys.bob' "
                      "<key>`"]

@@ -150,7 +150,7 @@ def test_quick_start_works_in_order_without_prompts():
     assert first("export PULUMI_CONFIG_PASSPHRASE=") < first("pulumi stack init dev") < first("pulumi up")
     assert first("venv/bin/python -m burstctl preflight --stack-file Pulumi.dev.yaml") < first("pulumi up")
     assert "pulumi stack output kubeconfig --show-secrets" in quick and "export KUBECONFIG=" in quick
-    assert "port-forward svc/keda-add-ons-http-interceptor-proxy 8080:8080" in quick
+    assert "port-forward svc/gpu-burst-edge-envoy 8080:80" in quick
     assert "export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)" in quick
     assert "AWS credentials" in quick and "Service Quotas" in quick
 
@@ -275,3 +275,7 @@ def test_console_script_without_cli_extra_prints_a_hint():
                          "sys.argv = ['burstctl', '--help']; main()"], capture_output=True, text=True, timeout=60,
                         cwd=ROOT)
     assert ok.returncode == 0 and "preflight" in ok.stdout
+    # `python -m burstctl` takes the same path
+    code = "import sys, runpy; sys.modules['rich'] = None; runpy.run_module('burstctl', run_name='__main__')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "pip install 'gpu-burst[cli]' (missing module: rich)" in out.stderr

@@ -1,15 +1,22 @@
-"""Gateway under mocks: the NLB Service in front of the interceptor, the API key (generated or given, always secret),
-and the secret-free curl outputs."""
+"""The OpenAI-compatible front door under mocks: Envoy Gateway + AI Gateway objects validated against the upstream
+CRDs, the request path per model, API keys (401), per-key limits (429 + Retry-After), cold-start timeouts at every
+hop, TLS, the internal credential vLLM enforces, and no plaintext key anywhere."""
+
+import json
+import re
 
 import pulumi
 import pytest
-from pulumi_mocks import autoname
 from stack_helpers import resolve
-from test_workload_support import as_object, dependency_names, field_is_secret, of_kind, run_workload, strict_core_errors
+from test_workload_support import PROD_KEYS, as_object, dependency_names, field_is_secret, of_kind, run_workload
+from upstream import AI_GATEWAY_EG_VALUES, load_upstream, needs_upstream, unknown_value_keys, validate_cr
 
-from components.gateway import INTERCEPTOR_SELECTOR
+from components import edge_gateway as eg
+from components.load_balancer_controller import LOAD_BALANCER_CLASS
 
 LB = "service.beta.kubernetes.io/aws-load-balancer-"
+EDGE_KINDS = ("EnvoyProxy", "GatewayClass", "Gateway", "SecurityPolicy", "BackendTrafficPolicy",
+              "ClientTrafficPolicy", "Backend", "AIServiceBackend", "BackendSecurityPolicy", "AIGatewayRoute")
 
 
 def _is_secret(output: pulumi.Output) -> bool:
@@ -18,99 +25,393 @@ def _is_secret(output: pulumi.Output) -> bool:
     return _sync_await(output.is_secret())
 
 
-def _lb(mocks) -> dict:
-    (svc,) = [as_object(r) for r in of_kind(mocks, "Service") if r.name == "gpu-burst-gateway-lb"]
-    return svc
+def _one(mocks, kind: str) -> dict:
+    objs = [as_object(r) for r in of_kind(mocks, kind) if r.name.startswith("gpu-burst-edge")]
+    assert len(objs) == 1, f"{kind}: {len(objs)}"
+    return objs[0]
 
 
-def test_dev_internal_nlb_in_front_of_the_interceptor(mocks):
-    run_workload("dev")
-    svc = _lb(mocks)
-    assert svc["metadata"]["namespace"] == "keda"
-    ann = svc["metadata"]["annotations"]
-    assert ann[f"{LB}type"] == "nlb" and ann[f"{LB}internal"] == "true"
-    assert svc["spec"]["type"] == "LoadBalancer"
-    assert svc["spec"]["selector"] == INTERCEPTOR_SELECTOR
-    assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "proxy", "protocol": "TCP"}]
-    assert svc["spec"]["loadBalancerSourceRanges"] == ["10.40.0.0/16"]  # VPC CIDR by default
-    assert strict_core_errors(svc, "V1Service") == []
-    assert {"http-add-on", "gpu-burst-inference"} <= dependency_names(mocks, "gpu-burst-gateway-lb")
+def _name(mocks, resource_name: str) -> str:
+    """The object's real (auto-)name, as the mock provider returned it."""
+    return mocks.state(resource_name)["metadata"]["name"]
 
 
-def test_prod_public_lbc_tls_and_idle_timeout(mocks):
-    out, _, cfg = run_workload("prod")
-    svc = _lb(mocks)
-    ann = svc["metadata"]["annotations"]
-    assert ann[f"{LB}type"] == "external" and ann[f"{LB}nlb-target-type"] == "ip"
-    assert ann[f"{LB}scheme"] == "internet-facing"
-    assert ann[f"{LB}listener-attributes.TCP-443"] == "tcp.idle_timeout.seconds=1200"
-    assert ann[f"{LB}ssl-cert"] == cfg.gateway.certificate_arn and ann[f"{LB}ssl-ports"] == "443"
-    assert svc["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
-    assert svc["spec"]["ports"][0]["port"] == 443
-    assert resolve(out["endpoint"]).startswith("https://") and resolve(out["endpoint"]).endswith(".amazonaws.com")
+def _release(mocks, name: str) -> dict:
+    return mocks.named(f"{name}-release").inputs
 
 
-def test_generated_api_key_is_secret_end_to_end(mocks):
-    out, _, _ = run_workload("dev", api_key=None)
-    (pw,) = mocks.of_type("random:index/randomPassword:RandomPassword")
-    assert pw.inputs["length"] >= 32 and pw.inputs["special"] is False
-    assert field_is_secret(mocks, "gpu-burst-gateway-api-key", "stringData")
-    assert _is_secret(out["apiKey"]) is True
-    key_secret = [as_object(r) for r in of_kind(mocks, "Secret") if r.name == "gpu-burst-gateway-api-key"][0]
-    assert key_secret["metadata"]["namespace"] == "inference"
-    assert list(key_secret["stringData"]) == ["api-key"]
-    assert strict_core_errors(key_secret, "V1Secret") == []
+def _seconds(d: str) -> int:
+    units = {"h": 3600, "m": 60, "s": 1}
+    assert re.fullmatch(r"([0-9]{1,5}(h|m|s|ms)){1,4}", d), d  # Gateway API Duration
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(h|m|s)", d))
 
 
-def test_configured_api_key_is_used_and_never_printed(mocks):
-    out, _, cfg = run_workload("dev", api_key="sk-configured-key-123")
-    assert mocks.of_type("random:index/randomPassword:RandomPassword") == []
-    assert resolve(out["apiKey"]) == "sk-configured-key-123"
-    assert field_is_secret(mocks, "gpu-burst-gateway-api-key", "stringData")
-    for key in ("curlCompletions", "curlChatCompletions"):
-        assert _is_secret(out[key]) is False
-        for cmd in resolve(out[key]).values():
-            assert "sk-configured-key-123" not in cmd
-    for r in mocks.created:  # the literal key only ever sits in the Secret's stringData
-        if r.name != "gpu-burst-gateway-api-key":
-            assert "sk-configured-key-123" not in repr(r.inputs), r.name
+@pytest.fixture
+def prod(mocks):
+    out, fakes, cfg = run_workload("prod")
+    return mocks, out, cfg
 
 
+@pytest.fixture
+def dev(mocks):
+    out, fakes, cfg = run_workload("dev")
+    return mocks, out, cfg
+
+
+# -- objects are valid for Envoy Gateway v1.9 / AI Gateway v1.1 -----------------------------------------------------
+
+@needs_upstream
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_outputs_endpoint_models_and_curl(mocks, stack):
-    out, _, cfg = run_workload(stack)
-    endpoint = resolve(out["endpoint"])
-    assert endpoint == ("https://" if stack == "prod" else "http://") + f"{autoname('gpu-burst-gateway-lb')}.elb.us-west-2.amazonaws.com"
-    assert out["models"] == [m.served_name for m in cfg.models]
-    completions, chat = resolve(out["curlCompletions"]), resolve(out["curlChatCompletions"])
-    for m in cfg.models:
-        for cmd, path in ((completions[m.served_name], "/v1/completions"), (chat[m.served_name], "/v1/chat/completions")):
-            assert cmd.startswith(f"curl -sS --max-time 1200 {endpoint}{path} ")
-            assert '-H "Authorization: Bearer $GPU_BURST_API_KEY"' in cmd
-            assert f"-H 'X-Model: {m.served_name}'" in cmd and f'"model": "{m.served_name}"' in cmd
-    assert '"messages"' in chat[cfg.models[0].served_name] and '"prompt"' in completions[cfg.models[0].served_name]
+def test_every_edge_custom_resource_validates_against_the_upstream_crds(mocks, stack):
+    run_workload(stack)
+    seen = set()
+    for kind in EDGE_KINDS + ("PodMonitor", "ServiceMonitor", "InterceptorRoute"):
+        for r in of_kind(mocks, kind):
+            obj = as_object(r)
+            assert validate_cr(obj) == [], f"{kind} {r.name}"
+            seen.add(kind)
+    assert set(EDGE_KINDS) <= seen
 
 
-def test_bad_gateway_values_rejected():
-    from stacks.config import ConfigError, validate
-    from test_workload_support import raw_config
-
-    with pytest.raises(ConfigError) as e:
-        validate(raw_config("dev", gateway={"allowedCidrs": ["10.0.0.0/33"], "loadBalancerController": "nginx",
-                                            "certificateArn": "not-an-arn"}))
-    lines = e.value.lines
-    assert any(ln.startswith("gpu-burst:gateway.allowedCidrs[0]: '10.0.0.0/33' is not a CIDR block") for ln in lines)
-    assert any(ln.startswith("gpu-burst:gateway.loadBalancerController:") and "in-tree" in ln for ln in lines)
-    assert any(ln.startswith("gpu-burst:gateway.certificateArn: 'not-an-arn' is not an ACM certificate ARN") for ln in lines)
+@needs_upstream
+def test_chart_values_keys_exist_in_the_charts(prod):
+    mocks, _, _ = prod
+    # config.envoyGateway is Envoy Gateway's own EnvoyGateway API object, validated against upstream below.
+    assert unknown_value_keys("gateway-helm", _release(mocks, "gpu-burst-edge-envoy-gateway")["values"],
+                              open_paths=("config.envoyGateway",)) == []
+    assert unknown_value_keys("ai-gateway-helm", _release(mocks, "gpu-burst-edge-ai-gateway")["values"]) == []
+    assert unknown_value_keys("aws-load-balancer-controller", _release(mocks, "gpu-burst-lbc")["values"]) == []
 
 
-def test_public_without_tls_warns(mocks, monkeypatch):
-    warnings = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda msg, *a, **k: warnings.append(msg))
-    from components.gateway import Gateway
+def _is_subset(want, have, path="") -> list:
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return [path]
+        return [p for k, v in want.items() for p in _is_subset(v, have.get(k), f"{path}.{k}")]
+    return [] if want == have else [f"{path}: {have!r} != {want!r}"]
+
+
+@needs_upstream
+def test_ai_gateway_required_envoy_gateway_values_are_present(prod):
+    mocks, _, _ = prod
+    values = _release(mocks, "gpu-burst-edge-envoy-gateway")["values"]
+    assert _is_subset(load_upstream(AI_GATEWAY_EG_VALUES), values) == []
+    ai = _release(mocks, "gpu-burst-edge-ai-gateway")
+    fqdn = values["config"]["envoyGateway"]["extensionManager"]["service"]["fqdn"]
+    # The extension server address is the AI Gateway controller's Service in the namespace it is installed to.
+    assert fqdn["hostname"] == f"{ai['values']['controller'].get('fullnameOverride', eg.AIGW_CONTROLLER)}." \
+                               f"{ai['namespace']}.svc.cluster.local"
+    assert ai["values"]["envoyGateway"]["namespace"] == _release(mocks, "gpu-burst-edge-envoy-gateway")["namespace"]
+
+
+def test_charts_are_pinned_oci_releases_on_the_system_nodes(prod):
+    mocks, _, _ = prod
+    for rel, chart, version in (("gpu-burst-edge-envoy-gateway", eg.EG_CHART, "v1.9.0"),
+                                ("gpu-burst-edge-ai-gateway-crds", eg.AIGW_CRDS_CHART, "v1.1.0"),
+                                ("gpu-burst-edge-ai-gateway", eg.AIGW_CHART, "v1.1.0")):
+        inputs = _release(mocks, rel)
+        assert inputs["chart"] == chart and inputs["version"] == version and "repositoryOpts" not in inputs
+    v = _release(mocks, "gpu-burst-edge-envoy-gateway")["values"]
+    assert v["deployment"]["pod"]["nodeSelector"] == {"gpu-burst.io/node-role": "system"}
+    assert v["deployment"]["replicas"] == 2 and v["podDisruptionBudget"] == {"minAvailable": 1}
+    c = _release(mocks, "gpu-burst-edge-ai-gateway")["values"]["controller"]
+    assert c["replicaCount"] == 2 and c["podDisruptionBudget"]["enabled"] is True
+    assert c["nodeSelector"] == {"gpu-burst.io/node-role": "system"}
+    proxy = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]
+    assert proxy["envoyDeployment"]["replicas"] == 2 and proxy["envoyPDB"] == {"minAvailable": 1}
+    assert proxy["envoyDeployment"]["pod"]["nodeSelector"] == {"gpu-burst.io/node-role": "system"}
+    lbc = _release(mocks, "gpu-burst-lbc")
+    assert lbc["chart"] == "aws-load-balancer-controller" and lbc["version"] == "3.5.0"
+    assert lbc["values"]["replicaCount"] == 2 and lbc["values"]["podDisruptionBudget"] == {"maxUnavailable": 1}
+
+
+def test_a_single_system_node_runs_single_replicas_without_pdbs(mocks):
     from stack_helpers import evaluate
 
-    evaluate(lambda: Gateway("gw", {"models_namespace": "inference", "interceptor_namespace": "keda",
-                                    "model_names": ["m"], "model_header": "X-Model", "allowed_cidrs": ["0.0.0.0/0"],
-                                    "public": True}))
-    assert any("without TLS" in w for w in warnings)
+    from components.edge_gateway import EdgeGateway
+    from components.load_balancer_controller import LoadBalancerController
+
+    def program():
+        LoadBalancerController("gpu-burst-lbc", {"cluster_name": "c", "vpc_id": "vpc-1", "chart_version": "3.5.0",
+                                                 "replicas": 1})
+        EdgeGateway("gpu-burst-edge", {
+            "namespace": "inference", "model_names": ["m"], "interceptor_service": "svc",
+            "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
+            "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"], "key_names": [],
+            "requests_per_minute": {"default": 60}, "replicas": 1, "scrape": False})
+
+    evaluate(program)
+    proxy = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]
+    assert proxy["envoyDeployment"]["replicas"] == 1 and "envoyPDB" not in proxy
+    assert "podDisruptionBudget" not in _release(mocks, "gpu-burst-lbc")["values"]
+
+
+def test_dependency_order_crds_before_crs_eg_before_ai_gateway_lbc_before_the_load_balancer(prod):
+    mocks, _, _ = prod
+    assert "gpu-burst-edge-envoy-gateway-release" in dependency_names(mocks, "gpu-burst-edge-ai-gateway-crds-release")
+    assert {"gpu-burst-edge-envoy-gateway-release", "gpu-burst-edge-ai-gateway-crds-release"} <= dependency_names(
+        mocks, "gpu-burst-edge-ai-gateway-release")
+    releases = {"gpu-burst-edge-envoy-gateway-release", "gpu-burst-edge-ai-gateway-crds-release",
+                "gpu-burst-edge-ai-gateway-release"}
+    for kind in EDGE_KINDS:
+        for r in of_kind(mocks, kind):
+            assert releases <= dependency_names(mocks, r.name), r.name
+    # The EnvoyProxy carries the LoadBalancer Service spec: Envoy Gateway creates the Service only after the LBC runs.
+    assert "gpu-burst-lbc-release" in dependency_names(mocks, "gpu-burst-edge-proxy-config")
+    assert "gpu-burst-lbc-identity" in dependency_names(mocks, "gpu-burst-lbc-release")
+
+
+# -- the request path -----------------------------------------------------------------------------------------------
+
+def test_request_path_per_model_body_model_to_route_to_interceptor_to_service(prod):
+    mocks, out, cfg = prod
+    paths = resolve(out["requestPaths"])
+    (route,) = [as_object(r) for r in of_kind(mocks, "AIGatewayRoute")]
+    rules = {r["name"]: r for r in route["spec"]["rules"]}
+    backend = _one(mocks, "Backend")
+    ai_backend = _one(mocks, "AIServiceBackend")
+    assert backend and ai_backend
+    irs = {mocks.state(x.name)["metadata"]["name"]: as_object(x) for x in of_kind(mocks, "InterceptorRoute")}
+    services = {mocks.state(x.name)["metadata"]["name"] for x in of_kind(mocks, "Service")}
+    assert sorted(paths) == sorted(m.served_name for m in cfg.models)
+    for m in cfg.models:
+        p = paths[m.served_name]
+        # body `model` → x-ai-eg-model (set by the AI Gateway) → this rule
+        assert rules[p["rule"]]["matches"] == [{"headers": [
+            {"type": "Exact", "name": eg.MODEL_HEADER, "value": m.served_name}]}]
+        assert p["route"] == _name(mocks, "gpu-burst-edge-models")
+        # → the AIServiceBackend → Backend → the interceptor Service
+        assert rules[p["rule"]]["backendRefs"] == [{"name": _name(mocks, "gpu-burst-edge-interceptor-ai")}]
+        assert ai_backend["spec"]["backendRef"]["name"] == _name(mocks, "gpu-burst-edge-interceptor")
+        ep = backend["spec"]["endpoints"][0]["fqdn"]
+        assert f"{ep['hostname']}:{int(ep['port'])}" == p["interceptor"]
+        assert ep["hostname"] == "keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local" and ep["port"] == 8080
+        # → the interceptor matches the same header the edge sets → the model's Service
+        ir = irs[m.served_name]
+        assert ir["spec"]["rules"][0]["headers"] == [{"name": p["header"], "value": p["value"]}]
+        assert ir["spec"]["target"]["service"] == m.served_name and m.served_name in services
+
+
+def test_model_list_is_answered_from_route_config(prod):
+    """GET /v1/models is an immediate response of the AI Gateway's ext_proc built from the route rules that match
+    x-ai-eg-model exactly (ai-gateway@v1.1.0 internal/extproc/models_processor.go): every model must have one, and
+    nothing else routes to the interceptor, so listing models never wakes one."""
+    mocks, _, cfg = prod
+    (route,) = [as_object(r) for r in of_kind(mocks, "AIGatewayRoute")]
+    listed = [h["value"] for r in route["spec"]["rules"] for mt in r["matches"] for h in mt["headers"]
+              if h["name"] == eg.MODEL_HEADER and h["type"] == "Exact"]
+    assert listed == [m.served_name for m in cfg.models]
+    assert all(r["modelsOwnedBy"] == "gpu-burst" for r in route["spec"]["rules"])
+    assert of_kind(mocks, "HTTPRoute") == []
+
+
+def test_more_models_than_one_route_holds_are_split(mocks):
+    from components.edge_gateway import EdgeGateway
+    from stack_helpers import evaluate
+
+    names = [f"m{i}" for i in range(17)]
+    evaluate(lambda: EdgeGateway("e", {
+        "namespace": "inference", "model_names": names, "interceptor_service": "svc", "interceptor_namespace": "keda",
+        "interceptor_port": 8080, "hold_seconds": 900, "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"],
+        "key_names": [], "requests_per_minute": {"default": 60}, "scrape": False}))
+    routes = [as_object(r) for r in of_kind(mocks, "AIGatewayRoute")]
+    assert [len(r["spec"]["rules"]) for r in routes] == [15, 2]
+    assert [r["name"] for rt in routes for r in rt["spec"]["rules"]] == names
+
+
+def test_interceptor_stays_internal_and_only_envoy_gets_an_nlb(prod):
+    mocks, _, _ = prod
+    assert [s.name for s in of_kind(mocks, "Service") if (s.inputs.get("spec") or {}).get("type") == "LoadBalancer"] == []
+    svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert svc["type"] == "LoadBalancer" and svc["loadBalancerClass"] == LOAD_BALANCER_CLASS
+    # IP targets are the Envoy pods, which run on the system nodes only: a GPU node is never a target.
+    assert svc["annotations"][f"{LB}nlb-target-type"] == "ip"
+    assert svc["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+
+
+# -- keys, 401 and 429 ----------------------------------------------------------------------------------------------
+
+def test_api_keys_are_checked_at_the_edge_before_anything_else(prod):
+    mocks, out, _ = prod
+    sp = _one(mocks, "SecurityPolicy")["spec"]
+    assert sp["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                 "name": _name(mocks, "gpu-burst-edge-gateway")}]
+    auth = sp["apiKeyAuth"]
+    assert auth["credentialRefs"] == [{"group": "", "kind": "Secret", "name": resolve(out["apiKeySecretName"])}]
+    assert auth["extractFrom"] == [{"headers": ["authorization"]}]
+    assert auth["forwardClientIDHeader"] == eg.CLIENT_ID_HEADER and auth["sanitize"] is True
+    keys = [as_object(r) for r in of_kind(mocks, "Secret") if r.name == "gpu-burst-edge-api-keys"][0]
+    assert sorted(keys["stringData"]) == sorted(PROD_KEYS)  # one data key per key name (the client id)
+    assert field_is_secret(mocks, "gpu-burst-edge-api-keys", "stringData")
+    override = {o["match"]["statusCodes"][0]["value"]: o["response"] for o in
+                _one(mocks, "BackendTrafficPolicy")["spec"]["responseOverride"]}
+    assert json.loads(override[401]["body"]["inline"])["error"]["code"] == "invalid_api_key"
+
+
+def test_requests_per_minute_per_key_answer_429_with_retry_after(prod):
+    mocks, _, cfg = prod
+    spec = _one(mocks, "BackendTrafficPolicy")["spec"]
+    rules = {r["clientSelectors"][0]["headers"][0]["value"]: r for r in spec["rateLimit"]["local"]["rules"]}
+    assert sorted(rules) == sorted(PROD_KEYS)
+    assert rules["team-a"]["limit"] == {"requests": 1200, "unit": "Minute"}  # keyRequestsPerMinute
+    assert rules["ci"]["limit"] == {"requests": cfg.gateway.requests_per_minute, "unit": "Minute"}
+    for r in rules.values():
+        assert r["clientSelectors"][0]["headers"][0]["name"] == eg.CLIENT_ID_HEADER
+        assert r["clientSelectors"][0]["headers"][0]["type"] == "Exact"
+    (o429,) = [o for o in spec["responseOverride"] if o["match"]["statusCodes"][0]["value"] == 429]
+    assert {"name": "Retry-After", "value": "60"} in o429["response"]["header"]["set"]
+    assert json.loads(o429["response"]["body"]["inline"])["error"]["type"] == "rate_limit_error"
+
+
+def test_generated_key_when_none_is_configured_is_secret_end_to_end(dev):
+    mocks, out, _ = dev
+    pw = [r for r in mocks.of_type("random:index/randomPassword:RandomPassword") if r.name == "gpu-burst-edge-api-key-value"]
+    assert pw and pw[0].inputs["length"] >= 32 and pw[0].inputs["special"] is False
+    assert _is_secret(out["apiKeys"]) is True
+    assert sorted(resolve(out["apiKeys"])) == [eg.GENERATED_KEY_NAME]
+    assert '"default"' in out["apiKeyHowTo"]
+
+
+def test_no_plaintext_key_anywhere_in_state_or_specs(prod):
+    mocks, out, _ = prod
+    internal = mocks.state("gpu-burst-edge-internal-key-value")["result"]
+    for r in mocks.created:
+        blob = repr(r.inputs)
+        for key in PROD_KEYS.values():
+            if key in blob:
+                assert r.name == "gpu-burst-edge-api-keys", r.name
+        if internal in blob:
+            assert r.name in ("gpu-burst-edge-internal-key", "gpu-burst-edge-internal-key-value"), r.name
+    assert field_is_secret(mocks, "gpu-burst-edge-internal-key", "stringData")
+    assert _is_secret(out["apiKeys"]) is True
+    for k in ("curlCompletions", "curlChatCompletions", "pythonExamples", "endpoint", "requestPaths"):
+        assert _is_secret(out[k]) is False
+        assert not any(key in json.dumps(resolve(out[k])) for key in PROD_KEYS.values())
+
+
+def test_vllm_accepts_only_the_internal_credential_the_edge_injects(prod):
+    mocks, out, cfg = prod
+    bsp = _one(mocks, "BackendSecurityPolicy")["spec"]
+    ai_backend = _one(mocks, "AIServiceBackend")
+    assert bsp["type"] == "APIKey"
+    assert bsp["targetRefs"] == [{"group": "aigateway.envoyproxy.io", "kind": "AIServiceBackend",
+                                  "name": _name(mocks, "gpu-burst-edge-interceptor-ai")}]
+    internal = [as_object(r) for r in of_kind(mocks, "Secret") if r.name == "gpu-burst-edge-internal-key"][0]
+    internal_name = _name(mocks, "gpu-burst-edge-internal-key")
+    assert bsp["apiKey"]["secretRef"]["name"] == internal_name
+    assert list(internal["stringData"]) == ["apiKey"]
+    keys_secret = resolve(out["apiKeySecretName"])
+    for d in of_kind(mocks, "Deployment"):
+        env = {e["name"]: e for e in as_object(d)["spec"]["template"]["spec"]["containers"][0]["env"]}
+        ref = env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]
+        # Rotating a client key edits only the SecurityPolicy's Secret, which no model pod references.
+        assert ref == {"name": internal_name, "key": "apiKey"} and ref["name"] != keys_secret
+
+
+# -- timeouts -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_hop_waits_at_least_the_hold_budget(mocks, stack):
+    _, _, cfg = run_workload(stack)
+    from stacks.config import duration_seconds
+
+    h = cfg.addons.http_addon
+    hold = duration_seconds(h.readiness_timeout)
+    first_byte = hold + duration_seconds(h.response_header_timeout)
+    irs = [as_object(r) for r in of_kind(mocks, "InterceptorRoute")]
+    assert {r["spec"]["timeouts"]["readiness"] for r in irs} == {h.readiness_timeout}
+    (route,) = [as_object(r) for r in of_kind(mocks, "AIGatewayRoute")]
+    for rule in route["spec"]["rules"]:
+        assert _seconds(rule["timeouts"]["request"]) > first_byte
+        assert _seconds(rule["streamIdleTimeout"]) > first_byte
+    ctp = _one(mocks, "ClientTrafficPolicy")["spec"]
+    assert _seconds(ctp["timeout"]["http"]["idleTimeout"]) > first_byte
+    assert _seconds(ctp["timeout"]["http"]["streamIdleTimeout"]) > first_byte
+    ann = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
+    if cfg.gateway.certificate_arn:
+        # TLS listeners keep a fixed 350 s idle timeout: Envoy's keepalives must come well before it.
+        assert not any(k.startswith(f"{LB}listener-attributes") for k in ann)
+        assert _seconds(ctp["tcpKeepalive"]["idleTime"]) < eg.NLB_TLS_IDLE_SECONDS
+    else:
+        idle = int(ann[f"{LB}listener-attributes.TCP-80"].removeprefix("tcp.idle_timeout.seconds="))
+        assert first_byte < idle <= eg.NLB_MAX_IDLE_SECONDS
+
+
+def test_timeouts_follow_the_one_budget():
+    a, b = eg.hop_timeouts(900, 600), eg.hop_timeouts(1800, 600)
+    assert a.hold_seconds < a.first_byte_seconds < a.silence_seconds < a.request_seconds
+    assert b.silence_seconds - a.silence_seconds == 900 and b.request_seconds - a.request_seconds == 900
+
+
+# -- TLS, endpoint and examples -------------------------------------------------------------------------------------
+
+def test_prod_terminates_tls_at_the_nlb_with_the_acm_certificate(prod):
+    mocks, out, cfg = prod
+    ann = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
+    assert ann[f"{LB}ssl-cert"] == cfg.gateway.certificate_arn and ann[f"{LB}ssl-ports"] == "443"
+    assert ann[f"{LB}scheme"] == "internet-facing"
+    assert _one(mocks, "Gateway")["spec"]["listeners"][0]["port"] == 443
+    assert resolve(out["endpoint"]).startswith("https://k8s-") and resolve(out["endpoint"]).endswith(
+        ".elb.us-west-2.amazonaws.com/v1")
+
+
+def test_dev_is_an_internal_plain_http_nlb_from_the_vpc(dev):
+    mocks, out, _ = dev
+    svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert svc["annotations"][f"{LB}scheme"] == "internal" and f"{LB}ssl-cert" not in svc["annotations"]
+    assert svc["loadBalancerSourceRanges"] == ["10.40.0.0/16"]
+    assert resolve(out["endpoint"]).startswith("http://") and resolve(out["endpoint"]).endswith("/v1")
+
+
+def test_examples_need_no_custom_header_and_embed_no_key(prod):
+    mocks, out, cfg = prod
+    base = resolve(out["endpoint"])
+    chat, py = resolve(out["curlChatCompletions"]), resolve(out["pythonExamples"])
+    for m in cfg.models:
+        cmd = chat[m.served_name]
+        assert cmd.startswith(f"curl -sS --max-time ") and f" {base}/chat/completions " in cmd
+        assert [h for h in re.findall(r"-H '([^:]+):", cmd)] == ["Content-Type"]
+        assert '-H "Authorization: Bearer $GPU_BURST_API_KEY"' in cmd and f'"model": "{m.served_name}"' in cmd
+        code = py[m.served_name]
+        compile(code, "example.py", "exec")
+        assert f"base_url={base!r}" in code and "os.environ['GPU_BURST_API_KEY']" in code
+        # The SDK's default 600 s would give up during a cold start; the example waits past the first-byte budget.
+        timeout = int(re.search(r"timeout=(\d+)", code).group(1))
+        assert timeout > eg.hop_timeouts(900, 600).first_byte_seconds
+
+
+def test_domain_replaces_the_nlb_name_in_the_endpoint(mocks):
+    from components.edge_gateway import EdgeGateway
+    from stack_helpers import evaluate
+
+    gw = evaluate(lambda: EdgeGateway("e", {
+        "namespace": "inference", "model_names": ["m"], "interceptor_service": "svc", "interceptor_namespace": "keda",
+        "interceptor_port": 8080, "hold_seconds": 900, "response_header_seconds": 600, "allowed_cidrs": ["0.0.0.0/0"],
+        "key_names": [], "requests_per_minute": {"default": 60}, "public": True, "domain": "llm.example.com",
+        "certificate_arn": "arn:aws:acm:us-west-2:123456789012:certificate/abc", "scrape": False}))
+    assert resolve(gw.endpoint) == "https://llm.example.com/v1"
+
+
+def test_public_gateway_without_tls_is_refused_by_the_component(mocks):
+    from components.edge_gateway import EdgeGateway
+    from stack_helpers import evaluate
+
+    with pytest.raises(Exception, match="needs certificate_arn"):
+        evaluate(lambda: EdgeGateway("e", {
+            "namespace": "inference", "model_names": ["m"], "interceptor_service": "svc",
+            "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
+            "response_header_seconds": 600, "allowed_cidrs": ["0.0.0.0/0"], "key_names": [],
+            "requests_per_minute": {"default": 60}, "public": True}))
+
+
+# -- metrics --------------------------------------------------------------------------------------------------------
+
+def test_envoy_and_ai_gateway_metrics_are_scraped(prod):
+    mocks, _, _ = prod
+    pm = [as_object(r) for r in of_kind(mocks, "PodMonitor") if r.name == "gpu-burst-edge-edge-monitor"][0]
+    assert pm["metadata"]["namespace"] == eg.EG_NAMESPACE
+    assert pm["spec"]["selector"]["matchLabels"] == eg.PROXY_POD_LABELS
+    assert {(e["port"], e["path"]) for e in pm["spec"]["podMetricsEndpoints"]} == {
+        ("metrics", "/stats/prometheus"), ("aigw-admin", "/metrics")}
+    ai = _release(mocks, "gpu-burst-edge-ai-gateway")["values"]["controller"]
+    assert ai["metricsRequestHeaderAttributes"].startswith(f"{eg.CLIENT_ID_HEADER}:")

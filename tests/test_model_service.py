@@ -4,6 +4,8 @@ ServiceMonitor, InterceptorRoute, ScaledObject (CRD-validated), dependency edges
 import json
 
 import pytest
+
+from components.edge_gateway import MODEL_HEADER
 from pulumi_mocks import autoname
 from test_workload_support import (
     DEV_MODELS,
@@ -120,11 +122,11 @@ def test_container_security(mocks, stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_secrets_never_in_plaintext(mocks, stack):
-    _, _, cfg = run_workload(stack, api_key=None, hf_token="hf_secret_token_value")
+    _, _, cfg = run_workload(stack, hf_token="hf_secret_token_value")
     for m in cfg.models:
         dep = named(mocks, "Deployment", m.served_name)
         env = {e["name"]: e for e in _container(dep)["env"]}
-        assert "value" not in env["VLLM_API_KEY"] and env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "api-key"
+        assert "value" not in env["VLLM_API_KEY"] and env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "apiKey"
         assert "hf_secret_token_value" not in repr(dep)
         # Replicas stream from the model store: the token lives only with the staging Job (tests/test_model_store.py).
         assert "HF_TOKEN" not in env and [r for r in of_kind(mocks, "Secret")
@@ -229,7 +231,7 @@ def test_interceptor_route(mocks, stack):
         spec = ir["spec"]
         assert spec["target"] == {"service": m.served_name, "portName": "http"}
         assert spec["rules"][0] == {"hosts": ["*"], "paths": [{"value": "/v1"}],
-                                    "headers": [{"name": cfg.gateway.model_header, "value": m.served_name}]}
+                                    "headers": [{"name": MODEL_HEADER, "value": m.served_name}]}
         assert spec["timeouts"] == {"readiness": http.readiness_timeout, "responseHeader": http.response_header_timeout}
         assert spec["scalingMetric"] == {"concurrency": {"targetValue": m.target_concurrency}}
         assert "coldStart" not in spec  # hold the request; no placeholder/fallback
@@ -244,8 +246,8 @@ def test_dependency_edges(mocks, stack):
         assert {"http-add-on"} <= dependency_names(mocks, f"model-{m.served_name}-route")
         assert {"monitoring"} <= dependency_names(mocks, f"model-{m.served_name}-monitor")
         assert {"gpu-pools-standin", "gpu-burst-inference"} <= dependency_names(mocks, f"model-{m.served_name}")
-        # vLLM reads the key from the gateway's Secret: the Deployment waits for it (data dependency).
-        assert "gpu-burst-gateway-api-key" in dependency_names(mocks, f"model-{m.served_name}")
+        # vLLM reads the internal key from the edge's Secret: the Deployment waits for it (data dependency).
+        assert "gpu-burst-edge-internal-key" in dependency_names(mocks, f"model-{m.served_name}")
 
 
 # -- config errors ------------------------------------------------------------------------------------------------

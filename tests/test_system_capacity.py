@@ -28,6 +28,9 @@ RENDERED = {
                           ("interceptor.resources", "interceptor.replicas.max")],
     "kube-prometheus-stack": [("prometheusOperator.resources", 1), ("prometheus.prometheusSpec.resources", 1),
                               ("alertmanager.alertmanagerSpec.resources", 1), ("grafana.resources", 1)],
+    "eg": [("deployment.envoyGateway.resources", "deployment.replicas")],
+    "aieg": [("controller.resources", "controller.replicaCount")],
+    "aws-load-balancer-controller": [("resources", "replicaCount")],
 }
 
 

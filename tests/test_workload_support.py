@@ -22,9 +22,12 @@ PROD_MODELS = [
     {"servedName": "qwen2-5-1-5b-instruct", "hfModelId": "Qwen/Qwen2.5-1.5B-Instruct", "revision": "989aa7980e4cf806f80c7fef2b1adb7bc71aa306", "gpus": 1,
      "minReplicas": 0, "maxReplicas": 2, "pool": "gpu-on-demand"},
 ]
-PROD_GATEWAY = {"public": True, "allowedCidrs": ["203.0.113.0/24"], "loadBalancerController": "aws-lbc",
-                "idleTimeoutSeconds": 1200,
+PROD_GATEWAY = {"public": True, "allowedCidrs": ["203.0.113.0/24"], "keyRequestsPerMinute": {"team-a": 1200},
                 "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"}
+
+
+PROD_KEYS = {"team-a": "sk-team-a-key-value-0001", "ci": "sk-ci-key-value-0002"}
+"""Named client keys of the prod-like stack (as `gpu-burst:apiKeys` would hold them)."""
 
 
 def raw_config(stack: str, **extra) -> dict:
@@ -41,7 +44,8 @@ def stack_cfg(stack: str):
 
     if stack == "dev":
         return validate(raw_config("dev", models=DEV_MODELS))
-    return validate(raw_config("prod", models=PROD_MODELS, gateway=PROD_GATEWAY, hfTokenSet=True))
+    return validate(raw_config("prod", models=PROD_MODELS, gateway=PROD_GATEWAY, hfTokenSet=True,
+                               apiKeyNames=sorted(PROD_KEYS)))
 
 
 class Fakes:
@@ -81,8 +85,9 @@ class Fakes:
             gpu_toleration={"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
 
 
-def run_workload(stack: str, api_key: Optional[str] = None, hf_token: Optional[str] = "hf_secret_token_value"):
-    """Evaluate build_workload under the active mocks; returns (outputs, fakes, cfg)."""
+def run_workload(stack: str, api_keys: Optional[dict] = None, hf_token: Optional[str] = "hf_secret_token_value"):
+    """Evaluate build_workload under the active mocks; returns (outputs, fakes, cfg). `api_keys` defaults to
+    PROD_KEYS on prod and to none (one generated key) on dev."""
     from stack_helpers import evaluate
 
     from stacks.workload import build_workload
@@ -93,7 +98,8 @@ def run_workload(stack: str, api_key: Optional[str] = None, hf_token: Optional[s
     def program():
         fakes = Fakes(cfg)
         box["fakes"] = fakes
-        key = pulumi.Output.secret(api_key) if api_key else None
+        keys = api_keys if api_keys is not None else (PROD_KEYS if stack == "prod" else None)
+        key = pulumi.Output.secret(keys) if keys else None
         token = pulumi.Output.secret(hf_token) if hf_token and cfg.hf_token_set else None
         return build_workload(fakes.foundation, fakes.addons, key, token)
 

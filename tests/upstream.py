@@ -27,6 +27,18 @@ CRD_FILES = {
     ("monitoring.coreos.com", "ServiceMonitor"): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
     ("monitoring.coreos.com", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
     ("monitoring.coreos.com", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
+    ("gateway.networking.k8s.io", "GatewayClass"): "envoy-gateway/gatewayapi-crds.yaml",
+    ("gateway.networking.k8s.io", "Gateway"): "envoy-gateway/gatewayapi-crds.yaml",
+    ("gateway.networking.k8s.io", "HTTPRoute"): "envoy-gateway/gatewayapi-crds.yaml",
+    ("gateway.envoyproxy.io", "EnvoyProxy"): "envoy-gateway/gateway.envoyproxy.io_envoyproxies.yaml",
+    ("gateway.envoyproxy.io", "SecurityPolicy"): "envoy-gateway/gateway.envoyproxy.io_securitypolicies.yaml",
+    ("gateway.envoyproxy.io", "BackendTrafficPolicy"): "envoy-gateway/gateway.envoyproxy.io_backendtrafficpolicies.yaml",
+    ("gateway.envoyproxy.io", "ClientTrafficPolicy"): "envoy-gateway/gateway.envoyproxy.io_clienttrafficpolicies.yaml",
+    ("gateway.envoyproxy.io", "Backend"): "envoy-gateway/gateway.envoyproxy.io_backends.yaml",
+    ("aigateway.envoyproxy.io", "AIGatewayRoute"): "envoy-ai-gateway/aigateway.envoyproxy.io_aigatewayroutes.yaml",
+    ("aigateway.envoyproxy.io", "AIServiceBackend"): "envoy-ai-gateway/aigateway.envoyproxy.io_aiservicebackends.yaml",
+    ("aigateway.envoyproxy.io", "BackendSecurityPolicy"):
+        "envoy-ai-gateway/aigateway.envoyproxy.io_backendsecuritypolicies.yaml",
 }
 
 CHART_VALUES = {
@@ -35,7 +47,14 @@ CHART_VALUES = {
     "keda-add-ons-http": "http-add-on/values.yaml",
     "kube-prometheus-stack": "kube-prometheus-stack/values.yaml",
     "nvidia-device-plugin": "nvidia-device-plugin/values.yaml",
+    "gateway-helm": "envoy-gateway/values.tmpl.yaml",
+    "ai-gateway-helm": "envoy-ai-gateway/values.yaml",
+    "aws-load-balancer-controller": "aws-load-balancer-controller/values.yaml",
 }
+
+AI_GATEWAY_EG_VALUES = "envoy-ai-gateway/envoy-gateway-config-for-ai-gateway.yaml"
+"""The Envoy Gateway values the AI Gateway requires (upstream manifests/envoy-gateway-values.yaml)."""
+LBC_IAM_POLICY = "aws-load-balancer-controller/iam_policy.json"
 
 
 @functools.cache
@@ -44,10 +63,25 @@ def _load(rel: str) -> Any:
         return yaml.safe_load(f)
 
 
+@functools.cache
+def _load_all(rel: str) -> tuple:
+    with open(UPSTREAM / rel) as f:
+        return tuple(d for d in yaml.safe_load_all(f) if d)
+
+
+def load_upstream(rel: str) -> Any:
+    """An upstream file, parsed (JSON or YAML)."""
+    return _load(rel)
+
+
 def crd_schema(api_version: str, kind: str) -> dict:
-    """The openAPIV3Schema of `kind` at `api_version` from the upstream CRD file."""
+    """The openAPIV3Schema of `kind` at `api_version` from the upstream CRD file (a file may hold several CRDs)."""
     group, _, version = api_version.partition("/")
-    crd = _load(CRD_FILES[(group, kind)])
+    crds = [d for d in _load_all(CRD_FILES[(group, kind)])
+            if d.get("kind") == "CustomResourceDefinition" and d["spec"]["names"]["kind"] == kind
+            and d["spec"]["group"] == group]
+    assert crds, f"no CRD for {group}/{kind} in {CRD_FILES[(group, kind)]}"
+    crd = crds[0]
     for v in crd["spec"]["versions"]:
         if v["name"] == version:
             return v["schema"]["openAPIV3Schema"]

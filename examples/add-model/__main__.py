@@ -12,9 +12,11 @@ import pulumi_kubernetes as k8s
 
 try:  # installed: pip install gpu-burst (git URL or path; see requirements.txt)
     from gpu_burst import ModelService
+    from gpu_burst.edge_gateway import MODEL_HEADER
 except ImportError:  # run from a checkout of the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from components import ModelService
+    from components.edge_gateway import MODEL_HEADER
 
 cfg = pulumi.Config("add-model")
 model = cfg.get_object("model") or {}
@@ -46,7 +48,9 @@ service = ModelService(
         "external_scaler_address": cfg.get("externalScalerAddress") or "keda-add-ons-http-external-scaler.keda:9090",
         "readiness_timeout": model.get("readinessTimeout", "15m"),
         "response_header_timeout": model.get("responseHeaderTimeout", "5m"),
-        "model_header": cfg.get("modelHeader") or "X-Model",
+        # The header the edge sets from the body's `model`; the cluster stack's AIGatewayRoute must also list the
+        # model (add it to gpu-burst:models there) for the edge to route to it.
+        "model_header": MODEL_HEADER,
     },
     opts=pulumi.ResourceOptions(providers=[provider]),
 )

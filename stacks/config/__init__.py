@@ -3,6 +3,7 @@ inward. Every problem is reported on one line `gpu-burst:<path>: <message>`, all
 is declared."""
 
 import json
+import re
 from typing import Any, Collection, Literal, Mapping, Optional
 
 import pulumi
@@ -30,7 +31,7 @@ SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
 typed model). `apiKeys` is a mapping of key names to keys, set with `--path`."""
 
-LOADER_KEYS = ("region", "hfTokenSet", "awsProfile")
+LOADER_KEYS = ("region", "hfTokenSet", "awsProfile", "apiKeyNames")
 """Fields of :class:`StackConfig` that the loader fills (from `aws:region` and from whether `gpu-burst:hfToken` is
 set); a `gpu-burst:` key of the same name is an error, never silently overwritten."""
 
@@ -58,6 +59,8 @@ class StackConfig(Strict):
     """Whether `gpu-burst:hfToken` is set; the value itself stays a Pulumi secret outside this model."""
     aws_profile: Optional[str] = None
     """`aws:profile` of the stack: the kubeconfig's `aws eks get-token` uses the same credentials as the provider."""
+    api_key_names: list[str] = []
+    """Names of the keys in `gpu-burst:apiKeys` (the keys themselves stay Pulumi secrets outside this model)."""
 
     # Cross-section checks: one validator per concern, so that a check reading an invalid field (skipped, see
     # stacks.config.errors) does not hide the others.
@@ -122,9 +125,66 @@ class StackConfig(Strict):
             raise Problems(*(tuple(line.split(": ", 1)) for line in lines))
         return self
 
+    @model_validator(mode="after")
+    def _front_door(self):
+        p = Problems()
+        for path, message in _gateway_problems(self):
+            p.add(path, message)
+        p.raise_if_any()
+        return self
+
+    @property
+    def edge_replicas(self) -> int:
+        """Replicas of Envoy, the edge controllers and the LBC: 2 (with PDBs) once two system nodes exist."""
+        return self.gateway.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
+
     @property
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
+
+
+_KEY_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+NLB_MAX_IDLE_SECONDS = 6000
+"""tcp.idle_timeout.seconds range of an NLB TCP listener is 60-6000 s (AWS ELB docs network/update-idle-timeout)."""
+
+
+def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
+    """Cross-section rules of the front door: TLS when public, the certificate in the stack's region, key names, and
+    a hold budget the NLB can carry."""
+    gw, out = cfg.gateway, []
+    if gw.public and not gw.certificate_arn:
+        out.append(("gateway.public", "an internet-facing endpoint without TLS would send API keys in clear text; "
+                    "allowed: public: true with gateway.certificateArn (an ACM certificate), or public: false"))
+    cert_region = gw.certificate_region()
+    if cert_region and cert_region != cfg.region:
+        out.append(("gateway.certificateArn", f"the certificate is in {cert_region}, the NLB in {cfg.region}; "
+                    f"allowed: an ACM certificate from {cfg.region}"))
+    bad = [n for n in cfg.api_key_names if not _KEY_NAME.fullmatch(n) or len(n) > 63]
+    if bad:
+        out.append(("apiKeys", f"key names {bad} are not usable (a name is a Secret data key and a metric label); "
+                    "allowed: lowercase letters, digits and '-', at most 63"))
+    known = set(cfg.api_key_names) or {"default"}
+    unknown = sorted(set(gw.key_requests_per_minute) - known)
+    if unknown:
+        out.append(("gateway.keyRequestsPerMinute", f"{unknown} are not keys of gpu-burst:apiKeys; "
+                    f"allowed: {', '.join(sorted(known))}"))
+    h = cfg.addons.http_addon
+    silence = duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout) + 60
+    if not gw.certificate_arn and silence > NLB_MAX_IDLE_SECONDS:
+        out.append(("addons.httpAddon.readinessTimeout",
+                    f"readinessTimeout + responseHeaderTimeout + 60s ({int(silence)}s) exceed the NLB idle timeout "
+                    f"limit; allowed: at most {NLB_MAX_IDLE_SECONDS}s in total"))
+    return out
+
+
+def api_key_names(value: Any) -> list[str]:
+    """Names of the keys in `gpu-burst:apiKeys` (a map name → key); the keys themselves are not kept."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return sorted(str(k) for k in value) if isinstance(value, dict) else []
 
 
 def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: GpuConfig) -> None:
@@ -233,6 +293,9 @@ def raw_from_values(values: Mapping[str, Any], secret_keys: Collection[str] = ()
     if isinstance(region, str) and region:
         raw["region"] = region
     raw["hfTokenSet"] = bool(values.get(f"{NAMESPACE}:hfToken"))
+    names = api_key_names(values.get(f"{NAMESPACE}:apiKeys"))
+    if names:
+        raw["apiKeyNames"] = names
     profile = values.get("aws:profile")
     if isinstance(profile, str) and profile:
         raw["awsProfile"] = profile

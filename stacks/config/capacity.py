@@ -210,6 +210,28 @@ def _device_plugin_daemons(cfg) -> list[PodRequest]:
     return [PodRequest("nfd-worker", 5, 64)]
 
 
+def _edge(cfg) -> list[PodRequest]:
+    # components/edge_gateway.py envoy_gateway_values() / ai_gateway_values(), one pod per edge replica each.
+    return [PodRequest("envoy-gateway", 100, 256, replicas=cfg.edge_replicas)]
+
+
+def _ai_gateway(cfg) -> list[PodRequest]:
+    return [PodRequest("ai-gateway-controller", 50, 128, replicas=cfg.edge_replicas)]
+
+
+def _envoy_proxy(cfg) -> list[PodRequest]:
+    # The Envoy pods Envoy Gateway deploys from the EnvoyProxy (components/edge_gateway.py): the envoy container,
+    # plus the AI Gateway ext_proc sidecar its webhook adds (no requests by default,
+    # envoyproxy/ai-gateway@v1.1.0:internal/controller/extproc_builder.go; counted here at 100m / 128Mi) and the
+    # shutdown-manager container (Envoy Gateway default requests 10m / 32Mi).
+    return [PodRequest("envoy-proxy", 100 + 100 + 10, 256 + 128 + 32, replicas=cfg.edge_replicas)]
+
+
+def _load_balancer_controller(cfg) -> list[PodRequest]:
+    # components/load_balancer_controller.py lbc_values().
+    return [PodRequest("aws-load-balancer-controller", 50, 128, replicas=cfg.edge_replicas)]
+
+
 SYSTEM_ADDONS: list[SystemAddon] = [
     SystemAddon("eks", _eks_core, _eks_daemons, "EKS add-ons: coredns, vpc-cni, kube-proxy, pod identity agent"),
     SystemAddon("karpenter", _karpenter, source="karpenter.controllerCpu/controllerMemory (components/karpenter.py)"),
@@ -217,6 +239,11 @@ SYSTEM_ADDONS: list[SystemAddon] = [
     SystemAddon("keda-add-ons-http", _http_addon, source="components/http_addon.py"),
     SystemAddon("kube-prometheus-stack", _monitoring, _monitoring_daemons, "components/monitoring.py"),
     SystemAddon("nvidia-device-plugin", _device_plugin, _device_plugin_daemons, "node-feature-discovery defaults"),
+    SystemAddon("eg", _edge, source="components/edge_gateway.py envoy_gateway_values()"),
+    SystemAddon("aieg", _ai_gateway, source="components/edge_gateway.py ai_gateway_values()"),
+    SystemAddon("envoy-proxy", _envoy_proxy, source="components/edge_gateway.py EnvoyProxy"),
+    SystemAddon("aws-load-balancer-controller", _load_balancer_controller,
+                source="components/load_balancer_controller.py"),
 ]
 """Every add-on with pods on the system nodes. Append one entry per new chart (e.g. a gateway controller)."""
 

@@ -248,31 +248,72 @@ class ModelConfig(Strict):
         return int(duration_seconds(self.drain_timeout))
 
 
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "keda", "monitoring",
+                       "envoy-gateway-system", "envoy-ai-gateway-system")
+"""Namespaces the stack or its add-ons own (Karpenter and the LBC live in kube-system)."""
+_KEY_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_HOSTNAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$"
+
+
 class GatewayConfig(Strict):
-    """`gpu-burst:gateway` — how clients reach the interceptor, and where the model services live."""
+    """`gpu-burst:gateway` — the OpenAI-compatible front door (Envoy Gateway + AI Gateway behind an LBC NLB), and
+    the namespace the model services live in."""
 
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] = "inference"
-    """Namespace of the model Deployments, Services, routes and ScaledObjects (created by the stack)."""
+    """Namespace of the model Deployments, Services, routes, ScaledObjects and the edge's routes and key Secrets."""
     public: bool = False
-    """false: internal NLB (reachable from the VPC and peered networks); true: internet-facing NLB."""
+    """false: internal NLB (reachable from the VPC and peered networks); true: internet-facing NLB (needs TLS)."""
     allowed_cidrs: list[Cidr] = []
     """Source CIDRs allowed through the load balancer; empty means the VPC CIDR (internal) or 0.0.0.0/0 (public)."""
-    load_balancer_controller: Literal["in-tree", "aws-lbc"] = "in-tree"
-    """Who provisions the NLB: the EKS built-in cloud provider (`in-tree`, works on a bare cluster) or the AWS Load
-    Balancer Controller (`aws-lbc`, must be installed; IP targets, configurable TCP idle timeout)."""
-    idle_timeout_seconds: Annotated[int, Field(ge=60, le=6000)] = 900
-    """NLB TCP idle timeout (aws-lbc only; the in-tree NLB keeps AWS's fixed 350 s default)."""
     certificate_arn: Optional[str] = None
-    """ACM certificate ARN: when set, the NLB terminates TLS on 443 and the endpoint is https://."""
-    model_header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Model"
-    """Request header that selects the model at the interceptor (it cannot read the JSON body)."""
+    """ACM certificate ARN (same region as the stack): the NLB terminates TLS on 443 and the endpoint is https://."""
     domain: Optional[str] = None
-    """Optional DNS zone: each model is also routed by host `<servedName>.<domain>` (you create the wildcard record)."""
+    """DNS name clients use for the endpoint (you create the record pointing at the NLB), e.g. `llm.example.com`."""
+    requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
+    """Requests per minute each API key may send (per Envoy replica); over it: 429 with Retry-After."""
+    key_requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = {}
+    """Per key name: overrides `requestsPerMinute`."""
+    replicas: Optional[Annotated[int, Field(ge=1, le=10)]] = None
+    """Replicas of Envoy and the edge controllers; default 2 when systemNodes.minSize >= 2, else 1."""
     require_hf_token_for_gated: bool = True
+
+    @field_validator("namespace")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_NAMESPACES:
+            raise ValueError(f"'{v}' is reserved by the stack or its add-ons; use a namespace of its own such as "
+                             "'inference' (not one of " + ", ".join(RESERVED_NAMESPACES) + ")")
+        return v
 
     @field_validator("certificate_arn")
     @classmethod
     def _acm(cls, v: Optional[str]) -> Optional[str]:
         if v is not None and not re.match(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$", v):
-            raise ValueError(f"'{v}' is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)")
+            raise ValueError(f"'{v}' is not an ACM certificate ARN; use arn:aws:acm:<region>:<account>:certificate/<id>")
         return v
+
+    @field_validator("domain")
+    @classmethod
+    def _hostname(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        if "://" in v or "/" in v:
+            raise ValueError(f"'{v}' is a URL; give the host name only, e.g. llm.example.com")
+        if "*" in v:
+            raise ValueError(f"'{v}' is a wildcard; give the one host name clients use, e.g. llm.example.com")
+        if not re.match(_HOSTNAME, v):
+            raise ValueError(f"'{v}' is not a DNS host name; use lowercase labels separated by dots, e.g. "
+                             "llm.example.com")
+        return v
+
+    @field_validator("key_requests_per_minute")
+    @classmethod
+    def _key_names(cls, v: dict) -> dict:
+        bad = sorted(k for k in v if not re.match(_KEY_NAME, k))
+        if bad:
+            raise ValueError(f"key names {bad} are not allowed; use lowercase letters, digits and '-'")
+        return v
+
+    def certificate_region(self) -> Optional[str]:
+        """Region part of the certificate ARN."""
+        return self.certificate_arn.split(":")[3] if self.certificate_arn else None

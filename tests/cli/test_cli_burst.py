@@ -434,3 +434,13 @@ def test_a_stopped_run_keeps_what_finished(stub):
     summary = report.summary
     assert summary["interrupted"] is True and summary["wall_s"] < 5
     assert summary["succeeded"] == 2 and summary["errors"] == {"interrupted": 8}
+
+
+def test_an_unreported_cold_start_is_pointed_out():
+    # A first wave whose TTFT is minutes against a warm 50 ms, with no header and no --from-zero.
+    held = [RequestResult(index=i, ok=True, ttft=90.0, latency=91.0, started=0.0) for i in range(4)]
+    warm = [RequestResult(index=4 + i, ok=True, ttft=0.05, latency=1.0, started=91.0) for i in range(8)]
+    s = summarize(held + warm, wall=100.0, from_zero=False)
+    assert s["cold_start"]["detected"] is False
+    assert any("run again with --from-zero" in line for line in s["diagnosis"])
+    assert not any("--from-zero" in line for line in summarize(warm, wall=10.0, from_zero=False)["diagnosis"])

@@ -1,0 +1,602 @@
+"""EdgeGateway: the OpenAI-compatible front door. Envoy Gateway v1.9 + Envoy AI Gateway v1.1 behind an NLB made by
+the AWS Load Balancer Controller; API keys are checked, limits applied and the model is read from the JSON body at
+the edge, before the request reaches the KEDA HTTP add-on interceptor (the internal hop that holds it during a cold
+start). vLLM only accepts an internal credential that the edge injects.
+
+Request path of one model (also exposed as `request_paths`):
+  NLB → Envoy (SecurityPolicy apiKeyAuth → local rate limit → AI Gateway ext_proc sets `x-ai-eg-model` from the
+  body `model`) → AIGatewayRoute rule `x-ai-eg-model == <name>` → AIServiceBackend → Backend (interceptor FQDN)
+  → InterceptorRoute matching `x-ai-eg-model: <name>` → the model's Service → vLLM (Authorization: internal key).
+"""
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from typing_extensions import NotRequired
+
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, pinned_release, token
+from .load_balancer_controller import LOAD_BALANCER_CLASS
+from .model_service import API_KEY_SECRET_KEY
+
+API_KEY_ENV = "GPU_BURST_API_KEY"
+"""Environment variable every example reads the client key from; no output embeds a key."""
+GENERATED_KEY_NAME = "default"
+"""Name of the key generated when `gpu-burst:apiKeys` is not set."""
+
+# -- upstream names (each cited where it is defined) ---------------------------------------------------------------
+EG_CHART = "oci://docker.io/envoyproxy/gateway-helm"
+AIGW_CRDS_CHART = "oci://docker.io/envoyproxy/ai-gateway-crds-helm"
+AIGW_CHART = "oci://docker.io/envoyproxy/ai-gateway-helm"
+EG_NAMESPACE = "envoy-gateway-system"
+AIGW_NAMESPACE = "envoy-ai-gateway-system"
+AIGW_CONTROLLER = "ai-gateway-controller"
+"""`controller.fullnameOverride` default of ai-gateway-helm v1.1.0 (manifests/charts/ai-gateway-helm/values.yaml):
+the Service name Envoy Gateway's extension manager calls."""
+AIGW_EXTENSION_PORT = 1063
+"""The controller's `grpc` Service port (same values.yaml), the extension server Envoy Gateway talks to."""
+CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
+MODEL_HEADER = "x-ai-eg-model"
+"""Header the AI Gateway sets from the body's `model` before routing, overwriting any client value
+(envoyproxy/ai-gateway@v1.1.0: api/v1beta1/shared_types.go AIModelHeaderKey, internal/extproc/processor_impl.go).
+It reaches the upstream, so the interceptor's route matches it too."""
+CLIENT_ID_HEADER = "x-gpu-burst-key"
+"""Header the API-key filter writes with the *name* of the matched key (SecurityPolicy forwardClientIDHeader); the
+per-key rate limits and the per-key metrics read it. The key itself is stripped (sanitize)."""
+ENVOY_METRICS_PORT = "metrics"
+"""Envoy proxy container port serving /stats/prometheus (envoyproxy/gateway@v1.9.0 proxy resource)."""
+AIGW_METRICS_PORT = "aigw-admin"
+"""Port of the AI Gateway ext_proc sidecar serving /metrics with the gen_ai.* metrics
+(envoyproxy/ai-gateway@v1.1.0: internal/controller/extproc_builder.go, examples/monitoring/monitoring.yaml)."""
+PROXY_POD_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
+                    "app.kubernetes.io/managed-by": "envoy-gateway"}
+"""Labels Envoy Gateway puts on the Envoy pods it deploys."""
+INTERCEPTOR_SELECTOR = {"app.kubernetes.io/component": "interceptor", "app.kubernetes.io/name": "http-add-on"}
+"""Pod labels of the http-add-on chart's interceptor."""
+INTERCEPTOR_METRICS_PORT = 2223
+"""The interceptor's Prometheus endpoint (OTel exporter, `OTEL_PROM_EXPORTER_PORT`); chart 0.15.0 has no Service for
+it, so this component adds one for the held-requests panel and the no-replica alert."""
+
+_LB = "service.beta.kubernetes.io/aws-load-balancer-"
+NLB_MAX_IDLE_SECONDS = 6000
+"""Upper bound of the NLB TCP listener attribute tcp.idle_timeout.seconds (60-6000, AWS ELB docs
+network/update-idle-timeout)."""
+NLB_TLS_IDLE_SECONDS = 350
+"""Idle timeout of NLB TLS listeners: fixed, not configurable (same AWS page)."""
+TCP_KEEPALIVE_IDLE_SECONDS = 60
+"""Envoy sends TCP keepalives on idle downstream connections after this long, well inside the NLB's 350 s TLS-listener
+idle timeout (keepalives reset the NLB idle timer, AWS ELB docs network-load-balancers#connection-idle-timeout)."""
+MARGIN_SECONDS = 60
+"""Slack between hops so the inner hop always gives up first, with a clear error, before an outer one cuts."""
+STREAM_SECONDS = 3600
+"""How long a response may keep streaming after its first byte before the route's total timeout ends it."""
+MAX_RULES_PER_ROUTE = 15
+"""AIGatewayRoute.spec.rules maxItems (one HTTPRoute slot is the controller's catch-all)."""
+
+
+@dataclass(frozen=True)
+class HopTimeouts:
+    """Every timeout on the request path, derived from one value: the interceptor's hold (readiness) budget."""
+
+    hold_seconds: int
+    """Interceptor readiness timeout: how long a request waits for a replica (cold start)."""
+    first_byte_seconds: int
+    """Hold + the interceptor's response-header timeout: the longest a request can be silent before its first byte."""
+    silence_seconds: int
+    """First byte + margin: Envoy's stream/connection idle timeouts, the route's per-try idle and the NLB idle."""
+    request_seconds: int
+    """Route total: silence + a long stream."""
+
+
+def hop_timeouts(hold_seconds: int, response_header_seconds: int) -> HopTimeouts:
+    """Timeouts of every hop from the hold budget; each outer hop waits longer than the one inside it."""
+    first = int(hold_seconds) + int(response_header_seconds)
+    silence = first + MARGIN_SECONDS
+    return HopTimeouts(hold_seconds=int(hold_seconds), first_byte_seconds=first, silence_seconds=silence,
+                       request_seconds=silence + STREAM_SECONDS)
+
+
+def gw_duration(seconds: int) -> str:
+    """A Gateway API / Envoy Gateway duration (`^([0-9]{1,5}(h|m|s|ms)){1,4}$`)."""
+    return f"{int(seconds)}s"
+
+
+def ai_gateway_eg_config(ai_controller_host: str) -> dict:
+    """The Envoy Gateway `config.envoyGateway` the AI Gateway requires (envoyproxy/ai-gateway@v1.1.0:
+    manifests/envoy-gateway-values.yaml): Backend API, extension manager hooks on every xDS kind, and the extension
+    server address."""
+    return {
+        "gateway": {"controllerName": CONTROLLER_NAME},
+        "logging": {"level": {"default": "info"}},
+        "provider": {"type": "Kubernetes"},
+        "extensionApis": {"enableEnvoyPatchPolicy": True, "enableBackend": True},
+        "extensionManager": {
+            "hooks": {"xdsTranslator": {
+                "translation": {k: {"includeAll": True} for k in ("listener", "route", "cluster", "secret")},
+                "post": ["Translation", "Cluster", "Route"]}},
+            "service": {"fqdn": {"hostname": ai_controller_host, "port": AIGW_EXTENSION_PORT}},
+        },
+    }
+
+
+def envoy_gateway_values(replicas: int, node_selector: dict) -> dict:
+    """gateway-helm v1.9.0 values (keys from charts/gateway-helm/values.tmpl.yaml)."""
+    host = f"{AIGW_CONTROLLER}.{AIGW_NAMESPACE}.svc.cluster.local"
+    return {
+        "config": {"envoyGateway": ai_gateway_eg_config(host)},
+        "deployment": {
+            "replicas": replicas,
+            "pod": {"nodeSelector": dict(node_selector)},
+            "envoyGateway": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                           "limits": {"memory": "1024Mi"}}},
+        },
+        "podDisruptionBudget": {"minAvailable": 1 if replicas >= 2 else 0},
+    }
+
+
+def ai_gateway_values(replicas: int, node_selector: dict) -> dict:
+    """ai-gateway-helm v1.1.0 values (keys from manifests/charts/ai-gateway-helm/values.yaml)."""
+    return {
+        "controller": {
+            "replicaCount": replicas,
+            "nodeSelector": dict(node_selector),
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "podDisruptionBudget": {"enabled": replicas >= 2, "minAvailable": 1},
+            # The key *name* (never the key) and the model become metric labels: usage per key and per model.
+            "metricsRequestHeaderAttributes": f"{CLIENT_ID_HEADER}:gpu_burst.key",
+        },
+        "envoyGateway": {"namespace": EG_NAMESPACE},
+    }
+
+
+def nlb_annotations(public: bool, certificate_arn: Optional[str], port: int, idle_seconds: int) -> dict:
+    """AWS Load Balancer Controller v3.5.0 Service annotations (docs/guide/service/annotations.md)."""
+    ann = {
+        # IP targets: the Envoy pods (system nodes) are the targets, never a GPU node's kube-proxy.
+        f"{_LB}nlb-target-type": "ip",
+        f"{_LB}scheme": "internet-facing" if public else "internal",
+        f"{_LB}attributes": "load_balancing.cross_zone.enabled=true",
+    }
+    if certificate_arn:
+        ann[f"{_LB}ssl-cert"] = certificate_arn
+        ann[f"{_LB}ssl-ports"] = str(port)
+        ann[f"{_LB}backend-protocol"] = "tcp"
+        # A TLS listener's idle timeout is fixed at 350 s: Envoy's TCP keepalives carry a silent cold start instead.
+    else:
+        ann[f"{_LB}listener-attributes.TCP-{port}"] = f"tcp.idle_timeout.seconds={idle_seconds}"
+    return ann
+
+
+def _body(name: str, kind: str) -> dict:
+    if kind == "chat":
+        return {"model": name, "messages": [{"role": "user", "content": "Say hello in one sentence."}],
+                "max_tokens": 64}
+    return {"model": name, "prompt": "The capital of France is", "max_tokens": 16}
+
+
+def curl_example(base_url: str, served_name: str, kind: str, max_time: int) -> str:
+    """Ready-to-paste curl (model in the body, key from $GPU_BURST_API_KEY, no custom header)."""
+    path = "/chat/completions" if kind == "chat" else "/completions"
+    return (f"curl -sS --max-time {max_time} {base_url}{path} -H \"Authorization: Bearer ${API_KEY_ENV}\" "
+            f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(_body(served_name, kind)))}")
+
+
+def python_example(base_url: str, served_name: str, timeout: int) -> str:
+    """Ready-to-paste Python with the official openai SDK (key from the environment)."""
+    return (
+        "import os\nfrom openai import OpenAI\n\n"
+        f"client = OpenAI(base_url={base_url!r}, api_key=os.environ[{API_KEY_ENV!r}], timeout={timeout})\n"
+        f"resp = client.chat.completions.create(model={served_name!r}, "
+        "messages=[{'role': 'user', 'content': 'Say hello in one sentence.'}], max_tokens=64)\n"
+        "print(resp.choices[0].message.content)\n")
+
+
+def rate_limit_rules(limits: dict) -> list:
+    """Local rate-limit rules, one per key name, on the header the API-key filter sets from the matched key."""
+    return [{"clientSelectors": [{"headers": [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": key}]}],
+             "limit": {"requests": int(rpm), "unit": "Minute"}} for key, rpm in sorted(limits.items())]
+
+
+def openai_error(message: str, kind: str, code: str) -> str:
+    """An OpenAI-shaped error body, so SDKs print a readable message."""
+    return json.dumps({"error": {"message": message, "type": kind, "code": code}})
+
+
+class EdgeGatewayArgs(TypedDict):
+    """Inputs of the EdgeGateway."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of the Gateway, routes, policies and key Secrets (the models' namespace: the internal key Secret is
+    read there by both the AI Gateway and vLLM)."""
+    model_names: list[str]
+    """Served names; one route rule each, in this order."""
+    interceptor_service: pulumi.Input[str]
+    """Name of the interceptor proxy Service (ClusterIP)."""
+    interceptor_namespace: pulumi.Input[str]
+    """Namespace of the interceptor."""
+    interceptor_port: int
+    """Port of the interceptor proxy Service."""
+    hold_seconds: int
+    """The interceptor's hold (readiness) budget; every other timeout derives from it."""
+    response_header_seconds: int
+    """The interceptor's response-header timeout once the backend is ready."""
+    allowed_cidrs: pulumi.Input[list[str]]
+    """loadBalancerSourceRanges of the NLB."""
+    key_names: list[str]
+    """Names of the client API keys (not secret); empty: one key named `default` is generated."""
+    requests_per_minute: dict[str, int]
+    """Requests per minute per key name (every name in `key_names`, or `default`)."""
+    api_keys: NotRequired[pulumi.Input[dict[str, str]]]
+    """Key name → key (a Pulumi secret). Required when `key_names` is not empty."""
+    public: NotRequired[bool]
+    """Internet-facing NLB (requires `certificate_arn`). Default internal."""
+    certificate_arn: NotRequired[str]
+    """ACM certificate: the NLB terminates TLS on 443."""
+    domain: NotRequired[str]
+    """DNS name clients use (you point it at the NLB); the endpoint uses it instead of the NLB's name."""
+    envoy_chart_version: NotRequired[str]
+    """gateway-helm version. Default v1.9.0."""
+    ai_gateway_chart_version: NotRequired[str]
+    """ai-gateway-helm / ai-gateway-crds-helm version. Default v1.1.0."""
+    replicas: NotRequired[int]
+    """Replicas of Envoy and of both controllers (≥ 2 gets a PodDisruptionBudget). Default 2."""
+    node_selector: NotRequired[dict[str, str]]
+    """nodeSelector of every edge pod. Default: the system node group."""
+    scrape: NotRequired[bool]
+    """PodMonitor/ServiceMonitor for Envoy, the AI Gateway and the interceptor (needs the Prometheus operator CRDs;
+    pass the monitoring release in `opts.depends_on`). Default true."""
+
+
+class EdgeGateway(pulumi.ComponentResource):
+    """Envoy Gateway + Envoy AI Gateway (pinned OCI charts on the system nodes), the Gateway behind an LBC NLB, one
+    AIGatewayRoute rule per model to the interceptor, API keys (401), per-key request limits (429 + Retry-After),
+    cold-start-proof timeouts, the internal credential for vLLM and the scrape of the edge's metrics. Pass the
+    LoadBalancerController release in `opts.depends_on`."""
+
+    endpoint: pulumi.Output[str]
+    """The SDK's base_url: http(s)://<host>/v1."""
+    hostname: pulumi.Output[str]
+    """DNS name of the NLB."""
+    api_keys: pulumi.Output[dict[str, str]]
+    """Key name → key (secret)."""
+    api_key_secret_name: pulumi.Output[str]
+    """Secret holding the client keys (one data key per key name) referenced by the SecurityPolicy."""
+    internal_key_secret_name: pulumi.Output[str]
+    """Secret (key `apiKey`) with the credential the edge injects and vLLM enforces."""
+    model_header: pulumi.Output[str]
+    """Header carrying the model name to the interceptor (what each InterceptorRoute must match)."""
+    curl_examples: pulumi.Output[dict[str, dict[str, str]]]
+    """Per model: curl for `completions` and `chat`."""
+    python_examples: pulumi.Output[dict[str, str]]
+    """Per model: a Python snippet with the openai SDK."""
+    request_paths: pulumi.Output[dict[str, dict[str, str]]]
+    """Per model: the objects a request crosses (route, rule, backend, interceptor target)."""
+
+    def __init__(self, name: str, args: EdgeGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("EdgeGateway"), name, None, opts)
+        deps = deps_of(opts)
+        public = bool(args.get("public", False))
+        cert = args.get("certificate_arn")
+        if public and not cert:
+            raise ValueError(f"EdgeGateway '{name}': a public endpoint needs certificate_arn (TLS); the API keys "
+                             "would cross the internet in clear text")
+        models = list(args["model_names"])
+        key_names = list(args["key_names"]) or [GENERATED_KEY_NAME]
+        if args["key_names"] and args.get("api_keys") is None:
+            raise ValueError(f"EdgeGateway '{name}': key_names given without api_keys")
+        missing = sorted(set(key_names) - set(args["requests_per_minute"]))
+        if missing:
+            raise ValueError(f"EdgeGateway '{name}': no requests_per_minute for keys {missing}")
+        t = hop_timeouts(args["hold_seconds"], args["response_header_seconds"])
+        port = 443 if cert else 80
+        if not cert and t.silence_seconds > NLB_MAX_IDLE_SECONDS:
+            raise ValueError(f"EdgeGateway '{name}': hold + response header ({t.first_byte_seconds}s) exceed the NLB "
+                             f"idle timeout limit ({NLB_MAX_IDLE_SECONDS}s)")
+        replicas = int(args.get("replicas", 2))
+        node_selector = dict(args.get("node_selector") or SYSTEM_NODE_SELECTOR)
+        ns = args["namespace"]
+        lbl = labels("edge-gateway", name)
+        self.timeouts = t
+
+        # -- controllers: Envoy Gateway (with Gateway API + EG CRDs) → AI Gateway CRDs → AI Gateway ---------------
+        eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None,
+                            args.get("envoy_chart_version", "v1.9.0"), EG_NAMESPACE,
+                            values=envoy_gateway_values(replicas, node_selector), depends_on=deps)
+        aigw_crds = pinned_release(self, f"{name}-ai-gateway-crds", "aieg-crd", AIGW_CRDS_CHART, None,
+                                   args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE, values={},
+                                   depends_on=[eg, *deps])
+        aigw = pinned_release(self, f"{name}-ai-gateway", "aieg", AIGW_CHART, None,
+                              args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
+                              values=ai_gateway_values(replicas, node_selector), depends_on=[aigw_crds, eg, *deps])
+        self.envoy_gateway_release, self.ai_gateway_crds_release, self.ai_gateway_release = eg, aigw_crds, aigw
+        # Every custom resource waits for the release that serves its CRD; the Gateway also waits for the AI
+        # Gateway's webhook, which adds the ext_proc sidecar to the Envoy pods when they are created.
+        cr_deps = [eg, aigw_crds, aigw, *deps]
+
+        # -- secrets: client keys (SecurityPolicy) and the internal credential (AI Gateway → vLLM) -----------------
+        api_keys = args.get("api_keys")
+        if not args["key_names"]:
+            generated = random.RandomPassword(f"{name}-api-key-value", length=48, special=False, opts=child(self))
+            api_keys = generated.result.apply(lambda v: {GENERATED_KEY_NAME: v})
+        self.api_keys = pulumi.Output.secret(api_keys)
+        self.keys_secret = k8s.core.v1.Secret(
+            f"{name}-api-keys",
+            metadata={"namespace": ns, "labels": lbl},
+            type="Opaque",
+            # envoyproxy/gateway@v1.9.0 api/v1alpha1/api_key_auth_types.go: each data key is a client id, its value
+            # the key (without "Bearer ").
+            string_data=self.api_keys,
+            opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
+        )
+        internal = random.RandomPassword(f"{name}-internal-key-value", length=48, special=False, opts=child(self))
+        self.internal_secret = k8s.core.v1.Secret(
+            f"{name}-internal-key",
+            metadata={"namespace": ns, "labels": lbl},
+            type="Opaque",
+            # BackendSecurityPolicy APIKey reads data key "apiKey"; vLLM reads the same key (API_KEY_SECRET_KEY).
+            string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(internal.result)},
+            opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
+        )
+
+        # -- data plane: EnvoyProxy (Service → NLB), GatewayClass, Gateway ----------------------------------------
+        svc_name = f"{name}-envoy"
+        self.envoy_proxy = k8s.apiextensions.CustomResource(
+            f"{name}-proxy-config",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="EnvoyProxy",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={"provider": {"type": "Kubernetes", "kubernetes": {
+                "envoyDeployment": {
+                    "replicas": replicas,
+                    "pod": {"nodeSelector": node_selector, "labels": {"app.kubernetes.io/part-of": "gpu-burst"}},
+                    "container": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                                "limits": {"memory": "1Gi"}}},
+                },
+                **({"envoyPDB": {"minAvailable": 1}} if replicas >= 2 else {}),
+                "envoyService": {
+                    # A fixed name so the stack can read the NLB hostname from it.
+                    "name": svc_name,
+                    "type": "LoadBalancer",
+                    "loadBalancerClass": LOAD_BALANCER_CLASS,
+                    "loadBalancerSourceRanges": args["allowed_cidrs"],
+                    "annotations": nlb_annotations(public, cert, port, t.silence_seconds),
+                },
+            }}},
+            opts=child(self, cr_deps),
+        )
+        self.gateway_class = k8s.apiextensions.CustomResource(
+            f"{name}-class",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="GatewayClass",
+            metadata={"labels": lbl},
+            spec={"controllerName": CONTROLLER_NAME},
+            opts=child(self, cr_deps),
+        )
+        self.gateway = k8s.apiextensions.CustomResource(
+            f"{name}-gateway",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="Gateway",
+            metadata={"namespace": ns, "labels": lbl,
+                      # pulumi-kubernetes ≥ 4.18 waits until Envoy Gateway has published the NLB's address.
+                      "annotations": {"pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}"}},
+            spec={
+                "gatewayClassName": self.gateway_class.metadata.apply(lambda m: m["name"]),
+                # TLS (if any) ends at the NLB; Envoy listens in plain HTTP on the NLB's port.
+                "listeners": [{"name": "http", "protocol": "HTTP", "port": port,
+                               "allowedRoutes": {"namespaces": {"from": "Same"}}}],
+                "infrastructure": {"parametersRef": {
+                    "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy",
+                    "name": self.envoy_proxy.metadata.apply(lambda m: m["name"])}},
+            },
+            opts=child(self, cr_deps + [self.envoy_proxy]),
+        )
+        gw_name = self.gateway.metadata.apply(lambda m: m["name"])
+        gw_ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}
+
+        # -- 401 before anything: API keys on the Gateway (covers every route, /v1/models included) ----------------
+        self.security_policy = k8s.apiextensions.CustomResource(
+            f"{name}-api-key-auth",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="SecurityPolicy",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={"targetRefs": [gw_ref], "apiKeyAuth": {
+                "credentialRefs": [{"group": "", "kind": "Secret",
+                                    "name": self.keys_secret.metadata.apply(lambda m: m["name"])}],
+                # The openai SDK sends `Authorization: Bearer <key>` (the filter strips "Bearer ").
+                "extractFrom": [{"headers": ["authorization"]}],
+                "forwardClientIDHeader": CLIENT_ID_HEADER,
+                # The client's key never travels past the edge; the upstream gets the internal key instead.
+                "sanitize": True,
+            }},
+            opts=child(self, cr_deps + [self.keys_secret]),
+        )
+
+        # -- 429 per key, timeouts that cover a cold start ---------------------------------------------------------
+        limits = {k: args["requests_per_minute"][k] for k in key_names}
+        self.traffic_policy = k8s.apiextensions.CustomResource(
+            f"{name}-limits",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="BackendTrafficPolicy",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={
+                "targetRefs": [gw_ref],
+                "rateLimit": {"local": {"rules": rate_limit_rules(limits)}},
+                "responseOverride": [
+                    {"match": {"statusCodes": [{"type": "Value", "value": 429}]},
+                     "response": {"contentType": "application/json",
+                                  "body": {"type": "Inline", "inline": openai_error(
+                                      "Rate limit reached for this API key; retry after the time in Retry-After.",
+                                      "rate_limit_error", "rate_limit_exceeded")},
+                                  # The local limiter refills per minute; the openai SDK honours Retry-After.
+                                  "header": {"set": [{"name": "Retry-After", "value": "60"}]}}},
+                    {"match": {"statusCodes": [{"type": "Value", "value": 401}]},
+                     "response": {"contentType": "application/json",
+                                  "body": {"type": "Inline", "inline": openai_error(
+                                      f"Missing or invalid API key; send Authorization: Bearer ${API_KEY_ENV}.",
+                                      "invalid_request_error", "invalid_api_key")}}},
+                ],
+            },
+            opts=child(self, cr_deps),
+        )
+        self.client_policy = k8s.apiextensions.CustomResource(
+            f"{name}-client",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="ClientTrafficPolicy",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={
+                "targetRefs": [gw_ref],
+                # Envoy's default stream idle timeout (5 min) would cut a held request before its first byte.
+                "timeout": {"http": {"idleTimeout": gw_duration(t.silence_seconds),
+                                     "streamIdleTimeout": gw_duration(t.silence_seconds)}},
+                "tcpKeepalive": {"idleTime": gw_duration(TCP_KEEPALIVE_IDLE_SECONDS), "interval": "30s",
+                                 "probes": 9},
+                # Envoy Gateway's 32 KiB default buffer is too small for LLM request bodies (upstream basic example).
+                "connection": {"bufferLimit": "50Mi"},
+            },
+            opts=child(self, cr_deps),
+        )
+
+        # -- the interceptor as the only backend, with the internal credential -------------------------------------
+        interceptor_host = pulumi.Output.concat(args["interceptor_service"], ".", args["interceptor_namespace"],
+                                                ".svc.cluster.local")
+        self.backend = k8s.apiextensions.CustomResource(
+            f"{name}-interceptor",
+            api_version="gateway.envoyproxy.io/v1alpha1",
+            kind="Backend",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={"endpoints": [{"fqdn": {"hostname": interceptor_host, "port": int(args["interceptor_port"])}}]},
+            opts=child(self, cr_deps),
+        )
+        self.ai_backend = k8s.apiextensions.CustomResource(
+            f"{name}-interceptor-ai",
+            api_version="aigateway.envoyproxy.io/v1beta1",
+            kind="AIServiceBackend",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={"schema": {"name": "OpenAI"},
+                  "backendRef": {"group": "gateway.envoyproxy.io", "kind": "Backend",
+                                 "name": self.backend.metadata.apply(lambda m: m["name"])}},
+            opts=child(self, cr_deps),
+        )
+        ai_backend_name = self.ai_backend.metadata.apply(lambda m: m["name"])
+        self.backend_auth = k8s.apiextensions.CustomResource(
+            f"{name}-internal-auth",
+            api_version="aigateway.envoyproxy.io/v1beta1",
+            kind="BackendSecurityPolicy",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={"targetRefs": [{"group": "aigateway.envoyproxy.io", "kind": "AIServiceBackend",
+                                  "name": ai_backend_name}],
+                  # internal/backendauth/api_key.go: sets `Authorization: Bearer <apiKey>` on the upstream request.
+                  "type": "APIKey",
+                  "apiKey": {"secretRef": {"name": self.internal_secret.metadata.apply(lambda m: m["name"])}}},
+            opts=child(self, cr_deps + [self.internal_secret]),
+        )
+
+        # -- one rule per model: body model → x-ai-eg-model → interceptor ------------------------------------------
+        self.routes = []
+        paths: dict[str, dict] = {}
+        for i in range(0, max(len(models), 1), MAX_RULES_PER_ROUTE):
+            chunk = models[i:i + MAX_RULES_PER_ROUTE]
+            if not chunk:
+                break
+            route = k8s.apiextensions.CustomResource(
+                f"{name}-models" + (f"-{i // MAX_RULES_PER_ROUTE}" if i else ""),
+                api_version="aigateway.envoyproxy.io/v1beta1",
+                kind="AIGatewayRoute",
+                metadata={"namespace": ns, "labels": lbl},
+                spec={
+                    "parentRefs": [gw_ref],
+                    "rules": [{
+                        "name": m,
+                        "matches": [{"headers": [{"type": "Exact", "name": MODEL_HEADER, "value": m}]}],
+                        "backendRefs": [{"name": ai_backend_name}],
+                        # The AI Gateway's default request timeout is 60 s; a cold start is minutes.
+                        "timeouts": {"request": gw_duration(t.request_seconds)},
+                        "streamIdleTimeout": gw_duration(t.silence_seconds),
+                        "modelsOwnedBy": "gpu-burst",
+                    } for m in chunk],
+                },
+                opts=child(self, cr_deps + [self.backend_auth]),
+            )
+            self.routes.append(route)
+            for m in chunk:
+                paths[m] = route
+        route_names = pulumi.Output.all(*[r.metadata.apply(lambda md: md["name"]) for r in self.routes])
+        self.request_paths = pulumi.Output.all(route_names, ai_backend_name, interceptor_host).apply(
+            lambda v: {m: {"header": MODEL_HEADER, "value": m,
+                           "route": v[0][self.routes.index(paths[m])], "rule": m, "backend": v[1],
+                           "interceptor": f"{v[2]}:{int(args['interceptor_port'])}"} for m in models})
+
+        if args.get("scrape", True):
+            self._monitors(name, ns, args, lbl, cr_deps)
+
+        # -- outputs ------------------------------------------------------------------------------------------------
+        svc = k8s.core.v1.Service.get(
+            f"{name}-envoy-service",
+            # From the Gateway's own output: read only once the Gateway (and so its Service) exists.
+            self.gateway.metadata.apply(lambda _: f"{EG_NAMESPACE}/{svc_name}"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        )
+        self.hostname = svc.status.apply(
+            lambda s: ((s.load_balancer.ingress or [None])[0].hostname or "") if s and s.load_balancer
+            and s.load_balancer.ingress else "")
+        scheme = "https" if cert else "http"
+        host = pulumi.Output.from_input(args["domain"]) if args.get("domain") else self.hostname
+        self.endpoint = host.apply(lambda h: f"{scheme}://{h}/v1")
+        self.api_key_secret_name = self.keys_secret.metadata.apply(lambda m: m["name"])
+        self.internal_key_secret_name = self.internal_secret.metadata.apply(lambda m: m["name"])
+        self.model_header = pulumi.Output.from_input(MODEL_HEADER)
+        client_timeout = t.request_seconds
+        self.curl_examples = self.endpoint.apply(lambda ep: {
+            m: {"completions": curl_example(ep, m, "completions", client_timeout),
+                "chat": curl_example(ep, m, "chat", client_timeout)} for m in models})
+        self.python_examples = self.endpoint.apply(
+            lambda ep: {m: python_example(ep, m, t.first_byte_seconds + MARGIN_SECONDS) for m in models})
+        self.register_outputs({
+            "endpoint": self.endpoint, "hostname": self.hostname, "api_keys": self.api_keys,
+            "api_key_secret_name": self.api_key_secret_name, "internal_key_secret_name": self.internal_key_secret_name,
+            "model_header": self.model_header, "curl_examples": self.curl_examples,
+            "python_examples": self.python_examples, "request_paths": self.request_paths})
+
+    def _monitors(self, name: str, ns, args: EdgeGatewayArgs, lbl: dict, cr_deps: list) -> None:
+        """Envoy's and the AI Gateway's metrics (PodMonitor on the proxy pods) and the interceptor's (Service +
+        ServiceMonitor)."""
+        self.edge_monitor = k8s.apiextensions.CustomResource(
+            f"{name}-edge-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={"namespace": EG_NAMESPACE, "labels": lbl},
+            spec={
+                "selector": {"matchLabels": dict(PROXY_POD_LABELS)},
+                "namespaceSelector": {"matchNames": [EG_NAMESPACE]},
+                "podMetricsEndpoints": [
+                    {"port": ENVOY_METRICS_PORT, "path": "/stats/prometheus", "interval": "15s"},
+                    {"port": AIGW_METRICS_PORT, "path": "/metrics", "interval": "15s"},
+                ],
+            },
+            opts=child(self, cr_deps),
+        )
+        metrics_labels = {**lbl, "app.kubernetes.io/component": "interceptor-metrics"}
+        self.interceptor_metrics = k8s.core.v1.Service(
+            f"{name}-interceptor-metrics",
+            metadata={"namespace": args["interceptor_namespace"], "labels": metrics_labels},
+            spec={"type": "ClusterIP", "selector": dict(INTERCEPTOR_SELECTOR),
+                  # Numeric targetPort: the interceptor container does not declare this port by name.
+                  "ports": [{"name": "metrics", "port": INTERCEPTOR_METRICS_PORT,
+                             "targetPort": INTERCEPTOR_METRICS_PORT, "protocol": "TCP"}]},
+            opts=child(self, cr_deps),
+        )
+        self.interceptor_monitor = k8s.apiextensions.CustomResource(
+            f"{name}-interceptor-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"namespace": self.interceptor_metrics.metadata.namespace, "labels": metrics_labels},
+            spec={"selector": {"matchLabels": self.interceptor_metrics.metadata.labels},
+                  "namespaceSelector": {"matchNames": [self.interceptor_metrics.metadata.namespace]},
+                  "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "10s"}]},
+            opts=child(self, cr_deps),
+        )
+
