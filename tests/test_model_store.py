@@ -40,16 +40,11 @@ def stack(request):
     """One evaluation of the workload per stack for the whole module (the tests only read what was recorded)."""
     import asyncio
 
-    from pathlib import Path
-
     import pulumi
     from pulumi_mocks import Mocks, RecordingMonitor
+    from stack_helpers import shared_loop
 
-    # The one event loop tests/conftest.py keeps for every mock test (the Pulumi SDK binds primitives to it).
-    here = Path(__file__).with_name("conftest.py")
-    root_conftest = next(p for p in request.config.pluginmanager.get_plugins()
-                         if getattr(p, "__file__", None) and Path(p.__file__) == here)
-    asyncio.set_event_loop(root_conftest._LOOP)
+    asyncio.set_event_loop(shared_loop())
     mocks = Mocks()
     mocks.monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="gpu-burst", stack=request.param, preview=False, monitor=mocks.monitor)
