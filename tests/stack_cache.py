@@ -2,31 +2,17 @@
 most tests only read what was registered, so a module-scoped fixture evaluates each stack once."""
 
 import asyncio
-from pathlib import Path
 from typing import Optional
 
 import pulumi
 
 from pulumi_mocks import Mocks, RecordingMonitor
-from stack_helpers import evaluate_stack
-
-_CONFTEST = Path(__file__).with_name("conftest.py")
+from stack_helpers import evaluate_stack, shared_loop
 
 
-def _mock_loop(request) -> asyncio.AbstractEventLoop:
-    """The one event loop tests/conftest.py runs every mock test on. Looked up among pytest's loaded conftest
-    plugins by file: tests/cli/conftest.py is also a module named `conftest`."""
-    for plugin in request.config.pluginmanager.get_plugins():
-        if getattr(plugin, "__file__", None) and Path(plugin.__file__).resolve() == _CONFTEST.resolve():
-            return plugin._LOOP
-    raise RuntimeError("tests/conftest.py is not loaded")
-
-
-def evaluated(request, stack: str, overrides: Optional[dict] = None,
-              secrets: Optional[dict] = None) -> tuple[Mocks, dict]:
-    """Fresh mocks (as the `mocks` fixture sets them up), the stack evaluated on them, and its outputs. `request` is
-    the calling fixture's pytest request."""
-    asyncio.set_event_loop(_mock_loop(request))
+def evaluated(stack: str, overrides: Optional[dict] = None, secrets: Optional[dict] = None) -> tuple[Mocks, dict]:
+    """Fresh mocks (as the `mocks` fixture sets them up), the stack evaluated on them, and its outputs."""
+    asyncio.set_event_loop(shared_loop())
     m = Mocks()
     mon = RecordingMonitor(m)
     m.monitor = mon

@@ -36,13 +36,13 @@ def _urn(mocks, name):
 
 
 @pytest.fixture(scope="module")
-def dev(request):
-    return evaluated(request, "dev")[0]
+def dev():
+    return evaluated("dev")[0]
 
 
 @pytest.fixture(scope="module")
-def prod(request):
-    return evaluated(request, "prod", secrets={"hfToken": "hf_test_token"})[0]
+def prod():
+    return evaluated("prod", secrets={"hfToken": "hf_test_token"})[0]
 
 
 # -- cluster --------------------------------------------------------------------------------------------------------

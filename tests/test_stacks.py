@@ -16,7 +16,7 @@ API_KEY = "sk-stack-test-api-key-value"
 
 @pytest.fixture(params=["dev", "prod"], scope="module")
 def stack(request):
-    mocks, outputs = evaluated(request, request.param, secrets={"hfToken": HF_TOKEN, "apiKey": API_KEY})
+    mocks, outputs = evaluated(request.param, secrets={"hfToken": HF_TOKEN, "apiKey": API_KEY})
     return request.param, mocks, outputs
 
 

@@ -86,7 +86,7 @@ def _system_releases(mocks) -> set[str]:
 
 @pytest.fixture(params=["dev", "prod"], scope="module")
 def rendered(request):
-    mocks, _ = evaluated(request, request.param, secrets={"hfToken": "hf_x", "apiKey": "sk-x"})
+    mocks, _ = evaluated(request.param, secrets={"hfToken": "hf_x", "apiKey": "sk-x"})
     cfg = validate({**raw_from_file(request.param), "hfTokenSet": True})
     return request.param, cfg, mocks
 
