@@ -471,17 +471,20 @@ class KubeClusterReader:
 
     def events(self, namespace: str, kind: str, name: Optional[str] = None) -> list[Obj]:
         fields = f"involvedObject.kind={kind}" + (f",involvedObject.name={name}" if name else "")
-        got = self._json(self._call("events", self._core.list_namespaced_event, namespace, field_selector=fields),
-                         "events")
+        # Events only add detail (activation time, launch reasons): an identity that may not list them in this
+        # namespace still gets the checks, without that detail.
+        got = self._json(self._call("events", self._core.list_namespaced_event, namespace, field_selector=fields,
+                                    absent=(403, 404)), "events")
         return list((got or {}).get("items") or [])
 
     def pod_log(self, namespace: str, pod: str, container: Optional[str]) -> Optional[str]:
         if "*" in self._logs:  # --logs given: e.g. the container was replaced since the cold start
             return self._logs["*"]
         kwargs = {"container": container} if container else {}
-        # 400: the container has not started (or was replaced); there is simply no log to read yet.
+        # 400: the container has not started (or was replaced), no log to read yet; 403: no pods/log permission,
+        # the engine phases are then left out (the step note says to pass --logs).
         resp = self._call("pod logs", self._core.read_namespaced_pod_log, pod, namespace, timestamps=True,
-                          limit_bytes=LOG_LIMIT_BYTES, absent=(400, 404), **kwargs)
+                          limit_bytes=LOG_LIMIT_BYTES, absent=(400, 403, 404), **kwargs)
         return None if resp is None else resp.data.decode("utf-8", "replace")
 
 

@@ -102,6 +102,8 @@ class FakeApiServer:
     logs: dict[str, str] = field(default_factory=dict)
     token: str = TOKEN
     forbid: bool = False
+    forbid_suffixes: tuple[str, ...] = ()
+    """Paths ending so get 403 (an identity whose RBAC lacks e.g. `list events` or `get pods/log`)."""
     fail_status: Optional[int] = None
     requests: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
@@ -130,7 +132,7 @@ class FakeApiServer:
                 scheme, _, sent = self.headers.get("Authorization", "").partition(" ")
                 if scheme.lower() != "bearer" or sent != state.token:
                     return self._send(401, _status(401, "Unauthorized", "Unauthorized"))
-                if state.forbid:
+                if state.forbid or path.endswith(state.forbid_suffixes or ("\0",)):
                     return self._send(403, _status(403, "Forbidden", f'{path} is forbidden: User "arn:aws:sts::'
                                                    '123456789012:assumed-role/dev/me" cannot get resource'))
                 if state.fail_status:

@@ -80,6 +80,16 @@ def test_403_means_rbac(invoke, fake_kube, fixtures: Path):
     assert r.exit_code == 1 and "403 Forbidden" in r.stderr and "RBAC" in r.stderr
 
 
+def test_without_events_or_log_permission_the_checks_still_run(invoke, fake_kube, fixtures: Path):
+    kubeconfig = fake_kube(fixtures / "scaled-up.yaml", forbid_suffixes=("/events", "/log"))
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig, "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig, "--json")
+    tl = json.loads(r.stdout)
+    assert r.exit_code == 0 and tl["pod"].endswith("x2k4p") and not tl["engine"]
+    assert "pass --logs" in next(s for s in tl["steps"] if s["name"] == "API listening")["note"]
+
+
 def test_5xx_is_reported_as_a_server_error(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "idle.yaml", fail_status=503)
     r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig)
