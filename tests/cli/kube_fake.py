@@ -153,7 +153,7 @@ class FakeApiServer:
 
 
 def write_exec_kubeconfig(path: Path, server: str, bin_dir: Path, token: str = TOKEN, exit_code: int = 0,
-                          cluster: str = "gpu-burst-dev") -> Path:
+                          cluster: str = "gpu-burst-dev", hang_s: float = 0) -> Path:
     """The kubeconfig `pulumi stack output kubeconfig` prints (pulumi-eks generateKubeconfig), and an `aws`
     script in ``bin_dir`` answering `eks get-token` with an ExecCredential (put ``bin_dir`` first on PATH)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,8 @@ def write_exec_kubeconfig(path: Path, server: str, bin_dir: Path, token: str = T
                   "status": {"expirationTimestamp": "2099-01-01T00:00:00Z", "token": token}}
     script.write_text(
         f"#!{sys.executable}\n"
-        "import json, os, sys\n"
+        "import json, os, sys, time\n"
+        f"time.sleep({hang_s})\n"
         "args = sys.argv[1:]\n"
         "assert args[:4] == ['--region', 'us-west-2', 'eks', 'get-token'], args\n"
         "assert json.loads(os.environ['KUBERNETES_EXEC_INFO'])['apiVersion'].startswith('client.authentication')\n"
@@ -211,7 +212,7 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     servers: list[ThreadingHTTPServer] = []
 
     def start(fixture: Path, *, auth: str = "exec", token: str = TOKEN, logs: Optional[dict[str, str]] = None,
-              exec_exit: int = 0, **behaviour: Any) -> Path:
+              exec_exit: int = 0, exec_hang_s: float = 0, **behaviour: Any) -> Path:
         doc = yaml.safe_load(fixture.read_text())
         objects = doc["items"] if doc.get("kind") == "List" else [doc]
         state = FakeApiServer(objects, logs=logs or {}, **behaviour)
@@ -224,7 +225,7 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         kubeconfig = tmp_path / f"kubeconfig-{len(servers)}"
         if auth == "exec":
             bin_dir = tmp_path / f"bin-{len(servers)}"
-            write_exec_kubeconfig(kubeconfig, url, bin_dir, token=token, exit_code=exec_exit)
+            write_exec_kubeconfig(kubeconfig, url, bin_dir, token=token, exit_code=exec_exit, hang_s=exec_hang_s)
             monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         else:
             write_token_kubeconfig(kubeconfig, url, token=token)

@@ -102,6 +102,30 @@ def test_exec_plugin_failure_points_at_aws_credentials(invoke, fake_kube, fixtur
     assert r.exit_code == 1 and "credential plugin failed" in r.stderr and "Unable to locate credentials" in r.stderr
 
 
+def test_hung_credential_plugin_fails_in_seconds(invoke, fake_kube, fixtures: Path, monkeypatch):
+    import burstctl.k8s
+
+    monkeypatch.setattr(burstctl.k8s, "credential_timeout", lambda request_timeout: 0.5)
+    kubeconfig = fake_kube(fixtures / "idle.yaml", exec_hang_s=4)
+    out, took = _run_bounded(lambda: invoke("verify", "-m", "m", "--kubeconfig", kubeconfig), 10)
+    r = out["value"]
+    assert r.exit_code == 1 and "credential plugin" in r.stderr and "did not finish within 0.5 s" in r.stderr
+    assert took < 3
+
+
+def test_credential_timeout_leaves_interactive_prompts_alone(monkeypatch):
+    import burstctl.k8s
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    assert burstctl.k8s.credential_timeout(10) == 30
+    monkeypatch.setattr(burstctl.k8s.sys, "stdin", Tty())
+    monkeypatch.setattr(burstctl.k8s.sys, "stdout", Tty())
+    assert burstctl.k8s.credential_timeout(10) is None
+
+
 @pytest.mark.parametrize("text", [
     "clusters: [\n",                                     # not YAML
     "- just\n- a list\n",                                # not a mapping
