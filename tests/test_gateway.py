@@ -3,7 +3,6 @@ CRDs, the request path per model, API keys (401), per-key limits (429 + Retry-Af
 hop, TLS, the internal credential vLLM enforces, and no plaintext key anywhere."""
 
 import json
-import os
 import re
 
 import pulumi
@@ -48,19 +47,14 @@ def _seconds(d: str) -> int:
     return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(h|m|s)", d))
 
 
-def _root_conftest(config):
-    # `import conftest` may give tests/cli/conftest.py (both are imported as "conftest"); ask pytest for this one.
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    return next(p for p in config.pluginmanager.get_plugins() if getattr(p, "__file__", None) == path)
-
-
-def _evaluated(stack: str, config):
+def _evaluated(stack: str):
     """One evaluation per stack for the whole module (as the `mocks` fixture sets them up, kept for reading)."""
     import asyncio
 
     from pulumi_mocks import Mocks, RecordingMonitor
+    from stack_helpers import shared_loop
 
-    asyncio.set_event_loop(_root_conftest(config)._LOOP)
+    asyncio.set_event_loop(shared_loop())
     m = Mocks()
     m.monitor = RecordingMonitor(m)
     pulumi.runtime.set_mocks(m, project="gpu-burst", stack=stack, preview=False, monitor=m.monitor)
@@ -70,13 +64,13 @@ def _evaluated(stack: str, config):
 
 
 @pytest.fixture(scope="module")
-def prod(pytestconfig):
-    return _evaluated("prod", pytestconfig)
+def prod():
+    return _evaluated("prod")
 
 
 @pytest.fixture(scope="module")
-def dev(pytestconfig):
-    return _evaluated("dev", pytestconfig)
+def dev():
+    return _evaluated("dev")
 
 
 # -- objects are valid for Envoy Gateway v1.9 / AI Gateway v1.1 -----------------------------------------------------
