@@ -47,19 +47,14 @@ def _seconds(d: str) -> int:
     return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(h|m|s)", d))
 
 
-def _evaluated(stack: str, pytestconfig):
+def _evaluated(stack: str):
     """One evaluation per stack for the whole module (as the `mocks` fixture sets them up, kept for reading)."""
     import asyncio
-    import os
-    import sys
 
     from pulumi_mocks import Mocks, RecordingMonitor
+    from stack_helpers import shared_loop
 
-    # The shared loop of tests/conftest.py, found by file: `import conftest` may name tests/cli/conftest.py instead.
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py")
-    (shared,) = {m for m in [*sys.modules.values(), *pytestconfig.pluginmanager.get_plugins()]
-                 if getattr(m, "__file__", None) == here}
-    asyncio.set_event_loop(shared._LOOP)
+    asyncio.set_event_loop(shared_loop())
     m = Mocks()
     m.monitor = RecordingMonitor(m)
     pulumi.runtime.set_mocks(m, project="gpu-burst", stack=stack, preview=False, monitor=m.monitor)
@@ -69,13 +64,13 @@ def _evaluated(stack: str, pytestconfig):
 
 
 @pytest.fixture(scope="module")
-def prod(pytestconfig):
-    return _evaluated("prod", pytestconfig)
+def prod():
+    return _evaluated("prod")
 
 
 @pytest.fixture(scope="module")
-def dev(pytestconfig):
-    return _evaluated("dev", pytestconfig)
+def dev():
+    return _evaluated("dev")
 
 
 # -- objects are valid for Envoy Gateway v1.9 / AI Gateway v1.1 -----------------------------------------------------
