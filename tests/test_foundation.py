@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from pulumi_mocks import ACCOUNT, CLUSTER_SG, REGION, autoname
+from stack_cache import evaluated
 from stack_helpers import evaluate_stack
 from upstream import UPSTREAM, needs_upstream, unknown_value_keys
 
@@ -34,16 +35,14 @@ def _urn(mocks, name):
     )
 
 
-@pytest.fixture
-def dev(mocks):
-    evaluate_stack("dev")
-    return mocks
+@pytest.fixture(scope="module")
+def dev():
+    return evaluated("dev")[0]
 
 
-@pytest.fixture
-def prod(mocks):
-    evaluate_stack("prod", secrets={"hfToken": "hf_test_token"})
-    return mocks
+@pytest.fixture(scope="module")
+def prod():
+    return evaluated("prod", secrets={"hfToken": "hf_test_token"})[0]
 
 
 # -- cluster --------------------------------------------------------------------------------------------------------
@@ -80,7 +79,7 @@ def test_kubeconfig_has_no_profile_when_none_is_configured(dev):
 def test_control_plane_log_group_is_owned_with_retention_before_the_cluster(prod):
     lg = prod.named("gpu-burst-control-plane-logs").inputs
     assert lg["name"] == f"/aws/eks/{CLUSTER_NAME}/cluster"
-    assert lg["retentionInDays"] == 30
+    assert lg["retentionInDays"] == 90  # prod sets cluster.logRetentionDays
     assert prod.named("gpu-burst-eks").inputs["name"] == CLUSTER_NAME
     assert _urn(prod, "gpu-burst-control-plane-logs") in _deps(prod, "gpu-burst-eks")
 
