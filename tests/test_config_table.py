@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from stack_helpers import ROOT
-from stacks.config import ConfigError, StackConfig, raw_from_values, validate
+from stacks.config import (ClusterConfig, ConfigError, GatewayConfig, GpuPoolConfig, KarpenterConfig, ModelConfig,
+                           StackConfig, raw_from_values, validate)
 from stacks.config.base import Strict
 from stacks.config.errors import NAMESPACE
 from stacks.config.models import VLLM_IMAGE
@@ -24,6 +25,12 @@ POOL = DEV["gpu"]["pools"][0]
 MODEL = DEV["models"][0]
 EXIST = {"mode": "existing", "vpcId": "vpc-0a1b2c3d4e5f67890",
          "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}
+
+
+def keys(cls) -> str:
+    """The keys a section accepts, as the unknown-key message lists them (so adding a field does not edit the
+    table; the top-level and network cases spell the list out)."""
+    return ", ".join(f.alias or n for n, f in cls.model_fields.items())
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -169,7 +176,7 @@ BAD = [
         'gpu-burst:cluster.tags: expected a mapping, got a list; write it as indented key: value lines',
     ]),
     ('cluster-unknown', {"cluster": {"version": "1.35"}}, [
-        'gpu-burst:cluster.version: unknown key; valid keys here: name, kubernetesVersion, endpointPublicAccess, publicAccessCidrs, enabledLogTypes, logRetentionDays, adminPrincipalArns, accessEntries, tags',
+        'gpu-burst:cluster.version: unknown key; valid keys here: ' + keys(ClusterConfig),
     ]),
     # system nodes
     ('sys-types-empty', {"systemNodes": {"instanceTypes": []}}, [
@@ -230,7 +237,7 @@ BAD = [
         "gpu-burst:karpenter.logLevel: 'warn' is not allowed; allowed: 'debug', 'info' or 'error'",
     ]),
     ('karp-unknown', {"karpenter": {"version": "1.14.1"}}, [
-        'gpu-burst:karpenter.version: unknown key; valid keys here: chartVersion, replicas, createSpotServiceLinkedRole, logLevel, controllerCpu, controllerMemory',
+        'gpu-burst:karpenter.version: unknown key; valid keys here: ' + keys(KarpenterConfig),
     ]),
     ('karp-spot-role-type', {"karpenter": {"createSpotServiceLinkedRole": "sometimes"}}, [
         "gpu-burst:karpenter.createSpotServiceLinkedRole: expected true or false, got 'sometimes'; write createSpotServiceLinkedRole: true or createSpotServiceLinkedRole: false",
@@ -279,7 +286,7 @@ BAD = [
         'gpu-burst:gpu.pools[0].name: has 41 characters; allowed: at most 40',
     ]),
     ('gpu-pool-unknown', pool(gpuCount=1), [
-        'gpu-burst:gpu.pools[0].gpuCount: unknown key; valid keys here: name, trafficClass, instanceFamilies, gpusPerNode, capacityTypes, weight, gpuLimit, cpuLimit, expireAfter, consolidateAfter, terminationGracePeriod, disruptionBudgetNodes',
+        'gpu-burst:gpu.pools[0].gpuCount: unknown key; valid keys here: ' + keys(GpuPoolConfig),
     ]),
     ('gpu-families-empty', pool(instanceFamilies=[]), [
         'gpu-burst:gpu.pools[0].instanceFamilies: is empty; allowed: one or more of g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en, p6-b200',
@@ -356,7 +363,7 @@ BAD = [
     ]),
     # models
     ('model-unknown', model(replicas=1), [
-        'gpu-burst:models[0].replicas: unknown key; valid keys here: servedName, hfModelId, revision, runaiConcurrency, runaiMemoryLimitGib, compileCache, image, gpus, maxModelLen, gpuMemoryUtilization, extraArgs, minReplicas, maxReplicas, idleBeforeScaleToZero, targetQueueDepth, targetConcurrency, pool, needsHfToken, startupBudget, drainTimeout, cpu, memory, shmSize, cacheSize',
+        'gpu-burst:models[0].replicas: unknown key; valid keys here: ' + keys(ModelConfig),
     ]),
     ('model-served-name-upper', model(servedName="Llama-3.1"), [
         "gpu-burst:models[0].servedName: 'Llama-3.1' is not a DNS label (it also names the model's Deployment, Service and route); allowed: lowercase letters, digits and '-', starting with a letter, e.g. qwen2-5-1-5b-instruct",
@@ -579,7 +586,7 @@ BAD = [
     ]),
     # gateway
     ('gw-unknown', {"gateway": {"loadBalancer": "nlb"}}, [
-        'gpu-burst:gateway.loadBalancer: unknown key; valid keys here: namespace, public, allowedCidrs, certificateArn, domain, requestsPerMinute, keyRequestsPerMinute, replicas, requireHfTokenForGated',
+        'gpu-burst:gateway.loadBalancer: unknown key; valid keys here: ' + keys(GatewayConfig),
     ]),
     ('gw-namespace-reserved', {"gateway": {"namespace": "kube-system"}}, [
         "gpu-burst:gateway.namespace: 'kube-system' is reserved by the stack or its add-ons; use a namespace of its own such as 'inference' (not one of default, kube-system, kube-public, kube-node-lease, keda, monitoring, envoy-gateway-system, envoy-ai-gateway-system)",
