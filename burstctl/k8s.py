@@ -30,6 +30,9 @@ GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 LOG_LIMIT_BYTES = 8 * 1024 * 1024
 """Start-up logs of vLLM are a few hundred KiB; this bounds what a chatty container can make us download."""
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
+TRAFFIC_CLASS_LABEL = "gpu-burst.io/traffic-class"
+"""Template label of every GPU NodePool; model pods select it so NodePool weights choose among the pools of a class
+(the stack's `components/_common.py` defines the same name)."""
 
 
 class ClusterReader(Protocol):

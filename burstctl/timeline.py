@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional
 
-from burstctl.k8s import (NODEPOOL_LABEL, ClusterReader, Obj, condition, created_at, event_first, event_last,
+from burstctl.k8s import (ClusterReader, Obj, condition, created_at, event_first, event_last,
                           is_terminal, is_true, launch_failures, name_of, nominated_claims, scale_from_zero, ts)
 from burstctl.output import BadInput, CheckError
-from burstctl.verify import Target, pod_pool
+from burstctl.verify import Target, pod_placement
 
 CLOCK_SKEW = timedelta(seconds=5)
 """Pods created this much before the activation event still belong to it (KEDA and API server clocks)."""
@@ -205,9 +205,9 @@ def _find_claim(reader: ClusterReader, pod: Obj, nominated: list[str]) -> Option
     if node_name:
         return None
     created = created_at(pod)
-    pool = pod_pool(pod)
+    placement = pod_placement(pod)
     later = sorted((c for c in claims
-                    if pool and ((c.get("metadata") or {}).get("labels") or {}).get(NODEPOOL_LABEL) == pool
+                    if placement and ((c.get("metadata") or {}).get("labels") or {}).get(placement[0]) == placement[1]
                     and created and (created_at(c) or created) >= created - CLOCK_SKEW),
                    key=lambda c: created_at(c) or created)  # type: ignore[arg-type,return-value]
     return later[0] if later else None

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from burstctl.k8s import (GPU_PRESENT_LABEL, NODEPOOL_LABEL, ClusterReader, Obj, condition, event_last, is_serving,
-                          is_terminal, is_true, launch_failures, matches, name_of, nominated_claims, scale_from_zero)
+from burstctl.k8s import (GPU_PRESENT_LABEL, NODEPOOL_LABEL, TRAFFIC_CLASS_LABEL, ClusterReader, Obj, condition,
+                          event_last, is_serving, is_terminal, is_true, launch_failures, matches, name_of,
+                          nominated_claims, scale_from_zero)
 from burstctl.output import Check
 
 # Likely causes, phrased once so verify's checks and the docs stay consistent.
@@ -91,25 +92,41 @@ class Snapshot:
     nodeclaims: list[Obj]
     nodes: list[Obj]
     pool: Optional[str]
+    """The NodePool the pods are pinned to (`--pool`, or a pod's `karpenter.sh/nodepool` selector)."""
     activation: Optional[tuple[Any, str]] = None
     """(when, which event) of the latest 0 -> N scale, if the API server still has the event."""
     so_events: list[Obj] = field(default_factory=list)
     launch_failures: list[str] = field(default_factory=list)
     """Why NodeClaims Karpenter made for pending pods did not launch (condition reason, or events of deleted ones)."""
     notes: list[str] = field(default_factory=list)
+    traffic_class: Optional[str] = None
+    """The traffic class the pods select (`gpu-burst.io/traffic-class`), shared by the NodePools they can land on."""
+
+    @property
+    def where(self) -> str:
+        """Which GPU capacity the checks looked at, for messages."""
+        if self.pool:
+            return f"pool {self.pool}"
+        return f"the pools of traffic class {self.traffic_class}" if self.traffic_class else "any GPU pool"
 
 
-def pod_pool(pod: Obj) -> Optional[str]:
-    """The NodePool a pod is pinned to, from its nodeSelector or a required node-affinity term."""
+def pod_placement(pod: Obj) -> Optional[tuple[str, str]]:
+    """The node label a pod's GPU placement is keyed on, from its nodeSelector or a required node-affinity term.
+
+    Model pods select a traffic class (`gpu-burst.io/traffic-class`) that several NodePools carry as a template
+    label, so Karpenter's NodePool weights choose among them (spot first, on-demand fallback); a pod pinned to one
+    NodePool (`karpenter.sh/nodepool`) is keyed on that pool."""
     spec = pod.get("spec") or {}
-    if (spec.get("nodeSelector") or {}).get(NODEPOOL_LABEL):
-        return spec["nodeSelector"][NODEPOOL_LABEL]
+    selector = spec.get("nodeSelector") or {}
     terms = ((((spec.get("affinity") or {}).get("nodeAffinity") or {})
               .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or [])
-    for term in terms:
-        for expr in term.get("matchExpressions") or []:
-            if expr.get("key") == NODEPOOL_LABEL and expr.get("operator") == "In" and expr.get("values"):
-                return expr["values"][0]
+    for label in (TRAFFIC_CLASS_LABEL, NODEPOOL_LABEL):
+        if selector.get(label):
+            return label, selector[label]
+        for term in terms:
+            for expr in term.get("matchExpressions") or []:
+                if expr.get("key") == label and expr.get("operator") == "In" and expr.get("values"):
+                    return label, expr["values"][0]
     return None
 
 
@@ -118,9 +135,12 @@ def gather(reader: ClusterReader, t: Target) -> Snapshot:
     hpa_name = ((so or {}).get("status") or {}).get("hpaName") or f"keda-hpa-{t.scaled_object}"
     hpa = reader.hpa(t.namespace, hpa_name)
     pods = reader.pods(t.namespace, t.selector)
-    pool = t.pool or next((p for p in map(pod_pool, pods) if p), None)
-    node_sel = {GPU_PRESENT_LABEL: "true", **({NODEPOOL_LABEL: pool} if pool else {})}
-    # NodeClaims carry the NodePool template labels, so the same selector finds the pool's claims.
+    placement = (NODEPOOL_LABEL, t.pool) if t.pool else next((p for p in map(pod_placement, pods) if p), None)
+    node_sel = {GPU_PRESENT_LABEL: "true", **(dict([placement]) if placement else {})}
+    pool = placement[1] if placement and placement[0] == NODEPOOL_LABEL else None
+    traffic_class = placement[1] if placement and placement[0] == TRAFFIC_CLASS_LABEL else None
+    # NodeClaims carry the NodePool template labels (the traffic class among them), so the same selector finds the
+    # claims of every pool the pods can land on.
     claims = [c for c in reader.nodeclaims() if matches(c, node_sel)]
     activation, so_events = None, []
     if so is not None:
@@ -133,7 +153,8 @@ def gather(reader: ClusterReader, t: Target) -> Snapshot:
         nominated = nominated_claims([e for p in pending for e in reader.events(t.namespace, "Pod", name_of(p))])
         names = {name_of(c) for c in claims}
         failures = launch_failures(reader, None, [n for n in nominated if n not in names])
-    return Snapshot(so, hpa, hpa_name, pods, claims, reader.nodes(node_sel), pool, activation, so_events, failures)
+    return Snapshot(so, hpa, hpa_name, pods, claims, reader.nodes(node_sel), pool, activation, so_events, failures,
+                    traffic_class=traffic_class)
 
 
 def _phase_summary(pods: list[Obj]) -> str:
@@ -308,10 +329,10 @@ def verify_active(s: Snapshot, t: Target) -> list[Check]:
     pending = any(condition(p, "PodScheduled") and not is_true(p, "PodScheduled") for p in live)
     if not s.nodeclaims:
         if pending and s.launch_failures:
-            checks.append(Check("nodeclaims", "fail", f"no NodeClaim left for pool {s.pool or '(any GPU pool)'}: "
+            checks.append(Check("nodeclaims", "fail", f"no NodeClaim left for {s.where}: "
                                 + "; ".join(s.launch_failures), CAUSE_LAUNCH, {"launch_failures": s.launch_failures}))
         elif pending:
-            checks.append(Check("nodeclaims", "fail", f"no NodeClaim for pool {s.pool or '(any GPU pool)'}",
+            checks.append(Check("nodeclaims", "fail", f"no NodeClaim for {s.where}",
                                 CAUSE_NO_NODECLAIM))
         elif s.pods:
             checks.append(Check("nodeclaims", "warn", "no NodeClaim, yet pods are scheduled",
@@ -334,8 +355,7 @@ def verify_active(s: Snapshot, t: Target) -> list[Check]:
                       else Check("nodeclaims", "pass", lines))
 
     if not s.nodes:
-        checks.append(Check("gpu nodes", "fail", f"no Node with {GPU_PRESENT_LABEL}=true in pool "
-                            f"{s.pool or '(any)'}", CAUSE_NO_GPU_NODE))
+        checks.append(Check("gpu nodes", "fail", f"no Node with {GPU_PRESENT_LABEL}=true in {s.where}", CAUSE_NO_GPU_NODE))
     else:
         parts, failing = [], None
         for n in s.nodes:
@@ -377,11 +397,11 @@ def verify_idle(s: Snapshot, t: Target) -> list[Check]:
         checks.append(Check("nodeclaims gone", "fail", "; ".join(_nodeclaim_line(c) for c in s.nodeclaims),
                             CAUSE_NODE_LEFT))
     else:
-        checks.append(Check("nodeclaims gone", "pass", f"no NodeClaim in pool {s.pool or '(any GPU pool)'}"))
+        checks.append(Check("nodeclaims gone", "pass", f"no NodeClaim in {s.where}"))
     if s.nodes:
         checks.append(Check("gpu nodes gone", "fail", ", ".join(name_of(n) for n in s.nodes), CAUSE_NODE_LEFT))
     else:
-        checks.append(Check("gpu nodes gone", "pass", f"no GPU node in pool {s.pool or '(any GPU pool)'}"))
+        checks.append(Check("gpu nodes gone", "pass", f"no GPU node in {s.where}"))
     return checks
 
 
@@ -390,5 +410,6 @@ def verify(reader: ClusterReader, t: Target, expect_idle: bool = False) -> tuple
     s = gather(reader, t)
     checks = verify_idle(s, t) if expect_idle else verify_active(s, t)
     info = {"mode": "idle" if expect_idle else "active", "namespace": t.namespace,
-            "scaled_object": t.scaled_object, "hpa": s.hpa_name, "selector": t.selector, "pool": s.pool}
+            "scaled_object": t.scaled_object, "hpa": s.hpa_name, "selector": t.selector, "pool": s.pool,
+            "traffic_class": s.traffic_class}
     return checks, info

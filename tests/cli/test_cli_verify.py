@@ -28,7 +28,8 @@ def test_scaled_up_passes_every_check(invoke, fixtures: Path):
     doc = json.loads(r.stdout)
     assert doc["ok"] is True
     assert doc["target"] == {"mode": "active", "namespace": "inference", "scaled_object": "qwen2-5-1-5b-instruct",
-                             "hpa": "keda-hpa-qwen2-5-1-5b-instruct", "selector": SELECTOR, "pool": "gpu-on-demand"}
+                             "hpa": "keda-hpa-qwen2-5-1-5b-instruct", "selector": SELECTOR, "pool": None,
+                             "traffic_class": "gpu"}
     assert [c["name"] for c in doc["checks"]] == ["scaledobject ready", "scaledobject active", "hpa desired replicas",
                                                   "model pods", "nodeclaims", "gpu nodes"]
     assert all(c["status"] == "pass" for c in doc["checks"])
@@ -267,3 +268,29 @@ def test_deep_copy_safety(fixtures: Path):
     verify(reader, TARGET)
     build_timeline(reader, TARGET)
     assert reader.objects == before
+
+
+def test_pods_of_a_traffic_class_are_served_by_every_pool_of_the_class(fixtures: Path, tmp_path: Path):
+    """Model pods select the traffic class, not a NodePool: capacity from the spot pool or its on-demand fallback
+    both count, and the model is never judged by one pool it is not pinned to."""
+    def from_spot_pool(items):
+        for o in items:
+            labels = o["metadata"].get("labels") or {}
+            if o["kind"] in ("NodeClaim", "Node") and labels.get("karpenter.sh/nodepool") == "gpu-on-demand":
+                labels["karpenter.sh/nodepool"] = "gpu-spot"
+                labels["karpenter.sh/capacity-type"] = "spot"
+    reader = FileClusterReader(mutated(fixtures, tmp_path, from_spot_pool))
+    checks, target = verify(reader, TARGET)
+    assert target["traffic_class"] == "gpu" and target["pool"] is None
+    assert all(c.status == "pass" for c in checks), [(c.name, c.detail) for c in checks]
+
+    def outside_the_class(items):
+        for o in items:
+            labels = o["metadata"].get("labels") or {}
+            if o["kind"] in ("NodeClaim", "Node"):
+                labels.pop("gpu-burst.io/traffic-class", None)
+    checks, _ = verify(FileClusterReader(mutated(fixtures, tmp_path, outside_the_class)), TARGET)
+    by_name = {c.name: c for c in checks}
+    assert by_name["nodeclaims"].status == "warn"
+    assert by_name["gpu nodes"].status == "fail"
+    assert "in the pools of traffic class gpu" in by_name["gpu nodes"].detail
