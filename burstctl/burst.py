@@ -327,6 +327,9 @@ def _non_stream(res: RequestResult, raw: bytes, t0: float) -> None:
         res.detail = "no choices in the response"
 
 
+MAX_RESENDS = 16
+"""Bound on resends of one request after failures on stale pooled connections (each failure drops one of them)."""
+
 _ATTEMPT: contextvars.ContextVar[SimpleNamespace] = contextvars.ContextVar("burstctl_attempt")
 """The send in progress in this task; the connector marks whether it got a pooled (already used) connection."""
 
@@ -350,22 +353,26 @@ class _Connector(aiohttp.TCPConnector):
 
 async def _post(session: aiohttp.ClientSession, url: Any, proxy: Optional[str], body: bytes, res: RequestResult
                 ) -> aiohttp.ClientResponse:
-    """POST once; again on a fresh connection if the server had closed the pooled one before answering.
+    """POST; again if the server had closed the pooled connection before answering.
 
     A server may close an idle keep-alive connection at any moment (its idle timeout, an HTTP/1.1 server that
     closes without saying so); the request then dies on the stale socket before any byte of a response. Sending it
     again is what RFC 9112 section 9.3.1 allows when the request was not processed; aiohttp does it only for
-    idempotent methods, so completions (POST) get it here, once, and only for a reused connection, so a server
-    that drops fresh connections is still reported as ``connection_reset``. Resent requests are counted.
+    idempotent methods, so completions (POST) get it here, and only after a failure on a reused connection, so a
+    server that drops fresh connections is still reported as ``connection_reset``. aiohttp drops the connection that
+    failed, but the resend may be handed another pooled one that went stale the same way (several workers share the
+    pool), so it is resent until it fails on a connection that carried nothing before, within a bound. Resent
+    requests are counted.
     """
-    attempt = SimpleNamespace(reused=False)
-    _ATTEMPT.set(attempt)
-    try:
-        return await session.post(url, data=body, proxy=proxy)
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
-        if isinstance(e, aiohttp.ClientConnectorError) or not attempt.reused:
-            raise
-    res.retried = True
+    for _ in range(MAX_RESENDS):
+        attempt = SimpleNamespace(reused=False)
+        _ATTEMPT.set(attempt)
+        try:
+            return await session.post(url, data=body, proxy=proxy)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+            if isinstance(e, aiohttp.ClientConnectorError) or not attempt.reused:
+                raise
+        res.retried = True
     _ATTEMPT.set(SimpleNamespace(reused=False))
     return await session.post(url, data=body, proxy=proxy)
 
