@@ -75,6 +75,9 @@ idle timeout (keepalives reset the NLB idle timer, AWS ELB docs network-load-bal
 EXTPROC_CPU, EXTPROC_MEMORY = "100m", "128Mi"
 """Requests of the AI Gateway ext_proc sidecar in each Envoy pod (set through a GatewayConfig)."""
 GATEWAY_CONFIG_ANNOTATION = "aigateway.envoyproxy.io/gateway-config"
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
+"""Namespace label that makes the LBC's pod webhook add a readiness gate (target healthy in the NLB) to the Envoy pods
+(kubernetes-sigs/aws-load-balancer-controller@v3.5.0 docs/deploy/pod_readiness_gate.md)."""
 MARGIN_SECONDS = 60
 """Slack between hops so the inner hop always gives up first, with a clear error, before an outer one cuts."""
 STREAM_SECONDS = 3600
@@ -323,6 +326,15 @@ class EdgeGateway(pulumi.ComponentResource):
                               args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
                               values=ai_gateway_values(replicas, node_selector), depends_on=[aigw_crds, eg, *deps])
         self.envoy_gateway_release, self.ai_gateway_crds_release, self.ai_gateway_release = eg, aigw_crds, aigw
+        # Envoy's pods are the NLB's IP targets. With 2 replicas a rollout finishes faster than the NLB registers
+        # and health-checks the new pods, so it could leave only initial/draining targets (the LBC doc's outage
+        # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The
+        # chart creates the namespace; the label is patched on before the EnvoyProxy makes Envoy Gateway create pods.
+        self.envoy_namespace_label = k8s.core.v1.NamespacePatch(
+            f"{name}-envoy-namespace",
+            metadata={"name": EG_NAMESPACE, "labels": {READINESS_GATE_LABEL: "enabled"}},
+            opts=child(self, [eg, *deps]),
+        )
         # Every custom resource waits for the release that serves its CRD; the Gateway also waits for the AI
         # Gateway's webhook, which adds the ext_proc sidecar to the Envoy pods when they are created.
         cr_deps = [eg, aigw_crds, aigw, *deps]
@@ -385,7 +397,7 @@ class EdgeGateway(pulumi.ComponentResource):
                     },
                 }},
             },
-            opts=child(self, cr_deps),
+            opts=child(self, cr_deps + [self.envoy_namespace_label]),
         )
         # Requests for the AI Gateway ext_proc sidecar its webhook adds to each Envoy pod (none by default,
         # internal/controller/extproc_builder.go), so the system-node capacity model counts what really runs.

@@ -244,6 +244,20 @@ def test_interceptor_stays_internal_and_only_envoy_gets_an_nlb(prod):
     assert svc["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
 
 
+def test_envoy_pods_wait_for_their_nlb_target_before_a_rollout_moves_on(prod):
+    """Readiness gate on the IP targets: the LBC injects it into pods of a labelled namespace, at pod creation, so the
+    label must be on Envoy Gateway's namespace before the EnvoyProxy makes it create Envoy pods."""
+    mocks, _, _ = prod
+    (patch,) = [r for r in of_kind(mocks, "NamespacePatch") if r.name == "gpu-burst-edge-envoy-namespace"]
+    meta = as_object(patch)["metadata"]
+    assert meta["name"] == _release(mocks, "gpu-burst-edge-envoy-gateway")["namespace"] == eg.EG_NAMESPACE
+    assert meta["labels"] == {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
+    assert "gpu-burst-edge-envoy-gateway-release" in dependency_names(mocks, "gpu-burst-edge-envoy-namespace")
+    assert "gpu-burst-edge-envoy-namespace" in dependency_names(mocks, "gpu-burst-edge-proxy-config")
+    svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert svc["annotations"][f"{LB}nlb-target-type"] == "ip"  # readiness gates exist for IP targets only
+
+
 # -- keys, 401 and 429 ----------------------------------------------------------------------------------------------
 
 # Envoy Gateway's default HTTP filter order (envoyproxy/gateway@v1.9.0 internal/xds/translator/httpfilters.go
