@@ -69,6 +69,10 @@ NLB_MAX_IDLE_SECONDS = 6000
 network/update-idle-timeout)."""
 NLB_TLS_IDLE_SECONDS = 350
 """Idle timeout of NLB TLS listeners: fixed, not configurable (same AWS page)."""
+NLB_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+"""TLS 1.2/1.3 only on the NLB's TLS listener. The LBC's default, ELBSecurityPolicy-2016-08
+(kubernetes-sigs/aws-load-balancer-controller@v3.5.0 pkg/config/controller_config.go defaultSSLPolicy), still accepts
+TLS 1.0 and 1.1 on an endpoint that carries API keys."""
 TCP_KEEPALIVE_IDLE_SECONDS = 60
 """Envoy sends TCP keepalives on idle downstream connections after this long, well inside the NLB's 350 s TLS-listener
 idle timeout (keepalives reset the NLB idle timer, AWS ELB docs network-load-balancers#connection-idle-timeout)."""
@@ -177,6 +181,7 @@ def nlb_annotations(public: bool, certificate_arn: Optional[str], port: int, idl
     if certificate_arn:
         ann[f"{_LB}ssl-cert"] = certificate_arn
         ann[f"{_LB}ssl-ports"] = str(port)
+        ann[f"{_LB}ssl-negotiation-policy"] = NLB_TLS_POLICY
         ann[f"{_LB}backend-protocol"] = "tcp"
         # A TLS listener's idle timeout is fixed at 350 s: Envoy's TCP keepalives carry a silent cold start instead.
     else:

@@ -429,6 +429,8 @@ def test_prod_terminates_tls_at_the_nlb_with_the_acm_certificate(prod):
     mocks, out, cfg = prod
     ann = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
     assert ann[f"{LB}ssl-cert"] == cfg.gateway.certificate_arn and ann[f"{LB}ssl-ports"] == "443"
+    # TLS 1.2+ only (the LBC's default policy, ELBSecurityPolicy-2016-08, still takes TLS 1.0/1.1).
+    assert ann[f"{LB}ssl-negotiation-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert ann[f"{LB}scheme"] == "internet-facing"
     assert _one(mocks, "Gateway")["spec"]["listeners"][0]["port"] == 443
     assert resolve(out["endpoint"]).startswith("https://k8s-") and resolve(out["endpoint"]).endswith(
