@@ -1,6 +1,6 @@
 """``python -m burstctl``."""
 
-from burstctl.cli import app
+from burstctl.entry import main
 
 if __name__ == "__main__":  # pragma: no cover - exercised through the console script
-    app(prog_name="burstctl")
+    main()

@@ -13,7 +13,7 @@ def main() -> None:
         from burstctl.cli import app
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] != "burstctl":
-            print(HINT.format(name=e.name), file=sys.stderr)
+            print(HINT.format(name=e.name.split(".")[0]), file=sys.stderr)
             raise SystemExit(2) from None
         raise
     app(prog_name="burstctl")

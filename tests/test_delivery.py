@@ -275,3 +275,7 @@ def test_console_script_without_cli_extra_prints_a_hint():
                          "sys.argv = ['burstctl', '--help']; main()"], capture_output=True, text=True, timeout=60,
                         cwd=ROOT)
     assert ok.returncode == 0 and "preflight" in ok.stdout
+    # `python -m burstctl` takes the same path
+    code = "import sys, runpy; sys.modules['rich'] = None; runpy.run_module('burstctl', run_name='__main__')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "pip install 'gpu-burst[cli]' (missing module: rich)" in out.stderr

@@ -374,8 +374,10 @@ def partial(cls: type, data: Any, loc: tuple, bad: list[tuple], found: list[tupl
             found.extend((join(loc, rel), msg) for rel, msg in p.items)
         except (ValueError, AssertionError) as exc:
             found.append((path(loc), str(exc)))
-        except (AttributeError, KeyError, TypeError):
-            continue  # the check needs a field that is invalid: its own error is already reported
+        except Exception:  # noqa: BLE001
+            # AttributeError: the check needs a field that is invalid (its own error is already reported). Any other
+            # failure of a check on a partial object is skipped too: the user sees the field errors, never a crash.
+            continue
     return obj
 
 
