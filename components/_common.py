@@ -45,6 +45,9 @@ The system group is not tainted: it is the only untainted capacity, so anything 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
+TRAFFIC_CLASS_LABEL = "gpu-burst.io/traffic-class"
+"""Node label shared by every GPU NodePool of one traffic class: a model selects the class, not a pool, so Karpenter
+picks among the class's pools by weight (a spot pool first, an on-demand pool when spot is short)."""
 
 
 def pinned_release(parent: pulumi.Resource, name: str, release_name: str, chart: str, repo: Optional[str],

@@ -17,6 +17,24 @@ def no_replica_expr(namespace: str, served_name: str) -> str:
             f'deployment="{served_name}"}}) or vector(0)) == 0')
 
 
+def scaled_object_not_ready_expr(namespace: str, served_name: str) -> str:
+    """The model's ScaledObject reports Ready=False (kube-state-metrics custom resource state, see
+    components/monitoring.py SCALED_OBJECT_STATE)."""
+    return (f'max(kube_keda_scaledobject_status_condition{{namespace="{namespace}", name="{served_name}", '
+            'type="Ready"}) == 0')
+
+
+def scaler_errors_expr(namespace: str, scaled_object: str, window: str = "5m") -> str:
+    """KEDA counted errors for the model's ScaledObject or one of its triggers within `window`. Metric names of
+    KEDA 2.20.2 (kedacore/keda@v2.20.2:pkg/metricscollector/prommetrics.go: keda_scaler_detail_errors_total with
+    labels namespace/scaledObject/scaler/triggerIndex, keda_scaled_object_errors_total with namespace/scaledObject).
+    `scaled_object` may be a regex (the dashboard's `$model`)."""
+    sel = f'namespace="{namespace}", scaledObject=~"{scaled_object}"'
+    return (f"sum by (scaledObject) (increase(keda_scaler_detail_errors_total{{{sel}}}[{window}]))\n"
+            f"+ on (scaledObject) group_left () (sum by (scaledObject) "
+            f"(increase(keda_scaled_object_errors_total{{{sel}}}[{window}])) or vector(0))")
+
+
 IDLE_GPU_NODE_EXPR = (
     f"(sum by (node) (kube_node_status_allocatable{{{GPU}}}) > 0)\n"
     f"unless on (node) (sum by (node) (kube_pod_container_resource_requests{{{GPU}}}\n"
@@ -41,7 +59,8 @@ class AlertsArgs(TypedDict):
 
 
 class Alerts(pulumi.ComponentResource):
-    """One PrometheusRule: per-model "requests held but no replica" and cluster-wide "GPU node idle, not consolidated"."""
+    """One PrometheusRule: per model "requests held but no replica", "ScaledObject not Ready" and "scaler errors";
+    cluster-wide "GPU node idle, not consolidated"."""
 
     rule_name: pulumi.Output[str]
     """Name of the PrometheusRule."""
@@ -61,6 +80,33 @@ class Alerts(pulumi.ComponentResource):
                                 "NodeClaims (GPU capacity/limits) and the vLLM startup logs."),
             },
         } for m in args["models"]]
+        # With a trigger in error and none active, KEDA keeps the current replica count instead of scaling to zero:
+        # a GPU node stays up for nobody.
+        keda_rules = []
+        for m in args["models"]:
+            keda_rules += [{
+                "alert": "GpuBurstScaledObjectNotReady",
+                "expr": scaled_object_not_ready_expr(ns, m),
+                "for": "5m",
+                "labels": {"severity": "critical", "model": m},
+                "annotations": {
+                    "summary": f"KEDA ScaledObject {ns}/{m} is not Ready",
+                    "description": (f"ScaledObject {m} has reported Ready=False for 5 minutes: its triggers cannot be "
+                                    "evaluated, so the model may neither scale from zero nor back to zero (a GPU node "
+                                    f"keeps running). `kubectl -n {ns} describe scaledobject {m}` shows the reason."),
+                },
+            }, {
+                "alert": "GpuBurstScalerErrors",
+                "expr": f"{scaler_errors_expr(ns, m)} > 0",
+                "for": "10m",
+                "labels": {"severity": "warning", "model": m},
+                "annotations": {
+                    "summary": f"KEDA scaler errors for model {m}",
+                    "description": (f"A trigger of ScaledObject {ns}/{m} keeps failing (Prometheus or the HTTP add-on "
+                                    "scaler unreachable, a bad query). While a trigger errors and none is active, KEDA "
+                                    "does not scale to zero. See the keda-operator logs."),
+                },
+            }]
         idle_rule = {
             "alert": "GpuBurstGpuNodeIdle",
             "expr": IDLE_GPU_NODE_EXPR,
@@ -80,6 +126,7 @@ class Alerts(pulumi.ComponentResource):
             metadata={"namespace": args["namespace"], "labels": labels("alerts", name)},
             spec={"groups": [
                 {"name": "gpu-burst.models", "interval": "30s", "rules": model_rules},
+                {"name": "gpu-burst.scaling", "interval": "30s", "rules": keda_rules},
                 {"name": "gpu-burst.capacity", "interval": "1m", "rules": [idle_rule]},
             ]},
             opts=child(self, deps_of(opts)),

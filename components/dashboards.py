@@ -12,6 +12,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
 
 from ._common import child, deps_of, labels, token
+from .alerts import scaler_errors_expr
 
 DASHBOARD_UID = "gpu-burst-vllm"
 DASHBOARD_FILE = "gpu-burst-vllm.json"
@@ -80,6 +81,12 @@ def build_dashboard(models: list[str], models_namespace: str) -> dict:
          .with_target(prometheus.Dataquery().expr(
              f'sum by (route_name) (increase(interceptor_request_count_total{{route_namespace="{ns}", '
              f'route_name=~"$model", code=~"5.."}}[1h]))').legend_format("{{route_name}}").ref_id("A"))),
+        _ts("KEDA: ScaledObject Ready / scaler errors", "short", [
+            (f'max by (name) (kube_keda_scaledobject_status_condition{{namespace="{ns}", name=~"$model", '
+             'type="Ready"})', "{{name}} Ready (1) / not Ready (0)"),
+            (scaler_errors_expr(ns, "$model", "$__rate_interval"), "{{scaledObject}} errors")],
+            GridPos(h=8, w=24, x=0, y=39),
+            "A trigger in error (and none active) stops KEDA from scaling to zero: the GPU node keeps running."),
     ]
     builder = (
         db.Dashboard("gpu-burst / vLLM models").uid(DASHBOARD_UID).tags(["gpu-burst", "vllm", "keda"])

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, child, deps_of, labels, token
+from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, token
 
 GPU_TAINT_VALUE = "present"
 """Value of the `nvidia.com/gpu` NoSchedule taint. Workloads tolerate the key with `operator: Exists`, so the value
@@ -19,6 +19,11 @@ GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSched
 """What a pod needs to land on a GPU node (besides a `nvidia.com/gpu` request)."""
 POOL_LABEL = "gpu-burst.io/gpu-pool"
 """Our own copy of the pool name on each node; `karpenter.sh/nodepool` carries it too but is Karpenter's."""
+EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+"""Keeps GPU nodes out of every load balancer's targets (the in-tree service controller and the AWS Load Balancer
+Controller honour it: https://kubernetes.io/docs/reference/labels-annotations-taints/#node-kubernetes-io-exclude-from-external-load-balancers),
+so consolidating a GPU node never cuts gateway connections. Karpenter accepts the node.kubernetes.io domain in
+NodePool labels (kubernetes-sigs/karpenter pkg/apis/v1/labels.go LabelDomainExceptions)."""
 
 
 class AmiFamily(str, Enum):
@@ -34,7 +39,10 @@ class GpuPoolArgs(TypedDict):
     """One NodePool (traffic class)."""
 
     name: str
-    """NodePool name; models pin to it with nodeSelector `karpenter.sh/nodepool: <name>`."""
+    """NodePool name."""
+    traffic_class: NotRequired[str]
+    """Value of the `gpu-burst.io/traffic-class` node label; models select it, and Karpenter tries the pools of a
+    class by weight. Default: the pool name (a class of its own)."""
     instance_families: pulumi.Input[list[str]]
     """Explicit EC2 instance families, e.g. ["g5", "g6"]."""
     gpus_per_node: pulumi.Input[list[int]]
@@ -229,7 +237,9 @@ class GpuNodePool(pulumi.ComponentResource):
         return {
             "weight": pool.get("weight", 10),
             "template": {
-                "metadata": {"labels": {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool["name"]}},
+                "metadata": {"labels": {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool["name"],
+                                        TRAFFIC_CLASS_LABEL: pool.get("traffic_class") or pool["name"],
+                                        EXCLUDE_FROM_LB_LABEL: "true"}},
                 "spec": {
                     "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": class_name},
                     "requirements": [

@@ -18,11 +18,23 @@ SCALER_SERVICE = f"{CHART}-external-scaler"
 SCALER_PORT = 9090
 PROXY_SERVICE = f"{CHART}-interceptor-proxy"
 PROXY_PORT = 8080
+SHUTDOWN_DELAY_SECONDS = 5
+"""`interceptor.shutdownDelay` (chart default 5s): after SIGTERM the interceptor keeps serving while /readyz says 503,
+so endpoint removal propagates before the listener closes (v0.15.0 interceptor/main.go, shutdown sequencing)."""
+GRACE_MARGIN_SECONDS = 15
+"""SIGKILL comes this long after the drain deadline: time for the interceptor to stop its informers and exit."""
+
+
+def termination_grace_seconds(drain_timeout_seconds: int) -> int:
+    """`terminationGracePeriodSeconds` for a drain deadline: the chart requires at least shutdownDelay + drainTimeout
+    (0.15.0 values.yaml `interceptor.terminationGracePeriodSeconds`)."""
+    return SHUTDOWN_DELAY_SECONDS + drain_timeout_seconds + GRACE_MARGIN_SECONDS
 
 
 def http_addon_values(node_selector: dict[str, str], readiness_timeout: pulumi.Input[str],
                       response_header_timeout: pulumi.Input[str], interceptor_min_replicas: pulumi.Input[int],
-                      interceptor_max_replicas: pulumi.Input[int], scaler_replicas: pulumi.Input[int]) -> dict:
+                      interceptor_max_replicas: pulumi.Input[int], scaler_replicas: pulumi.Input[int],
+                      drain_timeout_seconds: int = 30) -> dict:
     """Chart values (keys from the 0.15.0 values.yaml)."""
     small = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
     return {
@@ -33,12 +45,21 @@ def http_addon_values(node_selector: dict[str, str], readiness_timeout: pulumi.I
             "nodeSelector": dict(node_selector),
             "replicas": {"min": interceptor_min_replicas, "max": interceptor_max_replicas},
             "proxy": {"service": "interceptor-proxy", "port": PROXY_PORT},
+            # On SIGTERM (a rollout, or KEDA scaling the interceptor in) the proxy closes its listener and waits up to
+            # drainTimeout for in-flight requests, then exits; the pod is killed after the grace period. The chart
+            # defaults (30s / 45s) would cut a request held through a cold start. KEDA_HTTP_DRAIN_TIMEOUT
+            # (v0.15.0 interceptor/config/serving.go); the drain ends as soon as nothing is in flight.
+            "shutdownDelay": f"{SHUTDOWN_DELAY_SECONDS}s",
+            "drainTimeout": f"{drain_timeout_seconds}s",
+            "terminationGracePeriodSeconds": termination_grace_seconds(drain_timeout_seconds),
             # KEDA_HTTP_READINESS_TIMEOUT: how long a request is held while the model scales from zero (GPU node
             # launch + image pull + weight load). Unset means "bounded only by requestTimeout", i.e. forever.
             "readinessTimeout": readiness_timeout,
             # KEDA_HTTP_RESPONSE_HEADER_TIMEOUT, counted after the backend is ready: a long prompt's first token.
             "responseHeaderTimeout": response_header_timeout,
-            # Held requests are buffered in the interceptor: the 64Mi chart default is too tight for LLM prompts.
+            # Held requests are not buffered (the body stays in the socket until the proxy streams it,
+            # v0.15.0 interceptor/handler/upstream.go httputil.ReverseProxy), but every held or streaming connection
+            # costs goroutines and TLS/HTTP buffers: the 64Mi chart default leaves no room for a burst of them.
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
         },
     }
@@ -59,6 +80,9 @@ class KedaHttpAddonArgs(TypedDict):
     """Interceptor replicas under load (scaled by KEDA). Default 10."""
     scaler_replicas: NotRequired[pulumi.Input[int]]
     """External scaler replicas. Default 2."""
+    drain_timeout_seconds: NotRequired[int]
+    """How long a stopping interceptor waits for in-flight requests: at least the longest hold (readiness timeout)
+    plus the response-header timeout, so neither a rollout nor a scale-in cuts a held request. Default 30."""
     namespace: NotRequired[pulumi.Input[str]]
     """Namespace (created). Default keda."""
     node_selector: NotRequired[dict[str, str]]
@@ -93,7 +117,8 @@ class KedaHttpAddon(pulumi.ComponentResource):
             args.get("namespace", DEFAULT_NAMESPACE),
             values=http_addon_values(
                 args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["readiness_timeout"],
-                args["response_header_timeout"], min_replicas, max_replicas, args.get("scaler_replicas", 2)),
+                args["response_header_timeout"], min_replicas, max_replicas, args.get("scaler_replicas", 2),
+                args.get("drain_timeout_seconds", 30)),
             depends_on=deps_of(opts),
         )
         self.release_name = self.release.status.name

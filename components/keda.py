@@ -13,10 +13,13 @@ RELEASE_NAME = "keda"
 DEFAULT_NAMESPACE = "keda"
 
 
-def keda_values(node_selector: dict[str, str]) -> dict:
-    """Chart values: all three KEDA deployments (operator, metrics API server, admission webhooks) on system nodes."""
+def keda_values(node_selector: dict[str, str], operator_metrics: bool = True) -> dict:
+    """Chart values: all three KEDA deployments (operator, metrics API server, admission webhooks) on system nodes,
+    and the operator's Prometheus metrics (keda_scaler_detail_errors_total, keda_scaled_object_errors_total) scraped
+    through a ServiceMonitor (chart 2.20.2 values `prometheus.operator`)."""
     return {
         "nodeSelector": dict(node_selector),
+        "prometheus": {"operator": {"enabled": operator_metrics, "serviceMonitor": {"enabled": operator_metrics}}},
         "resources": {
             "operator": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
             "metricServer": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
@@ -34,6 +37,9 @@ class KedaArgs(TypedDict):
     """Namespace (created). Default keda."""
     node_selector: NotRequired[dict[str, str]]
     """nodeSelector for every KEDA pod. Default: the system node group."""
+    operator_metrics: NotRequired[bool]
+    """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass the monitoring release
+    in `opts.depends_on`). Default True."""
 
 
 class Keda(pulumi.ComponentResource):
@@ -51,7 +57,7 @@ class Keda(pulumi.ComponentResource):
             # Fixed: one KEDA per cluster (it owns the external.metrics.k8s.io APIService), and no random suffix.
             self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
             args.get("namespace", DEFAULT_NAMESPACE),
-            values=keda_values(args.get("node_selector") or SYSTEM_NODE_SELECTOR),
+            values=keda_values(args.get("node_selector") or SYSTEM_NODE_SELECTOR, args.get("operator_metrics", True)),
             depends_on=deps_of(opts),
         )
         self.release_name = self.release.status.name

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, NODEPOOL_LABEL, child, deps_of, labels, token
+from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, token
 
 VLLM_PORT = 8000
 PORT_NAME = "http"
@@ -103,8 +103,9 @@ class ModelServiceArgs(TypedDict):
     """`--max-model-len`."""
     gpu_memory_utilization: float
     """`--gpu-memory-utilization`."""
-    pool: str
-    """Karpenter NodePool (traffic class) the pods are pinned to."""
+    traffic_class: str
+    """Traffic class (node label `gpu-burst.io/traffic-class`) the pods select; Karpenter picks among its pools by
+    NodePool weight."""
     min_replicas: int
     """KEDA minReplicaCount (0 = scale to zero)."""
     max_replicas: int
@@ -192,10 +193,14 @@ class ModelService(pulumi.ComponentResource):
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata={"name": served, "namespace": ns, "labels": lbl,
-                      # The first replica (replicas omitted defaults to 1) cold-starts a GPU node; do not block
-                      # `pulumi up` on it. Later scale-from-zero is KEDA's business, not Pulumi's.
+                      # A rollout of a serving model waits for GPU nodes; do not block `pulumi up` on it.
                       "annotations": {"pulumi.com/skipAwait": "true"}},
             spec=self._deployment_spec(args, lbl, selector, hf_secret),
+            # Created with minReplicas (0: no GPU is bought by `pulumi up`; an omitted replicas defaults to 1), then
+            # owned by KEDA. Under server-side apply, ignoreChanges makes the provider drop spec.replicas from the
+            # apply once another field manager (KEDA/HPA via the scale subresource) owns it, or re-send the live
+            # value while it is still ours, so an update never resets what KEDA set
+            # (pulumi/pulumi-kubernetes@v4.32.0:provider/pkg/await/await.go handleSSAIgnoreFields).
             opts=child(self, deps, ignore_changes=["spec.replicas"]),
         )
 
@@ -272,9 +277,9 @@ class ModelService(pulumi.ComponentResource):
                 "maxReplicaCount": args["max_replicas"],
                 "pollingInterval": 5,
                 "cooldownPeriod": args["idle_seconds"],
-                # The Deployment starts with one replica (replicas omitted); let it finish loading before the first
-                # scale-to-zero decision instead of killing a half-downloaded model.
-                "initialCooldownPeriod": args["startup_seconds"],
+                # The Deployment is created at minReplicas, so there is no first replica to protect: a cooldown
+                # here would only keep a GPU node for nobody.
+                "initialCooldownPeriod": 0,
                 "advanced": {
                     "restoreToOriginalReplicaCount": False,
                     "horizontalPodAutoscalerConfig": {"behavior": {
@@ -288,7 +293,12 @@ class ModelService(pulumi.ComponentResource):
                 "triggers": [
                     {"type": "external-push", "name": "interceptor",
                      "metadata": {"scalerAddress": args["external_scaler_address"],
-                                  "interceptorRoute": self.route.metadata.apply(lambda m: m["name"])}},
+                                  "interceptorRoute": self.route.metadata.apply(lambda m: m["name"]),
+                                  # Not read by the scaler (v0.15.0 scaler/handlers.go reads interceptorRoute only):
+                                  # it makes a change of the route's target a change of this ScaledObject, whose new
+                                  # generation is what makes KEDA re-ask GetMetricSpec and update the HPA target
+                                  # (kedacore/http-add-on#1656).
+                                  "concurrencyTargetValue": str(args["target_concurrency"])}},
                     {"type": "prometheus", "name": "queue-depth", "metricType": "AverageValue",
                      "metadata": {"serverAddress": args["prometheus_url"], "query": query,
                                   "threshold": str(args["target_queue_depth"]),
@@ -373,6 +383,7 @@ class ModelService(pulumi.ComponentResource):
                                 "seccompProfile": {"type": "RuntimeDefault"}},
         }
         return {
+            "replicas": args["min_replicas"],
             "selector": {"matchLabels": selector},
             "revisionHistoryLimit": 3,
             # A rollout waits for a new GPU node + load; the default 600 s deadline would flag it as failed.
@@ -391,7 +402,8 @@ class ModelService(pulumi.ComponentResource):
                     **({"serviceAccountName": weights["service_account_name"]} if weights else {}),
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": drain + 30,
-                    "nodeSelector": {NODEPOOL_LABEL: args["pool"], GPU_PRESENT_LABEL: "true"},
+                    # The traffic class, not one NodePool: every pool of the class can take the pod, by weight.
+                    "nodeSelector": {TRAFFIC_CLASS_LABEL: args["traffic_class"], GPU_PRESENT_LABEL: "true"},
                     "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
                                         "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},

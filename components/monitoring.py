@@ -19,6 +19,27 @@ PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
 PROMETHEUS_PORT = 9090
 GRAFANA_SERVICE = f"{RELEASE_NAME}-grafana"
 """The grafana subchart names itself `<release>-grafana`, hence the fixed release name."""
+SCALED_OBJECT_METRIC_PREFIX = "kube_keda_scaledobject"
+"""kube-state-metrics exports every ScaledObject condition as `<prefix>_status_condition{namespace, name, type}`
+(1 = True, 0 = False): KEDA itself exports no readiness metric, only error counters."""
+
+SCALED_OBJECT_STATE = {
+    "kind": "CustomResourceStateMetrics",
+    "spec": {"resources": [{
+        "groupVersionKind": {"group": "keda.sh", "version": "v1alpha1", "kind": "ScaledObject"},
+        "metricNamePrefix": SCALED_OBJECT_METRIC_PREFIX,
+        "labelsFromPath": {"name": ["metadata", "name"], "namespace": ["metadata", "namespace"]},
+        "metrics": [{
+            "name": "status_condition",
+            "help": "ScaledObject status conditions (Ready, Active, Fallback, Paused): 1 when True.",
+            "each": {"type": "Gauge", "gauge": {"path": ["status", "conditions"], "labelsFromPath": {"type": ["type"]},
+                                                 "valueFrom": ["status"]}},
+        }],
+    }]},
+}
+"""kube-state-metrics custom resource state config (kubernetes/kube-state-metrics
+docs/metrics/extend/customresourcestate-metrics.md; chart values `customResourceState.config`)."""
+
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 """A ConfigMap with this label, in any namespace, is loaded by the Grafana sidecar as a dashboard."""
 
@@ -76,12 +97,18 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
             "nodeSelector": ns,
             "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}},
         },
-        # kube-state-metrics subchart key.
-        "kube-state-metrics": {"nodeSelector": ns},
+        # kube-state-metrics subchart keys: also read ScaledObjects, for the "not Ready" alert.
+        "kube-state-metrics": {
+            "nodeSelector": ns,
+            "rbac": {"extraRules": [{"apiGroups": ["keda.sh"], "resources": ["scaledobjects"],
+                                     "verbs": ["list", "watch"]}]},
+            "customResourceState": {"enabled": True, "config": SCALED_OBJECT_STATE},
+        },
     }
 
 
-SUBCHART_KEYS = ("grafana.nodeSelector", "grafana.resources", "kube-state-metrics.nodeSelector")
+SUBCHART_KEYS = ("grafana.nodeSelector", "grafana.resources", "kube-state-metrics.nodeSelector",
+                 "kube-state-metrics.rbac", "kube-state-metrics.customResourceState")
 """Values that belong to subcharts whose values.yaml is not part of kube-prometheus-stack's."""
 
 

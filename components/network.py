@@ -11,6 +11,21 @@ from typing_extensions import NotRequired
 from ._common import child, token
 
 
+REGULAR_ZONE_FILTERS = (
+    {"name": "zone-type", "values": ["availability-zone"]},
+    {"name": "opt-in-status", "values": ["opt-in-not-required"]},
+)
+"""DescribeAvailabilityZones filters that keep the region's own AZs: an opted-in Local Zone or Wavelength Zone is
+`available` too, but has no NAT gateways/EKS control-plane support and few instance types
+(https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeAvailabilityZones.html: for AZs, OptInStatus is
+always opt-in-not-required)."""
+
+
+def regular_zone_filters() -> list:
+    """:data:`REGULAR_ZONE_FILTERS` as invoke arguments."""
+    return [aws.GetAvailabilityZonesFilterArgs(name=f["name"], values=list(f["values"])) for f in REGULAR_ZONE_FILTERS]
+
+
 class NatMode(str, Enum):
     """How many NAT gateways to run."""
 
@@ -26,8 +41,11 @@ class NetworkArgs(TypedDict):
     cidr: NotRequired[str]
     """CIDR of a new VPC (/16 to /20). Private subnets get 1/8 of it each, public ones 1/64."""
     az_count: NotRequired[int]
-    """Number of AZs of a new VPC (2 to 6, the region's first available ones). GPU capacity is scarce: more AZs
-    mean fewer insufficient-capacity errors. Default 3."""
+    """Number of AZs of a new VPC (2 to 6, the region's first regular ones; Local and Wavelength Zones never). GPU
+    capacity is scarce: more AZs mean fewer insufficient-capacity errors. Default 3."""
+    availability_zones: NotRequired[list[str]]
+    """AZ names already looked up (the first `az_count` are used); absent: looked up here, which can only fail
+    once resources are registered, so a stack should look them up before declaring anything."""
     nat_mode: NotRequired[NatMode]
     """NAT gateways of a new VPC. Default single."""
     vpc_id: NotRequired[pulumi.Input[str]]
@@ -77,17 +95,24 @@ class Network(pulumi.ComponentResource):
         az_count = args.get("az_count", 3)
         if not 2 <= az_count <= 6:
             raise ValueError(f"Network '{name}': az_count must be 2 to 6, got {az_count}")
-        # An Output invoke: the subnet count comes from config, only the zone names wait for AWS.
-        zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
+        given = args.get("availability_zones")
+        if given is not None:
+            if len(given) < az_count:
+                raise ValueError(f"Network '{name}': {az_count} AZs requested, {len(given)} given")
+            azs = [pulumi.Output.from_input(z) for z in given[:az_count]]
+        else:
+            # An Output invoke: the subnet count comes from config, only the zone names wait for AWS.
+            zones = aws.get_availability_zones_output(state="available", filters=regular_zone_filters(),
+                                                      opts=pulumi.InvokeOutputOptions(parent=self))
 
-        def zone(i: int) -> pulumi.Output[str]:
-            def pick(names: list) -> str:
-                if len(names) < az_count:
-                    raise ValueError(f"Network '{name}': {az_count} AZs requested, the region offers {len(names)}")
-                return names[i]
-            return zones.names.apply(pick)
+            def zone(i: int) -> pulumi.Output[str]:
+                def pick(names: list) -> str:
+                    if len(names) < az_count:
+                        raise ValueError(f"Network '{name}': {az_count} AZs requested, the region offers {len(names)}")
+                    return names[i]
+                return zones.names.apply(pick)
 
-        azs = [zone(i) for i in range(az_count)]
+            azs = [zone(i) for i in range(az_count)]
         net = ipaddress.ip_network(cidr)
         # Private: the first N eighths (pods take VPC IPs with the VPC CNI, so they need room).
         # Public: the first N sixty-fourths of the last eighth (NAT and load balancer ENIs only).

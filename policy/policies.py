@@ -210,10 +210,13 @@ def _no_replicas_under_keda(args: StackValidationArgs, report: ReportViolation) 
             continue
         key = (md.get("namespace") or "default", target.get("name"))
         dep = deployments.get(key)
-        if dep is not None and _get(dep.props, "spec", "replicas") is not None:
+        # A create-time count (replicas: 0, so creating a model buys no GPU) is fine when spec.replicas is in
+        # ignoreChanges: under server-side apply the provider then never sends a value that differs from the live one.
+        ignored = "spec.replicas" in (getattr(dep.opts, "ignore_changes", None) or []) if dep is not None else False
+        if dep is not None and _get(dep.props, "spec", "replicas") is not None and not ignored:
             report(f"Deployment '{key[0]}/{key[1]}' sets spec.replicas but is scaled by ScaledObject "
-                   f"'{md.get('name') or r.name}': remove spec.replicas (KEDA owns it; every update would reset "
-                   f"the replica count).", dep.urn)
+                   f"'{md.get('name') or r.name}': remove spec.replicas or add it to ignoreChanges (KEDA owns it; "
+                   f"every update would reset the replica count).", dep.urn)
 
 
 # --------------------------------------------------------------------------------------------------- policies
@@ -254,7 +257,7 @@ model_startup_probe = ResourceValidationPolicy(
 
 no_replicas_with_scaledobject = StackValidationPolicy(
     name="no-replicas-on-keda-target",
-    description="A Deployment targeted by a KEDA ScaledObject does not set spec.replicas.",
+    description="A Deployment targeted by a KEDA ScaledObject sets spec.replicas only with it in ignoreChanges.",
     enforcement_level=MANDATORY, validate=_no_replicas_under_keda)
 
 POLICIES = [

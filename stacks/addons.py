@@ -8,12 +8,14 @@ from components.keda import Keda
 from components.monitoring import DASHBOARD_LABEL, Monitoring
 from components.nvidia_device_plugin import NvidiaDevicePlugin
 
+from .config import duration_seconds
 from .contracts import Addons, Foundation
 
 
 def _pool_args(p) -> GpuPoolArgs:
     return GpuPoolArgs(
         name=p.name,
+        traffic_class=p.traffic_class or p.name,
         instance_families=list(p.instance_families),
         gpus_per_node=list(p.gpus_per_node),
         capacity_types=[c.value for c in p.capacity_types],
@@ -64,18 +66,6 @@ def build_addons(f: Foundation) -> Addons:
         "tags": {"gpu-burst.io/environment": cfg.environment},
     }, opts=pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=pool_deps))
 
-    keda = Keda("keda", {"chart_version": cfg.addons.keda.chart_version}, opts=opts())
-
-    h = cfg.addons.http_addon
-    http = KedaHttpAddon("http-addon", {
-        "chart_version": h.chart_version,
-        "readiness_timeout": h.readiness_timeout,
-        "response_header_timeout": h.response_header_timeout,
-        "interceptor_min_replicas": h.interceptor_replicas,
-        "interceptor_max_replicas": h.interceptor_max_replicas,
-        "scaler_replicas": min(2, cfg.system_nodes.max_size),
-    }, opts=opts(keda.release))
-
     m = cfg.addons.monitoring
     monitoring = Monitoring("monitoring", {
         "chart_version": m.chart_version,
@@ -85,6 +75,22 @@ def build_addons(f: Foundation) -> Addons:
         "grafana_enabled": m.grafana_enabled,
         "alertmanager_enabled": m.alertmanager_enabled,
     }, opts=opts())
+
+    # KEDA's ServiceMonitor needs the CRD from the monitoring release.
+    keda = Keda("keda", {"chart_version": cfg.addons.keda.chart_version}, opts=opts(monitoring.release))
+
+    h = cfg.addons.http_addon
+    http = KedaHttpAddon("http-addon", {
+        "chart_version": h.chart_version,
+        "readiness_timeout": h.readiness_timeout,
+        "response_header_timeout": h.response_header_timeout,
+        "interceptor_min_replicas": h.interceptor_replicas,
+        "interceptor_max_replicas": h.interceptor_max_replicas,
+        "scaler_replicas": min(2, cfg.system_nodes.max_size),
+        # The longest a request can be in flight before its first byte: held through a cold start, then waiting
+        # for headers. Streams that outlast it are cut when a stopping interceptor's drain ends.
+        "drain_timeout_seconds": int(duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout)),
+    }, opts=opts(keda.release))
 
     return Addons(
         gpu_pool_names=[p.name for p in cfg.gpu.pools],

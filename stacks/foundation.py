@@ -3,13 +3,14 @@
 import re
 
 import pulumi
+import pulumi_aws as aws
 
 from components.cluster import EksCluster, SystemNodeOs
 from components.karpenter import Karpenter
-from components.network import NatMode, Network
+from components.network import NatMode, Network, regular_zone_filters
 from components._common import SYSTEM_NODE_SELECTOR
 
-from .config import NetworkMode, StackConfig
+from .config import ConfigError, NetworkMode, StackConfig
 from .contracts import Foundation
 
 
@@ -18,6 +19,18 @@ def cluster_name(cfg: StackConfig, prefix: str) -> str:
     if cfg.cluster.name:
         return cfg.cluster.name
     return re.sub(r"[^A-Za-z0-9_-]", "-", f"{prefix}-{pulumi.get_stack()}")[:100]
+
+
+def availability_zones(cfg: StackConfig) -> list[str]:
+    """The region's regular AZs (no Local/Wavelength Zones), looked up before any resource is declared, so that an
+    `azCount` the region cannot offer is a config error and nothing is half-created."""
+    result = aws.get_availability_zones(state="available", filters=regular_zone_filters())
+    names = sorted(result.names)
+    if len(names) < cfg.network.az_count:
+        raise ConfigError([
+            f"gpu-burst:network.azCount: {cfg.network.az_count} AZs requested but {cfg.region} has {len(names)} "
+            f"({', '.join(names)}; Local and Wavelength Zones are not used); allowed: 2 to {len(names)}"])
+    return names
 
 
 def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
@@ -30,9 +43,10 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
             "public_subnet_ids": net_cfg.public_subnet_ids, "tags": tags,
         })
     else:
+        zones = availability_zones(cfg)
         network = Network(prefix, {
-            "cidr": net_cfg.cidr, "az_count": net_cfg.az_count, "nat_mode": NatMode(net_cfg.nat_gateways.value),
-            "tags": tags,
+            "cidr": net_cfg.cidr, "az_count": net_cfg.az_count, "availability_zones": zones,
+            "nat_mode": NatMode(net_cfg.nat_gateways.value), "tags": tags,
         })
 
     sysn = cfg.system_nodes

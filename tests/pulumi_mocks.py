@@ -252,6 +252,25 @@ class Mocks(pulumi.runtime.Mocks):
         return [f"{args.name}-id", out]
 
     # -- invokes ------------------------------------------------------------------------------------------------
+    ZONES = [
+        # (name, id, zone type, opt-in status, group): us-west-2 has 4 AZs, a Local Zone (opted in) and a Wavelength
+        # Zone, as DescribeAvailabilityZones with AllAvailabilityZones lists them.
+        *((f"{REGION}{z}", f"usw2-az{i}", "availability-zone", "opt-in-not-required", REGION)
+          for i, z in enumerate("abcd", 1)),
+        (f"{REGION}-lax-1a", "usw2-lax1-az1", "local-zone", "opted-in", f"{REGION}-lax-1"),
+        (f"{REGION}-wl1-sea-wlz-1", "usw2-wl1-sea-wlz1", "wavelength-zone", "opted-in", f"{REGION}-wl1"),
+    ]
+
+    def _zones(self, a: dict) -> dict:
+        """getAvailabilityZones with its `filters` (DescribeAvailabilityZones filter names) applied. Without filters
+        and all_availability_zones, AWS returns the opted-in Local/Wavelength zones too."""
+        fields = {"zone-name": 0, "zone-id": 1, "zone-type": 2, "opt-in-status": 3, "group-name": 4}
+        zones = list(self.ZONES)
+        for f in a.get("filters") or []:
+            zones = [z for z in zones if z[fields[f["name"]]] in f["values"]]
+        return {"names": [z[0] for z in zones], "zoneIds": [z[1] for z in zones], "id": REGION,
+                "groupNames": sorted({z[4] for z in zones})}
+
     def call(self, args: MockCallArgs):
         self.calls.append(args)
         tok = args.token
@@ -262,8 +281,7 @@ class Mocks(pulumi.runtime.Mocks):
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"names": [f"{REGION}{z}" for z in "abcd"], "zoneIds": [f"usw2-az{i}" for i in range(1, 5)],
-                    "id": REGION, "groupNames": [REGION]}
+            return self._zones(args.args)
         if tok == "aws:iam/getPolicyDocument:getPolicyDocument":
             doc = {"Version": "2012-10-17", "Statement": args.args.get("statements") or []}
             return {"json": json.dumps(doc), "minifiedJson": json.dumps(doc, separators=(",", ":")), "id": "doc"}

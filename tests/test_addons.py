@@ -248,6 +248,24 @@ def test_http_addon_timeouts_from_config(mocks):
 
 
 @pulumi.runtime.test
+def test_stopping_interceptor_drains_for_the_longest_hold(mocks):
+    """A rollout or a KEDA scale-in of the interceptor must not cut a request held through a cold start: the drain
+    covers readinessTimeout + responseHeaderTimeout (20m + 15m here), and SIGKILL comes only after shutdownDelay +
+    drain (the chart's rule for terminationGracePeriodSeconds), not after the chart's 30 s / 45 s."""
+    from stacks.config import duration_seconds
+
+    def check(addons, f, _):
+        i = _values(mocks, "http-addon-release")["interceptor"]
+        assert i["drainTimeout"] == "2100s"
+        assert duration_seconds(i["drainTimeout"]) >= (duration_seconds(i["readinessTimeout"])
+                                                       + duration_seconds(i["responseHeaderTimeout"]))
+        assert i["terminationGracePeriodSeconds"] >= duration_seconds(i["shutdownDelay"]) + 2100
+        assert i["terminationGracePeriodSeconds"] == 5 + 2100 + 15
+
+    return _run(PROD, check)
+
+
+@pulumi.runtime.test
 def test_http_addon_default_timeouts_cover_cold_start(mocks):
     from stacks.config import duration_seconds
 
@@ -322,9 +340,10 @@ def test_ordering_for_one_pass_up_and_clean_destroy(mocks):
         assert keda_urn in req["http-addon-release"].dependencies
         for name in ("keda-release", "http-addon-release", "monitoring-release", "nvidia-device-plugin-release"):
             assert coredns_urn in req[name].dependencies, name
-        # Nothing waits on monitoring, and KEDA does not wait on the add-on (no cycle, parallel install).
+        # KEDA waits on monitoring (its operator ServiceMonitor needs the CRD), never on the add-on (no cycle).
         assert http_urn not in req["keda-release"].dependencies
-        assert mon_urn not in req["keda-release"].dependencies
+        assert mon_urn in req["keda-release"].dependencies
+        assert keda_urn not in req["monitoring-release"].dependencies
 
     return _run(DEV, check)
 
@@ -345,3 +364,27 @@ def test_config_errors_addons():
         validate({**DEV, "addons": {"httpAddon": {"readinessTimeout": "5m"}}})
     assert e.value.lines == [
         "gpu-burst:addons.httpAddon.readinessTimeout: '5m' is shorter than a GPU cold start; allowed: at least 10m"]
+
+
+@pytest.mark.parametrize("raw", [DEV])
+def test_keda_operator_metrics_and_scaled_object_state_are_scraped(mocks, raw):
+    """The KEDA-health alerts need data: the operator's metrics behind a ServiceMonitor, and kube-state-metrics
+    reading ScaledObject conditions (with RBAC to list/watch them)."""
+    from components.monitoring import SCALED_OBJECT_METRIC_PREFIX
+
+    @pulumi.runtime.test
+    def run():
+        def check(addons, f, _):
+            keda = _values(mocks, "keda-release")
+            assert keda["prometheus"]["operator"] == {"enabled": True, "serviceMonitor": {"enabled": True}}
+            ksm = _values(mocks, "monitoring-release")["kube-state-metrics"]
+            assert {"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": ["list", "watch"]} in \
+                ksm["rbac"]["extraRules"]
+            (res,) = ksm["customResourceState"]["config"]["spec"]["resources"]
+            assert ksm["customResourceState"]["enabled"] is True
+            assert res["groupVersionKind"] == {"group": "keda.sh", "version": "v1alpha1", "kind": "ScaledObject"}
+            assert res["metricNamePrefix"] == SCALED_OBJECT_METRIC_PREFIX
+            assert res["metrics"][0]["each"]["gauge"]["path"] == ["status", "conditions"]
+        return _run(raw, check)
+
+    run()

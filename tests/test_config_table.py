@@ -246,13 +246,13 @@ BAD = [
         "gpu-burst:gpu.amiVersion: 'latest' drifts every GPU node on each AMI release; allowed: a pinned version, or latest with allowLatestAmi: true",
     ]),
     ('gpu-ami-not-date', {"gpu": {"amiVersion": "v20261350"}}, [
-        "gpu-burst:gpu.amiVersion: 'v20261350' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260818), or latest",
+        "gpu-burst:gpu.amiVersion: 'v20261350' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
     ]),
     ('gpu-ami-feb-30', {"gpu": {"amiVersion": "v20260230"}}, [
-        "gpu-burst:gpu.amiVersion: 'v20260230' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260818), or latest",
+        "gpu-burst:gpu.amiVersion: 'v20260230' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
     ]),
     ('gpu-ami-format', {"gpu": {"amiVersion": "20260818"}}, [
-        "gpu-burst:gpu.amiVersion: '20260818' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260818), or latest",
+        "gpu-burst:gpu.amiVersion: '20260818' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
     ]),
     ('gpu-ami-bottlerocket-format', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v20260818"}}, [
         "gpu-burst:gpu.amiVersion: 'v20260818' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
@@ -279,7 +279,7 @@ BAD = [
         'gpu-burst:gpu.pools[0].name: has 41 characters; allowed: at most 40',
     ]),
     ('gpu-pool-unknown', pool(gpuCount=1), [
-        'gpu-burst:gpu.pools[0].gpuCount: unknown key; valid keys here: name, instanceFamilies, gpusPerNode, capacityTypes, weight, gpuLimit, cpuLimit, expireAfter, consolidateAfter, terminationGracePeriod, disruptionBudgetNodes',
+        'gpu-burst:gpu.pools[0].gpuCount: unknown key; valid keys here: name, trafficClass, instanceFamilies, gpusPerNode, capacityTypes, weight, gpuLimit, cpuLimit, expireAfter, consolidateAfter, terminationGracePeriod, disruptionBudgetNodes',
     ]),
     ('gpu-families-empty', pool(instanceFamilies=[]), [
         'gpu-burst:gpu.pools[0].instanceFamilies: is empty; allowed: one or more of g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en, p6-b200',

@@ -83,3 +83,36 @@ def test_alert_promql_text():
         'deployment="qwen2-5-1-5b-instruct"}) or vector(0)) == 0')
     assert 'kube_node_status_allocatable{resource="nvidia_com_gpu"}' in IDLE_GPU_NODE_EXPR
     assert "unless on (node)" in IDLE_GPU_NODE_EXPR
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_failing_triggers_alert_per_model_and_show_on_the_dashboard(mocks, stack):
+    """A trigger in error with none active keeps KEDA from scaling to zero (a GPU node for nobody): alert per model
+    on ScaledObject Ready=False and on KEDA's own error counters, and chart both."""
+    from components.alerts import scaled_object_not_ready_expr, scaler_errors_expr
+
+    _, _, cfg = run_workload(stack)
+    (rule,) = [as_object(r) for r in of_kind(mocks, "PrometheusRule")]
+    groups = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
+    by = {(r["alert"], r["labels"]["model"]): r for r in groups["gpu-burst.scaling"]}
+    for m in cfg.models:
+        not_ready = by[("GpuBurstScaledObjectNotReady", m.served_name)]
+        assert not_ready["expr"] == scaled_object_not_ready_expr("inference", m.served_name)
+        errors = by[("GpuBurstScalerErrors", m.served_name)]
+        assert errors["expr"] == f'{scaler_errors_expr("inference", m.served_name)} > 0'
+    assert len(by) == 2 * len(cfg.models)
+    (cm,) = [as_object(r) for r in of_kind(mocks, "ConfigMap") if "gpu-burst-vllm.json" in (r.inputs.get("data") or {})]
+    exprs = [t["expr"] for p in json.loads(cm["data"]["gpu-burst-vllm.json"])["panels"] for t in p.get("targets", [])]
+    assert any("kube_keda_scaledobject_status_condition" in e and 'type="Ready"' in e for e in exprs)
+    assert any("keda_scaler_detail_errors_total" in e and "keda_scaled_object_errors_total" in e for e in exprs)
+
+
+def test_keda_health_promql_uses_metrics_keda_2_20_exports():
+    # kedacore/keda@v2.20.2 pkg/metricscollector/prommetrics.go: namespace "keda", subsystems "scaler" /
+    # "scaled_object"; there is no keda_scaler_errors_total in 2.20.
+    from components.alerts import scaler_errors_expr
+
+    e = scaler_errors_expr("inference", "m")
+    assert 'increase(keda_scaler_detail_errors_total{namespace="inference", scaledObject=~"m"}[5m])' in e
+    assert 'increase(keda_scaled_object_errors_total{namespace="inference", scaledObject=~"m"}[5m])' in e
+    assert "keda_scaler_errors_total" not in e

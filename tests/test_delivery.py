@@ -170,13 +170,13 @@ def test_readme_config_error_example_is_the_real_output(mocks):
     assert "error: " + str(e.value) == output.rstrip("\n")
 
 
-def test_example_add_model_defaults_to_a_pool_both_stacks_have():
+def test_example_add_model_defaults_to_a_traffic_class_both_stacks_have():
     project = yaml.safe_load((ROOT / "examples" / "add-model" / "Pulumi.yaml").read_text())
-    default = project["config"]["pool"]["default"]
-    assert f'cfg.get("pool") or "{default}"' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
+    default = project["config"]["trafficClass"]["default"]
+    assert f'cfg.get("trafficClass") or "{default}"' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
     for stack in ("dev", "prod"):
         cfg = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-        assert default in [p["name"] for p in cfg["gpu-burst:gpu"]["pools"]], stack
+        assert default in [p.get("trafficClass") or p["name"] for p in cfg["gpu-burst:gpu"]["pools"]], stack
 
 
 def test_every_stack_output_the_docs_name_exists(mocks):

@@ -37,7 +37,7 @@ def test_add_model_to_existing_cluster(mocks):
     (dep,) = mocks.of_type("kubernetes:apps/v1:Deployment")
     (so,) = mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")
     assert dep.inputs["metadata"]["namespace"] == "inference"
-    assert "replicas" not in dep.inputs["spec"]
+    assert dep.inputs["spec"]["replicas"] == 0  # created without a GPU, then KEDA's
     container = dep.inputs["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][0] == "Qwen/Qwen2.5-0.5B"  # positional: `serve --model=X` is deprecated
     assert so.inputs["spec"]["scaleTargetRef"]["name"] == dep.inputs["metadata"]["name"]

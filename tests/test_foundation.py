@@ -403,3 +403,22 @@ def test_spot_service_linked_role_is_opt_in(mocks):
 
 def test_spot_service_linked_role_absent_by_default(dev):
     assert dev.of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole") == []
+
+
+# -- availability zones -------------------------------------------------------------------------------------------
+
+def test_local_and_wavelength_zones_are_never_used(mocks):
+    evaluate_stack("dev", overrides={"network": {"cidr": "10.40.0.0/16", "azCount": 4, "natGateways": "single"}})
+    zones = sorted({r.inputs["availabilityZone"] for r in mocks.of_type("aws:ec2/subnet:Subnet")})
+    assert zones == [f"{REGION}{z}" for z in "abcd"]
+    (call,) = [c for c in mocks.calls if c.token == "aws:index/getAvailabilityZones:getAvailabilityZones"]
+    assert {f["name"]: f["values"] for f in call.args["filters"]} == {
+        "zone-type": ["availability-zone"], "opt-in-status": ["opt-in-not-required"]}
+
+
+def test_az_count_beyond_the_region_is_a_config_error_before_any_resource(mocks):
+    with pytest.raises(Exception) as e:
+        evaluate_stack("dev", overrides={"network": {"cidr": "10.40.0.0/16", "azCount": 5, "natGateways": "single"}})
+    assert (f"gpu-burst:network.azCount: 5 AZs requested but {REGION} has 4 ({REGION}a, {REGION}b, {REGION}c, "
+            f"{REGION}d; Local and Wavelength Zones are not used); allowed: 2 to 4") in str(e.value)
+    assert mocks.created == [], "nothing may be registered before the config error"

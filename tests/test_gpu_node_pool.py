@@ -65,7 +65,7 @@ def _wait(comp, *extra):
 
 CONFIGS = {
     "dev-al2023": {},
-    "prod-al2023": {"amiVersion": "v20260818", "volumeSizeGib": 300, "pools": PROD_POOLS},
+    "prod-al2023": {"amiVersion": "v20260714", "volumeSizeGib": 300, "pools": PROD_POOLS},
     "dev-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"},
     "prod-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0", "pools": PROD_POOLS},
 }
@@ -107,7 +107,7 @@ def test_nodeclass_al2023(mocks):
         cluster_name = args[-1]
         spec = _cr(mocks, "gpu-nodeclass")["spec"]
         assert spec["role"] == "gpu-burst-node-role-1234567"
-        assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20260818"}]
+        assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20260714"}]
         assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster_name}}]
         assert cluster_name.startswith("cluster-")  # the provider-generated name, not a guess
         assert spec["securityGroupSelectorTerms"] == [{"id": "sg-0abc"}]
@@ -146,7 +146,9 @@ def test_nodepool_taint_labels_requirements_limits_disruption(mocks):
         assert spot["metadata"]["name"] == "gpu-spot" and od["metadata"]["name"] == "gpu-on-demand"
         s = spot["spec"]
         t = s["template"]
-        assert t["metadata"]["labels"] == {GPU_PRESENT_LABEL: "true", POOL_LABEL: "gpu-spot"}
+        assert t["metadata"]["labels"] == {GPU_PRESENT_LABEL: "true", POOL_LABEL: "gpu-spot",
+                                           "gpu-burst.io/traffic-class": "gpu-spot",
+                                           "node.kubernetes.io/exclude-from-external-load-balancers": "true"}
         assert t["spec"]["taints"] == [{"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NoSchedule"}]
         assert t["spec"]["nodeClassRef"] == {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}
         reqs = {r["key"]: (r["operator"], r["values"]) for r in t["spec"]["requirements"]}

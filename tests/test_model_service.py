@@ -37,7 +37,8 @@ def test_deployment_leaves_replicas_to_keda(mocks, stack):
     _, _, cfg = run_workload(stack)
     for m in cfg.models:
         dep = named(mocks, "Deployment", m.served_name)
-        assert "replicas" not in dep["spec"]
+        # Created at minReplicas (0: no GPU bought by `pulumi up`), then left to KEDA.
+        assert dep["spec"]["replicas"] == m.min_replicas == 0
         assert list(mocks.monitor.requests[f"model-{m.served_name}"].ignoreChanges) == ["spec.replicas"]
         assert "pulumi.com/patchForce" not in dep["metadata"].get("annotations", {})
 
@@ -52,7 +53,8 @@ def test_gpu_placement_and_volumes(mocks, stack):
         assert c["resources"]["requests"]["nvidia.com/gpu"] == str(m.gpus)
         assert c["resources"]["limits"]["nvidia.com/gpu"] == str(m.gpus)
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
-        assert pod["nodeSelector"] == {"karpenter.sh/nodepool": m.pool, "nvidia.com/gpu.present": "true"}
+        assert pod["nodeSelector"] == {"gpu-burst.io/traffic-class": cfg.gpu.traffic_class_of(m.pool),
+                                       "nvidia.com/gpu.present": "true"}
         vols = {v["name"]: v for v in pod["volumes"]}
         assert vols["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": m.shm_size}
         assert vols["model-cache"]["emptyDir"]["sizeLimit"] == m.cache_size
@@ -199,13 +201,14 @@ def test_scaled_object_two_tier(mocks, stack):
         assert (so["minReplicaCount"], so["maxReplicaCount"]) == (m.min_replicas, m.max_replicas)
         assert so["pollingInterval"] <= 5
         assert so["cooldownPeriod"] == duration_seconds(m.idle_before_scale_to_zero)
-        assert so["initialCooldownPeriod"] >= duration_seconds(m.startup_budget)
+        assert so["initialCooldownPeriod"] == 0  # nothing runs at creation, so nothing to protect
         beh = so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
         assert beh["scaleUp"]["stabilizationWindowSeconds"] == 0
         assert beh["scaleDown"]["stabilizationWindowSeconds"] >= 300
         push, prom = so["triggers"]
         assert push == {"type": "external-push", "name": "interceptor", "metadata": {
-            "scalerAddress": "keda-add-ons-http-external-scaler.keda:9090", "interceptorRoute": m.served_name}}
+            "scalerAddress": "keda-add-ons-http-external-scaler.keda:9090", "interceptorRoute": m.served_name,
+            "concurrencyTargetValue": str(m.target_concurrency)}}
         assert prom["type"] == "prometheus"
         assert prom["metadata"] == {
             "serverAddress": "http://kps-prometheus.monitoring.svc:9090",

@@ -33,9 +33,14 @@ def rargs(typ, props, name="r"):
                                   name=name, opts=OPTS, provider=None)
 
 
-def presource(typ, props, name="r"):
+def presource(typ, props, name="r", ignore_changes=()):
+    opts = OPTS
+    if ignore_changes:
+        opts = PolicyResourceOptions(protect=False, ignore_changes=list(ignore_changes), delete_before_replace=None,
+                                     aliases=[], custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+                                     additional_secret_outputs=[])
     return PolicyResource(resource_type=typ, props=props, urn=f"urn:pulumi:dev::gpu-burst::{typ}::{name}", name=name,
-                          opts=OPTS, provider=None, parent=None, dependencies=[], property_dependencies={})
+                          opts=opts, provider=None, parent=None, dependencies=[], property_dependencies={})
 
 
 def run(policy, args):
@@ -48,14 +53,14 @@ def run(policy, args):
 
 
 def check_all(resources):
-    """Every violation of every policy over (typ, props, name) triples, as '<policy>: <message>'."""
+    """Every violation of every policy over (typ, props, name[, ignore_changes]) tuples, as '<policy>: <message>'."""
     out = []
     for p in policies.POLICIES:
         if isinstance(p, ResourceValidationPolicy):
-            for typ, props, name in resources:
+            for typ, props, name, *_ in resources:
                 out += [f"{p.name}: {m}" for m in run(p, rargs(typ, props, name))]
         elif isinstance(p, StackValidationPolicy):
-            sargs = StackValidationArgs(resources=[presource(t, pr, n) for t, pr, n in resources])
+            sargs = StackValidationArgs(resources=[presource(t, pr, n, *rest) for t, pr, n, *rest in resources])
             out += [f"{p.name}: {m}" for m in run(p, sargs)]
     return out
 
@@ -195,6 +200,10 @@ def test_no_replicas_on_keda_target():
            presource(policies.SCALED_OBJECT, scaled_object(), "s")]
     msgs = run(policies.no_replicas_with_scaledobject, StackValidationArgs(resources=bad))
     assert len(msgs) == 1 and "spec.replicas" in msgs[0] and "inference/m1" in msgs[0]
+    # a create-time count with spec.replicas in ignoreChanges is fine (what ModelService does)
+    created_at_zero = [presource(policies.DEPLOYMENT, deployment(replicas=0), "d", ["spec.replicas"]),
+                       presource(policies.SCALED_OBJECT, scaled_object(), "s")]
+    assert run(policies.no_replicas_with_scaledobject, StackValidationArgs(resources=created_at_zero)) == []
     # replicas on a Deployment that no ScaledObject targets is fine
     other = [presource(policies.DEPLOYMENT, deployment(replicas=2, name="web"), "d"),
              presource(policies.SCALED_OBJECT, scaled_object(), "s")]
@@ -216,14 +225,16 @@ def test_pack_entry_point_only_builds_the_pack():
 
 # ---------------------------------------------------------------------------------------------- whole stacks
 def _stack_resources(mocks):
-    return [(r.typ, r.inputs, r.name) for r in mocks.created]
+    """(type, inputs, name, ignoreChanges) of every registered resource, as CrossGuard sees them."""
+    return [(r.typ, r.inputs, r.name, list(mocks.monitor.requests[r.name].ignoreChanges)
+             if r.name in mocks.monitor.requests else []) for r in mocks.created]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_whole_stack_passes_every_policy(stack, mocks):
     evaluate_stack(stack, secrets={"hfToken": "hf_x"} if stack == "prod" else None)
     resources = _stack_resources(mocks)
-    types = {t for t, _, _ in resources}
+    types = {t for t, *_ in resources}
     # the policies actually saw what they guard
     assert {policies.HELM_RELEASE, policies.NODEPOOL, policies.EC2NODECLASS, policies.DEPLOYMENT,
             policies.SCALED_OBJECT} <= types, types
@@ -233,7 +244,7 @@ def test_whole_stack_passes_every_policy(stack, mocks):
 def test_broken_stack_fails(mocks):
     """The dev stack with one defect of each kind injected: every policy reports it."""
     evaluate_stack("dev")
-    resources = [(t, copy.deepcopy(dict(p)), n) for t, p, n in _stack_resources(mocks)]
+    resources = [(t, copy.deepcopy(dict(p)), n) for t, p, n, _ in _stack_resources(mocks)]
     by_type = {}
     for t, p, n in resources:
         by_type.setdefault(t, []).append(p)

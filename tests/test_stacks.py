@@ -84,15 +84,26 @@ def test_every_release_is_pinned_and_waits_for_the_system_nodes(stack):
             assert coredns in mocks.monitor.requests[r.name].dependencies, r.inputs["name"]
 
 
-def test_no_autoscaled_deployment_has_replicas_owned_by_pulumi(stack):
+def test_creating_a_model_buys_no_gpu_and_updates_never_reset_keda(stack):
+    """What the program sends: every autoscaled Deployment is created with `replicas: 0` (an omitted field defaults
+    to 1, i.e. a GPU node for nobody) and `spec.replicas` in ignoreChanges. Under server-side apply (the provider
+    default, not turned off here) the provider then drops the field from each apply once KEDA/the HPA own it via the
+    scale subresource, or re-sends the live value (pulumi-kubernetes provider/pkg/await/await.go
+    handleSSAIgnoreFields). KEDA starts with no initial cooldown: there is no first replica to protect."""
     _, mocks, _ = stack
-    targets = {r.inputs["spec"]["scaleTargetRef"]["name"] for r in mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
+    scaled = {r.inputs["spec"]["scaleTargetRef"]["name"]: r.inputs["spec"]
+              for r in mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
     deployments = {r.inputs["metadata"]["name"]: r for r in mocks.of_type("kubernetes:apps/v1:Deployment")}
-    assert targets and targets <= set(deployments)
-    for t in targets:
+    assert scaled and set(scaled) <= set(deployments)
+    for t, so in scaled.items():
         r = deployments[t]
-        assert "replicas" not in r.inputs["spec"]
-        assert "spec.replicas" in mocks.monitor.requests[r.name].ignoreChanges
+        assert r.inputs["spec"]["replicas"] == so["minReplicaCount"] == 0
+        assert list(mocks.monitor.requests[r.name].ignoreChanges) == ["spec.replicas"]
+        assert so.get("initialCooldownPeriod", 0) == 0
+    providers = mocks.of_type("pulumi:providers:kubernetes")
+    assert providers
+    for p in providers:
+        assert p.inputs.get("enableServerSideApply") in (None, True, "true")
 
 
 def test_secrets_never_appear_in_plaintext(stack):
@@ -114,20 +125,43 @@ def test_gpu_nodes_require_imdsv2_with_hop_limit_1(stack):
         assert r.inputs["spec"]["metadataOptions"]["httpPutResponseHopLimit"] == 1
 
 
-def test_model_pods_schedule_only_on_their_pool(stack):
-    _, mocks, _ = stack
+def _pools_that_fit(pod: dict, pools: dict) -> list[str]:
+    """NodePools whose nodes a pod can land on (template labels satisfy its nodeSelector, taints tolerated), in the
+    order Karpenter tries them: highest weight first (karpenter.sh NodePool `spec.weight`)."""
+    def fits(spec: dict) -> bool:
+        node_labels = {**spec["template"]["metadata"]["labels"]}
+        if any(node_labels.get(k) != v for k, v in pod["nodeSelector"].items()):
+            return False
+        return all(any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"])
+                       and (t["operator"] == "Exists" or t.get("value") == taint.get("value"))
+                       for t in pod.get("tolerations", []))
+                   for taint in spec["template"]["spec"].get("taints", []))
+    return sorted((n for n, s in pools.items() if fits(s)), key=lambda n: -pools[n]["weight"])
+
+
+def test_model_pods_fit_every_pool_of_their_traffic_class_by_weight(stack):
+    name, mocks, _ = stack
     pools = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")}
-    for r in mocks.of_type("kubernetes:apps/v1:Deployment"):
-        spec = r.inputs["spec"]["template"]["spec"]
-        limits = spec["containers"][0]["resources"].get("limits", {})
-        if "nvidia.com/gpu" not in limits:
-            continue
-        pool = spec["nodeSelector"]["karpenter.sh/nodepool"]
-        assert pool in pools
-        taint = pools[pool]["template"]["spec"]["taints"][0]
-        tolerated = any(t["key"] == taint["key"] and t.get("effect") in (None, taint["effect"])
-                        and (t["operator"] == "Exists" or t.get("value") == taint["value"]) for t in spec["tolerations"])
-        assert tolerated
+    gpu_pods = [r.inputs["spec"]["template"]["spec"] for r in mocks.of_type("kubernetes:apps/v1:Deployment")
+                if "nvidia.com/gpu" in r.inputs["spec"]["template"]["spec"]["containers"][0]["resources"].get("limits", {})]
+    assert gpu_pods
+    for pod in gpu_pods:
+        # Never pinned to one NodePool: that would make a fallback pool unreachable.
+        assert "karpenter.sh/nodepool" not in pod["nodeSelector"]
+        fitting = _pools_that_fit(pod, pools)
+        if name == "prod":
+            # Spot first, on-demand when spot is short: both reachable, ordered by weight.
+            assert fitting == ["gpu-spot", "gpu-on-demand"]
+            assert pools["gpu-spot"]["weight"] > pools["gpu-on-demand"]["weight"]
+        else:
+            assert fitting == ["gpu-on-demand"]
+
+
+def test_gpu_nodes_are_never_load_balancer_targets(stack):
+    _, mocks, _ = stack
+    for r in mocks.of_type("kubernetes:karpenter.sh/v1:NodePool"):
+        labels = r.inputs["spec"]["template"]["metadata"]["labels"]
+        assert labels["node.kubernetes.io/exclude-from-external-load-balancers"] == "true", r.name
 
 
 def test_stack_outputs_give_an_endpoint_and_ready_to_paste_requests(stack):

@@ -35,7 +35,9 @@ service = ModelService(
         "gpus": int(model.get("gpus", 1)),
         "max_model_len": int(model.get("maxModelLen", 8192)),
         "gpu_memory_utilization": float(model.get("gpuMemoryUtilization", 0.9)),
-        "pool": cfg.get("pool") or "gpu-on-demand",
+        # Node label gpu-burst.io/traffic-class of the GPU pools the model may use (tried by weight); the dev and
+        # prod stacks both put their pools in class `gpu`.
+        "traffic_class": cfg.get("trafficClass") or "gpu",
         "min_replicas": int(model.get("minReplicas", 0)),
         "max_replicas": int(model.get("maxReplicas", 2)),
         "idle_seconds": int(model.get("idleSeconds", 900)),

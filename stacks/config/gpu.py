@@ -110,10 +110,13 @@ KarpenterGracePeriod = Annotated[str, AfterValidator(_karpenter_grace)]
 
 
 class GpuPoolConfig(Strict):
-    """One NodePool: a traffic class that models pin to by name (node label `karpenter.sh/nodepool=<name>`)."""
+    """One NodePool of a traffic class. A model names a pool; it may run on every pool of that pool's traffic class
+    (node label `gpu-burst.io/traffic-class`), tried by weight: a spot pool and its on-demand fallback share a class."""
 
     name: Annotated[pattern_type(_K8S_NAME[1:-1], "a Kubernetes name", "gpu-spot"), Field(max_length=40)]
     """NodePool name: lowercase letters, digits and '-'."""
+    traffic_class: Optional[Annotated[pattern_type(_K8S_NAME[1:-1], "a label value", "gpu"), Field(max_length=63)]] = None
+    """Traffic class shared by the pools a model may use (highest weight first); default: the pool's own name."""
     instance_families: list[str] = ["g5", "g6"]
     """Explicit EC2 families (not "any NVIDIA": g6f would match and report 0 GPUs)."""
     gpus_per_node: list[int] = [1]
@@ -198,11 +201,30 @@ class GpuPoolConfig(Strict):
         return self
 
 
+AL2023_AMI_VERSION = "v20260714"
+"""Pinned EKS AL2023 AMI release: AMI Release v20260714 of awslabs/amazon-eks-ami (tag v20260714, CHANGELOG.md
+"AMI Release v20260714") lists amazon-eks-node-al2023-x86_64-nvidia-1.35-v20260714 (release 1.35.6-20260714) and
+…-1.36-v20260714, i.e. NVIDIA AMIs for both supported Kubernetes versions. v20260724 is tagged but had no published
+release notes (CHANGELOG) when pinned, so it is not used."""
+
+AL2023_SSM_PARAMETER = ("/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/nvidia/"
+                        "amazon-eks-node-al2023-{arch}-nvidia-{k8s}-{version}/image_id")
+"""SSM parameter Karpenter reads to resolve the alias `al2023@<version>` for GPU (nvidia variant) nodes
+(aws/karpenter-provider-aws pkg/providers/amifamily/al2023.go, resolvePath: `/aws/service/eks/optimized-ami/<k8s>/
+amazon-linux-2023/<arch>/<variant>/amazon-eks-node-al2023-<arch>-<variant>-<k8s>-<version>/image_id`). If it does not
+exist in the region, Karpenter finds no AMI for the alias and launches nothing."""
+
+
+def al2023_ssm_parameter(kubernetes_version: str, version: str, arch: str = "x86_64") -> str:
+    """The SSM parameter behind `al2023@<version>` for NVIDIA nodes of `arch` on `kubernetes_version`."""
+    return AL2023_SSM_PARAMETER.format(k8s=kubernetes_version, arch=arch, version=version)
+
+
 class GpuConfig(Strict):
     """`gpu-burst:gpu` — one EC2NodeClass (AMI, disk, IMDS) shared by the pools."""
 
     ami_family: GpuAmiFamily = GpuAmiFamily.AL2023
-    ami_version: str = "v20260818"
+    ami_version: str = AL2023_AMI_VERSION
     """Pinned AMI release (`vYYYYMMDD` for al2023, `vX.Y.Z` for bottlerocket); `latest` needs allowLatestAmi."""
     allow_latest_ami: bool = False
     volume_size_gib: Annotated[int, Field(ge=150, le=16000)] = 200
@@ -250,7 +272,7 @@ class GpuConfig(Strict):
                     ok = False
             if not ok:
                 raise Problems(("amiVersion", f"'{v}' is not an al2023 release; allowed: v<YYYYMMDD> with a real "
-                                              "date (e.g. v20260818), or latest"))
+                                              "date (e.g. v20260714), or latest"))
         elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.fullmatch(r"v\d+\.\d+\.\d+", v):
             raise Problems(("amiVersion", f"'{v}' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), "
                                           "or latest"))
@@ -267,6 +289,11 @@ class GpuConfig(Strict):
             seen.setdefault(pool.name, i)
         p.raise_if_any()
         return self
+
+    def traffic_class_of(self, pool: str) -> str:
+        """Traffic class of the named pool (what a model of that pool selects)."""
+        p = next(p for p in self.pools if p.name == pool)
+        return p.traffic_class or p.name
 
     @model_validator(mode="after")
     def _image_volume(self):
