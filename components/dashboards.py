@@ -13,6 +13,7 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
 
 from ._common import child, deps_of, labels, token
 from .alerts import scaler_errors_expr
+from .edge_gateway import KEY_ATTRIBUTE
 
 DASHBOARD_UID = "gpu-burst-vllm"
 DASHBOARD_FILE = "gpu-burst-vllm.json"
@@ -31,6 +32,46 @@ def _ts(title: str, unit: str, targets: list[tuple[str, str]], pos: GridPos, des
 def _quantiles(metric: str, sel: str) -> list[tuple[str, str]]:
     return [(f"histogram_quantile({q}, sum by (le, model_name) (rate({metric}_bucket{{{sel}}}[$__rate_interval])))",
              f"{{{{model_name}}}} p{int(q * 100)}") for q in QUANTILES]
+
+
+KEY_LABEL = KEY_ATTRIBUTE.replace(".", "_")
+"""Prometheus label of the API-key name on the AI Gateway's metrics (the attribute the edge maps from the header its
+API-key filter sets; the OTel Prometheus exporter turns dots into underscores)."""
+
+
+def edge_panels(y: int) -> list:
+    """Front-door panels: token usage per model and per key (AI Gateway gen_ai.* metrics, names as in
+    envoyproxy/ai-gateway@v1.1.0 examples/monitoring/grafana-dashboard.json), and what the edge rejected before any
+    GPU was involved (Envoy's api_key_auth and local rate-limit counters)."""
+    model = 'gen_ai_original_model=~"$model"'
+    tokens = f'gen_ai_client_token_usage_sum{{{model}, gen_ai_token_type=~"input|output"}}'
+    return [
+        db.Row("Front door: tokens, keys, rejections").grid_pos(GridPos(h=1, w=24, x=0, y=y)),
+        _ts("Tokens/s per model (edge)", "short", [
+            (f"sum by (gen_ai_original_model, gen_ai_token_type) (rate({tokens}[$__rate_interval]))",
+             "{{gen_ai_original_model}} {{gen_ai_token_type}}")], GridPos(h=8, w=8, x=0, y=y + 1),
+            "gen_ai.client.token.usage from the AI Gateway, by the model named in the request body."),
+        _ts("Tokens/s and requests/s per API key", "short", [
+            (f"sum by ({KEY_LABEL}) (rate({tokens}[$__rate_interval]))", "{{%s}} tokens" % KEY_LABEL),
+            (f"sum by ({KEY_LABEL}) (rate(gen_ai_server_request_duration_seconds_count{{{model}}}[$__rate_interval]))",
+             "{{%s}} requests" % KEY_LABEL)], GridPos(h=8, w=8, x=8, y=y + 1),
+            "Per key name (never the key). Requests the edge rejects (401/429) never reach the AI Gateway's "
+            "upstream filter and are not counted here."),
+        _ts("Rejected at the edge: 401 / 429", "short", [
+            ('sum(rate({__name__=~"envoy_http_.*api_key_auth_unauthorized"}[$__rate_interval]))', "401 no/bad key"),
+            ('sum(rate({__name__=~"envoy_http_.*local_rate_limit_rate_limited"}[$__rate_interval]))',
+             "429 over the key's limit")], GridPos(h=8, w=8, x=16, y=y + 1),
+            "Envoy's api_key_auth `unauthorized` and local rate limit `rate_limited` counters. A 401 has no key name "
+            "(the key did not match any); Envoy's local limiter counts per filter, not per key, so 429s are totals."),
+        _ts("Upstream errors per API key", "short", [
+            (f'sum by ({KEY_LABEL}, error_type) (rate(gen_ai_server_request_duration_seconds_count{{{model}, '
+             f'error_type!=""}}[$__rate_interval]))', "{{%s}} {{error_type}}" % KEY_LABEL)],
+            GridPos(h=8, w=12, x=0, y=y + 9)),
+        _ts("Requests held at the interceptor", "short", [
+            ('sum by (route_name) (interceptor_request_concurrency{route_name=~"$model"})', "{{route_name}}")],
+            GridPos(h=8, w=12, x=12, y=y + 9),
+            "Requests waiting for a replica (cold start) or being proxied, next to the edge's view."),
+    ]
 
 
 def build_dashboard(models: list[str], models_namespace: str) -> dict:
@@ -87,6 +128,7 @@ def build_dashboard(models: list[str], models_namespace: str) -> dict:
             (scaler_errors_expr(ns, "$model", "$__rate_interval"), "{{scaledObject}} errors")],
             GridPos(h=8, w=24, x=0, y=39),
             "A trigger in error (and none active) stops KEDA from scaling to zero: the GPU node keeps running."),
+        *edge_panels(y=47),
     ]
     builder = (
         db.Dashboard("gpu-burst / vLLM models").uid(DASHBOARD_UID).tags(["gpu-burst", "vllm", "keda"])

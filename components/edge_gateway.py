@@ -47,6 +47,8 @@ It reaches the upstream, so the interceptor's route matches it too."""
 CLIENT_ID_HEADER = "x-gpu-burst-key"
 """Header the API-key filter writes with the *name* of the matched key (SecurityPolicy forwardClientIDHeader); the
 per-key rate limits and the per-key metrics read it. The key itself is stripped (sanitize)."""
+KEY_ATTRIBUTE = "gpu_burst.key"
+"""Metric attribute the AI Gateway records from CLIENT_ID_HEADER (Prometheus label `gpu_burst_key`)."""
 ENVOY_METRICS_PORT = "metrics"
 """Envoy proxy container port serving /stats/prometheus (envoyproxy/gateway@v1.9.0 proxy resource)."""
 AIGW_METRICS_PORT = "aigw-admin"
@@ -70,6 +72,9 @@ NLB_TLS_IDLE_SECONDS = 350
 TCP_KEEPALIVE_IDLE_SECONDS = 60
 """Envoy sends TCP keepalives on idle downstream connections after this long, well inside the NLB's 350 s TLS-listener
 idle timeout (keepalives reset the NLB idle timer, AWS ELB docs network-load-balancers#connection-idle-timeout)."""
+EXTPROC_CPU, EXTPROC_MEMORY = "100m", "128Mi"
+"""Requests of the AI Gateway ext_proc sidecar in each Envoy pod (set through a GatewayConfig)."""
+GATEWAY_CONFIG_ANNOTATION = "aigateway.envoyproxy.io/gateway-config"
 MARGIN_SECONDS = 60
 """Slack between hops so the inner hop always gives up first, with a clear error, before an outer one cuts."""
 STREAM_SECONDS = 3600
@@ -147,7 +152,7 @@ def ai_gateway_values(replicas: int, node_selector: dict) -> dict:
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             "podDisruptionBudget": {"enabled": replicas >= 2, "minAvailable": 1},
             # The key *name* (never the key) and the model become metric labels: usage per key and per model.
-            "metricsRequestHeaderAttributes": f"{CLIENT_ID_HEADER}:gpu_burst.key",
+            "metricsRequestHeaderAttributes": f"{CLIENT_ID_HEADER}:{KEY_ATTRIBUTE}",
         },
         "envoyGateway": {"namespace": EG_NAMESPACE},
     }
@@ -368,6 +373,17 @@ class EdgeGateway(pulumi.ComponentResource):
             }}},
             opts=child(self, cr_deps),
         )
+        # Requests for the AI Gateway ext_proc sidecar its webhook adds to each Envoy pod (none by default,
+        # internal/controller/extproc_builder.go), so the system-node capacity model counts what really runs.
+        self.ai_gateway_config = k8s.apiextensions.CustomResource(
+            f"{name}-ai-config",
+            api_version="aigateway.envoyproxy.io/v1beta1",
+            kind="GatewayConfig",
+            metadata={"namespace": ns, "labels": lbl},
+            spec={"extProc": {"kubernetes": {"resources": {
+                "requests": {"cpu": EXTPROC_CPU, "memory": EXTPROC_MEMORY}, "limits": {"memory": "512Mi"}}}}},
+            opts=child(self, cr_deps),
+        )
         self.gateway_class = k8s.apiextensions.CustomResource(
             f"{name}-class",
             api_version="gateway.networking.k8s.io/v1",
@@ -380,9 +396,11 @@ class EdgeGateway(pulumi.ComponentResource):
             f"{name}-gateway",
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
-            metadata={"namespace": ns, "labels": lbl,
-                      # pulumi-kubernetes ≥ 4.18 waits until Envoy Gateway has published the NLB's address.
-                      "annotations": {"pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}"}},
+            metadata={"namespace": ns, "labels": lbl, "annotations": {
+                # pulumi-kubernetes ≥ 4.18 waits until Envoy Gateway has published the NLB's address.
+                "pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}",
+                # internal/controller/ai_gateway_route.go GatewayConfigAnnotationKey (same namespace as the Gateway).
+                GATEWAY_CONFIG_ANNOTATION: self.ai_gateway_config.metadata.apply(lambda m: m["name"])}},
             spec={
                 "gatewayClassName": self.gateway_class.metadata.apply(lambda m: m["name"]),
                 # TLS (if any) ends at the NLB; Envoy listens in plain HTTP on the NLB's port.
@@ -392,7 +410,7 @@ class EdgeGateway(pulumi.ComponentResource):
                     "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy",
                     "name": self.envoy_proxy.metadata.apply(lambda m: m["name"])}},
             },
-            opts=child(self, cr_deps + [self.envoy_proxy]),
+            opts=child(self, cr_deps + [self.envoy_proxy, self.ai_gateway_config]),
         )
         gw_name = self.gateway.metadata.apply(lambda m: m["name"])
         gw_ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}

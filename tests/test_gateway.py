@@ -16,7 +16,8 @@ from components.load_balancer_controller import LOAD_BALANCER_CLASS
 
 LB = "service.beta.kubernetes.io/aws-load-balancer-"
 EDGE_KINDS = ("EnvoyProxy", "GatewayClass", "Gateway", "SecurityPolicy", "BackendTrafficPolicy",
-              "ClientTrafficPolicy", "Backend", "AIServiceBackend", "BackendSecurityPolicy", "AIGatewayRoute")
+              "ClientTrafficPolicy", "Backend", "AIServiceBackend", "BackendSecurityPolicy", "AIGatewayRoute",
+              "GatewayConfig")
 
 
 def _is_secret(output: pulumi.Output) -> bool:
@@ -46,24 +47,38 @@ def _seconds(d: str) -> int:
     return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(h|m|s)", d))
 
 
-@pytest.fixture
-def prod(mocks):
-    out, fakes, cfg = run_workload("prod")
-    return mocks, out, cfg
+def _evaluated(stack: str):
+    """One evaluation per stack for the whole module (as the `mocks` fixture sets them up, kept for reading)."""
+    import asyncio
+
+    import conftest
+    from pulumi_mocks import Mocks, RecordingMonitor
+
+    asyncio.set_event_loop(conftest._LOOP)
+    m = Mocks()
+    m.monitor = RecordingMonitor(m)
+    pulumi.runtime.set_mocks(m, project="gpu-burst", stack=stack, preview=False, monitor=m.monitor)
+    pulumi.runtime.set_all_config({})
+    out, _, cfg = run_workload(stack)
+    return m, out, cfg
 
 
-@pytest.fixture
-def dev(mocks):
-    out, fakes, cfg = run_workload("dev")
-    return mocks, out, cfg
+@pytest.fixture(scope="module")
+def prod():
+    return _evaluated("prod")
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return _evaluated("dev")
 
 
 # -- objects are valid for Envoy Gateway v1.9 / AI Gateway v1.1 -----------------------------------------------------
 
 @needs_upstream
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_edge_custom_resource_validates_against_the_upstream_crds(mocks, stack):
-    run_workload(stack)
+def test_every_edge_custom_resource_validates_against_the_upstream_crds(request, stack):
+    mocks, _, _ = request.getfixturevalue(stack)
     seen = set()
     for kind in EDGE_KINDS + ("PodMonitor", "ServiceMonitor", "InterceptorRoute"):
         for r in of_kind(mocks, kind):
@@ -311,8 +326,8 @@ def test_vllm_accepts_only_the_internal_credential_the_edge_injects(prod):
 # -- timeouts -------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_hop_waits_at_least_the_hold_budget(mocks, stack):
-    _, _, cfg = run_workload(stack)
+def test_every_hop_waits_at_least_the_hold_budget(request, stack):
+    mocks, _, cfg = request.getfixturevalue(stack)
     from stacks.config import duration_seconds
 
     h = cfg.addons.http_addon
@@ -353,6 +368,25 @@ def test_prod_terminates_tls_at_the_nlb_with_the_acm_certificate(prod):
     assert _one(mocks, "Gateway")["spec"]["listeners"][0]["port"] == 443
     assert resolve(out["endpoint"]).startswith("https://k8s-") and resolve(out["endpoint"]).endswith(
         ".elb.us-west-2.amazonaws.com/v1")
+
+
+def test_ext_proc_sidecar_requests_are_set_and_counted_by_the_capacity_model(prod):
+    mocks, _, cfg = prod
+    from stacks.config import capacity
+
+    gc = _one(mocks, "GatewayConfig")
+    gw = _one(mocks, "Gateway")
+    assert gw["metadata"]["annotations"][eg.GATEWAY_CONFIG_ANNOTATION] == _name(mocks, "gpu-burst-edge-ai-config")
+    assert gc["metadata"]["namespace"] == gw["metadata"]["namespace"]
+    req = gc["spec"]["extProc"]["kubernetes"]["resources"]["requests"]
+    envoy = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyDeployment"]["container"]["resources"]
+    (modelled,) = [a for a in capacity.SYSTEM_ADDONS if a.name == "envoy-proxy"]
+    (pod,) = modelled.pods(cfg)
+    from stacks.config.capacity import parse_cpu_m, parse_memory_mi
+
+    assert pod.cpu_m >= parse_cpu_m(req["cpu"]) + parse_cpu_m(envoy["requests"]["cpu"])
+    assert pod.memory_mi >= parse_memory_mi(req["memory"]) + parse_memory_mi(envoy["requests"]["memory"])
+    assert pod.replicas == _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyDeployment"]["replicas"]
 
 
 def test_dev_is_an_internal_plain_http_nlb_from_the_vpc(dev):
@@ -415,3 +449,80 @@ def test_envoy_and_ai_gateway_metrics_are_scraped(prod):
         ("metrics", "/stats/prometheus"), ("aigw-admin", "/metrics")}
     ai = _release(mocks, "gpu-burst-edge-ai-gateway")["values"]["controller"]
     assert ai["metricsRequestHeaderAttributes"].startswith(f"{eg.CLIENT_ID_HEADER}:")
+
+
+# -- config: one clear line per problem, before anything is declared -------------------------------------------------
+
+def _config_lines(**gateway) -> list[str]:
+    from stacks.config import ConfigError, validate
+    from test_workload_support import raw_config
+
+    extra = gateway.pop("_extra", {})
+    with pytest.raises(ConfigError) as e:
+        validate(raw_config("dev", gateway=gateway, **extra))
+    return e.value.lines
+
+
+def test_public_gateway_without_tls_is_a_config_error():
+    (line,) = [ln for ln in _config_lines(public=True) if "gateway.public" in ln]
+    assert line.startswith("gpu-burst:gateway.public: an internet-facing endpoint without TLS") and "allowed:" in line
+
+
+def test_certificate_from_another_region_is_refused():
+    lines = _config_lines(certificateArn="arn:aws:acm:eu-west-1:123456789012:certificate/abc")
+    assert ("gpu-burst:gateway.certificateArn: the certificate is in eu-west-1, the NLB in us-west-2; allowed: an "
+            "ACM certificate from us-west-2") in lines
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "keda", "monitoring", "envoy-gateway-system"])
+def test_reserved_namespaces_are_refused(namespace):
+    (line,) = [ln for ln in _config_lines(namespace=namespace) if "gateway.namespace" in ln]
+    assert line.startswith(f"gpu-burst:gateway.namespace: '{namespace}' is reserved") and "inference" in line
+
+
+@pytest.mark.parametrize("domain,what", [("https://llm.example.com", "is a URL"), ("*.example.com", "is a wildcard"),
+                                         ("llm.example.com/v1", "is a URL"), ("LLM_example", "is not a DNS host")])
+def test_domain_must_be_one_host_name(domain, what):
+    (line,) = [ln for ln in _config_lines(domain=domain) if "gateway.domain" in ln]
+    assert line.startswith(f"gpu-burst:gateway.domain: '{domain}' {what}") and "llm.example.com" in line
+
+
+def test_limits_for_unknown_keys_and_bad_key_names_are_refused():
+    lines = _config_lines(keyRequestsPerMinute={"nobody": 10}, _extra={"apiKeyNames": ["team-a", "Bad_Name"]})
+    assert any(ln.startswith("gpu-burst:gateway.keyRequestsPerMinute: ['nobody'] are not keys of gpu-burst:apiKeys")
+               for ln in lines)
+    assert any(ln.startswith("gpu-burst:apiKeys: key names ['Bad_Name'] are not usable") for ln in lines)
+
+
+def test_a_hold_budget_beyond_what_the_nlb_can_carry_is_refused():
+    from stacks.config import ConfigError, validate
+    from test_workload_support import raw_config
+
+    with pytest.raises(ConfigError) as e:
+        validate(raw_config("dev", addons={"httpAddon": {"readinessTimeout": "95m"}}))
+    assert any(ln.startswith("gpu-burst:addons.httpAddon.readinessTimeout: readinessTimeout + responseHeaderTimeout")
+               for ln in e.value.lines)
+
+
+def test_removed_gateway_keys_are_unknown():
+    lines = _config_lines(modelHeader="X-Model")
+    assert any(ln.startswith("gpu-burst:gateway.modelHeader:") for ln in lines)
+
+
+# -- dashboard ------------------------------------------------------------------------------------------------------
+
+def test_dashboard_shows_tokens_per_model_rejections_and_held_requests():
+    from components.dashboards import KEY_LABEL, build_dashboard
+
+    d = build_dashboard(["m"], "inference")
+    exprs = {p["title"]: " ".join(t["expr"] for t in p.get("targets", [])) for p in d["panels"]}
+    assert "gen_ai_client_token_usage_sum" in exprs["Tokens/s per model (edge)"]
+    assert "by (gen_ai_original_model" in exprs["Tokens/s per model (edge)"]
+    assert f"by ({KEY_LABEL})" in exprs["Tokens/s and requests/s per API key"]
+    assert "api_key_auth_unauthorized" in exprs["Rejected at the edge: 401 / 429"]
+    assert "local_rate_limit_rate_limited" in exprs["Rejected at the edge: 401 / 429"]
+    assert "interceptor_request_concurrency" in exprs["Requests held at the interceptor"]
+    # The label the panels group by is the attribute the AI Gateway is told to record.
+    assert eg.ai_gateway_values(1, {})["controller"]["metricsRequestHeaderAttributes"] == \
+        f"{eg.CLIENT_ID_HEADER}:{eg.KEY_ATTRIBUTE}"
+    assert KEY_LABEL == eg.KEY_ATTRIBUTE.replace(".", "_")

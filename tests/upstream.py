@@ -37,6 +37,7 @@ CRD_FILES = {
     ("gateway.envoyproxy.io", "Backend"): "envoy-gateway/gateway.envoyproxy.io_backends.yaml",
     ("aigateway.envoyproxy.io", "AIGatewayRoute"): "envoy-ai-gateway/aigateway.envoyproxy.io_aigatewayroutes.yaml",
     ("aigateway.envoyproxy.io", "AIServiceBackend"): "envoy-ai-gateway/aigateway.envoyproxy.io_aiservicebackends.yaml",
+    ("aigateway.envoyproxy.io", "GatewayConfig"): "envoy-ai-gateway/aigateway.envoyproxy.io_gatewayconfigs.yaml",
     ("aigateway.envoyproxy.io", "BackendSecurityPolicy"):
         "envoy-ai-gateway/aigateway.envoyproxy.io_backendsecuritypolicies.yaml",
 }

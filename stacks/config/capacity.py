@@ -220,10 +220,10 @@ def _ai_gateway(cfg) -> list[PodRequest]:
 
 
 def _envoy_proxy(cfg) -> list[PodRequest]:
-    # The Envoy pods Envoy Gateway deploys from the EnvoyProxy (components/edge_gateway.py): the envoy container,
-    # plus the AI Gateway ext_proc sidecar its webhook adds (no requests by default,
-    # envoyproxy/ai-gateway@v1.1.0:internal/controller/extproc_builder.go; counted here at 100m / 128Mi) and the
-    # shutdown-manager container (Envoy Gateway default requests 10m / 32Mi).
+    # The Envoy pods Envoy Gateway deploys from the EnvoyProxy (components/edge_gateway.py): the envoy container
+    # (100m / 256Mi), the AI Gateway ext_proc sidecar its webhook adds (100m / 128Mi, set by the edge's
+    # GatewayConfig) and the shutdown-manager container (10m / 32Mi, DefaultShutdownManager*ResourceRequests in
+    # envoyproxy/gateway@v1.9.0:api/v1alpha1/shared_types.go).
     return [PodRequest("envoy-proxy", 100 + 100 + 10, 256 + 128 + 32, replicas=cfg.edge_replicas)]
 
 
