@@ -498,6 +498,34 @@ def preflight(
     raise typer.Exit(print_checks(checks, f"preflight {stack_file.name} ({cfg.region})", as_json, stack=info))
 
 
+# -- estimate --------------------------------------------------------------------------------------------------
+@app.command()
+@guarded
+def estimate(
+    stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Served name of the model (default: the first)."),
+    instance_type: Optional[str] = typer.Option(None, "--instance-type", help="GPU instance type (default: the "
+                                                "smallest of the model's pool that holds its GPUs)."),
+    weights_gb: Optional[float] = typer.Option(None, "--weights-gb", min=0.01, max=2000, help="Weight bytes in GB "
+                                               "(default: parameters in the model id x 2)."),
+    image_gb: float = typer.Option(10.0, "--image-gb", min=0.1, max=100, help="vLLM image size in GB."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Estimate time to first token from zero GPU nodes, phase by phase, and the GPU cost of one cold start.
+
+    Baseline (no acceleration) next to what the stack file configures; every constant is shown with its kind
+    (measured elsewhere, vendor spec, stack config, or our estimate) and its source.
+    """
+    from burstctl import estimate as est
+
+    cfg = est.load_stack(stack_file)
+    result = est.estimate(cfg, est.pick_model(cfg, model), instance_type, weights_gb, image_gb)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        est.render(result, stdout())
+
+
 # -- sweep -----------------------------------------------------------------------------------------------------
 @app.command()
 @guarded

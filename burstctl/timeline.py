@@ -52,6 +52,9 @@ LOG_MARKERS: list[tuple[str, re.Pattern[str]]] = [
     ("weights loading", re.compile(r"Starting to load model ")),
     # model_loader/weight_utils.py: only when weights came from the Hugging Face Hub (> 0.5 s)
     ("weights downloaded", re.compile(r"Time spent downloading weights for .*: (?P<seconds>[\d.]+) seconds")),
+    # runai_model_streamer 0.17.1 safetensors_streamer.py (only with RUNAI_STREAMER_LOG_TO_STDERR=1, as the stack sets)
+    ("weights streamed", re.compile(r"\[RunAI Streamer\] Overall time to stream (?P<size>[\d.]+ \w+) of all files "
+                                    r"to (?P<device>\S+): (?P<seconds>[\d.]+)s, (?P<rate>[\d.]+ \S+/s)")),
     # gpu_model_runner.py: "Model loading took %s GiB memory and %.6f seconds" (download + read + init)
     ("weights loaded", re.compile(_TAG + r"Model loading took (?P<gib>[\d.]+) GiB memory and "
                                          r"(?P<seconds>[\d.]+) seconds")),
@@ -295,10 +298,14 @@ def build_timeline(reader: ClusterReader, t: Target, container: Optional[str] = 
         note = ""
         if name == "weights loaded" and groups:
             dl = markers.get("weights downloaded", (None, {}))[1].get("seconds")
+            streamed = markers.get("weights streamed", (None, {}))[1]
             note = f"vLLM: {float(groups['seconds']):.1f} s, {groups['gib']} GiB" + \
-                (f" (of which {float(dl):.1f} s downloading from Hugging Face)" if dl else "")
+                (f" (of which {float(dl):.1f} s downloading from Hugging Face)" if dl else "") + \
+                (f" (Run:ai streamer: {streamed['size']} in {float(streamed['seconds']):.1f} s, {streamed['rate']})"
+                 if streamed else "")
             engine["weights_load_s"] = float(groups["seconds"])
             engine["weights_download_s"] = float(dl) if dl else None
+            engine["weights_stream_s"] = float(streamed["seconds"]) if streamed else None
         if name == "engine ready" and groups:
             note = f"vLLM: init engine {float(groups['seconds']):.1f} s" + \
                 (f" (compilation {float(groups['compile']):.1f} s)" if groups.get("compile") else "")

@@ -22,7 +22,10 @@ API_KEY_SECRET_KEY = "apiKey"
 """Data key of the internal-credential Secret: the AI Gateway's BackendSecurityPolicy APIKey reads `apiKey`
 (envoyproxy/ai-gateway@v1.1.0 aigateway.envoyproxy.io_backendsecuritypolicies.yaml) and vLLM reads the same one."""
 HF_TOKEN_SECRET_KEY = "token"
-PROBE_PERIOD_SECONDS = 10
+PROBE_PERIOD_SECONDS = 2
+"""startupProbe period: /health is refused (cheap) until the engine is up, and the average wait after it comes up is
+half a period, on the cold-start path of every held request."""
+READINESS_PERIOD_SECONDS = 5
 RUN_AS_UID = 1000
 
 
@@ -56,6 +59,10 @@ class WeightsSourceArgs(TypedDict):
     """Run:ai streamer reader threads (`concurrency`)."""
     memory_limit_bytes: int
     """Run:ai streamer CPU buffer (`memory_limit`)."""
+    compile_cache_uri: NotRequired[pulumi.Input[str]]
+    """`s3://` prefix of the model's torch.compile cache: restored before vLLM starts, new files saved once it is up."""
+    tools_config_map: NotRequired[pulumi.Input[str]]
+    """ConfigMap with compile_cache.py (needed with compile_cache_uri)."""
 
 
 def weights_args(model: str, weights: Optional[WeightsSourceArgs]) -> list:
@@ -71,6 +78,21 @@ def weights_args(model: str, weights: Optional[WeightsSourceArgs]) -> list:
             pulumi.Output.concat("--model-loader-extra-config=", extra)]
 
 
+TOOLS_MOUNT = "/opt/gpu-burst"
+COMPILE_CACHE_WRAPPER = (
+    f"python3 {TOOLS_MOUNT}/compile_cache.py restore; "
+    f"(python3 {TOOLS_MOUNT}/compile_cache.py save &); "
+    'exec vllm serve "$@"')
+"""Restore the compile cache, leave a saver behind that uploads new artifacts once /health answers, then become
+vLLM (exec: it stays the container's main process and receives SIGTERM)."""
+
+
+def vllm_command(weights: Optional[WeightsSourceArgs]) -> list[str]:
+    if weights is not None and weights.get("compile_cache_uri"):
+        return ["/bin/sh", "-c", COMPILE_CACHE_WRAPPER, "vllm"]
+    return ["vllm", "serve"]
+
+
 def weights_env(weights: Optional[WeightsSourceArgs]) -> list[dict]:
     """Environment of the streamer path: no Hub access at all, logs that time the weights phase."""
     if weights is None:
@@ -83,6 +105,8 @@ def weights_env(weights: Optional[WeightsSourceArgs]) -> list[dict]:
         # The streamer's own "Overall time to stream ..." line is only printed with this (runai_model_streamer 0.17.1).
         {"name": "RUNAI_STREAMER_LOG_TO_STDERR", "value": "1"},
         {"name": "VLLM_DISABLE_LOG_LOGO", "value": "1"},
+        *([{"name": "COMPILE_CACHE_URI", "value": weights["compile_cache_uri"]}]
+          if weights.get("compile_cache_uri") else []),
     ]
 
 
@@ -357,7 +381,7 @@ class ModelService(pulumi.ComponentResource):
             "name": "vllm",
             "image": args["image"],
             "imagePullPolicy": "IfNotPresent",
-            "command": ["vllm", "serve"],
+            "command": vllm_command(weights),
             "args": vllm_args,
             "env": env,
             "ports": [{"name": PORT_NAME, "containerPort": VLLM_PORT, "protocol": "TCP"}],
@@ -367,11 +391,13 @@ class ModelService(pulumi.ComponentResource):
                 "limits": {"memory": args.get("memory", "16Gi"), "nvidia.com/gpu": str(gpus)},
             },
             "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"},
-                             {"name": "model-cache", "mountPath": CACHE_MOUNT}],
+                             {"name": "model-cache", "mountPath": CACHE_MOUNT},
+                             *([{"name": "tools", "mountPath": TOOLS_MOUNT, "readOnly": True}]
+                               if weights and weights.get("tools_config_map") else [])],
             # /health answers once the engine is up (connection refused while weights load).
             "startupProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": PROBE_PERIOD_SECONDS,
                              "timeoutSeconds": 5, "failureThreshold": startup_failures},
-            "readinessProbe": {"exec": {"command": ["python3", "-c", ready_cmd]}, "periodSeconds": 5,
+            "readinessProbe": {"exec": {"command": ["python3", "-c", ready_cmd]}, "periodSeconds": READINESS_PERIOD_SECONDS,
                                "timeoutSeconds": 5, "failureThreshold": 3, "successThreshold": 1},
             "livenessProbe": {"httpGet": {"path": "/health", "port": PORT_NAME}, "periodSeconds": 15,
                               "timeoutSeconds": 10, "failureThreshold": 4},
@@ -410,10 +436,12 @@ class ModelService(pulumi.ComponentResource):
                     "containers": [container],
                     "volumes": [
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": args.get("shm_size", "8Gi")}},
-                        # Node-local cache on the GPU node's large gp3 data volume: the node exists only while the
-                        # model runs, so a PVC would be re-attached/AZ-pinned for nothing; weights re-download on a
-                        # fresh node (see docs/workload.md for the S3/streamer upgrade path).
+                        # Node-local scratch on the GPU node's gp3 data volume (config/tokenizer copies, the compile
+                        # cache): the node exists only while the model runs, so a PVC would be re-attached/AZ-pinned
+                        # for nothing; the weights themselves stream from S3 into GPU memory.
                         {"name": "model-cache", "emptyDir": {"sizeLimit": cache_size}},
+                        *([{"name": "tools", "configMap": {"name": weights["tools_config_map"]}}]
+                          if weights and weights.get("tools_config_map") else []),
                     ],
                 },
             },

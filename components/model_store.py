@@ -18,7 +18,9 @@ limit behind a NAT)."""
 STAGING_PIP = ("boto3==1.44.8", "botocore==1.44.8", "s3transfer==0.19.3")
 """What the staging program needs besides the standard library, pinned like requirements.txt."""
 STAGING_PROGRAM = Path(__file__).parent / "staging" / "stage_model.py"
+COMPILE_CACHE_PROGRAM = Path(__file__).parent / "staging" / "compile_cache.py"
 MANIFEST_ROOT = "_manifests"
+COMPILE_CACHE_ROOT = "_compile-cache"
 """Manifests live outside every model prefix, so the model pods' read-only grant does not cover them."""
 HF_TOKEN_KEY = "token"
 RUN_AS_UID = 65532
@@ -31,6 +33,14 @@ def model_prefix(hf_model_id: str, revision: str) -> str:
 
 def manifest_key(hf_model_id: str, revision: str) -> str:
     return f"{MANIFEST_ROOT}/{hf_model_id}/{revision}.json"
+
+
+def compile_cache_prefix(hf_model_id: str, revision: str, image: str) -> str:
+    """Prefix of the torch.compile cache of one model revision served by one vLLM image (the image tag or digest
+    names the vLLM version); the program in the pod appends the GPU model."""
+    ref = image.rsplit("/", 1)[-1]
+    tag = ref.split("@", 1)[1] if "@" in ref else ref
+    return f"{COMPILE_CACHE_ROOT}/{hf_model_id}/{revision}/{tag.replace(':', '-')}"
 
 
 def pod_identity_trust(account_id: str, cluster_name: str, namespace: str, service_account: str) -> dict:
@@ -50,18 +60,25 @@ def pod_identity_trust(account_id: str, cluster_name: str, namespace: str, servi
     }]}
 
 
-def reader_policy(partition: str, bucket: str, prefix: str) -> dict:
-    """Read-only access to one model revision: list that prefix, get its objects; nothing else in the bucket.
+def reader_policy(partition: str, bucket: str, prefix: str, cache_prefix: Optional[str] = None) -> dict:
+    """Read-only access to one model revision: list that prefix, get its objects; nothing else in the bucket. With
+    `cache_prefix`, also read and add objects of the model's own compile cache (never its weights).
 
     The Run:ai streamer lists `<prefix>/` (always with the trailing slash) before streaming
     (runai-model-streamer-s3 0.17.1 files.py `list_files`), and HeadObject/GetObject both need s3:GetObject."""
-    return {"Version": "2012-10-17", "Statement": [
+    listed = [f"{prefix}/*"] + ([f"{cache_prefix}/*"] if cache_prefix else [])
+    statements = [
         {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
          "Resource": f"arn:{partition}:s3:::{bucket}",
-         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*"]}}},
+         "Condition": {"StringLike": {"s3:prefix": listed}}},
         {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}/*"},
-    ]}
+    ]
+    if cache_prefix:
+        statements.append({"Sid": "ReadWriteCompileCache", "Effect": "Allow",
+                           "Action": ["s3:GetObject", "s3:PutObject"],
+                           "Resource": f"arn:{partition}:s3:::{bucket}/{cache_prefix}/*"})
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def staging_policy(partition: str, bucket: str, prefix: str, manifest: str) -> dict:
@@ -163,6 +180,9 @@ class ModelWeightsArgs(TypedDict):
     """Hugging Face commit hash to stage and serve."""
     hf_token: NotRequired[pulumi.Input[str]]
     """Hub token (a Pulumi secret) for gated repositories; only the staging Job sees it."""
+    compile_cache_image: NotRequired[str]
+    """vLLM image whose torch.compile cache the model pods may keep in the store (read and add, under a prefix
+    keyed by model, revision and image). Omit to keep the cache node-local."""
     staging_image: NotRequired[str]
     """Image of the staging Job (Python 3.10+). Default STAGING_IMAGE."""
     staging_deadline_seconds: NotRequired[int]
@@ -188,6 +208,10 @@ class ModelWeights(pulumi.ComponentResource):
     """Name of the staging Job (`kubectl logs job/<name>` shows its progress)."""
     manifest_uri: pulumi.Output[str]
     """`s3://` URI of the manifest that marks the revision as completely staged."""
+    compile_cache_uri: pulumi.Output[str]
+    """`s3://` prefix of the model's torch.compile cache ("" when compile_cache_image is not set)."""
+    tools_config_map: pulumi.Output[str]
+    """ConfigMap holding compile_cache.py, mounted by the model pods."""
 
     def __init__(self, name: str, args: ModelWeightsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("ModelWeights"), name, None, opts)
@@ -235,7 +259,9 @@ class ModelWeights(pulumi.ComponentResource):
             )
             return iam_role, association
 
-        self.reader_role, self.reader_identity = grant("reader", f"{served}-weights", reader_policy, prefix)
+        cache = (compile_cache_prefix(args["hf_model_id"], args["revision"], args["compile_cache_image"])
+                 if args.get("compile_cache_image") else None)
+        self.reader_role, self.reader_identity = grant("reader", f"{served}-weights", reader_policy, prefix, cache)
         self.staging_role, self.staging_identity = grant("staging", f"{served}-staging", staging_policy, prefix,
                                                          manifest)
 
@@ -273,12 +299,21 @@ class ModelWeights(pulumi.ComponentResource):
             opts=child(self, deps + [self.staging_identity], delete_before_replace=True),
         )
 
+        self.tools = k8s.core.v1.ConfigMap(
+            f"{name}-tools",
+            metadata={"namespace": ns, "labels": lbl},
+            data={"compile_cache.py": COMPILE_CACHE_PROGRAM.read_text()},
+            opts=child(self, deps),
+        )
         self.model_uri = bucket.apply(lambda b: f"s3://{b}/{prefix}/")
+        self.compile_cache_uri = bucket.apply(lambda b: f"s3://{b}/{cache}/" if cache else "")
+        self.tools_config_map = self.tools.metadata.name
         self.manifest_uri = bucket.apply(lambda b: f"s3://{b}/{manifest}")
         self.service_account_name = self.reader_identity.service_account
         self.reader_role_arn = self.reader_role.arn
         self.staging_job_name = self.staging_job.metadata.name
         self.register_outputs({"model_uri": self.model_uri, "manifest_uri": self.manifest_uri,
+                               "compile_cache_uri": self.compile_cache_uri, "tools_config_map": self.tools_config_map,
                                "service_account_name": self.service_account_name,
                                "reader_role_arn": self.reader_role_arn, "staging_job_name": self.staging_job_name})
 

@@ -101,12 +101,15 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             f"weights-{m.served_name}",
             {**staging, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
              "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
-             "revision": m.revision},
+             "revision": m.revision, **({"compile_cache_image": m.image} if m.compile_cache else {})},
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns]),
         )
         optional["weights"] = {"model_uri": weights.model_uri, "service_account_name": weights.service_account_name,
                                "region": cfg.region, "concurrency": m.runai_concurrency,
-                               "memory_limit_bytes": m.runai_memory_limit_gib * 2**30}
+                               "memory_limit_bytes": m.runai_memory_limit_gib * 2**30,
+                               "tools_config_map": weights.tools_config_map}
+        if m.compile_cache:
+            optional["weights"]["compile_cache_uri"] = weights.compile_cache_uri
         if release_label is not None:
             optional["monitoring_release_label"] = release_label
         ModelService(

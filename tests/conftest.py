@@ -19,6 +19,9 @@ from pulumi_mocks import Mocks, RecordingMonitor  # noqa: E402
 # test elsewhere (the CLI's asyncio) may also unset the current loop, so the fixture re-installs this one.
 _LOOP = asyncio.new_event_loop()
 _LOOP.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=32))
+# Reachable by module-scoped fixtures elsewhere through pulumi_mocks (tests/cli has a conftest.py of its own, so the
+# module name `conftest` is not reliable).
+sys.modules["pulumi_mocks"].EVENT_LOOP = _LOOP
 
 
 @pytest.fixture

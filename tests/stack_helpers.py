@@ -10,6 +10,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_loop():
+    """The one event loop tests/conftest.py keeps for every mock test (it publishes it as pulumi_mocks.EVENT_LOOP:
+    tests/cli has a conftest.py of its own, so the module name `conftest` is not reliable)."""
+    import pulumi_mocks
+
+    return pulumi_mocks.EVENT_LOOP
+
+
 def stack_config(stack: str, overrides: Optional[dict] = None, secrets: Optional[dict] = None) -> dict:
     """The stack file's config as `pulumi config` would pass it (structured values as JSON strings)."""
     raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]

@@ -356,7 +356,7 @@ BAD = [
     ]),
     # models
     ('model-unknown', model(replicas=1), [
-        'gpu-burst:models[0].replicas: unknown key; valid keys here: servedName, hfModelId, revision, runaiConcurrency, runaiMemoryLimitGib, image, gpus, maxModelLen, gpuMemoryUtilization, extraArgs, minReplicas, maxReplicas, idleBeforeScaleToZero, targetQueueDepth, targetConcurrency, pool, needsHfToken, startupBudget, drainTimeout, cpu, memory, shmSize, cacheSize',
+        'gpu-burst:models[0].replicas: unknown key; valid keys here: servedName, hfModelId, revision, runaiConcurrency, runaiMemoryLimitGib, compileCache, image, gpus, maxModelLen, gpuMemoryUtilization, extraArgs, minReplicas, maxReplicas, idleBeforeScaleToZero, targetQueueDepth, targetConcurrency, pool, needsHfToken, startupBudget, drainTimeout, cpu, memory, shmSize, cacheSize',
     ]),
     ('model-served-name-upper', model(servedName="Llama-3.1"), [
         "gpu-burst:models[0].servedName: 'Llama-3.1' is not a DNS label (it also names the model's Deployment, Service and route); allowed: lowercase letters, digits and '-', starting with a letter, e.g. qwen2-5-1-5b-instruct",

@@ -51,10 +51,10 @@ def _evaluated(stack: str):
     """One evaluation per stack for the whole module (as the `mocks` fixture sets them up, kept for reading)."""
     import asyncio
 
-    import conftest
     from pulumi_mocks import Mocks, RecordingMonitor
+    from stack_helpers import shared_loop
 
-    asyncio.set_event_loop(conftest._LOOP)
+    asyncio.set_event_loop(shared_loop())
     m = Mocks()
     m.monitor = RecordingMonitor(m)
     pulumi.runtime.set_mocks(m, project="gpu-burst", stack=stack, preview=False, monitor=m.monitor)

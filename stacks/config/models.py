@@ -143,6 +143,9 @@ class ModelConfig(Strict):
     S3 figure at 32 (runai-model-streamer docs/src/benchmarks.md)."""
     runai_memory_limit_gib: Annotated[int, Field(ge=1, le=64)] = 4
     """CPU staging buffer of the streamer (`memory_limit`). Its default is 40 GB, more than the pod's memory limit."""
+    compile_cache: bool = True
+    """Keep vLLM's torch.compile cache in the model store (keyed by model, revision, image and GPU model) so later
+    cold starts load compiled graphs instead of compiling; the model's pods may then add objects to that prefix."""
     image: str = VLLM_IMAGE
     """vLLM image reference (`[registry/]repository:tag` or `@sha256:<digest>`, lowercase repository); must carry an
     explicit version tag or digest (no `:latest`)."""

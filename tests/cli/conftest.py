@@ -71,4 +71,4 @@ def unique() -> str:
 
 
 # The fake Kubernetes API server (token-checking) and a never-answering server live in kube_fake.py.
-from kube_fake import fake_kube, silent_server  # noqa: E402,F401
+from kube_fake import fake_kube, in_cluster, silent_server  # noqa: E402,F401

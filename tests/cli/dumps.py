@@ -9,8 +9,8 @@ import yaml
 
 from burstctl.verify import Target
 
-SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "qwen3-4b"}
-TARGET = Target("inference", "qwen3-4b", "qwen3-4b", SELECTOR)
+SELECTOR = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "qwen2-5-1-5b-instruct"}
+TARGET = Target("inference", "qwen2-5-1-5b-instruct", "qwen2-5-1-5b-instruct", SELECTOR)
 
 
 def mutated(fixtures: Path, tmp_path: Path, edit: Callable[[list[dict[str, Any]]], None],

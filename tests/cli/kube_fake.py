@@ -125,7 +125,10 @@ class FakeApiServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 path, _, query = self.path.partition("?")
                 state.requests.append({"path": path, "authorization": self.headers.get("Authorization", "")})
-                if self.headers.get("Authorization") != f"Bearer {state.token}":
+                # The API server's bearer authenticator takes the scheme case-insensitively (the in-cluster loader
+                # sends "bearer <token>").
+                scheme, _, sent = self.headers.get("Authorization", "").partition(" ")
+                if scheme.lower() != "bearer" or sent != state.token:
                     return self._send(401, _status(401, "Unauthorized", "Unauthorized"))
                 if state.forbid:
                     return self._send(403, _status(403, "Forbidden", f'{path} is forbidden: User "arn:aws:sts::'
@@ -224,6 +227,69 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         else:
             write_token_kubeconfig(kubeconfig, url, token=token)
         return kubeconfig
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), what a cluster CA bundle would hold for the test server."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "ca.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def in_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeApiServer]]:
+    """Factory: the fake API server over TLS, reachable the way a pod reaches it (KUBERNETES_SERVICE_HOST/PORT, the
+    service account token and CA files) and no kubeconfig anywhere."""
+    import ssl
+
+    from kubernetes.config import incluster_config, kube_config
+
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(fixture: Path, token: str = TOKEN) -> FakeApiServer:
+        cert, key = self_signed_cert(tmp_path)
+        doc = yaml.safe_load(fixture.read_text())
+        state = FakeApiServer(doc["items"])
+        server = ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        token_file = tmp_path / "token"
+        token_file.write_text(token)
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.server_port))
+        monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token_file))
+        monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(cert))
+        monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "no-kubeconfig"))
+        monkeypatch.delenv("KUBECONFIG", raising=False)
+        return state
 
     yield start
     for s in servers:

@@ -26,7 +26,7 @@ def test_exec_credential_kubeconfig_sends_the_bearer_token(fake_kube, fixtures: 
     # token. kubernetes==36.0.0 sent none (kubernetes-client/python#2582): every call was 401.
     kubeconfig = fake_kube(fixtures / "scaled-up.yaml", auth="exec")
     reader = KubeClusterReader(kubeconfig=str(kubeconfig))
-    so = reader.scaled_object("inference", "qwen3-4b")
+    so = reader.scaled_object("inference", "qwen2-5-1-5b-instruct")
     assert so is not None and so["kind"] == "ScaledObject"
     seen = fake_kube.last.requests
     assert seen and all(r["authorization"] == f"Bearer {TOKEN}" for r in seen)
@@ -41,9 +41,17 @@ def test_static_token_kubeconfig_sends_the_bearer_token(fake_kube, fixtures: Pat
 
 def test_verify_cli_through_exec_kubeconfig(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "scaled-up.yaml", auth="exec")
-    r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig, "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig, "--json")
     assert r.exit_code == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["ok"] is True
+
+
+def test_in_cluster_service_account_sends_the_bearer_token(in_cluster, invoke, fixtures: Path):
+    # burstctl run from a pod (a CI job in the cluster): no kubeconfig, the mounted service account token.
+    server = in_cluster(fixtures / "scaled-up.yaml")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert server.requests and all(q["authorization"].lower() == f"bearer {TOKEN}".lower() for q in server.requests)
 
 
 def test_pinned_client_is_not_the_broken_release():
@@ -60,7 +68,7 @@ def test_pinned_client_is_not_the_broken_release():
 # -- what an error means -----------------------------------------------------------------------------------------
 def test_401_means_credentials_not_rbac(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "idle.yaml", auth="token", token="expired")
-    r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig)
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig)
     assert r.exit_code == 1
     assert "401 Unauthorized" in r.stderr and "credentials" in r.stderr and "access entry" in r.stderr
     assert "RBAC" not in r.stderr
@@ -68,19 +76,19 @@ def test_401_means_credentials_not_rbac(invoke, fake_kube, fixtures: Path):
 
 def test_403_means_rbac(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "idle.yaml", forbid=True)
-    r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig)
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig)
     assert r.exit_code == 1 and "403 Forbidden" in r.stderr and "RBAC" in r.stderr
 
 
 def test_5xx_is_reported_as_a_server_error(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "idle.yaml", fail_status=503)
-    r = invoke("timeline", "-m", "qwen3-4b", "--kubeconfig", kubeconfig)
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig)
     assert r.exit_code == 1 and "503" in r.stderr and "RBAC" not in r.stderr and "Traceback" not in r.stderr
 
 
 def test_exec_plugin_failure_points_at_aws_credentials(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "idle.yaml", exec_exit=255)
-    r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig)
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig)
     assert r.exit_code == 1 and "credential plugin failed" in r.stderr and "Unable to locate credentials" in r.stderr
 
 
@@ -95,10 +103,10 @@ def test_exec_plugin_failure_points_at_aws_credentials(invoke, fake_kube, fixtur
 def test_malformed_kubeconfig_is_one_line_naming_the_flag(invoke, tmp_path: Path, text: str):
     bad = tmp_path / "kubeconfig"
     bad.write_text(text)
-    r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", bad)
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", bad)
     assert r.exit_code == 2, r.stderr
     assert "--kubeconfig" in r.stderr and "Traceback" not in r.stderr
-    r = invoke("timeline", "-m", "qwen3-4b", "--kubeconfig", bad, "--json")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", bad, "--json")
     assert r.exit_code == 2 and "Traceback" not in r.stderr
 
 
@@ -126,7 +134,7 @@ def test_hung_api_server_fails_in_seconds(silent_server: str, tmp_path: Path):
 
     kubeconfig = write_token_kubeconfig(tmp_path / "kubeconfig", silent_server)
     out, took = _run_bounded(lambda: KubeClusterReader(kubeconfig=str(kubeconfig), timeout=0.3)
-                             .scaled_object("inference", "qwen3-4b"), 10)
+                             .scaled_object("inference", "qwen2-5-1-5b-instruct"), 10)
     err = out.get("error")
     assert isinstance(err, CheckError), out
     assert "did not answer within 0.3 s" in str(err) and "--request-timeout" in str(err)
@@ -167,8 +175,8 @@ def test_json_errors_of_the_cluster_and_aws_commands(invoke, fake_kube, fixtures
         (["verify", "-m", "m", "--kubeconfig", hung, "--request-timeout", "0.2"], 1, "did not answer"),
         (["verify", "-m", "m", "--kubeconfig", expired], 1, "401 Unauthorized"),
         (["verify", "-m", "m", "-f", garbage], 2, "--from-file"),
-        (["timeline", "-m", "qwen3-4b", "-f", fixtures / "idle.yaml"], 1, "no pod matches"),
-        (["timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--burst-result", garbage], 2,
+        (["timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "idle.yaml"], 1, "no pod matches"),
+        (["timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--burst-result", garbage], 2,
          "--burst-result"),
         (["preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--region", "mars-1"], 2, "--region"),
         (["preflight", "--stack-file", tmp_path / "Pulumi.none.yaml"], 2, "--stack-file"),
@@ -182,10 +190,10 @@ def test_json_errors_of_the_cluster_and_aws_commands(invoke, fake_kube, fixtures
 
 
 def test_json_results_are_one_document(invoke, fixtures: Path):
-    for args in (["verify", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml"],
-                 ["verify", "-m", "qwen3-4b", "-f", fixtures / "so-not-ready.yaml"],
-                 ["timeline", "-m", "qwen3-4b", "-f", fixtures / "launch-failed.yaml"],
-                 ["timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml"]):
+    for args in (["verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml"],
+                 ["verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "so-not-ready.yaml"],
+                 ["timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "launch-failed.yaml"],
+                 ["timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml"]):
         r = invoke(*args, "--json")
         doc = json.loads(r.stdout)
         assert "error" not in doc and r.exit_code in (0, 1)

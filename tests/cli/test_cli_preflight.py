@@ -99,7 +99,7 @@ def test_stack_file_is_read_like_the_program_reads_its_config(fixtures: Path):
     assert raw["region"] == REGION and raw["hfTokenSet"] is True and "hfToken" not in raw
     dev = pf.read_stack_file(fixtures / "Pulumi.dev.yaml")
     assert "apiKey" not in dev and dev["hfTokenSet"] is False
-    assert dev["models"][0]["servedName"] == "qwen3-4b"  # JSON string decoded, as raw_from_pulumi does
+    assert dev["models"][0]["servedName"] == "qwen2-5-1-5b-instruct"  # JSON string decoded, as raw_from_pulumi does
     cfg = pf.load_stack(fixtures / "Pulumi.prod.yaml")
     assert pf.vcpu_needs(cfg) == {("G", "spot"): (128, ["gpu-spot"]), ("G", "on-demand"): (64, ["gpu-on-demand"]),
                                   ("P", "on-demand"): (192, ["gpu-large"])}

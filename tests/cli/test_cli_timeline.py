@@ -14,7 +14,7 @@ from dumps import SELECTOR, TARGET, mutated
 
 
 def full(invoke, fixtures: Path, dump: Path = None, *extra: str):
-    return invoke("timeline", "-m", "qwen3-4b", "-f", dump or fixtures / "scaled-up.yaml", "--logs",
+    return invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", dump or fixtures / "scaled-up.yaml", "--logs",
                   fixtures / "scaled-up.vllm.log", "--burst-result", fixtures / "scaled-up.burst.json", *extra)
 
 
@@ -22,7 +22,7 @@ def test_every_phase_from_first_request_to_first_token(invoke, fixtures: Path):
     r = full(invoke, fixtures, None, "--json")
     assert r.exit_code == 0, r.stderr
     tl = json.loads(r.stdout)
-    assert tl["pod"] == "qwen3-4b-7c9f8d6b5-x2k4p" and tl["nodeclaim"] == "gpu-on-demand-7xk2p"
+    assert tl["pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p" and tl["nodeclaim"] == "gpu-on-demand-7xk2p"
     assert tl["complete"] is True and tl["warm_node"] is False
     steps = [(s["name"], s["at"][11:-6][:12] if s["at"] else None) for s in tl["steps"]]
     assert steps == [
@@ -30,25 +30,27 @@ def test_every_phase_from_first_request_to_first_token(invoke, fixtures: Path):
         ("nodeclaim created", "10:00:02"), ("nodeclaim launched", "10:00:08"), ("node registered", "10:00:41"),
         ("replacement pod created", "10:01:05"), ("pod scheduled", "10:01:06"), ("image pull started", "10:01:08"),
         ("node initialized", "10:01:12"), ("image pulled", "10:02:13"), ("container started", "10:02:14"),
-        ("vLLM started", "10:02:21.884"), ("weights loading", "10:02:31.407"), ("weights loaded", "10:03:14.604"),
-        ("engine ready", "10:03:55.508"), ("API listening", "10:03:57.511"), ("ready", "10:04:12"),
-        ("first token", "10:04:12.900")]
+        ("vLLM started", "10:02:21.884"), ("weights loading", "10:02:31.407"), ("weights loaded", "10:02:36.319"),
+        ("engine ready", "10:03:17.208"), ("API listening", "10:03:19.211"), ("ready", "10:03:22"),
+        ("first token", "10:03:22.900")]
     phases = {p["phase"]: round(p["seconds"], 2) for p in tl["phases"]}
     assert phases == {
         "request to activation": 0.81, "scale decision": 0.59, "node provisioning": 65.0, "scheduling": 0.0,
         "image pull": 65.87, "container start": 1.0, "vLLM start-up (imports, config)": 17.41,
-        "weights load": 43.2, "engine init (profile, KV cache, compile, CUDA graphs)": 40.9, "API start": 2.0,
-        "readiness probe": 14.49, "first token after ready": 0.9}
-    assert round(tl["total_s"], 1) == 253.3  # first request -> first token, what the user waited
-    assert tl["engine"] == {"vllm_version": "0.29.0", "weights_load_s": 42.871204, "weights_download_s": 31.224502,
-                            "engine_init_s": 40.9, "compile_s": 23.47}
-    assert tl["image"] == {"image": "vllm/vllm-openai:v0.29.0", "pull_s": 65.871, "total_s": 65.871,
+        "weights load": 4.91, "engine init (profile, KV cache, compile, CUDA graphs)": 40.89, "API start": 2.0,
+        "readiness probe": 2.79, "first token after ready": 0.9}
+    assert round(tl["total_s"], 1) == 203.3  # first request -> first token, what the user waited
+    assert tl["engine"] == {"vllm_version": "0.33.0", "weights_load_s": 4.912301, "weights_download_s": None,
+                            "weights_stream_s": 3.41, "engine_init_s": 40.9, "compile_s": 23.47}
+    loaded = next(s for s in tl["steps"] if s["name"] == "weights loaded")
+    assert loaded["note"] == "vLLM: 4.9 s, 2.8908 GiB (Run:ai streamer: 2.9 GiB in 3.4 s, 869.2 MiB/s)"
+    assert tl["image"] == {"image": "vllm/vllm-openai:v0.33.0", "pull_s": 65.871, "total_s": 65.871,
                            "size_bytes": 10284719301}
 
 
 def test_the_timed_pod_is_the_live_first_replica(invoke, fixtures: Path):
     tl = json.loads(full(invoke, fixtures, None, "--json").stdout)
-    assert tl["first_pod"] == "qwen3-4b-7c9f8d6b5-f9w2c"  # the scale-up's first attempt: "pod created"
+    assert tl["first_pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-f9w2c"  # the scale-up's first attempt: "pod created"
     replaced = next(s for s in tl["steps"] if s["name"] == "replacement pod created")
     assert "f9w2c will never run (Failed: UnexpectedAdmissionError" in replaced["note"]
 
@@ -58,15 +60,15 @@ def test_yesterdays_evicted_pod_is_not_timed(fixtures: Path, tmp_path: Path):
     def edit(items):
         items[:] = [o for o in items if o["kind"] != "Event"]
         old = copy.deepcopy(next(o for o in items if o["kind"] == "Pod" and o["metadata"]["name"].endswith("x2k4p")))
-        old["metadata"]["name"] = "qwen3-4b-6d8f7b9c4-h7tq2"
+        old["metadata"]["name"] = "qwen2-5-1-5b-instruct-6d8f7b9c4-h7tq2"
         old["metadata"]["creationTimestamp"] = "2026-08-31T16:20:11Z"
         old["status"].update(phase="Failed", reason="Evicted", message="The node was low on resource: "
                              "ephemeral-storage.")
         items.insert(2, old)
 
     tl = build_timeline(FileClusterReader(mutated(fixtures, tmp_path, edit)), TARGET)
-    assert tl["pod"] == "qwen3-4b-7c9f8d6b5-x2k4p"
-    assert tl["first_pod"] == "qwen3-4b-7c9f8d6b5-f9w2c"  # same ReplicaSet attempt, minutes before: same scale-up
+    assert tl["pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p"
+    assert tl["first_pod"] == "qwen2-5-1-5b-instruct-7c9f8d6b5-f9w2c"  # same ReplicaSet attempt, minutes before: same scale-up
     act = next(s for s in tl["steps"] if s["name"] == "activation")
     assert act["at"] is None and "events ~1 h" in act["note"]
 
@@ -99,14 +101,14 @@ def test_scheduler_before_initialized_is_explained(invoke, fixtures: Path):
 
 
 def test_launch_failure_reason_is_in_the_timeline(invoke, fixtures: Path):
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "launch-failed.yaml", "--json")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "launch-failed.yaml", "--json")
     assert r.exit_code == 1
     tl = json.loads(r.stdout)
     launched = next(s for s in tl["steps"] if s["name"] == "nodeclaim launched")
     assert launched["at"] is None
     assert launched["note"] == ("NodeClaim gpu-on-demand-z5r2k Launched=Unknown Unauthorized: User is not authorized "
                                 "to perform this operation because no identity-based policy allows it")
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "pending-no-capacity.yaml")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "pending-no-capacity.yaml")
     assert r.exit_code == 1
     assert "launch failed: NodeClaim gpu-on-demand-b7m2x InsufficientCapacityError (deleted by Karpenter)" in r.stdout
     assert "VcpuLimitExceeded" in r.stdout and "not ready yet" in r.stdout
@@ -128,7 +130,7 @@ def test_cached_image_is_a_zero_pull(fixtures: Path, tmp_path: Path):
 def test_table_output(invoke, fixtures: Path):
     r = full(invoke, fixtures)
     assert r.exit_code == 0
-    for text in ("first token", "weights load", "engine init", "156 MB/s", "total: 4m13.3s (ready)"):
+    for text in ("first token", "weights load", "engine init", "156 MB/s", "total: 3m23.3s (ready)"):
         assert text in r.stdout, text
 
 
@@ -144,9 +146,9 @@ def test_warm_node_skips_node_steps(fixtures: Path, tmp_path: Path):
 
 
 def test_stuck_and_empty(invoke, fixtures: Path):
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "crashloop.yaml", "--json")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "crashloop.yaml", "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["complete"] is False
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "idle.yaml")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "idle.yaml")
     assert r.exit_code == 1 and "no pod matches" in r.stderr
 
 
@@ -156,6 +158,13 @@ def test_no_log_says_how_to_get_engine_phases(fixtures: Path):
 
 
 # -- the parsers, on the exact strings the pinned releases print ---------------------------------------------------
+def test_hub_download_line_of_the_default_loader():
+    # Without the S3 streamer, weights come from the Hub: weight_utils.py "Time spent downloading weights ...".
+    got = parse_vllm_log("2026-09-01T10:00:04.5Z (EngineCore pid=9) INFO 09-01 10:00:04 [weight_utils.py:538] Time "
+                         "spent downloading weights for Qwen/Qwen2.5-1.5B-Instruct: 31.224502 seconds")
+    assert got["weights downloaded"][1] == {"seconds": "31.224502"}
+
+
 def test_vllm_log_markers_0_29_and_0_33_shapes():
     lines = "\n".join([
         # 0.33: process prefix in the format, compile lines tagged, uvicorn line without prefix
@@ -191,14 +200,14 @@ def test_go_durations():
 def test_burst_result_inputs(invoke, fixtures: Path, tmp_path: Path):
     got = read_burst_result(fixtures / "scaled-up.burst.json")
     assert got["first_request"].isoformat() == "2026-09-01T09:59:59.600114+00:00"
-    assert got["first_token"].isoformat() == "2026-09-01T10:04:12.900114+00:00"
+    assert got["first_token"].isoformat() == "2026-09-01T10:03:22.900114+00:00"
     for text, message in (("{", "is not JSON"), ('{"requests": []}', "has no `started_at`"),
                           ("[1]", "is not a `burstctl burst --out")):
         bad = tmp_path / "b.json"
         bad.write_text(text)
-        r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--burst-result", bad)
+        r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--burst-result", bad)
         assert r.exit_code == 2 and "--burst-result" in r.stderr and message in r.stderr
-    r = invoke("timeline", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--logs", tmp_path / "none.log")
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--logs", tmp_path / "none.log")
     assert r.exit_code == 2 and "--logs" in r.stderr
 
 

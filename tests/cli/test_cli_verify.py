@@ -23,12 +23,12 @@ def _checks(result) -> dict[str, dict]:
 
 
 def test_scaled_up_passes_every_check(invoke, fixtures: Path):
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--json")
     assert r.exit_code == 0, r.stdout
     doc = json.loads(r.stdout)
     assert doc["ok"] is True
-    assert doc["target"] == {"mode": "active", "namespace": "inference", "scaled_object": "qwen3-4b",
-                             "hpa": "keda-hpa-qwen3-4b", "selector": SELECTOR, "pool": "gpu-on-demand"}
+    assert doc["target"] == {"mode": "active", "namespace": "inference", "scaled_object": "qwen2-5-1-5b-instruct",
+                             "hpa": "keda-hpa-qwen2-5-1-5b-instruct", "selector": SELECTOR, "pool": "gpu-on-demand"}
     assert [c["name"] for c in doc["checks"]] == ["scaledobject ready", "scaledobject active", "hpa desired replicas",
                                                   "model pods", "nodeclaims", "gpu nodes"]
     assert all(c["status"] == "pass" for c in doc["checks"])
@@ -38,9 +38,9 @@ def test_scaled_up_passes_every_check(invoke, fixtures: Path):
 
 def test_active_detail_comes_from_the_activation_event_not_a_condition_time(invoke, fixtures: Path):
     # KEDA's conditions have no lastTransitionTime: "since None" was printed before.
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml")
     assert "None" not in r.stdout
-    active = _checks(invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--json"))[
+    active = _checks(invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--json"))[
         "scaledobject active"]
     assert "scaled from zero at 2026-09-01T10:00:00.412337+00:00 (ScaledObject event KEDAScaleTargetActivated)" \
         in active["detail"]
@@ -49,35 +49,35 @@ def test_active_detail_comes_from_the_activation_event_not_a_condition_time(invo
 def test_active_without_events_still_says_no_none(invoke, fixtures: Path, tmp_path: Path):
     path = mutated(fixtures, tmp_path, lambda items: items.__setitem__(
         slice(None), [o for o in items if o["kind"] != "Event"]))
-    r = invoke("verify", "-m", "qwen3-4b", "-f", path)
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", path)
     assert r.exit_code == 0 and "None" not in r.stdout and "since" not in r.stdout
 
 
 def test_ready_replica_passes_whatever_old_pods_are_left(invoke, fixtures: Path):
     # scaled-up.yaml holds a pod the kubelet rejected (UnexpectedAdmissionError) next to the serving replicas.
-    checks = _checks(invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--json"))
+    checks = _checks(invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--json"))
     pods = checks["model pods"]
     assert pods["status"] == "pass"
-    assert pods["data"]["serving"] == ["qwen3-4b-7c9f8d6b5-x2k4p", "qwen3-4b-7c9f8d6b5-m8q2w"]
-    assert pods["data"]["ignored"] == ["qwen3-4b-7c9f8d6b5-f9w2c"]
+    assert pods["data"]["serving"] == ["qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p", "qwen2-5-1-5b-instruct-7c9f8d6b5-m8q2w"]
+    assert pods["data"]["ignored"] == ["qwen2-5-1-5b-instruct-7c9f8d6b5-f9w2c"]
     assert "UnexpectedAdmissionError" in pods["detail"]
 
 
 def test_evicted_pod_from_yesterday_does_not_fail_verify(invoke, fixtures: Path, tmp_path: Path):
     def edit(items):
         old = copy.deepcopy(next(o for o in items if o["kind"] == "Pod" and o["metadata"]["name"].endswith("x2k4p")))
-        old["metadata"]["name"] = "qwen3-4b-6d8f7b9c4-h7tq2"
+        old["metadata"]["name"] = "qwen2-5-1-5b-instruct-6d8f7b9c4-h7tq2"
         old["metadata"]["creationTimestamp"] = "2026-08-31T16:20:11Z"
         old["status"].update(phase="Failed", reason="Evicted", message="The node was low on resource: "
                              "ephemeral-storage. Threshold quantity: 10120387266, available: 9612044Ki.")
         items.insert(2, old)
 
-    r = invoke("verify", "-m", "qwen3-4b", "-f", mutated(fixtures, tmp_path, edit), "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit), "--json")
     assert r.exit_code == 0 and "Evicted" in _checks(r)["model pods"]["detail"]
 
 
 def test_scaled_up_is_not_idle(invoke, fixtures: Path):
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "scaled-up.yaml", "--expect-idle", "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "scaled-up.yaml", "--expect-idle", "--json")
     assert r.exit_code == 1
     checks = _checks(r)
     assert checks["scaledobject inactive"]["status"] == "fail"
@@ -88,7 +88,7 @@ def test_scaled_up_is_not_idle(invoke, fixtures: Path):
 
 
 def test_idle_end_state_passes(invoke, fixtures: Path):
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "idle.yaml", "--expect-idle", "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "idle.yaml", "--expect-idle", "--json")
     assert r.exit_code == 0
     checks = _checks(r)
     assert checks["scaledobject inactive"]["detail"] == "not Active; last active at 2026-09-01T10:09:55Z"
@@ -96,29 +96,29 @@ def test_idle_end_state_passes(invoke, fixtures: Path):
 
 
 def test_keda_never_scaled_names_the_metric_query(invoke, fixtures: Path):
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "idle.yaml", "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "idle.yaml", "--json")
     assert r.exit_code == 1
     checks = _checks(r)
     active = checks["scaledobject active"]
     assert active["status"] == "fail"
-    assert 'vllm:num_requests_waiting{model_name="qwen3-4b"}' in active["cause"]
+    assert 'vllm:num_requests_waiting{model_name="qwen2-5-1-5b-instruct"}' in active["cause"]
     assert "ServiceMonitor" in active["cause"] and "interceptor route" in active["cause"]
     assert checks["hpa desired replicas"]["status"] == "fail"
 
 
 def test_scaledobject_not_ready_is_said_once_with_health(invoke, fixtures: Path):
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "so-not-ready.yaml", "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "so-not-ready.yaml", "--json")
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     ready, *rest = doc["checks"]
-    assert ready["status"] == "fail" and ready["cause"] == CAUSE_SO_NOT_READY.format(name="qwen3-4b", ns="inference")
+    assert ready["status"] == "fail" and ready["cause"] == CAUSE_SO_NOT_READY.format(name="qwen2-5-1-5b-instruct", ns="inference")
     assert "trigger 'queue-depth' (prometheus), metric s1-prometheus: 37 failures in a row" in ready["detail"]
     assert "connection refused" in ready["detail"]  # the latest KEDAScalerFailed event
     assert ready["data"]["health"]["s1-prometheus"] == {"numberOfFailures": 37, "status": "Failing"}
     # Nothing downstream is blamed: no quota, no Prometheus query, no GPU node hints.
     assert [c["status"] for c in rest] == ["skip"] * 5
     assert all(not c["cause"] for c in rest)
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "so-not-ready.yaml")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "so-not-ready.yaml")
     assert r.stdout.count("a trigger fails") == 1 and "preflight" not in r.stdout
 
 
@@ -129,13 +129,13 @@ def test_partial_trigger_error_warns_and_keeps_checking(invoke, fixtures: Path, 
                                              message="Some triggers defined in ScaledObject are not working correctly")
         so["status"]["health"]["s1-prometheus"] = {"numberOfFailures": 4, "status": "Failing"}
 
-    checks = _checks(invoke("verify", "-m", "qwen3-4b", "-f", mutated(fixtures, tmp_path, edit), "--json"))
+    checks = _checks(invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit), "--json"))
     assert checks["scaledobject ready"]["status"] == "warn"
     assert checks["model pods"]["status"] == "pass"
 
 
 def test_no_capacity_shows_the_deleted_nodeclaims_reason(invoke, fixtures: Path):
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "pending-no-capacity.yaml", "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "pending-no-capacity.yaml", "--json")
     assert r.exit_code == 1
     checks = _checks(r)
     assert checks["model pods"]["cause"] == CAUSE_NO_GPU_NODE
@@ -150,14 +150,14 @@ def test_no_capacity_shows_the_deleted_nodeclaims_reason(invoke, fixtures: Path)
 
 
 def test_launch_failed_shows_the_launched_reason(invoke, fixtures: Path):
-    checks = _checks(invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "launch-failed.yaml", "--json"))
+    checks = _checks(invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "launch-failed.yaml", "--json"))
     claims = checks["nodeclaims"]
     assert claims["status"] == "fail" and claims["cause"] == CAUSE_LAUNCH
     assert "gpu-on-demand-z5r2k not Launched: Unauthorized User is not authorized" in claims["detail"]
 
 
 def test_pod_never_ready_names_vram(invoke, fixtures: Path):
-    r = invoke("verify", "-m", "qwen3-4b", "-f", fixtures / "crashloop.yaml")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "crashloop.yaml")
     assert r.exit_code == 1
     assert "CrashLoopBackOff" in r.stdout and "1 check(s) failed" in r.stdout
     checks, _ = verify(FileClusterReader(fixtures / "crashloop.yaml"), TARGET)
@@ -176,7 +176,7 @@ def test_nodeclaim_not_initialized_and_node_without_gpus(invoke, fixtures: Path,
             if p["kind"] == "Pod":
                 p["status"]["conditions"] = [c for c in p["status"]["conditions"] if c["type"] != "Ready"]
 
-    r = invoke("verify", "-m", "qwen3-4b", "-f", mutated(fixtures, tmp_path, edit), "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit), "--json")
     assert r.exit_code == 1
     checks = _checks(r)
     assert "not Initialized" in checks["nodeclaims"]["detail"]
@@ -207,9 +207,9 @@ def test_bad_inputs_exit_2(invoke, fixtures: Path, tmp_path: Path):
     "items: 3\nkind: List\n",                                         # items not a list
     "kind: List\nitems:\n- kind: Pod\n  metadata: 3\n",               # metadata not a mapping
     "kind: List\nitems:\n- kind: Pod\n  metadata: {name: p, namespace: inference, labels: [a]}\n",
-    "kind: ScaledObject\nmetadata: {name: qwen3-4b, namespace: inference}\nstatus: {conditions: 7}\n",
+    "kind: ScaledObject\nmetadata: {name: qwen2-5-1-5b-instruct, namespace: inference}\nstatus: {conditions: 7}\n",
     "kind: List\nitems:\n- kind: Pod\n  metadata: {name: p, namespace: inference, labels: {app.kubernetes.io/name: "
-    "vllm, app.kubernetes.io/instance: qwen3-4b}}\n  status: {phase: Running, conditions: [3]}\n",
+    "vllm, app.kubernetes.io/instance: qwen2-5-1-5b-instruct}}\n  status: {phase: Running, conditions: [3]}\n",
     "[1, 2]\n",
     "\x00\x01binary",
 ])
@@ -217,7 +217,7 @@ def test_malformed_dumps_are_one_line_errors(invoke, tmp_path: Path, text: str):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
     for cmd in ("verify", "timeline"):
-        r = invoke(cmd, "-m", "qwen3-4b", "-f", bad)
+        r = invoke(cmd, "-m", "qwen2-5-1-5b-instruct", "-f", bad)
         # invoke() does not catch exceptions: a crash fails the test with its traceback.
         assert r.exit_code in (1, 2), (cmd, r.stdout, r.stderr)
         assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) <= 3, r.stderr
@@ -226,19 +226,19 @@ def test_malformed_dumps_are_one_line_errors(invoke, tmp_path: Path, text: str):
 # -- the live-cluster reader against the fake API server --------------------------------------------------------
 def test_kube_reader_reads_the_same_objects(fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "scaled-up.yaml", auth="token",
-                           logs={"qwen3-4b-7c9f8d6b5-x2k4p": (fixtures / "scaled-up.vllm.log").read_text()})
+                           logs={"qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p": (fixtures / "scaled-up.vllm.log").read_text()})
     reader = KubeClusterReader(kubeconfig=str(kubeconfig), context="other")
-    so = reader.scaled_object("inference", "qwen3-4b")
-    assert so["status"]["hpaName"] == "keda-hpa-qwen3-4b"
+    so = reader.scaled_object("inference", "qwen2-5-1-5b-instruct")
+    assert so["status"]["hpaName"] == "keda-hpa-qwen2-5-1-5b-instruct"
     assert reader.scaled_object("inference", "absent") is None
-    hpa = reader.hpa("inference", "keda-hpa-qwen3-4b")
+    hpa = reader.hpa("inference", "keda-hpa-qwen2-5-1-5b-instruct")
     assert hpa["status"]["desiredReplicas"] == 2  # camelCase dicts, like the files
     pods = reader.pods("inference", SELECTOR)
     assert len(pods) == 3 and pods[0]["status"]["conditions"]
     assert len(reader.nodes({"nvidia.com/gpu.present": "true"})) == 2
-    assert [e["reason"] for e in reader.events("inference", "ScaledObject", "qwen3-4b")] == \
+    assert [e["reason"] for e in reader.events("inference", "ScaledObject", "qwen2-5-1-5b-instruct")] == \
         ["KEDAScaleTargetActivated"]
-    assert reader.pod_log("inference", "qwen3-4b-7c9f8d6b5-x2k4p", "vllm").startswith("2026-09-01T10:02:15")
+    assert reader.pod_log("inference", "qwen2-5-1-5b-instruct-7c9f8d6b5-x2k4p", "vllm").startswith("2026-09-01T10:02:21.884120367Z")
     file_checks, _ = verify(FileClusterReader(fixtures / "scaled-up.yaml"), TARGET)
     live_checks, _ = verify(reader, TARGET)
     assert [(c.name, c.status, c.detail) for c in live_checks] == [(c.name, c.status, c.detail) for c in file_checks]
@@ -252,9 +252,9 @@ def test_kube_reader_reads_the_same_objects(fake_kube, fixtures: Path):
 
 def test_verify_cli_against_fake_cluster(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "pending-no-capacity.yaml", auth="token")
-    r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig, "--context", "fake", "--json")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig, "--context", "fake", "--json")
     assert r.exit_code == 1 and "InsufficientCapacityError" in _checks(r)["nodeclaims"]["detail"]
-    r = invoke("verify", "-m", "qwen3-4b", "--kubeconfig", kubeconfig, "--context", "missing")
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig, "--context", "missing")
     assert r.exit_code == 2 and "--context" in r.stderr
 
 

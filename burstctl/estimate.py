@@ -1,0 +1,346 @@
+"""Time to first token from zero GPU nodes, phase by phase, and the GPU cost of one cold start, for a stack file.
+
+Every constant is a `Figure` with its value, unit, kind and source: `measured` (a published measurement, named),
+`spec` (a vendor specification), `config` (read from the stack) or `estimate` (ours, where nothing is published;
+said so). Each phase shows the formula it used, so a reader can redo the arithmetic. Two paths are compared:
+
+- `baseline`: what a cold start costs without this project's acceleration: the image pulled by containerd
+  (sequential layers) from Docker Hub, weights downloaded from the Hub and then read from the node's disk, vLLM
+  compiling from scratch;
+- `stack`: what the stack file configures: SOCI parallel pull or a pre-loaded data-volume snapshot, weights
+  streamed from the model store by the Run:ai streamer, the compile cache when enabled.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from burstctl.output import BadInput
+
+# -- published and specified figures ------------------------------------------------------------------------------
+BLUEPRINT = ("aws-samples/karpenter-blueprints@529b88c blueprints/soci-snapshotter/README.md (\"Results\": vLLM DLC "
+             "image, 9,354,342,327 bytes, instances with >8 Gbps network and EBS bandwidth)")
+RUNAI = "run-ai/runai-model-streamer docs/src/benchmarks.md (Llama-3-8B, 15 GB, g5.12xlarge, 1x A10G)"
+AWS_DEMO = ("chrismld/ai-on-eks-demos demos/vllm-autoscaling/docs/INFERENCE-ON-EKS.md (2026-01-29): Karpenter ~45 s, "
+            "image ~30 s, vLLM init ~30 s, weights ~30 s")
+COMPILE = "vllm-project/vllm PR #32191 (2026-01): Qwen3-32B torch.compile 30.7 s cold -> 15.0 s from the cache"
+EC2_SPECS = "docs.aws.amazon.com/ec2/latest/instancetypes/ac.html (network bandwidth, 'up to' = burst)"
+EC2_PRICES = "aws.amazon.com/ec2/pricing/on-demand (Linux, us-east-1/us-west-2 on-demand)"
+
+IMAGE_MEASURED_GB = 9.354
+IMAGE_PULL_S = {"containerd": 130.813, "soci-al2023": 39.553, "soci-bottlerocket": 23.229}
+"""Measured pull times of that 9.35 GB image (kubelet `Pulled ... in`), per pull path."""
+RUNAI_S3_GBPS = 15.0 / 4.88
+"""Run:ai streamer from S3 at concurrency 32: 15 GB loaded to the GPU in 4.88 s (3.07 GB/s)."""
+RUNAI_READY_S = 23.2
+"""Same benchmark: vLLM ready 23.2 s with the S3 streamer, so 23.2 - 4.88 = 18.3 s was engine work."""
+LOCAL_SAFETENSORS_S = 47.6
+"""Same benchmark: 15 GB of safetensors read from gp3 by vLLM's default loader in 47.6 s."""
+COMPILE_COLD_S, COMPILE_WARM_S = 30.7, 15.0
+NODE_READY_S = 45.0
+KARPENTER_BATCH_IDLE_S = 1.0
+"""Karpenter `BATCH_IDLE_DURATION` default (karpenter.sh v1.14 reference/settings.md)."""
+
+NETWORK_GBPS = {"g5.xlarge": 10, "g5.2xlarge": 10, "g5.4xlarge": 25, "g5.8xlarge": 25, "g5.12xlarge": 40,
+                "g5.16xlarge": 25, "g5.24xlarge": 50, "g5.48xlarge": 100,
+                "g6.xlarge": 10, "g6.2xlarge": 10, "g6.4xlarge": 25, "g6.8xlarge": 25, "g6.12xlarge": 40,
+                "g6.16xlarge": 25, "g6.24xlarge": 50, "g6.48xlarge": 100,
+                "g6e.xlarge": 20, "g6e.2xlarge": 20, "g6e.4xlarge": 20, "g6e.8xlarge": 25, "g6e.12xlarge": 100,
+                "g6e.16xlarge": 35, "g6e.24xlarge": 200, "g6e.48xlarge": 400}
+"""Peak ("up to" burst) network bandwidth in Gbit/s; the baseline of the smallest sizes is lower."""
+PRICE_PER_HOUR = {"g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, "g5.12xlarge": 5.672,
+                  "g6.xlarge": 0.8048, "g6.2xlarge": 0.9776, "g6.4xlarge": 1.3232, "g6.12xlarge": 4.6016,
+                  "g6e.xlarge": 1.861, "g6e.2xlarge": 2.24208, "g6e.12xlarge": 10.49264}
+
+# -- our own estimates (nothing published) --------------------------------------------------------------------------
+TRIGGER_S = 1.0
+"""Interceptor -> KEDA external-push -> Deployment 0->1 -> pod Pending (a watch and a few API writes)."""
+GPU_ALLOCATABLE_S = {"al2023": 10.0, "bottlerocket": 3.0}
+"""Node Ready -> `nvidia.com/gpu` allocatable: the device-plugin DaemonSet pod must be scheduled, pulled and register
+on AL2023; Bottlerocket's plugin is part of the host and starts with the kubelet."""
+HUB_DOWNLOAD_GBPS = 1.0
+"""Hugging Face download through a NAT gateway, optimistic (no published figure for this path)."""
+SNAPSHOT_START_READ_GB = 4.0
+"""Bytes of a snapshot-restored image the engine reads while starting (Python, torch, CUDA libraries): their blocks
+come from S3 at first read unless already initialised."""
+SNAPSHOT_LAZY_MIBPS = 100
+"""First-read rate of a snapshot-restored volume without a provisioned initialization rate (taken as the bottom of
+the 100-300 MiB/s provisioned range)."""
+ROUTE_S = 1.0
+"""Interceptor sees the new ready endpoint and forwards the held request."""
+FIRST_TOKEN_S = 0.5
+"""Prefill of a short prompt on one warm A10G/L4-class GPU."""
+PARAMS_RE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)[Bb](?![a-zA-Z])")
+BYTES_PER_PARAM = 2  # bf16/fp16 safetensors
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One constant of the estimate and where it comes from."""
+
+    key: str
+    value: float
+    unit: str
+    kind: str
+    """measured | spec | config | estimate"""
+    source: str
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    formula: str
+    figures: list[Figure] = field(default_factory=list)
+
+
+@dataclass
+class PathEstimate:
+    path: str
+    description: str
+    phases: list[Phase]
+
+    @property
+    def total_s(self) -> float:
+        return round(sum(p.seconds for p in self.phases), 1)
+
+    @property
+    def gpu_billed_s(self) -> float:
+        """Seconds the instance runs (and is billed, per second with a 60 s minimum) before the first token."""
+        started = False
+        total = 0.0
+        for p in self.phases:
+            started = started or p.name == "node launch -> Ready"
+            if started:
+                total += p.seconds
+        return round(max(total, 60.0), 1)
+
+
+@dataclass
+class Estimate:
+    model: str
+    instance_type: str
+    weights_gb: float
+    image_gb: float
+    price_per_hour: Optional[float]
+    paths: list[PathEstimate]
+    figures: list[Figure]
+
+    def cost(self, path: PathEstimate) -> Optional[float]:
+        if self.price_per_hour is None:
+            return None
+        return round(path.gpu_billed_s * self.price_per_hour / 3600, 4)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "instance_type": self.instance_type, "weights_gb": self.weights_gb,
+            "image_gb": self.image_gb, "price_per_hour_usd": self.price_per_hour,
+            "paths": [{"path": p.path, "description": p.description, "total_s": p.total_s,
+                       "gpu_billed_s": p.gpu_billed_s, "cost_usd": self.cost(p),
+                       "phases": [{"phase": ph.name, "seconds": round(ph.seconds, 1), "formula": ph.formula,
+                                   "figures": [f.key for f in ph.figures]} for ph in p.phases]}
+                      for p in self.paths],
+            "figures": [asdict(f) for f in self.figures],
+        }
+
+
+def _fig(key: str, value: float, unit: str, kind: str, source: str) -> Figure:
+    return Figure(key, value, unit, kind, source)
+
+
+def weights_gb_of(hf_model_id: str) -> float:
+    """bf16 weight bytes from the parameter count in the model id (`...-8B-...` -> 16 GB)."""
+    m = PARAMS_RE.search(hf_model_id.split("/")[-1])
+    if not m:
+        raise BadInput(f"--weights-gb: cannot tell the size of '{hf_model_id}' from its name; pass --weights-gb")
+    return round(float(m.group(1)) * BYTES_PER_PARAM, 2)
+
+
+def default_instance(cfg: Any, model: Any) -> str:
+    """Smallest instance of the model's pool that holds its GPUs (what Karpenter's price ordering picks first)."""
+    from stacks.config.gpu import GPU_INSTANCE_SIZES
+
+    pool = next(p for p in cfg.gpu.pools if p.name == model.pool)
+    best = None
+    for fam in pool.instance_families:
+        for size, (vcpu, gpus) in GPU_INSTANCE_SIZES.get(fam, {}).items():
+            name = f"{fam}.{size}"
+            if gpus == model.gpus and (best is None or (vcpu, PRICE_PER_HOUR.get(name, 1e9)) < best[0]):
+                best = ((vcpu, PRICE_PER_HOUR.get(name, 1e9)), name)
+    if best is None:
+        raise BadInput(f"--model: no instance of pool '{pool.name}' has {model.gpus} GPUs")
+    return best[1]
+
+
+def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_gb: Optional[float] = None,
+             image_gb: float = 10.0) -> Estimate:
+    """Per-phase estimate for one model of a validated StackConfig."""
+    itype = instance_type or default_instance(cfg, model)
+    if itype not in NETWORK_GBPS:
+        raise BadInput(f"--instance-type: no network figure for '{itype}'; allowed: {', '.join(sorted(NETWORK_GBPS))}")
+    wgb = weights_gb if weights_gb is not None else weights_gb_of(model.hf_model_id)
+    gpu = cfg.gpu
+    family = gpu.ami_family.value
+    net_gbps = NETWORK_GBPS[itype]
+    net_GBps = net_gbps / 8
+
+    f = {
+        "trigger": _fig("trigger", TRIGGER_S, "s", "estimate", "ours: interceptor push + Deployment scale + pod create"),
+        "batch": _fig("karpenter_batch_idle", KARPENTER_BATCH_IDLE_S, "s", "spec",
+                      "Karpenter v1.14 settings BATCH_IDLE_DURATION default"),
+        "node": _fig("node_ready", NODE_READY_S, "s", "measured", AWS_DEMO),
+        "gpu": _fig(f"gpu_allocatable_{family}", GPU_ALLOCATABLE_S[family], "s", "estimate",
+                    "ours: device-plugin registration (AL2023: a DaemonSet pod; Bottlerocket: built in)"),
+        "gpu_al2023": _fig("gpu_allocatable_al2023", GPU_ALLOCATABLE_S["al2023"], "s", "estimate",
+                           "ours: device-plugin DaemonSet pod scheduled, pulled, registered"),
+        "image_gb": _fig("image_size", image_gb, "GB", "estimate", "vLLM OpenAI image, ~10 GB (scales the pull times)"),
+        "pull_containerd": _fig("pull_containerd", IMAGE_PULL_S["containerd"], "s", "measured", BLUEPRINT),
+        "pull_soci": _fig(f"pull_soci_{family}", IMAGE_PULL_S[f"soci-{family}"], "s", "measured", BLUEPRINT),
+        "weights_gb": _fig("weights_size", wgb, "GB", "config" if weights_gb is not None else "estimate",
+                           "--weights-gb" if weights_gb is not None else
+                           f"{model.hf_model_id}: parameters in the name x 2 bytes (bf16)"),
+        "net": _fig(f"network_{itype}", net_gbps, "Gbit/s", "spec", EC2_SPECS),
+        "runai": _fig("runai_s3_rate", round(RUNAI_S3_GBPS, 2), "GB/s", "measured", RUNAI + ": S3, concurrency 32, "
+                      "15 GB in 4.88 s"),
+        "hub": _fig("hub_download", HUB_DOWNLOAD_GBPS, "GB/s", "estimate", "ours, optimistic: no published figure"),
+        "local": _fig("local_safetensors", LOCAL_SAFETENSORS_S, "s per 15 GB", "measured", RUNAI + ": gp3, default loader"),
+        "engine": _fig("engine_work", round(RUNAI_READY_S - 15.0 / RUNAI_S3_GBPS, 1), "s", "measured",
+                       RUNAI + ": vLLM ready 23.2 s minus 4.88 s weights"),
+        "compile_cold": _fig("compile_cold", COMPILE_COLD_S, "s", "measured", COMPILE),
+        "compile_warm": _fig("compile_warm", COMPILE_WARM_S, "s", "measured", COMPILE),
+        "route": _fig("route", ROUTE_S, "s", "estimate", "ours: interceptor endpoint watch"),
+        "token": _fig("first_token", FIRST_TOKEN_S, "s", "estimate", "ours: short prompt prefill on a warm GPU"),
+    }
+    from components.model_service import PROBE_PERIOD_SECONDS, READINESS_PERIOD_SECONDS
+
+    f["probe"] = _fig("startup_probe_period", PROBE_PERIOD_SECONDS, "s", "config",
+                      "ModelService startupProbe periodSeconds (half on average)")
+    f["ready"] = _fig("readiness_probe_period", READINESS_PERIOD_SECONDS, "s", "config",
+                      "ModelService readinessProbe periodSeconds (half on average)")
+    scale = image_gb / IMAGE_MEASURED_GB
+
+    def common_head(gpu_fig: Figure) -> list[Phase]:
+        return [
+            Phase("scale-from-zero trigger", TRIGGER_S + KARPENTER_BATCH_IDLE_S, "trigger + Karpenter batch idle",
+                  [f["trigger"], f["batch"]]),
+            Phase("node launch -> Ready", NODE_READY_S, "published", [f["node"]]),
+            Phase("Ready -> GPU allocatable", gpu_fig.value, "estimate", [gpu_fig]),
+        ]
+
+    def common_tail() -> list[Phase]:
+        return [
+            Phase("ready -> request routed", PROBE_PERIOD_SECONDS / 2 + READINESS_PERIOD_SECONDS / 2 + ROUTE_S,
+                  "startup period/2 + readiness period/2 + route", [f["probe"], f["ready"], f["route"]]),
+            Phase("first token", FIRST_TOKEN_S, "estimate", [f["token"]]),
+        ]
+
+    # baseline: AL2023, containerd pull, Hub download + local read, no compile cache
+    base_weights = wgb / min(HUB_DOWNLOAD_GBPS, net_GBps) + LOCAL_SAFETENSORS_S * wgb / 15.0
+    baseline = PathEstimate("baseline", "containerd pull from Docker Hub, weights from the Hub, cold compile", [
+        *common_head(f["gpu_al2023"]),
+        Phase("image pull", IMAGE_PULL_S["containerd"] * scale, "containerd pull x image/9.35 GB",
+              [f["pull_containerd"], f["image_gb"]]),
+        Phase("weights in GPU", base_weights, "weights / min(hub, network) + 47.6 s x weights/15 GB",
+              [f["weights_gb"], f["hub"], f["net"], f["local"]]),
+        Phase("engine init", f["engine"].value + COMPILE_COLD_S, "engine work + cold torch.compile",
+              [f["engine"], f["compile_cold"]]),
+        *common_tail(),
+    ])
+
+    # the stack: image path from the GPU config, weights from the store, compile cache when configured
+    if gpu.data_volume_snapshot_id:
+        rate = gpu.volume_initialization_rate_mibps or SNAPSHOT_LAZY_MIBPS
+        rate_fig = _fig("snapshot_read_rate", rate, "MiB/s", "config" if gpu.volume_initialization_rate_mibps
+                        else "estimate", "gpu.volumeInitializationRateMibps" if gpu.volume_initialization_rate_mibps
+                        else "ours: bottom of the provisioned-rate range (lazy first reads)")
+        read_fig = _fig("snapshot_start_read", SNAPSHOT_START_READ_GB, "GB", "estimate",
+                        "ours: image bytes read while the engine starts")
+        image = Phase("image (data-volume snapshot)", SNAPSHOT_START_READ_GB * 1e9 / (rate * 2**20),
+                      "bytes read at start / snapshot read rate (no pull)", [read_fig, rate_fig])
+    elif gpu.fast_image_pull:
+        image = Phase(f"image pull (SOCI parallel, {family})", IMAGE_PULL_S[f"soci-{family}"] * scale,
+                      "SOCI pull x image/9.35 GB", [f["pull_soci"], f["image_gb"]])
+    else:
+        image = Phase("image pull", IMAGE_PULL_S["containerd"] * scale, "containerd pull x image/9.35 GB",
+                      [f["pull_containerd"], f["image_gb"]])
+    stream_rate = min(RUNAI_S3_GBPS, net_GBps)
+    cache = bool(getattr(model, "compile_cache", False))
+    compile_fig = f["compile_warm"] if cache else f["compile_cold"]
+    stack = PathEstimate("stack", "this stack file: " + ", ".join(filter(None, [
+        "data-volume snapshot" if gpu.data_volume_snapshot_id else ("SOCI parallel pull" if gpu.fast_image_pull
+                                                                      else "containerd pull"),
+        "Run:ai streamer from the model store", "compile cache" if cache else "cold compile"])), [
+        *common_head(f["gpu"]),
+        image,
+        Phase("weights in GPU", wgb / stream_rate, "weights / min(streamer S3 rate, instance network)",
+              [f["weights_gb"], f["runai"], f["net"]]),
+        Phase("engine init", f["engine"].value + compile_fig.value,
+              "engine work + torch.compile " + ("from the cache" if cache else "cold"), [f["engine"], compile_fig]),
+        *common_tail(),
+    ])
+    price = PRICE_PER_HOUR.get(itype)
+    figures = list({fig.key: fig for p in (baseline, stack) for ph in p.phases for fig in ph.figures}.values())
+    if price is not None:
+        figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", EC2_PRICES))
+    return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,
+                    price_per_hour=price, paths=[baseline, stack], figures=figures)
+
+
+def load_stack(path: Any) -> Any:
+    """The validated stack file. No secret is read or needed: a gated model's token only matters to staging."""
+    from burstctl import preflight as pf
+    from stacks.config import ConfigError, validate
+
+    raw = pf.read_stack_file(path)
+    raw["hfTokenSet"] = True
+    if not raw["region"]:
+        raise BadInput(f"--stack-file: {path} sets no aws:region")
+    try:
+        return validate(raw)
+    except ConfigError as e:
+        raise BadInput(f"--stack-file: {path} is not a valid stack configuration:\n  " + "\n  ".join(e.lines)) \
+            from None
+
+
+def pick_model(cfg: Any, served_name: Optional[str]) -> Any:
+    if not cfg.models:
+        raise BadInput("--stack-file: the stack configures no models (gpu-burst:models)")
+    if served_name is None:
+        return cfg.models[0]
+    for m in cfg.models:
+        if m.served_name == served_name:
+            return m
+    raise BadInput(f"--model: '{served_name}' is not a model of the stack; allowed: "
+                   f"{', '.join(m.served_name for m in cfg.models)}")
+
+
+def render(est: Estimate, console: Any) -> None:
+    """Readable tables: phases side by side, then every figure with its source."""
+    from rich.table import Table
+
+    base, stack = est.paths
+    t = Table(title=f"cold start from zero GPU nodes: {est.model} on {est.instance_type} "
+                    f"(weights {est.weights_gb:g} GB, image {est.image_gb:g} GB)", title_justify="left")
+    t.add_column("phase")
+    t.add_column("baseline", justify="right")
+    t.add_column("this stack", justify="right")
+    t.add_column("how")
+    for i, sp in enumerate(stack.phases):
+        bp = base.phases[i]
+        t.add_row(sp.name if sp.name == bp.name else f"{bp.name} / {sp.name}", f"{bp.seconds:.1f} s",
+                  f"{sp.seconds:.1f} s", sp.formula)
+    t.add_row("[bold]first token after[/]", f"[bold]{base.total_s:.1f} s[/]", f"[bold]{stack.total_s:.1f} s[/]", "")
+    bc, sc = est.cost(base), est.cost(stack)
+    if bc is not None:
+        t.add_row("GPU cost per cold start", f"${bc:.4f}", f"${sc:.4f}",
+                  f"billed launch -> first token x ${est.price_per_hour}/h")
+    console.print(t)
+    s = Table(title="figures", title_justify="left")
+    for col in ("figure", "value", "kind", "source"):
+        s.add_column(col)
+    for fig in est.figures:
+        s.add_row(fig.key, f"{fig.value:g} {fig.unit}", fig.kind, fig.source)
+    console.print(s)
+    console.print(f"stack path: {stack.description}; target 90 s: "
+                  + ("[green]met[/]" if stack.total_s <= 90 else f"[yellow]not met by these figures "
+                                                                   f"({stack.total_s:.0f} s)[/]"))
