@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from pulumi_mocks import ACCOUNT, CLUSTER_SG, REGION, autoname
+from stack_cache import evaluated
 from stack_helpers import evaluate_stack
 from upstream import UPSTREAM, needs_upstream, unknown_value_keys
 
@@ -34,16 +35,14 @@ def _urn(mocks, name):
     )
 
 
-@pytest.fixture
-def dev(mocks):
-    evaluate_stack("dev")
-    return mocks
+@pytest.fixture(scope="module")
+def dev():
+    return evaluated("dev")[0]
 
 
-@pytest.fixture
-def prod(mocks):
-    evaluate_stack("prod", secrets={"hfToken": "hf_test_token"})
-    return mocks
+@pytest.fixture(scope="module")
+def prod():
+    return evaluated("prod", secrets={"hfToken": "hf_test_token"})[0]
 
 
 # -- cluster --------------------------------------------------------------------------------------------------------

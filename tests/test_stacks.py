@@ -5,7 +5,8 @@ import json
 import pulumi
 import pytest
 
-from stack_helpers import evaluate_stack, resolve
+from stack_cache import evaluated
+from stack_helpers import resolve
 from test_workload_support import as_object, field_is_secret
 from upstream import CRD_FILES, needs_upstream, validate_cr
 
@@ -13,9 +14,9 @@ HF_TOKEN = "hf_stack_test_token_value"
 API_KEY = "sk-stack-test-api-key-value"
 
 
-@pytest.fixture(params=["dev", "prod"])
-def stack(request, mocks):
-    outputs = evaluate_stack(request.param, secrets={"hfToken": HF_TOKEN, "apiKey": API_KEY})
+@pytest.fixture(params=["dev", "prod"], scope="module")
+def stack(request):
+    mocks, outputs = evaluated(request.param, secrets={"hfToken": HF_TOKEN, "apiKey": API_KEY})
     return request.param, mocks, outputs
 
 

@@ -3,7 +3,8 @@ configured type, and the config layer's estimate (stacks/config/capacity.py) is 
 
 import pytest
 
-from stack_helpers import evaluate_stack, stack_config
+from stack_cache import evaluated
+from stack_helpers import stack_config
 from stacks.config import ConfigError, capacity, validate
 from stacks.config.capacity import node_allocatable, parse_cpu_m, parse_memory_mi
 
@@ -83,9 +84,9 @@ def _system_releases(mocks) -> set[str]:
     return {r.inputs["name"] for r in mocks.of_type("kubernetes:helm.sh/v3:Release") if pinned(r.inputs.get("values"))}
 
 
-@pytest.fixture(params=["dev", "prod"])
-def rendered(request, mocks):
-    evaluate_stack(request.param, secrets={"hfToken": "hf_x", "apiKey": "sk-x"})
+@pytest.fixture(params=["dev", "prod"], scope="module")
+def rendered(request):
+    mocks, _ = evaluated(request.param, secrets={"hfToken": "hf_x", "apiKey": "sk-x"})
     cfg = validate({**raw_from_file(request.param), "hfTokenSet": True})
     return request.param, cfg, mocks
 

@@ -12,9 +12,11 @@ The model has three parts:
   values this project sets (the components render the same numbers; tests/test_system_capacity.py checks that the
   estimate here is never below what the stack really renders) or the charts' documented defaults.
 
-Adding a chart that runs on system nodes is ONE entry in :data:`SYSTEM_ADDONS` (a :class:`SystemAddon` whose `pods`
-returns its Deployments/StatefulSets and whose `per_node` returns its DaemonSet pods); the check and the
-rendered-versus-estimate test pick it up without further changes.
+Adding a chart that runs on system nodes (a gateway controller, its proxies, the AWS Load Balancer Controller) is ONE
+entry in :data:`SYSTEM_ADDONS`: a :class:`SystemAddon` named like its Helm release, whose `pods` returns its
+Deployments/StatefulSets and whose `per_node` returns its DaemonSet pods. The config check picks it up as is;
+tests/test_system_capacity.py fails until the release also has its line in `RENDERED` (where its values carry the
+requests), so the estimate can never silently fall behind what is rendered.
 """
 
 import math
@@ -134,8 +136,8 @@ def parse_memory_mi(v: str) -> int:
 # Requests below mirror what the components set (components/*.py); where we set nothing, the chart's default.
 
 def _eks_core(cfg) -> list[PodRequest]:
-    # CoreDNS EKS add-on: 2 replicas, requests cpu 100m / memory 70Mi (kubernetes/kubernetes
-    # cluster/addons/dns/coredns/coredns.yaml.base, the manifest the EKS add-on is built from).
+    # CoreDNS EKS add-on: 2 replicas, requests cpu 100m / memory 70Mi (the upstream CoreDNS manifest's requests,
+    # kubernetes/kubernetes cluster/addons/dns/coredns/coredns.yaml.base; the add-on's own manifest is not public).
     return [PodRequest("coredns", 100, 70, replicas=2)]
 
 
@@ -144,7 +146,7 @@ def _eks_daemons(cfg) -> list[PodRequest]:
         # aws-node: the aws-node and aws-eks-nodeagent containers each default to `resources.requests.cpu: 25m`
         # (aws/eks-charts@5239609:stable/aws-vpc-cni/values.yaml `resources`, templates/daemonset.yaml).
         PodRequest("aws-node", 50, 0),
-        # kube-proxy EKS add-on DaemonSet: requests cpu 100m.
+        # kube-proxy EKS add-on DaemonSet: requests cpu 100m (observed EKS default; the manifest is not public).
         PodRequest("kube-proxy", 100, 0),
         # eks-pod-identity-agent: `resources: {}` (aws/eks-pod-identity-agent charts/eks-pod-identity-agent/values.yaml).
         PodRequest("eks-pod-identity-agent", 0, 0),
@@ -199,14 +201,16 @@ def _device_plugin(cfg) -> list[PodRequest]:
     # Deployments without a nodeSelector; the system nodes are the only untainted capacity.
     if not (cfg.gpu.needs_device_plugin and cfg.addons.nvidia_device_plugin.gfd_enabled):
         return []
-    # node-feature-discovery chart defaults: master requests cpu 100m / memory 128Mi, gc 10m / 128Mi.
+    # node-feature-discovery chart defaults (kubernetes-sigs/node-feature-discovery
+    # deployment/helm/node-feature-discovery/values.yaml; nvidia-device-plugin 0.20.0 depends on chart 0.19.0):
+    # master requests cpu 100m / memory 128Mi, gc 10m / 128Mi.
     return [PodRequest("nfd-master", 100, 128), PodRequest("nfd-gc", 10, 128)]
 
 
 def _device_plugin_daemons(cfg) -> list[PodRequest]:
     if not (cfg.gpu.needs_device_plugin and cfg.addons.nvidia_device_plugin.gfd_enabled):
         return []
-    # The NFD worker DaemonSet has no nodeSelector: it runs on system nodes too (chart default 5m / 64Mi).
+    # The NFD worker DaemonSet has no nodeSelector: it runs on system nodes too (same file: 5m / 64Mi).
     return [PodRequest("nfd-worker", 5, 64)]
 
 

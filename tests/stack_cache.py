@@ -1,0 +1,22 @@
+"""Whole-stack evaluations shared by the tests of one module: evaluating a stack under mocks takes about a second, and
+most tests only read what was registered, so a module-scoped fixture evaluates each stack once."""
+
+import asyncio
+from typing import Optional
+
+import pulumi
+
+from pulumi_mocks import Mocks, RecordingMonitor
+from stack_helpers import evaluate_stack, shared_loop
+
+
+def evaluated(stack: str, overrides: Optional[dict] = None, secrets: Optional[dict] = None) -> tuple[Mocks, dict]:
+    """Fresh mocks (as the `mocks` fixture sets them up), the stack evaluated on them, and its outputs."""
+    asyncio.set_event_loop(shared_loop())
+    m = Mocks()
+    mon = RecordingMonitor(m)
+    m.monitor = mon
+    pulumi.runtime.set_mocks(m, project="gpu-burst", stack="dev", preview=False, monitor=mon)
+    pulumi.runtime.set_all_config({})
+    outputs = evaluate_stack(stack, overrides, secrets)
+    return m, outputs
