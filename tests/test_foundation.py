@@ -79,7 +79,7 @@ def test_kubeconfig_has_no_profile_when_none_is_configured(dev):
 def test_control_plane_log_group_is_owned_with_retention_before_the_cluster(prod):
     lg = prod.named("gpu-burst-control-plane-logs").inputs
     assert lg["name"] == f"/aws/eks/{CLUSTER_NAME}/cluster"
-    assert lg["retentionInDays"] == 30
+    assert lg["retentionInDays"] == 90  # prod sets cluster.logRetentionDays
     assert prod.named("gpu-burst-eks").inputs["name"] == CLUSTER_NAME
     assert _urn(prod, "gpu-burst-control-plane-logs") in _deps(prod, "gpu-burst-eks")
 
