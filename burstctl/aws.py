@@ -7,6 +7,7 @@ before anyone is told a check failed.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Optional
 
@@ -26,7 +27,8 @@ _BAD_CREDENTIALS = {"AuthFailure", "InvalidClientTokenId", "UnrecognizedClientEx
                     "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId", "RequestExpired"}
 
 
-def known_regions() -> list[str]:
+@functools.cache
+def known_regions() -> tuple[str, ...]:
     """Regions the installed botocore knows for EC2, across partitions (aws, aws-cn, aws-us-gov, ...)."""
     import botocore.session
 
@@ -34,7 +36,7 @@ def known_regions() -> list[str]:
     out: set[str] = set()
     for partition in session.get_available_partitions():
         out.update(session.get_available_regions("ec2", partition_name=partition))
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 def check_region(region: str, flag: str = "--region") -> str:

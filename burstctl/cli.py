@@ -377,7 +377,7 @@ SEL_OPT = typer.Option(None, "--selector", "-l", help="Label selector of the mod
 POOL_OPT = typer.Option(None, "--pool", help="Karpenter NodePool of the model [default: from the pods' nodeSelector].")
 KUBECONFIG_OPT = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file.")
 CONTEXT_OPT = typer.Option(None, "--context", help="kubeconfig context [default: the current context].")
-FROM_FILE_OPT = typer.Option(None, "--from-file", "-f", help="Read objects from a dump instead of the cluster "
+FROM_FILE_OPT = typer.Option(None, "--from-file", "-f", metavar="PATH", help="Read objects from a dump instead of the cluster "
                              "(`kubectl get scaledobjects,hpa,pods,nodeclaims,nodes,events -A -o yaml`); "
                              "repeatable.")
 KUBE_TIMEOUT_OPT = typer.Option(10.0, "--request-timeout", help="Seconds each Kubernetes API call may take "

@@ -14,6 +14,8 @@ import contextlib
 import json
 import logging
 import re
+import sys
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional, Protocol
@@ -312,6 +314,38 @@ def _server_of(api: Any) -> str:
     return getattr(getattr(api, "configuration", None), "host", "") or "the API server"
 
 
+def credential_timeout(request_timeout: float) -> Optional[float]:
+    """How long loading the kubeconfig may take: it runs the credential plugin (`aws eks get-token`, which may
+    fetch credentials over the network). None when a terminal is attached: the plugin may be prompting (MFA, SSO)."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return None
+    return max(30.0, 3 * request_timeout)
+
+
+def _bounded(fn: Any, limit: Optional[float]) -> Any:
+    """Run fn, giving up after `limit` seconds (the kubernetes client runs exec plugins without a timeout)."""
+    if limit is None:
+        return fn()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True, name="kubeconfig-loader")
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        raise CheckError(f"loading the kubeconfig did not finish within {limit:g} s: its credential plugin "
+                         "(`aws eks get-token`) hangs; check network access to AWS STS/SSO and `aws sts "
+                         "get-caller-identity`")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 @contextlib.contextmanager
 def _captured_loader_errors() -> Iterator[list[str]]:
     """Collect what the kubeconfig loader logs at ERROR (it reports exec-plugin failures only that way), instead
@@ -348,7 +382,8 @@ class KubeClusterReader:
         cfg = client.Configuration()
         try:
             with _captured_loader_errors() as logged:
-                config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+                _bounded(lambda: config.load_kube_config(config_file=kubeconfig, context=context,
+                                                         client_configuration=cfg), credential_timeout(timeout))
             exec_errors = [m for m in logged if m.startswith("exec:")]
             if exec_errors and not cfg.api_key:
                 # The loader logs a failed credential plugin and carries on without a token (every call would be
@@ -471,17 +506,20 @@ class KubeClusterReader:
 
     def events(self, namespace: str, kind: str, name: Optional[str] = None) -> list[Obj]:
         fields = f"involvedObject.kind={kind}" + (f",involvedObject.name={name}" if name else "")
-        got = self._json(self._call("events", self._core.list_namespaced_event, namespace, field_selector=fields),
-                         "events")
+        # Events only add detail (activation time, launch reasons): an identity that may not list them in this
+        # namespace still gets the checks, without that detail.
+        got = self._json(self._call("events", self._core.list_namespaced_event, namespace, field_selector=fields,
+                                    absent=(403, 404)), "events")
         return list((got or {}).get("items") or [])
 
     def pod_log(self, namespace: str, pod: str, container: Optional[str]) -> Optional[str]:
         if "*" in self._logs:  # --logs given: e.g. the container was replaced since the cold start
             return self._logs["*"]
         kwargs = {"container": container} if container else {}
-        # 400: the container has not started (or was replaced); there is simply no log to read yet.
+        # 400: the container has not started (or was replaced), no log to read yet; 403: no pods/log permission,
+        # the engine phases are then left out (the step note says to pass --logs).
         resp = self._call("pod logs", self._core.read_namespaced_pod_log, pod, namespace, timestamps=True,
-                          limit_bytes=LOG_LIMIT_BYTES, absent=(400, 404), **kwargs)
+                          limit_bytes=LOG_LIMIT_BYTES, absent=(400, 403, 404), **kwargs)
         return None if resp is None else resp.data.decode("utf-8", "replace")
 
 

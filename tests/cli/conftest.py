@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from burstctl.cli import app

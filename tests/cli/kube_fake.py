@@ -102,6 +102,8 @@ class FakeApiServer:
     logs: dict[str, str] = field(default_factory=dict)
     token: str = TOKEN
     forbid: bool = False
+    forbid_suffixes: tuple[str, ...] = ()
+    """Paths ending so get 403 (an identity whose RBAC lacks e.g. `list events` or `get pods/log`)."""
     fail_status: Optional[int] = None
     requests: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
@@ -130,7 +132,7 @@ class FakeApiServer:
                 scheme, _, sent = self.headers.get("Authorization", "").partition(" ")
                 if scheme.lower() != "bearer" or sent != state.token:
                     return self._send(401, _status(401, "Unauthorized", "Unauthorized"))
-                if state.forbid:
+                if state.forbid or path.endswith(state.forbid_suffixes or ("\0",)):
                     return self._send(403, _status(403, "Forbidden", f'{path} is forbidden: User "arn:aws:sts::'
                                                    '123456789012:assumed-role/dev/me" cannot get resource'))
                 if state.fail_status:
@@ -151,7 +153,7 @@ class FakeApiServer:
 
 
 def write_exec_kubeconfig(path: Path, server: str, bin_dir: Path, token: str = TOKEN, exit_code: int = 0,
-                          cluster: str = "gpu-burst-dev") -> Path:
+                          cluster: str = "gpu-burst-dev", hang_s: float = 0) -> Path:
     """The kubeconfig `pulumi stack output kubeconfig` prints (pulumi-eks generateKubeconfig), and an `aws`
     script in ``bin_dir`` answering `eks get-token` with an ExecCredential (put ``bin_dir`` first on PATH)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +162,8 @@ def write_exec_kubeconfig(path: Path, server: str, bin_dir: Path, token: str = T
                   "status": {"expirationTimestamp": "2099-01-01T00:00:00Z", "token": token}}
     script.write_text(
         f"#!{sys.executable}\n"
-        "import json, os, sys\n"
+        "import json, os, sys, time\n"
+        f"time.sleep({hang_s})\n"
         "args = sys.argv[1:]\n"
         "assert args[:4] == ['--region', 'us-west-2', 'eks', 'get-token'], args\n"
         "assert json.loads(os.environ['KUBERNETES_EXEC_INFO'])['apiVersion'].startswith('client.authentication')\n"
@@ -209,7 +212,7 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     servers: list[ThreadingHTTPServer] = []
 
     def start(fixture: Path, *, auth: str = "exec", token: str = TOKEN, logs: Optional[dict[str, str]] = None,
-              exec_exit: int = 0, **behaviour: Any) -> Path:
+              exec_exit: int = 0, exec_hang_s: float = 0, **behaviour: Any) -> Path:
         doc = yaml.safe_load(fixture.read_text())
         objects = doc["items"] if doc.get("kind") == "List" else [doc]
         state = FakeApiServer(objects, logs=logs or {}, **behaviour)
@@ -222,7 +225,7 @@ def fake_kube(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         kubeconfig = tmp_path / f"kubeconfig-{len(servers)}"
         if auth == "exec":
             bin_dir = tmp_path / f"bin-{len(servers)}"
-            write_exec_kubeconfig(kubeconfig, url, bin_dir, token=token, exit_code=exec_exit)
+            write_exec_kubeconfig(kubeconfig, url, bin_dir, token=token, exit_code=exec_exit, hang_s=exec_hang_s)
             monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         else:
             write_token_kubeconfig(kubeconfig, url, token=token)

@@ -80,6 +80,16 @@ def test_403_means_rbac(invoke, fake_kube, fixtures: Path):
     assert r.exit_code == 1 and "403 Forbidden" in r.stderr and "RBAC" in r.stderr
 
 
+def test_without_events_or_log_permission_the_checks_still_run(invoke, fake_kube, fixtures: Path):
+    kubeconfig = fake_kube(fixtures / "scaled-up.yaml", forbid_suffixes=("/events", "/log"))
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig, "--json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig, "--json")
+    tl = json.loads(r.stdout)
+    assert r.exit_code == 0 and tl["pod"].endswith("x2k4p") and not tl["engine"]
+    assert "pass --logs" in next(s for s in tl["steps"] if s["name"] == "API listening")["note"]
+
+
 def test_5xx_is_reported_as_a_server_error(invoke, fake_kube, fixtures: Path):
     kubeconfig = fake_kube(fixtures / "idle.yaml", fail_status=503)
     r = invoke("timeline", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig)
@@ -90,6 +100,30 @@ def test_exec_plugin_failure_points_at_aws_credentials(invoke, fake_kube, fixtur
     kubeconfig = fake_kube(fixtures / "idle.yaml", exec_exit=255)
     r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "--kubeconfig", kubeconfig)
     assert r.exit_code == 1 and "credential plugin failed" in r.stderr and "Unable to locate credentials" in r.stderr
+
+
+def test_hung_credential_plugin_fails_in_seconds(invoke, fake_kube, fixtures: Path, monkeypatch):
+    import burstctl.k8s
+
+    monkeypatch.setattr(burstctl.k8s, "credential_timeout", lambda request_timeout: 0.5)
+    kubeconfig = fake_kube(fixtures / "idle.yaml", exec_hang_s=4)
+    out, took = _run_bounded(lambda: invoke("verify", "-m", "m", "--kubeconfig", kubeconfig), 10)
+    r = out["value"]
+    assert r.exit_code == 1 and "credential plugin" in r.stderr and "did not finish within 0.5 s" in r.stderr
+    assert took < 3
+
+
+def test_credential_timeout_leaves_interactive_prompts_alone(monkeypatch):
+    import burstctl.k8s
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    assert burstctl.k8s.credential_timeout(10) == 30
+    monkeypatch.setattr(burstctl.k8s.sys, "stdin", Tty())
+    monkeypatch.setattr(burstctl.k8s.sys, "stdout", Tty())
+    assert burstctl.k8s.credential_timeout(10) is None
 
 
 @pytest.mark.parametrize("text", [

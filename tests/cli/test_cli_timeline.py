@@ -10,7 +10,7 @@ import pytest
 
 from burstctl.k8s import FileClusterReader
 from burstctl.timeline import build_timeline, go_duration, parse_vllm_log, read_burst_result
-from dumps import SELECTOR, TARGET, mutated
+from dumps import TARGET, mutated
 
 
 def full(invoke, fixtures: Path, dump: Path = None, *extra: str):
