@@ -133,3 +133,23 @@ def test_bad_cluster_name_exits_2(invoke):
     assert r.exit_code == 2 and "--cluster-name" in r.stderr
     r = invoke("sweep", "--cluster-name", "burst-dev")
     assert r.exit_code == 2  # --region is required (typer's own usage error)
+
+
+def test_aws_errors_say_what_they_mean(monkeypatch, invoke):
+    from botocore.stub import Stubber
+
+    def clients(code: str, status: int) -> sw.SweepClients:
+        ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+        stub = Stubber(ec2)
+        stub.add_client_error("describe_instances", service_error_code=code, http_status_code=status)
+        stub.activate()
+        return sw.SweepClients(ec2, boto3.client("iam", region_name=REGION, aws_access_key_id="x",
+                                                 aws_secret_access_key="y"), REGION)
+
+    for code, status, says, never in (("Unavailable", 503, "retry", "allow"),
+                                      ("UnauthorizedOperation", 403, "allow ec2:DescribeInstances", "retry"),
+                                      ("AuthFailure", 401, "credentials were not accepted", "allow")):
+        monkeypatch.setattr(sw, "make_clients", lambda region, profile=None, timeout=None, c=clients(code, status): c)
+        r = invoke("sweep", "--cluster-name", "c", "--region", REGION, "--json")
+        doc = json.loads(r.stdout)
+        assert r.exit_code == 1 and code in doc["error"] and says in doc["error"] and never not in doc["error"], doc
