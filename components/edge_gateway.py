@@ -81,6 +81,11 @@ STREAM_SECONDS = 3600
 """How long a response may keep streaming after its first byte before the route's total timeout ends it."""
 MAX_RULES_PER_ROUTE = 15
 """AIGatewayRoute.spec.rules maxItems (one HTTPRoute slot is the controller's catch-all)."""
+REQUEST_BODY_LIMIT = "50Mi"
+"""Largest request body the edge takes (connection buffer and the request buffer filter); larger gets 413."""
+MIN_DRAIN_SECONDS = 60
+"""Envoy keeps accepting for at least this long after its pod starts terminating, while the LBC deregisters the IP
+target and the NLB stops opening new flows to it (EnvoyProxy shutdown.minDrainDuration; upstream default 10 s)."""
 
 
 @dataclass(frozen=True)
@@ -354,23 +359,32 @@ class EdgeGateway(pulumi.ComponentResource):
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="EnvoyProxy",
             metadata={"namespace": ns, "labels": lbl},
-            spec={"provider": {"type": "Kubernetes", "kubernetes": {
-                "envoyDeployment": {
-                    "replicas": replicas,
-                    "pod": {"nodeSelector": node_selector, "labels": {"app.kubernetes.io/part-of": "gpu-burst"}},
-                    "container": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                                "limits": {"memory": "1Gi"}}},
-                },
-                **({"envoyPDB": {"minAvailable": 1}} if replicas >= 2 else {}),
-                "envoyService": {
-                    # A fixed name so the stack can read the NLB hostname from it.
-                    "name": svc_name,
-                    "type": "LoadBalancer",
-                    "loadBalancerClass": LOAD_BALANCER_CLASS,
-                    "loadBalancerSourceRanges": args["allowed_cidrs"],
-                    "annotations": nlb_annotations(public, cert, port, t.silence_seconds),
-                },
-            }}},
+            spec={
+                # A rollout or node drain must not cut a held or streaming request: Envoy drains for as long as the
+                # route lets a request live (default 60 s), and exits as soon as its connections are gone
+                # (envoyproxy/gateway@v1.9.0 internal/cmd/envoy/shutdown_manager.go); Envoy Gateway sets the pod's
+                # terminationGracePeriodSeconds to drainTimeout + 300 s
+                # (internal/infrastructure/kubernetes/proxy/resource_provider.go).
+                "shutdown": {"drainTimeout": gw_duration(t.request_seconds + MARGIN_SECONDS),
+                             "minDrainDuration": gw_duration(MIN_DRAIN_SECONDS)},
+                "provider": {"type": "Kubernetes", "kubernetes": {
+                    "envoyDeployment": {
+                        "replicas": replicas,
+                        "pod": {"nodeSelector": node_selector, "labels": {"app.kubernetes.io/part-of": "gpu-burst"}},
+                        "container": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                                    "limits": {"memory": "1Gi"}}},
+                    },
+                    **({"envoyPDB": {"minAvailable": 1}} if replicas >= 2 else {}),
+                    "envoyService": {
+                        # A fixed name so the stack can read the NLB hostname from it.
+                        "name": svc_name,
+                        "type": "LoadBalancer",
+                        "loadBalancerClass": LOAD_BALANCER_CLASS,
+                        "loadBalancerSourceRanges": args["allowed_cidrs"],
+                        "annotations": nlb_annotations(public, cert, port, t.silence_seconds),
+                    },
+                }},
+            },
             opts=child(self, cr_deps),
         )
         # Requests for the AI Gateway ext_proc sidecar its webhook adds to each Envoy pod (none by default,
@@ -443,6 +457,14 @@ class EdgeGateway(pulumi.ComponentResource):
             spec={
                 "targetRefs": [gw_ref],
                 "rateLimit": {"local": {"rules": rate_limit_rules(limits)}},
+                # The buffer filter is what puts the AI Gateway's ext_proc after the API-key check. Envoy Gateway
+                # orders custom_response (these overrides) first, api_key_auth 7th and buffer 12th
+                # (envoyproxy/gateway@v1.9.0 internal/xds/translator/httpfilters.go); the AI Gateway inserts its
+                # ext_proc before the first custom_response/ext_proc/.../router filter, unless a buffer filter sits
+                # at or after that point, then right after the buffer (envoyproxy/ai-gateway@v1.1.0
+                # internal/extensionserver/post_translate_modify.go insertAIGatewayExtProcFilter). Without it the
+                # ext_proc would run first: GET /v1/models answered without a key, bodies parsed before the 401.
+                "requestBuffer": {"limit": REQUEST_BODY_LIMIT},
                 "responseOverride": [
                     {"match": {"statusCodes": [{"type": "Value", "value": 429}]},
                      "response": {"contentType": "application/json",
@@ -473,7 +495,7 @@ class EdgeGateway(pulumi.ComponentResource):
                 "tcpKeepalive": {"idleTime": gw_duration(TCP_KEEPALIVE_IDLE_SECONDS), "interval": "30s",
                                  "probes": 9},
                 # Envoy Gateway's 32 KiB default buffer is too small for LLM request bodies (upstream basic example).
-                "connection": {"bufferLimit": "50Mi"},
+                "connection": {"bufferLimit": REQUEST_BODY_LIMIT},
             },
             opts=child(self, cr_deps),
         )

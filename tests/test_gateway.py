@@ -246,6 +246,45 @@ def test_interceptor_stays_internal_and_only_envoy_gets_an_nlb(prod):
 
 # -- keys, 401 and 429 ----------------------------------------------------------------------------------------------
 
+# Envoy Gateway's default HTTP filter order (envoyproxy/gateway@v1.9.0 internal/xds/translator/httpfilters.go
+# newOrderedHTTPFilter) for the filters the edge's policies produce, and the filters before which the AI Gateway
+# inserts its router-level ext_proc (envoyproxy/ai-gateway@v1.1.0 internal/extensionserver/post_translate_modify.go
+# afterExtProcFilterPrefixes).
+_EG_ORDER = {"custom_response": 0, "api_key_auth": 7, "buffer": 12, "local_ratelimit": 302, "router": 310}
+_AIGW_BEFORE = ("ext_proc", "wasm", "lua", "rbac", "local_ratelimit", "ratelimit", "custom_response",
+                "credential_injector", "compressor", "router")
+
+
+def _listener_filter_chain(mocks) -> list:
+    """The listener's HTTP filters in the order Envoy runs them, from the rendered policies, after the AI Gateway's
+    extension server added its ext_proc (insertAIGatewayExtProcFilter@v1.1.0, buffer exception included)."""
+    sp = _one(mocks, "SecurityPolicy")["spec"]
+    btp = _one(mocks, "BackendTrafficPolicy")["spec"]
+    present = ["router"]
+    present += ["api_key_auth"] if "apiKeyAuth" in sp else []
+    present += ["custom_response"] if btp.get("responseOverride") else []
+    present += ["buffer"] if "requestBuffer" in btp else []
+    present += ["local_ratelimit"] if (btp.get("rateLimit") or {}).get("local") else []
+    chain = sorted(present, key=_EG_ORDER.__getitem__)
+    at = next(i for i, f in enumerate(chain) if f in _AIGW_BEFORE)
+    if "buffer" in chain and chain.index("buffer") >= at:
+        at = chain.index("buffer") + 1
+    return chain[:at] + ["ai_gateway_ext_proc"] + chain[at:]
+
+
+def test_api_key_check_runs_before_the_ai_gateway_ext_proc(prod):
+    """The ext_proc answers GET /v1/models itself (models_processor.go) and parses every body: it must only ever
+    see requests that passed the key check, and the 401/429 overrides must see both local replies."""
+    mocks, _, _ = prod
+    chain = _listener_filter_chain(mocks)
+    assert chain.index("api_key_auth") < chain.index("ai_gateway_ext_proc") < chain.index("router"), chain
+    assert chain.index("custom_response") < chain.index("api_key_auth") < chain.index("local_ratelimit"), chain
+    btp = _one(mocks, "BackendTrafficPolicy")["spec"]
+    ctp = _one(mocks, "ClientTrafficPolicy")["spec"]
+    # The request buffer cannot be smaller than the connection buffer the AI Gateway's body processing relies on.
+    assert btp["requestBuffer"]["limit"] == ctp["connection"]["bufferLimit"] == eg.REQUEST_BODY_LIMIT
+
+
 def test_api_keys_are_checked_at_the_edge_before_anything_else(prod):
     mocks, out, _ = prod
     sp = _one(mocks, "SecurityPolicy")["spec"]
@@ -350,6 +389,18 @@ def test_every_hop_waits_at_least_the_hold_budget(request, stack):
     else:
         idle = int(ann[f"{LB}listener-attributes.TCP-80"].removeprefix("tcp.idle_timeout.seconds="))
         assert first_byte < idle <= eg.NLB_MAX_IDLE_SECONDS
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_envoy_drains_for_the_longest_request_before_it_exits(request, stack):
+    """A rollout or system-node drain terminates Envoy pods: their drain (default 60 s) must outlast any request the
+    route still lets live, held cold starts and streams included."""
+    mocks, _, _ = request.getfixturevalue(stack)
+    shutdown = _one(mocks, "EnvoyProxy")["spec"]["shutdown"]
+    (route,) = [as_object(r) for r in of_kind(mocks, "AIGatewayRoute")]
+    longest = max(_seconds(r["timeouts"]["request"]) for r in route["spec"]["rules"])
+    assert _seconds(shutdown["drainTimeout"]) >= longest
+    assert _seconds(shutdown["minDrainDuration"]) >= 30
 
 
 def test_timeouts_follow_the_one_budget():

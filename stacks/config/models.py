@@ -270,7 +270,8 @@ class GatewayConfig(Strict):
     domain: Optional[str] = None
     """DNS name clients use for the endpoint (you create the record pointing at the NLB), e.g. `llm.example.com`."""
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
-    """Requests per minute each API key may send (per Envoy replica); over it: 429 with Retry-After."""
+    """Requests per minute each API key may send, per Envoy replica and per model (Envoy's local rate limit keeps a
+    bucket per route); over it: 429 with Retry-After."""
     key_requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = {}
     """Per key name: overrides `requestsPerMinute`."""
     replicas: Optional[Annotated[int, Field(ge=1, le=10)]] = None
