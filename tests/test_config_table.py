@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from stack_helpers import ROOT
-from stacks.config import ConfigError, StackConfig, raw_from_values, validate
+from stacks.config import (ClusterConfig, ConfigError, GatewayConfig, GpuPoolConfig, KarpenterConfig, ModelConfig,
+                           StackConfig, raw_from_values, validate)
 from stacks.config.base import Strict
 from stacks.config.errors import NAMESPACE
 from stacks.config.models import VLLM_IMAGE
@@ -24,6 +25,12 @@ POOL = DEV["gpu"]["pools"][0]
 MODEL = DEV["models"][0]
 EXIST = {"mode": "existing", "vpcId": "vpc-0a1b2c3d4e5f67890",
          "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}
+
+
+def keys(cls) -> str:
+    """The keys a section accepts, as the unknown-key message lists them (so adding a field does not edit the
+    table; the top-level and network cases spell the list out)."""
+    return ", ".join(f.alias or n for n, f in cls.model_fields.items())
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -169,7 +176,7 @@ BAD = [
         'gpu-burst:cluster.tags: expected a mapping, got a list; write it as indented key: value lines',
     ]),
     ('cluster-unknown', {"cluster": {"version": "1.35"}}, [
-        'gpu-burst:cluster.version: unknown key; valid keys here: name, kubernetesVersion, endpointPublicAccess, publicAccessCidrs, enabledLogTypes, logRetentionDays, adminPrincipalArns, accessEntries, tags',
+        'gpu-burst:cluster.version: unknown key; valid keys here: ' + keys(ClusterConfig),
     ]),
     # system nodes
     ('sys-types-empty', {"systemNodes": {"instanceTypes": []}}, [
@@ -224,13 +231,13 @@ BAD = [
         'gpu-burst:karpenter.replicas: 3 replicas need 3 system nodes (required hostname anti-affinity) but systemNodes.desiredSize is 2; allowed: at most 2, or raise systemNodes.desiredSize',
     ]),
     ('karp-replicas-range', {"karpenter": {"replicas": 5}}, [
-        'gpu-burst:karpenter.replicas: 5 is out of range; allowed: an integer at most 3',
+        'gpu-burst:karpenter.replicas: 5 is out of range; allowed: an integer from 1 to 3',
     ]),
     ('karp-log-level', {"karpenter": {"logLevel": "warn"}}, [
         "gpu-burst:karpenter.logLevel: 'warn' is not allowed; allowed: 'debug', 'info' or 'error'",
     ]),
     ('karp-unknown', {"karpenter": {"version": "1.14.1"}}, [
-        'gpu-burst:karpenter.version: unknown key; valid keys here: chartVersion, replicas, createSpotServiceLinkedRole, logLevel, controllerCpu, controllerMemory',
+        'gpu-burst:karpenter.version: unknown key; valid keys here: ' + keys(KarpenterConfig),
     ]),
     ('karp-spot-role-type', {"karpenter": {"createSpotServiceLinkedRole": "sometimes"}}, [
         "gpu-burst:karpenter.createSpotServiceLinkedRole: expected true or false, got 'sometimes'; write createSpotServiceLinkedRole: true or createSpotServiceLinkedRole: false",
@@ -279,7 +286,7 @@ BAD = [
         'gpu-burst:gpu.pools[0].name: has 41 characters; allowed: at most 40',
     ]),
     ('gpu-pool-unknown', pool(gpuCount=1), [
-        'gpu-burst:gpu.pools[0].gpuCount: unknown key; valid keys here: name, trafficClass, instanceFamilies, gpusPerNode, capacityTypes, weight, gpuLimit, cpuLimit, expireAfter, consolidateAfter, terminationGracePeriod, disruptionBudgetNodes',
+        'gpu-burst:gpu.pools[0].gpuCount: unknown key; valid keys here: ' + keys(GpuPoolConfig),
     ]),
     ('gpu-families-empty', pool(instanceFamilies=[]), [
         'gpu-burst:gpu.pools[0].instanceFamilies: is empty; allowed: one or more of g4dn, g5, g6, g6e, gr6, p4d, p4de, p5, p5e, p5en, p6-b200',
@@ -356,7 +363,7 @@ BAD = [
     ]),
     # models
     ('model-unknown', model(replicas=1), [
-        'gpu-burst:models[0].replicas: unknown key; valid keys here: servedName, hfModelId, revision, runaiConcurrency, runaiMemoryLimitGib, compileCache, image, gpus, maxModelLen, gpuMemoryUtilization, extraArgs, minReplicas, maxReplicas, idleBeforeScaleToZero, targetQueueDepth, targetConcurrency, pool, needsHfToken, startupBudget, drainTimeout, cpu, memory, shmSize, cacheSize',
+        'gpu-burst:models[0].replicas: unknown key; valid keys here: ' + keys(ModelConfig),
     ]),
     ('model-served-name-upper', model(servedName="Llama-3.1"), [
         "gpu-burst:models[0].servedName: 'Llama-3.1' is not a DNS label (it also names the model's Deployment, Service and route); allowed: lowercase letters, digits and '-', starting with a letter, e.g. qwen2-5-1-5b-instruct",
@@ -576,6 +583,46 @@ BAD = [
     ]),
     ('addons-grafana-bool', {"addons": {"monitoring": {"grafanaEnabled": "on-ish"}}}, [
         "gpu-burst:addons.monitoring.grafanaEnabled: expected true or false, got 'on-ish'; write grafanaEnabled: true or grafanaEnabled: false",
+    ]),
+    # gateway
+    ('gw-unknown', {"gateway": {"loadBalancer": "nlb"}}, [
+        'gpu-burst:gateway.loadBalancer: unknown key; valid keys here: ' + keys(GatewayConfig),
+    ]),
+    ('gw-namespace-reserved', {"gateway": {"namespace": "kube-system"}}, [
+        "gpu-burst:gateway.namespace: 'kube-system' is reserved by the stack or its add-ons; use a namespace of its own such as 'inference' (not one of default, kube-system, kube-public, kube-node-lease, keda, monitoring, envoy-gateway-system, envoy-ai-gateway-system)",
+    ]),
+    ('gw-namespace-format', {"gateway": {"namespace": "Inference"}}, [
+        "gpu-burst:gateway.namespace: 'Inference' is not a Kubernetes name (DNS-1123 label); allowed: lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. inference",
+    ]),
+    ('gw-public-without-tls', {"gateway": {"public": True}}, [
+        'gpu-burst:gateway.public: an internet-facing endpoint without TLS would send API keys in clear text; allowed: public: true with gateway.certificateArn (an ACM certificate), or public: false',
+    ]),
+    ('gw-cert-format', {"gateway": {"certificateArn": "my-cert"}}, [
+        "gpu-burst:gateway.certificateArn: 'my-cert' is not an ACM certificate ARN; use arn:aws:acm:<region>:<account>:certificate/<id>",
+    ]),
+    ('gw-cert-other-region', {"gateway": {"certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"}}, [
+        'gpu-burst:gateway.certificateArn: the certificate is in eu-west-1, the NLB in us-west-2; allowed: an ACM certificate from us-west-2',
+    ]),
+    ('gw-domain-url', {"gateway": {"domain": "https://llm.example.com"}}, [
+        "gpu-burst:gateway.domain: 'https://llm.example.com' is a URL; give the host name only, e.g. llm.example.com",
+    ]),
+    ('gw-domain-wildcard', {"gateway": {"domain": "*.example.com"}}, [
+        "gpu-burst:gateway.domain: '*.example.com' is a wildcard; give the one host name clients use, e.g. llm.example.com",
+    ]),
+    ('gw-cidr-garbage', {"gateway": {"allowedCidrs": ["vpc"]}}, [
+        "gpu-burst:gateway.allowedCidrs[0]: 'vpc' is not a CIDR block; allowed: an address/prefix such as 203.0.113.0/24",
+    ]),
+    ('gw-rpm-zero', {"gateway": {"requestsPerMinute": 0}}, [
+        'gpu-burst:gateway.requestsPerMinute: 0 is out of range; allowed: an integer from 1 to 1000000',
+    ]),
+    ('gw-key-rpm-unknown-key', {"gateway": {"keyRequestsPerMinute": {"alice": 100}}}, [
+        "gpu-burst:gateway.keyRequestsPerMinute: ['alice'] are not keys of gpu-burst:apiKeys; allowed: default",
+    ]),
+    ('gw-key-rpm-bad-name', {"gateway": {"keyRequestsPerMinute": {"Alice": 100}}}, [
+        "gpu-burst:gateway.keyRequestsPerMinute: key names ['Alice'] are not allowed; use lowercase letters, digits and '-'",
+    ]),
+    ('gw-replicas-high', {"gateway": {"replicas": 11}}, [
+        'gpu-burst:gateway.replicas: 11 is out of range; allowed: an integer from 1 to 10',
     ]),
     # several at once
     ('many-at-once', {"environment": "qa", "network": {"azCount": 1}, "gpu": {"pools": [{**POOL, "gpusPerNode": [3], "weight": "x"}]}, "models": [{**MODEL, "cpu": "lots", "maxReplicas": 5}]}, [

@@ -152,15 +152,20 @@ def _bounds(info: Optional[FieldInfo], inside: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if info is None:
         return out
+
+    def annotated_metadata(ann: Any) -> list:
+        found = []
+        if typing.get_origin(ann) is typing.Annotated:
+            for m in typing.get_args(ann)[1:]:
+                found.extend(getattr(m, "metadata", [m]))
+        return found
+
     metas = list(info.metadata)
     if inside:
-        metas = []
-        ann = info.annotation
-        origin_args = typing.get_args(_unwrap(ann)) or ()
-        for a in origin_args:
-            if typing.get_origin(a) is typing.Annotated:
-                for m in typing.get_args(a)[1:]:
-                    metas.extend(getattr(m, "metadata", [m]))
+        metas = [m for a in typing.get_args(_unwrap(info.annotation)) for m in annotated_metadata(a)]
+    elif not metas:
+        # Optional[Annotated[int, Field(ge=..)]]: the bounds sit on the union member
+        metas = [m for a in typing.get_args(info.annotation) for m in annotated_metadata(a)]
     for m in metas:
         for k in ("ge", "gt", "le", "lt", "min_length", "max_length"):
             if getattr(m, k, None) is not None:
@@ -185,6 +190,14 @@ def _description(info: Optional[FieldInfo]) -> str:
     d = (info.description or "").strip() if info else ""
     return d.split("\n\n")[0].replace("\n", " ")
 
+
+KNOWN_PATTERNS = {
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$": "a Kubernetes name (DNS-1123 label); allowed: lowercase letters, digits and "
+                                        "'-', starting and ending with a letter or digit, e.g. inference",
+    r"^[a-z]([-a-z0-9]*[a-z0-9])?$": "a DNS-1035 label; allowed: lowercase letters, digits and '-', starting with a "
+                                     "letter, e.g. qwen2-5-1-5b-instruct",
+}
+"""Explanations of patterns that bare `Field(pattern=...)` fields use (a raw regex is not an explanation)."""
 
 _KINDS = {
     "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list",
@@ -262,8 +275,12 @@ def explain(root: type, e: dict) -> list[tuple[str, str]]:
             return [(here, f"is empty or too short; allowed: at least {ctx.get('min_length')} characters")]
         return [(here, f"'{inp}' is too long; allowed: at most {ctx.get('max_length')} characters")]
     if typ == "string_pattern_mismatch":
+        known = KNOWN_PATTERNS.get(ctx.get("pattern", ""))
+        if known:
+            return [(here, f"'{inp}' is not {known}")]
         d = _description(info)
-        return [(here, f"'{inp}' has the wrong format; {d or 'see the docs for this key'}")]
+        return [(here, f"'{inp}' has the wrong format; allowed: a value as described for this key: "
+                       f"{d or 'see the docs'}")]
     # anything else: pydantic's text, still on one line with the path
     return [(here, e["msg"].removeprefix("Value error, "))]
 
