@@ -11,6 +11,7 @@ from .dashboards import Dashboards, DashboardsArgs
 from .edge_gateway import EdgeGateway, EdgeGatewayArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
+from .image_cache import ImageCache, ImageCacheArgs
 from .karpenter import Karpenter, KarpenterArgs
 from .keda import Keda, KedaArgs
 from .load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
@@ -32,6 +33,7 @@ COMPONENTS = [
     Keda,
     KedaHttpAddon,
     Monitoring,
+    ImageCache,
     ModelStore,
     ModelWeights,
     ModelService,
@@ -54,6 +56,7 @@ __all__ = [
     "KedaHttpAddon", "KedaHttpAddonArgs",
     "LoadBalancerController", "LoadBalancerControllerArgs",
     "ModelService", "ModelServiceArgs", "WeightsSourceArgs",
+    "ImageCache", "ImageCacheArgs",
     "ModelStore", "ModelStoreArgs", "ModelWeights", "ModelWeightsArgs",
     "Monitoring", "MonitoringArgs",
     "NatMode", "Network", "NetworkArgs",

@@ -119,8 +119,8 @@ class ModelServiceArgs(TypedDict):
     """`--served-model-name`, the `model_name` metric label, and the name of the Deployment/Service/route/ScaledObject."""
     hf_model_id: str
     """Hugging Face repository id passed as `--model`."""
-    image: str
-    """Pinned vLLM OpenAI-server image."""
+    image: pulumi.Input[str]
+    """Pinned vLLM OpenAI-server image (possibly its pull-through-cache reference, an Output)."""
     gpus: int
     """GPUs per replica (`nvidia.com/gpu` request and `--tensor-parallel-size`)."""
     max_model_len: int

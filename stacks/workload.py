@@ -10,6 +10,7 @@ from components.dashboards import Dashboards
 from components.edge_gateway import API_KEY_ENV, GENERATED_KEY_NAME, EdgeGateway
 from components.load_balancer_controller import LoadBalancerController
 from components.model_service import ModelService
+from components.image_cache import ImageCache
 from components.model_store import ModelStore, ModelWeights
 
 from .config import duration_seconds
@@ -90,6 +91,12 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
                                                             a.http_addon_release, a.monitoring_release]),
     )
 
+    cache = None
+    if cfg.gpu.image_cache is not None:
+        ic = cfg.gpu.image_cache
+        cache = ImageCache("gpu-burst-image-cache", {
+            "credential_arn": ic.docker_hub_credential_arn, "node_role_name": f.node_role_name,
+            "repository_prefix": ic.repository_prefix}, opts=pulumi.ResourceOptions(**k8s_opts))
     store = ModelStore("gpu-burst-models", {"tags": {"gpu-burst.io/environment": cfg.environment}},
                        opts=pulumi.ResourceOptions(**k8s_opts))
     release_label = getattr(a.monitoring_release, "name", None)
@@ -115,7 +122,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         ModelService(
             f"model-{m.served_name}",
             {**optional, "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
-             "image": m.image, "gpus": m.gpus, "max_model_len": m.max_model_len,
+             "image": cache.image_for(m.image) if cache else m.image, "gpus": m.gpus, "max_model_len": m.max_model_len,
              "gpu_memory_utilization": m.gpu_memory_utilization, "extra_args": list(m.extra_args),
              "traffic_class": cfg.gpu.traffic_class_of(m.pool),
              "min_replicas": m.min_replicas, "max_replicas": m.max_replicas, "idle_seconds": m.idle_seconds,

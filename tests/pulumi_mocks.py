@@ -196,6 +196,9 @@ class Mocks(pulumi.runtime.Mocks):
             out["bucket"] = out.get("bucket") or f"{out.get('bucketPrefix', 'terraform-')}{suffix(n)}"
             out["arn"] = f"arn:aws:s3:::{out['bucket']}"
             rid = out["bucket"]
+        elif t == "aws:ecr/pullThroughCacheRule:PullThroughCacheRule":
+            out["registryId"] = ACCOUNT
+            rid = out.get("ecrRepositoryPrefix", name)
         elif t == "aws:sqs/queue:Queue":
             out["arn"] = _arn("sqs", name)
             out["url"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"

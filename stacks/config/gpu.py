@@ -220,6 +220,20 @@ def al2023_ssm_parameter(kubernetes_version: str, version: str, arch: str = "x86
     return AL2023_SSM_PARAMETER.format(k8s=kubernetes_version, arch=arch, version=version)
 
 
+class ImageCacheConfig(Strict):
+    """`gpu.imageCache` — pull Docker Hub images (the vLLM image) through an ECR pull-through cache in the region."""
+
+    docker_hub_credential_arn: pattern_type(
+        r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:ecr-pullthroughcache/[A-Za-z0-9/_+=.@-]+",
+        "a Secrets Manager secret ARN whose name starts with ecr-pullthroughcache/ (ECR requires credentials for a "
+        "Docker Hub upstream)",
+        "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf")
+    """Secret holding `{"username": ..., "accessToken": ...}` for Docker Hub, in the stack's account and region."""
+    repository_prefix: pattern_type(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", "an ECR repository prefix (lowercase, 2-30 "
+                                    "characters)", "docker-hub") = "docker-hub"
+    """Cached images appear as `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<repository>:<tag>`."""
+
+
 class GpuConfig(Strict):
     """`gpu-burst:gpu` — one EC2NodeClass (AMI, disk, IMDS) shared by the pools."""
 
@@ -245,6 +259,9 @@ class GpuConfig(Strict):
     volume_initialization_rate_mibps: Optional[Annotated[int, Field(ge=100, le=300)]] = None
     """EBS Provisioned Rate for Volume Initialization of the snapshot volume (100-300 MiB/s, billed per GiB): blocks
     of a snapshot-restored volume are otherwise fetched from S3 lazily on first read."""
+    image_cache: Optional[ImageCacheConfig] = None
+    """Pull the model images through an ECR pull-through cache (in-region, authenticated to Docker Hub, range
+    requests for SOCI). Unset: nodes pull from Docker Hub through the NAT gateway."""
     pools: Annotated[list[GpuPoolConfig], Field(min_length=1)] = [GpuPoolConfig(name="gpu-on-demand")]
 
     @field_validator("ami_family", mode="before")
