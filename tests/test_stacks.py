@@ -228,3 +228,32 @@ def test_interceptor_metrics_are_scraped_for_the_dashboard_and_alert(stack):
     assert _release_urn(mocks, "kube-prometheus-stack") in mocks.monitor.requests[sm.name].dependencies
     rules = json.dumps([r.inputs for r in mocks.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")])
     assert "interceptor_request_concurrency" in rules
+
+
+def test_layer_contracts_are_typed_fields_not_grab_bags():
+    """What a layer hands on is a named, typed field: no `extra` dict that later layers or outputs reach into."""
+    import dataclasses
+
+    from stacks.contracts import Addons, Foundation
+
+    for contract in (Foundation, Addons):
+        fields = {f.name: f.type for f in dataclasses.fields(contract)}
+        assert "extra" not in fields, contract.__name__
+        assert all(t is not dict or name in ("dashboard_label", "gpu_toleration") for name, t in fields.items())
+    assert {"kubeconfig", "karpenter_interruption_queue", "private_subnet_ids"} <= {
+        f.name for f in dataclasses.fields(Foundation)}
+    assert {"grafana_service", "gpu_toleration", "device_plugin_release"} <= {f.name for f in dataclasses.fields(Addons)}
+    src = (__import__("pathlib").Path(__file__).parents[1] / "stacks" / "main.py").read_text()
+    assert ".extra" not in src
+
+
+def test_stack_modules_describe_layers_not_work_items():
+    import ast
+    import pathlib
+    import re
+
+    for path in sorted((pathlib.Path(__file__).parents[1] / "stacks").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docs = [ast.get_docstring(n) or "" for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef))]
+        assert not any(re.search(r"\bissue\s*\d", d, re.I) for d in docs), path
