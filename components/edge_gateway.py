@@ -482,15 +482,17 @@ class EdgeGateway(pulumi.ComponentResource):
                 # internal/extensionserver/post_translate_modify.go insertAIGatewayExtProcFilter). Without it the
                 # ext_proc would run first: GET /v1/models answered without a key, bodies parsed before the 401.
                 "requestBuffer": {"limit": REQUEST_BODY_LIMIT},
+                # Only Envoy's own replies (source Local): a 401 from vLLM means the internal credential is out of
+                # step, not that the client's key is wrong, and must not be reworded as such.
                 "responseOverride": [
-                    {"match": {"statusCodes": [{"type": "Value", "value": 429}]},
+                    {"source": "Local", "match": {"statusCodes": [{"type": "Value", "value": 429}]},
                      "response": {"contentType": "application/json",
                                   "body": {"type": "Inline", "inline": openai_error(
                                       "Rate limit reached for this API key; retry after the time in Retry-After.",
                                       "rate_limit_error", "rate_limit_exceeded")},
                                   # The local limiter refills per minute; the openai SDK honours Retry-After.
                                   "header": {"set": [{"name": "Retry-After", "value": "60"}]}}},
-                    {"match": {"statusCodes": [{"type": "Value", "value": 401}]},
+                    {"source": "Local", "match": {"statusCodes": [{"type": "Value", "value": 401}]},
                      "response": {"contentType": "application/json",
                                   "body": {"type": "Inline", "inline": openai_error(
                                       f"Missing or invalid API key; send Authorization: Bearer ${API_KEY_ENV}.",

@@ -314,6 +314,9 @@ def test_api_keys_are_checked_at_the_edge_before_anything_else(prod):
     override = {o["match"]["statusCodes"][0]["value"]: o["response"] for o in
                 _one(mocks, "BackendTrafficPolicy")["spec"]["responseOverride"]}
     assert json.loads(override[401]["body"]["inline"])["error"]["code"] == "invalid_api_key"
+    # Only the edge's own 401/429 are reworded (a 401 from vLLM is an internal-credential problem, not the client's).
+    assert {o.get("source") for o in _one(mocks, "BackendTrafficPolicy")["spec"]["responseOverride"]} == \
+        {"Local"}
 
 
 def test_requests_per_minute_per_key_answer_429_with_retry_after(prod):
