@@ -66,6 +66,12 @@ class BurstctlGroup(TyperGroup):
             sys.exit(code)
         return code
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        for param in getattr(cmd, "params", ()):
+            _plain_metavar(param)
+        return cmd
+
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         # click cuts each command's summary to fit one line ("..."); wrap the whole first sentence instead.
         rows = [(name, cmd.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)
@@ -73,6 +79,23 @@ class BurstctlGroup(TyperGroup):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH", "path": "PATH"}
+
+
+def _plain_metavar(param: Any) -> None:
+    """``--kubeconfig PATH`` in help, click's style, instead of ``<str>`` or ``<list[Path]>``; choices and flags
+    keep theirs."""
+    if getattr(param, "metavar", "") is not None or getattr(param, "is_flag", False):
+        return
+    desc = getattr(param, "type_descriptor", None)
+    if desc is None or desc.is_choice:
+        return
+    bare = str(param.bare_type())
+    bare = bare[5:-1] if bare.startswith("list[") else bare
+    if bare in _METAVARS:
+        param.metavar = _METAVARS[bare]
 
 
 def _fail(message: str, code: int, as_json: bool) -> int:

@@ -69,12 +69,19 @@ NLB_MAX_IDLE_SECONDS = 6000
 network/update-idle-timeout)."""
 NLB_TLS_IDLE_SECONDS = 350
 """Idle timeout of NLB TLS listeners: fixed, not configurable (same AWS page)."""
+NLB_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+"""TLS 1.2/1.3 only on the NLB's TLS listener. The LBC's default, ELBSecurityPolicy-2016-08
+(kubernetes-sigs/aws-load-balancer-controller@v3.5.0 pkg/config/controller_config.go defaultSSLPolicy), still accepts
+TLS 1.0 and 1.1 on an endpoint that carries API keys."""
 TCP_KEEPALIVE_IDLE_SECONDS = 60
 """Envoy sends TCP keepalives on idle downstream connections after this long, well inside the NLB's 350 s TLS-listener
 idle timeout (keepalives reset the NLB idle timer, AWS ELB docs network-load-balancers#connection-idle-timeout)."""
 EXTPROC_CPU, EXTPROC_MEMORY = "100m", "128Mi"
 """Requests of the AI Gateway ext_proc sidecar in each Envoy pod (set through a GatewayConfig)."""
 GATEWAY_CONFIG_ANNOTATION = "aigateway.envoyproxy.io/gateway-config"
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
+"""Namespace label that makes the LBC's pod webhook add a readiness gate (target healthy in the NLB) to the Envoy pods
+(kubernetes-sigs/aws-load-balancer-controller@v3.5.0 docs/deploy/pod_readiness_gate.md)."""
 MARGIN_SECONDS = 60
 """Slack between hops so the inner hop always gives up first, with a clear error, before an outer one cuts."""
 STREAM_SECONDS = 3600
@@ -174,6 +181,7 @@ def nlb_annotations(public: bool, certificate_arn: Optional[str], port: int, idl
     if certificate_arn:
         ann[f"{_LB}ssl-cert"] = certificate_arn
         ann[f"{_LB}ssl-ports"] = str(port)
+        ann[f"{_LB}ssl-negotiation-policy"] = NLB_TLS_POLICY
         ann[f"{_LB}backend-protocol"] = "tcp"
         # A TLS listener's idle timeout is fixed at 350 s: Envoy's TCP keepalives carry a silent cold start instead.
     else:
@@ -323,6 +331,15 @@ class EdgeGateway(pulumi.ComponentResource):
                               args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
                               values=ai_gateway_values(replicas, node_selector), depends_on=[aigw_crds, eg, *deps])
         self.envoy_gateway_release, self.ai_gateway_crds_release, self.ai_gateway_release = eg, aigw_crds, aigw
+        # Envoy's pods are the NLB's IP targets. With 2 replicas a rollout finishes faster than the NLB registers
+        # and health-checks the new pods, so it could leave only initial/draining targets (the LBC doc's outage
+        # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The
+        # chart creates the namespace; the label is patched on before the EnvoyProxy makes Envoy Gateway create pods.
+        self.envoy_namespace_label = k8s.core.v1.NamespacePatch(
+            f"{name}-envoy-namespace",
+            metadata={"name": EG_NAMESPACE, "labels": {READINESS_GATE_LABEL: "enabled"}},
+            opts=child(self, [eg, *deps]),
+        )
         # Every custom resource waits for the release that serves its CRD; the Gateway also waits for the AI
         # Gateway's webhook, which adds the ext_proc sidecar to the Envoy pods when they are created.
         cr_deps = [eg, aigw_crds, aigw, *deps]
@@ -385,7 +402,7 @@ class EdgeGateway(pulumi.ComponentResource):
                     },
                 }},
             },
-            opts=child(self, cr_deps),
+            opts=child(self, cr_deps + [self.envoy_namespace_label]),
         )
         # Requests for the AI Gateway ext_proc sidecar its webhook adds to each Envoy pod (none by default,
         # internal/controller/extproc_builder.go), so the system-node capacity model counts what really runs.
@@ -465,15 +482,17 @@ class EdgeGateway(pulumi.ComponentResource):
                 # internal/extensionserver/post_translate_modify.go insertAIGatewayExtProcFilter). Without it the
                 # ext_proc would run first: GET /v1/models answered without a key, bodies parsed before the 401.
                 "requestBuffer": {"limit": REQUEST_BODY_LIMIT},
+                # Only Envoy's own replies (source Local): a 401 from vLLM means the internal credential is out of
+                # step, not that the client's key is wrong, and must not be reworded as such.
                 "responseOverride": [
-                    {"match": {"statusCodes": [{"type": "Value", "value": 429}]},
+                    {"source": "Local", "match": {"statusCodes": [{"type": "Value", "value": 429}]},
                      "response": {"contentType": "application/json",
                                   "body": {"type": "Inline", "inline": openai_error(
                                       "Rate limit reached for this API key; retry after the time in Retry-After.",
                                       "rate_limit_error", "rate_limit_exceeded")},
                                   # The local limiter refills per minute; the openai SDK honours Retry-After.
                                   "header": {"set": [{"name": "Retry-After", "value": "60"}]}}},
-                    {"match": {"statusCodes": [{"type": "Value", "value": 401}]},
+                    {"source": "Local", "match": {"statusCodes": [{"type": "Value", "value": 401}]},
                      "response": {"contentType": "application/json",
                                   "body": {"type": "Inline", "inline": openai_error(
                                       f"Missing or invalid API key; send Authorization: Bearer ${API_KEY_ENV}.",

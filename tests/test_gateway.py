@@ -244,6 +244,20 @@ def test_interceptor_stays_internal_and_only_envoy_gets_an_nlb(prod):
     assert svc["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
 
 
+def test_envoy_pods_wait_for_their_nlb_target_before_a_rollout_moves_on(prod):
+    """Readiness gate on the IP targets: the LBC injects it into pods of a labelled namespace, at pod creation, so the
+    label must be on Envoy Gateway's namespace before the EnvoyProxy makes it create Envoy pods."""
+    mocks, _, _ = prod
+    (patch,) = [r for r in of_kind(mocks, "NamespacePatch") if r.name == "gpu-burst-edge-envoy-namespace"]
+    meta = as_object(patch)["metadata"]
+    assert meta["name"] == _release(mocks, "gpu-burst-edge-envoy-gateway")["namespace"] == eg.EG_NAMESPACE
+    assert meta["labels"] == {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
+    assert "gpu-burst-edge-envoy-gateway-release" in dependency_names(mocks, "gpu-burst-edge-envoy-namespace")
+    assert "gpu-burst-edge-envoy-namespace" in dependency_names(mocks, "gpu-burst-edge-proxy-config")
+    svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert svc["annotations"][f"{LB}nlb-target-type"] == "ip"  # readiness gates exist for IP targets only
+
+
 # -- keys, 401 and 429 ----------------------------------------------------------------------------------------------
 
 # Envoy Gateway's default HTTP filter order (envoyproxy/gateway@v1.9.0 internal/xds/translator/httpfilters.go
@@ -300,6 +314,9 @@ def test_api_keys_are_checked_at_the_edge_before_anything_else(prod):
     override = {o["match"]["statusCodes"][0]["value"]: o["response"] for o in
                 _one(mocks, "BackendTrafficPolicy")["spec"]["responseOverride"]}
     assert json.loads(override[401]["body"]["inline"])["error"]["code"] == "invalid_api_key"
+    # Only the edge's own 401/429 are reworded (a 401 from vLLM is an internal-credential problem, not the client's).
+    assert {o.get("source") for o in _one(mocks, "BackendTrafficPolicy")["spec"]["responseOverride"]} == \
+        {"Local"}
 
 
 def test_requests_per_minute_per_key_answer_429_with_retry_after(prod):
@@ -415,6 +432,8 @@ def test_prod_terminates_tls_at_the_nlb_with_the_acm_certificate(prod):
     mocks, out, cfg = prod
     ann = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
     assert ann[f"{LB}ssl-cert"] == cfg.gateway.certificate_arn and ann[f"{LB}ssl-ports"] == "443"
+    # TLS 1.2+ only (the LBC's default policy, ELBSecurityPolicy-2016-08, still takes TLS 1.0/1.1).
+    assert ann[f"{LB}ssl-negotiation-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert ann[f"{LB}scheme"] == "internet-facing"
     assert _one(mocks, "Gateway")["spec"]["listeners"][0]["port"] == 443
     assert resolve(out["endpoint"]).startswith("https://k8s-") and resolve(out["endpoint"]).endswith(

@@ -393,7 +393,7 @@ def test_help_shows_defaults_and_plain_flags_within_80_columns(invoke):
         r = invoke(*cmd, "--help", env={"COLUMNS": "80"}, terminal_width=80)
         assert r.exit_code == 0
         text = r.stdout
-        assert "<bool>" not in text and "…" not in text
+        assert "<bool>" not in text and "<str>" not in text and "<list[" not in text and "…" not in text
         if "Commands:" in text:
             assert "..." not in text.split("Commands:")[1]
         assert max(len(line) for line in text.splitlines()) <= 80, cmd
