@@ -70,3 +70,20 @@ def pinned_release(parent: pulumi.Resource, name: str, release_name: str, chart:
         opts=child(parent, depends_on=depends_on),
         **kw,
     )
+
+
+def pod_identity_trust(account_id: str, cluster_name: str, namespace: str, service_account: str) -> dict:
+    """Trust policy for a role assumed through EKS Pod Identity by exactly one service account of one cluster: the
+    session tags EKS sets (docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html, `aws:RequestTag/...`)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
+        "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": account_id,
+            "aws:RequestTag/eks-cluster-name": cluster_name,
+            "aws:RequestTag/kubernetes-namespace": namespace,
+            "aws:RequestTag/kubernetes-service-account": service_account,
+        }},
+    }]}

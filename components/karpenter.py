@@ -9,7 +9,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import child, deps_of, token
+from ._common import child, deps_of, pod_identity_trust, token
 from .karpenter_iam import INTERRUPTION_EVENTS, POLICY_NAMES, controller_policies, interruption_queue_policy
 
 CHART_REPO = "oci://public.ecr.aws/karpenter"
@@ -138,11 +138,9 @@ class Karpenter(pulumi.ComponentResource):
         # Controller role, assumed through EKS Pod Identity.
         self.controller_role = aws.iam.Role(
             f"{name}-controller-role",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
-                               "Action": ["sts:AssumeRole", "sts:TagSession"]}],
-            }),
+            # Only the chart's service account in this cluster may assume it (Pod Identity session tags).
+            assume_role_policy=pulumi.Output.all(identity.account_id, cluster_name).apply(
+                lambda v: json.dumps(pod_identity_trust(v[0], v[1], NAMESPACE, SERVICE_ACCOUNT))),
             description="Karpenter controller (EKS Pod Identity)",
             tags=tags,
             opts=child(self),

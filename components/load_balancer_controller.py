@@ -9,7 +9,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, pod_identity_trust, token
 from .lbc_iam import controller_policy
 
 CHART = "aws-load-balancer-controller"
@@ -84,14 +84,13 @@ class LoadBalancerController(pulumi.ComponentResource):
         replicas = int(args.get("replicas", 2))
         partition = aws.get_partition_output()
         region = aws.get_region_output()
+        identity = aws.get_caller_identity_output()
 
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
-                               "Action": ["sts:AssumeRole", "sts:TagSession"]}],
-            }),
+            # Only the chart's service account in this cluster may assume it (Pod Identity session tags).
+            assume_role_policy=pulumi.Output.all(identity.account_id, args["cluster_name"]).apply(
+                lambda v: json.dumps(pod_identity_trust(v[0], v[1], NAMESPACE, SERVICE_ACCOUNT))),
             description="AWS Load Balancer Controller (EKS Pod Identity)",
             tags=tags,
             opts=child(self),

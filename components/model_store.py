@@ -10,7 +10,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, token
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, pod_identity_trust, token
 
 STAGING_IMAGE = "public.ecr.aws/docker/library/python:3.12.12-slim-bookworm"
 """Small Python image for the staging Job, from ECR Public's mirror of Docker's official images (no Docker Hub rate
@@ -41,23 +41,6 @@ def compile_cache_prefix(hf_model_id: str, revision: str, image: str) -> str:
     ref = image.rsplit("/", 1)[-1]
     tag = ref.split("@", 1)[1] if "@" in ref else ref
     return f"{COMPILE_CACHE_ROOT}/{hf_model_id}/{revision}/{tag.replace(':', '-')}"
-
-
-def pod_identity_trust(account_id: str, cluster_name: str, namespace: str, service_account: str) -> dict:
-    """Trust policy for a role assumed through EKS Pod Identity by exactly one service account of one cluster: the
-    session tags EKS sets (docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html, `aws:RequestTag/...`)."""
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
-        "Effect": "Allow",
-        "Principal": {"Service": "pods.eks.amazonaws.com"},
-        "Action": ["sts:AssumeRole", "sts:TagSession"],
-        "Condition": {"StringEquals": {
-            "aws:SourceAccount": account_id,
-            "aws:RequestTag/eks-cluster-name": cluster_name,
-            "aws:RequestTag/kubernetes-namespace": namespace,
-            "aws:RequestTag/kubernetes-service-account": service_account,
-        }},
-    }]}
 
 
 def reader_policy(partition: str, bucket: str, prefix: str, cache_prefix: Optional[str] = None) -> dict:

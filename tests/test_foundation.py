@@ -240,8 +240,14 @@ def test_controller_role_is_assumed_through_pod_identity(dev):
     role = dev.named("gpu-burst-controller-role")
     trust = json.loads(next(r for r in dev.of_type("aws:iam/role:Role") if r.name == "gpu-burst-controller-role")
                        .inputs["assumeRolePolicy"])
-    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-    assert sorted(trust["Statement"][0]["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    # Only the chart's service account in this cluster may assume it: the session tags Pod Identity sets.
+    assert trust["Statement"] == [{
+        "Sid": "AllowEksAuthToAssumeRoleForPodIdentity", "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": ACCOUNT, "aws:RequestTag/eks-cluster-name": CLUSTER_NAME,
+            "aws:RequestTag/kubernetes-namespace": "kube-system",
+            "aws:RequestTag/kubernetes-service-account": "karpenter"}}}]
     assoc = dev.named("gpu-burst-controller-identity").inputs
     assert (assoc["namespace"], assoc["serviceAccount"]) == ("kube-system", "karpenter")
     assert assoc["clusterName"] == CLUSTER_NAME

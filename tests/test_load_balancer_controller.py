@@ -3,6 +3,7 @@ chart's service account, pinned chart on the system nodes."""
 
 import json
 
+from pulumi_mocks import ACCOUNT
 from test_workload_support import dependency_names, run_workload
 from upstream import LBC_IAM_POLICY, load_upstream, needs_upstream
 
@@ -35,9 +36,13 @@ def test_policy_follows_the_partition():
 def test_role_is_assumed_only_through_pod_identity_by_the_charts_service_account(mocks):
     run_workload("prod")
     (role,) = [r for r in mocks.of_type("aws:iam/role:Role") if r.name == "gpu-burst-lbc-role"]
-    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [
-        {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
-         "Action": ["sts:AssumeRole", "sts:TagSession"]}]
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"] == [{
+        "Sid": "AllowEksAuthToAssumeRoleForPodIdentity", "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": ACCOUNT, "aws:RequestTag/eks-cluster-name": "gpu-burst-eks",
+            "aws:RequestTag/kubernetes-namespace": NAMESPACE,
+            "aws:RequestTag/kubernetes-service-account": SERVICE_ACCOUNT}}}]
     (att,) = [r for r in mocks.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
               if r.name == "gpu-burst-lbc-policy-attach"]
     assert att.inputs["policyArn"] == mocks.state("gpu-burst-lbc-policy")["arn"]
