@@ -255,7 +255,7 @@ class GpuConfig(Strict):
     `container-runtime.snapshotter = soci`): layers download in parallel chunks and unpack concurrently."""
     data_volume_snapshot_id: Optional[Annotated[str, Field(pattern=r"^snap-[0-9a-f]{8,17}$")]] = None
     """Bottlerocket only: EBS snapshot of a /dev/xvdb that already holds the pinned vLLM image (built with
-    scripts/build-image-snapshot.sh), so no image is pulled on the cold-start path."""
+    aws-samples/bottlerocket-images-cache, as docs/cold-start.md shows), so no image is pulled on the cold-start path."""
     volume_initialization_rate_mibps: Optional[Annotated[int, Field(ge=100, le=300)]] = None
     """EBS Provisioned Rate for Volume Initialization of the snapshot volume (100-300 MiB/s, billed per GiB): blocks
     of a snapshot-restored volume are otherwise fetched from S3 lazily on first read."""
