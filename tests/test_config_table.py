@@ -703,7 +703,8 @@ GOOD = [
     ("kubernetes-136", {"cluster": {"kubernetesVersion": "1.36"}}, lambda c: c.cluster.kubernetes_version == "1.36"),
     ("tags", {"cluster": {"tags": {"team": "ml", "cost-center": "42", "gpu-burst/owner": "alice"}}},
      lambda c: c.cluster.tags["team"] == "ml"),
-    ("karpenter-two-replicas", {"karpenter": {"replicas": 2}}, lambda c: c.karpenter_replicas == 2),
+    ("karpenter-two-replicas", {"karpenter": {"replicas": 2}, "systemNodes": {"instanceTypes": ["m6i.xlarge"]}},
+     lambda c: c.karpenter_replicas == 2),
     ("log-types", {"cluster": {"enabledLogTypes": ["api", "audit", "authenticator"]}},
      lambda c: len(c.cluster.enabled_log_types) == 3),
 ]

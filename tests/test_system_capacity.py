@@ -72,6 +72,13 @@ def rendered_requests(mocks) -> dict[str, tuple[int, int]]:
             reqs = [c.get("resources", {}).get("requests", {}) for c in spec["containers"]]
             out[r.name] = (sum(parse_cpu_m(q.get("cpu", "0")) for q in reqs) * n,
                            sum(parse_memory_mi(q.get("memory", "0")) for q in reqs) * n)
+    # Weight-staging Jobs run on the system nodes while a revision is staged; the largest one must fit (others queue).
+    jobs = [r.inputs["spec"]["template"]["spec"] for r in mocks.of_type("kubernetes:batch/v1:Job")]
+    staged = [spec for spec in jobs if spec.get("nodeSelector", {}).get("gpu-burst.io/node-role") == "system"]
+    assert staged and len(staged) == len(jobs), "every staging Job is pinned to the system nodes"
+    per_job = [([c.get("resources", {}).get("requests", {}) for c in spec["containers"]]) for spec in staged]
+    out["model-staging"] = max((sum(parse_cpu_m(q.get("cpu", "0")) for q in reqs),
+                                sum(parse_memory_mi(q.get("memory", "0")) for q in reqs)) for reqs in per_job)
     return out
 
 

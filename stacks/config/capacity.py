@@ -236,6 +236,14 @@ def _load_balancer_controller(cfg) -> list[PodRequest]:
     return [PodRequest("aws-load-balancer-controller", 50, 128, replicas=cfg.edge_replicas)]
 
 
+def _model_staging(cfg) -> list[PodRequest]:
+    # components/model_store.py ModelWeights: one staging Job per model revision, pinned to the system nodes (never a
+    # GPU node), 500m / 768Mi each, while a revision is staged. At least one must fit next to everything that stays;
+    # with several models the others wait Pending for the room a finished Job frees (each Job's await covers its own
+    # deadline, docs/cold-start.md).
+    return [PodRequest("model-staging", 500, 768)] if cfg.models else []
+
+
 SYSTEM_ADDONS: list[SystemAddon] = [
     SystemAddon("eks", _eks_core, _eks_daemons, "EKS add-ons: coredns, vpc-cni, kube-proxy, pod identity agent"),
     SystemAddon("karpenter", _karpenter, source="karpenter.controllerCpu/controllerMemory (components/karpenter.py)"),
@@ -248,6 +256,7 @@ SYSTEM_ADDONS: list[SystemAddon] = [
     SystemAddon("envoy-proxy", _envoy_proxy, source="components/edge_gateway.py EnvoyProxy"),
     SystemAddon("aws-load-balancer-controller", _load_balancer_controller,
                 source="components/load_balancer_controller.py"),
+    SystemAddon("model-staging", _model_staging, source="components/model_store.py staging Job (one at a time fits)"),
 ]
 """Every add-on with pods on the system nodes. Append one entry per new chart (e.g. a gateway controller)."""
 
