@@ -467,6 +467,21 @@ def test_dev_is_an_internal_plain_http_nlb_from_the_vpc(dev):
     assert resolve(out["endpoint"]).startswith("http://") and resolve(out["endpoint"]).endswith("/v1")
 
 
+def test_readme_port_forward_names_the_service_and_ports_the_stack_renders(dev, prod):
+    """README's laptop port-forward must name the Envoy Service Envoy Gateway creates from the EnvoyProxy, in its
+    namespace, on the Gateway's listener port (80 plain, 443 when the NLB terminates TLS)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for (mocks, _, _), tls in ((dev, False), (prod, True)):
+        svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["name"]
+        (listener,) = _one(mocks, "Gateway")["spec"]["listeners"]
+        port = int(listener["port"])
+        assert port == (443 if tls else 80)
+        assert f"kubectl -n {eg.EG_NAMESPACE} port-forward svc/{svc} 8080:80" in readme
+        assert port == 80 or f"`8080:{port}`" in readme
+
+
 def test_examples_need_no_custom_header_and_embed_no_key(prod):
     mocks, out, cfg = prod
     base = resolve(out["endpoint"])

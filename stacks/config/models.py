@@ -275,8 +275,11 @@ class GatewayConfig(Strict):
     key_requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = {}
     """Per key name: overrides `requestsPerMinute`."""
     replicas: Optional[Annotated[int, Field(ge=1, le=10)]] = None
-    """Replicas of Envoy and the edge controllers; default 2 when systemNodes.minSize >= 2, else 1."""
+    """Replicas of Envoy, the edge controllers and the AWS Load Balancer Controller; default 2 when
+    systemNodes.minSize >= 2, else 1."""
     require_hf_token_for_gated: bool = True
+    """A model with `needsHfToken` and no `gpu-burst:hfToken` set is a config error (false: let the staging Job
+    try anonymously)."""
 
     @field_validator("namespace")
     @classmethod
