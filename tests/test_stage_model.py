@@ -248,3 +248,32 @@ def test_the_streamer_reads_back_what_was_staged_within_the_read_only_grant(s3, 
         s3.get_object(Bucket=BUCKET, Key=key)
     # The manifest is outside the grant: a model pod can neither read nor fake the completion marker.
     assert not fnmatch.fnmatchcase(f"{BUCKET}/{manifest_key(REPO, REV)}", resource)
+
+
+class _NoListS3:
+    """The moto client, except that a Get/HeadObject of a missing key is refused with 403 the way S3 answers a caller
+    whose s3:ListBucket does not cover the key (API_HeadObject.html, "Permissions")."""
+
+    def __init__(self, client):
+        self._c = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._c, name)
+        if name not in ("get_object", "head_object"):
+            return attr
+
+        def call(**kw):
+            try:
+                return attr(**kw)
+            except self._c.exceptions.ClientError as e:
+                if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                    from botocore.exceptions import ClientError
+                    raise ClientError({"Error": {"Code": "403" if name == "head_object" else "AccessDenied",
+                                                 "Message": "Forbidden"}}, name) from None
+                raise
+        return call
+
+
+def test_a_first_run_stages_when_s3_answers_missing_keys_with_403(s3, hub):
+    manifest = _stage(_NoListS3(s3), hub)
+    assert manifest_key(REPO, REV) in _keys(s3) and manifest["files"]

@@ -123,11 +123,24 @@ class _HashingReader:
 
 
 # -- the store ---------------------------------------------------------------------------------------------------
+ABSENT_CODES = ("404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden")
+"""Error codes of a Get/HeadObject that mean "not staged (yet)". S3 answers a missing key with 403, not 404, unless
+the caller's s3:ListBucket covers it (docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions"),
+and the Job's ListBucket is limited by an s3:prefix condition that a Get/Head request does not carry. Misreading a
+real lack of read access costs a second copy at worst; a lack of write access still fails the run on PutObject."""
+
+
+def _absent(e: Exception) -> bool:
+    return getattr(e, "response", {}).get("Error", {}).get("Code") in ABSENT_CODES
+
+
 def read_manifest(s3: Any, bucket: str, key: str) -> Optional[dict]:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
+    except s3.exceptions.ClientError as e:
+        if _absent(e):
+            return None
+        raise
     return json.loads(body)
 
 
@@ -135,7 +148,7 @@ def _already_there(s3: Any, bucket: str, key: str, size: int, digest: str) -> bo
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except s3.exceptions.ClientError as e:
-        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if _absent(e):
             return False
         raise
     return head["ContentLength"] == size and head.get("Metadata", {}).get("digest") == digest
