@@ -28,8 +28,11 @@ def scaler_errors_expr(namespace: str, scaled_object: str, window: str = "5m") -
     """KEDA counted errors for the model's ScaledObject or one of its triggers within `window`. Metric names of
     KEDA 2.20.2 (kedacore/keda@v2.20.2:pkg/metricscollector/prommetrics.go: keda_scaler_detail_errors_total with
     labels namespace/scaledObject/scaler/triggerIndex, keda_scaled_object_errors_total with namespace/scaledObject).
-    `scaled_object` may be a regex (the dashboard's `$model`)."""
-    sel = f'namespace="{namespace}", scaledObject=~"{scaled_object}"'
+    `scaled_object` may be a regex (the dashboard's `$model`). KEDA's `namespace` label (the ScaledObject's) reaches
+    Prometheus as `exported_namespace`: the chart's operator ServiceMonitor sets no honorLabels
+    (kedacore/charts@v2.20.2:keda/templates/manager/servicemonitor.yaml), so the target's own `namespace` (KEDA's)
+    wins the conflict and the scraped one is renamed (Prometheus scrape_config honor_labels)."""
+    sel = f'exported_namespace="{namespace}", scaledObject=~"{scaled_object}"'
     return (f"sum by (scaledObject) (increase(keda_scaler_detail_errors_total{{{sel}}}[{window}]))\n"
             f"+ on (scaledObject) group_left () (sum by (scaledObject) "
             f"(increase(keda_scaled_object_errors_total{{{sel}}}[{window}])) or vector(0))")

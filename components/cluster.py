@@ -100,7 +100,7 @@ class EksCluster(pulumi.ComponentResource):
     Kubernetes provider for the rest."""
 
     cluster_name: pulumi.Output[str]
-    """Real EKS cluster name (auto-named)."""
+    """Real EKS cluster name: the chosen `cluster_name`, as an Output of the cluster (depend on it, not the string)."""
     cluster_endpoint: pulumi.Output[str]
     """API server endpoint."""
     cluster_security_group_id: pulumi.Output[str]

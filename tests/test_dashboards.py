@@ -113,6 +113,9 @@ def test_keda_health_promql_uses_metrics_keda_2_20_exports():
     from components.alerts import scaler_errors_expr
 
     e = scaler_errors_expr("inference", "m")
-    assert 'increase(keda_scaler_detail_errors_total{namespace="inference", scaledObject=~"m"}[5m])' in e
-    assert 'increase(keda_scaled_object_errors_total{namespace="inference", scaledObject=~"m"}[5m])' in e
+    # Scraped through the chart's ServiceMonitor without honorLabels: KEDA's `namespace` (the ScaledObject's) is
+    # stored as `exported_namespace`, `namespace` is the operator pod's ("keda"), which would never match.
+    assert 'increase(keda_scaler_detail_errors_total{exported_namespace="inference", scaledObject=~"m"}[5m])' in e
+    assert 'increase(keda_scaled_object_errors_total{exported_namespace="inference", scaledObject=~"m"}[5m])' in e
+    assert 'namespace="inference"' not in e.replace("exported_namespace", "")
     assert "keda_scaler_errors_total" not in e
