@@ -374,7 +374,8 @@ NS_OPT = typer.Option("inference", "--namespace", envvar="BURSTCTL_NAMESPACE", s
 SO_OPT = typer.Option(None, "--scaledobject", help="ScaledObject name [default: the model name].")
 SEL_OPT = typer.Option(None, "--selector", "-l", help="Label selector of the model pods "
                        "[default: app.kubernetes.io/name=vllm,app.kubernetes.io/instance=<model>].")
-POOL_OPT = typer.Option(None, "--pool", help="Karpenter NodePool of the model [default: from the pods' nodeSelector].")
+POOL_OPT = typer.Option(None, "--pool", help="Look at this Karpenter NodePool only "
+                        "[default: every pool of the traffic class the pods select].")
 KUBECONFIG_OPT = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file.")
 CONTEXT_OPT = typer.Option(None, "--context", help="kubeconfig context [default: the current context].")
 FROM_FILE_OPT = typer.Option(None, "--from-file", "-f", metavar="PATH", help="Read objects from a dump instead of the cluster "

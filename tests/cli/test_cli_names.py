@@ -1,0 +1,40 @@
+"""The names burstctl looks a model up by are the ones the stack renders.
+
+burstctl keeps its own copies of the label keys and defaults (importing the stack's modules would pull Pulumi into
+every CLI start), so this test is what keeps the two from drifting: a renamed label, namespace default or selector on
+the stack side makes `verify`/`timeline` find nothing on a real cluster while their fixture tests still pass."""
+
+import pytest
+
+from test_workload_support import named, run_workload
+
+
+def test_label_keys_are_the_stacks():
+    from burstctl import k8s
+    from components import _common
+
+    assert k8s.TRAFFIC_CLASS_LABEL == _common.TRAFFIC_CLASS_LABEL
+    assert k8s.GPU_PRESENT_LABEL == _common.GPU_PRESENT_LABEL
+    assert k8s.NODEPOOL_LABEL == _common.NODEPOOL_LABEL
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_default_target_finds_what_the_stack_renders(mocks, stack):
+    from burstctl.cli import NS_OPT, _target
+    from burstctl.k8s import GPU_PRESENT_LABEL, TRAFFIC_CLASS_LABEL
+
+    _, _, cfg = run_workload(stack)
+    assert cfg.models
+    for m in cfg.models:
+        t = _target(m.served_name, NS_OPT.default, None, None, None)
+        dep = named(mocks, "Deployment", m.served_name)
+        so = named(mocks, "ScaledObject", m.served_name)
+        assert t.namespace == cfg.gateway.namespace == dep["metadata"]["namespace"] == so["metadata"]["namespace"]
+        assert t.scaled_object == so["metadata"]["name"]
+        pod = dep["spec"]["template"]
+        assert t.selector.items() <= pod["metadata"]["labels"].items()
+        assert t.selector.items() <= dep["spec"]["selector"]["matchLabels"].items()
+        node_selector = pod["spec"]["nodeSelector"]
+        assert node_selector[GPU_PRESENT_LABEL] == "true"
+        # verify/timeline read the class the pods select under this key to find the pools that carry it.
+        assert node_selector[TRAFFIC_CLASS_LABEL]
