@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Problems, Strict, pattern_type
+from .base import Problems, Strict, pattern_type, repeats
 
 
 class GpuAmiFamily(str, Enum):
@@ -297,13 +297,10 @@ class GpuConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_pools(self):
-        seen: dict[str, int] = {}
         p = Problems()
-        for i, pool in enumerate(self.pools):
-            if pool.name in seen:
-                p.add(f"pools[{i}].name", f"'{pool.name}' is already the name of pools[{seen[pool.name]}]; "
-                                          "allowed: a name unique across gpu.pools")
-            seen.setdefault(pool.name, i)
+        for i, first in repeats([pool.name for pool in self.pools]):
+            p.add(f"pools[{i}].name", f"'{self.pools[i].name}' is already the name of pools[{first}]; "
+                                      "allowed: a name unique across gpu.pools")
         p.raise_if_any()
         return self
 
