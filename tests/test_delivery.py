@@ -108,7 +108,8 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import tomllib  # noqa: E402
 
-from upstream import CHART_VALUES, CRD_FILES, UPSTREAM, needs_upstream  # noqa: E402
+from upstream import (AI_GATEWAY_EG_VALUES, CHART_VALUES, CRD_FILES, LBC_IAM_POLICY, UPSTREAM,  # noqa: E402
+                      needs_upstream)
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -214,7 +215,8 @@ def test_ci_fetches_the_upstream_files_and_requires_them():
     assert fetch < test and '"$GPU_BURST_UPSTREAM"' in runs[fetch]
     # every file the tests read is in the manifest, pinned to a commit with a checksum
     manifest = _manifest()
-    needed = set(CRD_FILES.values()) | set(CHART_VALUES.values()) | {"karpenter/cloudformation.yaml"}
+    needed = set(CRD_FILES.values()) | set(CHART_VALUES.values()) | {"karpenter/cloudformation.yaml",
+                                                                      AI_GATEWAY_EG_VALUES, LBC_IAM_POLICY}
     assert needed <= set(manifest), sorted(needed - set(manifest))
     for repo, path, commit, sha in manifest.values():
         assert re.fullmatch(r"[0-9a-f]{40}", commit) and re.fullmatch(r"[0-9a-f]{64}", sha) and "/" in repo
