@@ -578,6 +578,10 @@ BAD = [
     ('addons-retention-fraction', {"addons": {"monitoring": {"retention": "1.5d"}}}, [
         "gpu-burst:addons.monitoring.retention: '1.5d' is not a Prometheus duration; allowed: whole units such as 15s, 168h, 14d",
     ]),
+    ('addons-retention-out-of-order', {"addons": {"monitoring": {"retention": "30m1h", "scrapeInterval": "15s15s"}}}, [
+        "gpu-burst:addons.monitoring.retention: '30m1h' is not a Prometheus duration (units out of order or repeated); allowed: each unit once, largest first (y, w, d, h, m, s, ms), e.g. 1h30m or 14d",
+        "gpu-burst:addons.monitoring.scrapeInterval: '15s15s' is not a Prometheus duration (units out of order or repeated); allowed: each unit once, largest first (y, w, d, h, m, s, ms), e.g. 1h30m or 14d",
+    ]),
     ('addons-prom-memory', {"addons": {"monitoring": {"prometheusMemory": "1 gig"}}}, [
         "gpu-burst:addons.monitoring.prometheusMemory: '1 gig' is not a memory size; allowed: a positive Kubernetes quantity such as 16Gi or 512Mi (units: 'Ki', 'Mi', 'Gi', 'Ti', 'k', 'M', 'G', 'T')",
     ]),
