@@ -401,6 +401,16 @@ BAD = [
     ('model-image-double-colon', model(image="vllm/vllm-openai:v0.29.0:extra"), [
         "gpu-burst:models[0].image: image 'vllm/vllm-openai:v0.29.0:extra' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
     ]),
+    # Python's \w and \d match other scripts; the registry grammar, IAM and Hugging Face are ASCII only
+    ('model-image-non-ascii-tag', model(image="vllm/vllm-openai:v0.33.0\u00e9"), [
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai:v0.33.0\u00e9' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-hf-id-non-ascii', model(hfModelId="Qwen/Qw\u00e9n"), [
+        "gpu-burst:models[0].hfModelId: 'Qwen/Qw\u00e9n' is not a Hugging Face model id; allowed: e.g. Qwen/Qwen2.5-1.5B-Instruct",
+    ]),
+    ('cluster-admin-non-ascii-digits', {"cluster": {"adminPrincipalArns": ["arn:aws:iam::\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662:role/admin"]}}, [
+        "gpu-burst:cluster.adminPrincipalArns[0]: 'arn:aws:iam::\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662:role/admin' is not an IAM role or user ARN; allowed: arn:<partition>:iam::<12-digit account>:role/<name> or arn:<partition>:iam::<12-digit account>:user/<name>",
+    ]),
     ('model-gpus-high', model(gpus=16), [
         'gpu-burst:models[0].gpus: 16 is out of range; allowed: an integer from 1 to 8',
     ]),

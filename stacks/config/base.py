@@ -75,7 +75,9 @@ def repeats(values: list[Any]) -> list[tuple[int, int]]:
 def pattern_type(regex: str, what: str, example: str) -> Any:
     """A string type that must match `regex`; the error says what the value should be (`what`) and gives an
     `example`, never the regex."""
-    compiled = re.compile(regex)
+    # ASCII: Python's \d and \w also match other scripts' digits and letters, which no AWS id, image reference or
+    # Hugging Face name accepts (Go's and AWS's classes are ASCII).
+    compiled = re.compile(regex, re.ASCII)
 
     def check(v: str) -> str:
         if not compiled.fullmatch(v):
