@@ -252,6 +252,9 @@ BAD = [
     ('gpu-ami-latest', {"gpu": {"amiVersion": "latest"}}, [
         "gpu-burst:gpu.amiVersion: 'latest' drifts every GPU node on each AMI release; allowed: a pinned version, or latest with allowLatestAmi: true",
     ]),
+    ('gpu-ami-non-ascii-digits', {"gpu": {"amiVersion": "v\u0662\u0660\u0662\u0666\u0660\u0667\u0661\u0664"}}, [
+        "gpu-burst:gpu.amiVersion: 'v\u0662\u0660\u0662\u0666\u0660\u0667\u0661\u0664' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
+    ]),
     ('gpu-ami-not-date', {"gpu": {"amiVersion": "v20261350"}}, [
         "gpu-burst:gpu.amiVersion: 'v20261350' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
     ]),
@@ -263,6 +266,9 @@ BAD = [
     ]),
     ('gpu-ami-bottlerocket-format', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v20260818"}}, [
         "gpu-burst:gpu.amiVersion: 'v20260818' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
+    ]),
+    ('gpu-ami-bottlerocket-non-ascii', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v\u0661.\u0665\u0660.\u0660"}}, [
+        "gpu-burst:gpu.amiVersion: 'v\u0661.\u0665\u0660.\u0660' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
     ]),
     ('gpu-volume-low', {"gpu": {"volumeSizeGib": 100}}, [
         'gpu-burst:gpu.volumeSizeGib: 100 is out of range; allowed: an integer from 150 to 16000',

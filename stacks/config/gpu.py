@@ -281,7 +281,7 @@ class GpuConfig(Strict):
                                               "version, or latest with allowLatestAmi: true"))
         elif self.ami_family is GpuAmiFamily.AL2023:
             # EKS AL2023 releases are named v<YYYYMMDD> after their build date (awslabs/amazon-eks-ami releases)
-            ok = bool(re.fullmatch(r"v\d{8}", v))
+            ok = bool(re.fullmatch(r"v[0-9]{8}", v))
             if ok:
                 try:
                     datetime.datetime.strptime(v[1:], "%Y%m%d")
@@ -290,7 +290,7 @@ class GpuConfig(Strict):
             if not ok:
                 raise Problems(("amiVersion", f"'{v}' is not an al2023 release; allowed: v<YYYYMMDD> with a real "
                                               "date (e.g. v20260714), or latest"))
-        elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.fullmatch(r"v\d+\.\d+\.\d+", v):
+        elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", v):
             raise Problems(("amiVersion", f"'{v}' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), "
                                           "or latest"))
         return self
