@@ -270,6 +270,11 @@ BAD = [
     ('gpu-ami-bottlerocket-non-ascii', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v\u0661.\u0665\u0660.\u0660"}}, [
         "gpu-burst:gpu.amiVersion: 'v\u0661.\u0665\u0660.\u0660' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
     ]),
+    ('gpu-image-cache-prefix-length', {"gpu": {"imageCache": {
+        "dockerHubCredentialArn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/hub-AbCdEf",
+        "repositoryPrefix": "d"}}}, [
+        "gpu-burst:gpu.imageCache.repositoryPrefix: 'd' is not an ECR repository prefix (lowercase, 2-30 characters); allowed: e.g. docker-hub",
+    ]),
     ('gpu-volume-low', {"gpu": {"volumeSizeGib": 100}}, [
         'gpu-burst:gpu.volumeSizeGib: 100 is out of range; allowed: an integer from 150 to 16000',
     ]),

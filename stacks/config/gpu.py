@@ -229,8 +229,9 @@ class ImageCacheConfig(Strict):
         "Docker Hub upstream)",
         "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf")
     """Secret holding `{"username": ..., "accessToken": ...}` for Docker Hub, in the stack's account and region."""
-    repository_prefix: pattern_type(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", "an ECR repository prefix (lowercase, 2-30 "
-                                    "characters)", "docker-hub") = "docker-hub"
+    # CreatePullThroughCacheRule ecrRepositoryPrefix: 2 to 30 characters (ECR API reference, Length Constraints)
+    repository_prefix: pattern_type(r"(?=.{2,30}\Z)[a-z0-9]+(?:[._-][a-z0-9]+)*", "an ECR repository prefix "
+                                    "(lowercase, 2-30 characters)", "docker-hub") = "docker-hub"
     """Cached images appear as `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<repository>:<tag>`."""
 
 
