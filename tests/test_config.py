@@ -220,3 +220,25 @@ def test_bad_config_declares_no_resource(mocks):
 def test_karpenter_replicas_follow_the_system_node_count():
     assert validate({**BASE, "systemNodes": {"minSize": 1, "desiredSize": 1}}).karpenter_replicas == 1
     assert validate({**BASE, "systemNodes": {"minSize": 2, "desiredSize": 2}}).karpenter_replicas == 2
+
+
+def test_every_repeat_names_the_first_occurrence():
+    """A name or subnet listed three times gives two lines, both pointing at the first occurrence."""
+    lines = errors({
+        "gpu": {"pools": [{"name": "a"}, {"name": "a"}, {"name": "a"}]},
+        "models": [{"servedName": "m", "hfModelId": "o/m", "revision": "0" * 40, "pool": "a"}] * 3,
+        "network": {"mode": "existing", "vpcId": "vpc-0a1b2c3d",
+                    "privateSubnetIds": ["subnet-0a1b2c3d", "subnet-0a1b2c3e", "subnet-0a1b2c3d", "subnet-0a1b2c3d"]},
+    })
+    assert [l for l in lines if "already" in l or "twice" in l] == [
+        "gpu-burst:network.privateSubnetIds[2]: 'subnet-0a1b2c3d' is listed twice (privateSubnetIds[0]); allowed: "
+        "each subnet once",
+        "gpu-burst:network.privateSubnetIds[3]: 'subnet-0a1b2c3d' is listed twice (privateSubnetIds[0]); allowed: "
+        "each subnet once",
+        "gpu-burst:gpu.pools[1].name: 'a' is already the name of pools[0]; allowed: a name unique across gpu.pools",
+        "gpu-burst:gpu.pools[2].name: 'a' is already the name of pools[0]; allowed: a name unique across gpu.pools",
+        "gpu-burst:models[1].servedName: 'm' is already used by models[0]; allowed: a servedName unique across "
+        "gpu-burst:models",
+        "gpu-burst:models[2].servedName: 'm' is already used by models[0]; allowed: a servedName unique across "
+        "gpu-burst:models",
+    ]

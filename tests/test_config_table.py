@@ -252,6 +252,9 @@ BAD = [
     ('gpu-ami-latest', {"gpu": {"amiVersion": "latest"}}, [
         "gpu-burst:gpu.amiVersion: 'latest' drifts every GPU node on each AMI release; allowed: a pinned version, or latest with allowLatestAmi: true",
     ]),
+    ('gpu-ami-non-ascii-digits', {"gpu": {"amiVersion": "v\u0662\u0660\u0662\u0666\u0660\u0667\u0661\u0664"}}, [
+        "gpu-burst:gpu.amiVersion: 'v\u0662\u0660\u0662\u0666\u0660\u0667\u0661\u0664' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
+    ]),
     ('gpu-ami-not-date', {"gpu": {"amiVersion": "v20261350"}}, [
         "gpu-burst:gpu.amiVersion: 'v20261350' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
     ]),
@@ -263,6 +266,14 @@ BAD = [
     ]),
     ('gpu-ami-bottlerocket-format', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v20260818"}}, [
         "gpu-burst:gpu.amiVersion: 'v20260818' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
+    ]),
+    ('gpu-ami-bottlerocket-non-ascii', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v\u0661.\u0665\u0660.\u0660"}}, [
+        "gpu-burst:gpu.amiVersion: 'v\u0661.\u0665\u0660.\u0660' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
+    ]),
+    ('gpu-image-cache-prefix-length', {"gpu": {"imageCache": {
+        "dockerHubCredentialArn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/hub-AbCdEf",
+        "repositoryPrefix": "d"}}}, [
+        "gpu-burst:gpu.imageCache.repositoryPrefix: 'd' is not an ECR repository prefix (lowercase, 2-30 characters); allowed: e.g. docker-hub",
     ]),
     ('gpu-volume-low', {"gpu": {"volumeSizeGib": 100}}, [
         'gpu-burst:gpu.volumeSizeGib: 100 is out of range; allowed: an integer from 150 to 16000',
@@ -400,6 +411,16 @@ BAD = [
     ]),
     ('model-image-double-colon', model(image="vllm/vllm-openai:v0.29.0:extra"), [
         "gpu-burst:models[0].image: image 'vllm/vllm-openai:v0.29.0:extra' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
+    ]),
+    # Python's \w and \d match other scripts; the registry grammar, IAM and Hugging Face are ASCII only
+    ('model-image-non-ascii-tag', model(image="vllm/vllm-openai:v0.33.0\u00e9"), [
+        "gpu-burst:models[0].image: image 'vllm/vllm-openai:v0.33.0\u00e9' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
+    ]),
+    ('model-hf-id-non-ascii', model(hfModelId="Qwen/Qw\u00e9n"), [
+        "gpu-burst:models[0].hfModelId: 'Qwen/Qw\u00e9n' is not a Hugging Face model id; allowed: e.g. Qwen/Qwen2.5-1.5B-Instruct",
+    ]),
+    ('cluster-admin-non-ascii-digits', {"cluster": {"adminPrincipalArns": ["arn:aws:iam::\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662:role/admin"]}}, [
+        "gpu-burst:cluster.adminPrincipalArns[0]: 'arn:aws:iam::\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662:role/admin' is not an IAM role or user ARN; allowed: arn:<partition>:iam::<12-digit account>:role/<name> or arn:<partition>:iam::<12-digit account>:user/<name>",
     ]),
     ('model-gpus-high', model(gpus=16), [
         'gpu-burst:models[0].gpus: 16 is out of range; allowed: an integer from 1 to 8',
@@ -577,6 +598,10 @@ BAD = [
     ]),
     ('addons-retention-fraction', {"addons": {"monitoring": {"retention": "1.5d"}}}, [
         "gpu-burst:addons.monitoring.retention: '1.5d' is not a Prometheus duration; allowed: whole units such as 15s, 168h, 14d",
+    ]),
+    ('addons-retention-out-of-order', {"addons": {"monitoring": {"retention": "30m1h", "scrapeInterval": "15s15s"}}}, [
+        "gpu-burst:addons.monitoring.retention: '30m1h' is not a Prometheus duration (units out of order or repeated); allowed: each unit once, largest first (y, w, d, h, m, s, ms), e.g. 1h30m or 14d",
+        "gpu-burst:addons.monitoring.scrapeInterval: '15s15s' is not a Prometheus duration (units out of order or repeated); allowed: each unit once, largest first (y, w, d, h, m, s, ms), e.g. 1h30m or 14d",
     ]),
     ('addons-prom-memory', {"addons": {"monitoring": {"prometheusMemory": "1 gig"}}}, [
         "gpu-burst:addons.monitoring.prometheusMemory: '1 gig' is not a memory size; allowed: a positive Kubernetes quantity such as 16Gi or 512Mi (units: 'Ki', 'Mi', 'Gi', 'Ti', 'k', 'M', 'G', 'T')",

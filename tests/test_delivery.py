@@ -108,7 +108,8 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import tomllib  # noqa: E402
 
-from upstream import CHART_VALUES, CRD_FILES, UPSTREAM, needs_upstream  # noqa: E402
+from upstream import (AI_GATEWAY_EG_VALUES, CHART_VALUES, CRD_FILES, LBC_IAM_POLICY, UPSTREAM,  # noqa: E402
+                      needs_upstream)
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -179,6 +180,14 @@ def test_example_add_model_defaults_to_a_traffic_class_both_stacks_have():
         assert default in [p.get("trafficClass") or p["name"] for p in cfg["gpu-burst:gpu"]["pools"]], stack
 
 
+def test_example_add_model_defaults_to_the_stack_s_vllm_image():
+    """The second program's models run next to the stack's own: same vLLM release, the one whose flags the stack's
+    config checks were written against."""
+    from stacks.config.models import VLLM_IMAGE
+
+    assert f'model.get("image", "{VLLM_IMAGE}")' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
+
+
 def test_every_stack_output_the_docs_name_exists(mocks):
     from stack_helpers import evaluate_stack
 
@@ -206,7 +215,8 @@ def test_ci_fetches_the_upstream_files_and_requires_them():
     assert fetch < test and '"$GPU_BURST_UPSTREAM"' in runs[fetch]
     # every file the tests read is in the manifest, pinned to a commit with a checksum
     manifest = _manifest()
-    needed = set(CRD_FILES.values()) | set(CHART_VALUES.values()) | {"karpenter/cloudformation.yaml"}
+    needed = set(CRD_FILES.values()) | set(CHART_VALUES.values()) | {"karpenter/cloudformation.yaml",
+                                                                      AI_GATEWAY_EG_VALUES, LBC_IAM_POLICY}
     assert needed <= set(manifest), sorted(needed - set(manifest))
     for repo, path, commit, sha in manifest.values():
         assert re.fullmatch(r"[0-9a-f]{40}", commit) and re.fullmatch(r"[0-9a-f]{64}", sha) and "/" in repo

@@ -31,7 +31,7 @@ service = ModelService(
         "namespace": cfg.get("namespace") or "inference",
         "served_name": served_name,
         "hf_model_id": model.get("hfModelId", "Qwen/Qwen2.5-1.5B-Instruct"),
-        "image": model.get("image", "vllm/vllm-openai:v0.29.0"),
+        "image": model.get("image", "vllm/vllm-openai:v0.33.0"),  # the cluster stack's pin (stacks/config VLLM_IMAGE)
         "gpus": int(model.get("gpus", 1)),
         "max_model_len": int(model.get("maxModelLen", 8192)),
         "gpu_memory_utilization": float(model.get("gpuMemoryUtilization", 0.9)),

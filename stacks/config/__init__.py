@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
 from . import capacity
-from .base import GIB, Duration, Problems, Strict, duration_seconds, pattern_type, quantity_value
+from .base import GIB, Duration, Problems, Strict, duration_seconds, pattern_type, quantity_value, repeats
 from .errors import NAMESPACE, format_errors
 from .foundation import (
     SUPPORTED_KUBERNETES_VERSIONS,
@@ -66,13 +66,10 @@ class StackConfig(Strict):
     # stacks.config.errors) does not hide the others.
     @model_validator(mode="after")
     def _unique_served_names(self):
-        seen: dict[str, int] = {}
         p = Problems()
-        for i, m in enumerate(self.models):
-            if m.served_name in seen:
-                p.add(f"models[{i}].servedName", f"'{m.served_name}' is already used by models[{seen[m.served_name]}]; "
-                      "allowed: a servedName unique across gpu-burst:models")
-            seen.setdefault(m.served_name, i)
+        for i, first in repeats([m.served_name for m in self.models]):
+            p.add(f"models[{i}].servedName", f"'{self.models[i].served_name}' is already used by models[{first}]; "
+                  "allowed: a servedName unique across gpu-burst:models")
         p.raise_if_any()
         return self
 

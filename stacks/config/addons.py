@@ -8,13 +8,21 @@ from pydantic import AfterValidator, Field, model_validator
 from .base import Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type
 
 _SEMVER = pattern_type(r"\d+\.\d+\.\d+", "a chart version", "2.20.2 (X.Y.Z, no leading v)")
-_PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+# Each unit at most once, largest first: the monitoring.coreos.com/v1 Duration pattern the Prometheus CR's retention
+# and scrapeInterval must match (prometheus-operator@v0.93.0 CRDs, e.g. ServiceMonitor `interval`; Prometheus's own
+# model.ParseDuration has the same order). `30m1h` would reach the API server and fail the kube-prometheus-stack
+# release.
+_PROM_DURATION = re.compile(r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$")
+_PROM_UNITS = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 
 
 def _prom_duration(v: str) -> str:
-    if not _PROM_DURATION.match(v):
-        raise ValueError(f"'{v}' is not a Prometheus duration; allowed: whole units such as 15s, 168h, 14d")
-    return v
+    if v and _PROM_DURATION.match(v):
+        return v
+    if _PROM_UNITS.match(v):
+        raise ValueError(f"'{v}' is not a Prometheus duration (units out of order or repeated); allowed: each unit "
+                         "once, largest first (y, w, d, h, m, s, ms), e.g. 1h30m or 14d")
+    raise ValueError(f"'{v}' is not a Prometheus duration; allowed: whole units such as 15s, 168h, 14d")
 
 
 PromDuration = Annotated[str, AfterValidator(_prom_duration)]

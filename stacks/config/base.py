@@ -58,11 +58,26 @@ class Problems(ValueError):
             raise self
 
 
+def repeats(values: list[Any]) -> list[tuple[int, int]]:
+    """`(index, index of its first occurrence)` for every item of `values` that repeats an earlier one, in order:
+    what a uniqueness check reports as `<list>[i]: ... already at <list>[first]`."""
+    first: dict[Any, int] = {}
+    out = []
+    for i, v in enumerate(values):
+        if v in first:
+            out.append((i, first[v]))
+        else:
+            first[v] = i
+    return out
+
+
 # -- small validated types ---------------------------------------------------------------------------------------
 def pattern_type(regex: str, what: str, example: str) -> Any:
     """A string type that must match `regex`; the error says what the value should be (`what`) and gives an
     `example`, never the regex."""
-    compiled = re.compile(regex)
+    # ASCII: Python's \d and \w also match other scripts' digits and letters, which no AWS id, image reference or
+    # Hugging Face name accepts (Go's and AWS's classes are ASCII).
+    compiled = re.compile(regex, re.ASCII)
 
     def check(v: str) -> str:
         if not compiled.fullmatch(v):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type
+from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type, repeats
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
 """EKS versions in *standard* support that have AL2023 NVIDIA AMIs (amazon-eks-node-al2023-x86_64-nvidia-1.35/1.36 in
@@ -21,8 +21,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 """Values CloudWatch Logs accepts for a log group's retention (PutRetentionPolicy `retentionInDays`)."""
 
 _PARTITION = r"aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?"
-_IAM_PRINCIPAL = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:(role|user)/[\w+=,.@/-]+$")
-_ASSUMED_ROLE = re.compile(rf"^arn:(?P<p>{_PARTITION}):sts::(?P<a>\d{{12}}):assumed-role/(?P<r>[\w+=,.@-]+)/.+$")
+_IAM_PRINCIPAL = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:(role|user)/[\w+=,.@/-]+$", re.ASCII)
+_ASSUMED_ROLE = re.compile(rf"^arn:(?P<p>{_PARTITION}):sts::(?P<a>\d{{12}}):assumed-role/(?P<r>[\w+=,.@-]+)/.+$",
+                           re.ASCII)
 
 
 def principal_arn(v: str) -> str:
@@ -128,11 +129,8 @@ class NetworkConfig(Strict):
     def _distinct_subnets(self):
         p = Problems()
         for key, ids in (("privateSubnetIds", self.private_subnet_ids), ("publicSubnetIds", self.public_subnet_ids)):
-            seen: dict[str, int] = {}
-            for i, sid in enumerate(ids):
-                if sid in seen:
-                    p.add(f"{key}[{i}]", f"'{sid}' is listed twice ({key}[{seen[sid]}]); allowed: each subnet once")
-                seen.setdefault(sid, i)
+            for i, first in repeats(ids):
+                p.add(f"{key}[{i}]", f"'{ids[i]}' is listed twice ({key}[{first}]); allowed: each subnet once")
         private = set(self.private_subnet_ids)
         for i, sid in enumerate(self.public_subnet_ids):
             if sid in private:

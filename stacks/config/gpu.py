@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Problems, Strict, pattern_type
+from .base import Problems, Strict, pattern_type, repeats
 
 
 class GpuAmiFamily(str, Enum):
@@ -229,8 +229,9 @@ class ImageCacheConfig(Strict):
         "Docker Hub upstream)",
         "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf")
     """Secret holding `{"username": ..., "accessToken": ...}` for Docker Hub, in the stack's account and region."""
-    repository_prefix: pattern_type(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", "an ECR repository prefix (lowercase, 2-30 "
-                                    "characters)", "docker-hub") = "docker-hub"
+    # CreatePullThroughCacheRule ecrRepositoryPrefix: 2 to 30 characters (ECR API reference, Length Constraints)
+    repository_prefix: pattern_type(r"(?=.{2,30}\Z)[a-z0-9]+(?:[._-][a-z0-9]+)*", "an ECR repository prefix "
+                                    "(lowercase, 2-30 characters)", "docker-hub") = "docker-hub"
     """Cached images appear as `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/<repository>:<tag>`."""
 
 
@@ -281,7 +282,7 @@ class GpuConfig(Strict):
                                               "version, or latest with allowLatestAmi: true"))
         elif self.ami_family is GpuAmiFamily.AL2023:
             # EKS AL2023 releases are named v<YYYYMMDD> after their build date (awslabs/amazon-eks-ami releases)
-            ok = bool(re.fullmatch(r"v\d{8}", v))
+            ok = bool(re.fullmatch(r"v[0-9]{8}", v))
             if ok:
                 try:
                     datetime.datetime.strptime(v[1:], "%Y%m%d")
@@ -290,20 +291,17 @@ class GpuConfig(Strict):
             if not ok:
                 raise Problems(("amiVersion", f"'{v}' is not an al2023 release; allowed: v<YYYYMMDD> with a real "
                                               "date (e.g. v20260714), or latest"))
-        elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.fullmatch(r"v\d+\.\d+\.\d+", v):
+        elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", v):
             raise Problems(("amiVersion", f"'{v}' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), "
                                           "or latest"))
         return self
 
     @model_validator(mode="after")
     def _unique_pools(self):
-        seen: dict[str, int] = {}
         p = Problems()
-        for i, pool in enumerate(self.pools):
-            if pool.name in seen:
-                p.add(f"pools[{i}].name", f"'{pool.name}' is already the name of pools[{seen[pool.name]}]; "
-                                          "allowed: a name unique across gpu.pools")
-            seen.setdefault(pool.name, i)
+        for i, first in repeats([pool.name for pool in self.pools]):
+            p.add(f"pools[{i}].name", f"'{self.pools[i].name}' is already the name of pools[{first}]; "
+                                      "allowed: a name unique across gpu.pools")
         p.raise_if_any()
         return self
 
