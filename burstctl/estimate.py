@@ -158,7 +158,8 @@ def weights_gb_of(hf_model_id: str) -> float:
 
 def default_instance(cfg: Any, model: Any) -> str:
     """Smallest instance of the model's pool that holds its GPUs (what Karpenter's price ordering picks first)."""
-    from stacks.config.gpu import GPU_INSTANCE_SIZES
+    from burstctl.program import stack_config_gpu
+    GPU_INSTANCE_SIZES = stack_config_gpu().GPU_INSTANCE_SIZES
 
     pool = next(p for p in cfg.gpu.pools if p.name == model.pool)
     best = None
@@ -211,7 +212,9 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
         "route": _fig("route", ROUTE_S, "s", "estimate", "ours: interceptor endpoint watch"),
         "token": _fig("first_token", FIRST_TOKEN_S, "s", "estimate", "ours: short prompt prefill on a warm GPU"),
     }
-    from components.model_service import PROBE_PERIOD_SECONDS, READINESS_PERIOD_SECONDS
+    from burstctl.program import model_service
+    PROBE_PERIOD_SECONDS, READINESS_PERIOD_SECONDS = (model_service().PROBE_PERIOD_SECONDS,
+                                                      model_service().READINESS_PERIOD_SECONDS)
 
     f["probe"] = _fig("startup_probe_period", PROBE_PERIOD_SECONDS, "s", "config",
                       "ModelService startupProbe periodSeconds (half on average)")
@@ -289,7 +292,8 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
 def load_stack(path: Any) -> Any:
     """The validated stack file. No secret is read or needed: a gated model's token only matters to staging."""
     from burstctl import preflight as pf
-    from stacks.config import ConfigError, validate
+    from burstctl.program import stack_config
+    ConfigError, validate = stack_config().ConfigError, stack_config().validate
 
     raw = pf.read_stack_file(path)
     raw["hfTokenSet"] = True

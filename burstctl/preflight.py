@@ -62,9 +62,9 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     config = (doc or {}).get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise BadInput(f"--stack-file: {path} has no `config:` mapping; expected a Pulumi.<stack>.yaml file")
-    from stacks.config import raw_from_values  # the program's own loader (imports pulumi: keep it lazy)
+    from burstctl.program import stack_config  # the program's own loader (imports pulumi: keep it lazy)
 
-    raw, problems = raw_from_values(config)
+    raw, problems = stack_config().raw_from_values(config)
     if problems:
         raise BadInput(f"--stack-file: {path} is not a valid stack configuration:\n  " + "\n  ".join(problems))
     raw.setdefault("region", "")
@@ -87,13 +87,15 @@ def load_stack_file(path: Path, region: Optional[str] = None) -> StackFile:
     notes: list[Check] = []
     if not raw.get("hfTokenSet"):
         raw["hfTokenSet"] = True
-        from stacks.config import problems as config_problems
+        from burstctl.program import stack_config
+        config_problems = stack_config().problems
 
         if not config_problems({**raw, "hfTokenSet": True}) and config_problems({**raw, "hfTokenSet": False}):
             notes.append(Check("hf token", "warn", f"{path.name} sets no gpu-burst:hfToken, which a gated model "
                                "needs; preflight does not need it, `pulumi up` will",
                                "pulumi config set --secret hfToken <token>"))
-    from stacks.config import ConfigError, validate  # the program's own model (imports pulumi: keep it lazy)
+    from burstctl.program import stack_config  # the program's own model (imports pulumi: keep it lazy)
+    ConfigError, validate = stack_config().ConfigError, stack_config().validate
 
     try:
         return StackFile(validate(raw), notes)

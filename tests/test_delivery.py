@@ -289,3 +289,27 @@ def test_console_script_without_cli_extra_prints_a_hint():
     code = "import sys, runpy; sys.modules['rich'] = None; runpy.run_module('burstctl', run_name='__main__')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 2 and "pip install 'gpu-burst[cli]' (missing module: rich)" in out.stderr
+
+
+def test_installed_cli_finds_the_program_modules_it_reuses():
+    """`burstctl preflight`/`estimate` reuse the program's typed config and model constants: in a checkout as
+    `stacks.config`/`components`, installed as `gpu_burst.config`/`gpu_burst`. Every installed name burstctl falls
+    back to must be a package the wheel really ships (pyproject `package-dir` + `packages`)."""
+    import inspect
+    import tomllib
+
+    import burstctl.program as program
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs, shipped = tool["package-dir"], set(tool["packages"])
+    installed = re.findall(r'"(gpu_burst[\w.]*)"\)', inspect.getsource(program))
+    assert installed, "burstctl.program names no installed fallback"
+    for name in installed:
+        package = next((p for p in sorted(shipped, key=len, reverse=True) if name == p or name.startswith(p + ".")),
+                       None)
+        assert package, f"{name} is in no package the wheel ships ({sorted(shipped)})"
+        folder = ROOT / dirs[package] if package in dirs else ROOT / dirs[package.split(".")[0]] / \
+            package.split(".", 1)[1].replace(".", "/")
+        rest = name[len(package):].lstrip(".").replace(".", "/")
+        target = folder / rest if rest else folder
+        assert (target / "__init__.py").exists() or target.with_suffix(".py").exists(), (name, target)

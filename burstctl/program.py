@@ -1,0 +1,32 @@
+"""The Pulumi program's own modules that burstctl reuses (typed stack config, model-service constants).
+
+In a checkout they are `stacks.config` and `components`; an installed `gpu-burst[cli]` ships them as
+`gpu_burst.config` and `gpu_burst` (pyproject.toml `package-dir`). Imported lazily: they pull in pydantic and pulumi."""
+
+import importlib
+from types import ModuleType
+
+
+def _first(*names: str) -> ModuleType:
+    for name in names[:-1]:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name is None or not name.startswith(e.name):
+                raise  # a dependency of the module is missing, not the module itself
+    return importlib.import_module(names[-1])
+
+
+def stack_config() -> ModuleType:
+    """`stacks.config` of the program (checkout) or `gpu_burst.config` (installed package)."""
+    return _first("stacks.config", "gpu_burst.config")
+
+
+def stack_config_gpu() -> ModuleType:
+    """`stacks.config.gpu` (checkout) or `gpu_burst.config.gpu` (installed package)."""
+    return _first("stacks.config.gpu", "gpu_burst.config.gpu")
+
+
+def model_service() -> ModuleType:
+    """`components.model_service` (checkout) or `gpu_burst.model_service` (installed package)."""
+    return _first("components.model_service", "gpu_burst.model_service")
