@@ -7,6 +7,7 @@ Commands stay thin: they parse flags, call one module that does the work and ren
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 import time
@@ -585,6 +586,38 @@ def snapshot_build(
         print_json(result.as_dict())
     else:
         _print_snapshot(result, stack_file)
+
+
+_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+
+
+@snapshot_app.command("policy")
+@guarded
+def snapshot_policy(
+    stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
+    builder_role_arn: str = typer.Option(..., "--builder-role-arn", metavar="ARN", help="Role of the builder's "
+                                         "instance profile (the only role the policy lets you pass to EC2)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Override aws:region of the stack file."),
+) -> None:
+    """Print the least IAM policy (JSON) that runs `snapshot build` for the stack.
+
+    Scoped by the builder and snapshot tags; with gpu.imageCache it adds the ECR pull rights on the cache prefix.
+    Attach it to the identity that runs the build, e.g. `aws iam put-role-policy --policy-document "$(...)"`.
+    """
+    from burstctl import aws
+    from burstctl import preflight as pf
+    from burstctl import snapshot as sn
+
+    if region is not None:
+        aws.check_region(region)
+    m = _ROLE_ARN.match(builder_role_arn)
+    if not m:
+        raise BadInput(f"--builder-role-arn: '{builder_role_arn}' is not an IAM role ARN; allowed: e.g. "
+                       "arn:aws:iam::123456789012:role/gpu-burst-snapshot-builder")
+    cfg = pf.load_stack(stack_file, region)
+    images, _ = sn.stack_identity(cfg, m.group(2))
+    print_json(sn.operator_policy(m.group(1), cfg.region, m.group(2), builder_role_arn,
+                                  sn.ecr_repositories(m.group(1), images)))
 
 
 def _tty() -> bool:

@@ -601,3 +601,82 @@ def build(clients: Clients, p: Plan, yes: bool, timeouts: Optional[Timeouts] = N
     if not yes:
         return Result("planned", p)
     return Builder(clients, p, t, progress, sleep, clock).build()
+
+
+# -- IAM ---------------------------------------------------------------------------------------------------------
+BUILDER_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
+"""All the builder's role needs: the SSM agent registers and runs commands (ECR pulls use the operator's token)."""
+
+
+def operator_policy(partition: str, region: str, account: str, builder_role_arn: str,
+                    ecr_repositories: Optional[list[str]] = None) -> dict[str, Any]:
+    """The least IAM policy that runs `snapshot build`: launch, stop, snapshot and terminate only what carries the
+    builder/snapshot tags (tag-on-create conditions, EC2 user guide "Grant permission to tag resources during
+    creation" and "Example policies for working with the EC2 API"), run commands only on tagged instances
+    (Systems Manager user guide, "Restricting Run Command access based on tags"), pass only the builder's role to
+    EC2. `ecr_repositories` (ARN patterns) add the pull rights the ECR token carries. sts:GetCallerIdentity needs no
+    permission (STS API reference)."""
+    ec2 = f"arn:{partition}:ec2:{region}"
+    snap_tag = "gpu-burst.io/image-snapshot"
+    statements: list[dict[str, Any]] = [
+        {"Sid": "Describe", "Effect": "Allow",  # these EC2/SSM reads support no resource-level permissions
+         "Action": ["ec2:DescribeSnapshots", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeSubnets", "ssm:DescribeInstanceInformation",
+                    "ssm:GetCommandInvocation"],
+         "Resource": "*"},
+        {"Sid": "BottlerocketAmiParameter", "Effect": "Allow", "Action": "ssm:GetParameter",
+         "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/bottlerocket/*"},
+        {"Sid": "ReadBuilderProfile", "Effect": "Allow", "Action": "iam:GetInstanceProfile",
+         "Resource": f"arn:{partition}:iam::{account}:instance-profile/*"},
+        {"Sid": "LaunchTaggedBuilder", "Effect": "Allow", "Action": "ec2:RunInstances",
+         "Resource": [f"{ec2}:{account}:instance/*", f"{ec2}:{account}:volume/*"],
+         "Condition": {"Null": {f"aws:RequestTag/{BUILDER_TAG}": "false"}}},
+        {"Sid": "LaunchFrom", "Effect": "Allow", "Action": "ec2:RunInstances",
+         "Resource": [f"{ec2}::image/*", f"{ec2}:{account}:subnet/*", f"{ec2}:{account}:security-group/*",
+                      f"{ec2}:{account}:network-interface/*"]},
+        {"Sid": "TagOnCreate", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": [f"{ec2}:{account}:instance/*", f"{ec2}:{account}:volume/*", f"{ec2}::snapshot/*"],
+         "Condition": {"StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateSnapshot"]}}},
+        {"Sid": "OperateBuilder", "Effect": "Allow", "Action": ["ec2:StopInstances", "ec2:TerminateInstances"],
+         "Resource": f"{ec2}:{account}:instance/*",
+         "Condition": {"Null": {f"ec2:ResourceTag/{BUILDER_TAG}": "false"}}},
+        {"Sid": "SnapshotBuilderVolume", "Effect": "Allow", "Action": "ec2:CreateSnapshot",
+         "Resource": f"{ec2}:{account}:volume/*",
+         "Condition": {"Null": {f"ec2:ResourceTag/{BUILDER_TAG}": "false"}}},
+        {"Sid": "CreateTaggedSnapshot", "Effect": "Allow", "Action": "ec2:CreateSnapshot",
+         "Resource": f"{ec2}::snapshot/*", "Condition": {"Null": {f"aws:RequestTag/{snap_tag}": "false"}}},
+        {"Sid": "DeleteFailedSnapshot", "Effect": "Allow", "Action": "ec2:DeleteSnapshot",
+         "Resource": f"{ec2}::snapshot/*", "Condition": {"Null": {f"ec2:ResourceTag/{snap_tag}": "false"}}},
+        {"Sid": "RunShellScript", "Effect": "Allow", "Action": "ssm:SendCommand",
+         "Resource": f"arn:{partition}:ssm:{region}::document/AWS-RunShellScript"},
+        {"Sid": "OnTaggedBuilder", "Effect": "Allow", "Action": "ssm:SendCommand",
+         "Resource": f"{ec2}:{account}:instance/*",
+         "Condition": {"StringLike": {f"ssm:resourceTag/{BUILDER_TAG}": "*"}}},
+        {"Sid": "PassBuilderRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": builder_role_arn,
+         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+    ]
+    if ecr_repositories:
+        statements += [
+            {"Sid": "EcrToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            # What the token's identity does on the builder: pull, and on a first pull through the cache, import.
+            {"Sid": "EcrPull", "Effect": "Allow",
+             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
+                        "ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+             "Resource": ecr_repositories},
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def ecr_repositories(partition: str, images: list[str]) -> list[str]:
+    """ARN patterns of the ECR repositories `images` are pulled from: everything under the first path segment (the
+    pull-through-cache prefix, e.g. `repository/docker-hub/*`), or the repository itself."""
+    out = set()
+    for image in images:
+        m = _ECR.match(image)
+        if not m:
+            continue
+        path = image[m.end():].split("@", 1)[0]
+        repo = path.rsplit(":", 1)[0] if ":" in path.rsplit("/", 1)[-1] else path
+        arn = f"arn:{partition}:ecr:{m.group(2)}:{m.group(1)}:repository/"
+        out.add(arn + (f"{repo.split('/', 1)[0]}/*" if "/" in repo else repo))
+    return sorted(out)

@@ -472,3 +472,76 @@ def test_preflight_checks_an_explicit_snapshot_id(account):
     (bad,) = pf.check_image_snapshot(_pf_clients(), _cfg(dataVolumeSnapshotId="snap-0123456789abcdef0",
                                                          fastImagePull=False))
     assert bad.status == "fail" and "is missing" in bad.detail
+
+
+# -- IAM -------------------------------------------------------------------------------------------------------------
+def _record_actions(clients: sn.Clients) -> set:
+    actions: set = set()
+
+    def record(model: Any, **_: Any) -> None:
+        actions.add(f"{model.service_model.signing_name}:{model.name}")
+
+    ecr = clients.ecr(REGION)
+    for c in (clients.ec2, clients.ssm, clients.sts, clients.iam, ecr):
+        c.meta.events.register("before-parameter-build", record)
+    clients.ecr = lambda region: ecr
+    return actions
+
+
+def _allowed(policy: dict) -> set:
+    out = set()
+    for st in policy["Statement"]:
+        out.update([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    return out
+
+
+def test_the_documented_operator_policy_covers_every_call_of_a_build(account):
+    secret = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
+    p = _plan(account, _cfg(imageCache={"dockerHubCredentialArn": secret}))
+    clients = _clients(Ssm().happy(p, account["ami"]).activate())
+    calls = _record_actions(clients)
+    sn.build(clients, p, yes=True, timeouts=FAST, sleep=lambda s: None)
+    role = "arn:aws:iam::123456789012:role/gpu-burst-snapshot-builder"
+    policy = sn.operator_policy("aws", REGION, "123456789012", role, sn.ecr_repositories("aws", p.images))
+    # GetCallerIdentity needs no permission; tags given in RunInstances/CreateSnapshot need ec2:CreateTags
+    assert calls - {"sts:GetCallerIdentity"} <= _allowed(policy), sorted(calls - _allowed(policy))
+    assert {"ec2:RunInstances", "ec2:CreateSnapshot", "ssm:SendCommand", "ec2:TerminateInstances"} <= calls
+    by_sid = {st["Sid"]: st for st in policy["Statement"]}
+    # every action that creates or changes something is scoped by a builder/snapshot tag or to one role/document
+    assert by_sid["LaunchTaggedBuilder"]["Condition"] == {"Null": {f"aws:RequestTag/{sn.BUILDER_TAG}": "false"}}
+    assert by_sid["OperateBuilder"]["Condition"] == {"Null": {f"ec2:ResourceTag/{sn.BUILDER_TAG}": "false"}}
+    assert by_sid["CreateTaggedSnapshot"]["Condition"] == {"Null": {f"aws:RequestTag/{SNAPSHOT_TAG}": "false"}}
+    assert by_sid["OnTaggedBuilder"]["Condition"] == {"StringLike": {f"ssm:resourceTag/{sn.BUILDER_TAG}": "*"}}
+    assert by_sid["PassBuilderRole"] == {"Sid": "PassBuilderRole", "Effect": "Allow", "Action": "iam:PassRole",
+                                         "Resource": role,
+                                         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}
+    assert by_sid["EcrPull"]["Resource"] == [f"arn:aws:ecr:{REGION}:123456789012:repository/docker-hub/*"]
+    unscoped = [st["Sid"] for st in policy["Statement"] if st["Resource"] == "*"]
+    assert unscoped == ["Describe", "EcrToken"]
+
+
+def test_without_ecr_images_the_policy_has_no_ecr_rights():
+    policy = sn.operator_policy("aws", REGION, "123456789012", "arn:aws:iam::123456789012:role/b",
+                                sn.ecr_repositories("aws", [VLLM]))
+    assert not [a for a in _allowed(policy) if a.startswith("ecr:")]
+
+
+def test_cli_prints_the_policy_for_the_stack(invoke, tmp_path):
+    f = _stack_file(tmp_path)
+    r = invoke("snapshot", "policy", "--stack-file", f, "--builder-role-arn",
+               "arn:aws:iam::123456789012:role/gpu-burst-snapshot-builder")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["Version"] == "2012-10-17" and "ec2:RunInstances" in _allowed(doc)
+    bad = invoke("snapshot", "policy", "--stack-file", f, "--builder-role-arn", "gpu-burst-snapshot-builder")
+    assert bad.exit_code == 2 and "--builder-role-arn" in bad.stderr
+
+
+def test_the_docs_list_every_statement_of_the_policy_and_no_hand_run_script():
+    cli = (ROOT / "docs" / "cli.md").read_text()
+    section = cli[cli.index("## snapshot build"):cli.index("## sweep")]
+    sids = [st["Sid"] for st in sn.operator_policy("aws", REGION, "123456789012", "arn:aws:iam::1:role/b",
+                                                    ["arn:aws:ecr:x"])["Statement"]]
+    assert [s for s in sids if f"`{s}`" not in section] == []
+    cold = (ROOT / "docs" / "cold-start.md").read_text()
+    assert "snapshot.sh" not in cold and "burstctl snapshot build --stack-file" in cold
