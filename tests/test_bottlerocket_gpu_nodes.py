@@ -23,8 +23,10 @@ NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 
 
 def _prod_gpu(**over) -> dict:
-    """Pulumi.prod.yaml's gpu section (pools, volume size), on Bottlerocket: what the prod stack becomes."""
+    """Pulumi.prod.yaml's gpu section (pools, volume size), on Bottlerocket, with the data volume this test chooses
+    (an empty one, or the given snapshot) rather than whatever the stack file sets."""
     gpu = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]["gpu-burst:gpu"]
+    gpu = {k: v for k, v in gpu.items() if k not in ("dataVolumeSnapshotId", "volumeInitializationRateMibps")}
     return {**gpu, "amiFamily": "bottlerocket", "amiVersion": VERSION, **over}
 
 
