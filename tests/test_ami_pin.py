@@ -20,8 +20,10 @@ def test_ssm_parameter_karpenter_resolves_for_the_alias():
         "/arm64/nvidia/amazon-eks-node-al2023-arm64-nvidia-1.36-v20260714/image_id")
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_both_stacks_pin_that_release(mocks, stack):
+# Bottlerocket CHANGELOG: v1.53.0 "Add new kubernetes 1.35 variants" (aws-k8s-1.35-nvidia), v1.61.0 "Add new
+# Kubernetes 1.36 variants"; v1.64.0 (2026-07-22) is a later release that carries both.
+@pytest.mark.parametrize("stack,alias", [("dev", f"al2023@{AL2023_AMI_VERSION}"), ("prod", "bottlerocket@v1.64.0")])
+def test_each_stack_pins_a_release_with_nvidia_images_for_its_kubernetes(mocks, stack, alias):
     evaluate_stack(stack, secrets={"hfToken": "hf_x"})
     (nc,) = mocks.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
-    assert nc.inputs["spec"]["amiSelectorTerms"] == [{"alias": f"al2023@{AL2023_AMI_VERSION}"}]
+    assert nc.inputs["spec"]["amiSelectorTerms"] == [{"alias": alias}]
