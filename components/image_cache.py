@@ -40,6 +40,23 @@ def mirrored(image: str, registry: str, prefix: str) -> str:
     return f"{registry}/{prefix}/{repo}{tag}{suffix}"
 
 
+def ecr_registry(account: str, region: str) -> str:
+    """The private ECR registry of an account in a region, as image references name it."""
+    return f"{account}.dkr.ecr.{region}.amazonaws.com"
+
+
+def pulled_image(image: str, account: str, region: str, prefix: Optional[str]) -> str:
+    """The reference GPU nodes pull for a model's `image`: through the account's pull-through cache under `prefix`
+    when there is one (None: the image itself). The model pods and the pre-loaded data-volume snapshot both use
+    this, so the snapshot holds exactly the reference the kubelet asks containerd for."""
+    return mirrored(image, ecr_registry(account, region), prefix) if prefix else image
+
+
+def pulled_images(images: list[str], account: str, region: str, prefix: Optional[str]) -> list[str]:
+    """:func:`pulled_image` of each image, each reference once, sorted."""
+    return sorted({pulled_image(i, account, region, prefix) for i in images})
+
+
 def node_pull_policy(partition: str, region: str, account: str, prefix: str) -> dict:
     """What the GPU nodes need beyond pulling from ECR: let a pull through the cache import the upstream image and
     create its repository on the first pull (ECR user guide, pull-through-cache-iam), only under the cache prefix."""
@@ -92,11 +109,13 @@ class ImageCache(pulumi.ComponentResource):
                 lambda a: json.dumps(node_pull_policy(a[0], a[1], a[2], prefix))),
             opts=child(self),
         )
-        self.registry = pulumi.Output.all(self.rule.registry_id, region.region).apply(
-            lambda a: f"{a[0]}.dkr.ecr.{a[1]}.amazonaws.com")
+        self._account = self.rule.registry_id
+        self._region = region.region
+        self.registry = pulumi.Output.all(self._account, self._region).apply(lambda a: ecr_registry(a[0], a[1]))
         self.repository_prefix = self.rule.ecr_repository_prefix
         self.register_outputs({"registry": self.registry, "repository_prefix": self.repository_prefix})
 
     def image_for(self, image: str) -> pulumi.Output[str]:
         """The reference to pull `image` through this cache (unchanged when not a Docker Hub image)."""
-        return pulumi.Output.all(self.registry, self.repository_prefix).apply(lambda a: mirrored(image, a[0], a[1]))
+        return pulumi.Output.all(self._account, self._region, self.repository_prefix).apply(
+            lambda a: pulled_image(image, a[0], a[1], a[2]))

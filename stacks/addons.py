@@ -1,5 +1,7 @@
 """Add-ons layer: GPU NodePools and the cluster add-ons, wired from the typed config onto the foundation."""
 
+from typing import Optional
+
 import pulumi
 
 from components.gpu_node_pool import GPU_TOLERATION, AmiFamily, GpuNodePool, GpuPoolArgs
@@ -9,7 +11,8 @@ from components.monitoring import DASHBOARD_LABEL, Monitoring
 from components.nvidia_device_plugin import NvidiaDevicePlugin
 
 from .config import duration_seconds
-from .contracts import Addons, Foundation
+from .contracts import Addons, DataVolume, Foundation
+from .snapshot import resolve_data_volume
 
 
 def _pool_args(p) -> GpuPoolArgs:
@@ -29,7 +32,7 @@ def _pool_args(p) -> GpuPoolArgs:
     )
 
 
-def build_addons(f: Foundation) -> Addons:
+def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Addons:
     """Declare the add-ons. Ordering, for a one-pass first `pulumi up` and a clean destroy:
     every release waits for the system nodes + coredns (`f.system_ready`); the HTTP add-on waits for KEDA (its chart
     creates a ScaledObject); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
@@ -37,6 +40,7 @@ def build_addons(f: Foundation) -> Addons:
     nodes Karpenter drains for them) go before Karpenter and the plugin."""
     cfg = f.cfg
     system_ready = list(f.system_ready)
+    volume = data_volume or resolve_data_volume(cfg)
 
     def opts(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=[*system_ready, *deps])
@@ -57,11 +61,11 @@ def build_addons(f: Foundation) -> Addons:
         "ami_version": cfg.gpu.ami_version,
         "volume_size_gib": cfg.gpu.volume_size_gib,
         "volume_throughput_mibps": cfg.gpu.volume_throughput_mibps,
-        "fast_image_pull": cfg.gpu.fast_image_pull,
+        "fast_image_pull": volume.fast_image_pull,
         **({"volume_iops": cfg.gpu.effective_volume_iops} if cfg.gpu.effective_volume_iops else {}),
-        **({"data_volume_snapshot_id": cfg.gpu.data_volume_snapshot_id} if cfg.gpu.data_volume_snapshot_id else {}),
+        **({"data_volume_snapshot_id": volume.snapshot_id} if volume.snapshot_id else {}),
         **({"volume_initialization_rate_mibps": cfg.gpu.volume_initialization_rate_mibps}
-           if cfg.gpu.volume_initialization_rate_mibps else {}),
+           if volume.snapshot_id and cfg.gpu.volume_initialization_rate_mibps else {}),
         "pools": [_pool_args(p) for p in cfg.gpu.pools],
         "tags": {"gpu-burst.io/environment": cfg.environment},
     }, opts=pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=pool_deps))
@@ -109,5 +113,6 @@ def build_addons(f: Foundation) -> Addons:
         grafana_service=monitoring.grafana_service,
         gpu_toleration=dict(GPU_TOLERATION),
         device_plugin_release=device_plugin.release if device_plugin else None,
+        gpu_data_volume_snapshot_id=volume.snapshot_id or "",
     )
 

@@ -10,6 +10,18 @@ from .config import StackConfig
 
 
 @dataclass(frozen=True)
+class DataVolume:
+    """How GPU nodes get their image: from a pre-loaded data-volume snapshot, or by pulling it."""
+
+    snapshot_id: Optional[str]
+    """EBS snapshot restored as the Bottlerocket data volume /dev/xvdb (None: an empty volume, the image is pulled)."""
+    fast_image_pull: bool
+    """SOCI parallel pull/unpack on the nodes; always False when a snapshot is restored."""
+    snapshot_tags: dict = field(default_factory=dict)
+    """The tags `dataVolumeSnapshotId: auto` looked for ({} for an explicit or no snapshot)."""
+
+
+@dataclass(frozen=True)
 class Foundation:
     """The AWS foundation: network, EKS cluster, system nodes, Karpenter."""
 
@@ -65,3 +77,5 @@ class Addons:
     """What a pod needs to land on a GPU node (besides a `nvidia.com/gpu` request)."""
     device_plugin_release: Optional[pulumi.Resource] = None
     """The NVIDIA device plugin release (AL2023 only; Bottlerocket ships the plugin)."""
+    gpu_data_volume_snapshot_id: str = ""
+    """Snapshot the GPU nodes' data volume is restored from ("" when they pull the image)."""

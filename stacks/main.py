@@ -5,14 +5,17 @@ import pulumi
 from .addons import build_addons
 from .config import NAMESPACE, StackConfig
 from .foundation import build_foundation
+from .snapshot import resolve_data_volume
 from .workload import build_workload
 
 
 def build(cfg: StackConfig) -> dict:
     """Declare every resource of the stack from a validated config and export the stack outputs."""
     prefix = "gpu-burst"
+    # Looked up before any resource is declared: a lookup that fails leaves nothing half-created.
+    data_volume = resolve_data_volume(cfg)
     foundation = build_foundation(cfg, prefix)
-    addons = build_addons(foundation)
+    addons = build_addons(foundation, data_volume)
     secrets = pulumi.Config(NAMESPACE)
     # get_secret returns Outputs marked secret: the values never reach the typed config model or the logs.
     api_keys = secrets.get_secret_object("apiKeys")
@@ -29,6 +32,7 @@ def build(cfg: StackConfig) -> dict:
         "vpcId": foundation.vpc_id,
         "prometheusUrl": addons.prometheus_url,
         "gpuPools": addons.gpu_pool_names,
+        "gpuDataVolumeSnapshotId": addons.gpu_data_volume_snapshot_id,
     }
     outputs.update(build_workload(foundation, addons, api_keys, hf_token))
     for key, value in outputs.items():

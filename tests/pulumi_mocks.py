@@ -109,6 +109,11 @@ class Mocks(pulumi.runtime.Mocks):
         self.calls: list[MockCallArgs] = []
         self.states: dict[str, dict] = {}
         """Logical name -> the state the mock provider returned (inputs plus auto-names, ARNs, ids)."""
+        self.resources_at_call: list[int] = []
+        """For each entry of `calls`, how many resources had been registered when it was made."""
+        self.snapshots: list[dict] = []
+        """EBS snapshots the account can see, shaped like DescribeSnapshots entries (SnapshotId, OwnerId, State,
+        StartTime as an ISO string, Tags as [{Key, Value}]); answered by getSnapshotIds."""
 
     # -- helpers for tests ------------------------------------------------------------------------------------
     def of_type(self, typ: str) -> list[MockResourceArgs]:
@@ -274,8 +279,26 @@ class Mocks(pulumi.runtime.Mocks):
         return {"names": [z[0] for z in zones], "zoneIds": [z[1] for z in zones], "id": REGION,
                 "groupNames": sorted({z[4] for z in zones})}
 
+    def _snapshot_ids(self, a: dict) -> dict:
+        """getSnapshotIds as the provider answers it: DescribeSnapshots with OwnerIds (`self` = this account) and
+        filters (`tag:<key>`, `status`), sorted by StartTime newest first; no match is an empty list, not an error."""
+        owners = [ACCOUNT if o == "self" else o for o in a.get("owners") or []]
+        snaps = [s for s in self.snapshots if not owners or s["OwnerId"] in owners]
+        for f in a.get("filters") or []:
+            name, values = f["name"], f["values"]
+            if name.startswith("tag:"):
+                key = name[4:]
+                snaps = [s for s in snaps if any(t["Key"] == key and t["Value"] in values for t in s.get("Tags", []))]
+            elif name == "status":
+                snaps = [s for s in snaps if s["State"] in values]
+            else:
+                raise AssertionError(f"getSnapshotIds filter {name!r} is not simulated")
+        snaps.sort(key=lambda s: s["StartTime"], reverse=True)
+        return {"ids": [s["SnapshotId"] for s in snaps], "id": REGION}
+
     def call(self, args: MockCallArgs):
         self.calls.append(args)
+        self.resources_at_call.append(len(self.created))
         tok = args.token
         if tok == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA", "id": ACCOUNT}
@@ -290,6 +313,8 @@ class Mocks(pulumi.runtime.Mocks):
             return {"json": json.dumps(doc), "minifiedJson": json.dumps(doc, separators=(",", ":")), "id": "doc"}
         if tok == "aws:ec2/getVpc:getVpc":
             return {"id": args.args.get("id", "vpc-0existing00000000"), "cidrBlock": "10.42.0.0/16", "arn": _arn("ec2", "vpc/x")}
+        if tok == "aws:ebs/getSnapshotIds:getSnapshotIds":
+            return self._snapshot_ids(args.args)
         if tok == "eks:index:Cluster/getKubeconfig":
             return {"result": json.dumps({"kind": "Config", "roleArn": args.args.get("roleArn")})}
         return {}

@@ -24,7 +24,8 @@ from .foundation import (
     NodeAmi,
     SystemNodesConfig,
 )
-from .gpu import KNOWN_GPU_FAMILIES, CapacityType, GpuAmiFamily, GpuConfig, GpuPoolConfig
+from .gpu import (GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
+                  GpuConfig, GpuPoolConfig, bottlerocket_release, image_snapshot_tags, snapshot_filters)
 from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig
 
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
@@ -129,6 +130,17 @@ class StackConfig(Strict):
             p.add(path, message)
         p.raise_if_any()
         return self
+
+    @property
+    def model_images(self) -> list[str]:
+        """The models' image references as configured (before any pull-through-cache rewrite), each once."""
+        return sorted({m.image for m in self.models})
+
+    def image_snapshot_tags(self, pulled: list[str]) -> dict[str, str]:
+        """Tags of the data-volume snapshot for this stack's GPU nodes, given the references they pull
+        (`components.image_cache.pulled_images`): the stack's `dataVolumeSnapshotId: auto` lookup and `burstctl
+        snapshot build` both call this."""
+        return image_snapshot_tags(pulled, bottlerocket_release(self.gpu.ami_version), self.cluster.kubernetes_version)
 
     @property
     def edge_replicas(self) -> int:
@@ -354,5 +366,6 @@ __all__ = [
     "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
     "ModelConfig", "MonitoringConfig", "NAMESPACE", "NatGateways", "NetworkConfig", "NetworkMode", "NodeAmi",
     "NvidiaDevicePluginConfig", "LOADER_KEYS", "Problems", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",
-    "duration_seconds", "format_errors", "load", "problems", "raw_from_pulumi", "raw_from_values", "validate",
+    "duration_seconds", "format_errors", "load", "GPU_NODE_ARCH", "SNAPSHOT_AUTO", "SNAPSHOT_TAG",
+    "bottlerocket_release", "image_snapshot_tags", "snapshot_filters", "problems", "raw_from_pulumi", "raw_from_values", "validate",
 ]

@@ -1,6 +1,8 @@
 """Config section for GPU capacity: the EC2NodeClass and the Karpenter NodePools (traffic classes)."""
 
 import datetime
+import hashlib
+import json
 import math
 import re
 from enum import Enum
@@ -220,6 +222,64 @@ def al2023_ssm_parameter(kubernetes_version: str, version: str, arch: str = "x86
     return AL2023_SSM_PARAMETER.format(k8s=kubernetes_version, arch=arch, version=version)
 
 
+SNAPSHOT_AUTO = "auto"
+_SNAPSHOT_ID = re.compile(r"snap-([0-9a-f]{8}|[0-9a-f]{17})")
+
+
+def _data_volume_snapshot(v: str) -> str:
+    # EC2 resource ids are the prefix plus 8 (older) or 17 hex characters (EC2 user guide, "Resource IDs").
+    if v != SNAPSHOT_AUTO and not _SNAPSHOT_ID.fullmatch(v):
+        raise ValueError(f"'{v}' is not a snapshot id; allowed: auto, or snap- followed by 8 or 17 hex digits "
+                         "(e.g. snap-0123456789abcdef0)")
+    return v
+
+
+DataVolumeSnapshot = Annotated[str, AfterValidator(_data_volume_snapshot)]
+"""`auto` or an EBS snapshot id."""
+
+GPU_NODE_ARCH = "x86_64"
+"""Architecture of every GPU node: the NodePools require `kubernetes.io/arch In [amd64]` (components/gpu_node_pool.py),
+x86_64 in EC2 and SSM parameter names."""
+
+SNAPSHOT_TAG = "gpu-burst.io/image-snapshot"
+"""Tag key that identifies a pre-loaded data-volume snapshot; its value is :func:`image_snapshot_tags`' digest."""
+
+
+def bottlerocket_release(ami_version: str) -> str:
+    """`1.50.0` for the amiVersion `v1.50.0`: the form of SSM parameter paths and of Karpenter's alias resolution
+    (aws/karpenter-provider-aws@v1.14.1 pkg/providers/amifamily/bottlerocket.go trims the leading v)."""
+    return ami_version.lstrip("v")
+
+
+def image_snapshot_tags(images: list[str], bottlerocket_version: str, kubernetes_version: str,
+                        arch: str = GPU_NODE_ARCH) -> dict[str, str]:
+    """The tags that identify a data-volume snapshot holding `images` for Bottlerocket `bottlerocket_version`
+    (`1.50.0`) of the `aws-k8s-<kubernetes_version>` variants on `arch`: written by `burstctl snapshot build` and
+    matched by the stack's `dataVolumeSnapshotId: auto` lookup, so both sides always agree.
+
+    The identity is a digest (a tag value holds at most 256 characters; image references can be longer). It covers
+    the Kubernetes version too: the builder runs `aws-k8s-<k8s>`, and Bottlerocket warns that containerd or kubelet
+    updates may change the data they store on the data volume (bottlerocket-os/bottlerocket README "Default
+    Volumes"). The other tags are for people reading the snapshot list."""
+    refs = sorted(set(images))
+    ident = json.dumps({"images": refs, "bottlerocket": bottlerocket_version, "kubernetes": kubernetes_version,
+                        "arch": arch}, sort_keys=True, separators=(",", ":"))
+    shown = " ".join(refs)
+    return {
+        SNAPSHOT_TAG: hashlib.sha256(ident.encode()).hexdigest()[:32],
+        "gpu-burst.io/bottlerocket-version": bottlerocket_version,
+        "gpu-burst.io/kubernetes-version": kubernetes_version,
+        "gpu-burst.io/arch": arch,
+        "gpu-burst.io/images": shown if len(shown) <= 256 else shown[:253] + "...",
+    }
+
+
+def snapshot_filters(tags: dict[str, str]) -> list[dict[str, list[str]]]:
+    """EC2 DescribeSnapshots filters (`Name`/`Values`) for a completed snapshot carrying the identity tag of `tags`."""
+    return [{"Name": f"tag:{SNAPSHOT_TAG}", "Values": [tags[SNAPSHOT_TAG]]},
+            {"Name": "status", "Values": ["completed"]}]
+
+
 class ImageCacheConfig(Strict):
     """`gpu.imageCache` — pull Docker Hub images (the vLLM image) through an ECR pull-through cache in the region."""
 
@@ -252,11 +312,16 @@ class GpuConfig(Strict):
     """gp3 IOPS. Unset: the 3,000 baseline, raised to 4 x throughput when the throughput needs it (gp3 allows at most
     0.25 MiB/s per provisioned IOPS, so baseline IOPS carry at most 750 MiB/s)."""
     fast_image_pull: bool = True
-    """SOCI parallel pull/unpack on the GPU nodes (AL2023 nodeadm feature gate `FastImagePull`, Bottlerocket settings
-    `container-runtime.snapshotter = soci`): layers download in parallel chunks and unpack concurrently."""
-    data_volume_snapshot_id: Optional[Annotated[str, Field(pattern=r"^snap-[0-9a-f]{8,17}$")]] = None
-    """Bottlerocket only: EBS snapshot of a /dev/xvdb that already holds the pinned vLLM image (built with
-    aws-samples/bottlerocket-images-cache, as docs/cold-start.md shows), so no image is pulled on the cold-start path."""
+    """SOCI parallel pull/unpack on GPU nodes that pull their image (AL2023 nodeadm feature gate `FastImagePull`,
+    Bottlerocket settings `container-runtime.snapshotter = soci`): layers download in parallel chunks and unpack
+    concurrently. Nodes that restore a pre-loaded data-volume snapshot never use it (the snapshot's images are
+    unpacked by containerd's default snapshotter): with a `snap-` id it must be false; with `auto` it is what nodes
+    do while no snapshot has been built."""
+    data_volume_snapshot_id: Optional[DataVolumeSnapshot] = None
+    """Bottlerocket only: EBS snapshot restored as /dev/xvdb that already holds the pinned vLLM image, so no image is
+    pulled on the cold-start path. `auto`: the newest completed snapshot of this account that `burstctl snapshot
+    build` made for the stack's images, Bottlerocket release, Kubernetes version and architecture (found by its
+    tags at deploy; none yet: the nodes pull, with SOCI when fastImagePull is on). `snap-...`: that snapshot."""
     volume_initialization_rate_mibps: Optional[Annotated[int, Field(ge=100, le=300)]] = None
     """EBS Provisioned Rate for Volume Initialization of the snapshot volume (100-300 MiB/s, billed per GiB): blocks
     of a snapshot-restored volume are otherwise fetched from S3 lazily on first read."""
@@ -321,14 +386,31 @@ class GpuConfig(Strict):
             if self.ami_family is not GpuAmiFamily.BOTTLEROCKET:
                 p.add("dataVolumeSnapshotId", "AL2023 keeps images on the AMI's root volume, which cannot come from a "
                                               "separate snapshot; allowed: only with amiFamily bottlerocket")
-            if self.fast_image_pull:
+            elif self.data_volume_snapshot_id == SNAPSHOT_AUTO and self.ami_version == "latest":
+                p.add("dataVolumeSnapshotId", "auto finds the snapshot built for one Bottlerocket release, and "
+                                              "amiVersion latest moves; allowed: auto with a pinned amiVersion "
+                                              "(vX.Y.Z), or a snap- id")
+            # With auto, fastImagePull picks how nodes pull while no snapshot exists; nodes that restore one never
+            # use SOCI (stacks/snapshot.py).
+            if self.fast_image_pull and self.data_volume_snapshot_id != SNAPSHOT_AUTO:
                 p.add("fastImagePull", "the snapshot holds images unpacked by containerd's default snapshotter, which "
-                                       "the SOCI snapshotter would not see; allowed: false with dataVolumeSnapshotId")
+                                       "the SOCI snapshotter would not see; allowed: false with a snap- id, or "
+                                       "dataVolumeSnapshotId: auto (SOCI only while no snapshot exists)")
         elif self.volume_initialization_rate_mibps is not None:
             p.add("volumeInitializationRateMibps", "only applies to a volume restored from a snapshot; allowed: "
                                                    "unset, or together with dataVolumeSnapshotId")
         p.raise_if_any()
         return self
+
+    @property
+    def snapshot_auto(self) -> bool:
+        """The data-volume snapshot is looked up by its tags at deploy (`dataVolumeSnapshotId: auto`)."""
+        return self.data_volume_snapshot_id == SNAPSHOT_AUTO
+
+    @property
+    def image_cache_prefix(self) -> Optional[str]:
+        """ECR repository prefix the model images are pulled through (None: pulled from their own registry)."""
+        return self.image_cache.repository_prefix if self.image_cache else None
 
     @property
     def ami_alias(self) -> str:
