@@ -344,8 +344,9 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     cache = bool(getattr(model, "compile_cache", False))
     compile_fig = f["compile_warm"] if cache else f["compile_cold"]
     stack = PathEstimate("stack", "this stack file: " + ", ".join(filter(None, [
-        "data-volume snapshot" if gpu.data_volume_snapshot_id else ("SOCI parallel pull" if gpu.fast_image_pull
-                                                                      else "containerd pull"),
+        ("data-volume snapshot" + (" (auto: once one is built; until then the nodes pull)"
+                                   if gpu.data_volume_snapshot_id == "auto" else ""))
+        if gpu.data_volume_snapshot_id else ("SOCI parallel pull" if gpu.fast_image_pull else "containerd pull"),
         "Run:ai streamer from the model store", "compile cache" if cache else "cold compile"])), [
         *common_head(family),
         image,

@@ -91,9 +91,11 @@ def test_bottlerocket_snapshot_at_the_default_rate_and_fully_hydrated_by_hand():
 def test_any_truthy_snapshot_setting_takes_the_snapshot_path():
     """`auto` (the stack looks the snapshot up) is the snapshot path as much as an id is."""
     cfg = _cfg({**BR_SNAPSHOT, "volumeInitializationRateMibps": 300})
-    auto = cfg.model_copy(update={"gpu": cfg.gpu.model_copy(update={"data_volume_snapshot_id": "auto"})})
-    by_id, by_auto = (_phases(est.estimate(c, c.models[0], "g6e.xlarge", 16.0, 10.0).paths[1]) for c in (cfg, auto))
-    assert by_auto == by_id and "image (data-volume snapshot)" in by_auto
+    auto = _cfg({**BR_SNAPSHOT, "dataVolumeSnapshotId": "auto", "fastImagePull": True,
+                 "volumeInitializationRateMibps": 300})
+    by_id, by_auto = (est.estimate(c, c.models[0], "g6e.xlarge", 16.0, 10.0).paths[1] for c in (cfg, auto))
+    assert _phases(by_auto) == _phases(by_id) and "image (data-volume snapshot)" in _phases(by_auto)
+    assert "until then the nodes pull" in by_auto.description and "until then" not in by_id.description
 
 
 def test_bottlerocket_soci_uses_its_own_measurement():
