@@ -148,6 +148,8 @@ def test_no_compile_cache_keeps_the_plain_command(mocks):
     c = named(mocks, "Deployment", cfg.models[0].served_name)["spec"]["template"]["spec"]["containers"][0]
     assert c["command"] == ["vllm", "serve"]
     assert "COMPILE_CACHE_URI" not in {e["name"] for e in c["env"]}
+    # The startup plan still works node-locally (a container restart on the same node reuses it).
+    assert {"name": "VLLM_ENABLE_STARTUP_PLAN", "value": "1"} in c["env"]
     policy = json.loads([r for r in mocks.created if r.name == f"weights-{cfg.models[0].served_name}-reader-policy"][0]
                         .inputs["policy"])
     assert [s["Sid"] for s in policy["Statement"]] == ["ListModelPrefix", "ReadModelObjects"]

@@ -147,6 +147,12 @@ def test_cli_table_and_json_for_the_prod_stack():
     stack = doc["paths"][1]
     assert stack["total_s"] == pytest.approx(sum(p["seconds"] for p in stack["phases"]), abs=0.2)
     assert all(f["source"] for f in doc["figures"])
+    # The footer says whether the goal is met, honestly: these figures do not reach it.
+    assert doc["target_s"] == 90 and doc["target_met"] is (stack["total_s"] <= 90) is False
+    r = runner.invoke(app, ["estimate", "-s", str(ROOT / "Pulumi.prod.yaml")])
+    assert f"target 90 s: not met by these figures ({stack['total_s']:.0f} s)" in " ".join(r.output.split())
+    r = runner.invoke(app, ["estimate", "-s", str(ROOT / "Pulumi.dev.yaml"), "--json"])
+    assert json.loads(r.stdout)["target_s"] == 60  # the dev stack's small model has the tighter goal
 
 
 def test_cli_rejects_unknown_model_and_instance(tmp_path):
