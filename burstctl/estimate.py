@@ -20,26 +20,54 @@ from burstctl.output import BadInput
 # -- published and specified figures ------------------------------------------------------------------------------
 BLUEPRINT = ("aws-samples/karpenter-blueprints@529b88c blueprints/soci-snapshotter/README.md (\"Results\": vLLM DLC "
              "image, 9,354,342,327 bytes, instances with >8 Gbps network and EBS bandwidth)")
-RUNAI = "run-ai/runai-model-streamer docs/src/benchmarks.md (Llama-3-8B, 15 GB, g5.12xlarge, 1x A10G)"
-AWS_DEMO = ("chrismld/ai-on-eks-demos demos/vllm-autoscaling/docs/INFERENCE-ON-EKS.md (2026-01-29): Karpenter ~45 s, "
-            "image ~30 s, vLLM init ~30 s, weights ~30 s")
-COMPILE = "vllm-project/vllm PR #32191 (2026-01): Qwen3-32B torch.compile 30.7 s cold -> 15.0 s from the cache"
+RUNAI = ("run-ai/runai-model-streamer@ccb9454 docs/src/benchmarks.md (Meta-Llama-3-8B, 15 GB, g5.12xlarge using 1 of "
+         "its A10Gs, vLLM 0.5.5, streamer 0.6.0)")
+AWS_DEMO = ("chrismld/ai-on-eks-demos@cc4bc40 demos/vllm-autoscaling/docs/INFERENCE-ON-EKS.md \"Example: vLLM Cold "
+            "Start Breakdown\": node provisioning ~47 s (Spot launch + node registration), one capture on g5.2xlarge; "
+            "the ~45 s in the same page's \"Optimized Cold Start\" list is a budget, not a measurement")
+COMPILE = ("vllm-project/vllm PR #37198 (merged 2026-03-16, mega AOT artifact on for torch>=2.12): torch.compile of "
+           "the `llama` config, meta-llama/Llama-3.3-70B-Instruct TP4 (zhxchen17/scripts@4481a5b "
+           "vllm/configs/llama.toml; the bench sets cudagraph_mode=none, so CUDA-graph capture is not in it), cold "
+           "27.07 s, warm 3.86 s (7.19 s before the change). Llama-3.1-8B shares the architecture with fewer layers "
+           "(32 vs 80), so for it this is an upper bound; hardware not published (a developer machine), and the "
+           "4-vCPU xlarge sizes compile slower, so the cold figure is optimistic for them")
 EC2_SPECS = "docs.aws.amazon.com/ec2/latest/instancetypes/ac.html (network bandwidth, 'up to' = burst)"
 EC2_PRICES = "aws.amazon.com/ec2/pricing/on-demand (Linux, us-east-1/us-west-2 on-demand)"
+EBS_INIT = ("docs.aws.amazon.com/ebs/latest/userguide/initalize-volume.html: with a Provisioned Rate for Volume "
+            "Initialization (100-300 MiB/s) \"the snapshot blocks are downloaded from Amazon S3 and written to the volume "
+            "at the specified rate after creation\"; without one the default rate \"fluctuates\"")
+EBS_DEFAULT_RATE = ("repost.aws/articles/ARAkrDcHieSsSYOPHL3ZJYeg \"Speeding up large EBS volume initialization during "
+                    "AWS MGN migrations\": gp3 130-140 MB/s measured during initialization (midpoint taken)")
+KUBELET_STATUS = ("kubernetes.io/docs/reference/config-api/kubelet-config.v1beta1 nodeStatusUpdateFrequency (how often "
+                  "the kubelet computes node status, default 10s; a change is posted at once); the stack does not "
+                  "set it")
+KUBELET_READINESS = ("kubernetes/kubernetes pkg/kubelet/prober/prober_manager.go UpdatePodStatus: a started container "
+                     "without a readiness result gets an immediate readiness run (\"Trigger an immediate run of the "
+                     "readinessProbe\"), so the readiness period is not waited for on the cold path")
 
 IMAGE_MEASURED_GB = 9.354
 IMAGE_PULL_S = {"containerd": 130.813, "soci-al2023": 39.553, "soci-bottlerocket": 23.229}
 """Measured pull times of that 9.35 GB image (kubelet `Pulled ... in`), per pull path."""
 RUNAI_S3_GBPS = 15.0 / 4.88
-"""Run:ai streamer from S3 at concurrency 32: 15 GB loaded to the GPU in 4.88 s (3.07 GB/s)."""
-RUNAI_READY_S = 23.2
-"""Same benchmark: vLLM ready 23.2 s with the S3 streamer, so 23.2 - 4.88 = 18.3 s was engine work."""
-LOCAL_SAFETENSORS_S = 47.6
-"""Same benchmark: 15 GB of safetensors read from gp3 by vLLM's default loader in 47.6 s."""
-COMPILE_COLD_S, COMPILE_WARM_S = 30.7, 15.0
-NODE_READY_S = 45.0
+"""Run:ai streamer from S3 at concurrency 32: 15 GB loaded to the GPU in 4.88 s (3.07 GB/s), Appendix C."""
+RUNAI_READY_S = 23.18
+"""Same benchmark, Appendix D: vLLM 0.5.5 ready for requests 23.18 s with the S3 streamer; minus the 4.88 s of
+weights that is 18.3 s of engine work: process start, model init, memory profiling, KV-cache allocation and CUDA-graph
+capture. vLLM 0.5.5 did not torch.compile by default, so compilation is added on top, not counted twice."""
+LOCAL_SAFETENSORS_S = 47.99
+"""Same benchmark, Appendix A: the Hugging Face safetensors loader read the 15 GB from gp3 (16,000 IOPS,
+1,000 MiB/s) to the GPU in 47.99 s (47.56 s is the streamer at concurrency 1, not the default loader)."""
+COMPILE_COLD_S, COMPILE_WARM_S = 27.07, 3.86
+"""torch.compile cold / from the mega AOT artifact (vllm 0.33.0 pins torch==2.14.0, so `use_aot_compile()` (torch
+>= 2.10) and `use_mega_aot_artifact()` (torch >= 2.12 with AOT) are on by default: vllm 0.33.0 envs.py)."""
+NODE_READY_S = 47.0
 KARPENTER_BATCH_IDLE_S = 1.0
 """Karpenter `BATCH_IDLE_DURATION` default (karpenter.sh v1.14 reference/settings.md)."""
+NODE_STATUS_UPDATE_S = 10.0
+"""kubelet nodeStatusUpdateFrequency default: a device plugin's `nvidia.com/gpu` shows in the node's allocatable at the
+next status computation, on average half of it after the plugin registered."""
+EBS_DEFAULT_INIT_BPS = 135e6
+"""Measured gp3 initialization throughput without a provisioned rate (130-140 MB/s)."""
 
 NETWORK_GBPS = {"g5.xlarge": 10, "g5.2xlarge": 10, "g5.4xlarge": 25, "g5.8xlarge": 25, "g5.12xlarge": 40,
                 "g5.16xlarge": 25, "g5.24xlarge": 50, "g5.48xlarge": 100,
@@ -55,21 +83,31 @@ PRICE_PER_HOUR = {"g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, 
 # -- our own estimates (nothing published) --------------------------------------------------------------------------
 TRIGGER_S = 1.0
 """Interceptor -> KEDA external-push -> Deployment 0->1 -> pod Pending (a watch and a few API writes)."""
-GPU_ALLOCATABLE_S = {"al2023": 10.0, "bottlerocket": 3.0}
-"""Node Ready -> `nvidia.com/gpu` allocatable: the device-plugin DaemonSet pod must be scheduled, pulled and register
-on AL2023; Bottlerocket's plugin is part of the host and starts with the kubelet."""
+DEVICE_PLUGIN_START_S = {"al2023": 5.0, "bottlerocket": 1.0}
+"""Node Ready -> device plugin registered with the kubelet: on AL2023 the NVIDIA device-plugin DaemonSet pod is
+scheduled, its image pulled and started; Bottlerocket's plugin is a host service that registers as soon as the
+kubelet's device-plugin socket exists. The node-status computation (NODE_STATUS_UPDATE_S / 2) comes on top."""
 HUB_DOWNLOAD_GBPS = 1.0
 """Hugging Face download through a NAT gateway, optimistic (no published figure for this path)."""
 SNAPSHOT_START_READ_GB = 4.0
-"""Bytes of a snapshot-restored image the engine reads while starting (Python, torch, CUDA libraries): their blocks
-come from S3 at first read unless already initialised."""
-SNAPSHOT_LAZY_MIBPS = 100
-"""First-read rate of a snapshot-restored volume without a provisioned initialization rate (taken as the bottom of
-the 100-300 MiB/s provisioned range)."""
+"""Bytes of the image the engine reads while starting (Python, torch, CUDA and NCCL libraries, vLLM's kernels)."""
+UNPACKED_PER_COMPRESSED = 2.0
+"""Unpacked size of the image's layers per compressed byte. The snapshot's data is the compressed blobs containerd
+keeps in its content store plus the unpacked layers, so (1 + 2.0) x the image size; EBS snapshots hold only written
+blocks, and hydration has that much to download."""
+READINESS_RUN_S = 0.5
+"""One run of the exec readiness probe (runc exec + python3 start + GET /v1/models)."""
+STARTUP_PLAN_S = 0.0
+"""VLLM_ENABLE_STARTUP_PLAN skips the memory-profiling measurement and the CUDA-graph memory estimation pass on a boot
+whose fingerprint matches (vllm 0.33.0 v1/worker/startup_plan.py, PR #47388); no saving is published, so none is
+credited."""
 ROUTE_S = 1.0
 """Interceptor sees the new ready endpoint and forwards the held request."""
 FIRST_TOKEN_S = 0.5
 """Prefill of a short prompt on one warm A10G/L4-class GPU."""
+TARGET_S = {"dev": 60.0}
+"""Time-to-first-token goal from zero GPU nodes: 60 s for the dev stack's small model, 90 s otherwise."""
+DEFAULT_TARGET_S = 90.0
 PARAMS_RE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)[Bb](?![a-zA-Z])")
 BYTES_PER_PARAM = 2  # bf16/fp16 safetensors
 
@@ -125,6 +163,8 @@ class Estimate:
     price_per_hour: Optional[float]
     paths: list[PathEstimate]
     figures: list[Figure]
+    target_s: float = DEFAULT_TARGET_S
+    """Goal for the stack path's first token."""
 
     def cost(self, path: PathEstimate) -> Optional[float]:
         if self.price_per_hour is None:
@@ -134,7 +174,8 @@ class Estimate:
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "instance_type": self.instance_type, "weights_gb": self.weights_gb,
-            "image_gb": self.image_gb, "price_per_hour_usd": self.price_per_hour,
+            "image_gb": self.image_gb, "price_per_hour_usd": self.price_per_hour, "target_s": self.target_s,
+            "target_met": self.paths[-1].total_s <= self.target_s,
             "paths": [{"path": p.path, "description": p.description, "total_s": p.total_s,
                        "gpu_billed_s": p.gpu_billed_s, "cost_usd": self.cost(p),
                        "phases": [{"phase": ph.name, "seconds": round(ph.seconds, 1), "formula": ph.formula,
@@ -173,6 +214,21 @@ def default_instance(cfg: Any, model: Any) -> str:
     return best[1]
 
 
+def snapshot_image_seconds(rate_bps: float, boot_s: float, image_gb: float, start_read_gb: float = SNAPSHOT_START_READ_GB,
+                           unpacked_per_compressed: float = UNPACKED_PER_COMPRESSED) -> tuple[float, float]:
+    """(seconds the engine's start-time reads wait for un-hydrated blocks, share of the snapshot hydrated by then).
+
+    The data volume is created with the instance, and EBS downloads the snapshot's blocks from S3 from then on
+    (at the provisioned rate, or the fluctuating default), so by the time the container starts `rate x boot` bytes of
+    the snapshot's `image x (1 + unpacked/compressed)` bytes are on the volume. The blocks' download order is not
+    documented, so the start-time reads are taken to hit un-hydrated blocks in proportion to the share still in S3;
+    those are fetched on demand, taken at the same rate. Hydration that continues while the weights load is not
+    counted (an upper bound)."""
+    snapshot_bytes = image_gb * (1 + unpacked_per_compressed) * 1e9
+    hydrated = min(1.0, rate_bps * boot_s / snapshot_bytes)
+    return start_read_gb * 1e9 * (1 - hydrated) / rate_bps, hydrated
+
+
 def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_gb: Optional[float] = None,
              image_gb: float = 10.0) -> Estimate:
     """Per-phase estimate for one model of a validated StackConfig."""
@@ -185,15 +241,17 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     net_gbps = NETWORK_GBPS[itype]
     net_GBps = net_gbps / 8
 
+    def plugin_fig(fam: str) -> Figure:
+        how = ("the device-plugin DaemonSet pod scheduled at Ready, pulled, started, registered" if fam == "al2023"
+               else "the host's built-in plugin registers once the kubelet's socket exists")
+        return _fig(f"device_plugin_start_{fam}", DEVICE_PLUGIN_START_S[fam], "s", "estimate", f"ours: {how}")
+
     f = {
         "trigger": _fig("trigger", TRIGGER_S, "s", "estimate", "ours: interceptor push + Deployment scale + pod create"),
         "batch": _fig("karpenter_batch_idle", KARPENTER_BATCH_IDLE_S, "s", "spec",
                       "Karpenter v1.14 settings BATCH_IDLE_DURATION default"),
         "node": _fig("node_ready", NODE_READY_S, "s", "measured", AWS_DEMO),
-        "gpu": _fig(f"gpu_allocatable_{family}", GPU_ALLOCATABLE_S[family], "s", "estimate",
-                    "ours: device-plugin registration (AL2023: a DaemonSet pod; Bottlerocket: built in)"),
-        "gpu_al2023": _fig("gpu_allocatable_al2023", GPU_ALLOCATABLE_S["al2023"], "s", "estimate",
-                           "ours: device-plugin DaemonSet pod scheduled, pulled, registered"),
+        "status": _fig("node_status_update", NODE_STATUS_UPDATE_S, "s", "spec", KUBELET_STATUS + " (half on average)"),
         "image_gb": _fig("image_size", image_gb, "GB", "estimate", "vLLM OpenAI image, ~10 GB (scales the pull times)"),
         "pull_containerd": _fig("pull_containerd", IMAGE_PULL_S["containerd"], "s", "measured", BLUEPRINT),
         "pull_soci": _fig(f"pull_soci_{family}", IMAGE_PULL_S[f"soci-{family}"], "s", "measured", BLUEPRINT),
@@ -201,14 +259,21 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
                            "--weights-gb" if weights_gb is not None else
                            f"{model.hf_model_id}: parameters in the name x 2 bytes (bf16)"),
         "net": _fig(f"network_{itype}", net_gbps, "Gbit/s", "spec", EC2_SPECS),
-        "runai": _fig("runai_s3_rate", round(RUNAI_S3_GBPS, 2), "GB/s", "measured", RUNAI + ": S3, concurrency 32, "
-                      "15 GB in 4.88 s"),
+        "runai": _fig("runai_s3_rate", round(RUNAI_S3_GBPS, 2), "GB/s", "measured", RUNAI + ", Appendix C: S3, "
+                      "concurrency 32, 15 GB in 4.88 s"),
         "hub": _fig("hub_download", HUB_DOWNLOAD_GBPS, "GB/s", "estimate", "ours, optimistic: no published figure"),
-        "local": _fig("local_safetensors", LOCAL_SAFETENSORS_S, "s per 15 GB", "measured", RUNAI + ": gp3, default loader"),
+        "local": _fig("local_safetensors", LOCAL_SAFETENSORS_S, "s per 15 GB", "measured",
+                      RUNAI + ", Appendix A: gp3, Hugging Face safetensors loader"),
         "engine": _fig("engine_work", round(RUNAI_READY_S - 15.0 / RUNAI_S3_GBPS, 1), "s", "measured",
-                       RUNAI + ": vLLM ready 23.2 s minus 4.88 s weights"),
+                       RUNAI + ", Appendix D: vLLM ready 23.18 s minus 4.88 s weights = model init, memory profiling, "
+                       "KV cache, CUDA-graph capture (no torch.compile in vLLM 0.5.5)"),
         "compile_cold": _fig("compile_cold", COMPILE_COLD_S, "s", "measured", COMPILE),
         "compile_warm": _fig("compile_warm", COMPILE_WARM_S, "s", "measured", COMPILE),
+        "plan": _fig("startup_plan", STARTUP_PLAN_S, "s", "estimate",
+                     "ours: VLLM_ENABLE_STARTUP_PLAN=1 (vllm PR #47388) skips memory profiling on a matching boot; "
+                     "no published saving, none credited"),
+        "readiness_run": _fig("readiness_run", READINESS_RUN_S, "s", "estimate",
+                              "ours: one exec readiness probe, run at once after startup succeeds: " + KUBELET_READINESS),
         "route": _fig("route", ROUTE_S, "s", "estimate", "ours: interceptor endpoint watch"),
         "token": _fig("first_token", FIRST_TOKEN_S, "s", "estimate", "ours: short prompt prefill on a warm GPU"),
     }
@@ -219,47 +284,62 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     f["probe"] = _fig("startup_probe_period", PROBE_PERIOD_SECONDS, "s", "config",
                       "ModelService startupProbe periodSeconds (half on average)")
     f["ready"] = _fig("readiness_probe_period", READINESS_PERIOD_SECONDS, "s", "config",
-                      "ModelService readinessProbe periodSeconds (half on average)")
+                      "ModelService readinessProbe periodSeconds: waited for only when the first run after startup "
+                      "fails, so not on the cold path")
     scale = image_gb / IMAGE_MEASURED_GB
 
-    def common_head(gpu_fig: Figure) -> list[Phase]:
+    def gpu_allocatable_s(fam: str) -> float:
+        return DEVICE_PLUGIN_START_S[fam] + NODE_STATUS_UPDATE_S / 2
+
+    def common_head(fam: str) -> list[Phase]:
         return [
             Phase("scale-from-zero trigger", TRIGGER_S + KARPENTER_BATCH_IDLE_S, "trigger + Karpenter batch idle",
                   [f["trigger"], f["batch"]]),
-            Phase("node launch -> Ready", NODE_READY_S, "published", [f["node"]]),
-            Phase("Ready -> GPU allocatable", gpu_fig.value, "estimate", [gpu_fig]),
+            Phase("node launch -> Ready", NODE_READY_S, "published (one capture)", [f["node"]]),
+            Phase("Ready -> GPU allocatable", gpu_allocatable_s(fam),
+                  "device plugin registered + kubelet node-status period/2", [plugin_fig(fam), f["status"]]),
         ]
 
     def common_tail() -> list[Phase]:
         return [
-            Phase("ready -> request routed", PROBE_PERIOD_SECONDS / 2 + READINESS_PERIOD_SECONDS / 2 + ROUTE_S,
-                  "startup period/2 + readiness period/2 + route", [f["probe"], f["ready"], f["route"]]),
+            Phase("ready -> request routed", PROBE_PERIOD_SECONDS / 2 + READINESS_RUN_S + ROUTE_S,
+                  "startup period/2 + one readiness run + route",
+                  [f["probe"], f["readiness_run"], f["ready"], f["route"]]),
             Phase("first token", FIRST_TOKEN_S, "estimate", [f["token"]]),
         ]
 
     # baseline: AL2023, containerd pull, Hub download + local read, no compile cache
     base_weights = wgb / min(HUB_DOWNLOAD_GBPS, net_GBps) + LOCAL_SAFETENSORS_S * wgb / 15.0
     baseline = PathEstimate("baseline", "containerd pull from Docker Hub, weights from the Hub, cold compile", [
-        *common_head(f["gpu_al2023"]),
+        *common_head("al2023"),
         Phase("image pull", IMAGE_PULL_S["containerd"] * scale, "containerd pull x image/9.35 GB",
               [f["pull_containerd"], f["image_gb"]]),
-        Phase("weights in GPU", base_weights, "weights / min(hub, network) + 47.6 s x weights/15 GB",
+        Phase("weights in GPU", base_weights, "weights / min(hub, network) + 47.99 s x weights/15 GB",
               [f["weights_gb"], f["hub"], f["net"], f["local"]]),
         Phase("engine init", f["engine"].value + COMPILE_COLD_S, "engine work + cold torch.compile",
               [f["engine"], f["compile_cold"]]),
         *common_tail(),
     ])
 
-    # the stack: image path from the GPU config, weights from the store, compile cache when configured
+    # the stack: image path from the GPU config, weights from the store, compile cache when configured.
+    # Any truthy snapshot setting (an id, or "auto": the stack looks the snapshot up) means the snapshot path.
     if gpu.data_volume_snapshot_id:
-        rate = gpu.volume_initialization_rate_mibps or SNAPSHOT_LAZY_MIBPS
-        rate_fig = _fig("snapshot_read_rate", rate, "MiB/s", "config" if gpu.volume_initialization_rate_mibps
-                        else "estimate", "gpu.volumeInitializationRateMibps" if gpu.volume_initialization_rate_mibps
-                        else "ours: bottom of the provisioned-rate range (lazy first reads)")
-        read_fig = _fig("snapshot_start_read", SNAPSHOT_START_READ_GB, "GB", "estimate",
-                        "ours: image bytes read while the engine starts")
-        image = Phase("image (data-volume snapshot)", SNAPSHOT_START_READ_GB * 1e9 / (rate * 2**20),
-                      "bytes read at start / snapshot read rate (no pull)", [read_fig, rate_fig])
+        provisioned = gpu.volume_initialization_rate_mibps
+        rate_bps = provisioned * 2**20 if provisioned else EBS_DEFAULT_INIT_BPS
+        rate_fig = (_fig("snapshot_init_rate", provisioned, "MiB/s", "config",
+                         "gpu.volumeInitializationRateMibps (EBS Provisioned Rate for Volume Initialization): "
+                         + EBS_INIT) if provisioned else
+                    _fig("snapshot_init_rate", EBS_DEFAULT_INIT_BPS / 1e6, "MB/s", "measured", EBS_DEFAULT_RATE))
+        boot_s = NODE_READY_S + gpu_allocatable_s(family)
+        seconds, hydrated = snapshot_image_seconds(rate_bps, boot_s, image_gb)
+        image = Phase("image (data-volume snapshot)", seconds,
+                      f"start reads x un-hydrated share ({1 - hydrated:.0%}: rate x (Ready + GPU allocatable) of "
+                      f"image x (1 + unpacked ratio) is on the volume) / rate",
+                      [_fig("snapshot_start_read", SNAPSHOT_START_READ_GB, "GB", "estimate",
+                            "ours: image bytes read while the engine starts"),
+                       _fig("unpacked_per_compressed", UNPACKED_PER_COMPRESSED, "x", "estimate",
+                            "ours: unpacked layer bytes per compressed byte (snapshot = blobs + unpacked layers)"),
+                       f["image_gb"], rate_fig])
     elif gpu.fast_image_pull:
         image = Phase(f"image pull (SOCI parallel, {family})", IMAGE_PULL_S[f"soci-{family}"] * scale,
                       "SOCI pull x image/9.35 GB", [f["pull_soci"], f["image_gb"]])
@@ -270,15 +350,17 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     cache = bool(getattr(model, "compile_cache", False))
     compile_fig = f["compile_warm"] if cache else f["compile_cold"]
     stack = PathEstimate("stack", "this stack file: " + ", ".join(filter(None, [
-        "data-volume snapshot" if gpu.data_volume_snapshot_id else ("SOCI parallel pull" if gpu.fast_image_pull
-                                                                      else "containerd pull"),
+        ("data-volume snapshot" + (" (auto: once one is built; until then the nodes pull)"
+                                   if gpu.data_volume_snapshot_id == "auto" else ""))
+        if gpu.data_volume_snapshot_id else ("SOCI parallel pull" if gpu.fast_image_pull else "containerd pull"),
         "Run:ai streamer from the model store", "compile cache" if cache else "cold compile"])), [
-        *common_head(f["gpu"]),
+        *common_head(family),
         image,
         Phase("weights in GPU", wgb / stream_rate, "weights / min(streamer S3 rate, instance network)",
               [f["weights_gb"], f["runai"], f["net"]]),
-        Phase("engine init", f["engine"].value + compile_fig.value,
-              "engine work + torch.compile " + ("from the cache" if cache else "cold"), [f["engine"], compile_fig]),
+        Phase("engine init", f["engine"].value + compile_fig.value + STARTUP_PLAN_S,
+              "engine work + torch.compile " + ("from the mega AOT artifact" if cache else "cold")
+              + " + startup plan (0 s credit)", [f["engine"], compile_fig, f["plan"]]),
         *common_tail(),
     ])
     price = PRICE_PER_HOUR.get(itype)
@@ -286,7 +368,8 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     if price is not None:
         figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", EC2_PRICES))
     return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,
-                    price_per_hour=price, paths=[baseline, stack], figures=figures)
+                    price_per_hour=price, paths=[baseline, stack], figures=figures,
+                    target_s=TARGET_S.get(getattr(cfg, "environment", ""), DEFAULT_TARGET_S))
 
 
 def load_stack(path: Any) -> Any:
@@ -345,6 +428,6 @@ def render(est: Estimate, console: Any) -> None:
     for fig in est.figures:
         s.add_row(fig.key, f"{fig.value:g} {fig.unit}", fig.kind, fig.source)
     console.print(s)
-    console.print(f"stack path: {stack.description}; target 90 s: "
-                  + ("[green]met[/]" if stack.total_s <= 90 else f"[yellow]not met by these figures "
-                                                                   f"({stack.total_s:.0f} s)[/]"))
+    console.print(f"stack path: {stack.description}; target {est.target_s:g} s: "
+                  + ("[green]met[/]" if stack.total_s <= est.target_s else f"[yellow]not met by these figures "
+                                                                            f"({stack.total_s:.0f} s)[/]"))

@@ -89,13 +89,36 @@ class GpuNodePoolArgs(TypedDict):
     fast_image_pull: NotRequired[pulumi.Input[bool]]
     """SOCI parallel pull/unpack (AL2023 `FastImagePull` feature gate, Bottlerocket soci snapshotter). Default true."""
     data_volume_snapshot_id: NotRequired[pulumi.Input[str]]
-    """Bottlerocket: EBS snapshot restored as /dev/xvdb, pre-loaded with the pinned images."""
+    """Bottlerocket only: EBS snapshot restored as /dev/xvdb, pre-loaded with the pinned images; needs
+    `fast_image_pull` false. The volume takes the snapshot's encryption, so build it encrypted."""
     volume_initialization_rate_mibps: NotRequired[pulumi.Input[int]]
-    """EBS Provisioned Rate for Volume Initialization (100-300 MiB/s) of the snapshot volume."""
+    """EBS Provisioned Rate for Volume Initialization (100-300 MiB/s) of the snapshot volume; only with a snapshot."""
     node_class_name: NotRequired[str]
     """EC2NodeClass name. Default: the component name."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Extra EC2 tags for instances, volumes and network interfaces."""
+
+
+def data_volume_problems(ami_family: str, snapshot_id: Optional[str], fast_image_pull: bool,
+                         init_rate: Optional[int]) -> list[str]:
+    """What is wrong with a data-volume snapshot request (empty: nothing). The stack config refuses the same
+    combinations; components used on their own (the MLC provider) get the same answer here, before any resource."""
+    problems = []
+    if snapshot_id:
+        if AmiFamily(ami_family) is not AmiFamily.BOTTLEROCKET:
+            # AL2023 has a single disk: /dev/xvda is the AMI's root device, and a snapshotID there replaces the
+            # AMI's own root snapshot, so the node would boot from an image cache instead of an OS.
+            problems.append("data_volume_snapshot_id: AL2023 keeps images on the AMI's root volume /dev/xvda, which "
+                            "cannot come from another snapshot; allowed: only with ami_family bottlerocket")
+        if fast_image_pull:
+            problems.append("fast_image_pull: the snapshot holds images unpacked by containerd's default snapshotter, "
+                            "which the SOCI snapshotter does not see (every image would be pulled again); allowed: "
+                            "false with data_volume_snapshot_id")
+    elif init_rate:
+        # EC2NodeClass CRD v1.14.1: `!has(self.volumeInitializationRate) || has(self.snapshotID)`.
+        problems.append("volume_initialization_rate_mibps: only applies to a volume restored from a snapshot; "
+                        "allowed: unset, or together with data_volume_snapshot_id")
+    return problems
 
 
 def block_device_mappings(ami_family: str, size_gib: int, throughput: int, iops: Optional[int] = None,
@@ -106,6 +129,8 @@ def block_device_mappings(ami_family: str, size_gib: int, throughput: int, iops:
     EC2NodeClass CRD v1.14.1 `blockDeviceMappings[].rootVolume`). On Bottlerocket that is the data volume /dev/xvdb
     (images, pod volumes, logs); flagging the 4 GiB OS disk /dev/xvda instead makes every node look like it has
     ~4 GiB of ephemeral storage, and no instance type fits a model's cache request."""
+    if snapshot_id and AmiFamily(ami_family) is not AmiFamily.BOTTLEROCKET:
+        raise ValueError(data_volume_problems(ami_family, snapshot_id, False, init_rate)[0])
     data: dict = {"volumeSize": f"{size_gib}Gi", "volumeType": "gp3", "deleteOnTermination": True,
                   "throughput": throughput}
     if iops is not None:
@@ -141,7 +166,11 @@ def fast_image_pull_user_data(ami_family: str, enabled: bool) -> Optional[str]:
     if not enabled:
         return None
     if AmiFamily(ami_family) is AmiFamily.BOTTLEROCKET:
-        # Settings API: bottlerocket.dev settings/container-runtime-plugins (Bottlerocket >= 1.44.0).
+        # Settings API (Bottlerocket >= 1.44.0): bottlerocket-os/bottlerocket-settings-sdk settings-extensions
+        # container-runtime (`snapshotter`: overlayfs|soci) and container-runtime-plugins (SociSnapshotterSettings),
+        # rendered by bottlerocket-core-kit packages/soci-snapshotter/soci-config-toml. Karpenter v1.14.1 keeps every
+        # [settings.*] table it does not model and rewrites only settings.kubernetes and settings.bootstrap-commands
+        # (pkg/providers/amifamily/bootstrap/bottlerocketsettings.go MarshalTOML), so nothing here goes there.
         return ("[settings.container-runtime]\n"
                 'snapshotter = "soci"\n'
                 "[settings.container-runtime-plugins.soci-snapshotter]\n"
@@ -188,6 +217,12 @@ class GpuNodePool(pulumi.ComponentResource):
             lambda a: {"gpu-burst.io/cluster": a[0], "gpu-burst.io/node-class": class_name, **a[1]})
 
         fast_pull = args.get("fast_image_pull", True)
+        disk = (args["ami_family"], args.get("data_volume_snapshot_id"), fast_pull,
+                args.get("volume_initialization_rate_mibps"))
+        if not any(isinstance(v, pulumi.Output) for v in disk):
+            problems = data_volume_problems(*disk)
+            if problems:
+                raise ValueError(f"GpuNodePool '{name}': " + "; ".join(problems))
         user_data = None
         if fast_pull is not False:
             user_data = pulumi.Output.all(family, fast_pull).apply(lambda a: fast_image_pull_user_data(a[0], a[1]))

@@ -22,10 +22,18 @@ API_KEY_SECRET_KEY = "apiKey"
 """Data key of the internal-credential Secret: the AI Gateway's BackendSecurityPolicy APIKey reads `apiKey`
 (envoyproxy/ai-gateway@v1.1.0 aigateway.envoyproxy.io_backendsecuritypolicies.yaml) and vLLM reads the same one."""
 HF_TOKEN_SECRET_KEY = "token"
-PROBE_PERIOD_SECONDS = 2
-"""startupProbe period: /health is refused (cheap) until the engine is up, and the average wait after it comes up is
-half a period, on the cold-start path of every held request."""
-READINESS_PERIOD_SECONDS = 5
+PROBE_PERIOD_SECONDS = 1
+"""startupProbe period: until the engine is up /health is a refused connection (vLLM binds its socket but listens only
+once the engine is built), so a probe costs next to nothing, and the average wait after the engine comes up is half a
+period, on the cold-start path of every held request. failureThreshold is sized from it to cover startup_seconds."""
+READINESS_PERIOD_SECONDS = 2
+"""readinessProbe period. The probe is an exec (readiness_program): /v1/models needs the API key, and an httpGet probe
+would have to carry it in the pod spec. Its period is not on the cold-start path: once the startup probe succeeds the
+kubelet runs the readiness probe at once for a started container without a result (kubernetes
+pkg/kubelet/prober/prober_manager.go UpdatePodStatus, "Trigger an immediate run of the readinessProbe"), and
+/v1/models answers from the same moment as /health. The period only matters when that first run fails and for
+noticing a replica that stops answering (failureThreshold x period = 6 s); each run starts a Python interpreter in
+the container, so 2 s rather than 1 s halves that steady cost for at most one extra second on a retried cold path."""
 RUN_AS_UID = 1000
 
 
@@ -370,6 +378,13 @@ class ModelService(pulumi.ComponentResource):
             {"name": "XDG_CACHE_HOME", "value": f"{CACHE_MOUNT}/cache"},
             {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            # Persist the memory-profiling result under $VLLM_CACHE_ROOT/startup_plan/ and skip profiling on a boot
+            # whose fingerprint (vLLM version, config hash, GPU name/memory/capability, torch/CUDA, rank) matches and
+            # whose free GPU memory is at least the recorded baseline; otherwise vLLM profiles as usual (vllm 0.33.0
+            # v1/worker/startup_plan.py, PR #47388). It is in envs.compile_factors' ignore list, so it does not change
+            # the compile-cache key, and the KV-cache size it applies (kv_cache_memory_bytes, itself not part of
+            # CacheConfig.compute_hash) is the one the profiled boot computed for --gpu-memory-utilization.
+            {"name": "VLLM_ENABLE_STARTUP_PLAN", "value": "1"},
             {"name": "DO_NOT_TRACK", "value": "1"},
             *weights_env(weights),
         ]

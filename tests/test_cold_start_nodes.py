@@ -115,3 +115,30 @@ def test_soci_parallel_pull_user_data(mocks):
 def test_snapshot_nodes_get_no_soci_user_data(mocks):
     spec = _node_class(mocks, {**BR, "fastImagePull": False, "dataVolumeSnapshotId": SNAP})["spec"]
     assert "userData" not in spec or spec["userData"] is None
+
+
+def _pool_args(family: str, **disk) -> dict:
+    return {"cluster_name": "gpu-burst-eks", "cluster_security_group_id": "sg-0abc", "node_role_name": "node-role",
+            "ami_family": AmiFamily(family), "ami_version": "v1.64.0" if family == "bottlerocket" else "v20260714",
+            "pools": [{"name": "gpu", "instance_families": ["g5"], "gpus_per_node": [1],
+                       "capacity_types": ["on-demand"], "gpu_limit": 2, "cpu_limit": 16}], **disk}
+
+
+@pytest.mark.parametrize("family,disk,arg", [
+    # On AL2023 /dev/xvda is the AMI's root device: a snapshotID there would replace the OS with an image cache.
+    ("al2023", {"data_volume_snapshot_id": SNAP, "fast_image_pull": False}, "data_volume_snapshot_id"),
+    # SOCI would not see images the snapshot holds in containerd's default snapshotter: every pull starts again.
+    ("bottlerocket", {"data_volume_snapshot_id": SNAP}, "fast_image_pull"),
+    ("bottlerocket", {"fast_image_pull": False, "volume_initialization_rate_mibps": 300},
+     "volume_initialization_rate_mibps"),
+], ids=["al2023-snapshot", "bottlerocket-snapshot-with-soci", "rate-without-snapshot"])
+def test_component_refuses_a_snapshot_it_cannot_use_before_declaring_anything(mocks, family, disk, arg):
+    # The stack config refuses these too; a component used on its own (MLC provider) must not render them.
+    with pytest.raises(ValueError, match=f"GpuNodePool 'gpu': {arg}: .*allowed: "):
+        GpuNodePool("gpu", _pool_args(family, **disk))
+    assert mocks.created == []
+
+
+def test_no_snapshot_on_the_al2023_root_device_even_through_outputs():
+    with pytest.raises(ValueError, match="data_volume_snapshot_id: AL2023"):
+        block_device_mappings("al2023", 200, 600, snapshot_id=SNAP)

@@ -61,8 +61,33 @@ def test_restore_refuses_keys_outside_the_cache_tree(s3, tmp_path):
     prefix = URI[len(f"s3://{BUCKET}/"):].rstrip("/")
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/nvidia-a10g/../../evil.py", Body=b"x")
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/nvidia-a10g/startup.sh", Body=b"x")
+    # Under an allowed tree by prefix, outside it once resolved: must not land beside the trees vLLM reads.
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/nvidia-a10g/torch_compile_cache/../hook.sh", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/nvidia-a10g/startup_plan/../../../boot.py", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/nvidia-a10g/startup_plan/startup_plan_0.json.tmp.42", Body=b"{")
     assert cc.restore(s3, URI, tmp_path / "root", "nvidia-a10g") == 0
-    assert not list(tmp_path.rglob("*.py")) and not list(tmp_path.rglob("*.sh"))
+    assert not list(tmp_path.rglob("*.py")) and not list(tmp_path.rglob("*.sh")) and not list(tmp_path.rglob("*.tmp.*"))
+
+
+def test_startup_plan_travels_with_the_compile_cache(s3, tmp_path):
+    """vLLM writes `$VLLM_CACHE_ROOT/startup_plan/startup_plan_<fingerprint>.json` (atomically, via `.tmp.<pid>`) next
+    to torch_compile_cache/ (vllm 0.33.0 v1/worker/startup_plan.py): both go to the same per-GPU prefix and back."""
+    a = tmp_path / "pod-a"
+    _write_cache(a, {"1a2b3c4d5e/rank_0_0/backbone/model": b"aot"})
+    plan = a / "startup_plan" / "startup_plan_0123456789abcdef.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text('{"schema": 1, "kv_cache_memory_bytes": 1, "free_memory_baseline": 2}')
+    (plan.parent / (plan.name + ".tmp.77")).write_text("{")  # a plan still being written is never uploaded
+    (a / "other").mkdir()
+    (a / "other" / "x.bin").write_bytes(b"not ours")  # nor anything outside the two trees
+    assert cc.save(s3, URI, a, "nvidia-a10g") == 2
+    keys = {o["Key"].split("/nvidia-a10g/", 1)[1] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert keys == {"torch_compile_cache/1a2b3c4d5e/rank_0_0/backbone/model",
+                    "startup_plan/startup_plan_0123456789abcdef.json"}
+    b = tmp_path / "pod-b"
+    assert cc.restore(s3, URI, b, "nvidia-a10g") == 2
+    assert (b / "startup_plan" / plan.name).read_text() == plan.read_text()
+    assert cc.restore(s3, URI, tmp_path / "pod-c", "nvidia-l4") == 0  # another GPU model: another plan
 
 
 def test_save_waits_for_health_and_failures_never_stop_the_server(s3, tmp_path, monkeypatch):
@@ -100,6 +125,8 @@ def test_model_pods_restore_and_save_the_cache_around_vllm(mocks, stack):
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["COMPILE_CACHE_URI"].endswith(f"/_compile-cache/{m.hf_model_id}/{m.revision}/vllm-openai-v0.33.0/")
         assert env["VLLM_CACHE_ROOT"].startswith("/models/")
+        # The startup plan lives under VLLM_CACHE_ROOT too, so it is restored and saved with the compile cache.
+        assert env["VLLM_ENABLE_STARTUP_PLAN"] == "1"
         tools = {v["name"]: v for v in pod["volumes"]}["tools"]
         cm = mocks.state(f"weights-{m.served_name}-tools")
         assert tools["configMap"]["name"] == cm["metadata"]["name"]
@@ -121,6 +148,8 @@ def test_no_compile_cache_keeps_the_plain_command(mocks):
     c = named(mocks, "Deployment", cfg.models[0].served_name)["spec"]["template"]["spec"]["containers"][0]
     assert c["command"] == ["vllm", "serve"]
     assert "COMPILE_CACHE_URI" not in {e["name"] for e in c["env"]}
+    # The startup plan still works node-locally (a container restart on the same node reuses it).
+    assert {"name": "VLLM_ENABLE_STARTUP_PLAN", "value": "1"} in c["env"]
     policy = json.loads([r for r in mocks.created if r.name == f"weights-{cfg.models[0].served_name}-reader-policy"][0]
                         .inputs["policy"])
     assert [s["Sid"] for s in policy["Statement"]] == ["ListModelPrefix", "ReadModelObjects"]

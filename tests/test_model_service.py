@@ -92,6 +92,10 @@ def test_probes_survive_a_cold_start(mocks, stack):
         assert c["livenessProbe"]["httpGet"]["path"] == "/health"
         ready = " ".join(c["readinessProbe"]["exec"]["command"])
         assert "/v1/models" in ready and "os.environ['VLLM_API_KEY']" in ready
+        # On the cold-start path: the startup probe is a cheap refused connection until the engine is up, probed every
+        # second; the readiness exec runs at once after startup succeeds and only its retries wait a period.
+        assert sp["periodSeconds"] == 1
+        assert c["readinessProbe"]["periodSeconds"] == 2 and c["readinessProbe"]["failureThreshold"] == 3
         dep = named(mocks, "Deployment", m.served_name)
         assert dep["spec"]["progressDeadlineSeconds"] > m.startup_seconds
 

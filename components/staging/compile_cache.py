@@ -1,16 +1,20 @@
-"""Carry vLLM's torch.compile cache from one cold start to the next through the model store.
+"""Carry vLLM's torch.compile cache and its startup plan from one cold start to the next through the model store.
 
 Runs inside the vLLM container (its image has Python and boto3, which the Run:ai S3 streamer needs anyway):
 
 - ``restore`` before ``vllm serve``: copy ``$COMPILE_CACHE_URI/<gpu>/`` into ``$VLLM_CACHE_ROOT``;
-- ``save`` in the background: once ``/health`` answers (compilation is over by then), upload the files of
-  ``$VLLM_CACHE_ROOT/torch_compile_cache`` the store does not have yet, then exit.
+- ``save`` in the background: once ``/health`` answers (compilation and memory profiling are over by then), upload
+  the files of ``$VLLM_CACHE_ROOT/torch_compile_cache`` and ``$VLLM_CACHE_ROOT/startup_plan`` the store does not have
+  yet, then exit.
 
 Safe to share: ``COMPILE_CACHE_URI`` is keyed by model, revision and image (vLLM version), this program adds the GPU
 model (``nvidia-smi``), and vLLM itself names the cache directory after a hash of its env, config, traced code and
 compiler/GPU factors (vllm 0.33.0 compilation/backends.py, compiler_interface.py get_inductor_factors), so an
 artifact is only ever loaded by the engine configuration that wrote it; a stale or unreadable one makes vLLM compile
-again. The cache is an optimisation: every failure here is logged and ignored, serving never waits on it.
+again. The startup plan (``VLLM_ENABLE_STARTUP_PLAN=1``) is a JSON file per fingerprint of vLLM version, config
+hash, device name/total memory/capability, torch/CUDA build and rank, applied only when the fingerprint matches and
+the GPU has at least the recorded free memory (vllm 0.33.0 v1/worker/startup_plan.py); any mismatch means full
+profiling. The cache is an optimisation: every failure here is logged and ignored, serving never waits on it.
 """
 
 import argparse
@@ -22,7 +26,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-SUBDIR = "torch_compile_cache"
+SUBDIRS = ("torch_compile_cache", "startup_plan")
+"""The only trees under $VLLM_CACHE_ROOT that are restored or saved (vLLM's compile cache and its startup plans)."""
+PARTIAL_MARKERS = (".part", ".tmp.")
+"""Names of files still being written: ours (`.part`) and vLLM's startup plan (`<plan>.tmp.<pid>`, then renamed)."""
 
 
 def log(msg: str) -> None:
@@ -55,6 +62,10 @@ def _keys(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
     return out
 
 
+def _partial(path: Path) -> bool:
+    return any(m in path.name for m in PARTIAL_MARKERS)
+
+
 def restore(s3: Any, uri: str, root: Path, gpu: Optional[str]) -> int:
     """Download the cache of this GPU model into `root`; return the number of files written."""
     if gpu is None:
@@ -63,10 +74,12 @@ def restore(s3: Any, uri: str, root: Path, gpu: Optional[str]) -> int:
     bucket, prefix = split_uri(uri)
     prefix = f"{prefix}/{gpu}"
     n = 0
+    # Resolved, so a key like `torch_compile_cache/../x.sh` cannot land beside the trees vLLM reads.
+    allowed = [(root / d).resolve() for d in SUBDIRS]
     for key in sorted(_keys(s3, bucket, prefix)):
         rel = key[len(prefix) + 1:]
         dest = (root / rel).resolve()
-        if root.resolve() not in dest.parents or not rel.startswith(f"{SUBDIR}/"):
+        if not any(a in dest.parents for a in allowed) or _partial(dest):
             log(f"skipping unexpected key {key}")
             continue
         if dest.exists():
@@ -81,7 +94,7 @@ def restore(s3: Any, uri: str, root: Path, gpu: Optional[str]) -> int:
 
 
 def save(s3: Any, uri: str, root: Path, gpu: Optional[str]) -> int:
-    """Upload the files of `root/torch_compile_cache` the store lacks; return how many were uploaded."""
+    """Upload the files of `root/<SUBDIRS>` the store lacks; return how many were uploaded."""
     if gpu is None:
         log("no GPU model found (nvidia-smi); not saving")
         return 0
@@ -89,8 +102,8 @@ def save(s3: Any, uri: str, root: Path, gpu: Optional[str]) -> int:
     prefix = f"{prefix}/{gpu}"
     have = _keys(s3, bucket, prefix)
     n = 0
-    base = root / SUBDIR
-    for path in sorted(p for p in base.rglob("*") if p.is_file() and not p.name.endswith(".part")):
+    files = sorted(p for d in SUBDIRS for p in (root / d).rglob("*") if p.is_file() and not _partial(p))
+    for path in files:
         key = f"{prefix}/{path.relative_to(root).as_posix()}"
         if have.get(key) == path.stat().st_size:
             continue

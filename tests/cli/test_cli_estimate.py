@@ -31,34 +31,71 @@ def test_al2023_soci_streamer_by_hand():
     cfg = _cfg()
     e = est.estimate(cfg, cfg.models[0], "g5.xlarge", weights_gb=15.0, image_gb=9.354)
     base, stack = e.paths
-    # stack: 1 + 1 (trigger, Karpenter batch) + 45 (node) + 10 (AL2023 device plugin) + 39.553 (SOCI, same image
-    # size as measured) + 15 GB / min(3.074 GB/s, 10 Gbit/s = 1.25 GB/s) = 12 + (18.3 + 15.0 from the compile
-    # cache) + (2/2 + 5/2 + 1 probes and route) + 0.5
-    assert _phases(stack) == {"scale-from-zero trigger": 2.0, "node launch -> Ready": 45.0,
+    # stack: 1 + 1 (trigger, Karpenter batch) + 47 (node, one published capture) + 5 + 10/2 (AL2023 device-plugin pod,
+    # then the kubelet's next node-status computation) + 39.553 (SOCI, same image size as measured)
+    # + 15 GB / min(3.074 GB/s, 10 Gbit/s = 1.25 GB/s) = 12 + (18.3 engine work + 3.86 torch.compile from the mega AOT
+    # artifact + 0 startup plan) + (1/2 startup period + 0.5 one readiness run + 1 route) + 0.5
+    assert _phases(stack) == {"scale-from-zero trigger": 2.0, "node launch -> Ready": 47.0,
                               "Ready -> GPU allocatable": 10.0, "image pull (SOCI parallel, al2023)": 39.553,
-                              "weights in GPU": 12.0, "engine init": 33.3, "ready -> request routed": 4.5,
+                              "weights in GPU": 12.0, "engine init": 22.16, "ready -> request routed": 2.0,
                               "first token": 0.5}
-    assert stack.total_s == 146.9
-    assert stack.gpu_billed_s == 144.9  # from the EC2 launch on
-    assert e.cost(stack) == round(144.9 * 1.006 / 3600, 4)
-    # baseline: containerd 130.813 s; weights 15 GB at 1 GB/s from the Hub + 47.6 s read from gp3; cold compile
-    assert _phases(base)["image pull"] == 130.813 and _phases(base)["weights in GPU"] == 62.6
-    assert _phases(base)["engine init"] == 49.0
-    assert base.total_s == 304.4
+    assert stack.total_s == 135.2
+    assert stack.gpu_billed_s == 133.2  # from the EC2 launch on
+    assert e.cost(stack) == round(133.2 * 1.006 / 3600, 4)
+    # baseline: containerd 130.813 s; weights 15 GB at 1 GB/s from the Hub + 47.99 s read from gp3 by the default
+    # loader; 18.3 + 27.07 s cold compile
+    assert _phases(base)["image pull"] == 130.813 and _phases(base)["weights in GPU"] == 62.99
+    assert _phases(base)["engine init"] == 45.37
+    assert base.total_s == 300.7
     # without the compile cache the stack compiles from scratch too
     cold = _cfg(model={"compileCache": False})
-    assert _phases(est.estimate(cold, cold.models[0], "g5.xlarge", 15.0, 9.354).paths[1])["engine init"] == 49.0
+    assert _phases(est.estimate(cold, cold.models[0], "g5.xlarge", 15.0, 9.354).paths[1])["engine init"] == 45.37
 
 
-def test_bottlerocket_snapshot_by_hand():
-    cfg = _cfg({"amiFamily": "bottlerocket", "amiVersion": "v1.50.0", "fastImagePull": False,
-                "dataVolumeSnapshotId": "snap-0123456789abcdef0", "volumeInitializationRateMibps": 300})
+BR_SNAPSHOT = {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0", "fastImagePull": False,
+               "dataVolumeSnapshotId": "snap-0123456789abcdef0"}
+
+
+def test_bottlerocket_snapshot_with_a_provisioned_rate_by_hand():
+    cfg = _cfg({**BR_SNAPSHOT, "volumeInitializationRateMibps": 300})
     e = est.estimate(cfg, cfg.models[0], "g6e.xlarge", weights_gb=16.0, image_gb=10.0)
     ph = _phases(e.paths[1])
-    # 4 GB read at start at 300 MiB/s; 16 GB at min(3.074, 20 Gbit/s = 2.5 GB/s); Bottlerocket's built-in plugin
-    assert ph["image (data-volume snapshot)"] == round(4e9 / (300 * 2**20), 3) == 12.716
-    assert ph["weights in GPU"] == 6.4 and ph["Ready -> GPU allocatable"] == 3.0
+    # The volume hydrates at 300 MiB/s from the launch: by container start (47 s Ready + 1 s built-in plugin + 10/2 s
+    # node status = 53 s) 300 x 2^20 x 53 = 16.67 GB of the snapshot's 10 GB x (1 + 2 unpacked) = 30 GB are on it.
+    # The 4 GB read at start miss in the remaining 44.4 %, fetched at 300 MiB/s:
+    # 4e9 x (1 - 16.67/30) / 314.57 MB/s = 4e9/314.57e6 - 53 x 4/30 = 12.716 - 7.067 = 5.649 s.
+    assert ph["Ready -> GPU allocatable"] == 6.0
+    assert ph["image (data-volume snapshot)"] == round(4e9 / (300 * 2**20) - 53 * 4 / 30, 3) == 5.649
+    # 16 GB at min(3.074, 20 Gbit/s = 2.5 GB/s)
+    assert ph["weights in GPU"] == 6.4
     assert e.instance_type == "g6e.xlarge" and e.price_per_hour == 1.861
+    rate = {f.key: f for f in e.figures}["snapshot_init_rate"]
+    assert (rate.value, rate.unit, rate.kind) == (300, "MiB/s", "config")
+    assert "initalize-volume" in rate.source
+
+
+def test_bottlerocket_snapshot_at_the_default_rate_and_fully_hydrated_by_hand():
+    cfg = _cfg(BR_SNAPSHOT)
+    e = est.estimate(cfg, cfg.models[0], "g6.xlarge", weights_gb=16.0, image_gb=10.0)
+    # No provisioned rate: the measured gp3 initialization rate, 135 MB/s (130-140). 135e6 x 53 = 7.155 GB of 30 GB:
+    # 4e9/135e6 - 53 x 4/30 = 29.630 - 7.067 = 22.563 s.
+    assert _phases(e.paths[1])["image (data-volume snapshot)"] == 22.563
+    rate = {f.key: f for f in e.figures}["snapshot_init_rate"]
+    assert (rate.value, rate.kind) == (135.0, "measured") and "repost.aws" in rate.source
+    # A 2 GB image makes a 6 GB snapshot, hydrated before the container starts: nothing left to wait for.
+    small = est.estimate(cfg, cfg.models[0], "g6.xlarge", weights_gb=16.0, image_gb=2.0)
+    assert _phases(small.paths[1])["image (data-volume snapshot)"] == 0.0
+    assert est.snapshot_image_seconds(135e6, 53, 2.0) == (0.0, 1.0)
+
+
+def test_any_truthy_snapshot_setting_takes_the_snapshot_path():
+    """`auto` (the stack looks the snapshot up) is the snapshot path as much as an id is."""
+    cfg = _cfg({**BR_SNAPSHOT, "volumeInitializationRateMibps": 300})
+    auto = _cfg({**BR_SNAPSHOT, "dataVolumeSnapshotId": "auto", "fastImagePull": True,
+                 "volumeInitializationRateMibps": 300})
+    by_id, by_auto = (est.estimate(c, c.models[0], "g6e.xlarge", 16.0, 10.0).paths[1] for c in (cfg, auto))
+    assert _phases(by_auto) == _phases(by_id) and "image (data-volume snapshot)" in _phases(by_auto)
+    assert "until then the nodes pull" in by_auto.description and "until then" not in by_id.description
 
 
 def test_bottlerocket_soci_uses_its_own_measurement():
@@ -79,7 +116,17 @@ def test_every_figure_has_a_kind_and_a_source_and_the_defaults_come_from_the_sta
     for f in e.figures:
         assert f.kind in ("measured", "spec", "config", "estimate") and f.source and f.unit
     measured = {f.key for f in e.figures if f.kind == "measured"}
-    assert {"node_ready", "pull_soci_al2023", "runai_s3_rate", "engine_work", "compile_cold"} <= measured
+    assert {"node_ready", "pull_soci_al2023", "runai_s3_rate", "engine_work", "compile_cold", "compile_warm"} <= measured
+    by_key = {f.key: f for f in e.figures}
+    # The engine figures are the dense-Llama ones, said to be an upper bound for the 8B model; the node figure is the
+    # published capture, not the page's budget; the startup plan is credited nothing.
+    assert (by_key["compile_cold"].value, by_key["compile_warm"].value) == (27.07, 3.86)
+    assert "PR #37198" in by_key["compile_warm"].source and "upper bound" in by_key["compile_warm"].source
+    assert "Llama-3.3-70B-Instruct TP4" in by_key["compile_warm"].source
+    assert by_key["node_ready"].value == 47.0 and "budget" in by_key["node_ready"].source
+    assert (by_key["startup_plan"].value, by_key["startup_plan"].kind) == (0.0, "estimate")
+    assert by_key["local_safetensors"].value == 47.99
+    assert by_key["device_plugin_start_al2023"].kind == "estimate" and by_key["node_status_update"].kind == "spec"
 
 
 def test_sizes_from_model_ids():
@@ -100,6 +147,12 @@ def test_cli_table_and_json_for_the_prod_stack():
     stack = doc["paths"][1]
     assert stack["total_s"] == pytest.approx(sum(p["seconds"] for p in stack["phases"]), abs=0.2)
     assert all(f["source"] for f in doc["figures"])
+    # The footer says whether the goal is met, honestly: these figures do not reach it.
+    assert doc["target_s"] == 90 and doc["target_met"] is (stack["total_s"] <= 90) is False
+    r = runner.invoke(app, ["estimate", "-s", str(ROOT / "Pulumi.prod.yaml")])
+    assert f"target 90 s: not met by these figures ({stack['total_s']:.0f} s)" in " ".join(r.output.split())
+    r = runner.invoke(app, ["estimate", "-s", str(ROOT / "Pulumi.dev.yaml"), "--json"])
+    assert json.loads(r.stdout)["target_s"] == 60  # the dev stack's small model has the tighter goal
 
 
 def test_cli_rejects_unknown_model_and_instance(tmp_path):
@@ -113,3 +166,21 @@ def test_cli_rejects_unknown_model_and_instance(tmp_path):
                                               "gpu-burst:models": [{"servedName": "m", "hfModelId": "a/b-1B"}]}}))
     r = runner.invoke(app, ["estimate", "-s", str(bad)])
     assert r.exit_code == 2 and "revision" in r.output
+
+
+def test_the_benchmark_compares_default_and_accelerated_paths_with_the_same_model():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_cold_start", ROOT / "benchmarks" / "bench_cold_start.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    rows = {label: (e, path) for label, e, path in bench.variants("prod")}
+    assert list(rows) == ["baseline", "this stack", "AL2023 + SOCI", "Bottlerocket + SOCI",
+                          "BR + snapshot (default init)", "BR + snapshot + 300 MiB/s init"]
+    assert len({e.instance_type for e, _ in rows.values()}) == 1  # one instance: the paths are comparable
+    phases = {label: _phases(path) for label, (_, path) in rows.items()}
+    default_init, provisioned = phases["BR + snapshot (default init)"], phases["BR + snapshot + 300 MiB/s init"]
+    assert default_init["image (data-volume snapshot)"] == 22.563 and provisioned["image (data-volume snapshot)"] == 5.649
+    assert "image pull (SOCI parallel, bottlerocket)" in phases["Bottlerocket + SOCI"]
+    totals = [path.total_s for _, path in rows.values()]
+    assert totals[0] == max(totals) and rows["BR + snapshot + 300 MiB/s init"][1].total_s == min(totals)
