@@ -166,7 +166,11 @@ def fast_image_pull_user_data(ami_family: str, enabled: bool) -> Optional[str]:
     if not enabled:
         return None
     if AmiFamily(ami_family) is AmiFamily.BOTTLEROCKET:
-        # Settings API: bottlerocket.dev settings/container-runtime-plugins (Bottlerocket >= 1.44.0).
+        # Settings API (Bottlerocket >= 1.44.0): bottlerocket-os/bottlerocket-settings-sdk settings-extensions
+        # container-runtime (`snapshotter`: overlayfs|soci) and container-runtime-plugins (SociSnapshotterSettings),
+        # rendered by bottlerocket-core-kit packages/soci-snapshotter/soci-config-toml. Karpenter v1.14.1 keeps every
+        # [settings.*] table it does not model and rewrites only settings.kubernetes and settings.bootstrap-commands
+        # (pkg/providers/amifamily/bootstrap/bottlerocketsettings.go MarshalTOML), so nothing here goes there.
         return ("[settings.container-runtime]\n"
                 'snapshotter = "soci"\n'
                 "[settings.container-runtime-plugins.soci-snapshotter]\n"

@@ -4,8 +4,10 @@ snapshot: the EC2NodeClass and NodePools the whole stack renders, checked agains
 Bottlerocket settings model and Karpenter's Bottlerocket merge, and the device-plugin story (no DaemonSet)."""
 
 import functools
+import math
 import re
 import tomllib
+from decimal import Decimal
 
 import pytest
 import yaml
@@ -15,6 +17,7 @@ from upstream import crd_schema, needs_upstream, validate_cr
 
 from components._common import GPU_PRESENT_LABEL
 from components.gpu_node_pool import GPU_TAINT
+from stacks.config.base import GIB, quantity_value
 
 VERSION = "v1.64.0"
 SNAP = "snap-0123456789abcdef0"
@@ -23,8 +26,10 @@ NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 
 
 def _prod_gpu(**over) -> dict:
-    """Pulumi.prod.yaml's gpu section (pools, volume size), on Bottlerocket: what the prod stack becomes."""
+    """Pulumi.prod.yaml's gpu section (pools, volume size), on Bottlerocket, with the data volume this test chooses
+    (an empty one, or the given snapshot) rather than whatever the stack file sets."""
     gpu = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]["gpu-burst:gpu"]
+    gpu = {k: v for k, v in gpu.items() if k not in ("dataVolumeSnapshotId", "volumeInitializationRateMibps")}
     return {**gpu, "amiFamily": "bottlerocket", "amiVersion": VERSION, **over}
 
 
@@ -287,3 +292,25 @@ def test_prod_bottlerocket_has_no_device_plugin_daemonset_and_pools_still_taint_
         # VariantNvidia): every pool asks for NVIDIA GPUs on amd64.
         assert reqs["karpenter.k8s.aws/instance-gpu-manufacturer"] == ["nvidia"]
         assert reqs["kubernetes.io/arch"] == ["amd64"]
+
+
+def karpenter_allocatable_ephemeral(volume_size: str) -> Decimal:
+    """The ephemeral-storage Karpenter v1.14.1 expects a node of this EC2NodeClass to have for pods
+    (pkg/providers/instancetype/types.go): the rootVolume device's size, less 1Gi kube-reserved and the 10% nodefs
+    eviction threshold. A pod asking for more is never scheduled: no instance type fits."""
+    size = quantity_value(volume_size)
+    return size - GIB - Decimal(math.ceil(size / 100 * 10))
+
+
+def test_prod_model_pods_fit_the_ephemeral_storage_karpenter_computes_for_bottlerocket(prod_bottlerocket):
+    _, mocks = prod_bottlerocket
+    data = next(d for d in _node_class(mocks)["spec"]["blockDeviceMappings"] if d.get("rootVolume"))
+    room = karpenter_allocatable_ephemeral(data["ebs"]["volumeSize"])
+    gpu_pods = [d for d in mocks.of_type("kubernetes:apps/v1:Deployment")
+                if any("nvidia.com/gpu" in c["resources"]["requests"]
+                       for c in d.inputs["spec"]["template"]["spec"]["containers"])]
+    assert gpu_pods
+    for d in gpu_pods:
+        want = sum(quantity_value(c["resources"]["requests"].get("ephemeral-storage", "0"))
+                   for c in d.inputs["spec"]["template"]["spec"]["containers"])
+        assert 0 < want <= room, (d.name, want, room)
