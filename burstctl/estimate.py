@@ -59,7 +59,7 @@ LOCAL_SAFETENSORS_S = 47.99
 1,000 MiB/s) to the GPU in 47.99 s (47.56 s is the streamer at concurrency 1, not the default loader)."""
 COMPILE_COLD_S, COMPILE_WARM_S = 27.07, 3.86
 """torch.compile cold / from the mega AOT artifact (vllm 0.33.0 pins torch==2.14.0, so `use_aot_compile()` (torch
->= 2.10) and `use_mega_aot_artifact()` (torch >= 2.12 with AOT) are on by default: vllm 0.33.0 envs.py)."""
+>= 2.10) and `use_mega_aot_artifact()` (torch >= 2.12 with AOT) are on by default: vllm 0.33.0 envs.py:379,391)."""
 NODE_READY_S = 47.0
 KARPENTER_BATCH_IDLE_S = 1.0
 """Karpenter `BATCH_IDLE_DURATION` default (karpenter.sh v1.14 reference/settings.md)."""

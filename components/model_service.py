@@ -381,9 +381,10 @@ class ModelService(pulumi.ComponentResource):
             # Persist the memory-profiling result under $VLLM_CACHE_ROOT/startup_plan/ and skip profiling on a boot
             # whose fingerprint (vLLM version, config hash, GPU name/memory/capability, torch/CUDA, rank) matches and
             # whose free GPU memory is at least the recorded baseline; otherwise vLLM profiles as usual (vllm 0.33.0
-            # v1/worker/startup_plan.py, PR #47388). It is in envs.compile_factors' ignore list, so it does not change
-            # the compile-cache key, and the KV-cache size it applies (kv_cache_memory_bytes, itself not part of
-            # CacheConfig.compute_hash) is the one the profiled boot computed for --gpu-memory-utilization.
+            # v1/worker/startup_plan.py, PR #47388). It is in envs.compile_factors' ignore list (envs.py:2368), so it
+            # does not change the compile-cache key, and the KV-cache size it applies (kv_cache_memory_bytes, itself
+            # ignored by CacheConfig.compute_hash, config/cache.py:408) is the one the profiled boot computed for
+            # --gpu-memory-utilization (v1/worker/gpu_worker.py:1068).
             {"name": "VLLM_ENABLE_STARTUP_PLAN", "value": "1"},
             {"name": "DO_NOT_TRACK", "value": "1"},
             *weights_env(weights),
