@@ -571,6 +571,10 @@ BAD = [
     ('model-cache-no-headroom', model(cacheSize="180Gi"), [
         "gpu-burst:models[0].cacheSize: '180Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
     ]),
+    # 500 GiB volume: 460 GiB after the image headroom, but Karpenter offers pods only 500 - 1 - 50 = 449 GiB.
+    ('model-cache-above-karpenter-allocatable', {**model(cacheSize="455Gi"), "gpu": {"volumeSizeGib": 500}}, [
+        "gpu-burst:models[0].cacheSize: '455Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 500, of which Karpenter offers pods 449 GiB of ephemeral-storage); allowed: at most 449Gi, or raise gpu.volumeSizeGib",
+    ]),
     ('model-gated-no-token', model(needsHfToken=True), [
         "gpu-burst:models[0].needsHfToken: model 'Qwen/Qwen2.5-1.5B-Instruct' is gated but gpu-burst:hfToken is not set; run `pulumi config set --secret hfToken <token>`",
     ]),

@@ -3,6 +3,7 @@ inward. Every problem is reported on one line `gpu-burst:<path>: <message>`, all
 is declared."""
 
 import json
+import math
 import re
 from typing import Any, Collection, Literal, Mapping, Optional
 
@@ -213,12 +214,24 @@ def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: 
               f"{m.max_replicas} replicas x {m.gpus} GPUs exceed pool '{m.pool}' gpuLimit {pool.gpu_limit}; "
               f"allowed: at most {most}, or raise gpu.pools[{list(pools).index(m.pool)}].gpuLimit")
     cache = quantity_value(m.cache_size)
-    room = (gpu.volume_size_gib - IMAGE_HEADROOM_GIB) * GIB
-    if cache > room:
+    vol = gpu.volume_size_gib
+    allocatable = ephemeral_allocatable_gib(vol)
+    if cache > min(vol - IMAGE_HEADROOM_GIB, allocatable) * GIB:
+        if vol - IMAGE_HEADROOM_GIB <= allocatable:
+            why = f"of which {IMAGE_HEADROOM_GIB} GiB hold the OS and the vLLM image"
+        else:
+            why = f"of which Karpenter offers pods {allocatable} GiB of ephemeral-storage"
         p.add(f"models[{i}].cacheSize",
-              f"'{m.cache_size}' does not fit on the GPU node volume (gpu.volumeSizeGib {gpu.volume_size_gib}, of "
-              f"which {IMAGE_HEADROOM_GIB} GiB hold the OS and the vLLM image); allowed: at most "
-              f"{gpu.volume_size_gib - IMAGE_HEADROOM_GIB}Gi, or raise gpu.volumeSizeGib")
+              f"'{m.cache_size}' does not fit on the GPU node volume (gpu.volumeSizeGib {vol}, {why}); allowed: at "
+              f"most {min(vol - IMAGE_HEADROOM_GIB, allocatable)}Gi, or raise gpu.volumeSizeGib")
+
+
+def ephemeral_allocatable_gib(volume_gib: int) -> int:
+    """ephemeral-storage a GPU node offers pods, in whole GiB, as Karpenter computes it when it picks an instance:
+    the volume minus kube-reserved 1Gi minus the nodefs eviction threshold of 10% (rounded up)
+    (aws/karpenter-provider-aws@v1.14.1 pkg/providers/instancetype/types.go `kubeReservedResources`,
+    `evictionThreshold`). A request above it never schedules: Karpenter finds no instance type that fits."""
+    return volume_gib - 1 - math.ceil(volume_gib / 10)
 
 
 class ConfigError(pulumi.RunError):
