@@ -586,6 +586,8 @@ def snapshot_build(
         print_json(result.as_dict())
     else:
         _print_snapshot(result, stack_file)
+    if result.cleanup.startswith("could not"):
+        raise typer.Exit(EXIT_FAILED)  # built, but a builder is still running (and billing): the message says how
 
 
 _ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")

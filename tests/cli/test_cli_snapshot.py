@@ -545,3 +545,23 @@ def test_the_docs_list_every_statement_of_the_policy_and_no_hand_run_script():
     assert [s for s in sids if f"`{s}`" not in section] == []
     cold = (ROOT / "docs" / "cold-start.md").read_text()
     assert "snapshot.sh" not in cold and "burstctl snapshot build --stack-file" in cold
+
+
+def test_cli_exits_1_when_the_builder_could_not_be_terminated(invoke, account, tmp_path, monkeypatch):
+    p = _plan(account)
+    clients = _clients(Ssm().happy(p, account["ami"]).activate())
+
+    def deny(params: Any, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "TerminateInstances")
+
+    clients.ec2.meta.events.register("before-call.ec2.TerminateInstances", deny)
+    monkeypatch.setattr(sn, "make_clients", lambda region, profile, timeout: clients)
+    monkeypatch.setattr(sn, "Timeouts", lambda: FAST)
+    r = invoke("snapshot", "build", "--stack-file", _stack_file(tmp_path), "--subnet-id", account["subnet"],
+               "--instance-profile", account["profile"], "--yes", "--no-progress", "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["status"] == "built"
+    assert doc["cleanup"].startswith("could not terminate") and "aws ec2 terminate-instances" in doc["cleanup"]
+    boto3.client("ec2", region_name=REGION).terminate_instances(InstanceIds=[doc["instance_id"]])
