@@ -30,6 +30,7 @@ def build(cfg: StackConfig) -> dict:
         "karpenterNodeRole": foundation.node_role_name,
         "karpenterInterruptionQueue": foundation.karpenter_interruption_queue,
         "vpcId": foundation.vpc_id,
+        "s3EndpointId": foundation.s3_endpoint_id,
         "prometheusUrl": addons.prometheus_url,
         "gpuPools": addons.gpu_pool_names,
         "gpuDataVolumeSnapshotId": addons.gpu_data_volume_snapshot_id,
