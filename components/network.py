@@ -188,7 +188,8 @@ class Network(pulumi.ComponentResource):
         """The S3 gateway endpoint of the private route tables.
 
         - Why: every cold start streams the model's weights (16 GB for an 8B model in bf16) and pulls the image's
-          layers, which ECR serves from S3, from the private subnets. Through the NAT gateway that is billed per GB
+          layers, which ECR serves from S3 (docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html,
+          "Create the Amazon S3 gateway endpoint"), from the private subnets. Through the NAT gateway that is billed per GB
           processed (https://aws.amazon.com/vpc/pricing/); through a gateway endpoint it costs nothing ("There is no
           additional charge for using gateway endpoints", docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html).
         - Routing: EC2 adds a route for the S3 prefix list to each associated table; it is more specific than
