@@ -31,6 +31,8 @@ def build(cfg: StackConfig) -> dict:
         "karpenterInterruptionQueue": foundation.karpenter_interruption_queue,
         "vpcId": foundation.vpc_id,
         "s3EndpointId": foundation.s3_endpoint_id,
+        # Where `burstctl snapshot build` can run its builder (the private subnets have a NAT route).
+        "privateSubnetIds": foundation.private_subnet_ids,
         "prometheusUrl": addons.prometheus_url,
         "gpuPools": addons.gpu_pool_names,
         "gpuDataVolumeSnapshotId": addons.gpu_data_volume_snapshot_id,
