@@ -7,6 +7,7 @@ Commands stay thin: they parse flags, call one module that does the work and ren
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 import time
@@ -525,6 +526,175 @@ def estimate(
         print_json(result.as_dict())
     else:
         est.render(result, stdout())
+
+
+# -- snapshot --------------------------------------------------------------------------------------------------
+snapshot_app = typer.Typer(
+    cls=BurstctlGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
+    help="Pre-loaded Bottlerocket data-volume snapshots (gpu.dataVolumeSnapshotId: auto).")
+app.add_typer(snapshot_app, name="snapshot")
+
+
+@snapshot_app.command("build")
+@guarded
+def snapshot_build(
+    stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
+    subnet_id: str = typer.Option(..., "--subnet-id", metavar="SUBNET", help="Subnet of the builder instance; it "
+                                  "needs a route to SSM and the image registry (a private subnet of the stack)."),
+    instance_profile: str = typer.Option(..., "--instance-profile", metavar="NAME|ARN", help="Instance profile of "
+                                         "the builder: its role needs AmazonSSMManagedInstanceCore (docs/cli.md)."),
+    instance_type: str = typer.Option("m6i.large", "--instance-type", metavar="TYPE", help="x86_64 builder "
+                                      "instance type (no GPU needed)."),
+    security_group_id: list[str] = typer.Option([], "--security-group-id", metavar="SG", help="Security group of "
+                                                "the builder (repeatable; default: the VPC's default group)."),
+    volume_size_gib: Optional[int] = typer.Option(None, "--volume-size-gib", metavar="GIB", help="Data volume "
+                                                  "size; at most gpu.volumeSizeGib (default: 100 or that)."),
+    public_ip: bool = typer.Option(False, "--public-ip/--no-public-ip", help="Give the builder a public IP (a "
+                                   "public subnet without NAT)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Override aws:region of the stack file."),
+    profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
+    yes: bool = typer.Option(False, "--yes", help="Launch the builder (without it: report what exists or would be "
+                             "built, and check the flags against the account)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress on stderr."),
+    request_timeout: float = AWS_TIMEOUT_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Build the data-volume snapshot for the stack's pinned vLLM image (idempotent).
+
+    The snapshot holds the image references the model pods pull (through the ECR pull-through cache when
+    gpu.imageCache is set), unpacked by containerd for the stack's Bottlerocket release (gpu.amiVersion), Kubernetes
+    version and architecture, and carries tags that `gpu.dataVolumeSnapshotId: auto` finds. A completed snapshot
+    with those tags means nothing to do. The builder instance is terminated on success and on every failure.
+    """
+    from burstctl import aws
+    from burstctl import preflight as pf
+    from burstctl import snapshot as sn
+
+    if region is not None:
+        aws.check_region(region)
+    if not request_timeout > 0:
+        raise BadInput(f"--request-timeout: {request_timeout:g} must be a positive number of seconds")
+    cfg = pf.load_stack(stack_file, region)
+    gpu = cfg.gpu
+    sn.check_flags(subnet_id, instance_profile, instance_type, security_group_id, volume_size_gib,
+                   gpu.volume_size_gib)
+    clients = sn.make_clients(aws.check_region(cfg.region, "aws:region"), profile, request_timeout)
+    result = _aws_call(lambda: _snapshot_build(sn, clients, cfg, subnet_id, instance_profile, instance_type,
+                                               security_group_id, volume_size_gib, public_ip, yes, progress))
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_snapshot(result, stack_file)
+
+
+_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+
+
+@snapshot_app.command("policy")
+@guarded
+def snapshot_policy(
+    stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
+    builder_role_arn: str = typer.Option(..., "--builder-role-arn", metavar="ARN", help="Role of the builder's "
+                                         "instance profile (the only role the policy lets you pass to EC2)."),
+    region: Optional[str] = typer.Option(None, "--region", help="Override aws:region of the stack file."),
+) -> None:
+    """Print the least IAM policy (JSON) that runs `snapshot build` for the stack.
+
+    Scoped by the builder and snapshot tags; with gpu.imageCache it adds the ECR pull rights on the cache prefix.
+    Attach it to the identity that runs the build, e.g. `aws iam put-role-policy --policy-document "$(...)"`.
+    """
+    from burstctl import aws
+    from burstctl import preflight as pf
+    from burstctl import snapshot as sn
+
+    if region is not None:
+        aws.check_region(region)
+    m = _ROLE_ARN.match(builder_role_arn)
+    if not m:
+        raise BadInput(f"--builder-role-arn: '{builder_role_arn}' is not an IAM role ARN; allowed: e.g. "
+                       "arn:aws:iam::123456789012:role/gpu-burst-snapshot-builder")
+    cfg = pf.load_stack(stack_file, region)
+    images, _ = sn.stack_identity(cfg, m.group(2))
+    print_json(sn.operator_policy(m.group(1), cfg.region, m.group(2), builder_role_arn,
+                                  sn.ecr_repositories(m.group(1), images)))
+
+
+def _tty() -> bool:
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _aws_call(fn: Callable[[], Any]) -> Any:
+    from botocore.exceptions import BotoCoreError, NoCredentialsError
+
+    from burstctl import aws
+
+    try:
+        return fn()
+    except NoCredentialsError:
+        raise CheckError("no AWS credentials found: set AWS_PROFILE (or --profile) or AWS_ACCESS_KEY_ID") from None
+    except BotoCoreError as e:
+        raise CheckError(aws.unreachable(e)) from None
+
+
+def _snapshot_build(sn: Any, clients: Any, cfg: Any, subnet_id: str, instance_profile: str, instance_type: str,
+                    groups: list[str], size: Optional[int], public_ip: bool, yes: bool, show: bool) -> Any:
+    p = sn.plan(cfg, sn.account_id(clients), subnet_id, instance_profile, instance_type, groups, size, public_ip)
+    if not show:
+        return sn.build(clients, p, yes)
+    if _tty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=stderr(), transient=False) as bar:
+            tasks: dict[str, Any] = {}
+
+            def report(step: str, state: str, detail: str) -> None:
+                if state == "start":
+                    tasks[step] = bar.add_task(step, total=1)
+                elif state == "tick":
+                    bar.update(tasks[step], description=f"{step}: {detail}")
+                else:
+                    mark = "[green]ok[/]" if state == "done" else "[bold red]failed[/]"
+                    bar.update(tasks[step], completed=1, description=f"{step}: {mark} {detail}")
+
+            return sn.build(clients, p, yes, progress=report)
+
+    def line(step: str, state: str, detail: str) -> None:
+        if state != "tick":
+            stderr().print(f"{time.strftime('%H:%M:%S')} {step}: {state} {detail}".rstrip(), soft_wrap=True)
+
+    return sn.build(clients, p, yes, progress=line)
+
+
+def _print_snapshot(r: Any, stack_file: Path) -> None:
+    from rich.table import Table
+
+    p = r.plan
+    table = Table(title=f"data-volume snapshot for {stack_file.name} ({p.region})", title_justify="left",
+                  show_header=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("")
+    status = {"exists": "[green]exists: nothing to do[/]", "built": "[green]built[/]",
+              "pending": "[yellow]being written (run with --yes to wait for it)[/]",
+              "planned": "[yellow]not built yet (run with --yes to build it)[/]"}[r.status]
+    table.add_row("status", status)
+    table.add_row("snapshot", r.snapshot_id or "-")
+    table.add_row("images", "\n".join(p.images))
+    table.add_row("bottlerocket", f"{p.bottlerocket_version} aws-k8s-{p.kubernetes_version} {p.arch}")
+    table.add_row("tags", "\n".join(f"{k}={v}" for k, v in p.tags.items()))
+    if r.status == "planned":
+        table.add_row("builder", f"{p.instance_type} in {p.subnet_id}, profile {p.instance_profile}, "
+                                 f"{p.volume_size_gib} GiB data volume, AMI {p.ami_parameter}")
+    for step in r.steps:
+        table.add_row(step.name, f"{fmt_seconds(step.seconds)}  {step.detail}")
+    if r.cleanup:
+        table.add_row("clean-up", r.cleanup)
+    con = stdout()
+    con.print(table)
+    if r.status in ("exists", "built"):
+        con.print("GPU nodes restore it with `gpu.dataVolumeSnapshotId: auto` (or `pulumi config set --path "
+                  f"'gpu.dataVolumeSnapshotId' {r.snapshot_id}`) on the next `pulumi up`.", soft_wrap=True)
 
 
 # -- sweep -----------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 * the pools' instance families offered in the stack's availability zones;
 * the pinned GPU AMI alias resolves (its public SSM parameter exists for the cluster version and region);
 * the EC2 Spot service-linked role when a pool uses spot;
+* the pre-loaded data-volume snapshot (`gpu.dataVolumeSnapshotId`): a `snap-` id is completed, `auto` has one;
 * after deploy: subnets and security groups carry the Karpenter discovery tag.
 
 It validates the stack file with the program's own typed config (`stacks.config.validate`), so a config the
@@ -114,12 +115,15 @@ class AwsClients:
     quotas: Any
     region: str
     ssm: Any
+    sts: Any = None
+    """Only for `gpu.dataVolumeSnapshotId: auto` (the account is part of a pull-through-cache image reference)."""
 
 
 def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> AwsClients:
     s, config = aws.session(region, profile), aws.client_config(timeout)
     return AwsClients(s.client("ec2", config=config), s.client("iam", config=config),
-                      s.client("service-quotas", config=config), region, s.client("ssm", config=config))
+                      s.client("service-quotas", config=config), region, s.client("ssm", config=config),
+                      s.client("sts", config=config))
 
 
 def vcpu_needs(cfg: Any) -> dict[tuple[str, str], tuple[int, list[str]]]:
@@ -298,6 +302,51 @@ def check_ami(clients: AwsClients, cfg: Any) -> list[Check]:
     return checks
 
 
+def check_image_snapshot(clients: AwsClients, cfg: Any) -> list[Check]:
+    """The pre-loaded data-volume snapshot: a `snap-` id must be a completed snapshot; for `auto`, whether the one
+    the stack will look for exists yet (without it the deploy still works: the nodes pull the image)."""
+    from botocore.exceptions import ClientError
+
+    from burstctl import snapshot as sn
+
+    name, sid = "data-volume snapshot", cfg.gpu.data_volume_snapshot_id
+    if sid is None:
+        return [Check(name, "skip", "gpu.dataVolumeSnapshotId is not set: GPU nodes pull the image")]
+    if not cfg.gpu.snapshot_auto:
+        try:
+            snaps = clients.ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"]
+        except ClientError as e:
+            if aws.error_code(e) in ("InvalidSnapshot.NotFound", "InvalidSnapshotID.Malformed"):
+                snaps = []
+            else:
+                what, todo = aws.explain(e, "ec2:DescribeSnapshots")
+                return [Check(name, "fail", f"cannot read {sid} ({what})", todo)]
+        state = snaps[0]["State"] if snaps else "missing"
+        if state == "completed":
+            return [Check(name, "pass", f"{sid} is completed", data={"snapshot_id": sid})]
+        return [Check(name, "fail", f"gpu.dataVolumeSnapshotId {sid} is {state} in {clients.region}",
+                      "GPU nodes cannot launch from it: use a completed snapshot of this account and region, or "
+                      "`auto` with `burstctl snapshot build`", {"snapshot_id": sid, "state": state})]
+    try:
+        account = clients.sts.get_caller_identity()["Account"]
+        images, tags = sn.stack_identity(cfg, account)
+        found = sn.existing(clients, tags)
+    except ClientError as e:
+        what, todo = aws.explain(e, "sts:GetCallerIdentity")
+        return [Check(name, "fail", f"cannot look up the snapshot ({what})", todo)]
+    except (CheckError, BadInput) as e:
+        return [Check(name, "fail", f"cannot look up the snapshot: {e}", "see the message")]
+    data = {"images": images, "tags": tags}
+    if found:
+        return [Check(name, "pass", f"auto: {found['SnapshotId']} holds {', '.join(images)} for Bottlerocket "
+                      f"{tags['gpu-burst.io/bottlerocket-version']}", data={**data, "snapshot_id": found["SnapshotId"]})]
+    return [Check(name, "warn", f"auto: no completed snapshot of this account holds {', '.join(images)} for "
+                  f"Bottlerocket {tags['gpu-burst.io/bottlerocket-version']} "
+                  f"(aws-k8s-{tags['gpu-burst.io/kubernetes-version']}); GPU nodes will pull the image",
+                  "build it before the first cold start: burstctl snapshot build --stack-file <this stack file> "
+                  "--subnet-id <private subnet> --instance-profile <builder profile> --yes", data)]
+
+
 def check_discovery(clients: AwsClients, cluster: str) -> list[Check]:
     """After deploy: the EC2NodeClass selects subnets and security groups by this tag; none means no launch."""
     from botocore.exceptions import ClientError
@@ -338,7 +387,7 @@ def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str]
 
     try:
         checks = (check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_ami(clients, cfg)
-                  + check_spot_role(clients, cfg))
+                  + check_spot_role(clients, cfg) + check_image_snapshot(clients, cfg))
         if after_deploy_cluster:
             checks += check_discovery(clients, after_deploy_cluster)
     except NoCredentialsError:

@@ -30,3 +30,9 @@ def stack_config_gpu() -> ModuleType:
 def model_service() -> ModuleType:
     """`components.model_service` (checkout) or `gpu_burst.model_service` (installed package)."""
     return _first("components.model_service", "gpu_burst.model_service")
+
+
+def image_cache() -> ModuleType:
+    """`components.image_cache` (checkout) or `gpu_burst.image_cache` (installed package): the image references the
+    model pods pull."""
+    return _first("components.image_cache", "gpu_burst.image_cache")

@@ -46,8 +46,9 @@ CAUSE_REGISTER = (
     "(check the instance's console output)"
 )
 CAUSE_INITIALIZE = (
-    "the node joined but is not initialized: nvidia.com/gpu is not advertised (NVIDIA device plugin not running on "
-    "the node) or a startup taint was not removed"
+    "the node joined but is not initialized: nvidia.com/gpu is not advertised (AL2023: the nvidia-device-plugin "
+    "DaemonSet pod is not running on the node; Bottlerocket: the host service nvidia-k8s-device-plugin failed, see "
+    "`apiclient logs` via the admin container) or a startup taint was not removed"
 )
 CAUSE_IMAGE = "the image pull fails: image tag, registry access, or the GPU node's disk is too small for the image"
 CAUSE_CRASH = (
@@ -55,8 +56,9 @@ CAUSE_CRASH = (
     "GPUs), a gated model without the HF token, or bad extraArgs; `kubectl logs --previous`"
 )
 CAUSE_NOT_READY = (
-    "pod never ready: the model is still downloading/loading (Hugging Face pull, weights into VRAM) or the startup "
-    "probe budget (startupBudget) is too short; `kubectl logs` and `kubectl describe pod`"
+    "pod never ready: the model is still loading (weights streamed from the model store into VRAM, torch.compile, "
+    "CUDA graphs), the model store was never staged (the staging Job of the revision failed), or the startup probe "
+    "budget (startupBudget) is too short; `kubectl logs` and `kubectl describe pod`"
 )
 CAUSE_STILL_ACTIVE = (
     "still active: requests are still arriving (interceptor pending count), the Prometheus query is non-zero, or "

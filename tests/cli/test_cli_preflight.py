@@ -120,7 +120,7 @@ def test_dev_stack_passes(aws, fixtures: Path):
     checks = pf.preflight(clients(quotas), pf.load_stack(fixtures / "Pulumi.dev.yaml"))
     stub.assert_no_pending_responses()
     got = by_name(checks)
-    assert [c.status for c in checks] == ["pass", "pass", "pass", "pass", "skip"]
+    assert [c.status for c in checks] == ["pass", "pass", "pass", "pass", "skip", "skip"]
     assert got["quota L-DB2E81BA"].data == {"quota_code": "L-DB2E81BA", "value": 64, "needed": 64,
                                             "pools": ["gpu-on-demand"], "capacity_type": "on-demand"}
     assert got["family g5"].data["azs"] == ["us-west-2a", "us-west-2b", "us-west-2c"]
@@ -215,7 +215,8 @@ def test_cli_exit_codes_and_json(aws, invoke, fixtures: Path, monkeypatch):
     assert doc["ok"] is True and doc["stack"]["pools"] == ["gpu-on-demand"] and doc["stack"]["region"] == REGION
     assert [c["name"] for c in doc["checks"]] == ["quota L-DB2E81BA", "family g5", "family g6",
                                                   f"ami {pf.load_stack(fixtures / 'Pulumi.dev.yaml').gpu.ami_alias} "
-                                                  "x86_64", "spot service-linked role"]
+                                                  "x86_64", "spot service-linked role",
+                                                  "data-volume snapshot"]
 
     quotas, _ = quota_client({"L-DB2E81BA": 8})
     r = invoke("preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--after-deploy", "--cluster-name", "gone")

@@ -181,7 +181,8 @@ def test_nodeclaim_not_initialized_and_node_without_gpus(invoke, fixtures: Path,
     assert r.exit_code == 1
     checks = _checks(r)
     assert "not Initialized" in checks["nodeclaims"]["detail"]
-    assert "NVIDIA device plugin" in checks["nodeclaims"]["cause"]
+    assert "nvidia-device-plugin DaemonSet" in checks["nodeclaims"]["cause"]
+    assert "nvidia-k8s-device-plugin" in checks["nodeclaims"]["cause"]
     assert "advertises no nvidia.com/gpu" in checks["gpu nodes"]["detail"]
 
 
