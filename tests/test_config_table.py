@@ -591,11 +591,6 @@ BAD = [
     ('gpu-instance-store-unknown', {"gpu": {"instanceStore": "raid1"}}, [
         "gpu-burst:gpu.instanceStore: 'raid1' is not allowed; allowed: 'raid0' or 'none'",
     ]),
-    ('gpu-instance-store-raid0-with-snapshot', {"gpu": {
-        "amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
-        "dataVolumeSnapshotId": "snap-0123456789abcdef0", "instanceStore": "raid0"}}, [
-        "gpu-burst:gpu.instanceStore: raid0 moves containerd's store onto the NVMe disks, hiding the images of the restored snapshot on /dev/xvdb; allowed: none (or unset) with a snap- id, or dataVolumeSnapshotId: auto (raid0 only while no snapshot exists)",
-    ]),
     ('gpu-instance-store-bottlerocket-before-default-bind', {"gpu": {"amiFamily": "bottlerocket",
                                                                      "amiVersion": "v1.45.0"}}, [
         "gpu-burst:gpu.instanceStore: below Bottlerocket v1.46.0 Karpenter binds only containerd, the kubelet and pod logs to the NVMe disks, not SOCI's store; allowed: amiVersion v1.46.0 or later, or instanceStore: none",
@@ -754,10 +749,10 @@ GOOD = [
     ("bottlerocket-before-default-bind-no-instance-store", {"gpu": {
         "amiFamily": "bottlerocket", "amiVersion": "v1.45.0", "instanceStore": "none"}},
      lambda c: not c.gpu.instance_store_raid0(None)),
-    # Left unset, raid0 is simply not applied to nodes that restore an explicit snapshot.
+    # raid0 (default or set) is not applied to nodes that restore a snapshot: the array would hide its images.
     ("snapshot-id-leaves-instance-store-off", {"gpu": {
         "amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
-        "dataVolumeSnapshotId": "snap-0123456789abcdef0"}},
+        "dataVolumeSnapshotId": "snap-0123456789abcdef0", "instanceStore": "raid0"}},
      lambda c: not c.gpu.instance_store_raid0(c.gpu.data_volume_snapshot_id)),
     ("image-by-digest", model(image="vllm/vllm-openai@sha256:" + "a" * 64), lambda c: "@sha256:" in c.models[0].image),
     ("image-private-registry-port", model(image="registry.example.com:5000/ml/vllm-openai:v0.29.0-cu129"),

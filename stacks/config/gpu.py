@@ -329,9 +329,9 @@ class GpuConfig(Strict):
     instance_store: InstanceStore = InstanceStore.RAID0
     """raid0: containerd, SOCI's store, the kubelet and pod logs live on the instance's NVMe disks (Karpenter
     `instanceStorePolicy: RAID0`), as in the SOCI parallel-pull measurements; the NodePools then require an instance
-    store. Nodes that restore a data-volume snapshot never use it (the snapshot's images are on /dev/xvdb): left
-    unset it is not applied to them; set to raid0 next to a `snap-` id it is refused. none: everything on the EBS
-    volume."""
+    store. It applies to nodes that pull their image: nodes that restore a data-volume snapshot (a `snap-` id, or
+    one `auto` found) never get it, since the array would be mounted over the restored images on /dev/xvdb.
+    none: everything on the EBS volume."""
     image_cache: Optional[ImageCacheConfig] = None
     """Pull the model images through an ECR pull-through cache (in-region, authenticated to Docker Hub, range
     requests for SOCI). Unset: nodes pull from Docker Hub through the NAT gateway."""
@@ -416,13 +416,8 @@ class GpuConfig(Strict):
         p = Problems()
         snap = self.data_volume_snapshot_id
         if snap and snap != SNAPSHOT_AUTO:
-            if "instance_store" not in self.model_fields_set:
-                return self  # the default: nodes restoring this snapshot keep everything on it
-            # Karpenter would bind /var/lib/containerd over the restored volume's copy: the images would be gone.
-            p.add("instanceStore", "raid0 moves containerd's store onto the NVMe disks, hiding the images of the "
-                                   "restored snapshot on /dev/xvdb; allowed: none (or unset) with a snap- id, or "
-                                   "dataVolumeSnapshotId: auto (raid0 only while no snapshot exists)")
-        elif (self.ami_family is GpuAmiFamily.BOTTLEROCKET
+            return self  # nodes restoring this snapshot keep everything on it: raid0 is never applied to them
+        if (self.ami_family is GpuAmiFamily.BOTTLEROCKET
               and re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", self.ami_version)):
             need = BOTTLEROCKET_DEFAULT_BIND if self.fast_image_pull else BOTTLEROCKET_BOOTSTRAP_COMMANDS
             if not version_at_least(self.ami_version, need):
