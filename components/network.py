@@ -54,6 +54,9 @@ class NetworkArgs(TypedDict):
     """Existing private subnets (nodes) when adopting a VPC."""
     public_subnet_ids: NotRequired[pulumi.Input[list[str]]]
     """Existing public subnets (internet-facing load balancers) when adopting a VPC."""
+    s3_gateway_endpoint: NotRequired[bool]
+    """A new VPC only: an S3 gateway endpoint on every private route table, so nodes reach S3 (model weights, the
+    compile cache, ECR image layers) without the NAT gateway, which bills every GB it processes. Default true."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Tags for every resource."""
 
@@ -72,6 +75,8 @@ class Network(pulumi.ComponentResource):
     """Private subnet ids (one per AZ)."""
     public_subnet_ids: pulumi.Output[list[str]]
     """Public subnet ids (one per AZ)."""
+    s3_endpoint_id: pulumi.Output[str]
+    """Id (vpce-...) of the S3 gateway endpoint; '' when none was created (adopted VPC, or turned off)."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("Network"), name, None, opts)
@@ -83,11 +88,15 @@ class Network(pulumi.ComponentResource):
             self.vpc_cidr = vpc.cidr_block
             self.private_subnet_ids = pulumi.Output.from_input(args.get("private_subnet_ids") or [])
             self.public_subnet_ids = pulumi.Output.from_input(args.get("public_subnet_ids") or [])
+            # An adopted VPC's routing belongs to its owner: a second S3 gateway endpoint on a route table that
+            # already has one is refused by EC2, so nothing is added here.
+            self.s3_endpoint_id = pulumi.Output.from_input("")
         else:
             self._create(name, args, tags)
         self.register_outputs({
             "vpc_id": self.vpc_id, "vpc_cidr": self.vpc_cidr,
             "private_subnet_ids": self.private_subnet_ids, "public_subnet_ids": self.public_subnet_ids,
+            "s3_endpoint_id": self.s3_endpoint_id,
         })
 
     def _create(self, name: str, args: NetworkArgs, tags: dict) -> None:
@@ -131,7 +140,7 @@ class Network(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
             tags={**tags, "Name": f"{name}-public"}, opts=child(self),
         )
-        public, private, nats = [], [], []
+        public, private, nats, private_rts = [], [], [], []
         for i, az in enumerate(azs):
             suffix = "abcdef"[i]
             pub = aws.ec2.Subnet(
@@ -164,11 +173,48 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}-rta", subnet_id=priv.id, route_table_id=rt.id,
                                           opts=child(self))
             private.append(priv)
+            private_rts.append(rt)
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self._private_count = len(private)
+        if args.get("s3_gateway_endpoint", True):
+            self.s3_endpoint_id = self._s3_gateway_endpoint(name, vpc, private_rts, tags).id
+        else:
+            self.s3_endpoint_id = pulumi.Output.from_input("")
+
+    def _s3_gateway_endpoint(self, name: str, vpc: aws.ec2.Vpc, route_tables: list, tags: dict) -> aws.ec2.VpcEndpoint:
+        """The S3 gateway endpoint of the private route tables.
+
+        - Why: every cold start streams the model's weights (16 GB for an 8B model in bf16) and pulls the image's
+          layers, which ECR serves from S3 (docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html,
+          "Create the Amazon S3 gateway endpoint"), from the private subnets. Through the NAT gateway that is billed per GB
+          processed (https://aws.amazon.com/vpc/pricing/); through a gateway endpoint it costs nothing ("There is no
+          additional charge for using gateway endpoints", docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html).
+        - Routing: EC2 adds a route for the S3 prefix list to each associated table; it is more specific than
+          0.0.0.0/0, so S3 traffic of the region leaves by the endpoint and everything else still by the NAT
+          (docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html, "Routing"). Only the private tables:
+          nodes never run in the public subnets (NAT and load balancers only). The inline `routes` of those tables do
+          not fight that route: the provider skips prefix-list routes whose target is a vpce- endpoint when it reads a
+          table (hashicorp/terraform-provider-aws `internal/service/ec2/vpc_route_table.go`, "VPC endpoint routes are
+          handled separately").
+        - Service name: looked up, not spelled: DescribeVpcEndpointServices for the Gateway service `s3` of the
+          provider's region (`com.amazonaws.<region>.s3`, also in the China and GovCloud partitions for the S3
+          gateway; hashicorp/terraform-provider-aws `internal/service/ec2/vpc_endpoint_service_data_source.go`). A
+          region without it fails the preview instead of creating a wrong endpoint.
+        - Policy: the default (full access). The endpoint carries every S3 request of the VPC, not only the model
+          store's: ECR layers (`prod-<region>-starport-layer-bucket`), AMI/OS package repositories, the compile cache
+          and whatever else runs in the cluster; a restrictive endpoint policy would break those silently. Who may
+          read what stays with IAM (the model pods' role only reads its own prefix) and the bucket policies.
+          S3 in other regions is not routed through the endpoint: it still goes through the NAT."""
+        service = aws.ec2.get_vpc_endpoint_service_output(
+            service="s3", service_type="Gateway", opts=pulumi.InvokeOutputOptions(parent=self))
+        return aws.ec2.VpcEndpoint(
+            f"{name}-s3-endpoint", vpc_id=vpc.id, service_name=service.service_name, vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in route_tables],
+            tags={**tags, "Name": f"{name}-s3"}, opts=child(self),
+        )
 
     def tag_for_discovery(self, cluster_name: pulumi.Input[str], extra_resource_ids: Optional[list] = None,
                           count: Optional[int] = None) -> list:

@@ -48,6 +48,8 @@ class Foundation:
     """Log group of the control-plane logs ('' when none are enabled)."""
     system_ready: list = field(default_factory=list)
     """Resources that must exist before any in-cluster workload (system node group, coredns)."""
+    s3_endpoint_id: pulumi.Input[str] = ""
+    """The VPC's S3 gateway endpoint (vpce-...), '' when the stack added none (adopted VPC, or turned off)."""
 
 
 @dataclass(frozen=True)

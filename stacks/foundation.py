@@ -46,7 +46,8 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         zones = availability_zones(cfg)
         network = Network(prefix, {
             "cidr": net_cfg.cidr, "az_count": net_cfg.az_count, "availability_zones": zones,
-            "nat_mode": NatMode(net_cfg.nat_gateways.value), "tags": tags,
+            "nat_mode": NatMode(net_cfg.nat_gateways.value),
+            "s3_gateway_endpoint": net_cfg.creates_s3_gateway_endpoint, "tags": tags,
         })
 
     sysn = cfg.system_nodes
@@ -111,4 +112,5 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         karpenter_interruption_queue=karpenter.interruption_queue_name,
         private_subnet_ids=network.private_subnet_ids,
         control_plane_log_group=cluster.log_group_name,
+        s3_endpoint_id=network.s3_endpoint_id,
     )

@@ -30,6 +30,7 @@ def build(cfg: StackConfig) -> dict:
         "karpenterNodeRole": foundation.node_role_name,
         "karpenterInterruptionQueue": foundation.karpenter_interruption_queue,
         "vpcId": foundation.vpc_id,
+        "s3EndpointId": foundation.s3_endpoint_id,
         # Where `burstctl snapshot build` can run its builder (the private subnets have a NAT route).
         "privateSubnetIds": foundation.private_subnet_ids,
         "prometheusUrl": addons.prometheus_url,

@@ -223,6 +223,14 @@ class Mocks(pulumi.runtime.Mocks):
             if t == "aws:ec2/eip:Eip":
                 out["allocationId"] = f"eipalloc-{suffix(n)}"
                 out["publicIp"] = "198.51.100.7"
+        elif t == "aws:ec2/vpcEndpoint:VpcEndpoint":
+            # EC2 ids are the prefix and 17 hex digits; a gateway endpoint's prefixListId is the service's managed
+            # prefix list (S3's in us-west-2 is pl-68a54001).
+            rid = f"vpce-{suffix(n)}0000000000"
+            out["arn"] = _arn("ec2", f"vpc-endpoint/{rid}")
+            out["state"] = "available"
+            if out.get("vpcEndpointType") == "Gateway":
+                out["prefixListId"] = "pl-68a54001"
         elif t == "aws:eks/accessEntry:AccessEntry":
             out["accessEntryArn"] = _arn("eks", f"access-entry/{out.get('clusterName')}/{suffix(n)}")
         elif t == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
@@ -296,6 +304,21 @@ class Mocks(pulumi.runtime.Mocks):
         snaps.sort(key=lambda s: s["StartTime"], reverse=True)
         return {"ids": [s["SnapshotId"] for s in snaps], "id": REGION}
 
+    GATEWAY_SERVICES = ("s3", "dynamodb")
+    """The AWS services a region offers as Gateway endpoints (DescribeVpcEndpointServices, service-type Gateway)."""
+
+    def _vpc_endpoint_service(self, a: dict) -> dict:
+        """getVpcEndpointService as the provider answers it: `service` means `com.amazonaws.<provider region>.<service>`
+        (hashicorp/terraform-provider-aws internal/service/ec2/vpc_endpoint_service_data_source.go), filtered by
+        `serviceType`; no match is the provider's error, not an empty answer."""
+        service, stype = a.get("service"), a.get("serviceType")
+        name = a.get("serviceName") or f"com.amazonaws.{REGION}.{service}"
+        if stype == "Gateway" and name not in {f"com.amazonaws.{REGION}.{s}" for s in self.GATEWAY_SERVICES}:
+            raise Exception("no matching EC2 VPC Endpoint Service found")
+        return {"serviceName": name, "serviceType": stype or "Interface", "service": service, "owner": "amazon",
+                "serviceId": f"vpce-svc-{suffix(name)}0000000000", "vpcEndpointPolicySupported": True,
+                "acceptanceRequired": False, "id": suffix(name)}
+
     def call(self, args: MockCallArgs):
         self.calls.append(args)
         self.resources_at_call.append(len(self.created))
@@ -313,6 +336,8 @@ class Mocks(pulumi.runtime.Mocks):
             return {"json": json.dumps(doc), "minifiedJson": json.dumps(doc, separators=(",", ":")), "id": "doc"}
         if tok == "aws:ec2/getVpc:getVpc":
             return {"id": args.args.get("id", "vpc-0existing00000000"), "cidrBlock": "10.42.0.0/16", "arn": _arn("ec2", "vpc/x")}
+        if tok == "aws:ec2/getVpcEndpointService:getVpcEndpointService":
+            return self._vpc_endpoint_service(args.args)
         if tok == "aws:ebs/getSnapshotIds:getSnapshotIds":
             return self._snapshot_ids(args.args)
         if tok == "eks:index:Cluster/getKubeconfig":

@@ -69,7 +69,7 @@ BAD = [
     ]),
     # network
     ('net-unknown', net(cidrr="10.0.0.0/16"), [
-        'gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets',
+        'gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint',
     ]),
     ('net-cidr-garbage', net(cidr="ten"), [
         "gpu-burst:network.cidr: 'ten' is not a CIDR block; allowed: an IPv4 block with a prefix from /16 to /20, e.g. 10.0.0.0/16",
@@ -129,8 +129,14 @@ BAD = [
     ('net-tag-existing-type', net(**{**EXIST, "tagExistingSubnets": "yes please"}), [
         "gpu-burst:network.tagExistingSubnets: expected true or false, got 'yes please'; write tagExistingSubnets: true or tagExistingSubnets: false",
     ]),
+    ('net-s3-endpoint-existing', net(**EXIST, s3GatewayEndpoint=True), [
+        "gpu-burst:network.s3GatewayEndpoint: is only read when mode is 'create' (an adopted VPC's route tables are its owner's); allowed: remove it, and give the adopted VPC's private route tables an S3 gateway endpoint yourself",
+    ]),
+    ('net-s3-endpoint-type', net(s3GatewayEndpoint="always"), [
+        "gpu-burst:network.s3GatewayEndpoint: expected true or false, got 'always'; write s3GatewayEndpoint: true or s3GatewayEndpoint: false",
+    ]),
     ('net-not-mapping', {"network": "create"}, [
-        "gpu-burst:network: expected a mapping, got 'create'; write it as indented key: value lines with keys: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets",
+        "gpu-burst:network: expected a mapping, got 'create'; write it as indented key: value lines with keys: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint",
     ]),
     # cluster
     ('k8s-version-number', {"cluster": {"kubernetesVersion": 1.35}}, [
@@ -709,6 +715,10 @@ BAD_KEYS = [
 
 GOOD = [
     ("dev-as-is", {}, lambda c: c.environment == "dev"),
+    ("s3-endpoint-off", net(s3GatewayEndpoint=False),
+     lambda c: c.network.s3_gateway_endpoint is False and not c.network.creates_s3_gateway_endpoint),
+    ("s3-endpoint-default", {},
+     lambda c: c.network.s3_gateway_endpoint is None and c.network.creates_s3_gateway_endpoint),
     ("existing-vpc", net(**EXIST, publicSubnetIds=["subnet-0a1b2c3d4e5f60003"], tagExistingSubnets=False),
      lambda c: c.network.mode.value == "existing" and len(c.network.private_subnet_ids) == 2),
     ("existing-vpc-8-hex-ids", net(mode="existing", vpcId="vpc-0a1b2c3d", privateSubnetIds=["subnet-0a1b2c3d",

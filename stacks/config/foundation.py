@@ -90,6 +90,16 @@ class NetworkConfig(Strict):
     public_subnet_ids: list[_SUBNET_ID] = []
     """Existing public subnets for internet-facing load balancers (mode existing, optional)."""
     tag_existing_subnets: bool = True
+    s3_gateway_endpoint: Optional[bool] = None
+    """Mode create: route the private subnets' S3 traffic (model weights, compile cache, ECR image layers) through a
+    free S3 gateway endpoint instead of the NAT gateway, which bills every GB. Default true; false keeps every byte
+    on the NAT (e.g. when egress must pass an inspection firewall). Mode existing never changes the adopted VPC's
+    routing."""
+
+    @property
+    def creates_s3_gateway_endpoint(self) -> bool:
+        """Whether the stack adds the S3 gateway endpoint (mode create, unless turned off)."""
+        return self.mode is NetworkMode.CREATE and self.s3_gateway_endpoint is not False
 
     @field_validator("cidr")
     @classmethod
@@ -122,6 +132,12 @@ class NetworkConfig(Strict):
                                ("publicSubnetIds", self.public_subnet_ids)):
                 if given:
                     p.add(key, "is only read when mode is 'existing'; allowed: remove it, or set mode: existing")
+        if self.mode is NetworkMode.EXISTING and self.s3_gateway_endpoint is not None:
+            # EC2 refuses a second S3 gateway endpoint on a route table that has one, and the adopted route tables
+            # are not the stack's to change.
+            p.add("s3GatewayEndpoint", "is only read when mode is 'create' (an adopted VPC's route tables are its "
+                                       "owner's); allowed: remove it, and give the adopted VPC's private route "
+                                       "tables an S3 gateway endpoint yourself")
         p.raise_if_any()
         return self
 

@@ -1,0 +1,115 @@
+"""Network: the S3 gateway endpoint that keeps model weights and ECR image layers off the NAT gateway — under mocks."""
+
+import re
+
+import pulumi
+import pytest
+
+from pulumi_mocks import REGION
+from stack_cache import evaluated
+from stack_helpers import evaluate, evaluate_stack, resolve
+
+ENDPOINT = "gpu-burst-s3-endpoint"
+S3_SERVICE = f"com.amazonaws.{REGION}.s3"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return evaluated("dev")
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return evaluated("prod", secrets={"hfToken": "hf_test_token"})
+
+
+def _urn(mocks, name: str) -> str:
+    return next(u for u in mocks.monitor.resources if u.endswith(f"::{name}"))
+
+
+def _id(mocks, name: str) -> str:
+    """The id the (mock) provider gave a resource, as a reference to it resolves."""
+    return mocks.monitor.resources[_urn(mocks, name)].id
+
+
+def _route_tables(mocks, kind: str) -> list[str]:
+    return sorted(r.name for r in mocks.of_type("aws:ec2/routeTable:RouteTable") if f"-{kind}-" in r.name)
+
+
+def _endpoints(mocks) -> list:
+    return mocks.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_s3_gateway_endpoint_is_on_exactly_the_private_route_tables(stack, request):
+    mocks, _ = request.getfixturevalue(stack)
+    [ep] = _endpoints(mocks)
+    assert ep.name == ENDPOINT
+    assert ep.inputs["vpcEndpointType"] == "Gateway"
+    private = _route_tables(mocks, "private")
+    assert len(private) == 3  # one per AZ; prod's each route to their own AZ's NAT
+    # The ids are the route tables' own (references resolved), in AZ order; the public table (NAT and load
+    # balancers only) is not among them.
+    assert ep.inputs["routeTableIds"] == [_id(mocks, n) for n in private]
+    assert _id(mocks, "gpu-burst-public-rt") not in ep.inputs["routeTableIds"]
+    req = mocks.monitor.requests[ENDPOINT]
+    assert sorted(req.propertyDependencies["routeTableIds"].urns) == sorted(_urn(mocks, n) for n in private)
+    assert list(req.propertyDependencies["vpcId"].urns) == [_urn(mocks, "gpu-burst-vpc")]
+    assert ep.inputs["vpcId"] == _id(mocks, "gpu-burst-vpc")
+
+
+def test_s3_service_name_is_looked_up_for_the_providers_region(dev):
+    mocks, _ = dev
+    [ep] = _endpoints(mocks)
+    lookups = [c.args for c in mocks.calls if c.token == "aws:ec2/getVpcEndpointService:getVpcEndpointService"]
+    assert [(a.get("service"), a.get("serviceType")) for a in lookups] == [("s3", "Gateway")]
+    assert ep.inputs["serviceName"] == S3_SERVICE
+
+
+def test_s3_endpoint_keeps_the_default_full_access_policy_and_is_tagged_and_parented(dev):
+    mocks, _ = dev
+    [ep] = _endpoints(mocks)
+    # A restrictive endpoint policy would break every other S3 use of the VPC (ECR's layer bucket, OS repositories).
+    assert "policy" not in ep.inputs
+    assert ep.inputs["tags"]["Name"] == "gpu-burst-s3"
+    assert ep.inputs["tags"]["gpu-burst:stack"] == "dev"
+    assert mocks.monitor.requests[ENDPOINT].parent == _urn(mocks, "gpu-burst")
+
+
+def test_stack_exports_the_s3_endpoint_id(dev):
+    mocks, outputs = dev
+    assert resolve(outputs["s3EndpointId"]) == _id(mocks, ENDPOINT)
+    assert re.fullmatch(r"vpce-[0-9a-f]{17}", _id(mocks, ENDPOINT))
+
+
+def test_s3_endpoint_can_be_turned_off(mocks):
+    outputs = evaluate_stack("dev", overrides={"network": {"cidr": "10.40.0.0/16", "azCount": 3,
+                                                           "natGateways": "single", "s3GatewayEndpoint": False}})
+    assert _endpoints(mocks) == []
+    assert not [c for c in mocks.calls if c.token == "aws:ec2/getVpcEndpointService:getVpcEndpointService"]
+    assert resolve(pulumi.Output.from_input(outputs["s3EndpointId"])) == ""
+    # Everything else of the network is still there.
+    assert len(_route_tables(mocks, "private")) == 3
+
+
+def test_adopted_vpc_gets_no_endpoint(mocks):
+    outputs = evaluate_stack("dev", overrides={"network": {
+        "mode": "existing", "vpcId": "vpc-0abc12345def67890",
+        "privateSubnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]}})
+    assert _endpoints(mocks) == []
+    assert resolve(pulumi.Output.from_input(outputs["s3EndpointId"])) == ""
+
+
+def test_component_defaults_to_the_endpoint_and_names_it_from_the_component(mocks):
+    from components.network import Network
+
+    def program():
+        net = Network("edge", {"cidr": "10.60.0.0/16", "az_count": 2,
+                               "availability_zones": [f"{REGION}a", f"{REGION}b"]})
+        return net.s3_endpoint_id
+
+    endpoint_id = resolve(evaluate(program))
+    [ep] = _endpoints(mocks)
+    assert ep.name == "edge-s3-endpoint"
+    assert ep.inputs["routeTableIds"] == [_id(mocks, "edge-private-a-rt"), _id(mocks, "edge-private-b-rt")]
+    assert endpoint_id == _id(mocks, "edge-s3-endpoint")
