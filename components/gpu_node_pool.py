@@ -19,6 +19,9 @@ GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSched
 """What a pod needs to land on a GPU node (besides a `nvidia.com/gpu` request)."""
 POOL_LABEL = "gpu-burst.io/gpu-pool"
 """Our own copy of the pool name on each node; `karpenter.sh/nodepool` carries it too but is Karpenter's."""
+LOCAL_NVME_LABEL = "karpenter.k8s.aws/instance-local-nvme"
+"""Karpenter well-known label: total NVMe instance store in GB, absent without one (aws/karpenter-provider-aws@v1.14.1
+pkg/apis/v1/labels.go LabelInstanceLocalNVME; set from DescribeInstanceTypes in instancetype/types.go)."""
 EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 """Keeps GPU nodes out of every load balancer's targets (the in-tree service controller and the AWS Load Balancer
 Controller honour it: https://kubernetes.io/docs/reference/labels-annotations-taints/#node-kubernetes-io-exclude-from-external-load-balancers),
@@ -93,6 +96,11 @@ class GpuNodePoolArgs(TypedDict):
     `fast_image_pull` false. The volume takes the snapshot's encryption, so build it encrypted."""
     volume_initialization_rate_mibps: NotRequired[pulumi.Input[int]]
     """EBS Provisioned Rate for Volume Initialization (100-300 MiB/s) of the snapshot volume; only with a snapshot."""
+    instance_store_raid0: NotRequired[bool]
+    """Karpenter `instanceStorePolicy: RAID0`: stripe the instance's NVMe disks and keep containerd, SOCI's store,
+    the kubelet and pod logs there (AL2023: nodeadm `localStorage`; Bottlerocket: `apiclient ephemeral-storage`,
+    added by Karpenter); every NodePool then requires an instance store. Not with `data_volume_snapshot_id` (the
+    array would hide the restored images). Default false."""
     node_class_name: NotRequired[str]
     """EC2NodeClass name. Default: the component name."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
@@ -100,10 +108,14 @@ class GpuNodePoolArgs(TypedDict):
 
 
 def data_volume_problems(ami_family: str, snapshot_id: Optional[str], fast_image_pull: bool,
-                         init_rate: Optional[int]) -> list[str]:
+                         init_rate: Optional[int], instance_store_raid0: bool = False) -> list[str]:
     """What is wrong with a data-volume snapshot request (empty: nothing). The stack config refuses the same
     combinations; components used on their own (the MLC provider) get the same answer here, before any resource."""
     problems = []
+    if snapshot_id and instance_store_raid0:
+        # Karpenter binds /var/lib/containerd (and the kubelet's dirs) onto the NVMe array over /dev/xvdb's copy.
+        problems.append("instance_store_raid0: the NVMe array would hide the images restored on /dev/xvdb; "
+                        "allowed: false with data_volume_snapshot_id")
     if snapshot_id:
         if AmiFamily(ami_family) is not AmiFamily.BOTTLEROCKET:
             # AL2023 has a single disk: /dev/xvda is the AMI's root device, and a snapshotID there replaces the
@@ -217,8 +229,9 @@ class GpuNodePool(pulumi.ComponentResource):
             lambda a: {"gpu-burst.io/cluster": a[0], "gpu-burst.io/node-class": class_name, **a[1]})
 
         fast_pull = args.get("fast_image_pull", True)
+        raid0 = bool(args.get("instance_store_raid0", False))
         disk = (args["ami_family"], args.get("data_volume_snapshot_id"), fast_pull,
-                args.get("volume_initialization_rate_mibps"))
+                args.get("volume_initialization_rate_mibps"), raid0)
         if not any(isinstance(v, pulumi.Output) for v in disk):
             problems = data_volume_problems(*disk)
             if problems:
@@ -242,6 +255,12 @@ class GpuNodePool(pulumi.ComponentResource):
                     args.get("volume_initialization_rate_mibps"),
                 ).apply(lambda a: block_device_mappings(*a)),
                 **({} if user_data is None else {"userData": user_data}),
+                # Karpenter then generates the array setup itself (AL2023: NodeConfig localStorage.strategy RAID0;
+                # Bottlerocket: bootstrap command `apiclient ephemeral-storage init` + `bind`;
+                # aws/karpenter-provider-aws@v1.14.1 pkg/providers/amifamily/bootstrap/nodeadm.go, bottlerocket.go)
+                # and counts the instance store, not the EBS volume, as node ephemeral-storage (instancetype/types.go
+                # ephemeralStorage).
+                **({"instanceStorePolicy": "RAID0"} if raid0 else {}),
                 # Pods reach AWS through Pod Identity; hop limit 1 keeps them off the node role's credentials.
                 "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                                     "httpPutResponseHopLimit": 1, "httpTokens": "required"},
@@ -258,7 +277,7 @@ class GpuNodePool(pulumi.ComponentResource):
                 api_version="karpenter.sh/v1",
                 kind="NodePool",
                 metadata={"name": pool_name, "labels": labels("gpu-nodes", name, {POOL_LABEL: pool_name})},
-                spec=self._pool_spec(pool, class_name),
+                spec=self._pool_spec(pool, class_name, raid0),
                 # The NodePool goes first on delete: its nodes drain while the node class still exists.
                 opts=child(self, depends_on=[*external_deps, self.node_class]),
             ))
@@ -268,7 +287,10 @@ class GpuNodePool(pulumi.ComponentResource):
         self.register_outputs({"node_class_name": self.node_class_name, "node_pool_names": self.node_pool_names})
 
     @staticmethod
-    def _pool_spec(pool: GpuPoolArgs, class_name: str) -> dict:
+    def _pool_spec(pool: GpuPoolArgs, class_name: str, instance_store: bool = False) -> dict:
+        # With RAID0, an instance without NVMe would fall back to the EBS volume for everything; requiring the label
+        # keeps every node on the layout the image-pull figures were measured with.
+        nvme = ([{"key": LOCAL_NVME_LABEL, "operator": "Gt", "values": ["0"]}] if instance_store else [])
         return {
             "weight": pool.get("weight", 10),
             "template": {
@@ -287,6 +309,7 @@ class GpuNodePool(pulumi.ComponentResource):
                          "values": _str_list(pool["capacity_types"])},
                         {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
                         {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                        *nvme,
                     ],
                     "taints": [dict(GPU_TAINT)],
                     "expireAfter": pool.get("expire_after", "720h"),

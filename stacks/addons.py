@@ -62,6 +62,7 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
         "volume_size_gib": cfg.gpu.volume_size_gib,
         "volume_throughput_mibps": cfg.gpu.volume_throughput_mibps,
         "fast_image_pull": volume.fast_image_pull,
+        "instance_store_raid0": cfg.gpu.instance_store_raid0(volume.snapshot_id),
         **({"volume_iops": cfg.gpu.effective_volume_iops} if cfg.gpu.effective_volume_iops else {}),
         **({"data_volume_snapshot_id": volume.snapshot_id} if volume.snapshot_id else {}),
         **({"volume_initialization_rate_mibps": cfg.gpu.volume_initialization_rate_mibps}

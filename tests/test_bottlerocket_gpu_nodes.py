@@ -154,16 +154,75 @@ CEL = {
 }
 
 
+# NodePool (karpenter.sh_nodepools.yaml). Rules that read `oldSelf` are transition rules: the API server runs them
+# only on updates, never on create, so they hold for a first apply.
+_TRANSITION = lambda _: True  # noqa: E731
+_DOMAIN_RULE = re.compile(r'^(?:self\.all\(x, )?(?:x|self) in \[(?P<known>[^\]]*)\] \|\| '
+                          r'!(?:x|self)\.find\("\^\(\[\^/\]\+\)"\)\.endsWith\("(?P<domain>[^"]+)"\)\)?$')
+"""`<key> in [known...] || !<key>.find("^([^/]+)").endsWith("<domain>")`: a key of a reserved domain must be one of the
+well-known labels Karpenter lists (the label/requirement-key rules of the NodePool CRD)."""
+
+
+def _domain_rule(rule: str):
+    m = _DOMAIN_RULE.match(rule)
+    if not m:
+        return None
+    known = set(re.findall(r'"([^"]+)"', m["known"]))
+    ok = lambda k: k in known or not re.match(r"^[^/]+", k).group(0).endswith(m["domain"])  # noqa: E731
+    return (lambda s: all(ok(k) for k in s)) if rule.startswith("self.all(") else ok
+
+
+def _quantity_ops(s) -> bool:
+    # CEL int() of a non-integer string is an evaluation error, which the API server reports as a failed rule.
+    return all(len(x.get("values") or []) == 1 and re.fullmatch(r"-?[0-9]+", x["values"][0])
+               and int(x["values"][0]) >= 0 for x in s if x["operator"] in ("Gt", "Lt", "Gte", "Lte"))
+
+
+NODEPOOL_CEL = {
+    "spec": {
+        "has(self.replicas) == has(oldSelf.replicas)": _TRANSITION,
+        "!has(self.replicas) || (!has(self.limits) || size(self.limits) == 0 || (size(self.limits) == 1 && 'nodes' in "
+        "self.limits))": lambda s: not _has(s, "replicas") or not s.get("limits") or list(s["limits"]) == ["nodes"],
+        "!has(self.replicas) || !has(self.weight)": lambda s: not (_has(s, "replicas") and _has(s, "weight")),
+    },
+    "spec.disruption.budgets": {
+        "self.all(x, has(x.schedule) == has(x.duration))": lambda s: all(_has(x, "schedule") == _has(x, "duration")
+                                                                         for x in s),
+    },
+    "spec.template.metadata.labels": {
+        'self.all(x, x != "karpenter.sh/nodepool")': lambda s: "karpenter.sh/nodepool" not in s,
+        'self.all(x, x != "kubernetes.io/hostname")': lambda s: "kubernetes.io/hostname" not in s,
+    },
+    "spec.template.spec.nodeClassRef": {"self.group == oldSelf.group": _TRANSITION,
+                                        "self.kind == oldSelf.kind": _TRANSITION},
+    **{f"spec.template.spec.nodeClassRef.{k}": {"self != ''": lambda s: s != ""} for k in ("group", "kind", "name")},
+    "spec.template.spec.requirements": {
+        "self.all(x, x.operator == 'In' ? x.values.size() != 0 : true)":
+            lambda s: all(x.get("values") for x in s if x["operator"] == "In"),
+        "self.all(x, (x.operator == 'Gt' || x.operator == 'Lt' || x.operator == 'Gte' || x.operator == 'Lte') ? "
+        "(x.values.size() == 1 && int(x.values[0]) >= 0) : true)": _quantity_ops,
+        "self.all(x, (x.operator == 'In' && has(x.minValues)) ? x.values.size() >= x.minValues : true)":
+            lambda s: all(len(x["values"]) >= x["minValues"] for x in s if x["operator"] == "In" and "minValues" in x),
+    },
+    "spec.template.spec.requirements[].key": {
+        'self != "karpenter.sh/nodepool"': lambda s: s != "karpenter.sh/nodepool",
+        'self != "kubernetes.io/hostname"': lambda s: s != "kubernetes.io/hostname",
+    },
+}
+CEL_BY_KIND = {"EC2NodeClass": CEL, "NodePool": NODEPOOL_CEL}
+
+
 def cel_errors(obj: dict) -> list[str]:
     """Every x-kubernetes-validations rule of the object's CRD on a node the object sets, evaluated (or reported as
     not evaluated)."""
     errors: list[str] = []
+    table = CEL_BY_KIND[obj["kind"]]
 
     def walk(schema: dict, value, path: str) -> None:
         if value is None:
             return
         for rule in schema.get("x-kubernetes-validations", []):
-            fn = CEL.get(path, {}).get(rule["rule"])
+            fn = table.get(path, {}).get(rule["rule"]) or _domain_rule(rule["rule"])
             if fn is None:
                 errors.append(f"{path}: CEL rule not evaluated by this test: {rule['rule']}")
             elif not fn(value):
@@ -196,6 +255,16 @@ def test_cel_check_is_not_vacuous():
     assert any(e.startswith("spec.tags:") for e in errors)
     # An unknown rule (what a Karpenter upgrade adds) is reported, never skipped.
     assert cel_errors({**bad, "spec": {**bad["spec"], "connectionTracking": {"udpTimeout": 30}}}) != errors
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "x"}, "spec": {"template": {
+        "metadata": {"labels": {"karpenter.k8s.aws/instance-local-nvme-gb": "1"}},
+        "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "x"}, "requirements": [
+            {"key": "karpenter.k8s.aws/instance-local-nvme", "operator": "Gt", "values": ["250G"]},
+            {"key": "karpenter.k8s.aws/local-nvme", "operator": "Exists"}]}}}}
+    pool_errors = cel_errors(pool)
+    assert validate_cr(pool) == []
+    assert any("single positive integer value" in e for e in pool_errors)  # not a quantity, an integer of GB
+    assert sum(e.startswith("spec.template.spec.requirements[].key:") for e in pool_errors) == 1
+    assert any(e.startswith("spec.template.metadata.labels:") for e in pool_errors)
 
 
 # -- the rendered prod objects -------------------------------------------------------------------------------------
@@ -207,7 +276,12 @@ def test_prod_bottlerocket_objects_validate_strictly_against_the_crds(prod_bottl
     assert [o["kind"] for o in objs] == ["EC2NodeClass", "NodePool", "NodePool"]
     for o in objs:
         assert validate_cr(o) == [], (variant, o["metadata"]["name"], validate_cr(o))
-    assert cel_errors(objs[0]) == []
+        assert cel_errors(o) == [], (variant, o["metadata"]["name"], cel_errors(o))
+    reqs = [r for o in objs[1:] for r in o["spec"]["template"]["spec"]["requirements"]
+            if r["key"] == "karpenter.k8s.aws/instance-local-nvme"]
+    # A well-known label (the CRD's requirement-key rule lists it), compared as an integer number of GB.
+    assert reqs == ([{"key": "karpenter.k8s.aws/instance-local-nvme", "operator": "Gt", "values": ["0"]}] * 2
+                    if variant == "soci" else [])
 
 
 def test_prod_bottlerocket_node_class(prod_bottlerocket):
@@ -232,9 +306,16 @@ def test_prod_bottlerocket_node_class(prod_bottlerocket):
         assert data["ebs"]["snapshotID"] == SNAP and data["ebs"]["volumeInitializationRate"] == 300
         assert "encrypted" not in data["ebs"]
         assert spec.get("userData") is None  # no SOCI: it would not see the snapshot's images
+        # No RAID0: Karpenter's bind would mount the NVMe array over the restored /var/lib/containerd.
+        assert "instanceStorePolicy" not in spec
     else:
         assert data["ebs"]["encrypted"] is True and "snapshotID" not in data["ebs"]
         assert spec["userData"]
+        # Karpenter adds `apiclient ephemeral-storage init` + `bind` (no --dirs from v1.46.0: every allow-listed
+        # dir, SOCI's /var/lib/soci-snapshotter included) as bootstrap command 000-mount-instance-storage
+        # (pkg/providers/amifamily/bootstrap/bottlerocket.go); our userData must leave bootstrap-commands to it.
+        assert spec["instanceStorePolicy"] == "RAID0"
+        assert "bootstrap-commands" not in tomllib.loads(spec["userData"])["settings"]
 
 
 # Bottlerocket settings model, bottlerocket-os/bottlerocket-settings-sdk bottlerocket-settings-models (0.12.0 added
@@ -303,9 +384,17 @@ def karpenter_allocatable_ephemeral(volume_size: str) -> Decimal:
 
 
 def test_prod_model_pods_fit_the_ephemeral_storage_karpenter_computes_for_bottlerocket(prod_bottlerocket):
-    _, mocks = prod_bottlerocket
-    data = next(d for d in _node_class(mocks)["spec"]["blockDeviceMappings"] if d.get("rootVolume"))
-    room = karpenter_allocatable_ephemeral(data["ebs"]["volumeSize"])
+    variant, mocks = prod_bottlerocket
+    spec = _node_class(mocks)["spec"]
+    data = next(d for d in spec["blockDeviceMappings"] if d.get("rootVolume"))
+    if spec.get("instanceStorePolicy") == "RAID0":
+        # types.go ephemeralStorage: with RAID0 the instance store (`<TotalSizeInGB>G`) replaces the rootVolume. The
+        # prod pools' smallest is g5.xlarge/g6.xlarge/g6e.xlarge, 250 GB (Karpenter v1.14.1 instance-types.md).
+        assert variant == "soci"
+        room = karpenter_allocatable_ephemeral("250G")
+        assert room == 250 * 10**9 - GIB - 25 * 10**9  # 208.5 GiB
+    else:
+        room = karpenter_allocatable_ephemeral(data["ebs"]["volumeSize"])
     gpu_pods = [d for d in mocks.of_type("kubernetes:apps/v1:Deployment")
                 if any("nvidia.com/gpu" in c["resources"]["requests"]
                        for c in d.inputs["spec"]["template"]["spec"]["containers"])]

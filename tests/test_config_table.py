@@ -69,7 +69,7 @@ BAD = [
     ]),
     # network
     ('net-unknown', net(cidrr="10.0.0.0/16"), [
-        'gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint',
+        'gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint, interfaceEndpoints',
     ]),
     ('net-cidr-garbage', net(cidr="ten"), [
         "gpu-burst:network.cidr: 'ten' is not a CIDR block; allowed: an IPv4 block with a prefix from /16 to /20, e.g. 10.0.0.0/16",
@@ -132,11 +132,14 @@ BAD = [
     ('net-s3-endpoint-existing', net(**EXIST, s3GatewayEndpoint=True), [
         "gpu-burst:network.s3GatewayEndpoint: is only read when mode is 'create' (an adopted VPC's route tables are its owner's); allowed: remove it, and give the adopted VPC's private route tables an S3 gateway endpoint yourself",
     ]),
+    ('net-interface-endpoints-existing', net(**EXIST, interfaceEndpoints=True), [
+        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it, or false",
+    ]),
     ('net-s3-endpoint-type', net(s3GatewayEndpoint="always"), [
         "gpu-burst:network.s3GatewayEndpoint: expected true or false, got 'always'; write s3GatewayEndpoint: true or s3GatewayEndpoint: false",
     ]),
     ('net-not-mapping', {"network": "create"}, [
-        "gpu-burst:network: expected a mapping, got 'create'; write it as indented key: value lines with keys: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint",
+        "gpu-burst:network: expected a mapping, got 'create'; write it as indented key: value lines with keys: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint, interfaceEndpoints",
     ]),
     # cluster
     ('k8s-version-number', {"cluster": {"kubernetesVersion": 1.35}}, [
@@ -571,15 +574,39 @@ BAD = [
     ('model-shm-above-memory', model(shmSize="16Gi"), [
         "gpu-burst:models[0].shmSize: '16Gi' is not below memory '12Gi' (shared memory counts against the memory limit); allowed: less than memory",
     ]),
-    ('model-cache-above-volume', model(cacheSize="500Gi"), [
+    # With gpu.instanceStore none the model cache lives on the EBS volume.
+    ('model-cache-above-volume', {**model(cacheSize="500Gi"), "gpu": {"instanceStore": "none"}}, [
         "gpu-burst:models[0].cacheSize: '500Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
     ]),
-    ('model-cache-no-headroom', model(cacheSize="180Gi"), [
+    ('model-cache-no-headroom', {**model(cacheSize="180Gi"), "gpu": {"instanceStore": "none"}}, [
         "gpu-burst:models[0].cacheSize: '180Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
     ]),
     # 500 GiB volume: 460 GiB after the image headroom, but Karpenter offers pods only 500 - 1 - 50 = 449 GiB.
-    ('model-cache-above-karpenter-allocatable', {**model(cacheSize="455Gi"), "gpu": {"volumeSizeGib": 500}}, [
+    ('model-cache-above-karpenter-allocatable', {**model(cacheSize="455Gi"),
+                                                 "gpu": {"volumeSizeGib": 500, "instanceStore": "none"}}, [
         "gpu-burst:models[0].cacheSize: '455Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 500, of which Karpenter offers pods 449 GiB of ephemeral-storage); allowed: at most 449Gi, or raise gpu.volumeSizeGib",
+    ]),
+    # RAID0 (the default): the dev pool's smallest instance is g5.xlarge with 250 GB of NVMe (Karpenter v1.14.1
+    # instance-types.md). 250e9 B - 40 GiB image headroom = 192.8 GiB; Karpenter's allocatable 250e9 - 1 GiB -
+    # 25e9 = 208.5 GiB; the smaller, rounded down, is 192 GiB.
+    ('model-cache-above-instance-store', model(cacheSize="193Gi"), [
+        "gpu-burst:models[0].cacheSize: '193Gi' does not fit on the instance store of g5.xlarge (250 GB NVMe, the smallest the model's pools may launch; 40 GiB of it hold the vLLM image and Karpenter keeps 1Gi + 10% back); allowed: at most 192Gi, or gpu.instanceStore: none to keep the cache on gpu.volumeSizeGib",
+    ]),
+    # auto decides at deploy: the cache must fit the instance store and the restored volume alike.
+    ('model-cache-auto-snapshot-both-layouts', {**model(cacheSize="170Gi"), "gpu": {
+        "amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "dataVolumeSnapshotId": "auto"}}, [
+        "gpu-burst:models[0].cacheSize: '170Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
+    ]),
+    ('gpu-instance-store-unknown', {"gpu": {"instanceStore": "raid1"}}, [
+        "gpu-burst:gpu.instanceStore: 'raid1' is not allowed; allowed: 'raid0' or 'none'",
+    ]),
+    ('gpu-instance-store-bottlerocket-before-default-bind', {"gpu": {"amiFamily": "bottlerocket",
+                                                                     "amiVersion": "v1.45.0"}}, [
+        "gpu-burst:gpu.instanceStore: below Bottlerocket v1.46.0 Karpenter binds only containerd, the kubelet and pod logs to the NVMe disks, not SOCI's store; allowed: amiVersion v1.46.0 or later, or instanceStore: none",
+    ]),
+    ('gpu-instance-store-bottlerocket-before-bootstrap-commands', {"gpu": {
+        "amiFamily": "bottlerocket", "amiVersion": "v1.21.1", "fastImagePull": False}}, [
+        "gpu-burst:gpu.instanceStore: below Bottlerocket v1.22.0 there are no bootstrap commands to set up the NVMe disks; allowed: amiVersion v1.22.0 or later, or instanceStore: none",
     ]),
     ('model-gated-no-token', model(needsHfToken=True), [
         "gpu-burst:models[0].needsHfToken: model 'Qwen/Qwen2.5-1.5B-Instruct' is gated but gpu-burst:hfToken is not set; run `pulumi config set --secret hfToken <token>`",
@@ -724,7 +751,22 @@ GOOD = [
     ("cpu-fraction-number", model(cpu=2.5), lambda c: c.models[0].cpu == "2.5"),
     ("cpu-millicores", model(cpu="3500m"), lambda c: c.models[0].cpu == "3500m"),
     ("memory-decimal-units", model(memory="16G", shmSize="4G"), lambda c: c.models[0].memory == "16G"),
-    ("cache-at-the-volume-headroom", model(cacheSize="160Gi"), lambda c: c.models[0].cache_size == "160Gi"),
+    ("cache-at-the-volume-headroom", {**model(cacheSize="160Gi"), "gpu": {"instanceStore": "none"}},
+     lambda c: c.models[0].cache_size == "160Gi"),
+    ("cache-at-the-instance-store-limit", model(cacheSize="192Gi"),
+     lambda c: c.models[0].cache_size == "192Gi" and c.gpu.instance_store_raid0(None)),
+    # 4-GPU nodes only: the smallest is g5.12xlarge with 3,800 GB of NVMe, far beyond the 200 GiB EBS volume.
+    ("cache-on-a-4-gpu-instance-store", {**pool(gpusPerNode=[4], gpuLimit=4, cpuLimit=48),
+                                         "models": [{**MODEL, "gpus": 4, "maxReplicas": 1, "cacheSize": "1000Gi"}]},
+     lambda c: c.models[0].cache_size == "1000Gi"),
+    ("bottlerocket-before-default-bind-no-instance-store", {"gpu": {
+        "amiFamily": "bottlerocket", "amiVersion": "v1.45.0", "instanceStore": "none"}},
+     lambda c: not c.gpu.instance_store_raid0(None)),
+    # raid0 (default or set) is not applied to nodes that restore a snapshot: the array would hide its images.
+    ("snapshot-id-leaves-instance-store-off", {"gpu": {
+        "amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
+        "dataVolumeSnapshotId": "snap-0123456789abcdef0", "instanceStore": "raid0"}},
+     lambda c: not c.gpu.instance_store_raid0(c.gpu.data_volume_snapshot_id)),
     ("image-by-digest", model(image="vllm/vllm-openai@sha256:" + "a" * 64), lambda c: "@sha256:" in c.models[0].image),
     ("image-private-registry-port", model(image="registry.example.com:5000/ml/vllm-openai:v0.29.0-cu129"),
      lambda c: c.models[0].image.startswith("registry.example.com:5000/")),

@@ -10,7 +10,8 @@ import pytest
 from upstream import needs_upstream, validate_cr
 
 from components._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY
-from components.gpu_node_pool import GPU_TAINT_VALUE, POOL_LABEL, AmiFamily, GpuNodePool, block_device_mappings
+from components.gpu_node_pool import (GPU_TAINT_VALUE, LOCAL_NVME_LABEL, POOL_LABEL, AmiFamily, GpuNodePool,
+                                      block_device_mappings)
 from stacks.config import ConfigError, validate
 
 BASE = {"environment": "dev", "region": "us-west-2"}
@@ -28,8 +29,9 @@ def _fresh_event_loop():
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-def _setup(gpu_raw: dict):
-    """A GpuNodePool from validated config, with a real (mocked) cluster, provider and Karpenter release."""
+def _setup(gpu_raw: dict, **extra):
+    """A GpuNodePool from validated config, with a real (mocked) cluster, provider and Karpenter release; `extra`
+    adds component args."""
     cfg = validate({**BASE, "gpu": gpu_raw}).gpu
     provider = k8s.Provider("k8s", kubeconfig="{}")
     cluster = aws.eks.Cluster("cluster", role_arn="arn:aws:iam::123456789012:role/eks",
@@ -50,6 +52,8 @@ def _setup(gpu_raw: dict):
         "volume_size_gib": cfg.volume_size_gib,
         "volume_throughput_mibps": cfg.volume_throughput_mibps,
         "pools": pools,
+        "instance_store_raid0": cfg.instance_store_raid0(cfg.data_volume_snapshot_id),
+        **extra,
     }, opts=pulumi.ResourceOptions(providers=[provider], depends_on=[karpenter]))
     return cfg, cluster, karpenter, comp
 
@@ -65,6 +69,7 @@ def _wait(comp, *extra):
 
 CONFIGS = {
     "dev-al2023": {},
+    "dev-al2023-no-instance-store": {"instanceStore": "none"},
     "prod-al2023": {"amiVersion": "v20260714", "volumeSizeGib": 300, "pools": PROD_POOLS},
     "dev-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"},
     "prod-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0", "pools": PROD_POOLS},
@@ -123,6 +128,54 @@ def test_nodeclass_al2023(mocks):
                    for u in req.propertyDependencies["spec"].urns)
 
     return _wait(comp, cluster.name).apply(check)
+
+
+NVME_REQUIREMENT = {"key": "karpenter.k8s.aws/instance-local-nvme", "operator": "Gt", "values": ["0"]}
+
+
+@pytest.mark.parametrize("raw", [{"pools": PROD_POOLS}, {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0",
+                                                          "pools": PROD_POOLS}], ids=["al2023", "bottlerocket"])
+@pulumi.runtime.test
+def test_instance_store_raid0_puts_the_runtime_on_nvme_and_requires_it(mocks, raw):
+    cfg, _, _, comp = _setup(raw)
+
+    def check(_):
+        spec = _cr(mocks, "gpu-nodeclass")["spec"]
+        # Karpenter generates the array setup from this field alone (AL2023 NodeConfig localStorage RAID0,
+        # Bottlerocket bootstrap command 000-mount-instance-storage); userData only carries the SOCI settings.
+        assert spec["instanceStorePolicy"] == "RAID0"
+        assert "ephemeral-storage" not in spec.get("userData", "")
+        # The EBS devices are unchanged: Bottlerocket still needs its data volume, AL2023 its root.
+        assert spec["blockDeviceMappings"] == block_device_mappings(cfg.ami_family.value, 200, 600)
+        for p in cfg.pools:
+            reqs = _cr(mocks, f"gpu-{p.name}")["spec"]["template"]["spec"]["requirements"]
+            assert [r for r in reqs if r["key"] == LOCAL_NVME_LABEL] == [NVME_REQUIREMENT]
+
+    return _wait(comp).apply(check)
+
+
+@pulumi.runtime.test
+def test_instance_store_none_leaves_the_node_class_and_pools_as_before(mocks):
+    cfg, _, _, comp = _setup({"instanceStore": "none", "pools": PROD_POOLS})
+
+    def check(_):
+        assert "instanceStorePolicy" not in _cr(mocks, "gpu-nodeclass")["spec"]
+        for p in cfg.pools:
+            reqs = _cr(mocks, f"gpu-{p.name}")["spec"]["template"]["spec"]["requirements"]
+            assert LOCAL_NVME_LABEL not in {r["key"] for r in reqs}
+
+    return _wait(comp).apply(check)
+
+
+@pulumi.runtime.test
+def test_component_refuses_raid0_over_a_restored_snapshot_before_any_resource(mocks):
+    # The stack never asks for it; a component user (the MLC provider) gets the same rule.
+    with pytest.raises(ValueError, match="instance_store_raid0: the NVMe array would hide the images restored on "
+                                         "/dev/xvdb; allowed: false with data_volume_snapshot_id"):
+        _setup({"amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
+                "dataVolumeSnapshotId": "snap-0123456789abcdef0"}, instance_store_raid0=True,
+               data_volume_snapshot_id="snap-0123456789abcdef0", fast_image_pull=False)
+    assert not mocks.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
 
 
 def test_bottlerocket_disks():

@@ -25,8 +25,9 @@ from .foundation import (
     NodeAmi,
     SystemNodesConfig,
 )
-from .gpu import (GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
+from .gpu import (GPU_INSTANCE_SIZES, GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
                   GpuConfig, GpuPoolConfig, bottlerocket_release, image_snapshot_tags, snapshot_filters)
+from .instance_store import InstanceStore, nvme_allocatable_bytes, smallest_local_nvme
 from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig
 
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
@@ -214,6 +215,12 @@ def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: 
               f"{m.max_replicas} replicas x {m.gpus} GPUs exceed pool '{m.pool}' gpuLimit {pool.gpu_limit}; "
               f"allowed: at most {most}, or raise gpu.pools[{list(pools).index(m.pool)}].gpuLimit")
     cache = quantity_value(m.cache_size)
+    # Nodes get RAID0 unless they restore a snapshot; with auto that is decided at deploy, so both layouts must fit.
+    if gpu.instance_store_raid0(None if gpu.snapshot_auto else gpu.data_volume_snapshot_id):
+        _check_cache_on_instance_store(p, i, m, cache, [q for q in pools.values()
+                                                        if gpu.traffic_class_of(q.name) == gpu.traffic_class_of(m.pool)])
+        if not gpu.snapshot_auto:
+            return  # the EBS volume holds no pod data; with auto, nodes that find a snapshot use it
     vol = gpu.volume_size_gib
     allocatable = ephemeral_allocatable_gib(vol)
     if cache > min(vol - IMAGE_HEADROOM_GIB, allocatable) * GIB:
@@ -224,6 +231,24 @@ def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: 
         p.add(f"models[{i}].cacheSize",
               f"'{m.cache_size}' does not fit on the GPU node volume (gpu.volumeSizeGib {vol}, {why}); allowed: at "
               f"most {min(vol - IMAGE_HEADROOM_GIB, allocatable)}Gi, or raise gpu.volumeSizeGib")
+
+
+def _check_cache_on_instance_store(p: Problems, i: int, m: ModelConfig, cache, pools: list) -> None:
+    """With RAID0 the model cache (an emptyDir) lives on the instance store: it must fit on the instance with the
+    least NVMe the model's traffic class may launch, beside the image, and within the ephemeral-storage Karpenter
+    offers there; otherwise Karpenter silently moves the model to a larger, dearer size (or finds none)."""
+    smallest = smallest_local_nvme({f for q in pools for f in q.instance_families},
+                                   {n for q in pools for n in q.gpus_per_node if n >= m.gpus}, GPU_INSTANCE_SIZES)
+    if smallest is None:
+        return
+    name, gb = smallest
+    room = min(gb * 10**9 - IMAGE_HEADROOM_GIB * GIB, nvme_allocatable_bytes(gb)) // GIB
+    if cache > room * GIB:
+        p.add(f"models[{i}].cacheSize",
+              f"'{m.cache_size}' does not fit on the instance store of {name} ({gb} GB NVMe, the smallest the "
+              f"model's pools may launch; {IMAGE_HEADROOM_GIB} GiB of it hold the vLLM image and Karpenter keeps "
+              f"1Gi + 10% back); allowed: at most {room}Gi, or gpu.instanceStore: none to keep the cache on "
+              f"gpu.volumeSizeGib")
 
 
 def ephemeral_allocatable_gib(volume_gib: int) -> int:
@@ -376,7 +401,7 @@ def load() -> StackConfig:
 
 __all__ = [
     "AddonsConfig", "CapacityType", "ClusterConfig", "ConfigError", "Duration", "GatewayConfig", "GpuAmiFamily",
-    "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
+    "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "InstanceStore", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
     "ModelConfig", "MonitoringConfig", "NAMESPACE", "NatGateways", "NetworkConfig", "NetworkMode", "NodeAmi",
     "NvidiaDevicePluginConfig", "LOADER_KEYS", "Problems", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",
     "duration_seconds", "format_errors", "load", "GPU_NODE_ARCH", "SNAPSHOT_AUTO", "SNAPSHOT_TAG",

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import Problems, Strict, pattern_type, repeats
+from .instance_store import BOTTLEROCKET_BOOTSTRAP_COMMANDS, BOTTLEROCKET_DEFAULT_BIND, InstanceStore, version_at_least
 
 
 class GpuAmiFamily(str, Enum):
@@ -325,6 +326,12 @@ class GpuConfig(Strict):
     volume_initialization_rate_mibps: Optional[Annotated[int, Field(ge=100, le=300)]] = None
     """EBS Provisioned Rate for Volume Initialization of the snapshot volume (100-300 MiB/s, billed per GiB): blocks
     of a snapshot-restored volume are otherwise fetched from S3 lazily on first read."""
+    instance_store: InstanceStore = InstanceStore.RAID0
+    """raid0: containerd, SOCI's store, the kubelet and pod logs live on the instance's NVMe disks (Karpenter
+    `instanceStorePolicy: RAID0`), as in the SOCI parallel-pull measurements; the NodePools then require an instance
+    store. It applies to nodes that pull their image: nodes that restore a data-volume snapshot (a `snap-` id, or
+    one `auto` found) never get it, since the array would be mounted over the restored images on /dev/xvdb.
+    none: everything on the EBS volume."""
     image_cache: Optional[ImageCacheConfig] = None
     """Pull the model images through an ECR pull-through cache (in-region, authenticated to Docker Hub, range
     requests for SOCI). Unset: nodes pull from Docker Hub through the NAT gateway."""
@@ -401,6 +408,30 @@ class GpuConfig(Strict):
                                                    "unset, or together with dataVolumeSnapshotId")
         p.raise_if_any()
         return self
+
+    @model_validator(mode="after")
+    def _instance_store(self):
+        if self.instance_store is not InstanceStore.RAID0:
+            return self
+        p = Problems()
+        snap = self.data_volume_snapshot_id
+        if snap and snap != SNAPSHOT_AUTO:
+            return self  # nodes restoring this snapshot keep everything on it: raid0 is never applied to them
+        if (self.ami_family is GpuAmiFamily.BOTTLEROCKET
+              and re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", self.ami_version)):
+            need = BOTTLEROCKET_DEFAULT_BIND if self.fast_image_pull else BOTTLEROCKET_BOOTSTRAP_COMMANDS
+            if not version_at_least(self.ami_version, need):
+                shown = "v" + ".".join(map(str, need))
+                why = ("Karpenter binds only containerd, the kubelet and pod logs to the NVMe disks, not SOCI's store"
+                       if self.fast_image_pull else "there are no bootstrap commands to set up the NVMe disks")
+                p.add("instanceStore", f"below Bottlerocket {shown} {why}; allowed: amiVersion {shown} or later, "
+                                       "or instanceStore: none")
+        p.raise_if_any()
+        return self
+
+    def instance_store_raid0(self, snapshot_id: Optional[str]) -> bool:
+        """Whether nodes that start from `snapshot_id` (None: an empty volume) get `instanceStorePolicy: RAID0`."""
+        return self.instance_store is InstanceStore.RAID0 and not snapshot_id
 
     @property
     def snapshot_auto(self) -> bool:
