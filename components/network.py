@@ -57,8 +57,19 @@ class NetworkArgs(TypedDict):
     s3_gateway_endpoint: NotRequired[bool]
     """A new VPC only: an S3 gateway endpoint on every private route table, so nodes reach S3 (model weights, the
     compile cache, ECR image layers) without the NAT gateway, which bills every GB it processes. Default true."""
+    interface_endpoints: NotRequired[bool]
+    """A new VPC only: interface endpoints (private DNS) in the private subnets for the AWS APIs a GPU node's cold
+    start calls (:data:`INTERFACE_ENDPOINT_SERVICES`), so those calls need no NAT. Billed per endpoint, AZ and hour
+    and per GB (https://aws.amazon.com/privatelink/pricing/). Default false."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Tags for every resource."""
+
+
+INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "sts", "eks-auth")
+"""Services of the optional interface endpoints: ECR's registry API (auth token, pull-through-cache import) and its
+Docker endpoint (manifests; the layers come from S3 through the gateway endpoint; both are needed with it,
+docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html), STS, and the EKS Auth API that the Pod Identity
+agent calls for every pod credential (`com.amazonaws.<region>.eks-auth`)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -77,6 +88,8 @@ class Network(pulumi.ComponentResource):
     """Public subnet ids (one per AZ)."""
     s3_endpoint_id: pulumi.Output[str]
     """Id (vpce-...) of the S3 gateway endpoint; '' when none was created (adopted VPC, or turned off)."""
+    interface_endpoint_ids: pulumi.Output[dict[str, str]]
+    """Interface endpoint id by service (`ecr.api` -> vpce-...); empty when none were created."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("Network"), name, None, opts)
@@ -91,12 +104,13 @@ class Network(pulumi.ComponentResource):
             # An adopted VPC's routing belongs to its owner: a second S3 gateway endpoint on a route table that
             # already has one is refused by EC2, so nothing is added here.
             self.s3_endpoint_id = pulumi.Output.from_input("")
+            self.interface_endpoint_ids = pulumi.Output.from_input({})
         else:
             self._create(name, args, tags)
         self.register_outputs({
             "vpc_id": self.vpc_id, "vpc_cidr": self.vpc_cidr,
             "private_subnet_ids": self.private_subnet_ids, "public_subnet_ids": self.public_subnet_ids,
-            "s3_endpoint_id": self.s3_endpoint_id,
+            "s3_endpoint_id": self.s3_endpoint_id, "interface_endpoint_ids": self.interface_endpoint_ids,
         })
 
     def _create(self, name: str, args: NetworkArgs, tags: dict) -> None:
@@ -183,6 +197,37 @@ class Network(pulumi.ComponentResource):
             self.s3_endpoint_id = self._s3_gateway_endpoint(name, vpc, private_rts, tags).id
         else:
             self.s3_endpoint_id = pulumi.Output.from_input("")
+        if args.get("interface_endpoints", False):
+            endpoints = self._interface_endpoints(name, vpc, private, tags)
+            self.interface_endpoint_ids = pulumi.Output.all(**{svc: ep.id for svc, ep in endpoints.items()})
+        else:
+            self.interface_endpoint_ids = pulumi.Output.from_input({})
+
+    def _interface_endpoints(self, name: str, vpc: aws.ec2.Vpc, subnets: list, tags: dict) -> dict:
+        """One interface endpoint per service of :data:`INTERFACE_ENDPOINT_SERVICES`, with an ENI in each private
+        subnet (one per AZ, so no request crosses an AZ) and private DNS, so the SDKs' default host names resolve to
+        those ENIs (the VPC has DNS support and hostnames on, which private DNS requires). Their security group admits
+        HTTPS from the VPC's CIDR only and has no egress rule: an endpoint ENI only answers (security groups are
+        stateful) and never opens connections. Service names are looked up like the S3 one; in the China regions the
+        ECR services carry another prefix, so the lookup fails the preview there instead of guessing."""
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg", vpc_id=vpc.id,
+            description="HTTPS from the VPC to its AWS service interface endpoints",
+            ingress=[aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=443, to_port=443,
+                                                      cidr_blocks=[vpc.cidr_block], description="HTTPS from the VPC")],
+            egress=[], tags={**tags, "Name": f"{name}-endpoints"}, opts=child(self),
+        )
+        out = {}
+        for svc in INTERFACE_ENDPOINT_SERVICES:
+            service = aws.ec2.get_vpc_endpoint_service_output(
+                service=svc, service_type="Interface", opts=pulumi.InvokeOutputOptions(parent=self))
+            slug = svc.replace(".", "-")
+            out[svc] = aws.ec2.VpcEndpoint(
+                f"{name}-{slug}-endpoint", vpc_id=vpc.id, service_name=service.service_name,
+                vpc_endpoint_type="Interface", private_dns_enabled=True, subnet_ids=[s.id for s in subnets],
+                security_group_ids=[sg.id], tags={**tags, "Name": f"{name}-{slug}"}, opts=child(self),
+            )
+        return out
 
     def _s3_gateway_endpoint(self, name: str, vpc: aws.ec2.Vpc, route_tables: list, tags: dict) -> aws.ec2.VpcEndpoint:
         """The S3 gateway endpoint of the private route tables.

@@ -47,7 +47,8 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         network = Network(prefix, {
             "cidr": net_cfg.cidr, "az_count": net_cfg.az_count, "availability_zones": zones,
             "nat_mode": NatMode(net_cfg.nat_gateways.value),
-            "s3_gateway_endpoint": net_cfg.creates_s3_gateway_endpoint, "tags": tags,
+            "s3_gateway_endpoint": net_cfg.creates_s3_gateway_endpoint,
+            "interface_endpoints": net_cfg.interface_endpoints, "tags": tags,
         })
 
     sysn = cfg.system_nodes

@@ -223,6 +223,9 @@ class Mocks(pulumi.runtime.Mocks):
             if t == "aws:ec2/eip:Eip":
                 out["allocationId"] = f"eipalloc-{suffix(n)}"
                 out["publicIp"] = "198.51.100.7"
+        elif t == "aws:ec2/securityGroup:SecurityGroup":
+            rid = f"sg-{suffix(n)}0000000000"
+            out["arn"] = _arn("ec2", f"security-group/{rid}")
         elif t == "aws:ec2/vpcEndpoint:VpcEndpoint":
             # EC2 ids are the prefix and 17 hex digits; a gateway endpoint's prefixListId is the service's managed
             # prefix list (S3's in us-west-2 is pl-68a54001).
@@ -306,6 +309,8 @@ class Mocks(pulumi.runtime.Mocks):
 
     GATEWAY_SERVICES = ("s3", "dynamodb")
     """The AWS services a region offers as Gateway endpoints (DescribeVpcEndpointServices, service-type Gateway)."""
+    INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "sts", "eks-auth", "eks", "ec2", "s3", "ssm", "sqs", "logs")
+    """Some of the services a commercial region offers as Interface endpoints (the rest are not simulated)."""
 
     def _vpc_endpoint_service(self, a: dict) -> dict:
         """getVpcEndpointService as the provider answers it: `service` means `com.amazonaws.<provider region>.<service>`
@@ -313,7 +318,8 @@ class Mocks(pulumi.runtime.Mocks):
         `serviceType`; no match is the provider's error, not an empty answer."""
         service, stype = a.get("service"), a.get("serviceType")
         name = a.get("serviceName") or f"com.amazonaws.{REGION}.{service}"
-        if stype == "Gateway" and name not in {f"com.amazonaws.{REGION}.{s}" for s in self.GATEWAY_SERVICES}:
+        offered = self.GATEWAY_SERVICES if stype == "Gateway" else self.INTERFACE_SERVICES
+        if name not in {f"com.amazonaws.{REGION}.{s}" for s in offered}:
             raise Exception("no matching EC2 VPC Endpoint Service found")
         return {"serviceName": name, "serviceType": stype or "Interface", "service": service, "owner": "amazon",
                 "serviceId": f"vpce-svc-{suffix(name)}0000000000", "vpcEndpointPolicySupported": True,

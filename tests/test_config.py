@@ -47,7 +47,7 @@ def test_dev_and_prod_differ_by_values():
 def test_unknown_keys_are_rejected_at_every_level_and_list_the_valid_keys():
     assert errors({"bogus": 1, "network": {"cidrr": "10.0.0.0/16"}}) == [
         "gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, "
-        "privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint",
+        "privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint, interfaceEndpoints",
         "gpu-burst:bogus: unknown key; valid keys here: environment, network, cluster, systemNodes, karpenter, gpu, "
         "addons, models, gateway",
     ]

@@ -69,7 +69,7 @@ BAD = [
     ]),
     # network
     ('net-unknown', net(cidrr="10.0.0.0/16"), [
-        'gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint',
+        'gpu-burst:network.cidrr: unknown key; valid keys here: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint, interfaceEndpoints',
     ]),
     ('net-cidr-garbage', net(cidr="ten"), [
         "gpu-burst:network.cidr: 'ten' is not a CIDR block; allowed: an IPv4 block with a prefix from /16 to /20, e.g. 10.0.0.0/16",
@@ -132,11 +132,14 @@ BAD = [
     ('net-s3-endpoint-existing', net(**EXIST, s3GatewayEndpoint=True), [
         "gpu-burst:network.s3GatewayEndpoint: is only read when mode is 'create' (an adopted VPC's route tables are its owner's); allowed: remove it, and give the adopted VPC's private route tables an S3 gateway endpoint yourself",
     ]),
+    ('net-interface-endpoints-existing', net(**EXIST, interfaceEndpoints=True), [
+        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it, or false",
+    ]),
     ('net-s3-endpoint-type', net(s3GatewayEndpoint="always"), [
         "gpu-burst:network.s3GatewayEndpoint: expected true or false, got 'always'; write s3GatewayEndpoint: true or s3GatewayEndpoint: false",
     ]),
     ('net-not-mapping', {"network": "create"}, [
-        "gpu-burst:network: expected a mapping, got 'create'; write it as indented key: value lines with keys: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint",
+        "gpu-burst:network: expected a mapping, got 'create'; write it as indented key: value lines with keys: mode, cidr, azCount, natGateways, vpcId, privateSubnetIds, publicSubnetIds, tagExistingSubnets, s3GatewayEndpoint, interfaceEndpoints",
     ]),
     # cluster
     ('k8s-version-number', {"cluster": {"kubernetesVersion": 1.35}}, [

@@ -11,6 +11,7 @@ from stack_helpers import evaluate, evaluate_stack, resolve
 
 ENDPOINT = "gpu-burst-s3-endpoint"
 S3_SERVICE = f"com.amazonaws.{REGION}.s3"
+NETWORK_URN = "urn:pulumi:dev::gpu-burst::pulumi:pulumi:Stack$gpu-burst:index:Network::gpu-burst"
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_s3_endpoint_keeps_the_default_full_access_policy_and_is_tagged_and_pare
     assert "policy" not in ep.inputs
     assert ep.inputs["tags"]["Name"] == "gpu-burst-s3"
     assert ep.inputs["tags"]["gpu-burst:stack"] == "dev"
-    assert mocks.monitor.requests[ENDPOINT].parent == _urn(mocks, "gpu-burst")
+    assert mocks.monitor.requests[ENDPOINT].parent == NETWORK_URN
 
 
 def test_stack_exports_the_s3_endpoint_id(dev):
@@ -113,3 +114,68 @@ def test_component_defaults_to_the_endpoint_and_names_it_from_the_component(mock
     assert ep.name == "edge-s3-endpoint"
     assert ep.inputs["routeTableIds"] == [_id(mocks, "edge-private-a-rt"), _id(mocks, "edge-private-b-rt")]
     assert endpoint_id == _id(mocks, "edge-s3-endpoint")
+
+
+# -- optional interface endpoints ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def with_interface_endpoints():
+    return evaluated("dev", overrides={"network": {"cidr": "10.40.0.0/16", "azCount": 3, "natGateways": "single",
+                                                   "interfaceEndpoints": True}})
+
+
+def test_no_interface_endpoints_by_default(dev):
+    mocks, _ = dev
+    assert [e.inputs["vpcEndpointType"] for e in _endpoints(mocks)] == ["Gateway"]
+    assert mocks.of_type("aws:ec2/securityGroup:SecurityGroup") == []
+
+
+def test_interface_endpoints_use_private_dns_in_every_private_subnet(with_interface_endpoints):
+    mocks, _ = with_interface_endpoints
+    interface = {e.name: e.inputs for e in _endpoints(mocks) if e.inputs["vpcEndpointType"] == "Interface"}
+    assert {n: i["serviceName"] for n, i in interface.items()} == {
+        "gpu-burst-ecr-api-endpoint": f"com.amazonaws.{REGION}.ecr.api",
+        "gpu-burst-ecr-dkr-endpoint": f"com.amazonaws.{REGION}.ecr.dkr",
+        "gpu-burst-sts-endpoint": f"com.amazonaws.{REGION}.sts",
+        "gpu-burst-eks-auth-endpoint": f"com.amazonaws.{REGION}.eks-auth",
+    }
+    private = sorted(r.name for r in mocks.of_type("aws:ec2/subnet:Subnet") if "-private-" in r.name)
+    sg = _id(mocks, "gpu-burst-endpoints-sg")
+    for name, i in interface.items():
+        assert i["privateDnsEnabled"] is True, name
+        assert i["subnetIds"] == [_id(mocks, n) for n in private], name
+        assert i["securityGroupIds"] == [sg], name
+        assert i["vpcId"] == _id(mocks, "gpu-burst-vpc")
+        deps = mocks.monitor.requests[name].propertyDependencies
+        assert sorted(deps["subnetIds"].urns) == sorted(_urn(mocks, n) for n in private)
+        assert list(deps["securityGroupIds"].urns) == [_urn(mocks, "gpu-burst-endpoints-sg")]
+        assert mocks.monitor.requests[name].parent == NETWORK_URN
+    # Private DNS needs both VPC DNS attributes.
+    vpc = mocks.named("gpu-burst-vpc").inputs
+    assert vpc["enableDnsSupport"] is True and vpc["enableDnsHostnames"] is True
+    # The S3 gateway endpoint stays: ECR's layers come from S3.
+    assert mocks.named(ENDPOINT).inputs["vpcEndpointType"] == "Gateway"
+
+
+def test_interface_endpoint_security_group_admits_https_from_the_vpc_only(with_interface_endpoints):
+    mocks, _ = with_interface_endpoints
+    [sg] = mocks.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert sg.inputs["vpcId"] == _id(mocks, "gpu-burst-vpc")
+    assert sg.inputs["ingress"] == [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["10.40.0.0/16"],
+                                     "description": "HTTPS from the VPC"}]
+    assert sg.inputs["egress"] == []
+    deps = mocks.monitor.requests["gpu-burst-endpoints-sg"].propertyDependencies
+    assert _urn(mocks, "gpu-burst-vpc") in deps["ingress"].urns  # the CIDR is the VPC's own output
+
+
+def test_component_exports_interface_endpoint_ids_by_service(mocks):
+    from components.network import INTERFACE_ENDPOINT_SERVICES, Network
+
+    def program():
+        return Network("edge", {"cidr": "10.60.0.0/16", "az_count": 2, "availability_zones": [f"{REGION}a", f"{REGION}b"],
+                                "interface_endpoints": True, "s3_gateway_endpoint": False}).interface_endpoint_ids
+
+    ids = resolve(evaluate(program))
+    assert set(ids) == set(INTERFACE_ENDPOINT_SERVICES)
+    assert ids["eks-auth"] == _id(mocks, "edge-eks-auth-endpoint")
+    assert [e.inputs["vpcEndpointType"] for e in _endpoints(mocks)] == ["Interface"] * 4

@@ -96,6 +96,11 @@ class NetworkConfig(Strict):
     on the NAT (e.g. when egress must pass an inspection firewall). Mode existing never changes the adopted VPC's
     routing."""
 
+    interface_endpoints: bool = False
+    """Mode create: interface endpoints with private DNS in the private subnets for ecr.api, ecr.dkr, sts and eks-auth,
+    so those API calls of a cold start need no NAT. Costs about $0.01 per endpoint, AZ and hour (4 endpoints x 3 AZs
+    is ~$88 a month) plus $0.01 per GB (https://aws.amazon.com/privatelink/pricing/). Default false."""
+
     @property
     def creates_s3_gateway_endpoint(self) -> bool:
         """Whether the stack adds the S3 gateway endpoint (mode create, unless turned off)."""
@@ -132,6 +137,10 @@ class NetworkConfig(Strict):
                                ("publicSubnetIds", self.public_subnet_ids)):
                 if given:
                     p.add(key, "is only read when mode is 'existing'; allowed: remove it, or set mode: existing")
+        if self.mode is NetworkMode.EXISTING and self.interface_endpoints:
+            # Private DNS of a second endpoint for a service the VPC already has one for is refused by EC2.
+            p.add("interfaceEndpoints", "is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its "
+                                        "owner's); allowed: remove it, or false")
         if self.mode is NetworkMode.EXISTING and self.s3_gateway_endpoint is not None:
             # EC2 refuses a second S3 gateway endpoint on a route table that has one, and the adopted route tables
             # are not the stack's to change.
