@@ -207,7 +207,8 @@ def _str_list(values: pulumi.Input[list]) -> pulumi.Output[list[str]]:
 
 class GpuNodePool(pulumi.ComponentResource):
     """NVIDIA GPU capacity for Karpenter v1: an EC2NodeClass (pinned AMI alias, discovery-tag subnets, the cluster
-    security group, encrypted gp3 volumes sized for LLM images, IMDSv2 with hop limit 1) and one NodePool per pool.
+    security group, encrypted gp3 volumes sized for LLM images, optionally the NVMe instance store striped for the
+    container runtime, IMDSv2 with hop limit 1) and one NodePool per pool.
     Every node is tainted `nvidia.com/gpu=present:NoSchedule` and labelled `nvidia.com/gpu.present=true`, so only
     GPU workloads and GPU daemons land there. Pass the Karpenter controller release in `opts.depends_on`: the
     custom resources then wait for its CRDs and are deleted before it, while Karpenter can still drain nodes."""
