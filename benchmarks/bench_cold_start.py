@@ -1,6 +1,7 @@
 """Time to first token from zero GPU nodes for the dev and prod models: the baseline path, the stack file's path, and
-the accelerated variants the sourced figures allow (AL2023 or Bottlerocket with SOCI parallel pull, Bottlerocket with
-a pre-loaded data-volume snapshot at EBS's default initialization rate or a provisioned one), the compile cache on.
+the accelerated variants the sourced figures allow (AL2023 or Bottlerocket with SOCI parallel pull onto the NVMe
+instance store, Bottlerocket with SOCI onto the EBS volume, Bottlerocket with a pre-loaded data-volume snapshot at
+EBS's default initialization rate or a provisioned one), the compile cache on.
 
 Figures come from `burstctl estimate` (burstctl/estimate.py): measured elsewhere, vendor specs, stack config or our
 estimates, each printed with its source by `burstctl estimate --stack-file Pulumi.<stack>.yaml`. A benchmark, not a
@@ -26,11 +27,13 @@ SNAPSHOT = {**BOTTLEROCKET, "fastImagePull": False, "dataVolumeSnapshotId": "sna
 VARIANTS = {
     "AL2023 + SOCI": {"amiFamily": "al2023", "fastImagePull": True},
     "Bottlerocket + SOCI": {**BOTTLEROCKET, "fastImagePull": True},
+    "BR + SOCI, image on EBS": {**BOTTLEROCKET, "fastImagePull": True, "instanceStore": "none"},
     "BR + snapshot (default init)": SNAPSHOT,
     "BR + snapshot + 300 MiB/s init": {**SNAPSHOT, "volumeInitializationRateMibps": 300},
 }
 """GPU settings layered on the stack's own, each with the compile cache on."""
-GPU_KEYS = ("amiFamily", "amiVersion", "fastImagePull", "dataVolumeSnapshotId", "volumeInitializationRateMibps")
+GPU_KEYS = ("amiFamily", "amiVersion", "fastImagePull", "dataVolumeSnapshotId", "volumeInitializationRateMibps",
+            "instanceStore")
 
 
 def variant_config(cfg, gpu_update: dict):

@@ -76,6 +76,18 @@ NETWORK_GBPS = {"g5.xlarge": 10, "g5.2xlarge": 10, "g5.4xlarge": 25, "g5.8xlarge
                 "g6e.xlarge": 20, "g6e.2xlarge": 20, "g6e.4xlarge": 20, "g6e.8xlarge": 25, "g6e.12xlarge": 100,
                 "g6e.16xlarge": 35, "g6e.24xlarge": 200, "g6e.48xlarge": 400}
 """Peak ("up to" burst) network bandwidth in Gbit/s; the baseline of the smallest sizes is lower."""
+EBS_MAX_MBPS = {"g5.xlarge": 3500, "g5.2xlarge": 3500, "g5.4xlarge": 4750, "g5.8xlarge": 16000, "g5.12xlarge": 16000,
+                "g5.16xlarge": 16000, "g5.24xlarge": 19000, "g5.48xlarge": 19000,
+                "g6.xlarge": 5000, "g6.2xlarge": 5000, "g6.4xlarge": 8000, "g6.8xlarge": 16000, "g6.12xlarge": 20000,
+                "g6.16xlarge": 20000, "g6.24xlarge": 30000, "g6.48xlarge": 60000,
+                "g6e.xlarge": 5000, "g6e.2xlarge": 5000, "g6e.4xlarge": 8000, "g6e.8xlarge": 16000,
+                "g6e.12xlarge": 20000, "g6e.16xlarge": 20000, "g6e.24xlarge": 30000, "g6e.48xlarge": 60000}
+"""Maximum (burst) EBS bandwidth per instance in Mbit/s: EC2 DescribeInstanceTypes EbsOptimizedInfo.
+MaximumBandwidthInMbps, as Karpenter labels it (`karpenter.k8s.aws/instance-ebs-bandwidth`). The xlarge-4xlarge
+sizes sustain less (their baseline); a fresh node is taken to have its burst, so the bound it gives is optimistic."""
+EBS_BANDWIDTH = ("aws/karpenter-provider-aws@v1.14.1 website/content/en/docs/reference/instance-types.md "
+                 "(karpenter.k8s.aws/instance-ebs-bandwidth = DescribeInstanceTypes MaximumBandwidthInMbps)")
+GP3_THROUGHPUT = "gpu.volumeThroughputMibps (gp3 provisioned throughput of the volume the image unpacks onto)"
 PRICE_PER_HOUR = {"g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, "g5.12xlarge": 5.672,
                   "g6.xlarge": 0.8048, "g6.2xlarge": 0.9776, "g6.4xlarge": 1.3232, "g6.12xlarge": 4.6016,
                   "g6e.xlarge": 1.861, "g6e.2xlarge": 2.24208, "g6e.12xlarge": 10.49264}
@@ -229,6 +241,14 @@ def snapshot_image_seconds(rate_bps: float, boot_s: float, image_gb: float, star
     return start_read_gb * 1e9 * (1 - hydrated) / rate_bps, hydrated
 
 
+def ebs_unpack_seconds(image_gb: float, volume_mibps: int, ebs_mbps: float,
+                       unpacked_per_compressed: float = UNPACKED_PER_COMPRESSED) -> float:
+    """Least time to write an image's unpacked layers (`image x unpacked/compressed`) onto the EBS volume: at most the
+    volume's gp3 throughput and the instance's EBS bandwidth, whichever is lower. Writes of the downloaded blobs
+    (SOCI buffers them on disk) are not counted, so this is a lower bound."""
+    return image_gb * unpacked_per_compressed * 1e9 / min(volume_mibps * 2**20, ebs_mbps * 1e6 / 8)
+
+
 def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_gb: Optional[float] = None,
              image_gb: float = 10.0) -> Estimate:
     """Per-phase estimate for one model of a validated StackConfig."""
@@ -253,6 +273,8 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
         "node": _fig("node_ready", NODE_READY_S, "s", "measured", AWS_DEMO),
         "status": _fig("node_status_update", NODE_STATUS_UPDATE_S, "s", "spec", KUBELET_STATUS + " (half on average)"),
         "image_gb": _fig("image_size", image_gb, "GB", "estimate", "vLLM OpenAI image, ~10 GB (scales the pull times)"),
+        "unpacked": _fig("unpacked_per_compressed", UNPACKED_PER_COMPRESSED, "x", "estimate",
+                         "ours: unpacked layer bytes per compressed byte (snapshot = blobs + unpacked layers)"),
         "pull_containerd": _fig("pull_containerd", IMAGE_PULL_S["containerd"], "s", "measured", BLUEPRINT),
         "pull_soci": _fig(f"pull_soci_{family}", IMAGE_PULL_S[f"soci-{family}"], "s", "measured", BLUEPRINT),
         "weights_gb": _fig("weights_size", wgb, "GB", "config" if weights_gb is not None else "estimate",
@@ -337,22 +359,41 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
                       f"image x (1 + unpacked ratio) is on the volume) / rate",
                       [_fig("snapshot_start_read", SNAPSHOT_START_READ_GB, "GB", "estimate",
                             "ours: image bytes read while the engine starts"),
-                       _fig("unpacked_per_compressed", UNPACKED_PER_COMPRESSED, "x", "estimate",
-                            "ours: unpacked layer bytes per compressed byte (snapshot = blobs + unpacked layers)"),
+                       f["unpacked"],
                        f["image_gb"], rate_fig])
-    elif gpu.fast_image_pull:
-        image = Phase(f"image pull (SOCI parallel, {family})", IMAGE_PULL_S[f"soci-{family}"] * scale,
-                      "SOCI pull x image/9.35 GB", [f["pull_soci"], f["image_gb"]])
     else:
-        image = Phase("image pull", IMAGE_PULL_S["containerd"] * scale, "containerd pull x image/9.35 GB",
-                      [f["pull_containerd"], f["image_gb"]])
+        # The measured pulls ran with `instanceStorePolicy: RAID0` (SOCI) or a 1,000 MiB/s gp3 volume on instances
+        # with > 8 Gbit/s of EBS bandwidth (BLUEPRINT). Without the NVMe array the unpacked layers land on this
+        # stack's volume, whose throughput and the instance's EBS bandwidth bound the pull from below.
+        raid0 = gpu.instance_store_raid0(None)
+        soci = gpu.fast_image_pull
+        name = f"image pull (SOCI parallel, {family})" if soci else "image pull"
+        measured_s = IMAGE_PULL_S[f"soci-{family}" if soci else "containerd"] * scale
+        pull_fig = f["pull_soci"] if soci else f["pull_containerd"]
+        if raid0:
+            image = Phase(name, measured_s, f"{'SOCI' if soci else 'containerd'} pull x image/9.35 GB (unpacked "
+                          "onto the NVMe instance store)", [pull_fig, f["image_gb"]])
+        else:
+            ebs_mbps = EBS_MAX_MBPS.get(itype)
+            if ebs_mbps is None:
+                raise BadInput(f"--instance-type: no EBS bandwidth figure for '{itype}'; allowed: "
+                               f"{', '.join(sorted(EBS_MAX_MBPS))}")
+            bound_s = ebs_unpack_seconds(image_gb, gpu.volume_throughput_mibps, ebs_mbps)
+            image = Phase(name, max(measured_s, bound_s),
+                          f"max(measured pull x image/9.35 GB = {measured_s:.1f} s, image x unpacked ratio / "
+                          f"min(volume throughput, instance EBS bandwidth) = {bound_s:.1f} s)",
+                          [pull_fig, f["image_gb"],
+                           f["unpacked"],
+                           _fig("volume_throughput", gpu.volume_throughput_mibps, "MiB/s", "config", GP3_THROUGHPUT),
+                           _fig(f"ebs_bandwidth_{itype}", ebs_mbps, "Mbit/s", "spec", EBS_BANDWIDTH)])
     stream_rate = min(RUNAI_S3_GBPS, net_GBps)
     cache = bool(getattr(model, "compile_cache", False))
     compile_fig = f["compile_warm"] if cache else f["compile_cold"]
     stack = PathEstimate("stack", "this stack file: " + ", ".join(filter(None, [
         ("data-volume snapshot" + (" (auto: once one is built; until then the nodes pull)"
                                    if gpu.data_volume_snapshot_id == "auto" else ""))
-        if gpu.data_volume_snapshot_id else ("SOCI parallel pull" if gpu.fast_image_pull else "containerd pull"),
+        if gpu.data_volume_snapshot_id else ("SOCI parallel pull" if gpu.fast_image_pull else "containerd pull")
+        + (" onto the NVMe instance store" if gpu.instance_store_raid0(None) else " onto EBS"),
         "Run:ai streamer from the model store", "compile cache" if cache else "cold compile"])), [
         *common_head(family),
         image,

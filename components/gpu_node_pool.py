@@ -140,7 +140,9 @@ def block_device_mappings(ami_family: str, size_gib: int, throughput: int, iops:
     `rootVolume` marks the device Karpenter treats as the kubelet root (it sizes node ephemeral-storage from it,
     EC2NodeClass CRD v1.14.1 `blockDeviceMappings[].rootVolume`). On Bottlerocket that is the data volume /dev/xvdb
     (images, pod volumes, logs); flagging the 4 GiB OS disk /dev/xvda instead makes every node look like it has
-    ~4 GiB of ephemeral storage, and no instance type fits a model's cache request."""
+    ~4 GiB of ephemeral storage, and no instance type fits a model's cache request. With `instanceStorePolicy:
+    RAID0` Karpenter takes the instance store's size instead (types.go ephemeralStorage), and these devices keep only
+    what the runtime does not move (AL2023's OS, Bottlerocket's data partition)."""
     if snapshot_id and AmiFamily(ami_family) is not AmiFamily.BOTTLEROCKET:
         raise ValueError(data_volume_problems(ami_family, snapshot_id, False, init_rate)[0])
     data: dict = {"volumeSize": f"{size_gib}Gi", "volumeType": "gp3", "deleteOnTermination": True,
@@ -207,7 +209,8 @@ def _str_list(values: pulumi.Input[list]) -> pulumi.Output[list[str]]:
 
 class GpuNodePool(pulumi.ComponentResource):
     """NVIDIA GPU capacity for Karpenter v1: an EC2NodeClass (pinned AMI alias, discovery-tag subnets, the cluster
-    security group, encrypted gp3 volumes sized for LLM images, IMDSv2 with hop limit 1) and one NodePool per pool.
+    security group, encrypted gp3 volumes sized for LLM images, optionally the NVMe instance store striped for the
+    container runtime, IMDSv2 with hop limit 1) and one NodePool per pool.
     Every node is tainted `nvidia.com/gpu=present:NoSchedule` and labelled `nvidia.com/gpu.present=true`, so only
     GPU workloads and GPU daemons land there. Pass the Karpenter controller release in `opts.depends_on`: the
     custom resources then wait for its CRDs and are deleted before it, while Karpenter can still drain nodes."""

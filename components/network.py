@@ -245,9 +245,11 @@ class Network(pulumi.ComponentResource):
           table (hashicorp/terraform-provider-aws `internal/service/ec2/vpc_route_table.go`, "VPC endpoint routes are
           handled separately").
         - Service name: looked up, not spelled: DescribeVpcEndpointServices for the Gateway service `s3` of the
-          provider's region (`com.amazonaws.<region>.s3`, also in the China and GovCloud partitions for the S3
-          gateway; hashicorp/terraform-provider-aws `internal/service/ec2/vpc_endpoint_service_data_source.go`). A
-          region without it fails the preview instead of creating a wrong endpoint.
+          provider's region: the provider asks for `com.amazonaws.<region>.s3` of type Gateway
+          (hashicorp/terraform-provider-aws `internal/service/ec2/vpc_endpoint_service_data_source.go`). That is the
+          S3 gateway's name in the GovCloud and, by published examples, the China regions too (there only some
+          interface services, ECR's among them, are `cn.com.amazonaws.*`). A region where it does not exist fails
+          the preview instead of getting a wrong endpoint; `s3_gateway_endpoint: False` is the way out there.
         - Policy: the default (full access). The endpoint carries every S3 request of the VPC, not only the model
           store's: ECR layers (`prod-<region>-starport-layer-bucket`), AMI/OS package repositories, the compile cache
           and whatever else runs in the cluster; a restrictive endpoint policy would break those silently. Who may

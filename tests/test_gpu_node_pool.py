@@ -133,14 +133,20 @@ def test_nodeclass_al2023(mocks):
 NVME_REQUIREMENT = {"key": "karpenter.k8s.aws/instance-local-nvme", "operator": "Gt", "values": ["0"]}
 
 
+@needs_upstream
 @pytest.mark.parametrize("raw", [{"pools": PROD_POOLS}, {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0",
                                                           "pools": PROD_POOLS}], ids=["al2023", "bottlerocket"])
 @pulumi.runtime.test
 def test_instance_store_raid0_puts_the_runtime_on_nvme_and_requires_it(mocks, raw):
+    from test_bottlerocket_gpu_nodes import cel_errors
+
     cfg, _, _, comp = _setup(raw)
 
     def check(_):
-        spec = _cr(mocks, "gpu-nodeclass")["spec"]
+        objs = [_cr(mocks, "gpu-nodeclass")] + [_cr(mocks, f"gpu-{p.name}") for p in cfg.pools]
+        for o in objs:  # strict schema and every CEL rule of both CRDs the objects reach
+            assert validate_cr(o) == [] and cel_errors(o) == [], (o["metadata"]["name"], cel_errors(o))
+        spec = objs[0]["spec"]
         # Karpenter generates the array setup from this field alone (AL2023 NodeConfig localStorage RAID0,
         # Bottlerocket bootstrap command 000-mount-instance-storage); userData only carries the SOCI settings.
         assert spec["instanceStorePolicy"] == "RAID0"

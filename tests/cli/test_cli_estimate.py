@@ -104,6 +104,38 @@ def test_bottlerocket_soci_uses_its_own_measurement():
     assert _phases(e.paths[1])["image pull (SOCI parallel, bottlerocket)"] == round(23.229 * 2, 3)
 
 
+BR_SOCI = {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"}
+
+
+def test_soci_on_the_instance_store_is_the_measurement_by_hand():
+    # gpu.instanceStore raid0 (the default): the layout the blueprint measured, 23.229 s x 10/9.354 = 24.833 s.
+    cfg = _cfg(BR_SOCI)
+    image = next(p for p in est.estimate(cfg, cfg.models[0], "g5.xlarge", 15.0, 10.0).paths[1].phases
+                 if p.name.startswith("image"))
+    assert round(image.seconds, 3) == 24.833 and "NVMe instance store" in image.formula
+    assert not [f for f in image.figures if f.key.startswith("ebs_bandwidth")]
+
+
+def test_soci_without_the_instance_store_is_bound_by_ebs_by_hand():
+    cfg = _cfg({**BR_SOCI, "instanceStore": "none"})
+    e = est.estimate(cfg, cfg.models[0], "g5.xlarge", weights_gb=15.0, image_gb=10.0)
+    # 10 GB x 2 (unpacked per compressed) = 20e9 B onto EBS at min(600 MiB/s = 629.1456 MB/s, g5.xlarge's 3,500 Mbit/s
+    # = 437.5 MB/s) = 45.714 s, above the measured 24.833 s.
+    assert _phases(e.paths[1])["image pull (SOCI parallel, bottlerocket)"] == round(20e9 / 437.5e6, 3) == 45.714
+    assert "onto EBS" in e.paths[1].description
+    by_key = {f.key: f for f in e.figures}
+    assert (by_key["ebs_bandwidth_g5.xlarge"].value, by_key["ebs_bandwidth_g5.xlarge"].kind) == (3500, "spec")
+    assert "instance-types.md" in by_key["ebs_bandwidth_g5.xlarge"].source
+    assert (by_key["volume_throughput"].value, by_key["volume_throughput"].kind) == (600, "config")
+    # A 300 MiB/s volume on g6.xlarge (5,000 Mbit/s = 625 MB/s): the volume is the limit, 20e9 / 314,572,800 B/s.
+    slow = _cfg({**BR_SOCI, "instanceStore": "none", "volumeThroughputMibps": 300})
+    assert _phases(est.estimate(slow, slow.models[0], "g6.xlarge", 15.0, 10.0).paths[1])[
+        "image pull (SOCI parallel, bottlerocket)"] == round(20e9 / (300 * 2**20), 3) == 63.578
+    # containerd on EBS: the measured 130.813 s (9.354 GB) is already above 18.708e9 / 437.5e6 = 42.76 s.
+    plain = _cfg({"fastImagePull": False, "instanceStore": "none"})
+    assert _phases(est.estimate(plain, plain.models[0], "g5.xlarge", 15.0, 9.354).paths[1])["image pull"] == 130.813
+
+
 def test_every_figure_has_a_kind_and_a_source_and_the_defaults_come_from_the_stack():
     cfg = _cfg()
     e = est.estimate(cfg, cfg.models[0])
@@ -175,12 +207,16 @@ def test_the_benchmark_compares_default_and_accelerated_paths_with_the_same_mode
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)  # type: ignore[union-attr]
     rows = {label: (e, path) for label, e, path in bench.variants("prod")}
-    assert list(rows) == ["baseline", "this stack", "AL2023 + SOCI", "Bottlerocket + SOCI",
+    assert list(rows) == ["baseline", "this stack", "AL2023 + SOCI", "Bottlerocket + SOCI", "BR + SOCI, image on EBS",
                           "BR + snapshot (default init)", "BR + snapshot + 300 MiB/s init"]
     assert len({e.instance_type for e, _ in rows.values()}) == 1  # one instance: the paths are comparable
     phases = {label: _phases(path) for label, (_, path) in rows.items()}
     default_init, provisioned = phases["BR + snapshot (default init)"], phases["BR + snapshot + 300 MiB/s init"]
     assert default_init["image (data-volume snapshot)"] == 22.563 and provisioned["image (data-volume snapshot)"] == 5.649
     assert "image pull (SOCI parallel, bottlerocket)" in phases["Bottlerocket + SOCI"]
+    # prod's g6.xlarge: 24.833 s as measured on NVMe; on its 600 MiB/s volume 20e9 B / min(629.1 MB/s, 5,000 Mbit/s =
+    # 625 MB/s) = 32.0 s.
+    assert phases["Bottlerocket + SOCI"]["image pull (SOCI parallel, bottlerocket)"] == 24.833
+    assert phases["BR + SOCI, image on EBS"]["image pull (SOCI parallel, bottlerocket)"] == 32.0
     totals = [path.total_s for _, path in rows.values()]
     assert totals[0] == max(totals) and rows["BR + snapshot + 300 MiB/s init"][1].total_s == min(totals)
