@@ -86,7 +86,7 @@ def any_ami() -> object:
 def clients(quotas: object, ssm: object = None) -> pf.AwsClients:
     ssm = ssm or any_ami()
     return pf.AwsClients(boto3.client("ec2", region_name=REGION), boto3.client("iam", region_name=REGION), quotas,
-                         REGION, ssm)
+                         REGION, ssm, boto3.client("sts", region_name=REGION))
 
 
 def by_name(checks) -> dict:
