@@ -46,7 +46,10 @@ CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 one (bottlerocket README "Host containers": two containerd instances)."""
 ADMIN_USER_DATA = "[settings.host-containers.admin]\nenabled = true\n"
 """User data that starts the admin container, which provides `sheltie` (a root shell in the host's namespaces): the
-bottlerocket README "Admin container" TOML, as the reference template sets it."""
+bottlerocket README "Admin container" TOML, as the reference template sets it; the setting is still
+`host-containers.admin.enabled` in the 1.57.x docs (bottlerocket-project-website@6102096
+content/en/os/1.57.x/login/regaining-access), which also say every host container mounts `apiclient`
+(concepts/host-containers)."""
 CTR = f"apiclient exec admin sheltie ctr -a {CONTAINERD_SOCKET} -n k8s.io"
 """`ctr` in the host through the admin container; `-n k8s.io` is the namespace the CRI plugin (the kubelet) uses."""
 CRI_MANAGED_LABEL = "io.cri-containerd.image=managed"
