@@ -27,7 +27,7 @@ PROD = {
     "addons": {"httpAddon": {"readinessTimeout": "20m", "responseHeaderTimeout": "15m", "interceptorReplicas": 3},
                "monitoring": {"retention": "15d", "scrapeInterval": "10s", "prometheusMemory": "2Gi"}},
 }
-BOTTLEROCKET = {**DEV, "gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"}}
+BOTTLEROCKET = {**DEV, "gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"}}
 RELEASES = ("keda-release", "http-addon-release", "monitoring-release")
 
 

@@ -15,7 +15,7 @@ from components.gpu_node_pool import AmiFamily, GpuNodePool, block_device_mappin
 from stacks.config import ConfigError, validate
 
 BASE = {"environment": "dev", "region": "us-west-2"}
-BR = {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"}
+BR = {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"}
 SNAP = "snap-0123456789abcdef0"
 
 

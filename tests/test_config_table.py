@@ -274,10 +274,18 @@ BAD = [
         "gpu-burst:gpu.amiVersion: '20260818' is not an al2023 release; allowed: v<YYYYMMDD> with a real date (e.g. v20260714), or latest",
     ]),
     ('gpu-ami-bottlerocket-format', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v20260818"}}, [
-        "gpu-burst:gpu.amiVersion: 'v20260818' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
+        "gpu-burst:gpu.amiVersion: 'v20260818' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.64.0), or latest",
     ]),
     ('gpu-ami-bottlerocket-non-ascii', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v\u0661.\u0665\u0660.\u0660"}}, [
-        "gpu-burst:gpu.amiVersion: 'v\u0661.\u0665\u0660.\u0660' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), or latest",
+        "gpu-burst:gpu.amiVersion: 'v\u0661.\u0665\u0660.\u0660' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.64.0), or latest",
+    ]),
+    # bottlerocket CHANGELOG: the aws-k8s-1.35-nvidia variant arrives in v1.53.0, aws-k8s-1.36-nvidia in v1.61.0
+    ('gpu-ami-bottlerocket-before-the-1-35-variant', {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.52.3"}}, [
+        "gpu-burst:gpu.amiVersion: 'v1.52.3' has no aws-k8s-1.35-nvidia variant (added in v1.53.0); allowed: v1.53.0 or later for Kubernetes 1.35",
+    ]),
+    ('gpu-ami-bottlerocket-before-the-1-36-variant', {"cluster": {"kubernetesVersion": "1.36"},
+                                                      "gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.60.9"}}, [
+        "gpu-burst:gpu.amiVersion: 'v1.60.9' has no aws-k8s-1.36-nvidia variant (added in v1.61.0); allowed: v1.61.0 or later for Kubernetes 1.36",
     ]),
     ('gpu-image-cache-prefix-length', {"gpu": {"imageCache": {
         "dockerHubCredentialArn": "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/hub-AbCdEf",
@@ -603,10 +611,12 @@ BAD = [
     ('gpu-instance-store-bottlerocket-before-default-bind', {"gpu": {"amiFamily": "bottlerocket",
                                                                      "amiVersion": "v1.45.0"}}, [
         "gpu-burst:gpu.instanceStore: below Bottlerocket v1.46.0 Karpenter binds only containerd, the kubelet and pod logs to the NVMe disks, not SOCI's store; allowed: amiVersion v1.46.0 or later, or instanceStore: none",
+        "gpu-burst:gpu.amiVersion: 'v1.45.0' has no aws-k8s-1.35-nvidia variant (added in v1.53.0); allowed: v1.53.0 or later for Kubernetes 1.35",
     ]),
     ('gpu-instance-store-bottlerocket-before-bootstrap-commands', {"gpu": {
         "amiFamily": "bottlerocket", "amiVersion": "v1.21.1", "fastImagePull": False}}, [
         "gpu-burst:gpu.instanceStore: below Bottlerocket v1.22.0 there are no bootstrap commands to set up the NVMe disks; allowed: amiVersion v1.22.0 or later, or instanceStore: none",
+        "gpu-burst:gpu.amiVersion: 'v1.21.1' has no aws-k8s-1.35-nvidia variant (added in v1.53.0); allowed: v1.53.0 or later for Kubernetes 1.35",
     ]),
     ('model-gated-no-token', model(needsHfToken=True), [
         "gpu-burst:models[0].needsHfToken: model 'Qwen/Qwen2.5-1.5B-Instruct' is gated but gpu-burst:hfToken is not set; run `pulumi config set --secret hfToken <token>`",
@@ -727,8 +737,8 @@ GOOD = [
     ("existing-vpc-8-hex-ids", net(mode="existing", vpcId="vpc-0a1b2c3d", privateSubnetIds=["subnet-0a1b2c3d",
                                                                                             "subnet-0a1b2c3e"]),
      lambda c: c.network.vpc_id == "vpc-0a1b2c3d"),
-    ("bottlerocket-gpu", {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"}},
-     lambda c: c.gpu.ami_alias == "bottlerocket@v1.50.0" and not c.gpu.needs_device_plugin),
+    ("bottlerocket-gpu", {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"}},
+     lambda c: c.gpu.ami_alias == "bottlerocket@v1.64.0" and not c.gpu.needs_device_plugin),
     ("bottlerocket-system", {"systemNodes": {"ami": "bottlerocket"}}, lambda c: c.system_nodes.ami.value == "bottlerocket"),
     ("latest-ami-allowed", {"gpu": {"amiVersion": "latest", "allowLatestAmi": True}},
      lambda c: c.gpu.ami_alias == "al2023@latest"),
@@ -759,9 +769,8 @@ GOOD = [
     ("cache-on-a-4-gpu-instance-store", {**pool(gpusPerNode=[4], gpuLimit=4, cpuLimit=48),
                                          "models": [{**MODEL, "gpus": 4, "maxReplicas": 1, "cacheSize": "1000Gi"}]},
      lambda c: c.models[0].cache_size == "1000Gi"),
-    ("bottlerocket-before-default-bind-no-instance-store", {"gpu": {
-        "amiFamily": "bottlerocket", "amiVersion": "v1.45.0", "instanceStore": "none"}},
-     lambda c: not c.gpu.instance_store_raid0(None)),
+    ("bottlerocket-first-release-with-the-1-35-variant", {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.53.0"}},
+     lambda c: c.gpu.ami_alias == "bottlerocket@v1.53.0" and c.gpu.instance_store_raid0(None)),
     # raid0 (default or set) is not applied to nodes that restore a snapshot: the array would hide its images.
     ("snapshot-id-leaves-instance-store-off", {"gpu": {
         "amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,

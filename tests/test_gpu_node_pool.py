@@ -71,8 +71,8 @@ CONFIGS = {
     "dev-al2023": {},
     "dev-al2023-no-instance-store": {"instanceStore": "none"},
     "prod-al2023": {"amiVersion": "v20260714", "volumeSizeGib": 300, "pools": PROD_POOLS},
-    "dev-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"},
-    "prod-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0", "pools": PROD_POOLS},
+    "dev-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"},
+    "prod-bottlerocket": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "pools": PROD_POOLS},
 }
 
 

@@ -15,7 +15,7 @@ from components.image_cache import pulled_images
 from stacks.config import SNAPSHOT_TAG, ConfigError, image_snapshot_tags, validate
 
 BASE = {"environment": "dev", "region": REGION}
-BR = {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"}
+BR = {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"}
 VLLM = "vllm/vllm-openai:v0.33.0"
 REG = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
@@ -23,18 +23,18 @@ SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ecr-pullthroughcache
 
 # -- the tag identity ---------------------------------------------------------------------------------------------
 def test_tags_identify_images_release_kubernetes_and_arch():
-    t = image_snapshot_tags([VLLM], "1.50.0", "1.35")
-    assert t == image_snapshot_tags([VLLM, VLLM], "1.50.0", "1.35")  # a set of references, order-free
-    assert t[SNAPSHOT_TAG] == image_snapshot_tags([VLLM], "1.50.0", "1.35", "x86_64")[SNAPSHOT_TAG]
-    others = [image_snapshot_tags(["vllm/vllm-openai:v0.34.0"], "1.50.0", "1.35"),
-              image_snapshot_tags([f"{REG}/docker-hub/{VLLM}"], "1.50.0", "1.35"),
+    t = image_snapshot_tags([VLLM], "1.64.0", "1.35")
+    assert t == image_snapshot_tags([VLLM, VLLM], "1.64.0", "1.35")  # a set of references, order-free
+    assert t[SNAPSHOT_TAG] == image_snapshot_tags([VLLM], "1.64.0", "1.35", "x86_64")[SNAPSHOT_TAG]
+    others = [image_snapshot_tags(["vllm/vllm-openai:v0.34.0"], "1.64.0", "1.35"),
+              image_snapshot_tags([f"{REG}/docker-hub/{VLLM}"], "1.64.0", "1.35"),
               image_snapshot_tags([VLLM], "1.51.0", "1.35"),
-              image_snapshot_tags([VLLM], "1.50.0", "1.36"),
-              image_snapshot_tags([VLLM], "1.50.0", "1.35", "arm64")]
+              image_snapshot_tags([VLLM], "1.64.0", "1.36"),
+              image_snapshot_tags([VLLM], "1.64.0", "1.35", "arm64")]
     assert len({t[SNAPSHOT_TAG], *(o[SNAPSHOT_TAG] for o in others)}) == 6
-    assert t["gpu-burst.io/images"] == VLLM and t["gpu-burst.io/bottlerocket-version"] == "1.50.0"
+    assert t["gpu-burst.io/images"] == VLLM and t["gpu-burst.io/bottlerocket-version"] == "1.64.0"
     # EC2 tag values: at most 256 characters (EC2 user guide, tag restrictions), whatever the references
-    long = image_snapshot_tags([f"{REG}/{'x' * 200}:v{i}" for i in range(3)], "1.50.0", "1.35")
+    long = image_snapshot_tags([f"{REG}/{'x' * 200}:v{i}" for i in range(3)], "1.64.0", "1.35")
     assert all(len(v) <= 256 for v in long.values()) and len(long[SNAPSHOT_TAG]) == 32
 
 
@@ -44,7 +44,7 @@ def test_stack_tags_use_the_pull_through_cache_reference():
                     "models": [_model()]})
     pulled = pulled_images(cfg.model_images, ACCOUNT, cfg.region, cfg.gpu.image_cache_prefix)
     assert pulled == [f"{REG}/docker-hub/{VLLM}"]
-    assert cfg.image_snapshot_tags(pulled) == image_snapshot_tags([f"{REG}/docker-hub/{VLLM}"], "1.50.0", "1.35")
+    assert cfg.image_snapshot_tags(pulled) == image_snapshot_tags([f"{REG}/docker-hub/{VLLM}"], "1.64.0", "1.35")
 
 
 # -- config ----------------------------------------------------------------------------------------------------------
@@ -100,8 +100,8 @@ def _data_volume(spec: dict) -> dict:
 
 
 def test_auto_restores_the_newest_completed_snapshot_of_the_account(mocks, caplog):
-    tags = image_snapshot_tags([VLLM], "1.50.0", "1.35")
-    other = image_snapshot_tags(["vllm/vllm-openai:v0.32.0"], "1.50.0", "1.35")
+    tags = image_snapshot_tags([VLLM], "1.64.0", "1.35")
+    other = image_snapshot_tags(["vllm/vllm-openai:v0.32.0"], "1.64.0", "1.35")
     snaps = [_snapshot("snap-0aaaaaaaaaaaaaaa1", tags, "2026-11-01T10:00:00Z"),
              _snapshot("snap-0aaaaaaaaaaaaaaa2", tags, "2026-11-20T10:00:00Z"),             # the newest complete one
              _snapshot("snap-0aaaaaaaaaaaaaaa3", tags, "2026-11-30T10:00:00Z", "pending"),  # still being written
@@ -132,7 +132,7 @@ def test_auto_without_a_snapshot_pulls_with_soci_and_names_the_build_command(moc
     assert outputs["gpuDataVolumeSnapshotId"] == ""
     (warning,) = [r.getMessage() for r in caplog.records if "dataVolumeSnapshotId" in r.getMessage()]
     assert "burstctl snapshot build --stack-file Pulumi.dev.yaml" in warning and VLLM in warning
-    assert "SOCI" in warning and "Bottlerocket 1.50.0" in warning
+    assert "SOCI" in warning and "Bottlerocket 1.64.0" in warning
 
 
 def test_auto_without_a_snapshot_and_without_fast_pull_pulls_plainly(mocks, caplog):
@@ -141,7 +141,7 @@ def test_auto_without_a_snapshot_and_without_fast_pull_pulls_plainly(mocks, capl
 
 
 def test_auto_matches_the_reference_the_model_pods_pull(mocks):
-    tags = image_snapshot_tags([f"{REG}/docker-hub/{VLLM}"], "1.50.0", "1.35")
+    tags = image_snapshot_tags([f"{REG}/docker-hub/{VLLM}"], "1.64.0", "1.35")
     spec, _ = _deploy(mocks, [_snapshot("snap-0ccccccccccccccc1", tags, "2026-11-01T10:00:00Z")],
                       imageCache={"dockerHubCredentialArn": SECRET})
     assert _data_volume(spec)["snapshotID"] == "snap-0ccccccccccccccc1"

@@ -43,7 +43,7 @@ def test_bottlerocket_version_order_is_numeric():
 # -- dataVolumeSnapshotId: auto, decided at deploy -------------------------------------------------------------------
 
 def test_auto_that_restores_a_snapshot_keeps_the_runtime_on_the_restored_volume(mocks):
-    tags = image_snapshot_tags([VLLM], "1.50.0", "1.35")
+    tags = image_snapshot_tags([VLLM], "1.64.0", "1.35")
     spec, _ = _deploy(mocks, [_snapshot("snap-0ddddddddddddddd1", tags, "2026-11-01T10:00:00Z")])
     assert "instanceStorePolicy" not in spec
     pool = mocks.named("gpu-gpu-on-demand").inputs["spec"]["template"]["spec"]["requirements"]

@@ -26,7 +26,7 @@ from .foundation import (
     SystemNodesConfig,
 )
 from .gpu import (GPU_INSTANCE_SIZES, GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
-                  GpuConfig, GpuPoolConfig, bottlerocket_release, image_snapshot_tags, snapshot_filters)
+                  GpuConfig, GpuPoolConfig, BOTTLEROCKET_FIRST_NVIDIA_RELEASE, bottlerocket_release, image_snapshot_tags, snapshot_filters)
 from .instance_store import InstanceStore, nvme_allocatable_bytes, smallest_local_nvme
 from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig
 
@@ -123,6 +123,24 @@ class StackConfig(Strict):
         lines = capacity.problems(self)
         if lines:
             raise Problems(*(tuple(line.split(": ", 1)) for line in lines))
+        return self
+
+    @model_validator(mode="after")
+    def _bottlerocket_release_has_the_clusters_variant(self):
+        try:
+            g, k8s = self.gpu, self.cluster.kubernetes_version
+            if g.ami_family is not GpuAmiFamily.BOTTLEROCKET or g.ami_version == "latest":
+                return self
+        except AttributeError:
+            return self  # gpu or cluster has invalid fields, reported on their own lines
+        first = BOTTLEROCKET_FIRST_NVIDIA_RELEASE.get(k8s)
+        if not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", g.ami_version, flags=re.ASCII):
+            return self  # not a release at all: reported on gpu.amiVersion itself
+        have = tuple(int(x) for x in bottlerocket_release(g.ami_version).split("."))
+        if first and have < first:
+            want = "v" + ".".join(map(str, first))
+            raise Problems(("gpu.amiVersion", f"'{g.ami_version}' has no aws-k8s-{k8s}-nvidia variant (added in "
+                                              f"{want}); allowed: {want} or later for Kubernetes {k8s}"))
         return self
 
     @model_validator(mode="after")

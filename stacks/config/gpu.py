@@ -246,8 +246,15 @@ SNAPSHOT_TAG = "gpu-burst.io/image-snapshot"
 """Tag key that identifies a pre-loaded data-volume snapshot; its value is :func:`image_snapshot_tags`' digest."""
 
 
+BOTTLEROCKET_FIRST_NVIDIA_RELEASE = {"1.35": (1, 53, 0), "1.36": (1, 61, 0)}
+"""First Bottlerocket release with the `aws-k8s-<k8s>-nvidia` variant, per Kubernetes version (bottlerocket CHANGELOG:
+v1.53.0 "Add new kubernetes 1.35 variants", v1.61.0 "Add new Kubernetes 1.36 variants"). Karpenter resolves
+`bottlerocket@vX.Y.Z` through `/aws/service/bottlerocket/aws-k8s-<k8s>-nvidia/<arch>/X.Y.Z/image_id`, which does not
+exist for an older release, so no GPU node could launch."""
+
+
 def bottlerocket_release(ami_version: str) -> str:
-    """`1.50.0` for the amiVersion `v1.50.0`: the form of SSM parameter paths and of Karpenter's alias resolution
+    """`1.64.0` for the amiVersion `v1.64.0`: the form of SSM parameter paths and of Karpenter's alias resolution
     (aws/karpenter-provider-aws@v1.14.1 pkg/providers/amifamily/bottlerocket.go trims the leading v)."""
     return ami_version.lstrip("v")
 
@@ -255,7 +262,7 @@ def bottlerocket_release(ami_version: str) -> str:
 def image_snapshot_tags(images: list[str], bottlerocket_version: str, kubernetes_version: str,
                         arch: str = GPU_NODE_ARCH) -> dict[str, str]:
     """The tags that identify a data-volume snapshot holding `images` for Bottlerocket `bottlerocket_version`
-    (`1.50.0`) of the `aws-k8s-<kubernetes_version>` variants on `arch`: written by `burstctl snapshot build` and
+    (`1.64.0`) of the `aws-k8s-<kubernetes_version>` variants on `arch`: written by `burstctl snapshot build` and
     matched by the stack's `dataVolumeSnapshotId: auto` lookup, so both sides always agree.
 
     The identity is a digest (a tag value holds at most 256 characters; image references can be longer). It covers
@@ -364,7 +371,7 @@ class GpuConfig(Strict):
                 raise Problems(("amiVersion", f"'{v}' is not an al2023 release; allowed: v<YYYYMMDD> with a real "
                                               "date (e.g. v20260714), or latest"))
         elif self.ami_family is GpuAmiFamily.BOTTLEROCKET and not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", v):
-            raise Problems(("amiVersion", f"'{v}' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.50.0), "
+            raise Problems(("amiVersion", f"'{v}' is not a bottlerocket release; allowed: vX.Y.Z (e.g. v1.64.0), "
                                           "or latest"))
         return self
 

@@ -52,7 +52,7 @@ def test_al2023_soci_streamer_by_hand():
     assert _phases(est.estimate(cold, cold.models[0], "g5.xlarge", 15.0, 9.354).paths[1])["engine init"] == 45.37
 
 
-BR_SNAPSHOT = {"amiFamily": "bottlerocket", "amiVersion": "v1.50.0", "fastImagePull": False,
+BR_SNAPSHOT = {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
                "dataVolumeSnapshotId": "snap-0123456789abcdef0"}
 
 
@@ -99,7 +99,7 @@ def test_any_truthy_snapshot_setting_takes_the_snapshot_path():
 
 
 def test_bottlerocket_soci_uses_its_own_measurement():
-    cfg = _cfg({"amiFamily": "bottlerocket", "amiVersion": "v1.50.0"})
+    cfg = _cfg({"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"})
     e = est.estimate(cfg, cfg.models[0], "g5.xlarge", weights_gb=15.0, image_gb=9.354 * 2)
     assert _phases(e.paths[1])["image pull (SOCI parallel, bottlerocket)"] == round(23.229 * 2, 3)
 

@@ -327,8 +327,8 @@ def test_ami_alias_parameter_paths_match_karpenter():
     assert pf.ami_parameter("al2023", "v20260818", "1.35", "x86_64") == AL2023_NVIDIA.format(v="v20260818")
     assert pf.ami_parameter("al2023", "latest", "1.35", "x86_64") == \
         "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/nvidia/recommended/image_id"
-    assert pf.ami_parameter("bottlerocket", "v1.50.0", "1.35", "x86_64") == \
-        "/aws/service/bottlerocket/aws-k8s-1.35-nvidia/x86_64/1.50.0/image_id"
+    assert pf.ami_parameter("bottlerocket", "v1.64.0", "1.35", "x86_64") == \
+        "/aws/service/bottlerocket/aws-k8s-1.35-nvidia/x86_64/1.64.0/image_id"
     assert pf.family_arch("g6e") == "x86_64" and pf.family_arch("g5g") == "arm64" and pf.family_arch("p6-b200") \
         == "x86_64"
 
@@ -348,8 +348,8 @@ def test_ami_alias_resolves_or_fails_clearly(aws, fixtures: Path, tmp_path: Path
     assert "retry" in down.cause and "allow" not in down.cause
     br = tmp_path / "Pulumi.br.yaml"
     br.write_text((fixtures / "Pulumi.prod.yaml").read_text().replace(
-        "  gpu-burst:gpu:\n", "  gpu-burst:gpu:\n    amiFamily: bottlerocket\n    amiVersion: v1.50.0\n"))
+        "  gpu-burst:gpu:\n", "  gpu-burst:gpu:\n    amiFamily: bottlerocket\n    amiVersion: v1.64.0\n"))
     brcfg = pf.load_stack(br)
-    brpath = f"/aws/service/bottlerocket/aws-k8s-{brcfg.cluster.kubernetes_version}-nvidia/x86_64/1.50.0/image_id"
+    brpath = f"/aws/service/bottlerocket/aws-k8s-{brcfg.cluster.kubernetes_version}-nvidia/x86_64/1.64.0/image_id"
     got = pf.check_ami(clients(None, ssm_client({brpath: ("ParameterNotFound", 400)})), brcfg)[0]
-    assert got.status == "fail" and got.name == "ami bottlerocket@v1.50.0 x86_64" and brpath in got.detail
+    assert got.status == "fail" and got.name == "ami bottlerocket@v1.64.0 x86_64" and brpath in got.detail
