@@ -229,7 +229,9 @@ def test_more_models_than_one_route_holds_are_split(mocks):
         "namespace": "inference", "model_names": names, "interceptor_service": "svc", "interceptor_namespace": "keda",
         "interceptor_port": 8080, "hold_seconds": 900, "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"],
         "key_names": [], "requests_per_minute": {"default": 60}, "scrape": False}))
-    routes = [as_object(r) for r in of_kind(mocks, "AIGatewayRoute")]
+    # Registration order of sibling resources is not deterministic: order the routes by their resource names
+    # (stable child names ending in the route's index).
+    routes = [as_object(r) for r in sorted(of_kind(mocks, "AIGatewayRoute"), key=lambda r: (len(r.name), r.name))]
     assert [len(r["spec"]["rules"]) for r in routes] == [15, 2]
     assert [r["name"] for rt in routes for r in rt["spec"]["rules"]] == names
 
