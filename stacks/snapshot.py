@@ -7,7 +7,8 @@ import pulumi_aws as aws
 
 from components.image_cache import pulled_images
 
-from .config import StackConfig, snapshot_filters
+from .config import ConfigError, StackConfig, snapshot_filters
+from .config.errors import NAMESPACE
 from .contracts import DataVolume
 
 
@@ -38,6 +39,7 @@ def resolve_data_volume(cfg: StackConfig) -> DataVolume:
         return DataVolume(snapshot_id=g.data_volume_snapshot_id, fast_image_pull=g.fast_image_pull)
     tags, ids = find_image_snapshot(cfg)
     if ids:
+        check_restorable(cfg, ids[0])
         # Restored snapshots hold overlayfs-unpacked images: SOCI would not see them, so it stays off.
         return DataVolume(snapshot_id=ids[0], fast_image_pull=False, snapshot_tags=tags)
     how = "SOCI parallel pull" if g.fast_image_pull else "a plain containerd pull (fastImagePull: false)"
@@ -47,3 +49,22 @@ def resolve_data_volume(cfg: StackConfig) -> DataVolume:
         f"(aws-k8s-{tags['gpu-burst.io/kubernetes-version']}, {tags['gpu-burst.io/arch']}); GPU nodes pull the "
         f"image with {how}. Build it with `{build_command()}`, then run `pulumi up` again.")
     return DataVolume(snapshot_id=None, fast_image_pull=g.fast_image_pull, snapshot_tags=tags)
+
+
+def check_restorable(cfg: StackConfig, snapshot_id: str) -> None:
+    """The found snapshot can back the GPU nodes' data volume, checked before any resource: EC2 refuses a volume
+    smaller than its snapshot (CreateVolume / EbsBlockDevice `VolumeSize`: "must be equal to or larger than the
+    snapshot size"), so every GPU launch would fail; an unencrypted snapshot gives unencrypted volumes, because a
+    restored volume takes the snapshot's encryption and the node class may not set `encrypted` next to it."""
+    snap = aws.ebs.get_snapshot(snapshot_ids=[snapshot_id], owners=["self"])
+    size = int(snap.volume_size)
+    if size > cfg.gpu.volume_size_gib:
+        raise ConfigError([
+            f"{NAMESPACE}:gpu.volumeSizeGib: {cfg.gpu.volume_size_gib} GiB is smaller than the pre-loaded snapshot "
+            f"{snapshot_id} ({size} GiB) that dataVolumeSnapshotId: auto found, and EC2 refuses a volume smaller "
+            f"than its snapshot; allowed: at least {size}, or rebuild the snapshot with `{build_command()} "
+            f"--volume-size-gib {cfg.gpu.volume_size_gib}`"])
+    if not snap.encrypted:
+        pulumi.log.warn(f"{NAMESPACE}:gpu.dataVolumeSnapshotId: the pre-loaded snapshot {snapshot_id} is not "
+                        "encrypted, so the GPU nodes' data volumes will not be either; rebuild it with "
+                        f"`{build_command()}` (it encrypts the builder's data volume)")

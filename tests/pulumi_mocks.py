@@ -307,6 +307,19 @@ class Mocks(pulumi.runtime.Mocks):
         snaps.sort(key=lambda s: s["StartTime"], reverse=True)
         return {"ids": [s["SnapshotId"] for s in snaps], "id": REGION}
 
+    def _snapshot(self, a: dict) -> dict:
+        """getSnapshot by id as the provider answers it (DescribeSnapshots; no match is the provider's error).
+        VolumeSize and Encrypted default to what `burstctl snapshot build` makes: 100 GiB, encrypted."""
+        owners = [ACCOUNT if o == "self" else o for o in a.get("owners") or []]
+        match = [s for s in self.snapshots if s["SnapshotId"] in (a.get("snapshotIds") or [])
+                 and (not owners or s["OwnerId"] in owners)]
+        if not match:
+            raise Exception("Your query returned no results. Please change your search criteria and try again.")
+        s = match[0]
+        return {"id": s["SnapshotId"], "snapshotId": s["SnapshotId"], "volumeSize": s.get("VolumeSize", 100),
+                "encrypted": s.get("Encrypted", True), "state": s["State"], "ownerId": s["OwnerId"],
+                "tags": {t["Key"]: t["Value"] for t in s.get("Tags", [])}}
+
     GATEWAY_SERVICES = ("s3", "dynamodb")
     """The AWS services a region offers as Gateway endpoints (DescribeVpcEndpointServices, service-type Gateway)."""
     INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "sts", "eks-auth", "eks", "ec2", "s3", "ssm", "sqs", "logs")
@@ -346,6 +359,8 @@ class Mocks(pulumi.runtime.Mocks):
             return self._vpc_endpoint_service(args.args)
         if tok == "aws:ebs/getSnapshotIds:getSnapshotIds":
             return self._snapshot_ids(args.args)
+        if tok == "aws:ebs/getSnapshot:getSnapshot":
+            return self._snapshot(args.args)
         if tok == "eks:index:Cluster/getKubeconfig":
             return {"result": json.dumps({"kind": "Config", "roleArn": args.args.get("roleArn")})}
         return {}

@@ -154,3 +154,25 @@ def test_the_lookup_happens_before_any_resource(mocks):
     _deploy(mocks, [])
     lookup = next(i for i, c in enumerate(mocks.calls) if c.token == "aws:ebs/getSnapshotIds:getSnapshotIds")
     assert mocks.resources_at_call[lookup] == 0 and len(mocks.created) > 100
+
+
+def test_auto_refuses_a_snapshot_larger_than_the_data_volume_before_any_resource(mocks):
+    # EC2 refuses a volume smaller than its snapshot: every GPU launch would fail, so the deploy stops first.
+    tags = image_snapshot_tags([VLLM], "1.64.0", "1.35")
+    big = {**_snapshot("snap-0ccccccccccccccc1", tags, "2026-11-20T10:00:00Z"), "VolumeSize": 250}
+    with pytest.raises(Exception) as e:
+        _deploy(mocks, [big], volumeSizeGib=200)
+    assert ("gpu-burst:gpu.volumeSizeGib: 200 GiB is smaller than the pre-loaded snapshot snap-0ccccccccccccccc1 "
+            "(250 GiB) that dataVolumeSnapshotId: auto found") in str(e.value)
+    assert "allowed: at least 250" in str(e.value) and "--volume-size-gib 200" in str(e.value)
+    assert mocks.created == [], "nothing may be registered before the config error"
+
+
+def test_auto_restores_a_snapshot_up_to_the_volume_size_and_warns_when_unencrypted(mocks, caplog):
+    tags = image_snapshot_tags([VLLM], "1.64.0", "1.35")
+    snap = {**_snapshot("snap-0ccccccccccccccc2", tags, "2026-11-20T10:00:00Z"), "VolumeSize": 200,
+            "Encrypted": False}
+    with caplog.at_level(logging.WARNING):
+        spec, _ = _deploy(mocks, [snap], volumeSizeGib=200)
+    assert _data_volume(spec)["snapshotID"] == "snap-0ccccccccccccccc2"
+    assert [r for r in caplog.records if "snap-0ccccccccccccccc2 is not encrypted" in r.getMessage()]
