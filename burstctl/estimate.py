@@ -32,6 +32,8 @@ COMPILE = ("vllm-project/vllm PR #37198 (merged 2026-03-16, mega AOT artifact on
            "(32 vs 80), so for it this is an upper bound; hardware not published (a developer machine), and the "
            "4-vCPU xlarge sizes compile slower, so the cold figure is optimistic for them")
 EC2_SPECS = "docs.aws.amazon.com/ec2/latest/instancetypes/ac.html (network bandwidth, 'up to' = burst)"
+NAT_PRICES = "aws.amazon.com/vpc/pricing (NAT gateway data processing, us-east-1/us-west-2)"
+NAT_USD_PER_GB = 0.045
 EC2_PRICES = "aws.amazon.com/ec2/pricing/on-demand (Linux, us-east-1/us-west-2 on-demand)"
 EBS_INIT = ("docs.aws.amazon.com/ebs/latest/userguide/initalize-volume.html: with a Provisioned Rate for Volume "
             "Initialization (100-300 MiB/s) \"the snapshot blocks are downloaded from Amazon S3 and written to the volume "
@@ -149,6 +151,9 @@ class PathEstimate:
     path: str
     description: str
     phases: list[Phase]
+    nat_gb: float = 0.0
+    """GB this cold start moves through the NAT gateway (billed per GB processed)."""
+    nat_formula: str = ""
 
     @property
     def total_s(self) -> float:
@@ -183,6 +188,9 @@ class Estimate:
             return None
         return round(path.gpu_billed_s * self.price_per_hour / 3600, 4)
 
+    def nat_cost(self, path: PathEstimate) -> float:
+        return round(path.nat_gb * NAT_USD_PER_GB, 4)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "instance_type": self.instance_type, "weights_gb": self.weights_gb,
@@ -190,6 +198,7 @@ class Estimate:
             "target_met": self.paths[-1].total_s <= self.target_s,
             "paths": [{"path": p.path, "description": p.description, "total_s": p.total_s,
                        "gpu_billed_s": p.gpu_billed_s, "cost_usd": self.cost(p),
+                       "nat_gb": round(p.nat_gb, 2), "nat_cost_usd": self.nat_cost(p),
                        "phases": [{"phase": ph.name, "seconds": round(ph.seconds, 1), "formula": ph.formula,
                                    "figures": [f.key for f in ph.figures]} for ph in p.phases]}
                       for p in self.paths],
@@ -404,8 +413,18 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
               + " + startup plan (0 s credit)", [f["engine"], compile_fig, f["plan"]]),
         *common_tail(),
     ])
+    # NAT data processing: the baseline pulls the image from Docker Hub and the weights from the Hub through the NAT;
+    # the stack sends S3 traffic (model store, ECR layers of a pull-through cache) through the gateway endpoint.
+    endpoint = bool(getattr(cfg.network, "creates_s3_gateway_endpoint", False))
+    baseline.nat_gb, baseline.nat_formula = image_gb + wgb, "image + weights"
+    image_nat = 0.0 if gpu.data_volume_snapshot_id else (image_gb if not (gpu.image_cache and endpoint) else 0.0)
+    stack.nat_gb = image_nat + (0.0 if endpoint else wgb)
+    stack.nat_formula = " + ".join(filter(None, [
+        "image (Docker Hub)" if image_nat else "",
+        "" if endpoint else "weights (no S3 gateway endpoint the stack knows of)"])) or "nothing (S3 gateway endpoint)"
     price = PRICE_PER_HOUR.get(itype)
     figures = list({fig.key: fig for p in (baseline, stack) for ph in p.phases for fig in ph.figures}.values())
+    figures.append(_fig("nat_processing", NAT_USD_PER_GB, "USD/GB", "spec", NAT_PRICES))
     if price is not None:
         figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", EC2_PRICES))
     return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,
@@ -462,6 +481,8 @@ def render(est: Estimate, console: Any) -> None:
     if bc is not None:
         t.add_row("GPU cost per cold start", f"${bc:.4f}", f"${sc:.4f}",
                   f"billed launch -> first token x ${est.price_per_hour}/h")
+    t.add_row("NAT data per cold start", f"${est.nat_cost(base):.4f}", f"${est.nat_cost(stack):.4f}",
+              f"{stack.nat_formula} ({stack.nat_gb:g} GB) x ${NAT_USD_PER_GB}/GB")
     console.print(t)
     s = Table(title="figures", title_justify="left")
     for col in ("figure", "value", "kind", "source"):

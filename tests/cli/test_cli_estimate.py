@@ -220,3 +220,26 @@ def test_the_benchmark_compares_default_and_accelerated_paths_with_the_same_mode
     assert phases["BR + SOCI, image on EBS"]["image pull (SOCI parallel, bottlerocket)"] == 32.0
     totals = [path.total_s for _, path in rows.values()]
     assert totals[0] == max(totals) and rows["BR + snapshot + 300 MiB/s init"][1].total_s == min(totals)
+
+
+def test_nat_data_per_cold_start_by_hand():
+    from stacks.config import validate
+
+    # Baseline: 10 GB image from Docker Hub + 16 GB weights from the Hub, all through the NAT: 26 x 0.045 = 1.17.
+    e = est.estimate(_cfg(), _cfg().models[0])
+    base, stack = e.paths
+    assert (base.nat_gb, e.nat_cost(base)) == (26.0, 1.17)
+    # Default network: the weights reach the model store through the S3 gateway endpoint; only the image crosses.
+    assert (stack.nat_gb, e.nat_cost(stack)) == (10.0, 0.45) and stack.nat_formula == "image (Docker Hub)"
+    # A restored snapshot pulls nothing: no NAT bytes at all.
+    snap = _cfg({"amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
+                 "dataVolumeSnapshotId": "snap-0123456789abcdef0"})
+    assert est.estimate(snap, snap.models[0]).paths[1].nat_gb == 0.0
+    # Without the endpoint the 16 GB of weights cross the NAT too: 26 GB, $1.17.
+    raw = {"environment": "dev", "region": "us-west-2", "network": {"s3GatewayEndpoint": False},
+           "models": [{"servedName": "m", "hfModelId": "acme/Tiny-8B-Instruct", "revision": REV,
+                       "pool": "gpu-on-demand"}]}
+    off = validate(raw)
+    e = est.estimate(off, off.models[0])
+    assert (e.paths[1].nat_gb, e.nat_cost(e.paths[1])) == (26.0, 1.17)
+    assert e.as_dict()["paths"][1]["nat_cost_usd"] == 1.17
