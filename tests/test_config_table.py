@@ -584,26 +584,28 @@ BAD = [
     ]),
     # With gpu.instanceStore none the model cache lives on the EBS volume.
     ('model-cache-above-volume', {**model(cacheSize="500Gi"), "gpu": {"instanceStore": "none"}}, [
-        "gpu-burst:models[0].cacheSize: '500Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
+        "gpu-burst:models[0].cacheSize: '500Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200: Karpenter offers pods 179 GiB of ephemeral-storage and the OS and vLLM image take 40 GiB of the same disk); allowed: at most 139Gi, or raise gpu.volumeSizeGib",
     ]),
     ('model-cache-no-headroom', {**model(cacheSize="180Gi"), "gpu": {"instanceStore": "none"}}, [
-        "gpu-burst:models[0].cacheSize: '180Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
+        "gpu-burst:models[0].cacheSize: '180Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200: Karpenter offers pods 179 GiB of ephemeral-storage and the OS and vLLM image take 40 GiB of the same disk); allowed: at most 139Gi, or raise gpu.volumeSizeGib",
     ]),
-    # 500 GiB volume: 460 GiB after the image headroom, but Karpenter offers pods only 500 - 1 - 50 = 449 GiB.
-    ('model-cache-above-karpenter-allocatable', {**model(cacheSize="455Gi"),
+    # 500 GiB volume: Karpenter offers pods 500 - 1 - 50 = 449 GiB, and the image needs 40 GiB of the same disk
+    # outside that figure (the kubelet evicts on the disk's real free space): 409 GiB.
+    ('model-cache-above-karpenter-allocatable', {**model(cacheSize="410Gi"),
                                                  "gpu": {"volumeSizeGib": 500, "instanceStore": "none"}}, [
-        "gpu-burst:models[0].cacheSize: '455Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 500, of which Karpenter offers pods 449 GiB of ephemeral-storage); allowed: at most 449Gi, or raise gpu.volumeSizeGib",
+        "gpu-burst:models[0].cacheSize: '410Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 500: Karpenter offers pods 449 GiB of ephemeral-storage and the OS and vLLM image take 40 GiB of the same disk); allowed: at most 409Gi, or raise gpu.volumeSizeGib",
     ]),
     # RAID0 (the default): the dev pool's smallest instance is g5.xlarge with 250 GB of NVMe (Karpenter v1.14.1
-    # instance-types.md). 250e9 B - 40 GiB image headroom = 192.8 GiB; Karpenter's allocatable 250e9 - 1 GiB -
-    # 25e9 = 208.5 GiB; the smaller, rounded down, is 192 GiB.
-    ('model-cache-above-instance-store', model(cacheSize="193Gi"), [
-        "gpu-burst:models[0].cacheSize: '193Gi' does not fit on the instance store of g5.xlarge (250 GB NVMe, the smallest the model's pools may launch; 40 GiB of it hold the vLLM image and Karpenter keeps 1Gi + 10% back); allowed: at most 192Gi, or gpu.instanceStore: none to keep the cache on gpu.volumeSizeGib",
+    # instance-types.md). Karpenter's allocatable 250e9 - 1 GiB - 25e9 B, less the 40 GiB image that shares the
+    # array outside that figure: 180.98e9 B = 168.5 GiB, rounded down 168 GiB.
+    ('model-cache-above-instance-store', model(cacheSize="169Gi"), [
+        "gpu-burst:models[0].cacheSize: '169Gi' does not fit on the instance store of g5.xlarge (250 GB NVMe, the smallest the model's pools may launch; 40 GiB of it hold the vLLM image and Karpenter keeps 1Gi + 10% back); allowed: at most 168Gi, or gpu.instanceStore: none to keep the cache on gpu.volumeSizeGib",
     ]),
     # auto decides at deploy: the cache must fit the instance store and the restored volume alike.
     ('model-cache-auto-snapshot-both-layouts', {**model(cacheSize="170Gi"), "gpu": {
         "amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "dataVolumeSnapshotId": "auto"}}, [
-        "gpu-burst:models[0].cacheSize: '170Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200, of which 40 GiB hold the OS and the vLLM image); allowed: at most 160Gi, or raise gpu.volumeSizeGib",
+        "gpu-burst:models[0].cacheSize: '170Gi' does not fit on the instance store of g5.xlarge (250 GB NVMe, the smallest the model's pools may launch; 40 GiB of it hold the vLLM image and Karpenter keeps 1Gi + 10% back); allowed: at most 168Gi, or gpu.instanceStore: none to keep the cache on gpu.volumeSizeGib",
+        "gpu-burst:models[0].cacheSize: '170Gi' does not fit on the GPU node volume (gpu.volumeSizeGib 200: Karpenter offers pods 179 GiB of ephemeral-storage and the OS and vLLM image take 40 GiB of the same disk); allowed: at most 139Gi, or raise gpu.volumeSizeGib",
     ]),
     ('gpu-instance-store-unknown', {"gpu": {"instanceStore": "raid1"}}, [
         "gpu-burst:gpu.instanceStore: 'raid1' is not allowed; allowed: 'raid0' or 'none'",
@@ -761,10 +763,10 @@ GOOD = [
     ("cpu-fraction-number", model(cpu=2.5), lambda c: c.models[0].cpu == "2.5"),
     ("cpu-millicores", model(cpu="3500m"), lambda c: c.models[0].cpu == "3500m"),
     ("memory-decimal-units", model(memory="16G", shmSize="4G"), lambda c: c.models[0].memory == "16G"),
-    ("cache-at-the-volume-headroom", {**model(cacheSize="160Gi"), "gpu": {"instanceStore": "none"}},
-     lambda c: c.models[0].cache_size == "160Gi"),
-    ("cache-at-the-instance-store-limit", model(cacheSize="192Gi"),
-     lambda c: c.models[0].cache_size == "192Gi" and c.gpu.instance_store_raid0(None)),
+    ("cache-at-the-volume-headroom", {**model(cacheSize="139Gi"), "gpu": {"instanceStore": "none"}},
+     lambda c: c.models[0].cache_size == "139Gi"),
+    ("cache-at-the-instance-store-limit", model(cacheSize="168Gi"),
+     lambda c: c.models[0].cache_size == "168Gi" and c.gpu.instance_store_raid0(None)),
     # 4-GPU nodes only: the smallest is g5.12xlarge with 3,800 GB of NVMe, far beyond the 200 GiB EBS volume.
     ("cache-on-a-4-gpu-instance-store", {**pool(gpusPerNode=[4], gpuLimit=4, cpuLimit=48),
                                          "models": [{**MODEL, "gpus": 4, "maxReplicas": 1, "cacheSize": "1000Gi"}]},

@@ -240,15 +240,14 @@ def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: 
         if not gpu.snapshot_auto:
             return  # the EBS volume holds no pod data; with auto, nodes that find a snapshot use it
     vol = gpu.volume_size_gib
-    allocatable = ephemeral_allocatable_gib(vol)
-    if cache > min(vol - IMAGE_HEADROOM_GIB, allocatable) * GIB:
-        if vol - IMAGE_HEADROOM_GIB <= allocatable:
-            why = f"of which {IMAGE_HEADROOM_GIB} GiB hold the OS and the vLLM image"
-        else:
-            why = f"of which Karpenter offers pods {allocatable} GiB of ephemeral-storage"
+    # The image shares the disk with the pods' ephemeral storage but is not part of Karpenter's allocatable figure,
+    # while the kubelet evicts on the disk's real free space: the cache must fit in allocatable minus the image.
+    room = ephemeral_allocatable_gib(vol) - IMAGE_HEADROOM_GIB
+    if cache > room * GIB:
         p.add(f"models[{i}].cacheSize",
-              f"'{m.cache_size}' does not fit on the GPU node volume (gpu.volumeSizeGib {vol}, {why}); allowed: at "
-              f"most {min(vol - IMAGE_HEADROOM_GIB, allocatable)}Gi, or raise gpu.volumeSizeGib")
+              f"'{m.cache_size}' does not fit on the GPU node volume (gpu.volumeSizeGib {vol}: Karpenter offers pods "
+              f"{ephemeral_allocatable_gib(vol)} GiB of ephemeral-storage and the OS and vLLM image take "
+              f"{IMAGE_HEADROOM_GIB} GiB of the same disk); allowed: at most {room}Gi, or raise gpu.volumeSizeGib")
 
 
 def _check_cache_on_instance_store(p: Problems, i: int, m: ModelConfig, cache, pools: list) -> None:
@@ -260,7 +259,7 @@ def _check_cache_on_instance_store(p: Problems, i: int, m: ModelConfig, cache, p
     if smallest is None:
         return
     name, gb = smallest
-    room = min(gb * 10**9 - IMAGE_HEADROOM_GIB * GIB, nvme_allocatable_bytes(gb)) // GIB
+    room = (nvme_allocatable_bytes(gb) - IMAGE_HEADROOM_GIB * GIB) // GIB  # the image is outside allocatable too
     if cache > room * GIB:
         p.add(f"models[{i}].cacheSize",
               f"'{m.cache_size}' does not fit on the instance store of {name} ({gb} GB NVMe, the smallest the "
