@@ -592,8 +592,24 @@ def test_a_hold_budget_beyond_what_the_nlb_can_carry_is_refused():
 
 
 def test_removed_gateway_keys_are_unknown():
-    lines = _config_lines(modelHeader="X-Model")
+    lines = _config_lines(modelHeader="X-Model", idleTimeoutSeconds=900)
     assert any(ln.startswith("gpu-burst:gateway.modelHeader:") for ln in lines)
+    # The NLB idle timeout is derived from the hold budget now, never set on its own.
+    assert any(ln.startswith("gpu-burst:gateway.idleTimeoutSeconds: unknown key") for ln in lines)
+
+
+def test_docs_name_only_gateway_keys_the_config_accepts():
+    """A `gateway.<key>` the docs tell users to set must be a key the stack config takes (an unknown one fails
+    `pulumi up`)."""
+    from pathlib import Path
+
+    from stacks.config.models import GatewayConfig
+
+    root = Path(__file__).resolve().parents[1]
+    keys = {f.alias or n for n, f in GatewayConfig.model_fields.items()}
+    named = {(doc, k) for doc in ("README.md", "docs/workload.md")
+             for k in re.findall(r"`gateway\.([A-Za-z]+)", (root / doc).read_text())}
+    assert named and {(doc, k) for doc, k in named if k not in keys} == set()
 
 
 # -- dashboard ------------------------------------------------------------------------------------------------------
