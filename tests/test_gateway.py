@@ -91,7 +91,8 @@ def test_every_edge_custom_resource_validates_against_the_upstream_crds(request,
 @needs_upstream
 def test_chart_values_keys_exist_in_the_charts(prod):
     mocks, _, _ = prod
-    # config.envoyGateway is Envoy Gateway's own EnvoyGateway API object, validated against upstream below.
+    # config.envoyGateway is Envoy Gateway's own EnvoyGateway API object (no chart keys below it): the next test
+    # checks it carries everything the AI Gateway's upstream Envoy Gateway values require.
     assert unknown_value_keys("gateway-helm", _release(mocks, "gpu-burst-edge-envoy-gateway")["values"],
                               open_paths=("config.envoyGateway",)) == []
     assert unknown_value_keys("ai-gateway-helm", _release(mocks, "gpu-burst-edge-ai-gateway")["values"]) == []
