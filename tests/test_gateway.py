@@ -91,7 +91,8 @@ def test_every_edge_custom_resource_validates_against_the_upstream_crds(request,
 @needs_upstream
 def test_chart_values_keys_exist_in_the_charts(prod):
     mocks, _, _ = prod
-    # config.envoyGateway is Envoy Gateway's own EnvoyGateway API object, validated against upstream below.
+    # config.envoyGateway is Envoy Gateway's own EnvoyGateway API object (no chart keys below it): the next test
+    # checks it carries everything the AI Gateway's upstream Envoy Gateway values require.
     assert unknown_value_keys("gateway-helm", _release(mocks, "gpu-burst-edge-envoy-gateway")["values"],
                               open_paths=("config.envoyGateway",)) == []
     assert unknown_value_keys("ai-gateway-helm", _release(mocks, "gpu-burst-edge-ai-gateway")["values"]) == []
@@ -592,8 +593,24 @@ def test_a_hold_budget_beyond_what_the_nlb_can_carry_is_refused():
 
 
 def test_removed_gateway_keys_are_unknown():
-    lines = _config_lines(modelHeader="X-Model")
+    lines = _config_lines(modelHeader="X-Model", idleTimeoutSeconds=900)
     assert any(ln.startswith("gpu-burst:gateway.modelHeader:") for ln in lines)
+    # The NLB idle timeout is derived from the hold budget now, never set on its own.
+    assert any(ln.startswith("gpu-burst:gateway.idleTimeoutSeconds: unknown key") for ln in lines)
+
+
+def test_docs_name_only_gateway_keys_the_config_accepts():
+    """A `gateway.<key>` the docs tell users to set must be a key the stack config takes (an unknown one fails
+    `pulumi up`)."""
+    from pathlib import Path
+
+    from stacks.config.models import GatewayConfig
+
+    root = Path(__file__).resolve().parents[1]
+    keys = {f.alias or n for n, f in GatewayConfig.model_fields.items()}
+    named = {(doc, k) for doc in ("README.md", "docs/workload.md")
+             for k in re.findall(r"`gateway\.([A-Za-z]+)", (root / doc).read_text())}
+    assert named and {(doc, k) for doc, k in named if k not in keys} == set()
 
 
 # -- dashboard ------------------------------------------------------------------------------------------------------
