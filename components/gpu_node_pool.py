@@ -25,8 +25,10 @@ pkg/apis/v1/labels.go LabelInstanceLocalNVME; set from DescribeInstanceTypes in 
 EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 """Keeps GPU nodes out of every load balancer's targets (the in-tree service controller and the AWS Load Balancer
 Controller honour it: https://kubernetes.io/docs/reference/labels-annotations-taints/#node-kubernetes-io-exclude-from-external-load-balancers),
-so consolidating a GPU node never cuts gateway connections. Karpenter accepts the node.kubernetes.io domain in
-NodePool labels (kubernetes-sigs/karpenter pkg/apis/v1/labels.go LabelDomainExceptions)."""
+so consolidating a GPU node never cuts gateway connections. Karpenter accepts it in NodePool labels: only the
+karpenter.sh and karpenter.k8s.aws domains and kubernetes.io/hostname are restricted (kubernetes-sigs/karpenter@v1.14.1
+pkg/apis/v1/labels.go RestrictedLabelDomains, RestrictedLabels; the NodePool CRD's template.metadata.labels rules), and
+the kubelet may set node.kubernetes.io/* labels on itself (NodeRestriction admission)."""
 
 
 class AmiFamily(str, Enum):

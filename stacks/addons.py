@@ -18,7 +18,7 @@ from .snapshot import resolve_data_volume
 def _pool_args(p) -> GpuPoolArgs:
     return GpuPoolArgs(
         name=p.name,
-        traffic_class=p.traffic_class or p.name,
+        traffic_class=p.traffic_class_label,
         instance_families=list(p.instance_families),
         gpus_per_node=list(p.gpus_per_node),
         capacity_types=[c.value for c in p.capacity_types],

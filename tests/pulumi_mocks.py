@@ -328,13 +328,20 @@ class Mocks(pulumi.runtime.Mocks):
     def _vpc_endpoint_service(self, a: dict) -> dict:
         """getVpcEndpointService as the provider answers it: `service` means `com.amazonaws.<provider region>.<service>`
         (hashicorp/terraform-provider-aws internal/service/ec2/vpc_endpoint_service_data_source.go), filtered by
-        `serviceType`; no match is the provider's error, not an empty answer."""
+        `serviceType`; no match is the provider's error, not an empty answer, and so is more than one: without
+        `serviceType`, `s3` names both the Gateway and the Interface service and the provider refuses to pick."""
         service, stype = a.get("service"), a.get("serviceType")
         name = a.get("serviceName") or f"com.amazonaws.{REGION}.{service}"
-        offered = self.GATEWAY_SERVICES if stype == "Gateway" else self.INTERFACE_SERVICES
-        if name not in {f"com.amazonaws.{REGION}.{s}" for s in offered}:
+        offered = {"Gateway": self.GATEWAY_SERVICES, "Interface": self.INTERFACE_SERVICES}
+        types = [t for t, names in offered.items() if (stype is None or t == stype)
+                 and name in {f"com.amazonaws.{REGION}.{s}" for s in names}]
+        if not types:
             raise Exception("no matching EC2 VPC Endpoint Service found")
-        return {"serviceName": name, "serviceType": stype or "Interface", "service": service, "owner": "amazon",
+        if len(types) > 1:
+            raise Exception("multiple EC2 VPC Endpoint Services matched; use additional constraints to reduce "
+                            "matches to a single EC2 VPC Endpoint Service")
+        stype = types[0]
+        return {"serviceName": name, "serviceType": stype, "service": service, "owner": "amazon",
                 "serviceId": f"vpce-svc-{suffix(name)}0000000000", "vpcEndpointPolicySupported": True,
                 "acceptanceRequired": False, "id": suffix(name)}
 

@@ -314,3 +314,22 @@ def test_config_error_unpinned_ami():
         "gpu-burst:gpu.amiVersion: 'latest' drifts every GPU node on each AMI release; allowed: a pinned version, "
         "or latest with allowLatestAmi: true"]
     assert validate({**BASE, "gpu": {"amiVersion": "latest", "allowLatestAmi": True}}).gpu.ami_alias == "al2023@latest"
+
+
+def test_a_pool_without_traffic_class_labels_its_nodes_with_what_its_models_select(mocks):
+    # The model's nodeSelector and the NodePool's node label must be one value; with no trafficClass both fall back
+    # to the pool name through GpuPoolConfig.traffic_class_label.
+    import yaml
+    from stack_helpers import ROOT, evaluate_stack
+    from test_workload_support import as_object
+
+    gpu = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["gpu-burst:gpu"]
+    gpu["pools"] = [{k: v for k, v in p.items() if k != "trafficClass"} for p in gpu["pools"]]
+    evaluate_stack("dev", {"gpu": gpu})
+    (pool,) = [as_object(r) for r in mocks.of_type("kubernetes:karpenter.sh/v1:NodePool")]
+    label = pool["spec"]["template"]["metadata"]["labels"]["gpu-burst.io/traffic-class"]
+    assert label == gpu["pools"][0]["name"]
+    models = [as_object(r) for r in mocks.of_type("kubernetes:apps/v1:Deployment")
+              if "nvidia.com/gpu.present" in (as_object(r)["spec"]["template"]["spec"].get("nodeSelector") or {})]
+    assert models and all(m["spec"]["template"]["spec"]["nodeSelector"]["gpu-burst.io/traffic-class"] == label
+                          for m in models)

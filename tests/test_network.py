@@ -5,7 +5,7 @@ import re
 import pulumi
 import pytest
 
-from pulumi_mocks import REGION
+from pulumi_mocks import REGION, Mocks
 from stack_cache import evaluated
 from stack_helpers import evaluate, evaluate_stack, resolve
 
@@ -179,3 +179,17 @@ def test_component_exports_interface_endpoint_ids_by_service(mocks):
     assert set(ids) == set(INTERFACE_ENDPOINT_SERVICES)
     assert ids["eks-auth"] == _id(mocks, "edge-eks-auth-endpoint")
     assert [e.inputs["vpcEndpointType"] for e in _endpoints(mocks)] == ["Interface"] * 4
+
+
+def test_the_endpoint_service_mock_refuses_an_ambiguous_lookup_like_the_provider():
+    # The region offers S3 as a Gateway and as an Interface service: without serviceType the provider's data source
+    # finds two and refuses ("multiple EC2 VPC Endpoint Services matched", terraform-provider-aws
+    # internal/service/ec2/vpc_endpoint_service_data_source.go), so a lookup that forgets it must fail here too.
+    m = Mocks()
+    with pytest.raises(Exception, match="multiple EC2 VPC Endpoint Services matched"):
+        m._vpc_endpoint_service({"service": "s3"})
+    assert m._vpc_endpoint_service({"service": "s3", "serviceType": "Gateway"})["serviceType"] == "Gateway"
+    assert m._vpc_endpoint_service({"service": "s3", "serviceType": "Interface"})["serviceType"] == "Interface"
+    assert m._vpc_endpoint_service({"service": "ecr.dkr"})["serviceName"] == f"com.amazonaws.{REGION}.ecr.dkr"
+    with pytest.raises(Exception, match="no matching EC2 VPC Endpoint Service found"):
+        m._vpc_endpoint_service({"service": "ecr.dkr", "serviceType": "Gateway"})

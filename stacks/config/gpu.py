@@ -203,6 +203,11 @@ class GpuPoolConfig(Strict):
                                         f"least {need[worst]}"))
         return self
 
+    @property
+    def traffic_class_label(self) -> str:
+        """Value of the pool's `gpu-burst.io/traffic-class` node label, and what the models of its class select."""
+        return self.traffic_class or self.name
+
 
 AL2023_AMI_VERSION = "v20260714"
 """Pinned EKS AL2023 AMI release: AMI Release v20260714 of awslabs/amazon-eks-ami (tag v20260714, CHANGELOG.md
@@ -386,8 +391,7 @@ class GpuConfig(Strict):
 
     def traffic_class_of(self, pool: str) -> str:
         """Traffic class of the named pool (what a model of that pool selects)."""
-        p = next(p for p in self.pools if p.name == pool)
-        return p.traffic_class or p.name
+        return next(p for p in self.pools if p.name == pool).traffic_class_label
 
     @model_validator(mode="after")
     def _image_volume(self):
