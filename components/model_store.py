@@ -20,8 +20,9 @@ STAGING_PIP = ("boto3==1.44.8", "botocore==1.44.8", "s3transfer==0.19.3")
 STAGING_PROGRAM = Path(__file__).parent / "staging" / "stage_model.py"
 COMPILE_CACHE_PROGRAM = Path(__file__).parent / "staging" / "compile_cache.py"
 MANIFEST_ROOT = "_manifests"
-COMPILE_CACHE_ROOT = "_compile-cache"
 """Manifests live outside every model prefix, so the model pods' read-only grant does not cover them."""
+COMPILE_CACHE_ROOT = "_compile-cache"
+"""Compile caches live outside every model prefix too: the pods' write grant on their cache never covers weights."""
 HF_TOKEN_KEY = "token"
 RUN_AS_UID = 65532
 IAM_ROLE_NAME_MAX = 64
