@@ -89,7 +89,8 @@ def weights_args(model: str, weights: Optional[WeightsSourceArgs]) -> list:
 TOOLS_MOUNT = "/opt/gpu-burst"
 COMPILE_CACHE_WRAPPER = (
     f"python3 {TOOLS_MOUNT}/compile_cache.py restore; "
-    f"(python3 {TOOLS_MOUNT}/compile_cache.py save &); "
+    # The saver polls the port vLLM serves on (its own default is only a fallback for a manual run).
+    f"(python3 {TOOLS_MOUNT}/compile_cache.py save --health http://127.0.0.1:{VLLM_PORT}/health &); "
     'exec vllm serve "$@"')
 """Restore the compile cache, leave a saver behind that uploads new artifacts once /health answers, then become
 vLLM (exec: it stays the container's main process and receives SIGTERM)."""

@@ -20,10 +20,19 @@ STAGING_PIP = ("boto3==1.44.8", "botocore==1.44.8", "s3transfer==0.19.3")
 STAGING_PROGRAM = Path(__file__).parent / "staging" / "stage_model.py"
 COMPILE_CACHE_PROGRAM = Path(__file__).parent / "staging" / "compile_cache.py"
 MANIFEST_ROOT = "_manifests"
-COMPILE_CACHE_ROOT = "_compile-cache"
 """Manifests live outside every model prefix, so the model pods' read-only grant does not cover them."""
+COMPILE_CACHE_ROOT = "_compile-cache"
+"""Compile caches live outside every model prefix too: the pods' write grant on their cache never covers weights."""
 HF_TOKEN_KEY = "token"
 RUN_AS_UID = 65532
+IAM_ROLE_NAME_MAX = 64
+"""IAM role names are at most 64 characters; pulumi-aws auto-names a Role `<logical name>-<7 hex>` and refuses a
+logical name that leaves no room (pulumi-aws provider/resources.go `aws_iam_role`: AutoName("name", 64, "-"))."""
+AUTONAME_SUFFIX = 8
+"""`-` and 7 random hex characters."""
+ROLE_SUFFIXES = {"reader": "reader", "staging": "writer"}
+"""Logical-name suffix of each grant's IAM role: short, so `weights-<40-character served name>-<suffix>` still
+auto-names within IAM's limit, and distinct from the Job (`-staging`) and ConfigMap (`-stager`) names."""
 
 
 def model_prefix(hf_model_id: str, revision: str) -> str:
@@ -197,6 +206,10 @@ class ModelWeights(pulumi.ComponentResource):
     """ConfigMap holding compile_cache.py, mounted by the model pods."""
 
     def __init__(self, name: str, args: ModelWeightsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        allowed = IAM_ROLE_NAME_MAX - AUTONAME_SUFFIX - 1 - max(map(len, ROLE_SUFFIXES.values()))
+        if len(name) > allowed:
+            raise ValueError(f"ModelWeights '{name}': name longer than {allowed} characters, too long for its IAM "
+                             f"role names (at most {IAM_ROLE_NAME_MAX} with the auto-name suffix)")
         super().__init__(token("ModelWeights"), name, None, opts)
         deps = deps_of(opts)
         served = args["served_name"]
@@ -216,7 +229,7 @@ class ModelWeights(pulumi.ComponentResource):
                 opts=child(self, deps),
             )
             iam_role = aws.iam.Role(
-                f"{name}-{role}-role",
+                f"{name}-{ROLE_SUFFIXES[role]}",
                 assume_role_policy=pulumi.Output.all(account, args["cluster_name"], sa.metadata.namespace,
                                                      sa.metadata.name).apply(
                     lambda a: json.dumps(pod_identity_trust(*a))),

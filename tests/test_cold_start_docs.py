@@ -36,4 +36,10 @@ def test_the_docs_name_what_the_code_does():
     for needle in ("--load-format=runai_streamer", "pulumi.com/replaceUnready", "_manifests/", "HF_HUB_OFFLINE",
                    "guidellm-burst-from-zero-prod.yaml", "dataVolumeSnapshotId", "burstctl estimate"):
         assert needle in text, needle
+    # The compile-cache key the docs spell out is the one the code builds.
+    from components.model_store import compile_cache_prefix
+
+    image_segment = compile_cache_prefix("o/m", "r", "vllm/vllm-openai:v0.33.0").rsplit("/", 1)[1]
+    digest_segment = compile_cache_prefix("o/m", "r", "vllm/vllm-openai@sha256:ab").rsplit("/", 1)[1]
+    assert f"`{image_segment}`" in text and digest_segment.replace("ab", "<hex>") in text
     assert "cold-start.md" in (ROOT / "docs" / "cli.md").read_text()

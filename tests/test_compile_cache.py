@@ -2,6 +2,7 @@
 
 import http.server
 import json
+import shlex
 import sys
 import threading
 import uuid
@@ -122,6 +123,10 @@ def test_model_pods_restore_and_save_the_cache_around_vllm(mocks, stack):
         # The wrapper execs vllm (PID 1 gets SIGTERM); the args after the script are vLLM's own.
         assert c["command"] == ["/bin/sh", "-c", COMPILE_CACHE_WRAPPER, "vllm"]
         assert COMPILE_CACHE_WRAPPER.endswith('exec vllm serve "$@"')
+        # The saver waits on the very port and path the startup probe uses, whatever the container's port is.
+        save = shlex.split(COMPILE_CACHE_WRAPPER.split(";")[1].strip("() &"))
+        (port,) = [p["containerPort"] for p in c["ports"] if p["name"] == c["startupProbe"]["httpGet"]["port"]]
+        assert save[save.index("--health") + 1] == f"http://127.0.0.1:{int(port)}{c['startupProbe']['httpGet']['path']}"
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["COMPILE_CACHE_URI"].endswith(f"/_compile-cache/{m.hf_model_id}/{m.revision}/vllm-openai-v0.33.0/")
         assert env["VLLM_CACHE_ROOT"].startswith("/models/")

@@ -349,3 +349,17 @@ def test_deployment_readiness_probe_runs_that_program(mocks, stack):
         probe = named(mocks, "Deployment", m.served_name)["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
         assert probe["exec"]["command"] == ["python3", "-c", readiness_program(VLLM_PORT)]
         assert "VLLM_API_KEY" in probe["exec"]["command"][2] and "Bearer" in probe["exec"]["command"][2]
+
+
+def test_a_streamer_buffer_as_large_as_the_memory_limit_is_refused():
+    """memory_limit is a CPU buffer inside the vLLM container: at or above the memory limit the pod is OOM-killed
+    while loading, so the config refuses it, naming the key."""
+    from stacks.config import ConfigError, validate
+
+    model = {"servedName": "m", "hfModelId": "o/m", "revision": "0" * 40, "memory": "12Gi"}
+    ok = validate({"environment": "dev", "region": "us-west-2", "models": [{**model, "runaiMemoryLimitGib": 11}]})
+    assert ok.models[0].runai_memory_limit_gib == 11
+    with pytest.raises(ConfigError) as e:
+        validate({"environment": "dev", "region": "us-west-2", "models": [{**model, "runaiMemoryLimitGib": 12}]})
+    assert any(line.startswith("gpu-burst:models[0].runaiMemoryLimitGib:") and "allowed: less than memory" in line
+               for line in e.value.lines), e.value.lines

@@ -82,7 +82,7 @@ def test_model_pods_get_read_only_access_to_their_prefix(stack):
     name = _bucket(mocks)
     for m in cfg.models:
         prefix = f"{m.hf_model_id}/{m.revision}"
-        role = _one(mocks, f"weights-{m.served_name}-reader-role").inputs
+        role = _one(mocks, f"weights-{m.served_name}-reader").inputs
         assert json.loads(role["assumeRolePolicy"])["Statement"] == [{
             "Sid": "AllowEksAuthToAssumeRoleForPodIdentity", "Effect": "Allow",
             "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"],
@@ -105,7 +105,7 @@ def test_model_pods_get_read_only_access_to_their_prefix(stack):
         assoc = _one(mocks, f"weights-{m.served_name}-reader-identity").inputs
         assert (assoc["clusterName"], assoc["namespace"], assoc["serviceAccount"]) == (
             CLUSTER, "inference", f"{m.served_name}-weights")
-        assert assoc["roleArn"] == mocks.state(f"weights-{m.served_name}-reader-role")["arn"]
+        assert assoc["roleArn"] == mocks.state(f"weights-{m.served_name}-reader")["arn"]
         sa = named(mocks, "ServiceAccount", f"{m.served_name}-weights")
         assert sa["automountServiceAccountToken"] is False
         # The Deployment's service account is the association's output (a data dependency), not a literal.
@@ -184,3 +184,28 @@ def test_replicas_need_no_internet_or_token(stack):
         assert env["HF_HUB_OFFLINE"] == "1" and env["AWS_REGION"] == cfg.region
         assert c["args"][0] == f"s3://{_bucket(mocks)}/{m.hf_model_id}/{m.revision}/"
         assert "HF_TOKEN" not in env
+
+
+def test_iam_role_names_of_the_longest_served_name_fit_iam(mocks):
+    """pulumi-aws auto-names a Role `<logical name>-<7 hex>` and refuses one beyond IAM's 64 characters
+    (provider/resources.go aws_iam_role AutoName("name", 64, "-")); the config allows 40-character served names."""
+    from stack_helpers import evaluate
+
+    from components.model_store import ModelWeights
+    from stacks.config.models import ModelConfig
+
+    served = "m" * ModelConfig.model_fields["served_name"].metadata[0].max_length
+    evaluate(lambda: ModelWeights(f"weights-{served}", {
+        "bucket_name": "b", "cluster_name": CLUSTER, "namespace": "inference", "served_name": served,
+        "hf_model_id": "o/m", "revision": "0" * 40}))
+    roles = [r.name for r in mocks.created if r.typ == "aws:iam/role:Role"]
+    assert len(roles) == 2 and all(len(n) + 8 <= 64 for n in roles), roles
+
+
+def test_a_name_too_long_for_iam_is_refused_before_any_resource(mocks):
+    from components.model_store import ModelWeights
+
+    with pytest.raises(ValueError, match="too long for its IAM role names"):
+        ModelWeights("w" * 50, {"bucket_name": "b", "cluster_name": CLUSTER, "namespace": "inference",
+                                "served_name": "m", "hf_model_id": "o/m", "revision": "0" * 40})
+    assert mocks.created == []

@@ -236,6 +236,16 @@ class ModelConfig(Strict):
                                        "against the memory limit); allowed: less than memory"))
         return self
 
+    @model_validator(mode="after")
+    def _streamer_buffer_within_memory(self):
+        # The streamer's CPU buffer is allocated in the vLLM container, so it counts against its memory limit: a buffer
+        # as large as the limit gets the pod OOM-killed while loading, on every cold start, after a GPU was bought.
+        if self.runai_memory_limit_gib * 2**30 >= quantity_value(self.memory):
+            raise Problems(("runaiMemoryLimitGib", f"{self.runai_memory_limit_gib} GiB is not below memory "
+                                                   f"'{self.memory}' (the streamer's buffer counts against the memory "
+                                                   "limit); allowed: less than memory"))
+        return self
+
     # -- derived values used by the components ----------------------------------------------------------------
     @property
     def idle_seconds(self) -> int:
