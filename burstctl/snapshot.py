@@ -619,8 +619,11 @@ def operator_policy(partition: str, region: str, account: str, builder_role_arn:
     (Systems Manager user guide, "Restricting Run Command access based on tags"), pass only the builder's role to
     EC2. `ecr_repositories` (ARN patterns) add the pull rights the ECR token carries. sts:GetCallerIdentity needs no
     permission (STS API reference)."""
+    from burstctl.program import stack_config
+
     ec2 = f"arn:{partition}:ec2:{region}"
-    snap_tag = "gpu-burst.io/image-snapshot"
+    # The key the build tags the snapshot with and the stack's `auto` lookup filters on: one constant, not a copy.
+    snap_tag = stack_config().SNAPSHOT_TAG
     statements: list[dict[str, Any]] = [
         {"Sid": "Describe", "Effect": "Allow",  # these EC2/SSM reads support no resource-level permissions
          "Action": ["ec2:DescribeSnapshots", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",
