@@ -3,7 +3,8 @@ GPU nodes restore it as /dev/xvdb (`gpu.dataVolumeSnapshotId: auto` or the id) i
 start.
 
 What it does is what aws-samples/bottlerocket-images-cache@3370ea0 (snapshot.sh, ebs-snapshot-instance.yaml) does,
-with the stack's own values and clean-up on every failure:
+with the stack's own values and clean-up on every failure (but without its `ctr images rm` of what the fresh data
+volume already holds: those images stay):
 
 1. the references the model pods pull (`components.image_cache.pulled_images`, the pull-through-cache reference
    when `gpu.imageCache` is set) and the stack's Bottlerocket release, Kubernetes version and architecture give the
