@@ -420,7 +420,8 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     image_nat = 0.0 if gpu.data_volume_snapshot_id else (image_gb if not (gpu.image_cache and endpoint) else 0.0)
     stack.nat_gb = image_nat + (0.0 if endpoint else wgb)
     stack.nat_formula = " + ".join(filter(None, [
-        "image (Docker Hub)" if image_nat else "",
+        # With the pull-through cache but no S3 gateway endpoint, the layers come from ECR's S3 through the NAT.
+        ("image (ECR pull-through cache)" if gpu.image_cache else "image (Docker Hub)") if image_nat else "",
         "" if endpoint else "weights (no S3 gateway endpoint the stack knows of)"])) or "nothing (S3 gateway endpoint)"
     price = PRICE_PER_HOUR.get(itype)
     figures = list({fig.key: fig for p in (baseline, stack) for ph in p.phases for fig in ph.figures}.values())

@@ -302,6 +302,20 @@ def check_ami(clients: AwsClients, cfg: Any) -> list[Check]:
     return checks
 
 
+def _too_big(cfg: Any, snap: dict, what: str) -> Optional[Check]:
+    """A failing check when the GPU nodes' data volume (gpu.volumeSizeGib) is smaller than the snapshot: EC2 refuses
+    a volume smaller than its snapshot (CreateVolume / EbsBlockDevice `VolumeSize`: "must be equal to or larger than
+    the snapshot size"), so every GPU launch would fail; `pulumi up` refuses the same for `auto`."""
+    size, want = int(snap.get("VolumeSize") or 0), cfg.gpu.volume_size_gib
+    if size <= want:
+        return None
+    sid = snap["SnapshotId"]
+    return Check("data-volume snapshot", "fail", f"{what} {sid} is {size} GiB, larger than gpu.volumeSizeGib "
+                 f"({want} GiB)", f"GPU nodes cannot restore it onto a smaller volume: set gpu-burst:gpu.volumeSizeGib "
+                 f"to at least {size}, or rebuild it with `burstctl snapshot build ... --volume-size-gib {want}`",
+                 {"snapshot_id": sid, "volume_size_gib": size, "gpu_volume_size_gib": want})
+
+
 def check_image_snapshot(clients: AwsClients, cfg: Any) -> list[Check]:
     """The pre-loaded data-volume snapshot: a `snap-` id must be a completed snapshot; for `auto`, whether the one
     the stack will look for exists yet (without it the deploy still works: the nodes pull the image)."""
@@ -323,7 +337,8 @@ def check_image_snapshot(clients: AwsClients, cfg: Any) -> list[Check]:
                 return [Check(name, "fail", f"cannot read {sid} ({what})", todo)]
         state = snaps[0]["State"] if snaps else "missing"
         if state == "completed":
-            return [Check(name, "pass", f"{sid} is completed", data={"snapshot_id": sid})]
+            return [_too_big(cfg, snaps[0], "gpu.dataVolumeSnapshotId")
+                    or Check(name, "pass", f"{sid} is completed", data={"snapshot_id": sid})]
         return [Check(name, "fail", f"gpu.dataVolumeSnapshotId {sid} is {state} in {clients.region}",
                       "GPU nodes cannot launch from it: use a completed snapshot of this account and region, or "
                       "`auto` with `burstctl snapshot build`", {"snapshot_id": sid, "state": state})]
@@ -338,6 +353,9 @@ def check_image_snapshot(clients: AwsClients, cfg: Any) -> list[Check]:
         return [Check(name, "fail", f"cannot look up the snapshot: {e}", "see the message")]
     data = {"images": images, "tags": tags}
     if found:
+        too_big = _too_big(cfg, found, "dataVolumeSnapshotId: auto found")
+        if too_big:
+            return [too_big]
         return [Check(name, "pass", f"auto: {found['SnapshotId']} holds {', '.join(images)} for Bottlerocket "
                       f"{tags['gpu-burst.io/bottlerocket-version']}", data={**data, "snapshot_id": found["SnapshotId"]})]
     return [Check(name, "warn", f"auto: no completed snapshot of this account holds {', '.join(images)} for "

@@ -3,7 +3,8 @@ GPU nodes restore it as /dev/xvdb (`gpu.dataVolumeSnapshotId: auto` or the id) i
 start.
 
 What it does is what aws-samples/bottlerocket-images-cache@3370ea0 (snapshot.sh, ebs-snapshot-instance.yaml) does,
-with the stack's own values and clean-up on every failure:
+with the stack's own values and clean-up on every failure (but without its `ctr images rm` of what the fresh data
+volume already holds: those images stay):
 
 1. the references the model pods pull (`components.image_cache.pulled_images`, the pull-through-cache reference
    when `gpu.imageCache` is set) and the stack's Bottlerocket release, Kubernetes version and architecture give the
@@ -619,8 +620,11 @@ def operator_policy(partition: str, region: str, account: str, builder_role_arn:
     (Systems Manager user guide, "Restricting Run Command access based on tags"), pass only the builder's role to
     EC2. `ecr_repositories` (ARN patterns) add the pull rights the ECR token carries. sts:GetCallerIdentity needs no
     permission (STS API reference)."""
+    from burstctl.program import stack_config
+
     ec2 = f"arn:{partition}:ec2:{region}"
-    snap_tag = "gpu-burst.io/image-snapshot"
+    # The key the build tags the snapshot with and the stack's `auto` lookup filters on: one constant, not a copy.
+    snap_tag = stack_config().SNAPSHOT_TAG
     statements: list[dict[str, Any]] = [
         {"Sid": "Describe", "Effect": "Allow",  # these EC2/SSM reads support no resource-level permissions
          "Action": ["ec2:DescribeSnapshots", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes",

@@ -243,3 +243,8 @@ def test_nat_data_per_cold_start_by_hand():
     e = est.estimate(off, off.models[0])
     assert (e.paths[1].nat_gb, e.nat_cost(e.paths[1])) == (26.0, 1.17)
     assert e.as_dict()["paths"][1]["nat_cost_usd"] == 1.17
+    # The pull-through cache without the endpoint: the image still crosses the NAT, but from ECR, not Docker Hub.
+    secret = "arn:aws:secretsmanager:us-west-2:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
+    cached = validate({**raw, "gpu": {"imageCache": {"dockerHubCredentialArn": secret}}})
+    cs = est.estimate(cached, cached.models[0]).paths[1]
+    assert cs.nat_gb == 26.0 and cs.nat_formula.startswith("image (ECR pull-through cache) + weights")

@@ -442,9 +442,9 @@ def _pf_clients() -> Any:
                          REGION, None, boto3.client("sts", region_name=REGION))
 
 
-def _tagged_snapshot(tags: dict) -> str:
+def _tagged_snapshot(tags: dict, size_gib: int = 20) -> str:
     ec2 = boto3.client("ec2", region_name=REGION)
-    vol = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=20)["VolumeId"]
+    vol = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=size_gib)["VolumeId"]
     return ec2.create_snapshot(VolumeId=vol, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [
         {"Key": k, "Value": v} for k, v in tags.items()]}])["SnapshotId"]
 
@@ -472,6 +472,23 @@ def test_preflight_checks_an_explicit_snapshot_id(account):
     (bad,) = pf.check_image_snapshot(_pf_clients(), _cfg(dataVolumeSnapshotId="snap-0123456789abcdef0",
                                                          fastImagePull=False))
     assert bad.status == "fail" and "is missing" in bad.detail
+
+
+def test_preflight_fails_a_snapshot_larger_than_the_nodes_data_volume(account):
+    # EC2 refuses a volume smaller than its snapshot, so no GPU node could launch: explicit id and `auto` alike.
+    from burstctl import preflight as pf
+
+    cfg = _cfg(volumeSizeGib=150)
+    sid = _tagged_snapshot(image_snapshot_tags([VLLM], "1.64.0", "1.35"), size_gib=250)
+    (auto,) = pf.check_image_snapshot(_pf_clients(), cfg)
+    assert auto.status == "fail" and f"{sid} is 250 GiB, larger than gpu.volumeSizeGib (150 GiB)" in auto.detail
+    assert "--volume-size-gib 150" in auto.cause
+    (explicit,) = pf.check_image_snapshot(_pf_clients(), _cfg(volumeSizeGib=150, dataVolumeSnapshotId=sid,
+                                                              fastImagePull=False))
+    assert explicit.status == "fail" and explicit.data["volume_size_gib"] == 250
+    (fits,) = pf.check_image_snapshot(_pf_clients(), _cfg(volumeSizeGib=250, dataVolumeSnapshotId=sid,
+                                                          fastImagePull=False))
+    assert fits.status == "pass"
 
 
 # -- IAM -------------------------------------------------------------------------------------------------------------
