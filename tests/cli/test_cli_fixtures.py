@@ -66,6 +66,23 @@ def test_the_validation_rejects_what_keda_does_not_write():
     assert any("name" in e for e in validate_core(pod))
 
 
+# Karpenter's launch events carry the cloud provider's error cut to 300 characters plus "..."
+# (kubernetes-sigs/karpenter@v1.14.1:pkg/controllers/nodeclaim/lifecycle/events.go, launch.go truncateMessage); an
+# EC2 fleet error with its full quota text is longer than that, so a fixture that keeps it whole was never written.
+_KARPENTER_LAUNCH_EVENTS = ("InsufficientCapacityError", "NodeClassNotReady")
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_karpenter_launch_events_are_truncated_as_karpenter_writes_them(name: str):
+    events = [o for o in yaml.safe_load((FIXTURES / name).read_text())["items"]
+              if o["kind"] == "Event" and o.get("reason") in _KARPENTER_LAUNCH_EVENTS]
+    for ev in events:
+        prefix = f"NodeClaim {ev['involvedObject']['name']} event: "
+        assert ev["message"].startswith(prefix), ev["message"]
+        err = ev["message"][len(prefix):]
+        assert len(err) < 300 or (len(err) == 303 and err.endswith("...")), (len(err), err)
+
+
 @pytest.mark.parametrize("name", [n for n in ALL if n.startswith("Pulumi.")])
 def test_stack_files_validate_with_the_program_config(name: str):
     from burstctl import preflight as pf
