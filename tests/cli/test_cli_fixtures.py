@@ -66,6 +66,22 @@ def test_the_validation_rejects_what_keda_does_not_write():
     assert any("name" in e for e in validate_core(pod))
 
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@pytest.mark.parametrize("name", DUMPS)
+def test_uids_are_the_api_servers_and_events_point_at_their_object(name: str):
+    # The API server sets metadata.uid to a random UUID; an event recorder copies the object's reference, uid
+    # included (client-go tools/reference GetReference), so an event about an object in the dump carries its uid.
+    items = yaml.safe_load((FIXTURES / name).read_text())["items"]
+    uids = {(o["kind"], o["metadata"]["name"]): o["metadata"]["uid"] for o in items if o["kind"] != "Event"}
+    assert [u for u in uids.values() if not _UUID.match(u)] == []
+    for ev in (o for o in items if o["kind"] == "Event"):
+        ref = ev["involvedObject"]
+        assert _UUID.match(ref["uid"]), ref
+        assert ref["uid"] == uids.get((ref["kind"], ref["name"]), ref["uid"]), (ev["reason"], ref)
+
+
 # Karpenter's launch events carry the cloud provider's error cut to 300 characters plus "..."
 # (kubernetes-sigs/karpenter@v1.14.1:pkg/controllers/nodeclaim/lifecycle/events.go, launch.go truncateMessage); an
 # EC2 fleet error with its full quota text is longer than that, so a fixture that keeps it whole was never written.
