@@ -82,6 +82,19 @@ def test_uids_are_the_api_servers_and_events_point_at_their_object(name: str):
         assert ref["uid"] == uids.get((ref["kind"], ref["name"]), ref["uid"]), (ev["reason"], ref)
 
 
+@pytest.mark.parametrize("name", DUMPS)
+def test_keda_activation_names_the_active_metrics(name: str):
+    # KEDA names what activated the target by its external metric names ("s<index>-<metric>"), not by trigger
+    # names: kedacore/keda@v2.20.2 pkg/scaling/scale_handler.go (push scalers: ActiveTriggers: []string{metricName};
+    # polled scalers: metric.MetricName), message format in pkg/scaling/executor/scale_scaledobjects.go.
+    items = yaml.safe_load((FIXTURES / name).read_text())["items"]
+    metrics = {m for o in items if o["kind"] == "ScaledObject" for m in o["status"].get("externalMetricNames", [])}
+    for ev in (o for o in items if o["kind"] == "Event" and o.get("reason") == "KEDAScaleTargetActivated"):
+        m = re.fullmatch(r"Scaled \S+ \S+ from \d+ to \d+, triggered by (.+)", ev["message"])
+        assert m, ev["message"]
+        assert set(m[1].split(";")) <= metrics, (m[1], metrics)
+
+
 # Karpenter's launch events carry the cloud provider's error cut to 300 characters plus "..."
 # (kubernetes-sigs/karpenter@v1.14.1:pkg/controllers/nodeclaim/lifecycle/events.go, launch.go truncateMessage); an
 # EC2 fleet error with its full quota text is longer than that, so a fixture that keeps it whole was never written.
