@@ -95,6 +95,22 @@ def test_keda_activation_names_the_active_metrics(name: str):
         assert set(m[1].split(";")) <= metrics, (m[1], metrics)
 
 
+@pytest.mark.parametrize("name", DUMPS)
+def test_keda_prometheus_failures_are_the_http_clients_error(name: str):
+    # The prometheus scaler returns the Go HTTP client's error unwrapped (`Get "<url>": ...`) for a query it could
+    # not send, and KEDA records err.Error() as the event (kedacore/keda@v2.20.2 pkg/scalers/prometheus_scaler.go
+    # ExecutePromQuery, pkg/scaling/scale_handler.go KEDAScalerFailed); "error requesting metrics endpoint" is the
+    # metrics-api scaler's wording, not this one's.
+    from urllib.parse import quote_plus
+
+    items = yaml.safe_load((FIXTURES / name).read_text())["items"]
+    proms = [tr["metadata"] for o in items if o["kind"] == "ScaledObject" for tr in o["spec"]["triggers"]
+             if tr["type"] == "prometheus"]
+    for ev in (o for o in items if o["kind"] == "Event" and o.get("reason") == "KEDAScalerFailed"):
+        assert any(re.match(re.escape(f'Get "{p["serverAddress"]}/api/v1/query?query={quote_plus(p["query"])}&time=')
+                            + r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ": ', ev["message"]) for p in proms), ev["message"]
+
+
 # Karpenter's launch events carry the cloud provider's error cut to 300 characters plus "..."
 # (kubernetes-sigs/karpenter@v1.14.1:pkg/controllers/nodeclaim/lifecycle/events.go, launch.go truncateMessage); an
 # EC2 fleet error with its full quota text is longer than that, so a fixture that keeps it whole was never written.
