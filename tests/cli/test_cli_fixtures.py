@@ -111,6 +111,28 @@ def test_keda_prometheus_failures_are_the_http_clients_error(name: str):
                             + r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ": ', ev["message"]) for p in proms), ev["message"]
 
 
+@pytest.mark.parametrize("name", DUMPS)
+def test_keda_hpa_active_mirrors_the_hpa_in_the_dump(name: str):
+    # KEDA copies the HPA's ScalingActive condition into HPAActive on every scale loop: True/HPAActive when scaling,
+    # True/ScalingDisabled (the HPA's message) at zero replicas, else False with the HPA's reason
+    # (kedacore/keda@v2.20.2 pkg/scaling/executor/scale_scaledobjects.go getHPAHealth).
+    items = yaml.safe_load((FIXTURES / name).read_text())["items"]
+    hpas = {o["metadata"]["name"]: o for o in items if o["kind"] == "HorizontalPodAutoscaler"}
+    for so in (o for o in items if o["kind"] == "ScaledObject"):
+        mirrored = next((c for c in so["status"].get("conditions", []) if c["type"] == "HPAActive"), None)
+        hpa = hpas.get(so["status"].get("hpaName", ""))
+        if mirrored is None or hpa is None:
+            continue
+        active = next(c for c in hpa["status"]["conditions"] if c["type"] == "ScalingActive")
+        if active["status"] == "True":
+            want = ("True", "HPAActive")
+        elif active["reason"] == "ScalingDisabled":
+            want = ("True", "ScalingDisabled")
+        else:
+            want = ("False", active["reason"] or "HPAMetricsUnavailable")
+        assert (mirrored["status"], mirrored["reason"]) == want, (mirrored, active)
+
+
 # Karpenter's launch events carry the cloud provider's error cut to 300 characters plus "..."
 # (kubernetes-sigs/karpenter@v1.14.1:pkg/controllers/nodeclaim/lifecycle/events.go, launch.go truncateMessage); an
 # EC2 fleet error with its full quota text is longer than that, so a fixture that keeps it whole was never written.
