@@ -133,6 +133,14 @@ def test_keda_hpa_active_mirrors_the_hpa_in_the_dump(name: str):
         assert (mirrored["status"], mirrored["reason"]) == want, (mirrored, active)
 
 
+@pytest.mark.parametrize("name", DUMPS)
+def test_keda_health_only_with_a_fallback(name: str):
+    # "Health is only tracked for ScaledObjects with a valid fallback configured" (kedacore/keda@v2.20.2
+    # pkg/fallback/fallback.go GetMetricsWithFallback); the stack's ScaledObjects set no fallback.
+    for so in (o for o in yaml.safe_load((FIXTURES / name).read_text())["items"] if o["kind"] == "ScaledObject"):
+        assert "health" not in so["status"] or so["spec"].get("fallback"), so["metadata"]["name"]
+
+
 # Karpenter's launch events carry the cloud provider's error cut to 300 characters plus "..."
 # (kubernetes-sigs/karpenter@v1.14.1:pkg/controllers/nodeclaim/lifecycle/events.go, launch.go truncateMessage); an
 # EC2 fleet error with its full quota text is longer than that, so a fixture that keeps it whole was never written.
