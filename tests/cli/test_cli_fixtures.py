@@ -80,6 +80,10 @@ def test_uids_are_the_api_servers_and_events_point_at_their_object(name: str):
         ref = ev["involvedObject"]
         assert _UUID.match(ref["uid"]), ref
         assert ref["uid"] == uids.get((ref["kind"], ref["name"]), ref["uid"]), (ev["reason"], ref)
+    # Owner references carry the owner's uid (Karpenter's registration sets the Node's owner to its NodeClaim).
+    for o in items:
+        for ref in o["metadata"].get("ownerReferences") or []:
+            assert ref["uid"] == uids.get((ref["kind"], ref["name"]), ref["uid"]), (o["metadata"]["name"], ref)
 
 
 @pytest.mark.parametrize("name", DUMPS)
