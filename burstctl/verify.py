@@ -240,7 +240,8 @@ def _scaled_object_ready(s: Snapshot, t: Target) -> list[Check]:
 
 def failing_triggers(so: Obj) -> list[str]:
     """The triggers KEDA counts failures for (status.health, keyed by external metric name `s<index>-<metric>`,
-    kedacore/keda@v2.20.2 pkg/fallback/fallback.go), named as in the spec."""
+    kedacore/keda@v2.20.2 pkg/fallback/fallback.go), named as in the spec. KEDA keeps status.health only for a
+    ScaledObject with a valid spec.fallback; without one this is empty and the KEDAScalerFailed event says more."""
     triggers = (so.get("spec") or {}).get("triggers") or []
     out = []
     for metric, h in sorted(((so.get("status") or {}).get("health") or {}).items()):

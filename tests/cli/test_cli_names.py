@@ -38,3 +38,22 @@ def test_default_target_finds_what_the_stack_renders(mocks, stack):
         assert node_selector[GPU_PRESENT_LABEL] == "true"
         # verify/timeline read the class the pods select under this key to find the pools that carry it.
         assert node_selector[TRAFFIC_CLASS_LABEL]
+
+
+def test_readme_names_every_command_the_cli_has():
+    # README's command list and table are how an operator finds a command; a command added to the CLI but not to
+    # them is invisible there.
+    import re
+    from pathlib import Path
+
+    import typer.main
+
+    from burstctl.cli import app
+
+    commands = set(typer.main.get_command(app).commands)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = re.search(r"`python -m burstctl --help` lists the operator commands \(([^)]*)\)", readme)
+    assert listed, "README lost its `python -m burstctl --help` sentence"
+    assert set(re.split(r",\s*", listed[1])) == commands
+    table = readme.split("## Operator CLI", 1)[1].split("\n## ", 1)[0]
+    assert {c for c in commands if not re.search(rf"^\| `{c}[ `]", table, re.M)} == set()

@@ -113,9 +113,9 @@ def test_scaledobject_not_ready_is_said_once_with_health(invoke, fixtures: Path)
     doc = json.loads(r.stdout)
     ready, *rest = doc["checks"]
     assert ready["status"] == "fail" and ready["cause"] == CAUSE_SO_NOT_READY.format(name="qwen2-5-1-5b-instruct", ns="inference")
-    assert "trigger 'queue-depth' (prometheus), metric s1-prometheus: 37 failures in a row" in ready["detail"]
     assert "connection refused" in ready["detail"]  # the latest KEDAScalerFailed event
-    assert ready["data"]["health"]["s1-prometheus"] == {"numberOfFailures": 37, "status": "Failing"}
+    # No spec.fallback, so KEDA keeps no status.health: the event is the only word on the failing trigger.
+    assert ready["data"]["health"] == {} and "failures in a row" not in ready["detail"]
     # Nothing downstream is blamed: no quota, no Prometheus query, no GPU node hints.
     assert [c["status"] for c in rest] == ["skip"] * 5
     assert all(not c["cause"] for c in rest)
@@ -123,12 +123,27 @@ def test_scaledobject_not_ready_is_said_once_with_health(invoke, fixtures: Path)
     assert r.stdout.count("a trigger fails") == 1 and "preflight" not in r.stdout
 
 
+def test_with_a_fallback_the_failing_trigger_is_named_from_health(invoke, fixtures: Path, tmp_path: Path):
+    # KEDA tracks status.health only for a ScaledObject with a valid spec.fallback (keda@v2.20.2 fallback.go).
+    def edit(items):
+        so = items[0]
+        so["spec"]["fallback"] = {"failureThreshold": 3, "replicas": 1}
+        so["status"]["health"] = {"s0-http_qwen2-5-1-5b-instruct_concurrency": {"numberOfFailures": 0,
+                                                                                "status": "Happy"},
+                                  "s1-prometheus": {"numberOfFailures": 37, "status": "Failing"}}
+
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit, "so-not-ready.yaml"),
+               "--json")
+    ready = json.loads(r.stdout)["checks"][0]
+    assert "trigger 'queue-depth' (prometheus), metric s1-prometheus: 37 failures in a row" in ready["detail"]
+    assert ready["data"]["health"]["s1-prometheus"] == {"numberOfFailures": 37, "status": "Failing"}
+
+
 def test_partial_trigger_error_warns_and_keeps_checking(invoke, fixtures: Path, tmp_path: Path):
     def edit(items):
         so = items[0]
         so["status"]["conditions"][0].update(status="Unknown", reason="PartialTriggerError",
                                              message="Some triggers defined in ScaledObject are not working correctly")
-        so["status"]["health"]["s1-prometheus"] = {"numberOfFailures": 4, "status": "Failing"}
 
     checks = _checks(invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit), "--json"))
     assert checks["scaledobject ready"]["status"] == "warn"
