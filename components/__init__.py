@@ -6,7 +6,7 @@ same folder is importable as ``components``. Imports stay relative so both names
 """
 
 from .alerts import Alerts, AlertsArgs
-from .cluster import EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
+from .cluster import EksAddonVersions, EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
 from .dashboards import Dashboards, DashboardsArgs
 from .edge_gateway import EdgeGateway, EdgeGatewayArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
@@ -48,7 +48,7 @@ __all__ = [
     "Alerts", "AlertsArgs",
     "AmiFamily",
     "Dashboards", "DashboardsArgs",
-    "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
+    "EksAddonVersions", "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
     "EdgeGateway", "EdgeGatewayArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
     "Karpenter", "KarpenterArgs",

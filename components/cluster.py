@@ -58,6 +58,20 @@ class SystemNodeGroupArgs(TypedDict):
     """Root volume size. Default 50."""
 
 
+class EksAddonVersions(TypedDict):
+    """The build of each EKS add-on (`aws eks describe-addon-versions`), e.g. v1.22.4-eksbuild.3. Given, never looked
+    up: left out, pulumi-eks resolves the newest vpc-cni and kube-proxy on every run and EKS picks one for the rest."""
+
+    vpc_cni: str
+    """vpc-cni build."""
+    kube_proxy: str
+    """kube-proxy build (its minor is the cluster's Kubernetes minor)."""
+    coredns: str
+    """coredns build."""
+    eks_pod_identity_agent: str
+    """eks-pod-identity-agent build."""
+
+
 class EksClusterArgs(TypedDict):
     """Inputs for EksCluster."""
 
@@ -72,6 +86,8 @@ class EksClusterArgs(TypedDict):
     """Subnets for internet-facing load balancers."""
     kubernetes_version: str
     """EKS version, e.g. 1.35 (must be one Karpenter 1.14 supports)."""
+    addon_versions: EksAddonVersions
+    """Builds of the vpc-cni, kube-proxy, coredns and eks-pod-identity-agent add-ons for kubernetes_version."""
     system_nodes: SystemNodeGroupArgs
     """The managed node group that runs Karpenter, KEDA, Prometheus and the gateway."""
     endpoint_public_access: NotRequired[bool]
@@ -150,6 +166,7 @@ class EksCluster(pulumi.ComponentResource):
             cluster_deps.append(log_group)
             self.log_group_name = log_group.name
 
+        versions = args["addon_versions"]
         kubeconfig_opts = {}
         if args.get("aws_profile"):
             kubeconfig_opts["provider_credential_opts"] = eks.KubeconfigOptionsArgs(profile_name=args["aws_profile"])
@@ -171,6 +188,13 @@ class EksCluster(pulumi.ComponentResource):
             endpoint_public_access=args.get("endpoint_public_access", True),
             public_access_cidrs=args.get("public_access_cidrs") if args.get("endpoint_public_access", True) else None,
             enabled_cluster_log_types=log_types or None,
+            # Pinned: without a version pulumi-eks resolves the newest build for the cluster version on every run.
+            vpc_cni_options=eks.VpcCniOptionsArgs(
+                addon_version=versions["vpc_cni"],
+                resolve_conflicts_on_update=eks.ResolveConflictsOnUpdate.OVERWRITE),
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(
+                version=versions["kube_proxy"],
+                resolve_conflicts_on_update=eks.ResolveConflictsOnUpdate.OVERWRITE),
             # Created below, after the system nodes exist: with no nodes the add-on times out DEGRADED.
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             tags=tags,
@@ -187,6 +211,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-pod-identity-agent",
             cluster_name=self.cluster_name,
             addon_name="eks-pod-identity-agent",
+            addon_version=versions["eks_pod_identity_agent"],
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
@@ -230,6 +255,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-coredns",
             cluster_name=self.cluster_name,
             addon_name="coredns",
+            addon_version=versions["coredns"],
             # EKS bootstraps a self-managed CoreDNS; take it over instead of failing on the conflict.
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",

@@ -62,6 +62,7 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         "private_subnet_ids": network.private_subnet_ids,
         "public_subnet_ids": network.public_subnet_ids,
         "kubernetes_version": cfg.cluster.kubernetes_version,
+        "addon_versions": {name.replace("-", "_"): v for name, v in cfg.cluster.eks_addon_versions.items()},
         "system_nodes": {
             "instance_types": sysn.instance_types, "desired_size": sysn.desired_size, "min_size": sysn.min_size,
             "max_size": sysn.max_size, "os": SystemNodeOs(sysn.ami.value), "disk_size_gib": sysn.disk_size_gib,

@@ -7,6 +7,9 @@
 - ARNs, queue URLs and ids are synthesised from the auto-name, so IAM documents reference realistic values.
 - `eks:index:Cluster` is a remote component: the mock returns its outputs, with `eksCluster` as a *resource
   reference* to a pre-registered `aws:eks/cluster:Cluster`, as the real pulumi-eks provider does.
+- What the pulumi-eks provider registers inside `eks:index:Cluster` (its kube-proxy, vpc-cni and coredns Addons) is
+  emulated in `provider_children`, with the versions pulumi-eks would resolve (`aws:eks/getAddonVersion`, answered
+  from `newest_addon_versions` / `default_addon_versions`).
 - The stock MockMonitor lacks `Call`; `RecordingMonitor` adds it for resource methods.
 """
 
@@ -111,6 +114,14 @@ class Mocks(pulumi.runtime.Mocks):
         """Logical name -> the state the mock provider returned (inputs plus auto-names, ARNs, ids)."""
         self.resources_at_call: list[int] = []
         """For each entry of `calls`, how many resources had been registered when it was made."""
+        self.newest_addon_versions: dict[str, str] = dict(self.NEWEST_ADDON_VERSIONS)
+        """What getAddonVersion answers with mostRecent: add-on name -> build (`{k8s}`: the Kubernetes version)."""
+        self.default_addon_versions: dict[str, str] = dict(self.DEFAULT_ADDON_VERSIONS)
+        """What getAddonVersion answers without mostRecent (EKS's default build for the Kubernetes version)."""
+        self.provider_children: list[tuple[str, str, dict]] = []
+        """(type, name, inputs) of the resources the pulumi-eks provider registers inside an eks:index:Cluster."""
+        self.provider_invokes: list[tuple[str, dict]] = []
+        """(token, args) of the invokes the pulumi-eks provider makes itself (not through this program)."""
         self.snapshots: list[dict] = []
         """EBS snapshots the account can see, shaped like DescribeSnapshots entries (SnapshotId, OwnerId, State,
         StartTime as an ISO string, Tags as [{Key, Value}]); answered by getSnapshotIds."""
@@ -245,6 +256,41 @@ class Mocks(pulumi.runtime.Mocks):
             out.setdefault("arn", _arn(t.split(":")[1].split("/")[0], name))
         return [rid, out]
 
+    NEWEST_ADDON_VERSIONS = {"vpc-cni": "v1.23.1-eksbuild.2", "kube-proxy": "v{k8s}.9-eksbuild.4",
+                             "coredns": "v1.14.7-eksbuild.1", "eks-pod-identity-agent": "v1.3.12-eksbuild.1"}
+    DEFAULT_ADDON_VERSIONS = {"vpc-cni": "v1.22.4-eksbuild.3", "kube-proxy": "v{k8s}.3-eksbuild.13",
+                              "coredns": "v1.14.3-eksbuild.3", "eks-pod-identity-agent": "v1.3.10-eksbuild.3"}
+
+    def _addon_version(self, a: dict) -> dict:
+        """getAddonVersion (DescribeAddonVersions for one add-on and Kubernetes version): the newest build with
+        `mostRecent`, else EKS's default (hashicorp/terraform-provider-aws eks/addon_version_data_source.go)."""
+        table = self.newest_addon_versions if a.get("mostRecent") else self.default_addon_versions
+        k8s = a.get("kubernetesVersion")
+        return {"addonName": a["addonName"], "kubernetesVersion": k8s, "mostRecent": bool(a.get("mostRecent")),
+                "version": table[a["addonName"]].format(k8s=k8s), "id": a["addonName"]}
+
+    def _eks_addons(self, name: str, out: dict, cluster_name: str) -> None:
+        """The Addons pulumi-eks (4.4.0, nodejs/eks/cluster/cluster.ts and addons/cni-addon.ts) registers itself:
+        kube-proxy and vpc-cni unless turned off, coredns only if enabled with a default node group or explicitly;
+        an option without a version is resolved with getAddonVersion(mostRecent: true) on every run."""
+        wanted = []
+        kp, cni, dns = (out.get(k) or {} for k in ("kubeProxyAddonOptions", "vpcCniOptions", "corednsAddonOptions"))
+        if kp.get("enabled", True):
+            wanted.append(("kube-proxy", f"{name}-kube-proxy", kp.get("version"), kp))
+        if not out.get("useDefaultVpcCni"):
+            wanted.append(("vpc-cni", f"{name}-vpc-cni", cni.get("addonVersion"), cni))
+        if dns.get("enabled") is True or (not out.get("skipDefaultNodeGroup") and dns.get("enabled", True)):
+            wanted.append(("coredns", f"{name}-coredns", dns.get("version"), dns))
+        for addon, child, version, opts in wanted:
+            if not version:
+                query = {"addonName": addon, "kubernetesVersion": out.get("version", "1.35"), "mostRecent": True}
+                self.provider_invokes.append(("aws:eks/getAddonVersion:getAddonVersion", query))
+                version = self._addon_version(query)["version"]
+            self.provider_children.append(("aws:eks/addon:Addon", child, {
+                "clusterName": cluster_name, "addonName": addon, "addonVersion": version, "preserve": True,
+                "resolveConflictsOnCreate": opts.get("resolveConflictsOnCreate", "OVERWRITE"),
+                "resolveConflictsOnUpdate": opts.get("resolveConflictsOnUpdate", "OVERWRITE")}))
+
     def _eks_cluster(self, args: MockResourceArgs, out: dict):
         cluster_name = out.get("name") or f"{args.name}-eksCluster-{suffix(args.name)}"
         endpoint = "https://ABCDEF0123456789.gr7.us-west-2.eks.amazonaws.com"
@@ -259,6 +305,7 @@ class Mocks(pulumi.runtime.Mocks):
                            "subnetIds": out.get("privateSubnetIds", [])},
              "accessConfig": {"authenticationMode": out.get("authenticationMode")}},
         )
+        self._eks_addons(args.name, out, cluster_name)
         issuer = f"oidc.eks.{REGION}.amazonaws.com/id/ABCDEF0123456789"
         out.update({
             "kubeconfig": kc, "kubeconfigJson": json.dumps(kc), "eksCluster": eks_cluster,
@@ -368,6 +415,8 @@ class Mocks(pulumi.runtime.Mocks):
             return self._snapshot_ids(args.args)
         if tok == "aws:ebs/getSnapshot:getSnapshot":
             return self._snapshot(args.args)
+        if tok == "aws:eks/getAddonVersion:getAddonVersion":
+            return self._addon_version(args.args)
         if tok == "eks:index:Cluster/getKubeconfig":
             return {"result": json.dumps({"kind": "Config", "roleArn": args.args.get("roleArn")})}
         return {}

@@ -151,6 +151,31 @@ BAD = [
     ('k8s-version-130-float', {"cluster": {"kubernetesVersion": 1.30}}, [
         'gpu-burst:cluster.kubernetesVersion: expected a string, got the number 1.3 (YAML reads it as a number); quote it, e.g. kubernetesVersion: "1.35"; allowed: \'1.35\' or \'1.36\'',
     ]),
+    ('addon-version-not-a-build', {"cluster": {"addonVersions": {"coredns": "1.14.3"}}}, [
+        "gpu-burst:cluster.addonVersions.coredns: '1.14.3' is not an EKS add-on version; allowed: v<major>.<minor>.<patch>-eksbuild.<build> as `aws eks describe-addon-versions` lists it, e.g. v1.14.3-eksbuild.3",
+    ]),
+    ('addon-version-latest', {"cluster": {"addonVersions": {"vpc-cni": "latest"}}}, [
+        "gpu-burst:cluster.addonVersions.vpc-cni: 'latest' is not an EKS add-on version; allowed: v<major>.<minor>.<patch>-eksbuild.<build> as `aws eks describe-addon-versions` lists it, e.g. v1.22.4-eksbuild.3",
+    ]),
+    ('addon-version-yaml-number', {"cluster": {"addonVersions": {"vpc-cni": 1.22}}}, [
+        "gpu-burst:cluster.addonVersions.vpc-cni: '1.22' is not an EKS add-on version; allowed: v<major>.<minor>.<patch>-eksbuild.<build> as `aws eks describe-addon-versions` lists it, e.g. v1.22.4-eksbuild.3",
+    ]),
+    ('addon-version-self-managed-image-tag', {"cluster": {"addonVersions": {"kube-proxy": "v1.35.3-minimal-eksbuild.2"}}}, [
+        "gpu-burst:cluster.addonVersions.kube-proxy: 'v1.35.3-minimal-eksbuild.2' is the tag of a self-managed image, not an EKS add-on version; allowed: the same build without -minimal, e.g. v1.35.3-eksbuild.2",
+    ]),
+    ('addon-version-unknown-addon', {"cluster": {"addonVersions": {"aws-ebs-csi-driver": "v1.63.1-eksbuild.1"}}}, [
+        "gpu-burst:cluster.addonVersions.aws-ebs-csi-driver: unknown key; valid keys here: vpc-cni, kube-proxy, coredns, eks-pod-identity-agent",
+    ]),
+    ('addon-versions-not-a-mapping', {"cluster": {"addonVersions": "latest"}}, [
+        "gpu-burst:cluster.addonVersions: expected a mapping, got 'latest'; write it as indented key: value lines with keys: vpc-cni, kube-proxy, coredns, eks-pod-identity-agent",
+    ]),
+    ('kube-proxy-left-behind-by-a-kubernetes-upgrade', {"cluster": {"kubernetesVersion": "1.36", "addonVersions": {"kube-proxy": "v1.35.3-eksbuild.13"}}}, [
+        "gpu-burst:cluster.addonVersions.kube-proxy: 'v1.35.3-eksbuild.13' is kube-proxy for Kubernetes 1.35, not for kubernetesVersion 1.36; allowed: a v1.36.x build, e.g. v1.36.0-eksbuild.14 (the default for 1.36), or remove the key",
+    ]),
+    ('kube-proxy-pin-with-a-bad-version-and-a-bad-kubernetes-version', {"cluster": {"kubernetesVersion": "1.29", "addonVersions": {"kube-proxy": "v1.29.15-eksbuild.16", "coredns": "v1.11"}}}, [
+        "gpu-burst:cluster.kubernetesVersion: '1.29' is not allowed; allowed: '1.35' or '1.36'",
+        "gpu-burst:cluster.addonVersions.coredns: 'v1.11' is not an EKS add-on version; allowed: v<major>.<minor>.<patch>-eksbuild.<build> as `aws eks describe-addon-versions` lists it, e.g. v1.14.3-eksbuild.3",
+    ]),
     ('endpoint-bool', {"cluster": {"endpointPublicAccess": "maybe"}}, [
         "gpu-burst:cluster.endpointPublicAccess: expected true or false, got 'maybe'; write endpointPublicAccess: true or endpointPublicAccess: false",
     ]),
@@ -792,7 +817,14 @@ GOOD = [
                                               "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/"
                                                                 "0a1b2c3d-1111-2222-3333-444455556666"}},
      lambda c: c.gateway.public and c.gateway.certificate_arn),
-    ("kubernetes-136", {"cluster": {"kubernetesVersion": "1.36"}}, lambda c: c.cluster.kubernetes_version == "1.36"),
+    ("kubernetes-136", {"cluster": {"kubernetesVersion": "1.36"}}, lambda c: c.cluster.kubernetes_version == "1.36"
+     and c.cluster.eks_addon_versions["kube-proxy"].startswith("v1.36.")),
+    ("addon-versions-pinned", {"cluster": {"kubernetesVersion": "1.36", "addonVersions": {
+        "vpc-cni": "v1.23.0-eksbuild.1", "kube-proxy": "v1.36.0-eksbuild.21", "coredns": "v1.14.3-eksbuild.16",
+        "eks-pod-identity-agent": "v1.3.10-eksbuild.3"}}},
+     lambda c: c.cluster.eks_addon_versions == {"vpc-cni": "v1.23.0-eksbuild.1", "kube-proxy": "v1.36.0-eksbuild.21",
+                                                "coredns": "v1.14.3-eksbuild.16",
+                                                "eks-pod-identity-agent": "v1.3.10-eksbuild.3"}),
     ("tags", {"cluster": {"tags": {"team": "ml", "cost-center": "42", "gpu-burst/owner": "alice"}}},
      lambda c: c.cluster.tags["team"] == "ml"),
     ("karpenter-two-replicas", {"karpenter": {"replicas": 2}, "systemNodes": {"instanceTypes": ["m6i.xlarge"]}},

@@ -56,7 +56,7 @@ def test_cluster_uses_access_entries_only_and_no_default_node_group(dev):
     assert c["version"] == "1.35"
     assert c["name"] == CLUSTER_NAME
     # No-op arguments are gone: they only concern the default node group / pulumi-eks defaults.
-    for noop in ("nodeAssociatePublicIpAddress", "createOidcProvider", "kubeProxyAddonOptions"):
+    for noop in ("nodeAssociatePublicIpAddress", "createOidcProvider"):
         assert noop not in c, noop
 
 
@@ -142,7 +142,7 @@ def test_coredns_waits_for_system_nodes_and_pod_identity_agent_comes_first(dev):
     addons = {r.inputs["addonName"]: r.inputs for r in dev.of_type("aws:eks/addon:Addon")}
     assert set(addons) == {"coredns", "eks-pod-identity-agent"}
     assert all(a["clusterName"] == CLUSTER_NAME for a in addons.values())
-    # vpc-cni and kube-proxy stay managed by pulumi-eks (its defaults).
+    # vpc-cni and kube-proxy are pulumi-eks' own Addons, pinned through its options (tests/test_eks_addon_versions.py).
 
 
 def test_prod_logs_restricted_endpoint_and_bigger_system_group(prod):

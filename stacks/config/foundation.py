@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type, repeats
+from .eks_addons import AddonVersionsConfig, addon_version_problems, resolved_addon_versions
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
 """EKS versions in *standard* support that have AL2023 NVIDIA AMIs (amazon-eks-node-al2023-x86_64-nvidia-1.35/1.36 in
@@ -212,6 +213,9 @@ class ClusterConfig(Strict):
     """EKS cluster name; default `gpu-burst-<stack>`. Chosen, not auto-named, because the control-plane log group
     `/aws/eks/<name>/cluster` must exist (with its retention) before the cluster."""
     kubernetes_version: Literal[SUPPORTED_KUBERNETES_VERSIONS] = "1.35"  # type: ignore[valid-type]
+    addon_versions: AddonVersionsConfig = AddonVersionsConfig()
+    """Builds of the EKS add-ons (vpc-cni, kube-proxy, coredns, eks-pod-identity-agent) that override the defaults
+    for kubernetesVersion; nothing looks up a newest build at deploy time."""
     endpoint_public_access: bool = True
     public_access_cidrs: list[Annotated[Cidr, AfterValidator(_public_cidr)]] = ["0.0.0.0/0"]
     """Source CIDRs allowed to reach the public endpoint (requests still need an IAM-authenticated token)."""
@@ -255,6 +259,18 @@ class ClusterConfig(Strict):
             raise Problems(("publicAccessCidrs", "is empty while endpointPublicAccess is true; allowed: at least one "
                                                  "public CIDR, e.g. your CI egress, or 0.0.0.0/0"))
         return self
+
+    @model_validator(mode="after")
+    def _addon_versions_go_with_the_kubernetes_version(self):
+        lines = addon_version_problems(self.kubernetes_version, self.addon_versions)
+        if lines:
+            raise Problems(*lines)
+        return self
+
+    @property
+    def eks_addon_versions(self) -> dict[str, str]:
+        """The build of every EKS add-on, by EKS add-on name: the pin, else the default for kubernetesVersion."""
+        return resolved_addon_versions(self.kubernetes_version, self.addon_versions)
 
     @model_validator(mode="after")
     def _one_entry_per_principal(self):
