@@ -475,8 +475,10 @@ def preflight(
 ) -> None:
     """Check the AWS account before `pulumi up`.
 
-    GPU vCPU quotas against the pools' cpuLimit, the pools' instance families offered in the stack's AZs, the spot
-    service-linked role; with --after-deploy, the discovery tag on subnets and security groups.
+    GPU vCPU quotas against the pools' cpuLimit, the pools' instance families offered in the stack's AZs, the GPU AMI
+    alias, every pinned EKS add-on build for the cluster version, the spot service-linked role, the data-volume
+    snapshot, and that the caller (an admin as the cluster's creator) is not listed as an access entry too; with
+    --after-deploy, the discovery tag on subnets and security groups.
     """
     from burstctl import aws
     from burstctl import preflight as pf

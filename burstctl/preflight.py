@@ -4,8 +4,10 @@
   and capacity type);
 * the pools' instance families offered in the stack's availability zones;
 * the pinned GPU AMI alias resolves (its public SSM parameter exists for the cluster version and region);
+* every pinned EKS add-on build exists for the cluster version in the region (eks:DescribeAddonVersions);
 * the EC2 Spot service-linked role when a pool uses spot;
 * the pre-loaded data-volume snapshot (`gpu.dataVolumeSnapshotId`): a `snap-` id is completed, `auto` has one;
+* the caller, who becomes a cluster admin by creating the cluster, is not listed again as an access entry;
 * after deploy: subnets and security groups carry the Karpenter discovery tag.
 
 It validates the stack file with the program's own typed config (`stacks.config.validate`), so a config the
@@ -116,14 +118,16 @@ class AwsClients:
     region: str
     ssm: Any
     sts: Any = None
-    """Only for `gpu.dataVolumeSnapshotId: auto` (the account is part of a pull-through-cache image reference)."""
+    """The caller (the cluster creator check) and, for `gpu.dataVolumeSnapshotId: auto`, its account."""
+    eks: Any = None
+    """The published add-on builds (DescribeAddonVersions)."""
 
 
 def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> AwsClients:
     s, config = aws.session(region, profile), aws.client_config(timeout)
     return AwsClients(s.client("ec2", config=config), s.client("iam", config=config),
                       s.client("service-quotas", config=config), region, s.client("ssm", config=config),
-                      s.client("sts", config=config))
+                      s.client("sts", config=config), s.client("eks", config=config))
 
 
 def vcpu_needs(cfg: Any) -> dict[tuple[str, str], tuple[int, list[str]]]:
@@ -302,6 +306,103 @@ def check_ami(clients: AwsClients, cfg: Any) -> list[Check]:
     return checks
 
 
+def _build_key(version: str) -> tuple[int, ...]:
+    """`v1.22.4-eksbuild.3` -> (1, 22, 4, 3), for picking the newest build."""
+    return tuple(int(n) for n in re.findall(r"\d+", version))
+
+
+def published_builds(clients: AwsClients, addon: str, k8s: str) -> tuple[list[str], Optional[str]]:
+    """The builds of `addon` EKS offers for Kubernetes `k8s` in the region, and its default among them."""
+    builds, default = [], None
+    for page in clients.eks.get_paginator("describe_addon_versions").paginate(addonName=addon, kubernetesVersion=k8s):
+        for info in page.get("addons", []):
+            if info.get("addonName") != addon:
+                continue
+            for v in info.get("addonVersions", []):
+                compat = [c for c in v.get("compatibilities", []) if c.get("clusterVersion") == k8s]
+                if compat:
+                    builds.append(v["addonVersion"])
+                    if any(c.get("defaultVersion") for c in compat):
+                        default = v["addonVersion"]
+    return builds, default
+
+
+def check_addon_versions(clients: AwsClients, cfg: Any) -> list[Check]:
+    """Every pinned add-on build exists for the cluster version here: EKS refuses one it does not list ("Addon
+    version specified is not supported") and `pulumi up` stops half way. The defaults come from AWS's documentation
+    tables, which name a build as it is published; this asks the API of the stack's region."""
+    from botocore.exceptions import ClientError
+
+    if clients.eks is None:
+        return [Check("eks add-ons", "skip", "no EKS client")]
+    k8s, checks = cfg.cluster.kubernetes_version, []
+    for addon, pinned in cfg.cluster.eks_addon_versions.items():
+        name = f"addon {addon}"
+        try:
+            builds, default = published_builds(clients, addon, k8s)
+        except ClientError as e:
+            what, todo = aws.explain(e, "eks:DescribeAddonVersions")
+            checks.append(Check(name, "fail", f"cannot list the {addon} builds ({what})", todo))
+            continue
+        newest = max(builds, key=_build_key) if builds else None
+        data = {"addon": addon, "kubernetes": k8s, "version": pinned, "default": default, "newest": newest}
+        listing = f"aws eks describe-addon-versions --addon-name {addon} --kubernetes-version {k8s} --region " \
+                  f"{clients.region}"
+        if pinned in builds:
+            checks.append(Check(name, "pass", f"{pinned} is published for Kubernetes {k8s} (EKS default "
+                                f"{default or 'none'}, newest {newest})", data=data))
+        elif not builds:
+            checks.append(Check(name, "fail", f"EKS offers no {addon} build for Kubernetes {k8s} in {clients.region}",
+                                f"`pulumi up` cannot create the add-on; check the region and {listing}", data))
+        else:
+            suggest = default or newest
+            checks.append(Check(name, "fail", f"{pinned} is not published for Kubernetes {k8s} in {clients.region} "
+                                f"(EKS default {default or 'none'}, newest {newest})",
+                                f"EKS refuses it, so `pulumi up` fails: pulumi config set --path "
+                                f"'cluster.addonVersions.{addon}' {suggest}, or another of {listing}", data))
+    return checks
+
+
+def check_cluster_creator(clients: AwsClients, cfg: Any) -> list[Check]:
+    """The caller is not listed as an access entry too. pulumi-eks creates the cluster (authentication mode API) with
+    bootstrapClusterCreatorAdminPermissions, so EKS gives its creator an access entry with AmazonEKSClusterAdminPolicy;
+    a second entry for the same principal is refused (409 ResourceInUseException) and `pulumi up` stops."""
+    from botocore.exceptions import ClientError
+
+    from burstctl.program import stack_config
+
+    name = "cluster creator"
+    if clients.sts is None:
+        return [Check(name, "skip", "no STS client")]
+    try:
+        caller = clients.sts.get_caller_identity()["Arn"]
+    except ClientError as e:
+        what, todo = aws.explain(e, "sts:GetCallerIdentity")
+        return [Check(name, "fail", f"cannot tell who these credentials are ({what})", todo)]
+    sc = stack_config()
+    principal = sc.access_entry_principal(caller)
+    listed = [(f"cluster.adminPrincipalArns[{i}]", arn) for i, arn in enumerate(cfg.cluster.admin_principal_arns)]
+    listed += [(f"cluster.accessEntries[{i}].principalArn", e.principal_arn)
+               for i, e in enumerate(cfg.cluster.access_entries)]
+    dup = [(key, arn) for key, arn in listed if principal and sc.same_principal(arn, principal)]
+    data = {"caller": caller, "principal": principal, "listed_as": [key for key, _ in dup]}
+    if principal is None:
+        return [Check(name, "pass", f"the caller {caller} is no IAM role or user, so no access entry can list it",
+                      data=data)]
+    account, kind_name = principal.split(":", 5)[4:]
+    kind, _, who = kind_name.partition("/")
+    who = f"{kind} {who.rsplit('/', 1)[-1]} of {account}"
+    if not dup:
+        return [Check(name, "pass", f"the caller, {who}, is not in adminPrincipalArns or accessEntries (creating the "
+                      "cluster makes it an admin)", data=data)]
+    keys = ", ".join(f"gpu-burst:{key}" for key, _ in dup)
+    return [Check(name, "fail", f"the caller, {who}, is also {keys}: a cluster it creates already gives it "
+                  "AmazonEKSClusterAdminPolicy, and EKS refuses a second access entry for one principal "
+                  "(ResourceInUseException), so `pulumi up` fails",
+                  f"remove {keys} (the creator stays an admin), or run `pulumi up` and this check with the "
+                  "credentials that will create the cluster", data)]
+
+
 def _too_big(cfg: Any, snap: dict, what: str) -> Optional[Check]:
     """A failing check when the GPU nodes' data volume (gpu.volumeSizeGib) is smaller than the snapshot: EC2 refuses
     a volume smaller than its snapshot (CreateVolume / EbsBlockDevice `VolumeSize`: "must be equal to or larger than
@@ -405,7 +506,8 @@ def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str]
 
     try:
         checks = (check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_ami(clients, cfg)
-                  + check_spot_role(clients, cfg) + check_image_snapshot(clients, cfg))
+                  + check_addon_versions(clients, cfg) + check_spot_role(clients, cfg)
+                  + check_image_snapshot(clients, cfg) + check_cluster_creator(clients, cfg))
         if after_deploy_cluster:
             checks += check_discovery(clients, after_deploy_cluster)
     except NoCredentialsError:

@@ -42,6 +42,28 @@ def principal_arn(v: str) -> str:
     return v
 
 
+def access_entry_principal(caller_arn: str) -> Optional[str]:
+    """The IAM principal an EKS access entry names for an identity `aws sts get-caller-identity` prints: an
+    assumed-role session is its role (without the role's path, which the session ARN does not carry), an IAM user
+    itself; None for anything else (the root user, a federated user)."""
+    m = _ASSUMED_ROLE.match(caller_arn)
+    if m:
+        return f"arn:{m['p']}:iam::{m['a']}:role/{m['r']}"
+    return caller_arn if _IAM_PRINCIPAL.match(caller_arn) else None
+
+
+def same_principal(a: str, b: str) -> bool:
+    """Whether two IAM role or user ARNs name the same principal. A role or user name is unique in its account
+    whatever its path, and an assumed-role session ARN drops the path: compare partition, account, kind, name."""
+    def key(arn: str) -> tuple:
+        head, _, resource = arn.partition(":iam::")
+        account, _, path = resource.partition(":")
+        kind, _, rest = path.partition("/")
+        return head, account, kind, rest.rsplit("/", 1)[-1]
+
+    return _IAM_PRINCIPAL.match(a) is not None and _IAM_PRINCIPAL.match(b) is not None and key(a) == key(b)
+
+
 PrincipalArn = Annotated[str, AfterValidator(principal_arn)]
 """An IAM role or user ARN (what an EKS access entry names)."""
 

@@ -83,10 +83,54 @@ def any_ami() -> object:
     return client
 
 
-def clients(quotas: object, ssm: object = None) -> pf.AwsClients:
+ADDONS = ("vpc-cni", "kube-proxy", "coredns", "eks-pod-identity-agent")
+
+
+def addon_info(addon: str, k8s: str, builds: list[str], default: object = None) -> dict:
+    """One add-on as DescribeAddonVersions answers for a Kubernetes version (newest build first, as EKS lists them)."""
+    return {"addonName": addon, "type": "networking", "owner": "aws", "publisher": "eks", "addonVersions": [
+        {"addonVersion": b, "architecture": ["amd64", "arm64"], "computeTypes": ["ec2", "auto"],
+         "compatibilities": [{"clusterVersion": k8s, "platformVersions": ["*"], "defaultVersion": b == default}],
+         "requiresConfiguration": False, "requiresIamPermissions": False} for b in builds]}
+
+
+def eks_client(k8s: str = "1.35", answers: dict | None = None) -> object:
+    """An EKS client answering describe_addon_versions for the four add-ons in order. By default each publishes the
+    stack's default build (EKS's default too) and a newer one; `answers` replaces an add-on's answer with a list of
+    builds (the first is EKS's default) or an error code."""
+    from stacks.config.eks_addons import DEFAULT_ADDON_VERSIONS
+
+    client = boto3.client("eks", region_name=REGION)
+    stub = Stubber(client)
+    for addon in ADDONS:
+        params = {"addonName": addon, "kubernetesVersion": k8s}
+        answer = (answers or {}).get(addon)
+        if isinstance(answer, str):
+            stub.add_client_error("describe_addon_versions", service_error_code=answer, http_status_code=403,
+                                  expected_params=params)
+            continue
+        builds = answer if answer is not None else [DEFAULT_ADDON_VERSIONS[k8s][addon]]
+        newer = [] if answer is not None else ["v9.9.9-eksbuild.1"]
+        stub.add_response("describe_addon_versions", {"addons": [
+            addon_info(addon, k8s, newer + builds, builds[0] if builds else None)]} if builds or newer
+            else {"addons": []}, expected_params=params)
+    stub.activate()
+    return client
+
+
+def sts_client(arn: str) -> object:
+    """An STS client answering get_caller_identity with `arn` (as `aws sts get-caller-identity` prints it)."""
+    client = boto3.client("sts", region_name=REGION)
+    stub = Stubber(client)
+    stub.add_response("get_caller_identity", {"UserId": "AROAEXAMPLE:alice", "Account": "123456789012", "Arn": arn})
+    stub.activate()
+    return client
+
+
+def clients(quotas: object, ssm: object = None, eks: object = None, sts: object = None) -> pf.AwsClients:
     ssm = ssm or any_ami()
     return pf.AwsClients(boto3.client("ec2", region_name=REGION), boto3.client("iam", region_name=REGION), quotas,
-                         REGION, ssm, boto3.client("sts", region_name=REGION))
+                         REGION, ssm, sts or boto3.client("sts", region_name=REGION), eks or eks_client())
 
 
 def by_name(checks) -> dict:
@@ -120,7 +164,11 @@ def test_dev_stack_passes(aws, fixtures: Path):
     checks = pf.preflight(clients(quotas), pf.load_stack(fixtures / "Pulumi.dev.yaml"))
     stub.assert_no_pending_responses()
     got = by_name(checks)
-    assert [c.status for c in checks] == ["pass", "pass", "pass", "pass", "skip", "skip"]
+    assert [(c.name, c.status) for c in checks] == [
+        ("quota L-DB2E81BA", "pass"), ("family g5", "pass"), ("family g6", "pass"),
+        (f"ami {pf.load_stack(fixtures / 'Pulumi.dev.yaml').gpu.ami_alias} x86_64", "pass"),
+        *((f"addon {a}", "pass") for a in ADDONS), ("spot service-linked role", "skip"),
+        ("data-volume snapshot", "skip"), ("cluster creator", "pass")]
     assert got["quota L-DB2E81BA"].data == {"quota_code": "L-DB2E81BA", "value": 64, "needed": 64,
                                             "pools": ["gpu-on-demand"], "capacity_type": "on-demand"}
     assert got["family g5"].data["azs"] == ["us-west-2a", "us-west-2b", "us-west-2c"]
@@ -215,8 +263,9 @@ def test_cli_exit_codes_and_json(aws, invoke, fixtures: Path, monkeypatch):
     assert doc["ok"] is True and doc["stack"]["pools"] == ["gpu-on-demand"] and doc["stack"]["region"] == REGION
     assert [c["name"] for c in doc["checks"]] == ["quota L-DB2E81BA", "family g5", "family g6",
                                                   f"ami {pf.load_stack(fixtures / 'Pulumi.dev.yaml').gpu.ami_alias} "
-                                                  "x86_64", "spot service-linked role",
-                                                  "data-volume snapshot"]
+                                                  "x86_64", *(f"addon {a}" for a in ADDONS),
+                                                  "spot service-linked role", "data-volume snapshot",
+                                                  "cluster creator"]
 
     quotas, _ = quota_client({"L-DB2E81BA": 8})
     r = invoke("preflight", "--stack-file", fixtures / "Pulumi.dev.yaml", "--after-deploy", "--cluster-name", "gone")
@@ -354,3 +403,86 @@ def test_ami_alias_resolves_or_fails_clearly(aws, fixtures: Path, tmp_path: Path
     brpath = f"/aws/service/bottlerocket/aws-k8s-{brcfg.cluster.kubernetes_version}-nvidia/x86_64/1.64.0/image_id"
     got = pf.check_ami(clients(None, ssm_client({brpath: ("ParameterNotFound", 400)})), brcfg)[0]
     assert got.status == "fail" and got.name == "ami bottlerocket@v1.64.0 x86_64" and brpath in got.detail
+
+
+# -- the EKS add-on builds -----------------------------------------------------------------------------------------
+def test_pinned_addon_builds_are_checked_against_the_regions_published_builds(aws, fixtures: Path, tmp_path: Path):
+    from stacks.config.eks_addons import DEFAULT_ADDON_VERSIONS
+
+    cfg = pf.load_stack(fixtures / "Pulumi.dev.yaml")
+    got = by_name(pf.check_addon_versions(clients(None), cfg))
+    pinned = DEFAULT_ADDON_VERSIONS["1.35"]["coredns"]
+    assert got["addon coredns"].status == "pass"
+    assert got["addon coredns"].data == {"addon": "coredns", "kubernetes": "1.35", "version": pinned,
+                                         "default": pinned, "newest": "v9.9.9-eksbuild.1"}
+    # A build the region does not list (withdrawn, or a typo that has the right shape) fails with EKS's default.
+    eks = eks_client(answers={"coredns": ["v1.14.3-eksbuild.16", "v1.14.3-eksbuild.20"], "vpc-cni": []})
+    got = by_name(pf.check_addon_versions(clients(None, eks=eks), cfg))
+    bad = got["addon coredns"]
+    assert bad.status == "fail" and f"{pinned} is not published for Kubernetes 1.35 in {REGION}" in bad.detail
+    assert "EKS default v1.14.3-eksbuild.16, newest v1.14.3-eksbuild.20" in bad.detail
+    assert "pulumi config set --path 'cluster.addonVersions.coredns' v1.14.3-eksbuild.16" in bad.cause
+    assert "aws eks describe-addon-versions --addon-name coredns --kubernetes-version 1.35" in bad.cause
+    assert got["addon vpc-cni"].status == "fail" and "offers no vpc-cni build" in got["addon vpc-cni"].detail
+    assert got["addon kube-proxy"].status == "pass"
+    # The question names the stack's Kubernetes version (the stub refuses any other parameters).
+    k136 = tmp_path / "Pulumi.k136.yaml"
+    k136.write_text((fixtures / "Pulumi.dev.yaml").read_text().replace('kubernetesVersion: "1.35"',
+                                                                        'kubernetesVersion: "1.36"'))
+    eks = eks_client("1.36")
+    assert {c.status for c in pf.check_addon_versions(clients(None, eks=eks), pf.load_stack(k136))} == {"pass"}
+    denied = pf.check_addon_versions(clients(None, eks=eks_client(answers={a: "AccessDeniedException" for a in ADDONS})),
+                                     cfg)
+    assert {c.status for c in denied} == {"fail"} and "allow eks:DescribeAddonVersions" in denied[0].cause
+
+
+# -- the cluster creator -------------------------------------------------------------------------------------------
+def _admins(fixtures: Path, tmp_path: Path, cluster: str) -> object:
+    stack = tmp_path / "Pulumi.admins.yaml"
+    stack.write_text((fixtures / "Pulumi.dev.yaml").read_text().replace("  gpu-burst:cluster:\n",
+                                                                        "  gpu-burst:cluster:\n" + cluster))
+    return pf.load_stack(stack)
+
+
+SSO_ROLE = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/us-west-2/AWSReservedSSO_Admin_1f9ff11932198c00"
+SSO_SESSION = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_1f9ff11932198c00/alice@example.com"
+
+
+def test_caller_listed_as_an_admin_is_reported(aws, fixtures: Path, tmp_path: Path):
+    # The SSO role is listed with its path; the session ARN has none. EKS gives the creator its own entry, and refuses
+    # the listed one as a duplicate.
+    cfg = _admins(fixtures, tmp_path, "    adminPrincipalArns:\n      - arn:aws:iam::123456789012:role/platform\n"
+                                      f"      - {SSO_ROLE}\n")
+    (check,) = pf.check_cluster_creator(clients(None, sts=sts_client(SSO_SESSION)), cfg)
+    assert check.status == "fail"
+    assert check.detail.startswith("the caller, role AWSReservedSSO_Admin_1f9ff11932198c00 of 123456789012, is also "
+                                   "gpu-burst:cluster.adminPrincipalArns[1]: ")
+    assert "ResourceInUseException" in check.detail
+    assert check.cause.startswith("remove gpu-burst:cluster.adminPrincipalArns[1] (the creator stays an admin)")
+    assert check.data == {"caller": SSO_SESSION, "principal": "arn:aws:iam::123456789012:role/"
+                          "AWSReservedSSO_Admin_1f9ff11932198c00", "listed_as": ["cluster.adminPrincipalArns[1]"]}
+
+
+def test_caller_user_in_access_entries_is_reported_and_others_pass(aws, fixtures: Path, tmp_path: Path):
+    user = "arn:aws:iam::123456789012:user/ops/bob"
+    cfg = _admins(fixtures, tmp_path, f"    accessEntries:\n      - principalArn: {user}\n"
+                                      "        policy: AmazonEKSViewPolicy\n")
+    (check,) = pf.check_cluster_creator(clients(None, sts=sts_client(user)), cfg)
+    assert check.status == "fail" and check.data["listed_as"] == ["cluster.accessEntries[0].principalArn"]
+    # Another user of the same name in another account, a role of the same name, and the root user are not it.
+    for caller in ("arn:aws:iam::210987654321:user/bob", "arn:aws:sts::123456789012:assumed-role/bob/s",
+                   "arn:aws:iam::123456789012:root"):
+        (check,) = pf.check_cluster_creator(clients(None, sts=sts_client(caller)), cfg)
+        assert check.status == "pass", caller
+    (check,) = pf.check_cluster_creator(clients(None, sts=sts_client(SSO_SESSION)), pf.load_stack(
+        fixtures / "Pulumi.dev.yaml"))
+    assert check.status == "pass" and check.data["listed_as"] == []
+
+
+def test_caller_unknown_is_a_failure_that_says_why(aws, fixtures: Path):
+    sts = boto3.client("sts", region_name=REGION)
+    stub = Stubber(sts)
+    stub.add_client_error("get_caller_identity", service_error_code="ExpiredToken", http_status_code=403)
+    stub.activate()
+    (check,) = pf.check_cluster_creator(clients(None, sts=sts), pf.load_stack(fixtures / "Pulumi.dev.yaml"))
+    assert check.status == "fail" and "ExpiredToken" in check.detail and "aws sso login" in check.cause
