@@ -98,15 +98,15 @@ def test_a_pin_overrides_the_default_of_its_addon_only(mocks):
 # -- previews are faithful -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_no_input_depends_on_the_newest_published_build(stack):
+def test_no_input_depends_on_the_newest_published_build(stack, dev, prod):
     """Two evaluations on days EKS publishes different newest builds declare exactly the same inputs everywhere,
     inside pulumi-eks included: a CI preview shows only what the change does."""
     secrets = {"hfToken": "hf_test_token"} if stack == "prod" else None
-    today = {"vpc-cni": "v1.23.1-eksbuild.2", "kube-proxy": "v{k8s}.9-eksbuild.4", "coredns": "v1.14.7-eksbuild.1",
-             "eks-pod-identity-agent": "v1.3.12-eksbuild.1"}
+    first = {"dev": dev, "prod": prod}[stack]
     later = {"vpc-cni": "v1.24.0-eksbuild.1", "kube-proxy": "v{k8s}.11-eksbuild.2", "coredns": "v1.15.0-eksbuild.1",
              "eks-pod-identity-agent": "v1.4.0-eksbuild.1"}
-    first, _ = evaluated(stack, secrets=secrets, newest_addon_versions=today)
+    today = first.newest_addon_versions
+    assert all(today[name] != later[name] for name in EKS_ADDONS)
     second, _ = evaluated(stack, secrets=secrets, newest_addon_versions=later)
     a, b = every_input(first), every_input(second)
     assert a.keys() == b.keys()
