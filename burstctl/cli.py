@@ -14,7 +14,7 @@ import time
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Optional, Sequence
 
 import typer
 from rich.text import Text
@@ -120,14 +120,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def guarded(fn: F) -> F:
-    """Kept for the commands' decorators: errors are rendered once, by :class:`BurstctlGroup`."""
-    return fn
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"burstctl {__version__}")
@@ -152,7 +144,6 @@ class ApiChoice(str, Enum):
 
 
 @app.command()
-@guarded
 def burst(
     url: str = typer.Option(..., "--url", envvar="BURSTCTL_URL", show_envvar=True, metavar="URL",
                             help="Base URL of the front door, as the openai SDK's base_url: the stack output "
@@ -387,7 +378,6 @@ KUBE_TIMEOUT_OPT = typer.Option(10.0, "--request-timeout", help="Seconds each Ku
 
 
 @app.command()
-@guarded
 def verify(
     model: str = MODEL_OPT,
     namespace: str = NS_OPT,
@@ -417,7 +407,6 @@ def verify(
 
 
 @app.command()
-@guarded
 def timeline(
     model: str = MODEL_OPT,
     namespace: str = NS_OPT,
@@ -462,7 +451,6 @@ AWS_TIMEOUT_OPT = typer.Option(20.0, "--request-timeout", help="Seconds each AWS
 
 
 @app.command()
-@guarded
 def preflight(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     region: Optional[str] = typer.Option(None, "--region", help="Override aws:region of the stack file."),
@@ -504,7 +492,6 @@ def preflight(
 
 # -- estimate --------------------------------------------------------------------------------------------------
 @app.command()
-@guarded
 def estimate(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Served name of the model (default: the first)."),
@@ -539,7 +526,6 @@ app.add_typer(snapshot_app, name="snapshot")
 
 
 @snapshot_app.command("build")
-@guarded
 def snapshot_build(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     subnet_id: str = typer.Option(..., "--subnet-id", metavar="SUBNET", help="Subnet of the builder instance; it "
@@ -596,7 +582,6 @@ _ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}
 
 
 @snapshot_app.command("policy")
-@guarded
 def snapshot_policy(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     builder_role_arn: str = typer.Option(..., "--builder-role-arn", metavar="ARN", help="Role of the builder's "
@@ -703,7 +688,6 @@ def _print_snapshot(r: Any, stack_file: Path) -> None:
 
 # -- sweep -----------------------------------------------------------------------------------------------------
 @app.command()
-@guarded
 def sweep(
     cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose Karpenter leftovers to find."),
     region: str = typer.Option(..., "--region", envvar="AWS_REGION", show_envvar=True, help="AWS region."),

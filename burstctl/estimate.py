@@ -396,7 +396,7 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
                            _fig("volume_throughput", gpu.volume_throughput_mibps, "MiB/s", "config", GP3_THROUGHPUT),
                            _fig(f"ebs_bandwidth_{itype}", ebs_mbps, "Mbit/s", "spec", EBS_BANDWIDTH)])
     stream_rate = min(RUNAI_S3_GBPS, net_GBps)
-    cache = bool(getattr(model, "compile_cache", False))
+    cache = model.compile_cache
     compile_fig = f["compile_warm"] if cache else f["compile_cold"]
     stack = PathEstimate("stack", "this stack file: " + ", ".join(filter(None, [
         ("data-volume snapshot" + (" (auto: once one is built; until then the nodes pull)"
@@ -415,7 +415,7 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     ])
     # NAT data processing: the baseline pulls the image from Docker Hub and the weights from the Hub through the NAT;
     # the stack sends S3 traffic (model store, ECR layers of a pull-through cache) through the gateway endpoint.
-    endpoint = bool(getattr(cfg.network, "creates_s3_gateway_endpoint", False))
+    endpoint = cfg.network.creates_s3_gateway_endpoint
     baseline.nat_gb, baseline.nat_formula = image_gb + wgb, "image + weights"
     image_nat = 0.0 if gpu.data_volume_snapshot_id else (image_gb if not (gpu.image_cache and endpoint) else 0.0)
     stack.nat_gb = image_nat + (0.0 if endpoint else wgb)
@@ -430,7 +430,7 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
         figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", EC2_PRICES))
     return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,
                     price_per_hour=price, paths=[baseline, stack], figures=figures,
-                    target_s=TARGET_S.get(getattr(cfg, "environment", ""), DEFAULT_TARGET_S))
+                    target_s=TARGET_S.get(cfg.environment, DEFAULT_TARGET_S))
 
 
 def load_stack(path: Any) -> Any:

@@ -78,6 +78,12 @@ TCP_KEEPALIVE_IDLE_SECONDS = 60
 idle timeout (keepalives reset the NLB idle timer, AWS ELB docs network-load-balancers#connection-idle-timeout)."""
 EXTPROC_CPU, EXTPROC_MEMORY = "100m", "128Mi"
 """Requests of the AI Gateway ext_proc sidecar in each Envoy pod (set through a GatewayConfig)."""
+ENVOY_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+"""Requests of the envoy container of each Envoy pod (EnvoyProxy)."""
+EG_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
+"""Requests of each Envoy Gateway controller replica."""
+AIGW_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+"""Requests of each AI Gateway controller replica."""
 GATEWAY_CONFIG_ANNOTATION = "aigateway.envoyproxy.io/gateway-config"
 READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 """Namespace label that makes the LBC's pod webhook add a readiness gate (target healthy in the NLB) to the Envoy pods
@@ -148,7 +154,7 @@ def envoy_gateway_values(replicas: int, node_selector: dict) -> dict:
         "deployment": {
             "replicas": replicas,
             "pod": {"nodeSelector": dict(node_selector)},
-            "envoyGateway": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+            "envoyGateway": {"resources": {"requests": dict(EG_REQUESTS),
                                            "limits": {"memory": "1024Mi"}}},
         },
         "podDisruptionBudget": {"minAvailable": 1 if replicas >= 2 else 0},
@@ -161,7 +167,7 @@ def ai_gateway_values(replicas: int, node_selector: dict) -> dict:
         "controller": {
             "replicaCount": replicas,
             "nodeSelector": dict(node_selector),
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "resources": {"requests": dict(AIGW_REQUESTS), "limits": {"memory": "512Mi"}},
             "podDisruptionBudget": {"enabled": replicas >= 2, "minAvailable": 1},
             # The key *name* (never the key) and the model become metric labels: usage per key and per model.
             "metricsRequestHeaderAttributes": f"{CLIENT_ID_HEADER}:{KEY_ATTRIBUTE}",
@@ -388,7 +394,7 @@ class EdgeGateway(pulumi.ComponentResource):
                     "envoyDeployment": {
                         "replicas": replicas,
                         "pod": {"nodeSelector": node_selector, "labels": {"app.kubernetes.io/part-of": "gpu-burst"}},
-                        "container": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                        "container": {"resources": {"requests": dict(ENVOY_REQUESTS),
                                                     "limits": {"memory": "1Gi"}}},
                     },
                     **({"envoyPDB": {"minAvailable": 1}} if replicas >= 2 else {}),

@@ -12,6 +12,11 @@ CHART_REPO = "https://kedacore.github.io/charts"
 RELEASE_NAME = "keda"
 DEFAULT_NAMESPACE = "keda"
 
+OPERATOR_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+METRICS_SERVER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+WEBHOOKS_REQUESTS = {"cpu": "20m", "memory": "64Mi"}
+"""Requests of the three KEDA Deployments (the system-node capacity check counts these)."""
+
 
 def keda_values(node_selector: dict[str, str], operator_metrics: bool = True) -> dict:
     """Chart values: all three KEDA deployments (operator, metrics API server, admission webhooks) on system nodes,
@@ -21,9 +26,9 @@ def keda_values(node_selector: dict[str, str], operator_metrics: bool = True) ->
         "nodeSelector": dict(node_selector),
         "prometheus": {"operator": {"enabled": operator_metrics, "serviceMonitor": {"enabled": operator_metrics}}},
         "resources": {
-            "operator": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-            "metricServer": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-            "webhooks": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "operator": {"requests": dict(OPERATOR_REQUESTS), "limits": {"cpu": "1", "memory": "512Mi"}},
+            "metricServer": {"requests": dict(METRICS_SERVER_REQUESTS), "limits": {"cpu": "1", "memory": "512Mi"}},
+            "webhooks": {"requests": dict(WEBHOOKS_REQUESTS), "limits": {"cpu": "500m", "memory": "256Mi"}},
         },
     }
 

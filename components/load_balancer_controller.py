@@ -22,6 +22,10 @@ LOAD_BALANCER_CLASS = "service.k8s.aws/nlb"
 docs/guide/service/nlb.md): a Service with it is never touched by the in-tree cloud provider."""
 
 
+CONTROLLER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+"""Requests of each controller replica."""
+
+
 def lbc_values(cluster_name: str, region: str, vpc_id: str, service_account: str, replicas: int,
                node_selector: dict) -> dict:
     """Chart values (keys from the 3.5.0 values.yaml)."""
@@ -34,7 +38,7 @@ def lbc_values(cluster_name: str, region: str, vpc_id: str, service_account: str
         "replicaCount": replicas,
         "serviceAccount": {"create": True, "name": service_account},
         "nodeSelector": dict(node_selector),
-        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "resources": {"requests": dict(CONTROLLER_REQUESTS), "limits": {"memory": "256Mi"}},
         # Only Services that ask for it (loadBalancerClass service.k8s.aws/nlb) get an LBC load balancer; the
         # mutating webhook would otherwise take over every LoadBalancer Service created later.
         "enableServiceMutatorWebhook": False,

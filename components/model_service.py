@@ -171,8 +171,6 @@ class ModelServiceArgs(TypedDict):
     """Additional vLLM flags."""
     hf_token: NotRequired[pulumi.Input[str]]
     """Hugging Face token (a Pulumi secret) for gated models; stored in a Secret, read from HF_TOKEN."""
-    host: NotRequired[str]
-    """Optional host name routed to this model in addition to the header rule."""
     weights: NotRequired[WeightsSourceArgs]
     """Load the weights from the model store with the Run:ai streamer instead of downloading them from the Hub."""
     cpu: NotRequired[str]
@@ -276,11 +274,8 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
-        rule = {"hosts": ["*"], "paths": [{"value": "/v1"}],
-                "headers": [{"name": args["model_header"], "value": served}]}
-        rules = [rule]
-        if args.get("host"):
-            rules.append({"hosts": [args["host"]], "paths": [{"value": "/v1"}]})
+        rules = [{"hosts": ["*"], "paths": [{"value": "/v1"}],
+                  "headers": [{"name": args["model_header"], "value": served}]}]
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="http.keda.sh/v1beta1",

@@ -43,6 +43,12 @@ docs/metrics/extend/customresourcestate-metrics.md; chart values `customResource
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 """A ConfigMap with this label, in any namespace, is loaded by the Grafana sidecar as a dashboard."""
 
+OPERATOR_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+PROMETHEUS_CPU = "200m"
+"""CPU request of Prometheus (its memory request is the `prometheus_memory` argument)."""
+ALERTMANAGER_REQUESTS = {"cpu": "10m", "memory": "64Mi"}
+GRAFANA_REQUESTS = {"cpu": "50m", "memory": "192Mi"}
+
 
 def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str], scrape_interval: pulumi.Input[str],
                       prometheus_memory: pulumi.Input[str], grafana_enabled: bool, alertmanager_enabled: bool) -> dict:
@@ -70,7 +76,7 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
         "kubeControllerManager": {"enabled": False},
         "prometheusOperator": {
             "nodeSelector": ns,
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+            "resources": {"requests": dict(OPERATOR_REQUESTS), "limits": {"memory": "256Mi"}},
             "admissionWebhooks": {"patch": {"nodeSelector": ns}},
         },
         "prometheus": {"prometheusSpec": {
@@ -80,13 +86,13 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
             "scrapeInterval": scrape_interval,
             "evaluationInterval": scrape_interval,
             # Requests == limits for memory: an OOM kill is clearer than eviction of a neighbour on a system node.
-            "resources": {"requests": {"cpu": "200m", "memory": prometheus_memory},
+            "resources": {"requests": {"cpu": PROMETHEUS_CPU, "memory": prometheus_memory},
                           "limits": {"memory": prometheus_memory}},
         }},
         "alertmanager": {
             "enabled": alertmanager_enabled,
             "alertmanagerSpec": {"nodeSelector": ns,
-                                 "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
+                                 "resources": {"requests": dict(ALERTMANAGER_REQUESTS),
                                                "limits": {"memory": "128Mi"}}},
         },
         "grafana": {
@@ -95,7 +101,7 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
                                        "searchNamespace": "ALL"}},
             # grafana subchart keys (grafana-community chart), not in kube-prometheus-stack's own values.yaml.
             "nodeSelector": ns,
-            "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}},
+            "resources": {"requests": dict(GRAFANA_REQUESTS), "limits": {"memory": "384Mi"}},
         },
         # kube-state-metrics subchart keys: also read ScaledObjects, for the "not Ready" alert.
         "kube-state-metrics": {

@@ -44,8 +44,9 @@ class NetworkArgs(TypedDict):
     """Number of AZs of a new VPC (2 to 6, the region's first regular ones; Local and Wavelength Zones never). GPU
     capacity is scarce: more AZs mean fewer insufficient-capacity errors. Default 3."""
     availability_zones: NotRequired[list[str]]
-    """AZ names already looked up (the first `az_count` are used); absent: looked up here, which can only fail
-    once resources are registered, so a stack should look them up before declaring anything."""
+    """AZ names of a new VPC (required then; the first `az_count` are used), looked up before anything is declared
+    (`aws.get_availability_zones` with :func:`regular_zone_filters`): a lookup here could only fail once resources
+    are registered."""
     nat_mode: NotRequired[NatMode]
     """NAT gateways of a new VPC. Default single."""
     vpc_id: NotRequired[pulumi.Input[str]]
@@ -119,23 +120,12 @@ class Network(pulumi.ComponentResource):
         if not 2 <= az_count <= 6:
             raise ValueError(f"Network '{name}': az_count must be 2 to 6, got {az_count}")
         given = args.get("availability_zones")
-        if given is not None:
-            if len(given) < az_count:
-                raise ValueError(f"Network '{name}': {az_count} AZs requested, {len(given)} given")
-            azs = [pulumi.Output.from_input(z) for z in given[:az_count]]
-        else:
-            # An Output invoke: the subnet count comes from config, only the zone names wait for AWS.
-            zones = aws.get_availability_zones_output(state="available", filters=regular_zone_filters(),
-                                                      opts=pulumi.InvokeOutputOptions(parent=self))
-
-            def zone(i: int) -> pulumi.Output[str]:
-                def pick(names: list) -> str:
-                    if len(names) < az_count:
-                        raise ValueError(f"Network '{name}': {az_count} AZs requested, the region offers {len(names)}")
-                    return names[i]
-                return zones.names.apply(pick)
-
-            azs = [zone(i) for i in range(az_count)]
+        if given is None:
+            raise ValueError(f"Network '{name}': availability_zones is required for a new VPC (look them up before "
+                             "declaring resources, e.g. aws.get_availability_zones with regular_zone_filters())")
+        if len(given) < az_count:
+            raise ValueError(f"Network '{name}': {az_count} AZs requested, {len(given)} given")
+        azs = [pulumi.Output.from_input(z) for z in given[:az_count]]
         net = ipaddress.ip_network(cidr)
         # Private: the first N eighths (pods take VPC IPs with the VPC CNI, so they need room).
         # Public: the first N sixty-fourths of the last eighth (NAT and load balancer ENIs only).

@@ -91,7 +91,7 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
         "response_header_timeout": h.response_header_timeout,
         "interceptor_min_replicas": h.interceptor_replicas,
         "interceptor_max_replicas": h.interceptor_max_replicas,
-        "scaler_replicas": min(2, cfg.system_nodes.max_size),
+        "scaler_replicas": cfg.http_scaler_replicas,
         # The longest a request can be in flight before its first byte: held through a cold start, then waiting
         # for headers. Streams that outlast it are cut when a stopping interceptor's drain ends.
         "drain_timeout_seconds": int(duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout)),

@@ -23,8 +23,11 @@ _DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 DEV = {**{k.split(":", 1)[1]: v for k, v in _DEV.items() if k.startswith("gpu-burst:")}, "region": _DEV["aws:region"]}
 POOL = DEV["gpu"]["pools"][0]
 MODEL = DEV["models"][0]
+UNSET = object()
+"""A patch value that removes the key from the dev values (e.g. dev's create-mode network keys)."""
 EXIST = {"mode": "existing", "vpcId": "vpc-0a1b2c3d4e5f67890",
-         "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}
+         "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+         "cidr": UNSET, "azCount": UNSET, "natGateways": UNSET}
 
 
 def keys(cls) -> str:
@@ -34,10 +37,13 @@ def keys(cls) -> str:
 
 
 def merge(a: dict, b: dict) -> dict:
-    """`b` over `a`: mappings merge key by key, anything else (lists included) replaces."""
+    """`b` over `a`: mappings merge key by key, anything else (lists included) replaces, UNSET removes."""
     out = copy.deepcopy(a)
     for k, v in b.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if v is UNSET:
+            out.pop(k, None)
+        else:
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -98,7 +104,7 @@ BAD = [
     ('net-mode-enum', net(mode="adopt"), [
         "gpu-burst:network.mode: 'adopt' is not allowed; allowed: 'create' or 'existing'",
     ]),
-    ('net-existing-empty', net(mode="existing"), [
+    ('net-existing-empty', net(mode="existing", cidr=UNSET, azCount=UNSET, natGateways=UNSET), [
         "gpu-burst:network.vpcId: required when mode is 'existing'; allowed: the id of the VPC to adopt, e.g. vpc-0a1b2c3d4e5f67890",
         "gpu-burst:network.privateSubnetIds: lists 0 subnets; allowed: at least 2, in different AZs, when mode is 'existing'",
     ]),
@@ -133,7 +139,26 @@ BAD = [
         "gpu-burst:network.s3GatewayEndpoint: is only read when mode is 'create' (an adopted VPC's route tables are its owner's); allowed: remove it, and give the adopted VPC's private route tables an S3 gateway endpoint yourself",
     ]),
     ('net-interface-endpoints-existing', net(**EXIST, interfaceEndpoints=True), [
-        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it, or false",
+        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it",
+    ]),
+    # Switching dev to an adopted VPC and leaving its create-mode keys: each is named, like the endpoint keys.
+    ('net-existing-leftover-create-keys', net(mode="existing", vpcId=EXIST["vpcId"], privateSubnetIds=EXIST["privateSubnetIds"]), [
+        "gpu-burst:network.cidr: is only read when mode is 'create' (the adopted VPC keeps its own CIDR); allowed: remove it",
+        "gpu-burst:network.azCount: is only read when mode is 'create' (the nodes use the AZs of privateSubnetIds); allowed: remove it",
+        "gpu-burst:network.natGateways: is only read when mode is 'create' (an adopted VPC's egress is its owner's); allowed: remove it",
+    ]),
+    # Written is written, even at the default value or "off".
+    ('net-existing-create-keys-at-default', net(**{**EXIST, "azCount": 3, "interfaceEndpoints": False}), [
+        "gpu-burst:network.azCount: is only read when mode is 'create' (the nodes use the AZs of privateSubnetIds); allowed: remove it",
+        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it",
+    ]),
+    # Also on the partial section rebuilt around an invalid key: the defaults of mode create still do not count.
+    ('net-existing-leftover-next-to-a-bad-id', net(**{**EXIST, "vpcId": "vpc-xyz", "natGateways": "perAz"}), [
+        "gpu-burst:network.vpcId: 'vpc-xyz' is not a VPC id; allowed: e.g. vpc-0a1b2c3d4e5f67890",
+        "gpu-burst:network.natGateways: is only read when mode is 'create' (an adopted VPC's egress is its owner's); allowed: remove it",
+    ]),
+    ('net-tag-existing-in-create-mode', net(tagExistingSubnets=False), [
+        "gpu-burst:network.tagExistingSubnets: is only read when mode is 'existing'; allowed: remove it, or set mode: existing",
     ]),
     ('net-s3-endpoint-type', net(s3GatewayEndpoint="always"), [
         "gpu-burst:network.s3GatewayEndpoint: expected true or false, got 'always'; write s3GatewayEndpoint: true or s3GatewayEndpoint: false",
@@ -204,7 +229,7 @@ BAD = [
         'gpu-burst:cluster.tags.team: value is 257 characters long; allowed: at most 256',
     ]),
     ('tags-value-type', {"cluster": {"tags": {"team": 5}}}, [
-        'gpu-burst:cluster.tags.team: expected a string, got the number 5 (YAML reads it as a number and may change it, e.g. 1.30 → 1.3); quote it: team: "5"',
+        'gpu-burst:cluster.tags.team: expected a string, got the number 5 (YAML reads it as a number); quote it: team: "5"',
     ]),
     ('tags-not-mapping', {"cluster": {"tags": ["team=a"]}}, [
         'gpu-burst:cluster.tags: expected a mapping, got a list; write it as indented key: value lines',
@@ -238,6 +263,10 @@ BAD = [
     ]),
     ('sys-sizes-order', {"systemNodes": {"desiredSize": 5, "maxSize": 3}}, [
         'gpu-burst:systemNodes.desiredSize: 5 is outside minSize 2 .. maxSize 3; allowed: minSize <= desiredSize <= maxSize',
+    ]),
+    # minSize above maxSize is reported on the keys written, not on desiredSize (dev writes all three)
+    ('sys-min-above-max', {"systemNodes": {"minSize": 3, "maxSize": 2}}, [
+        'gpu-burst:systemNodes.minSize: 3 is above maxSize 2; allowed: at most 2, or raise maxSize',
     ]),
     ('sys-min-above-desired', {"systemNodes": {"minSize": 3, "desiredSize": 2}}, [
         'gpu-burst:systemNodes.desiredSize: 2 is outside minSize 3 .. maxSize 3; allowed: minSize <= desiredSize <= maxSize',
@@ -411,6 +440,13 @@ BAD = [
     ('gpu-budget-format', pool(disruptionBudgetNodes="ten"), [
         "gpu-burst:gpu.pools[0].disruptionBudgetNodes: 'ten' is not a node count or percentage; allowed: e.g. 10% or 1",
     ]),
+    # YAML reads an unquoted 10 as a number: the hint keeps the count, "10%" is only offered as the other meaning
+    ('gpu-budget-unquoted-count', pool(disruptionBudgetNodes=10), [
+        'gpu-burst:gpu.pools[0].disruptionBudgetNodes: expected a string, got the number 10 (YAML reads it as a number); quote it: disruptionBudgetNodes: "10" (the count 10); for a percentage instead, disruptionBudgetNodes: "10%"',
+    ]),
+    ('gpu-budget-unquoted-big-count', pool(disruptionBudgetNodes=150), [
+        'gpu-burst:gpu.pools[0].disruptionBudgetNodes: expected a string, got the number 150 (YAML reads it as a number); quote it: disruptionBudgetNodes: "150"',
+    ]),
     ('gpu-budget-percent-high', pool(disruptionBudgetNodes="150%"), [
         "gpu-burst:gpu.pools[0].disruptionBudgetNodes: '150%' is not a node count or percentage; allowed: e.g. 10% or 1",
     ]),
@@ -441,6 +477,15 @@ BAD = [
     ]),
     ('model-image-upper', model(image="vllm/VLLM-openai:v0.29.0"), [
         "gpu-burst:models[0].image: image 'vllm/VLLM-openai:v0.29.0' has uppercase letters in the repository; allowed: a lowercase repository such as vllm/vllm-openai:v0.29.0",
+    ]),
+    # distribution/reference@v0.6.0 normalize.go splitDockerDomain: the first component is a registry host when it
+    # contains '.' or ':' or is localhost, and an uppercase one is read as a host too (no node resolves 'VLLM').
+    # Grammar (reference.go): path components are lowercase [a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*.
+    ('model-image-upper-namespace', model(image="VLLM/vllm-openai:v0.29.0"), [
+        "gpu-burst:models[0].image: image 'VLLM/vllm-openai:v0.29.0' has uppercase letters in the repository ('VLLM' is not a registry host: a host contains '.' or ':' or is localhost); allowed: a lowercase repository such as vllm/vllm-openai:v0.29.0",
+    ]),
+    ('model-image-upper-keeps-the-tag', model(image="ghcr.io/Acme/vllm:v0.29.0-RC1"), [
+        "gpu-burst:models[0].image: image 'ghcr.io/Acme/vllm:v0.29.0-RC1' has uppercase letters in the repository; allowed: a lowercase repository such as ghcr.io/acme/vllm:v0.29.0-RC1",
     ]),
     ('model-image-scheme', model(image="https://ghcr.io/vllm/vllm-openai:v0.29.0"), [
         "gpu-burst:models[0].image: image 'https://ghcr.io/vllm/vllm-openai:v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
@@ -708,6 +753,11 @@ BAD = [
     ('gw-domain-wildcard', {"gateway": {"domain": "*.example.com"}}, [
         "gpu-burst:gateway.domain: '*.example.com' is a wildcard; give the one host name clients use, e.g. llm.example.com",
     ]),
+    # An internet-facing NLB sees its clients' public addresses: an allow-list of private ranges admits nobody.
+    ('gw-public-private-cidrs', {"gateway": {"public": True, "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666",
+                                             "allowedCidrs": ["10.0.0.0/8", "100.64.0.0/10", "fd00::/8"]}}, [
+        "gpu-burst:gateway.allowedCidrs: ['10.0.0.0/8', '100.64.0.0/10', 'fd00::/8'] are all private ranges, which never reach an internet-facing load balancer; allowed: public: false (an internal NLB that the VPC, peered networks and VPN reach) with these ranges, or public: true with the public egress CIDRs of your clients",
+    ]),
     ('gw-cidr-garbage', {"gateway": {"allowedCidrs": ["vpc"]}}, [
         "gpu-burst:gateway.allowedCidrs[0]: 'vpc' is not a CIDR block; allowed: an address/prefix such as 203.0.113.0/24",
     ]),
@@ -762,7 +812,8 @@ GOOD = [
     ("existing-vpc", net(**EXIST, publicSubnetIds=["subnet-0a1b2c3d4e5f60003"], tagExistingSubnets=False),
      lambda c: c.network.mode.value == "existing" and len(c.network.private_subnet_ids) == 2),
     ("existing-vpc-8-hex-ids", net(mode="existing", vpcId="vpc-0a1b2c3d", privateSubnetIds=["subnet-0a1b2c3d",
-                                                                                            "subnet-0a1b2c3e"]),
+                                                                                            "subnet-0a1b2c3e"],
+                                   cidr=UNSET, azCount=UNSET, natGateways=UNSET),
      lambda c: c.network.vpc_id == "vpc-0a1b2c3d"),
     ("bottlerocket-gpu", {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"}},
      lambda c: c.gpu.ami_alias == "bottlerocket@v1.64.0" and not c.gpu.needs_device_plugin),
@@ -806,6 +857,9 @@ GOOD = [
     ("image-by-digest", model(image="vllm/vllm-openai@sha256:" + "a" * 64), lambda c: "@sha256:" in c.models[0].image),
     ("image-private-registry-port", model(image="registry.example.com:5000/ml/vllm-openai:v0.29.0-cu129"),
      lambda c: c.models[0].image.startswith("registry.example.com:5000/")),
+    ("image-uppercase-tag-and-host", model(image="Registry.Example.com:5000/ml/vllm-openai:v0.29.0-RC1"),
+     lambda c: c.models[0].image.endswith(":v0.29.0-RC1")),
+    ("image-localhost", model(image="localhost/vllm-openai:v0.29.0"), lambda c: c.models[0].image.startswith("localhost/")),
     ("image-ecr", model(image="123456789012.dkr.ecr.us-west-2.amazonaws.com/vllm/vllm-openai:v0.29.0"),
      lambda c: ".dkr.ecr." in c.models[0].image),
     ("extra-args-unmanaged", model(extraArgs=["--enable-prefix-caching", "--max-num-seqs=64", "--model-impl=vllm",
@@ -825,6 +879,15 @@ GOOD = [
      lambda c: c.cluster.eks_addon_versions == {"vpc-cni": "v1.23.0-eksbuild.1", "kube-proxy": "v1.36.0-eksbuild.21",
                                                 "coredns": "v1.14.3-eksbuild.16",
                                                 "eks-pod-identity-agent": "v1.3.10-eksbuild.3"}),
+    ("public-gateway-office-and-vpn", {"gateway": {"public": True, "allowedCidrs": ["10.8.0.0/16", "198.51.100.7/32"],
+                                                   "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/"
+                                                                     "0a1b2c3d-1111-2222-3333-444455556666"}},
+     lambda c: c.gateway.allowed_cidrs == ["10.8.0.0/16", "198.51.100.7/32"]),
+    ("internal-gateway-private-cidrs", {"gateway": {"allowedCidrs": ["10.0.0.0/8", "100.64.0.0/10"]}},
+     lambda c: not c.gateway.public),
+    ("budget-count-as-string", pool(disruptionBudgetNodes="10"), lambda c: c.gpu.pools[0].disruption_budget_nodes == "10"),
+    ("system-nodes-all-equal", {"systemNodes": {"minSize": 3, "desiredSize": 3, "maxSize": 3}},
+     lambda c: c.system_nodes.min_size == c.system_nodes.max_size == 3),
     ("tags", {"cluster": {"tags": {"team": "ml", "cost-center": "42", "gpu-burst/owner": "alice"}}},
      lambda c: c.cluster.tags["team"] == "ml"),
     ("karpenter-two-replicas", {"karpenter": {"replicas": 2}, "systemNodes": {"instanceTypes": ["m6i.xlarge"]}},

@@ -313,3 +313,35 @@ def test_installed_cli_finds_the_program_modules_it_reuses():
         rest = name[len(package):].lstrip(".").replace(".", "/")
         target = folder / rest if rest else folder
         assert (target / "__init__.py").exists() or target.with_suffix(".py").exists(), (name, target)
+
+
+def test_installed_config_reads_the_components_constants(tmp_path):
+    """The typed config imports the components' request and timeout constants; installed, the components are
+    `gpu_burst` and the config `gpu_burst.config`. Lay the packages out as the wheel does (pyproject `package-dir` +
+    `packages`, the .py files of each) and validate the dev stack there, with no checkout on the path."""
+    import json
+    import subprocess
+    import sys
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = tool["package-dir"]
+    for package in tool["packages"]:
+        top = next(p for p in sorted(dirs, key=len, reverse=True) if package == p or package.startswith(p + "."))
+        source = ROOT / dirs[top] / package[len(top):].lstrip(".").replace(".", "/")
+        target = tmp_path / package.replace(".", "/")
+        target.mkdir(parents=True, exist_ok=True)
+        for f in source.glob("*.py"):
+            (target / f.name).write_bytes(f.read_bytes())
+    dev = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    code = ("import json, sys\n"
+            "import gpu_burst.config as c\n"
+            "from gpu_burst.config import component_constants as k\n"
+            "assert 'components' not in sys.modules and 'stacks' not in sys.modules\n"
+            "raw, lines = c.raw_from_values(json.loads(sys.argv[1]))\n"
+            "cfg = c.validate(raw)\n"
+            "print(k.keda.__name__, cfg.environment, c.capacity.fit(cfg, 'm6i.large', 2).ok)\n")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(dev)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["gpu_burst.keda", "dev", "True"]
