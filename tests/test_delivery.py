@@ -113,6 +113,14 @@ def test_zizmor_finds_a_floating_tag_and_a_persisted_token(tmp_path):
     assert {f["ident"] for f in json.loads(out.stdout)} >= {"unpinned-uses", "artipacked"}
 
 
+def test_every_workflow_setting_is_documented():
+    text = (ROOT / "docs" / "delivery.md").read_text()
+    for name in WORKFLOW_PERMISSIONS:
+        used = set(re.findall(r"\$\{\{[^}]*?\b(?:vars|secrets)\.(\w+)", (WORKFLOWS / name).read_text()))
+        for setting in used - {"GITHUB_TOKEN"}:
+            assert f"`vars.{setting}`" in text or f"`secrets.{setting}`" in text, f"{name}: {setting} undocumented"
+
+
 def test_e2e_workflow():
     """On demand and weekly, one run at a time and never cancelled (a destroy must finish), OIDC credentials, the
     Pulumi CLI of .pulumi.version, the opt-in test, an always-run clean-up and the report uploaded."""

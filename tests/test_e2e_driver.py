@@ -61,6 +61,10 @@ class FakeStack:
             raise Boom("error: update failed: 1 resource failed to create")
         return dict(OUTPUTS)
 
+    def preview(self):
+        self.calls.append("stack.preview")
+        return {"same": 118, "update": 2, "replace": 1} if "preview" in self.fail else {"same": 121}
+
     def cluster_name(self):
         self.calls.append("stack.cluster_name")
         return self.state_cluster
@@ -196,7 +200,7 @@ def settings_for(tmp_path, **env):
                                 **env})
 
 
-HAPPY = ["stack.create", "burstctl preflight", "stack.up", "reach.open", "burstctl burst", "burstctl verify",
+HAPPY = ["stack.create", "burstctl preflight", "stack.up", "stack.preview", "reach.open", "burstctl burst", "burstctl verify",
          "burstctl timeline", "burstctl estimate", "burstctl estimate", "reach.close", "burstctl verify --expect-idle",
          "reach.close", "stack.destroy", "stack.remove", "burstctl sweep", "reach.close"]
 
@@ -264,6 +268,7 @@ FAILURES = {
     "stack": {"stack_fail": ["create"]},
     "preflight": {"burstctl_fail": ["preflight"]},
     "up": {"stack_fail": ["up"]},
+    "preview": {"stack_fail": ["preview"]},
     "reach": {"reach_fail": True},
     "burst": {"burstctl_fail": ["burst"]},
     "verify": {"burstctl_fail": ["verify"]},
@@ -300,6 +305,7 @@ def test_destroy_always_runs_after_a_failure(world, step):
 
 def _calls_of(step):
     return {"stack": {"stack.create"}, "preflight": {"burstctl preflight"}, "up": {"stack.up"},
+            "preview": {"stack.preview"},
             "reach": {"reach.open"}, "burst": {"burstctl burst"}, "verify": {"burstctl verify"},
             "timeline": {"burstctl timeline"}, "estimate": {"burstctl estimate"},
             "idle": {"burstctl verify --expect-idle"}, "destroy": {"stack.destroy"},
@@ -357,6 +363,8 @@ def test_failures_say_what_the_command_said(world):
     assert report.steps[-1].detail == "timeline exited 1: ScaledObject inference/x not found"
     report, *_ = world(stack_fail=["up"])
     assert report.steps[-1].detail == "Boom: error: update failed: 1 resource failed to create"
+    report, *_ = world(stack_fail=["preview"])
+    assert report.steps[-1].detail.startswith("the preview right after `up` is not empty: 1 to replace, 2 to update")
 
 
 def test_clean_up_only_for_a_killed_run(tmp_path):
@@ -488,3 +496,14 @@ def test_ci_never_opts_in():
     text = "\n".join(p.read_text() for p in (ROOT / ".github" / "workflows").glob("*.yml") if p.name != "e2e.yml")
     assert d.OPT_IN not in text and d.OPT_IN not in (ROOT / ".ci" / "run").read_text()
     assert os.environ.get(d.OPT_IN) != "1" or "CI" not in os.environ
+
+
+def test_every_setting_the_run_reads_is_documented():
+    import re
+
+    names = set()
+    for f in ("driver.py", "automation.py", "cleanup.py"):
+        names |= set(re.findall(r"GPU_BURST_E2E_[A-Z_]+", (ROOT / "tests" / "e2e" / f).read_text()))
+    doc = (ROOT / "docs" / "delivery.md").read_text()
+    assert names and {n for n in names if n not in doc} == set()
+    assert "GPU_BURST_E2E=1" in doc and "python -m tests.e2e.cleanup" in doc

@@ -71,6 +71,10 @@ class AutomationStack:
         result = self._stack.up(**self._kw())
         return {k: v.value for k, v in result.outputs.items()}
 
+    def preview(self) -> dict[str, int]:
+        result = self._stack.preview(on_output=self.log, color="never", diff=True, suppress_progress=True)
+        return {str(getattr(op, "value", op)): int(n) for op, n in (result.change_summary or {}).items()}
+
     def cluster_name(self) -> Optional[str]:
         stack = self._existing()
         return cluster_name_from_state(stack.export_stack().deployment) if stack is not None else None

@@ -1,7 +1,8 @@
 """The steps of an end-to-end release run and their verdicts, over four small interfaces.
 
-stack -> preflight -> up -> reach the front door -> burst --from-zero -> verify -> timeline -> estimate --measured
--> idle (verify --expect-idle until the cooldown is over) -> destroy -> remove stack -> sweep (must find nothing).
+stack -> preflight -> up -> preview (must show no change) -> reach the front door -> burst --from-zero -> verify ->
+timeline -> estimate --measured -> idle (verify --expect-idle until the cooldown is over) -> destroy -> remove stack
+-> sweep (must find nothing).
 
 Whatever step fails, the clean-up destroys the stack (a second time past errors before giving up), removes it once
 destroyed, and reports what `burstctl sweep` finds. The stack, the burstctl runner, the way to the front door and
@@ -208,6 +209,9 @@ class Stack(Protocol):
     def up(self) -> dict[str, Any]:
         """Deploy; the stack outputs with secrets in plaintext."""
 
+    def preview(self) -> dict[str, int]:
+        """A preview of the deployed stack: resource counts per operation (`same`, `update`, ...)."""
+
     def cluster_name(self) -> Optional[str]:
         """The EKS cluster's name from the state (when `up` failed before its outputs), or None."""
 
@@ -277,8 +281,8 @@ class Report:
 
 
 class Run:
-    STEPS = ("stack", "preflight", "up", "reach", "burst", "verify", "timeline", "estimate", "idle", "destroy",
-             "remove stack", "sweep")
+    STEPS = ("stack", "preflight", "up", "preview", "reach", "burst", "verify", "timeline", "estimate", "idle",
+             "destroy", "remove stack", "sweep")
 
     def __init__(self, settings: Settings, stack: Stack, burstctl: Burstctl, reach: Reach, clock: Clock,
                  log: Callable[[str], None] = print) -> None:
@@ -354,6 +358,14 @@ class Run:
                                      "region": self.region, "endpoint": outputs["endpoint"],
                                      "models": outputs["models"], "namespace": self.namespace}, indent=2))
         return f"cluster {self.cluster}, endpoint {outputs['endpoint']}"
+
+    def _preview(self) -> str:
+        # Nothing resolves "newest" at deploy time and no resource fights a controller: a second look is empty.
+        changes = {op: n for op, n in self.stack.preview().items() if op != "same" and n}
+        if changes:
+            raise StepFailed("the preview right after `up` is not empty: " + ", ".join(
+                f"{n} to {op}" for op, n in sorted(changes.items())) + " (its diff is in the log above)")
+        return "no changes"
 
     def _reach(self) -> str:
         self.url = self.reach.open(self.outputs, self.kubeconfig)
