@@ -500,19 +500,32 @@ def estimate(
     weights_gb: Optional[float] = typer.Option(None, "--weights-gb", min=0.01, max=2000, help="Weight bytes in GB "
                                                "(default: parameters in the model id x 2)."),
     image_gb: float = typer.Option(10.0, "--image-gb", min=0.1, max=100, help="vLLM image size in GB."),
+    measured: Optional[Path] = typer.Option(None, "--measured", metavar="FILE", help="A measured cold start, the "
+                                            "`burstctl timeline --json` report: print it next to the estimate, "
+                                            "phase by phase (its model is the default --model)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Estimate time to first token from zero GPU nodes, phase by phase, and the GPU cost of one cold start.
 
     Baseline (no acceleration) next to what the stack file configures; every constant is shown with its kind
-    (measured elsewhere, vendor spec, stack config, or our estimate) and its source.
+    (measured elsewhere, vendor spec, stack config, or our estimate) and its source. With --measured: the stack's
+    estimate next to a measured cold start, phase by phase.
     """
     from burstctl import estimate as est
+    from burstctl import measured as ms
 
+    timeline = ms.read_measured(measured) if measured is not None else None
+    if timeline is not None and model is not None and model != timeline["model"]:
+        raise BadInput(f"--model: '{model}' differs from the model of --measured {measured} "
+                       f"('{timeline['model']}'); compare a model with its own timeline")
     cfg = est.load_stack(stack_file)
-    result = est.estimate(cfg, est.pick_model(cfg, model), instance_type, weights_gb, image_gb)
+    chosen = est.pick_model(cfg, model or (timeline["model"] if timeline is not None else None))
+    result = est.estimate(cfg, chosen, instance_type, weights_gb, image_gb)
+    comparison = ms.compare(result, timeline, str(measured)) if timeline is not None else None
     if as_json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), **({"measured": comparison} if comparison is not None else {})})
+    elif comparison is not None:
+        ms.render(comparison, result, stdout())
     else:
         est.render(result, stdout())
 
