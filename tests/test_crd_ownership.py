@@ -256,3 +256,60 @@ def test_crd_chart_values_exist_upstream(stack):
     for r in mocks.of_type("kubernetes:helm.sh/v3:Release"):
         if _chart(r) == "prometheus-operator-crds":
             assert unknown_value_keys("prometheus-operator-crds", r.inputs.get("values") or {}) == []
+
+
+# -- the pins that follow a chart version: config keys and the device plugin component ------------------------------
+
+def _config_errors(addons: dict) -> list[str]:
+    from stacks.config import ConfigError, validate
+
+    with pytest.raises(ConfigError) as e:
+        validate({"environment": "dev", "region": "us-west-2", "addons": addons})
+    return e.value.lines
+
+
+def test_a_chart_bump_without_its_crd_pin_is_a_config_error():
+    assert _config_errors({"monitoring": {"chartVersion": "88.6.0"}}) == [
+        "gpu-burst:addons.monitoring.crdsChartVersion: not set, and no prometheus-operator-crds version is known for "
+        "chartVersion 88.6.0; allowed: the prometheus-operator-crds chart whose appVersion equals that "
+        "kube-prometheus-stack's (known pairs: 88.5.3 → 31.0.1)"]
+    assert _config_errors({"nvidiaDevicePlugin": {"chartVersion": "0.21.0"}}) == [
+        "gpu-burst:addons.nvidiaDevicePlugin.nfdChartVersion: not set, and the node-feature-discovery dependency of "
+        "chartVersion 0.21.0 is not known; allowed: the version in that chart's Chart.yaml dependencies (known "
+        "pairs: 0.20.0 → 0.19.0)"]
+    assert _config_errors({"monitoring": {"crdsChartVersion": "v31.0.1"}}) == [
+        "gpu-burst:addons.monitoring.crdsChartVersion: 'v31.0.1' is not a chart version; allowed: e.g. 2.20.2 "
+        "(X.Y.Z, no leading v)"]
+
+
+def test_explicit_crd_pins_are_used_and_gfd_off_needs_none():
+    from stacks.config import validate
+
+    base = {"environment": "dev", "region": "us-west-2"}
+    cfg = validate({**base, "addons": {"monitoring": {"chartVersion": "88.6.0", "crdsChartVersion": "31.1.0"},
+                                       "nvidiaDevicePlugin": {"chartVersion": "0.21.0", "gfdEnabled": False}}})
+    assert cfg.addons.monitoring.effective_crds_chart_version == "31.1.0"
+    cfg = validate(base)
+    assert cfg.addons.monitoring.effective_crds_chart_version == "31.0.1"
+    assert cfg.addons.nvidia_device_plugin.effective_nfd_chart_version == "0.19.0"
+
+
+@pytest.mark.parametrize("gfd", [True, False])
+def test_device_plugin_applies_the_nfd_crds_only_with_its_nfd_subchart(mocks, gfd):
+    from stack_helpers import evaluate
+
+    args = {"chart_version": "0.20.0", "gfd_enabled": gfd, **({"nfd_chart_version": "0.19.0"} if gfd else {})}
+    evaluate(lambda: device_plugin.NvidiaDevicePlugin("dp", args))
+    release = mocks.named("dp-release")
+    assert release.inputs["skipCrds"] is True
+    files = [r.inputs["file"] for r in mocks.of_type("kubernetes:yaml/v2:ConfigFile")]
+    assert files == ([device_plugin.nfd_crd_url("0.19.0")] if gfd else [])
+    deps = {u.rsplit("::", 1)[1] for u in mocks.monitor.requests["dp-release"].dependencies}
+    assert ("dp-nfd-crds" in deps) is gfd
+
+
+def test_device_plugin_with_gfd_needs_the_nfd_version(mocks):
+    from stack_helpers import evaluate
+
+    with pytest.raises(Exception, match="gfd_enabled needs nfd_chart_version"):
+        evaluate(lambda: device_plugin.NvidiaDevicePlugin("dp", {"chart_version": "0.20.0"}))
