@@ -100,10 +100,10 @@ class MonitoringConfig(Strict):
     @model_validator(mode="after")
     def _crds_follow_the_chart(self):
         if self.crds_chart_version is None and self.chart_version not in OPERATOR_CRDS_CHARTS:
-            raise Problems(("crdsChartVersion", f"not set, and no prometheus-operator-crds version is known for "
-                                                f"chartVersion {self.chart_version}; allowed: the prometheus-operator-crds "
-                                                "chart whose appVersion equals that kube-prometheus-stack's (known "
-                                                f"pairs: {_pairs(OPERATOR_CRDS_CHARTS)})"))
+            raise Problems(("crdsChartVersion",
+                            f"not set, and no prometheus-operator-crds version is known for chartVersion "
+                            f"{self.chart_version}; allowed: the prometheus-operator-crds chart whose appVersion "
+                            f"equals that kube-prometheus-stack's (known pairs: {_pairs(OPERATOR_CRDS_CHARTS)})"))
         return self
 
     @property
@@ -124,9 +124,10 @@ class NvidiaDevicePluginConfig(Strict):
     @model_validator(mode="after")
     def _nfd_follows_the_chart(self):
         if self.gfd_enabled and self.nfd_chart_version is None and self.chart_version not in NFD_CHARTS:
-            raise Problems(("nfdChartVersion", f"not set, and the node-feature-discovery dependency of chartVersion "
-                                               f"{self.chart_version} is not known; allowed: the version in that "
-                                               f"chart's Chart.yaml dependencies (known pairs: {_pairs(NFD_CHARTS)})"))
+            raise Problems(("nfdChartVersion",
+                            f"not set, and the node-feature-discovery dependency of chartVersion {self.chart_version} "
+                            f"is not known; allowed: the version in that chart's Chart.yaml dependencies (known "
+                            f"pairs: {_pairs(NFD_CHARTS)})"))
         return self
 
     @property
