@@ -35,7 +35,7 @@ def _pool_args(p) -> GpuPoolArgs:
 def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Addons:
     """Declare the add-ons. Ordering, for a one-pass first `pulumi up` and a clean destroy:
     every release waits for the system nodes + coredns (`f.system_ready`); the HTTP add-on waits for KEDA (its chart
-    creates a ScaledObject); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
+    creates a ScaledObject) and KEDA for the monitoring CRDs (its ServiceMonitor); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
     plugin, so no GPU node launches before something can advertise its GPUs, and on destroy the NodePools (and the
     nodes Karpenter drains for them) go before Karpenter and the plugin."""
     cfg = f.cfg
