@@ -30,6 +30,9 @@ GENERATED_KEY_NAME = "default"
 
 # -- upstream names (each cited where it is defined) ---------------------------------------------------------------
 EG_CHART = "oci://docker.io/envoyproxy/gateway-helm"
+EG_CRDS_CHART = "oci://docker.io/envoyproxy/gateway-crds-helm"
+"""Envoy Gateway's CRD chart, published with gateway-helm at the same version: its CRDs are templates, so they follow
+every version change (gateway-helm ships them in crds/, which Helm installs once and never upgrades)."""
 AIGW_CRDS_CHART = "oci://docker.io/envoyproxy/ai-gateway-crds-helm"
 AIGW_CHART = "oci://docker.io/envoyproxy/ai-gateway-helm"
 EG_NAMESPACE = "envoy-gateway-system"
@@ -146,10 +149,18 @@ def ai_gateway_eg_config(ai_controller_host: str) -> dict:
     }
 
 
+def envoy_gateway_crds_values() -> dict:
+    """gateway-crds-helm v1.9.0 values (charts/gateway-crds-helm/values.yaml): what gateway-helm's crds/ holds, the
+    experimental-channel Gateway API CRDs (with the safe-upgrades admission policy) and Envoy Gateway's own CRDs."""
+    return {"crds": {"gatewayAPI": {"enabled": True, "channel": "experimental"}, "envoyGateway": {"enabled": True}}}
+
+
 def envoy_gateway_values(replicas: int, node_selector: dict) -> dict:
     """gateway-helm v1.9.0 values (keys from charts/gateway-helm/values.tmpl.yaml)."""
     host = f"{AIGW_CONTROLLER}.{AIGW_NAMESPACE}.svc.cluster.local"
     return {
+        # The CRDs and the safe-upgrades policy come from gateway-crds-helm (the upstream switch for that case).
+        "crds": {"enabled": False},
         "config": {"envoyGateway": ai_gateway_eg_config(host)},
         "deployment": {
             "replicas": replicas,
@@ -326,17 +337,24 @@ class EdgeGateway(pulumi.ComponentResource):
         lbl = labels("edge-gateway", name)
         self.timeouts = t
 
-        # -- controllers: Envoy Gateway (with Gateway API + EG CRDs) → AI Gateway CRDs → AI Gateway ---------------
-        eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None,
-                            args.get("envoy_chart_version", "v1.9.0"), EG_NAMESPACE,
-                            values=envoy_gateway_values(replicas, node_selector), depends_on=deps)
+        # -- controllers: Gateway API + EG CRDs → Envoy Gateway → AI Gateway CRDs → AI Gateway ---------------------
+        eg_version = args.get("envoy_chart_version", "v1.9.0")
+        # Rendered by Pulumi and applied object by object, as upstream installs this chart (`helm template | kubectl
+        # apply --server-side`): as a Helm release, its multi-megabyte templates would not fit Helm's 1 MiB release
+        # Secret.
+        eg_crds = k8s.helm.v4.Chart(f"{name}-gateway-crds", chart=EG_CRDS_CHART, version=eg_version, name="eg-crds",
+                                    values=envoy_gateway_crds_values(), opts=child(self, deps))
+        eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None, eg_version, EG_NAMESPACE,
+                            values=envoy_gateway_values(replicas, node_selector), depends_on=[eg_crds, *deps],
+                            skip_crds=True)
         aigw_crds = pinned_release(self, f"{name}-ai-gateway-crds", "aieg-crd", AIGW_CRDS_CHART, None,
                                    args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE, values={},
                                    depends_on=[eg, *deps])
         aigw = pinned_release(self, f"{name}-ai-gateway", "aieg", AIGW_CHART, None,
                               args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
                               values=ai_gateway_values(replicas, node_selector), depends_on=[aigw_crds, eg, *deps])
-        self.envoy_gateway_release, self.ai_gateway_crds_release, self.ai_gateway_release = eg, aigw_crds, aigw
+        self.envoy_gateway_crds, self.envoy_gateway_release = eg_crds, eg
+        self.ai_gateway_crds_release, self.ai_gateway_release = aigw_crds, aigw
         # Envoy's pods are the NLB's IP targets. With 2 replicas a rollout finishes faster than the NLB registers
         # and health-checks the new pods, so it could leave only initial/draining targets (the LBC doc's outage
         # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The
@@ -346,9 +364,9 @@ class EdgeGateway(pulumi.ComponentResource):
             metadata={"name": EG_NAMESPACE, "labels": {READINESS_GATE_LABEL: "enabled"}},
             opts=child(self, [eg, *deps]),
         )
-        # Every custom resource waits for the release that serves its CRD; the Gateway also waits for the AI
+        # Every custom resource waits for what installs its CRD; the Gateway also waits for the AI
         # Gateway's webhook, which adds the ext_proc sidecar to the Envoy pods when they are created.
-        cr_deps = [eg, aigw_crds, aigw, *deps]
+        cr_deps = [eg_crds, eg, aigw_crds, aigw, *deps]
 
         # -- secrets: client keys (SecurityPolicy) and the internal credential (AI Gateway → vLLM) -----------------
         api_keys = args.get("api_keys")

@@ -23,6 +23,8 @@ def keda_values(node_selector: dict[str, str], operator_metrics: bool = True) ->
     and the operator's Prometheus metrics (keda_scaler_detail_errors_total, keda_scaled_object_errors_total) scraped
     through a ServiceMonitor (chart 2.20.2 values `prometheus.operator`)."""
     return {
+        # The chart's CRDs are templates: Helm upgrades them with the release (the chart default, kept explicit).
+        "crds": {"install": True},
         "nodeSelector": dict(node_selector),
         "prometheus": {"operator": {"enabled": operator_metrics, "serviceMonitor": {"enabled": operator_metrics}}},
         "resources": {
@@ -43,8 +45,8 @@ class KedaArgs(TypedDict):
     node_selector: NotRequired[dict[str, str]]
     """nodeSelector for every KEDA pod. Default: the system node group."""
     operator_metrics: NotRequired[bool]
-    """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass the monitoring release
-    in `opts.depends_on`). Default True."""
+    """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass what installs the
+    monitoring.coreos.com CRDs in `opts.depends_on`). Default True."""
 
 
 class Keda(pulumi.ComponentResource):
