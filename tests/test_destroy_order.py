@@ -4,7 +4,8 @@ Pulumi deletes in reverse dependency order: a resource is deleted only after eve
 dependencies (explicit `depends_on`, data dependencies, `deletedWith`, its provider). So for every Kubernetes object
 from which a controller creates AWS objects, the whole controller side (Helm release, IAM roles, policies and
 attachments, Pod Identity association, node role, queues, rules) and what the controller needs to run (system nodes,
-the Pod Identity agent, coredns) must be in the object's transitive dependencies. pulumi-kubernetes then waits, on
+the Pod Identity agent, coredns, the network's routes, NAT and endpoints to the AWS APIs) must be in the object's
+transitive dependencies. pulumi-kubernetes then waits, on
 delete, until the object is gone, i.e. until the controller has removed its finalizer after deleting its AWS objects
 (`service.k8s.aws/resources` for the AWS Load Balancer Controller, `karpenter.k8s.aws/termination` and the NodeClaims'
 termination finalizer for Karpenter).
@@ -121,7 +122,7 @@ def _runtime(graph: Graph) -> list:
 
 @pytest.mark.parametrize("controller", sorted(CONTROLLERS))
 def test_controller_objects_are_deleted_before_the_controller_and_its_iam(stack, controller):
-    name, mocks, graph = stack
+    name, _, graph = stack
     (component,) = graph.of_type(controller)
     needs = graph.custom_descendants(component) + _runtime(graph)
     kinds = {r.type for u, r in graph.requests.items() if u in needs}
@@ -142,26 +143,27 @@ def test_controller_objects_are_deleted_before_the_controller_and_its_iam(stack,
 def test_every_nlb_belongs_to_a_service_pulumi_deletes_and_waits_for(stack):
     """Envoy Gateway's own Service stays ClusterIP (the EnvoyProxy default is LoadBalancer: a Service nobody waits
     for on delete); the one LoadBalancer Service is ours, awaited on delete for longer than the default 10 min."""
-    name, mocks, graph = stack
+    name, _, graph = stack
     for u, proxy in _objects(graph, lambda o: o.get("kind") == "EnvoyProxy"):
         assert proxy["spec"]["provider"]["kubernetes"]["envoyService"]["type"] == "ClusterIP", name
     lbs = _objects(graph, _lbc_object)
     assert [o["kind"] for _, o in lbs] == ["Service"], name
     for u, svc in lbs:
-        annotations = svc["metadata"].get("annotations") or {}
-        # pulumi-kubernetes skips the delete wait only on skipAwait; orphan propagation would not wait either.
-        assert annotations.get("pulumi.com/skipAwait") != "true"
-        assert annotations.get("pulumi.com/deletionPropagationPolicy", "foreground") != "orphan"
+        # pulumi-kubernetes waits for the object to be gone (finalizers included) unless skipAwait is set.
+        assert (svc["metadata"].get("annotations") or {}).get("pulumi.com/skipAwait") != "true"
         timeout = graph.requests[u].customTimeouts.delete
         assert timeout == NLB_DELETE_TIMEOUT and int(timeout.rstrip("m")) > 10
 
 
 def test_karpenter_objects_are_awaited_on_delete(stack):
-    name, mocks, graph = stack
+    """Foreground deletion (pulumi-kubernetes' default) keeps a NodePool until its NodeClaims, which block their
+    owner's deletion (kubernetes-sigs/karpenter@v1.14.1 nodeclaimtemplate.go), are gone with their instances;
+    orphan would leave them behind."""
+    name, _, graph = stack
     for u, obj in _objects(graph, _karpenter_object):
         annotations = obj["metadata"].get("annotations") or {}
         assert annotations.get("pulumi.com/skipAwait") != "true", f"{name}: {obj['kind']}"
-        assert annotations.get("pulumi.com/deletionPropagationPolicy", "foreground") != "orphan"
+        assert annotations.get("pulumi.com/deletionPropagationPolicy", "foreground") == "foreground"
 
 
 def test_no_gateway_class_hands_gateways_to_the_load_balancer_controller(stack):
