@@ -702,17 +702,19 @@ def _print_snapshot(r: Any, stack_file: Path) -> None:
 # -- sweep -----------------------------------------------------------------------------------------------------
 @app.command()
 def sweep(
-    cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose Karpenter leftovers to find."),
+    cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose controller leftovers to find."),
     region: str = typer.Option(..., "--region", envvar="AWS_REGION", show_envvar=True, help="AWS region."),
     profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
     yes: bool = typer.Option(False, "--yes", help="Delete what was found (without it: report only)."),
     request_timeout: float = AWS_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Find (and with --yes delete) what Karpenter left behind after `pulumi destroy`.
+    """Find (and with --yes delete) what Karpenter and the AWS Load Balancer Controller left behind after
+    `pulumi destroy`.
 
-    EC2 instances, launch templates and instance profiles Karpenter created for the cluster. Exits 1 when
-    leftovers remain (dry run) or a delete failed; a second run after --yes finds nothing and exits 0.
+    EC2 instances, launch templates and instance profiles Karpenter created for the cluster; load balancers, target
+    groups and security groups the AWS Load Balancer Controller created for it. Exits 1 when leftovers remain (dry
+    run) or a delete failed; a second run after --yes finds nothing and exits 0.
     """
     from rich.table import Table
 
@@ -727,7 +729,7 @@ def sweep(
     clients = sw.make_clients(region, profile, request_timeout)
     found = sw.find(clients, cluster_name)
     if yes and found:
-        sw.delete(clients, found)
+        _sweep_delete(sw, clients, found)
     errors = [x for x in found if x.action.startswith("error")]
     remaining = bool(found) and not yes
     if as_json:
@@ -740,18 +742,40 @@ def sweep(
         if not found:
             con.print(f"[green]nothing left behind[/] for cluster {cluster_name} in {region}")
         else:
-            table = Table(title=f"Karpenter leftovers of {cluster_name} in {region}", title_justify="left")
+            table = Table(title=f"Leftovers of {cluster_name} in {region}", title_justify="left")
             for col in ("kind", "id", "name / path", "detail", "action"):
                 table.add_column(col)
             for x in found:
                 action = "would delete" if not yes else x.action
                 style = "red" if action.startswith("error") else "yellow" if not yes else "green"
-                table.add_row(x.kind, x.id, x.name, x.detail, f"[{style}]{action}[/]")
+                # An ARN's last part is its unique id (the name is in the next column; --json has the full ARN).
+                shown = x.id.rsplit("/", 1)[-1] if x.id.startswith("arn:") else x.id
+                table.add_row(x.kind, shown, x.name, x.detail, f"[{style}]{action}[/]")
             con.print(table)
             if not yes:
                 con.print(f"{len(found)} leftover(s); run again with --yes to delete them")
     if errors or remaining:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _sweep_delete(sw: Any, clients: Any, found: list) -> None:
+    """Delete with a progress bar on stderr when it is a terminal (security groups can take minutes)."""
+    if not _tty():
+        sw.delete(clients, found)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=stderr(), transient=True) as bar:
+        task = bar.add_task("", total=len(found))
+
+        def report(item: Any, note: str) -> None:
+            if note:
+                bar.update(task, description=f"{item.kind} {item.name or item.id}: {note}")
+            else:
+                bar.update(task, advance=1, description=f"{item.kind} {item.name or item.id}: {item.action}")
+
+        sw.delete(clients, found, progress=report)
 
 
 def run() -> None:  # pragma: no cover - console-script convenience

@@ -60,6 +60,16 @@ AIGW_METRICS_PORT = "aigw-admin"
 PROXY_POD_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
                     "app.kubernetes.io/managed-by": "envoy-gateway"}
 """Labels Envoy Gateway puts on the Envoy pods it deploys."""
+OWNING_GATEWAY_NAME_LABEL = "gateway.envoyproxy.io/owning-gateway-name"
+OWNING_GATEWAY_NAMESPACE_LABEL = "gateway.envoyproxy.io/owning-gateway-namespace"
+"""Labels Envoy Gateway adds to the Envoy pods of one Gateway (envoyproxy/gateway@v1.9.0
+internal/gatewayapi/translator.go); with PROXY_POD_LABELS they are its own Service's selector."""
+PRIVILEGED_PORT_SHIFT = 10000
+"""Envoy listens on listener port + 10000 when the listener port is below 1024 (envoyproxy/gateway@v1.9.0
+internal/gatewayapi/listener.go servicePortToContainerPort), so it needs no CAP_NET_BIND_SERVICE."""
+NLB_DELETE_TIMEOUT = "20m"
+"""How long `pulumi destroy` waits for the LBC to delete the NLB, its target groups and security groups (the NLB's
+network interfaces can hold its security group for minutes) before it reports the Service as not deleted."""
 INTERCEPTOR_SELECTOR = {"app.kubernetes.io/component": "interceptor", "app.kubernetes.io/name": "http-add-on"}
 """Pod labels of the http-add-on chart's interceptor."""
 INTERCEPTOR_METRICS_PORT = 2223
@@ -206,6 +216,18 @@ def nlb_annotations(public: bool, certificate_arn: Optional[str], port: int, idl
     return ann
 
 
+def envoy_container_port(listener_port: int) -> int:
+    """The port the Envoy container listens on for a Gateway listener port (the NLB Service's targetPort)."""
+    port = int(listener_port)
+    return port + PRIVILEGED_PORT_SHIFT if port < 1024 else port
+
+
+def proxy_selector(gateway_namespace: str, gateway_name: str) -> dict:
+    """Labels of the Envoy pods Envoy Gateway runs for one Gateway (not merged Gateways)."""
+    return {**PROXY_POD_LABELS, OWNING_GATEWAY_NAMESPACE_LABEL: gateway_namespace,
+            OWNING_GATEWAY_NAME_LABEL: gateway_name}
+
+
 def _body(name: str, kind: str) -> dict:
     if kind == "chat":
         return {"model": name, "messages": [{"role": "user", "content": "Say hello in one sentence."}],
@@ -290,7 +312,8 @@ class EdgeGateway(pulumi.ComponentResource):
     """Envoy Gateway + Envoy AI Gateway (pinned OCI charts on the system nodes), the Gateway behind an LBC NLB, one
     AIGatewayRoute rule per model to the interceptor, API keys (401), per-key request limits (429 + Retry-After),
     cold-start-proof timeouts, the internal credential for vLLM and the scrape of the edge's metrics. Pass the
-    LoadBalancerController release in `opts.depends_on`."""
+    LoadBalancerController release in `opts.depends_on`: the NLB's Service depends on it, so `destroy` waits until
+    the controller has deleted what it made for that Service before the controller goes."""
 
     endpoint: pulumi.Output[str]
     """The SDK's base_url: http(s)://<host>/v1."""
@@ -393,7 +416,7 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
         )
 
-        # -- data plane: EnvoyProxy (Service → NLB), GatewayClass, Gateway ----------------------------------------
+        # -- data plane: EnvoyProxy, GatewayClass, Gateway ----------------------------------------------------------
         svc_name = f"{name}-envoy"
         self.envoy_proxy = k8s.apiextensions.CustomResource(
             f"{name}-proxy-config",
@@ -416,14 +439,9 @@ class EdgeGateway(pulumi.ComponentResource):
                                                     "limits": {"memory": "1Gi"}}},
                     },
                     **({"envoyPDB": {"minAvailable": 1}} if replicas >= 2 else {}),
-                    "envoyService": {
-                        # A fixed name so the stack can read the NLB hostname from it.
-                        "name": svc_name,
-                        "type": "LoadBalancer",
-                        "loadBalancerClass": LOAD_BALANCER_CLASS,
-                        "loadBalancerSourceRanges": args["allowed_cidrs"],
-                        "annotations": nlb_annotations(public, cert, port, t.silence_seconds),
-                    },
+                    # The NLB belongs to our own Service (below): Envoy Gateway's would go with the Gateway, nobody
+                    # waiting for the LBC to delete the NLB. A fixed name for `kubectl port-forward`.
+                    "envoyService": {"name": svc_name, "type": "ClusterIP"},
                 }},
             },
             opts=child(self, cr_deps + [self.envoy_namespace_label]),
@@ -452,7 +470,7 @@ class EdgeGateway(pulumi.ComponentResource):
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
             metadata={"namespace": ns, "labels": lbl, "annotations": {
-                # pulumi-kubernetes ≥ 4.18 waits until Envoy Gateway has published the NLB's address.
+                # pulumi-kubernetes ≥ 4.18 waits until Envoy Gateway has published its Service's (cluster) address.
                 "pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}",
                 # internal/controller/ai_gateway_route.go GatewayConfigAnnotationKey (same namespace as the Gateway).
                 GATEWAY_CONFIG_ANNOTATION: self.ai_gateway_config.metadata.apply(lambda m: m["name"])}},
@@ -616,14 +634,29 @@ class EdgeGateway(pulumi.ComponentResource):
         if args.get("scrape", True):
             self._monitors(name, ns, args, lbl, cr_deps)
 
-        # -- outputs ------------------------------------------------------------------------------------------------
-        svc = k8s.core.v1.Service.get(
-            f"{name}-envoy-service",
-            # From the Gateway's own output: read only once the Gateway (and so its Service) exists.
-            self.gateway.metadata.apply(lambda _: f"{EG_NAMESPACE}/{svc_name}"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        # -- the NLB: a LoadBalancer Service of ours in front of the Gateway's Envoy pods ---------------------------
+        # Its delete waits for the LBC's finalizer (NLB, target groups, security groups gone); it depends on the LBC
+        # release (deps), so that happens before the controller, its IAM and its Pod Identity association go.
+        self.load_balancer = k8s.core.v1.Service(
+            f"{name}-nlb",
+            metadata={"namespace": EG_NAMESPACE, "labels": lbl,
+                      "annotations": nlb_annotations(public, cert, port, t.silence_seconds)},
+            spec={
+                "type": "LoadBalancer",
+                "loadBalancerClass": LOAD_BALANCER_CLASS,
+                "loadBalancerSourceRanges": args["allowed_cidrs"],
+                # IP targets: the NLB sends to the pods, no NodePort is needed on any node.
+                "allocateLoadBalancerNodePorts": False,
+                "selector": self.gateway.metadata.apply(lambda m: proxy_selector(m["namespace"], m["name"])),
+                "ports": [{"name": f"http-{port}", "protocol": "TCP", "port": port,
+                           "targetPort": envoy_container_port(port)}],
+            },
+            opts=child(self, [*deps, self.gateway],
+                       custom_timeouts=pulumi.CustomTimeouts(delete=NLB_DELETE_TIMEOUT)),
         )
-        self.hostname = svc.status.apply(
+
+        # -- outputs ------------------------------------------------------------------------------------------------
+        self.hostname = self.load_balancer.status.apply(
             lambda s: ((s.load_balancer.ingress or [None])[0].hostname or "") if s and s.load_balancer
             and s.load_balancer.ingress else "")
         scheme = "https" if cert else "http"

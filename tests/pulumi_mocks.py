@@ -15,6 +15,7 @@
 
 import hashlib
 import json
+import re
 from typing import Optional
 
 import pulumi
@@ -180,8 +181,14 @@ class Mocks(pulumi.runtime.Mocks):
             md.setdefault("name", autoname(args.name))
             md["uid"] = f"uid-{suffix(args.name)}"
             out["metadata"] = md
-            if t == "kubernetes:core/v1:Service":
-                out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{autoname(args.name)}.elb.{REGION}.amazonaws.com"}]}}
+            if t == "kubernetes:core/v1:Service" and (out.get("spec") or {}).get("type") == "LoadBalancer":
+                # The LBC's status: the NLB's DNS name, `k8s-<namespace:8>-<name:8>-<hash:10>` plus the suffix ELB
+                # adds (kubernetes-sigs/aws-load-balancer-controller@v3.5.0 buildLoadBalancerName). Only
+                # LoadBalancer Services get one.
+                lb = "k8s-{}-{}-{}".format(*(re.sub(r"[^A-Za-z0-9]", "", v)[:n] for v, n in (
+                    (md.get("namespace") or "default", 8), (md["name"], 8), (suffix(md["name"]) * 2, 10))))
+                out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{lb}-{suffix(lb)}{suffix(md['name'])}"
+                                                                           f".elb.{REGION}.amazonaws.com"}]}}
             return [f"{md['name']}-id", out]
         if t.startswith("aws:"):
             return self._aws(args, out)
