@@ -174,3 +174,11 @@ def test_documented_migrations_happen(upgrade):
     found = {f.key for stack, (old, new) in dumps.items() for f in uc.compare(stack, old, new)}
     stale = sorted(set(_migrations(newer)) - found)
     assert not stale, f"CHANGELOG.md documents migrations that no stack performs: {stale}"
+
+
+def test_ci_runs_the_upgrade_test_instead_of_skipping_it():
+    """A default checkout is one commit deep: CI must fetch the history and make a missing release commit fatal."""
+    job = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]["test"]
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout.get("with", {}).get("fetch-depth") == 0
+    assert job["env"]["GPU_BURST_REQUIRE_HISTORY"] == "1"
