@@ -68,7 +68,8 @@ def parse(text: str) -> list[Release]:
         if m:
             sections.append((m, []))
         elif line.startswith("## "):
-            raise ChangelogError(f"CHANGELOG.md: heading {line!r} is not '## <major.minor.patch> (<YYYY-MM-DD>|unreleased)'")
+            raise ChangelogError(
+                f"CHANGELOG.md: heading {line!r} is not '## <major.minor.patch> (<YYYY-MM-DD>|unreleased)'")
         elif sections:
             sections[-1][1].append(line)
     releases = []
@@ -76,7 +77,8 @@ def parse(text: str) -> list[Release]:
         where = f"CHANGELOG.md {m['version']}"
         commits = [c for c in (COMMIT.match(l) for l in body) if c]
         if len(commits) != 1:
-            raise ChangelogError(f"{where}: needs exactly one 'Commit: <40-hex sha>|pending' line, found {len(commits)}")
+            raise ChangelogError(
+                f"{where}: needs exactly one 'Commit: <40-hex sha>|pending' line, found {len(commits)}")
         commit = None if commits[0]["commit"] == "pending" else commits[0]["commit"]
         if "### Upgrading" not in (l.strip() for l in body):
             raise ChangelogError(f"{where}: has no '### Upgrading' section")
@@ -88,16 +90,19 @@ def parse(text: str) -> list[Release]:
             if mm:
                 rel.migrations[mm["key"]] = mm["verb"]
             elif line.startswith("- "):
-                raise ChangelogError(f"{where}: migration {line!r} is not '- `<type>::<logical name>` replaced|deleted: ...'")
+                raise ChangelogError(
+                    f"{where}: migration {line!r} is not '- `<type>::<logical name>` replaced|deleted: ...'")
         for line in _subsection(body, "Stack-file changes"):
             sm = STACK_FILE_CHANGE.match(line)
             if sm:
                 try:
                     rel.stack_file_changes[sm["key"]] = json.loads(sm["value"])
                 except json.JSONDecodeError as e:
-                    raise ChangelogError(f"{where}: stack-file change {sm['key']}: value is not JSON ({e})") from None
+                    raise ChangelogError(
+                        f"{where}: stack-file change {sm['key']}: value is not JSON ({e})") from None
             elif line.startswith("- "):
-                raise ChangelogError(f"{where}: stack-file change {line!r} is not '- `<namespace:key.path>`: `<JSON>` ...'")
+                raise ChangelogError(
+                    f"{where}: stack-file change {line!r} is not '- `<namespace:key.path>`: `<JSON>` ...'")
         releases.append(rel)
     if not releases:
         raise ChangelogError("CHANGELOG.md has no release section")

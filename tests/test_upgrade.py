@@ -48,8 +48,8 @@ def _require_commit(sha: str) -> None:
     if found:
         return
     shallow = _git("rev-parse", "--is-shallow-repository", text=True).stdout.strip()
-    why = (f"release commit {sha[:12]} is not in this clone's history "
-           f"({'a shallow clone: git fetch --unshallow' if shallow == 'true' else 'not a git checkout or not fetched'})")
+    how = "a shallow clone: git fetch --unshallow" if shallow == "true" else "not a git checkout, or not fetched"
+    why = f"release commit {sha[:12]} is not in this clone's history ({how})"
     if os.environ.get("GPU_BURST_REQUIRE_HISTORY", "") not in ("", "0"):
         pytest.fail(f"GPU_BURST_REQUIRE_HISTORY is set but the {why}")
     pytest.skip(why)
@@ -142,39 +142,34 @@ def test_recorded_commits_are_those_releases():
 
 
 # -- the upgrade itself ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_upgrade_replaces_or_deletes_no_stateful_resource_undocumented(upgrade, stack):
+# One test for all stacks: the evaluations are module-scoped, and pytest-xdist would repeat them on every worker that
+# receives a test of this module.
+def test_upgrade_replaces_or_deletes_no_stateful_resource_undocumented(upgrade):
     base, newer, dumps = upgrade
-    old, new = dumps[stack]
-    # The comparison must have something to protect, or it passes for the wrong reason.
-    assert {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "eks:index:Cluster", "eks:index:ManagedNodeGroup",
-            "aws:s3/bucket:Bucket", "aws:sqs/queue:Queue", "aws:iam/role:Role",
-            "kubernetes:core/v1:Secret"} <= uc.stateful_types(old)
-    problems = uc.undocumented(uc.compare(stack, old, new), _migrations(newer))
+    assert set(dumps) >= {"dev", "prod"}
+    for stack, (old, _) in dumps.items():
+        # The comparison must have something to protect, or it passes for the wrong reason.
+        assert {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "eks:index:Cluster", "eks:index:ManagedNodeGroup",
+                "aws:s3/bucket:Bucket", "aws:sqs/queue:Queue", "aws:iam/role:Role", "kubernetes:core/v1:Secret",
+                "random:index/randomPassword:RandomPassword"} <= uc.stateful_types(old), stack
+    # Both key paths: dev generates its client key (one more password than prod, which takes it from config).
+    passwords = {s: sum(r["type"] == "random:index/randomPassword:RandomPassword" for r in old["resources"].values())
+                 for s, (old, _) in dumps.items()}
+    assert passwords["dev"] == passwords["prod"] + 1
+    assert dumps["prod"][0]["snapshotLookups"], "prod's `dataVolumeSnapshotId: auto` lookup is compared"
+    assert "aws:cloudwatch/logGroup:LogGroup" in uc.stateful_types(dumps["prod"][0])
+
+    found = [f for stack, (old, new) in dumps.items() for f in uc.compare(stack, old, new)]
+    problems = uc.undocumented(found, _migrations(newer))
     assert not problems, (
-        f"upgrading a {stack} stack from {base.version} ({base.commit[:12]}) would lose state:\n"
+        f"upgrading from {base.version} ({base.commit[:12]}) would lose state:\n"
         + "\n".join(f"  {p}" for p in problems)
         + "\nKeep the logical name and parent (or add `aliases`), keep the replace-on-change inputs, or document the "
           "migration under '#### Migrations' of the newest CHANGELOG.md section as `- `<type>::<name>` "
           "replaced|deleted: <what the operator does>`.")
-
-
-def test_prod_generated_and_dev_configured_keys_are_both_covered(upgrade):
-    _, _, dumps = upgrade
-    passwords = {s: [r for r in old["resources"].values() if r["type"] == "random:index/randomPassword:RandomPassword"]
-                 for s, (old, _) in dumps.items()}
-    # dev generates its client key; prod takes it from config: both paths of the key Secret are compared.
-    assert len(passwords["dev"]) > len(passwords["prod"]) >= 1
-    assert dumps["prod"][0]["snapshotLookups"], "prod's `dataVolumeSnapshotId: auto` lookup is compared too"
-
-
-def test_documented_migrations_happen(upgrade):
-    """A Migrations entry that no stack needs is stale: it would excuse a future accident under the same name."""
-    _, newer, dumps = upgrade
-    found = {f.key for stack, (old, new) in dumps.items() for f in uc.compare(stack, old, new)}
-    stale = sorted(set(_migrations(newer)) - found)
+    # A Migrations entry that no stack needs is stale: it would excuse a future accident under the same name.
+    stale = sorted(set(_migrations(newer)) - {f.key for f in found})
     assert not stale, f"CHANGELOG.md documents migrations that no stack performs: {stale}"
-
 
 def test_ci_runs_the_upgrade_test_instead_of_skipping_it():
     """A default checkout is one commit deep: CI must fetch the history and make a missing release commit fatal."""

@@ -222,6 +222,7 @@ def alias_dumps(tmp_path_factory):
 
 
 def test_aliases_are_resolved_as_the_engine_resolves_them(alias_dumps):
+    # One test on the module-scoped evaluations, so that pytest-xdist runs them once.
     before, aliased = alias_dumps["before"], alias_dumps["aliased"]
     assert set(before["resources"]) == {
         f"{P}test:index:Box::keys", f"{P}test:index:Box$random:index/randomPassword:RandomPassword::keys-key",
@@ -232,9 +233,7 @@ def test_aliases_are_resolved_as_the_engine_resolves_them(alias_dumps):
     moved = aliased["resources"][f"{P}test:index:Box$random:index/randomPassword:RandomPassword::top"]
     assert f"{P}random:index/randomPassword:RandomPassword::top" in moved["aliases"]
     assert uc.compare("dev", before, aliased) == []
-
-
-def test_without_aliases_the_same_change_deletes_both_passwords(alias_dumps):
-    found = sorted((f.verb, f.key) for f in uc.compare("dev", alias_dumps["before"], alias_dumps["unaliased"]))
+    # Without the aliases, the same change deletes both passwords.
+    found = sorted((f.verb, f.key) for f in uc.compare("dev", before, alias_dumps["unaliased"]))
     assert found == [("deleted", "random:index/randomPassword:RandomPassword::keys-key"),
                      ("deleted", "random:index/randomPassword:RandomPassword::top")]

@@ -1,14 +1,15 @@
 """Evaluate one program tree under this repository's mocks and print what it would register, as JSON.
 
-    python tests/upgrade_dump.py --program <tree> --stacks '[{"stack": "dev", "file": "<Pulumi.dev.yaml>", "secrets": {}}]'
+    python tests/upgrade_dump.py --program <tree> --stacks '[{"stack": "dev", "file": "<path>", "secrets": {}}]'
 
 Run as a separate process per program tree (tests/test_upgrade.py does), so an older release's `stacks` and
 `components` packages never meet the current ones in one interpreter. The program tree goes first on sys.path; the
 mocks are the ones next to this file, so two releases are judged by the same simulated providers.
 
-Output, per stack: {"resources": {urn: {type, name, custom, parent, inputs, aliases, replaceOnChanges, replacementTrigger}},
-"snapshotLookups": [the getSnapshotIds arguments]}. Aliases are resolved to URNs the way the engine resolves the
-alias specs the SDK sends (name/type/parent defaults, and every alias a parent has is inherited by its children).
+Output, per stack: {"resources": {urn: {type, name, custom, parent, inputs, aliases, replaceOnChanges,
+replacementTrigger}}, "snapshotLookups": [the getSnapshotIds arguments]}. Aliases are resolved to URNs the way the
+engine resolves the alias specs the SDK sends (name/type/parent defaults, and every alias a parent has is inherited
+by its children).
 """
 
 import argparse
@@ -156,7 +157,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                    help='JSON list of {"stack": name, "file": stack file, "secrets": {key: value}}; the stack name '
                         "is what URNs and the default cluster name carry")
     a = p.parse_args(argv)
-    out = dump(a.program.resolve(), json.loads(a.stacks))
+    stacks = [{**s, "file": str(Path(s["file"]).resolve())} for s in json.loads(a.stacks)]
+    out = dump(a.program.resolve(), stacks)
     json.dump(out, sys.stdout, sort_keys=True, default=str)
 
 
