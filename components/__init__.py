@@ -8,7 +8,7 @@ same folder is importable as ``components``. Imports stay relative so both names
 from .alerts import Alerts, AlertsArgs
 from .cluster import EksAddonVersions, EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
 from .dashboards import Dashboards, DashboardsArgs
-from .edge_gateway import EdgeGateway, EdgeGatewayArgs
+from .edge_gateway import EdgeGateway, EdgeGatewayArgs, RateLimitRedisArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .image_cache import ImageCache, ImageCacheArgs
@@ -20,6 +20,7 @@ from .model_store import ModelStore, ModelStoreArgs, ModelWeights, ModelWeightsA
 from .monitoring import Monitoring, MonitoringArgs
 from .network import NatMode, Network, NetworkArgs
 from .nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from .rate_limit_redis import ElastiCacheRedis, ElastiCacheRedisArgs, InClusterRedis, InClusterRedisArgs
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,8 @@ COMPONENTS = [
     ModelWeights,
     ModelService,
     LoadBalancerController,
+    ElastiCacheRedis,
+    InClusterRedis,
     EdgeGateway,
     Dashboards,
     Alerts,
@@ -49,7 +52,8 @@ __all__ = [
     "AmiFamily",
     "Dashboards", "DashboardsArgs",
     "EksAddonVersions", "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
-    "EdgeGateway", "EdgeGatewayArgs",
+    "EdgeGateway", "EdgeGatewayArgs", "RateLimitRedisArgs",
+    "ElastiCacheRedis", "ElastiCacheRedisArgs", "InClusterRedis", "InClusterRedisArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
     "Karpenter", "KarpenterArgs",
     "Keda", "KedaArgs",

@@ -4,8 +4,8 @@ the edge, before the request reaches the KEDA HTTP add-on interceptor (the inter
 start). vLLM only accepts an internal credential that the edge injects.
 
 Request path of one model (also exposed as `request_paths`):
-  NLB → Envoy (SecurityPolicy apiKeyAuth → local rate limit → AI Gateway ext_proc sets `x-ai-eg-model` from the
-  body `model`) → AIGatewayRoute rule `x-ai-eg-model == <name>` → AIServiceBackend → Backend (interceptor FQDN)
+  NLB → Envoy (SecurityPolicy apiKeyAuth → AI Gateway ext_proc sets `x-ai-eg-model` from the body `model` →
+  per-key rate limit and token budget, local or global in Redis) → AIGatewayRoute rule `x-ai-eg-model == <name>` → AIServiceBackend → Backend (interceptor FQDN)
   → InterceptorRoute matching `x-ai-eg-model: <name>` → the model's Service → vLLM (Authorization: internal key).
 """
 
@@ -113,6 +113,32 @@ MIN_DRAIN_SECONDS = 60
 """Envoy keeps accepting for at least this long after its pod starts terminating, while the LBC deregisters the IP
 target and the NLB stops opening new flows to it (EnvoyProxy shutdown.minDrainDuration; upstream default 10 s)."""
 
+# -- rate limits and token budgets ---------------------------------------------------------------------------------
+MAX_LOCAL_RULES = 16
+"""BackendTrafficPolicy rateLimit.local.rules maxItems (envoyproxy/gateway@v1.9.0 api/v1alpha1/ratelimit_types.go)."""
+MAX_GLOBAL_RULES = 256
+"""BackendTrafficPolicy rateLimit.global.rules maxItems (same file)."""
+RETRY_AFTER_SECONDS = 60
+"""Retry-After of every 429: a minute window (requests or tokens per minute) refills within it; a spent daily budget
+keeps answering 429 until 00:00 UTC."""
+TOKEN_COST_NAMESPACE = "io.envoy.ai_gateway"
+"""Dynamic-metadata namespace the AI Gateway writes request costs to at the end of a response
+(envoyproxy/ai-gateway@v1.1.0 api/v1beta1/shared_types.go AIGatewayFilterMetadataNamespace)."""
+TOTAL_TOKENS_KEY = "llm_total_token"
+"""Metadata key of a response's input + output tokens, declared by the GatewayConfig's globalLLMRequestCosts."""
+RATE_LIMIT_SECRET = "gpu-burst-rate-limit-redis"
+"""Secret in Envoy Gateway's namespace with the Redis password (and the CA of an in-cluster Redis), read by the
+envoy-ratelimit pods Envoy Gateway deploys there. A fixed name: the Envoy Gateway values refer to it."""
+RATE_LIMIT_AUTH_KEY = "auth"
+RATE_LIMIT_CA_KEY = "ca.crt"
+RATE_LIMIT_CERTS_VOLUME = "redis-certs"
+"""Envoy Gateway mounts a volume of this name at /redis-certs whenever the Redis backend has `tls`, but declares it
+only with a client certificate (envoyproxy/gateway@v1.9.0 internal/infrastructure/kubernetes/ratelimit/resource.go):
+the edge declares it itself."""
+RATE_LIMIT_CERTS_DIR = "/redis-certs"
+RATELIMIT_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
+"""Requests of each envoy-ratelimit replica (EnvoyGateway provider.kubernetes.rateLimitDeployment)."""
+
 
 @dataclass(frozen=True)
 class HopTimeouts:
@@ -165,13 +191,55 @@ def envoy_gateway_crds_values() -> dict:
     return {"crds": {"gatewayAPI": {"enabled": True, "channel": "experimental"}, "envoyGateway": {"enabled": True}}}
 
 
-def envoy_gateway_values(replicas: int, node_selector: dict) -> dict:
-    """gateway-helm v1.9.0 values (keys from charts/gateway-helm/values.tmpl.yaml)."""
+def rate_limit_eg_config(redis_url: pulumi.Input[str], fail_open: bool, replicas: int, node_selector: dict,
+                         with_ca: bool) -> dict:
+    """The EnvoyGateway `rateLimit` and `provider.kubernetes.rateLimitDeployment` (envoyproxy/gateway@v1.9.0
+    api/v1alpha1/envoygateway_types.go): the envoy-ratelimit pods on the system nodes, counting in the Redis at
+    `redis_url` (host:port) over TLS with the password of RATE_LIMIT_SECRET; `with_ca`: the server's certificate is
+    signed by the CA in that Secret rather than a public one. The image stays the chart's pin."""
+    env = [{"name": "REDIS_AUTH", "valueFrom": {"secretKeyRef": {"name": RATE_LIMIT_SECRET,
+                                                                 "key": RATE_LIMIT_AUTH_KEY}}}]
+    if with_ca:
+        env.append({"name": "REDIS_TLS_CACERT", "value": f"{RATE_LIMIT_CERTS_DIR}/{RATE_LIMIT_CA_KEY}"})
+        certs = {"secret": {"secretName": RATE_LIMIT_SECRET,
+                            "items": [{"key": RATE_LIMIT_CA_KEY, "path": RATE_LIMIT_CA_KEY}]}}
+    else:
+        certs = {"emptyDir": {}}
+    deployment = {
+        "replicas": replicas,
+        "pod": {"nodeSelector": dict(node_selector), "volumes": [{"name": RATE_LIMIT_CERTS_VOLUME, **certs}]},
+        "container": {"resources": {"requests": dict(RATELIMIT_REQUESTS), "limits": {"memory": "256Mi"}},
+                      "env": env},
+    }
+    kubernetes = {"rateLimitDeployment": deployment}
+    if replicas >= 2:
+        kubernetes["rateLimitPDB"] = {"minAvailable": 1}
+    return {
+        # `tls` turns on REDIS_TLS (the system roots verify ElastiCache; REDIS_TLS_CACERT adds an in-cluster CA).
+        "rateLimit": {"backend": {"type": "Redis", "redis": {"url": redis_url, "tls": {}}},
+                      # Envoy answers 500 while the rate-limit service cannot answer, instead of letting requests pass.
+                      "failClosed": not fail_open},
+        "provider": {"type": "Kubernetes", "kubernetes": kubernetes},
+    }
+
+
+def token_costs() -> list:
+    """GatewayConfig globalLLMRequestCosts: every route of the Gateway, whoever declared it, records the tokens of
+    each response where the global rate limit reads its response cost."""
+    return [{"metadataKey": TOTAL_TOKENS_KEY, "type": "TotalToken"}]
+
+
+def envoy_gateway_values(replicas: int, node_selector: dict, rate_limit: Optional[dict] = None) -> dict:
+    """gateway-helm v1.9.0 values (keys from charts/gateway-helm/values.tmpl.yaml); `rate_limit`: the output of
+    :func:`rate_limit_eg_config` (global rate limits), merged into the Envoy Gateway configuration."""
     host = f"{AIGW_CONTROLLER}.{AIGW_NAMESPACE}.svc.cluster.local"
+    eg_config = ai_gateway_eg_config(host)
+    if rate_limit:
+        eg_config = {**eg_config, **rate_limit}
     return {
         # The CRDs and the safe-upgrades policy come from gateway-crds-helm (the upstream switch for that case).
         "crds": {"enabled": False},
-        "config": {"envoyGateway": ai_gateway_eg_config(host)},
+        "config": {"envoyGateway": eg_config},
         "deployment": {
             "replicas": replicas,
             "pod": {"nodeSelector": dict(node_selector)},
@@ -252,15 +320,52 @@ def python_example(base_url: str, served_name: str, timeout: int) -> str:
         "print(resp.choices[0].message.content)\n")
 
 
+def _key_selector(key: str) -> list:
+    return [{"headers": [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": key}]}]
+
+
 def rate_limit_rules(limits: dict) -> list:
     """Local rate-limit rules, one per key name, on the header the API-key filter sets from the matched key."""
-    return [{"clientSelectors": [{"headers": [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": key}]}],
-             "limit": {"requests": int(rpm), "unit": "Minute"}} for key, rpm in sorted(limits.items())]
+    return [{"clientSelectors": _key_selector(key), "limit": {"requests": int(rpm), "unit": "Minute"}}
+            for key, rpm in sorted(limits.items())]
+
+
+def global_rate_limit_rules(requests_per_minute: dict, tokens_per_minute: dict, tokens_per_day: dict) -> list:
+    """Global rate-limit rules per key name, counted in Redis for every Envoy replica and shared by every route of
+    the Gateway (one bucket per key, not per model): requests per minute, and token budgets that only check on the
+    request path (cost 0) and are charged the response's total tokens when it ends (the AI Gateway's cost
+    metadata). A request is refused once a budget is spent, so the request that crosses it still completes."""
+    rules = []
+    for key in sorted(requests_per_minute):
+        rules.append({"clientSelectors": _key_selector(key), "shared": True,
+                      "limit": {"requests": int(requests_per_minute[key]), "unit": "Minute"}})
+        for budgets, unit in ((tokens_per_minute, "Minute"), (tokens_per_day, "Day")):
+            if key in budgets:
+                rules.append({
+                    "clientSelectors": _key_selector(key), "shared": True,
+                    "limit": {"requests": int(budgets[key]), "unit": unit},
+                    "cost": {"request": {"from": "Number", "number": 0},
+                             "response": {"from": "Metadata", "metadata": {"namespace": TOKEN_COST_NAMESPACE,
+                                                                           "key": TOTAL_TOKENS_KEY}}}})
+    return rules
 
 
 def openai_error(message: str, kind: str, code: str) -> str:
     """An OpenAI-shaped error body, so SDKs print a readable message."""
     return json.dumps({"error": {"message": message, "type": kind, "code": code}})
+
+
+class RateLimitRedisArgs(TypedDict):
+    """The Redis that holds the global rate-limit counters."""
+
+    url: pulumi.Input[str]
+    """host:port of the primary, reached over TLS."""
+    password: pulumi.Input[str]
+    """Its password (a Pulumi secret)."""
+    ca_pem: NotRequired[pulumi.Input[str]]
+    """PEM CA of its server certificate when that is not publicly trusted (an in-cluster Redis)."""
+    fail_open: NotRequired[bool]
+    """While the rate-limit service cannot answer: true lets requests pass, false answers 500. Default true."""
 
 
 class EdgeGatewayArgs(TypedDict):
@@ -287,6 +392,12 @@ class EdgeGatewayArgs(TypedDict):
     """Names of the client API keys (not secret); empty: one key named `default` is generated."""
     requests_per_minute: dict[str, int]
     """Requests per minute per key name (every name in `key_names`, or `default`)."""
+    tokens_per_minute: NotRequired[dict[str, int]]
+    """Per key name: input + output tokens per minute (needs `rate_limit_redis`)."""
+    tokens_per_day: NotRequired[dict[str, int]]
+    """Per key name: input + output tokens per UTC day (needs `rate_limit_redis`)."""
+    rate_limit_redis: NotRequired[RateLimitRedisArgs]
+    """Redis for global limits: every limit is then counted across all Envoy replicas and all routes."""
     api_keys: NotRequired[pulumi.Input[dict[str, str]]]
     """Key name → key (a Pulumi secret). Required when `key_names` is not empty."""
     public: NotRequired[bool]
@@ -310,7 +421,8 @@ class EdgeGatewayArgs(TypedDict):
 
 class EdgeGateway(pulumi.ComponentResource):
     """Envoy Gateway + Envoy AI Gateway (pinned OCI charts on the system nodes), the Gateway behind an LBC NLB, one
-    AIGatewayRoute rule per model to the interceptor, API keys (401), per-key request limits (429 + Retry-After),
+    AIGatewayRoute rule per model to the interceptor, API keys (401), per-key request limits and, with a Redis, token
+    budgets counted across replicas (429 + Retry-After),
     cold-start-proof timeouts, the internal credential for vLLM and the scrape of the edge's metrics. Pass the
     LoadBalancerController release in `opts.depends_on`: the NLB's Service depends on it, so `destroy` waits until
     the controller has deleted what it made for that Service before the controller goes."""
@@ -349,6 +461,14 @@ class EdgeGateway(pulumi.ComponentResource):
         missing = sorted(set(key_names) - set(args["requests_per_minute"]))
         if missing:
             raise ValueError(f"EdgeGateway '{name}': no requests_per_minute for keys {missing}")
+        redis = args.get("rate_limit_redis")
+        tpm, tpd = dict(args.get("tokens_per_minute") or {}), dict(args.get("tokens_per_day") or {})
+        if (tpm or tpd) and not redis:
+            raise ValueError(f"EdgeGateway '{name}': token budgets need rate_limit_redis (they are counted across "
+                             "every Envoy replica)")
+        strangers = sorted((set(tpm) | set(tpd)) - set(key_names))
+        if strangers:
+            raise ValueError(f"EdgeGateway '{name}': token budgets for unknown keys {strangers}")
         t = hop_timeouts(args["hold_seconds"], args["response_header_seconds"])
         port = 443 if cert else 80
         if not cert and t.silence_seconds > NLB_MAX_IDLE_SECONDS:
@@ -367,9 +487,13 @@ class EdgeGateway(pulumi.ComponentResource):
         # Secret.
         eg_crds = k8s.helm.v4.Chart(f"{name}-gateway-crds", chart=EG_CRDS_CHART, version=eg_version, name="eg-crds",
                                     values=envoy_gateway_crds_values(), opts=child(self, deps))
+        # With a Redis, the release's configuration points at it: Redis comes first and goes last (its URL is an
+        # Output of the resources that make it).
+        rate_limit = rate_limit_eg_config(redis["url"], bool(redis.get("fail_open", True)), replicas, node_selector,
+                                          redis.get("ca_pem") is not None) if redis else None
         eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None, eg_version, EG_NAMESPACE,
-                            values=envoy_gateway_values(replicas, node_selector), depends_on=[eg_crds, *deps],
-                            skip_crds=True)
+                            values=envoy_gateway_values(replicas, node_selector, rate_limit),
+                            depends_on=[eg_crds, *deps], skip_crds=True)
         aigw_crds = pinned_release(self, f"{name}-ai-gateway-crds", "aieg-crd", AIGW_CRDS_CHART, None,
                                    args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE, values={},
                                    depends_on=[eg, *deps])
@@ -416,6 +540,9 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
         )
 
+        if redis:
+            self._rate_limit_secret(name, redis, lbl, [eg, *deps])
+
         # -- data plane: EnvoyProxy, GatewayClass, Gateway ----------------------------------------------------------
         svc_name = f"{name}-envoy"
         self.envoy_proxy = k8s.apiextensions.CustomResource(
@@ -454,7 +581,8 @@ class EdgeGateway(pulumi.ComponentResource):
             kind="GatewayConfig",
             metadata={"namespace": ns, "labels": lbl},
             spec={"extProc": {"kubernetes": {"resources": {
-                "requests": {"cpu": EXTPROC_CPU, "memory": EXTPROC_MEMORY}, "limits": {"memory": "512Mi"}}}}},
+                "requests": {"cpu": EXTPROC_CPU, "memory": EXTPROC_MEMORY}, "limits": {"memory": "512Mi"}}}},
+                **({"globalLLMRequestCosts": token_costs()} if tpm or tpd else {})},
             opts=child(self, cr_deps),
         )
         self.gateway_class = k8s.apiextensions.CustomResource(
@@ -506,8 +634,10 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child(self, cr_deps + [self.keys_secret]),
         )
 
-        # -- 429 per key, timeouts that cover a cold start ---------------------------------------------------------
+        # -- 429 per key (requests, and tokens with a Redis), timeouts that cover a cold start ---------------------
         limits = {k: args["requests_per_minute"][k] for k in key_names}
+        rate_limit_spec = ({"global": {"rules": global_rate_limit_rules(limits, tpm, tpd)}} if redis
+                           else {"local": {"rules": rate_limit_rules(limits)}})
         self.traffic_policy = k8s.apiextensions.CustomResource(
             f"{name}-limits",
             api_version="gateway.envoyproxy.io/v1alpha1",
@@ -515,7 +645,7 @@ class EdgeGateway(pulumi.ComponentResource):
             metadata={"namespace": ns, "labels": lbl},
             spec={
                 "targetRefs": [gw_ref],
-                "rateLimit": {"local": {"rules": rate_limit_rules(limits)}},
+                "rateLimit": rate_limit_spec,
                 # The buffer filter is what puts the AI Gateway's ext_proc after the API-key check. Envoy Gateway
                 # orders custom_response (these overrides) first, api_key_auth 7th and buffer 12th
                 # (envoyproxy/gateway@v1.9.0 internal/xds/translator/httpfilters.go); the AI Gateway inserts its
@@ -530,10 +660,12 @@ class EdgeGateway(pulumi.ComponentResource):
                     {"source": "Local", "match": {"statusCodes": [{"type": "Value", "value": 429}]},
                      "response": {"contentType": "application/json",
                                   "body": {"type": "Inline", "inline": openai_error(
-                                      "Rate limit reached for this API key; retry after the time in Retry-After.",
+                                      "Rate limit or token budget reached for this API key; retry after the time in "
+                                      "Retry-After (a daily token budget renews at 00:00 UTC).",
                                       "rate_limit_error", "rate_limit_exceeded")},
-                                  # The local limiter refills per minute; the openai SDK honours Retry-After.
-                                  "header": {"set": [{"name": "Retry-After", "value": "60"}]}}},
+                                  # The openai SDK honours Retry-After.
+                                  "header": {"set": [{"name": "Retry-After",
+                                                      "value": str(RETRY_AFTER_SECONDS)}]}}},
                     {"source": "Local", "match": {"statusCodes": [{"type": "Value", "value": 401}]},
                      "response": {"contentType": "application/json",
                                   "body": {"type": "Inline", "inline": openai_error(
@@ -676,6 +808,20 @@ class EdgeGateway(pulumi.ComponentResource):
             "api_key_secret_name": self.api_key_secret_name, "internal_key_secret_name": self.internal_key_secret_name,
             "model_header": self.model_header, "curl_examples": self.curl_examples,
             "python_examples": self.python_examples, "request_paths": self.request_paths})
+
+    def _rate_limit_secret(self, name: str, redis: RateLimitRedisArgs, lbl: dict, deps: list) -> None:
+        """The Redis password (and CA) where Envoy Gateway's envoy-ratelimit pods read them. The chart creates the
+        namespace, so the Secret follows the release; the pods wait for it (an env var from a missing Secret)."""
+        data = {RATE_LIMIT_AUTH_KEY: pulumi.Output.secret(redis["password"])}
+        if redis.get("ca_pem") is not None:
+            data[RATE_LIMIT_CA_KEY] = redis["ca_pem"]
+        self.rate_limit_secret = k8s.core.v1.Secret(
+            f"{name}-rate-limit-redis",
+            metadata={"name": RATE_LIMIT_SECRET, "namespace": EG_NAMESPACE, "labels": lbl},
+            type="Opaque",
+            string_data=data,
+            opts=child(self, deps, additional_secret_outputs=["data", "stringData"], delete_before_replace=True),
+        )
 
     def _monitors(self, name: str, ns, args: EdgeGatewayArgs, lbl: dict, cr_deps: list) -> None:
         """Envoy's and the AI Gateway's metrics (PodMonitor on the proxy pods) and the interceptor's (Service +

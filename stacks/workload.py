@@ -12,8 +12,9 @@ from components.load_balancer_controller import LoadBalancerController
 from components.model_service import ModelService
 from components.image_cache import ImageCache
 from components.model_store import ModelStore, ModelWeights
+from components.rate_limit_redis import ElastiCacheRedis, InClusterRedis
 
-from .config import duration_seconds
+from .config import RedisMode, StackConfig, duration_seconds
 from .contracts import Addons, Foundation
 
 ALERT_MARGIN_SECONDS = 600
@@ -27,6 +28,31 @@ seen by the 1→N trigger within 10 s."""
 def _go_duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def _rate_limit_redis(f: Foundation, k8s_opts: dict) -> Optional[dict]:
+    """The Redis of the global rate limit and the token budgets, as EdgeGateway args; None when no key has a token
+    budget (nothing is created, request limits stay per Envoy replica)."""
+    cfg: StackConfig = f.cfg
+    mode = cfg.rate_limit_redis
+    if mode is None:
+        return None
+    rl = cfg.gateway.rate_limit
+    if mode is RedisMode.ELASTICACHE:
+        store = ElastiCacheRedis("gpu-burst-rate-limit", {
+            "vpc_id": f.vpc_id, "subnet_ids": f.private_subnet_ids,
+            "client_security_group_id": f.cluster_security_group_id, "node_type": rl.redis.node_type,
+            "tags": {"gpu-burst:environment": cfg.environment}})
+        redis = {"url": store.url, "password": store.password}
+    else:
+        store = InClusterRedis("gpu-burst-rate-limit", {},
+                               opts=pulumi.ResourceOptions(**k8s_opts, depends_on=list(f.system_ready)))
+        redis = {"url": store.url, "password": store.password, "ca_pem": store.ca_pem}
+    redis["fail_open"] = rl.fail_open
+    policies = cfg.key_policies.values()
+    return {"rate_limit_redis": redis,
+            "tokens_per_minute": {p.name: p.tokens_per_minute for p in policies if p.tokens_per_minute},
+            "tokens_per_day": {p.name: p.tokens_per_day for p in policies if p.tokens_per_day}}
 
 
 def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] = None,
@@ -68,15 +94,19 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     key_names = list(cfg.api_key_names) if api_keys is not None else []
     if api_keys is not None and not key_names:
         key_names = [GENERATED_KEY_NAME]  # a single legacy `apiKey`
-    limits = {k: gw.key_requests_per_minute.get(k, gw.requests_per_minute) for k in key_names or [GENERATED_KEY_NAME]}
+    policies = cfg.key_policies
     edge_args = {
         "namespace": ns.metadata.name, "model_names": names,
         "interceptor_service": a.interceptor_proxy_service, "interceptor_namespace": a.interceptor_namespace,
         "interceptor_port": a.interceptor_proxy_port,
         "hold_seconds": int(duration_seconds(http.readiness_timeout)),
         "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
-        "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names, "requests_per_minute": limits,
+        "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names,
+        "requests_per_minute": {k: p.requests_per_minute for k, p in policies.items()},
         "replicas": edge_replicas}
+    redis = _rate_limit_redis(f, k8s_opts)
+    if redis is not None:
+        edge_args.update(redis)
     if api_keys is not None:
         edge_args["api_keys"] = api_keys
     if gw.certificate_arn:

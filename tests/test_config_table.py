@@ -33,7 +33,8 @@ EXIST = {"mode": "existing", "vpcId": "vpc-0a1b2c3d4e5f67890",
 def keys(cls) -> str:
     """The keys a section accepts, as the unknown-key message lists them (so adding a field does not edit the
     table; the top-level and network cases spell the list out)."""
-    return ", ".join(f.alias or n for n, f in cls.model_fields.items())
+    hidden = getattr(cls, "internal_keys", ())
+    return ", ".join(k for n, f in cls.model_fields.items() if (k := f.alias or n) not in hidden)
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -764,11 +765,51 @@ BAD = [
     ('gw-rpm-zero', {"gateway": {"requestsPerMinute": 0}}, [
         'gpu-burst:gateway.requestsPerMinute: 0 is out of range; allowed: an integer from 1 to 1000000',
     ]),
-    ('gw-key-rpm-unknown-key', {"gateway": {"keyRequestsPerMinute": {"alice": 100}}}, [
-        "gpu-burst:gateway.keyRequestsPerMinute: ['alice'] are not keys of gpu-burst:apiKeys; allowed: default",
+    # gateway.keys: the policy of each API key
+    ('gw-key-rpm-moved', {"gateway": {"keyRequestsPerMinute": {"team-a": 1200, "ci": 60}}, "apiKeyNames": ["ci", "team-a"]}, [
+        "gpu-burst:gateway.keyRequestsPerMinute: moved to gateway.keys.<name>.requestsPerMinute; allowed: gateway.keys: {ci: {requestsPerMinute: 60}, team-a: {requestsPerMinute: 1200}} (`pulumi config rm --path gateway.keyRequestsPerMinute`, then `pulumi config set --path gateway.keys.<name>.requestsPerMinute <n>`)",
     ]),
-    ('gw-key-rpm-bad-name', {"gateway": {"keyRequestsPerMinute": {"Alice": 100}}}, [
-        "gpu-burst:gateway.keyRequestsPerMinute: key names ['Alice'] are not allowed; use lowercase letters, digits and '-'",
+    ('gw-keys-policy-without-key', {"gateway": {"keys": {"alice": {"requestsPerMinute": 100}}}}, [
+        "gpu-burst:gateway.keys.alice: no key 'alice' in gpu-burst:apiKeys; allowed: a policy for default, or add the key: `pulumi config set --secret --path 'apiKeys.alice' <key>`",
+    ]),
+    ('gw-keys-bad-name', {"gateway": {"keys": {"Alice": {}}}}, [
+        "gpu-burst:gateway.keys: key names ['Alice'] are not allowed; use lowercase letters, digits and '-'",
+    ]),
+    ('gw-keys-model-not-served', {"gateway": {"keys": {"default": {"models": ["gpt-4", "qwen2-5-1-5b-instruct"]}}}}, [
+        "gpu-burst:gateway.keys.default.models: ['gpt-4'] are not served by this stack; allowed: qwen2-5-1-5b-instruct",
+    ]),
+    ('gw-keys-models-empty', {"gateway": {"keys": {"default": {"models": []}}}}, [
+        "gpu-burst:gateway.keys.default.models: [] lets the key call no model; allowed: served names, or leave models out for every model",
+    ]),
+    ('gw-keys-rpm-zero', {"gateway": {"keys": {"default": {"requestsPerMinute": 0}}}}, [
+        'gpu-burst:gateway.keys.default.requestsPerMinute: 0 is out of range; allowed: an integer from 1 to 1000000',
+    ]),
+    ('gw-keys-tpm-negative', {"gateway": {"keys": {"default": {"tokensPerMinute": -5}}}}, [
+        'gpu-burst:gateway.keys.default.tokensPerMinute: -5 is out of range; allowed: an integer from 1 to 4294967295',
+    ]),
+    ('gw-keys-tpd-zero', {"gateway": {"keys": {"default": {"tokensPerDay": 0}}}}, [
+        'gpu-burst:gateway.keys.default.tokensPerDay: 0 is out of range; allowed: an integer from 1 to 4294967295',
+    ]),
+    # One key limited to some models: a key left without a policy would silently reach every model.
+    ('gw-keys-unrestricted-key', {"apiKeyNames": ["ci", "team-a", "team-b"], "gateway": {"keys": {
+        "team-a": {"models": ["qwen2-5-1-5b-instruct"]}, "team-b": {"requestsPerMinute": 10}}}}, [
+        "gpu-burst:gateway.keys.ci: key 'ci' has no policy while ['team-a'] may call only some models; allowed: a policy for every key, e.g. gateway.keys.ci: {} for every model or {models: [...]}",
+    ]),
+    ('gw-keys-too-many-local', {"apiKeyNames": [f"k{i}" for i in range(17)]}, [
+        "gpu-burst:apiKeys: 17 keys need 17 request limits but Envoy's local rate limit holds 16; allowed: at most 16 keys, or a token budget on some key (the limits then live in Redis)",
+    ]),
+    ('gw-keys-too-many-global', {"apiKeyNames": [f"k{i}" for i in range(90)], "gateway": {"keys": {
+        f"k{i}": {"tokensPerMinute": 1000, "tokensPerDay": 100000} for i in range(90)}}}, [
+        "gpu-burst:gateway.keys: 90 request limits and 180 token budgets exceed the 256 rules of a global rate limit; allowed: at most 256 in total",
+    ]),
+    ('gw-redis-mode', {"gateway": {"rateLimit": {"redis": {"mode": "memcached"}}}}, [
+        "gpu-burst:gateway.rateLimit.redis.mode: 'memcached' is not allowed; allowed: 'elastiCache' or 'inCluster'",
+    ]),
+    ('gw-redis-node-type', {"gateway": {"rateLimit": {"redis": {"nodeType": "t4g.micro"}}}}, [
+        "gpu-burst:gateway.rateLimit.redis.nodeType: 't4g.micro' is not an ElastiCache node type; allowed: e.g. cache.t4g.micro",
+    ]),
+    ('gw-rate-limit-unknown', {"gateway": {"rateLimit": {"failClosed": True}}}, [
+        "gpu-burst:gateway.rateLimit.failClosed: unknown key; valid keys here: redis, failOpen",
     ]),
     ('gw-replicas-high', {"gateway": {"replicas": 11}}, [
         'gpu-burst:gateway.replicas: 11 is out of range; allowed: an integer from 1 to 10',
@@ -805,6 +846,20 @@ BAD_KEYS = [
 
 GOOD = [
     ("dev-as-is", {}, lambda c: c.environment == "dev"),
+    # Keys: policies filled with the defaults; the Redis exists only with a token budget, where the environment says.
+    ("keys-default-policy", {"apiKeyNames": ["ci", "team-a"], "gateway": {"requestsPerMinute": 300, "keys": {
+        "team-a": {"models": ["qwen2-5-1-5b-instruct"], "requestsPerMinute": 1200}, "ci": {}}}},
+     lambda c: (c.key_policies["ci"].models, c.key_policies["ci"].requests_per_minute) == (None, 300)
+     and c.key_policies["team-a"].models == ("qwen2-5-1-5b-instruct",) and c.rate_limit_redis is None),
+    ("keys-budget-dev-in-cluster", {"gateway": {"keys": {"default": {"tokensPerDay": 100000}}}},
+     lambda c: c.rate_limit_redis.value == "inCluster" and c.gateway.rate_limit.fail_open is True),
+    ("keys-budget-prod-elasticache", {"environment": "prod", "gateway": {"keys": {"default": {"tokensPerMinute": 5000}}}},
+     lambda c: c.rate_limit_redis.value == "elastiCache"),
+    ("keys-budget-chosen-redis", {"gateway": {"keys": {"default": {"tokensPerMinute": 5000}}, "rateLimit": {
+        "redis": {"mode": "elastiCache", "nodeType": "cache.t4g.small"}, "failOpen": False}}},
+     lambda c: c.rate_limit_redis.value == "elastiCache" and c.gateway.rate_limit.fail_open is False),
+    ("keys-redis-without-budget", {"gateway": {"rateLimit": {"redis": {"mode": "elastiCache"}}}},
+     lambda c: c.rate_limit_redis is None),
     ("s3-endpoint-off", net(s3GatewayEndpoint=False),
      lambda c: c.network.s3_gateway_endpoint is False and not c.network.creates_s3_gateway_endpoint),
     ("s3-endpoint-default", {},

@@ -374,7 +374,7 @@ def test_requests_per_minute_per_key_answer_429_with_retry_after(prod):
     spec = _one(mocks, "BackendTrafficPolicy")["spec"]
     rules = {r["clientSelectors"][0]["headers"][0]["value"]: r for r in spec["rateLimit"]["local"]["rules"]}
     assert sorted(rules) == sorted(PROD_KEYS)
-    assert rules["team-a"]["limit"] == {"requests": 1200, "unit": "Minute"}  # keyRequestsPerMinute
+    assert rules["team-a"]["limit"] == {"requests": 1200, "unit": "Minute"}  # keys.team-a.requestsPerMinute
     assert rules["ci"]["limit"] == {"requests": cfg.gateway.requests_per_minute, "unit": "Minute"}
     for r in rules.values():
         assert r["clientSelectors"][0]["headers"][0]["name"] == eg.CLIENT_ID_HEADER
@@ -624,9 +624,8 @@ def test_domain_must_be_one_host_name(domain, what):
 
 
 def test_limits_for_unknown_keys_and_bad_key_names_are_refused():
-    lines = _config_lines(keyRequestsPerMinute={"nobody": 10}, _extra={"apiKeyNames": ["team-a", "Bad_Name"]})
-    assert any(ln.startswith("gpu-burst:gateway.keyRequestsPerMinute: ['nobody'] are not keys of gpu-burst:apiKeys")
-               for ln in lines)
+    lines = _config_lines(keys={"nobody": {"requestsPerMinute": 10}}, _extra={"apiKeyNames": ["team-a", "Bad_Name"]})
+    assert any(ln.startswith("gpu-burst:gateway.keys.nobody: no key 'nobody' in gpu-burst:apiKeys") for ln in lines)
     assert any(ln.startswith("gpu-burst:apiKeys: key names ['Bad_Name'] are not usable") for ln in lines)
 
 

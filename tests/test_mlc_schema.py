@@ -109,7 +109,7 @@ def test_plugin_requirements_match_the_program_pins():
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
     dist = {"pulumi": "pulumi", "pulumi_aws": "pulumi-aws", "pulumi_eks": "pulumi-eks",
-            "pulumi_kubernetes": "pulumi-kubernetes", "pulumi_random": "pulumi-random",
+            "pulumi_kubernetes": "pulumi-kubernetes", "pulumi_random": "pulumi-random", "pulumi_tls": "pulumi-tls",
             "grafana_foundation_sdk": "grafana-foundation-sdk"}
     for mod in imported & set(dist):
         assert dist[mod] in plugin, f"provider/requirements.txt lacks {dist[mod]} (imported by components/)"

@@ -22,7 +22,7 @@ PROD_MODELS = [
     {"servedName": "qwen2-5-1-5b-instruct", "hfModelId": "Qwen/Qwen2.5-1.5B-Instruct", "revision": "989aa7980e4cf806f80c7fef2b1adb7bc71aa306", "gpus": 1,
      "minReplicas": 0, "maxReplicas": 2, "pool": "gpu-on-demand"},
 ]
-PROD_GATEWAY = {"public": True, "allowedCidrs": ["203.0.113.0/24"], "keyRequestsPerMinute": {"team-a": 1200},
+PROD_GATEWAY = {"public": True, "allowedCidrs": ["203.0.113.0/24"], "keys": {"team-a": {"requestsPerMinute": 1200}},
                 "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"}
 
 

@@ -31,7 +31,8 @@ from .foundation import (
 from .gpu import (GPU_INSTANCE_SIZES, GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
                   GpuConfig, GpuPoolConfig, BOTTLEROCKET_FIRST_NVIDIA_RELEASE, bottlerocket_release, image_snapshot_tags, snapshot_filters)
 from .instance_store import InstanceStore, nvme_allocatable_bytes, smallest_local_nvme
-from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig
+from .models import (IMAGE_HEADROOM_GIB, GatewayConfig, KeyPolicy, ModelConfig, RateLimitConfig, RateLimitRedisConfig,
+                     RedisMode, ResolvedKeyPolicy)
 
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
@@ -171,6 +172,37 @@ class StackConfig(Strict):
         return self.gateway.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
     @property
+    def key_names(self) -> list[str]:
+        """Names of the client API keys: `gpu-burst:apiKeys`' names, or `default` (a single `apiKey`, or the key the
+        stack generates)."""
+        return list(self.api_key_names) or [edge_gateway.GENERATED_KEY_NAME]
+
+    @property
+    def key_policies(self) -> dict[str, ResolvedKeyPolicy]:
+        """Every key's policy with the defaults filled in: the models it may call (None: all), its request limit
+        and token budgets. What the edge enforces per key."""
+        gw = self.gateway
+        out = {}
+        for name in self.key_names:
+            p = gw.keys.get(name) or KeyPolicy()
+            out[name] = ResolvedKeyPolicy(
+                name=name, models=tuple(p.models) if p.models is not None else None,
+                requests_per_minute=p.requests_per_minute or gw.requests_per_minute,
+                tokens_per_minute=p.tokens_per_minute, tokens_per_day=p.tokens_per_day)
+        return out
+
+    @property
+    def rate_limit_redis(self) -> Optional[RedisMode]:
+        """Where the rate-limit Redis runs, or None when no key has a token budget (then nothing is created and the
+        request limits stay local to each Envoy replica)."""
+        if not any(p.has_token_budget for p in self.key_policies.values()):
+            return None
+        mode = self.gateway.rate_limit.redis.mode
+        if mode is not None:
+            return mode
+        return RedisMode.IN_CLUSTER if self.environment == "dev" else RedisMode.ELASTICACHE
+
+    @property
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
@@ -198,11 +230,7 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
     if bad:
         out.append(("apiKeys", f"key names {bad} are not usable (a name is a Secret data key and a metric label); "
                     "allowed: lowercase letters, digits and '-', at most 63"))
-    known = set(cfg.api_key_names) or {"default"}
-    unknown = sorted(set(gw.key_requests_per_minute) - known)
-    if unknown:
-        out.append(("gateway.keyRequestsPerMinute", f"{unknown} are not keys of gpu-burst:apiKeys; "
-                    f"allowed: {', '.join(sorted(known))}"))
+    out.extend(_key_policy_problems(cfg))
     h = cfg.addons.http_addon
     # The edge's own timeouts: the NLB idles out after the longest silence a held request may have.
     silence = edge_gateway.hop_timeouts(int(duration_seconds(h.readiness_timeout)),
@@ -211,6 +239,41 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
         out.append(("addons.httpAddon.readinessTimeout",
                     f"readinessTimeout + responseHeaderTimeout + {edge_gateway.MARGIN_SECONDS}s ({silence}s) exceed "
                     f"the NLB idle timeout limit; allowed: at most {edge_gateway.NLB_MAX_IDLE_SECONDS}s in total"))
+    return out
+
+
+def _key_policy_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
+    """`gateway.keys`: each policy names a key and served models; when some key may call only some models, every key
+    has a policy (a forgotten key must not silently reach every model); the rules fit one BackendTrafficPolicy."""
+    gw, out = cfg.gateway, []
+    known = cfg.key_names
+    served = [m.served_name for m in cfg.models]
+    for name in sorted(gw.keys):
+        policy = gw.keys[name]
+        if name not in known:
+            out.append((f"gateway.keys.{name}", f"no key '{name}' in gpu-burst:apiKeys; allowed: a policy for "
+                        f"{', '.join(known)}, or add the key: `pulumi config set --secret --path 'apiKeys.{name}' "
+                        "<key>`"))
+        unserved = [m for m in policy.models or [] if m not in served]
+        if unserved:
+            out.append((f"gateway.keys.{name}.models", f"{unserved} are not served by this stack; allowed: "
+                        f"{', '.join(served) or 'the servedName of a model in gpu-burst:models'}"))
+    restricted = sorted(n for n, p in gw.keys.items() if p.models is not None and n in known)
+    for name in known:
+        if restricted and name not in gw.keys:
+            out.append((f"gateway.keys.{name}", f"key '{name}' has no policy while {restricted} may call only some "
+                        f"models; allowed: a policy for every key, e.g. gateway.keys.{name}: {{}} for every model "
+                        f"or {{models: [...]}}"))
+    budgets = sum((p.tokens_per_minute is not None) + (p.tokens_per_day is not None)
+                  for n, p in gw.keys.items() if n in known)
+    if not budgets and len(known) > edge_gateway.MAX_LOCAL_RULES:
+        out.append(("apiKeys", f"{len(known)} keys need {len(known)} request limits but Envoy's local rate limit holds "
+                    f"{edge_gateway.MAX_LOCAL_RULES}; allowed: at most {edge_gateway.MAX_LOCAL_RULES} keys, or a "
+                    "token budget on some key (the limits then live in Redis)"))
+    elif budgets and len(known) + budgets > edge_gateway.MAX_GLOBAL_RULES:
+        out.append(("gateway.keys", f"{len(known)} request limits and {budgets} token budgets exceed the "
+                    f"{edge_gateway.MAX_GLOBAL_RULES} rules of a global rate limit; allowed: at most "
+                    f"{edge_gateway.MAX_GLOBAL_RULES} in total"))
     return out
 
 
@@ -427,6 +490,7 @@ def load() -> StackConfig:
 __all__ = [
     "access_entry_principal", "same_principal",
     "AddonsConfig", "CapacityType", "ClusterConfig", "ConfigError", "Duration", "GatewayConfig", "GpuAmiFamily",
+    "KeyPolicy", "RateLimitConfig", "RateLimitRedisConfig", "RedisMode", "ResolvedKeyPolicy",
     "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "InstanceStore", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
     "ModelConfig", "MonitoringConfig", "NAMESPACE", "NatGateways", "NetworkConfig", "NetworkMode", "NodeAmi",
     "NvidiaDevicePluginConfig", "LOADER_KEYS", "Problems", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",

@@ -2,7 +2,9 @@
 
 import ipaddress
 import re
-from typing import Annotated, Literal, Optional
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -293,6 +295,81 @@ NON_INTERNET_RANGES = tuple(ipaddress.ip_network(n) for n in (
 """Source ranges that never reach an internet-facing load balancer from the internet."""
 
 
+MAX_TOKENS_PER_WINDOW = 4_294_967_295
+"""Largest limit a BackendTrafficPolicy rule holds (`limit.requests` is a uint32, envoyproxy/gateway@v1.9.0
+api/v1alpha1/ratelimit_types.go RateLimitValue)."""
+
+
+class KeyPolicy(Strict):
+    """`gpu-burst:gateway.keys.<name>` — what the API key `gpu-burst:apiKeys.<name>` may do. Every field is
+    optional: a policy `{}` lets the key call every model at `gateway.requestsPerMinute`, without a token budget."""
+
+    models: Optional[list[str]] = None
+    """Served names (`models[].servedName`) the key may call; leave it out to allow every model."""
+    requests_per_minute: Optional[Annotated[int, Field(ge=1, le=1_000_000)]] = None
+    """Requests per minute this key may send (over it: 429 with Retry-After); default `gateway.requestsPerMinute`."""
+    tokens_per_minute: Optional[Annotated[int, Field(ge=1, le=MAX_TOKENS_PER_WINDOW)]] = None
+    """Input plus output tokens per minute, counted across every Envoy replica (needs the rate-limit Redis, which
+    the stack then creates); over it: 429 until the minute ends."""
+    tokens_per_day: Optional[Annotated[int, Field(ge=1, le=MAX_TOKENS_PER_WINDOW)]] = None
+    """Input plus output tokens per UTC day, counted across every Envoy replica (needs the rate-limit Redis);
+    over it: 429 until 00:00 UTC."""
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        if v is not None and not v:
+            raise ValueError("[] lets the key call no model; allowed: served names, or leave models out for every "
+                             "model")
+        return v
+
+    @property
+    def has_token_budget(self) -> bool:
+        return self.tokens_per_minute is not None or self.tokens_per_day is not None
+
+
+@dataclass(frozen=True)
+class ResolvedKeyPolicy:
+    """One API key's policy with the defaults filled in (`StackConfig.key_policies`)."""
+
+    name: str
+    models: Optional[tuple[str, ...]]
+    """Served names the key may call; None: every model, including models and adapters added later."""
+    requests_per_minute: int
+    tokens_per_minute: Optional[int]
+    tokens_per_day: Optional[int]
+
+    @property
+    def has_token_budget(self) -> bool:
+        return self.tokens_per_minute is not None or self.tokens_per_day is not None
+
+
+class RedisMode(str, Enum):
+    ELASTICACHE = "elastiCache"
+    IN_CLUSTER = "inCluster"
+
+
+class RateLimitRedisConfig(Strict):
+    """`gpu-burst:gateway.rateLimit.redis` — the Redis that counts requests and tokens for every Envoy replica.
+    The stack creates it only when some key has a token budget."""
+
+    mode: Optional[RedisMode] = None
+    """elastiCache (ElastiCache for Valkey, Multi-AZ, in the private subnets) or inCluster (one Valkey pod on the
+    system nodes); default elastiCache for staging and prod, inCluster for dev."""
+    node_type: pattern_type(r"cache\.[a-z0-9]+\.[a-z0-9]+", "an ElastiCache node type", "cache.t4g.micro") = \
+        "cache.t4g.micro"
+    """ElastiCache node type of both nodes (primary and replica) when mode is elastiCache, e.g. cache.t4g.micro."""
+
+
+class RateLimitConfig(Strict):
+    """`gpu-burst:gateway.rateLimit` — global limits (token budgets, and request limits once Redis exists)."""
+
+    redis: RateLimitRedisConfig = RateLimitRedisConfig()
+    fail_open: bool = True
+    """true: while Redis or the rate-limit service is unreachable, requests pass unlimited; false: they get 500
+    (budgets hold, the endpoint is down). See docs/tenants.md."""
+
+
 class GatewayConfig(Strict):
     """`gpu-burst:gateway` — the OpenAI-compatible front door (Envoy Gateway + AI Gateway behind an LBC NLB), and
     the namespace the model services live in."""
@@ -308,10 +385,14 @@ class GatewayConfig(Strict):
     domain: Optional[str] = None
     """DNS name clients use for the endpoint (you create the record pointing at the NLB), e.g. `llm.example.com`."""
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
-    """Requests per minute each API key may send, per Envoy replica and per model (Envoy's local rate limit keeps a
-    bucket per route); over it: 429 with Retry-After."""
-    key_requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = {}
-    """Per key name: overrides `requestsPerMinute`."""
+    """Requests per minute of a key without its own `keys.<name>.requestsPerMinute`: per Envoy replica and per model
+    route without the rate-limit Redis, across all of them with it; over it: 429 with Retry-After."""
+    keys: dict[str, KeyPolicy] = {}
+    """Per API key name (a key of `gpu-burst:apiKeys`): the models it may call, its request limit and token
+    budgets."""
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    key_requests_per_minute: Optional[Any] = None
+    """Replaced by `keys.<name>.requestsPerMinute`; set only to say where the setting moved."""
     replicas: Optional[Annotated[int, Field(ge=1, le=10)]] = None
     """Replicas of Envoy, the edge controllers and the AWS Load Balancer Controller; default 2 when
     systemNodes.minSize >= 2, else 1."""
@@ -348,13 +429,26 @@ class GatewayConfig(Strict):
                              "llm.example.com")
         return v
 
-    @field_validator("key_requests_per_minute")
+    internal_keys = ("keyRequestsPerMinute",)
+
+    @field_validator("keys")
     @classmethod
     def _key_names(cls, v: dict) -> dict:
         bad = sorted(k for k in v if not re.match(_KEY_NAME, k))
         if bad:
             raise ValueError(f"key names {bad} are not allowed; use lowercase letters, digits and '-'")
         return v
+
+    @field_validator("key_requests_per_minute")
+    @classmethod
+    def _moved(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        example = ", ".join(f"{k}: {{requestsPerMinute: {n}}}" for k, n in sorted(v.items())) \
+            if isinstance(v, dict) and v else "<name>: {requestsPerMinute: <n>}"
+        raise ValueError("moved to gateway.keys.<name>.requestsPerMinute; allowed: gateway.keys: {"
+                         f"{example}}} (`pulumi config rm --path gateway.keyRequestsPerMinute`, then "
+                         "`pulumi config set --path gateway.keys.<name>.requestsPerMinute <n>`)")
 
     @model_validator(mode="after")
     def _public_reachable(self):
