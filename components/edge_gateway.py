@@ -136,7 +136,7 @@ RATE_LIMIT_CERTS_VOLUME = "redis-certs"
 only with a client certificate (envoyproxy/gateway@v1.9.0 internal/infrastructure/kubernetes/ratelimit/resource.go):
 the edge declares it itself."""
 RATE_LIMIT_CERTS_DIR = "/redis-certs"
-RATELIMIT_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
+RATELIMIT_REQUESTS = {"cpu": "25m", "memory": "64Mi"}
 """Requests of each envoy-ratelimit replica (EnvoyGateway provider.kubernetes.rateLimitDeployment)."""
 
 

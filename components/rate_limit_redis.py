@@ -21,7 +21,7 @@ VALKEY_IMAGE = "valkey/valkey:8.1.4-alpine"
 """The in-cluster Valkey: the official image (built with BUILD_TLS=yes, user valkey uid 999,
 valkey-io/valkey-container Dockerfile.template), the same minor version as the managed engine."""
 VALKEY_UID = 999
-VALKEY_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
+VALKEY_REQUESTS = {"cpu": "10m", "memory": "64Mi"}
 """Requests of the in-cluster Valkey pod (a few counters per key and window)."""
 VALKEY_MEMORY_LIMIT = "128Mi"
 VALKEY_MAXMEMORY = "96mb"
@@ -94,8 +94,9 @@ class ElastiCacheRedis(pulumi.ComponentResource):
             tags=tags,
             opts=child(self, deps),
         )
+        # Auto-named replicationGroupId: at most 40 characters, so a short logical name.
         self.replication_group = aws.elasticache.ReplicationGroup(
-            name,
+            f"{name}-cache",
             description="gpu-burst rate-limit counters (requests and tokens per API key)",
             engine="valkey",
             engine_version=args.get("engine_version", VALKEY_ENGINE_VERSION),

@@ -192,6 +192,17 @@ class Mocks(pulumi.runtime.Mocks):
             return [f"{md['name']}-id", out]
         if t.startswith("aws:"):
             return self._aws(args, out)
+        if t.startswith("tls:"):
+            # PEM-shaped stand-ins for what the TLS provider computes.
+            pem = lambda kind: f"-----BEGIN {kind}-----\n{suffix(args.name)}\n-----END {kind}-----\n"  # noqa: E731
+            if t == "tls:index/privateKey:PrivateKey":
+                out.update(privateKeyPem=pem("PRIVATE KEY"), publicKeyPem=pem("PUBLIC KEY"))
+            elif t == "tls:index/certRequest:CertRequest":
+                out["certRequestPem"] = pem("CERTIFICATE REQUEST")
+            elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+                out.update(certPem=pem("CERTIFICATE"), readyForRenewal=False,
+                           validityStartTime="2026-12-01T00:00:00Z", validityEndTime="2036-11-29T00:00:00Z")
+            return [f"{args.name}-id", out]
         if t.startswith("random:"):
             if "RandomPassword" in t or "RandomString" in t:
                 out["result"] = "x" * int(out.get("length", 16))
@@ -259,6 +270,21 @@ class Mocks(pulumi.runtime.Mocks):
             out["associationId"] = f"a-{suffix(n)}"
         elif t == "aws:eks/addon:Addon":
             out["arn"] = _arn("eks", f"addon/{out.get('clusterName')}/{out.get('addonName')}/{suffix(n)}")
+        elif t == "aws:elasticache/replicationGroup:ReplicationGroup":
+            # The provider auto-names replicationGroupId (lowercase, at most 40); a cluster-mode-disabled group with
+            # TLS answers on master.<id>.<6 chars>.<region code>.cache.amazonaws.com (reader: replica.<...>).
+            del out["name"]
+            rid = out.setdefault("replicationGroupId", autoname(n).lower())
+            assert len(rid) <= 40, f"replicationGroupId {rid!r} is longer than ElastiCache allows (40)"
+            out["arn"] = _arn("elasticache", f"replicationgroup:{rid}")
+            out["primaryEndpointAddress"] = f"master.{rid}.{suffix(n)[:6]}.usw2.cache.amazonaws.com"
+            out["readerEndpointAddress"] = f"replica.{rid}.{suffix(n)[:6]}.usw2.cache.amazonaws.com"
+            out["engineVersionActual"] = f"{out.get('engineVersion', '8.1')}.4"
+        elif t == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+            del out["name"]
+            rid = f"sgr-{suffix(n)}0000000000"
+            out["securityGroupRuleId"] = rid
+            out["arn"] = _arn("ec2", f"security-group-rule/{rid}")
         else:
             out.setdefault("arn", _arn(t.split(":")[1].split("/")[0], name))
         return [rid, out]

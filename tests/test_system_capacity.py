@@ -29,7 +29,10 @@ RENDERED = {
                           ("interceptor.resources", "interceptor.replicas.max")],
     "kube-prometheus-stack": [("prometheusOperator.resources", 1), ("prometheus.prometheusSpec.resources", 1),
                               ("alertmanager.alertmanagerSpec.resources", 1), ("grafana.resources", 1)],
-    "eg": [("deployment.envoyGateway.resources", "deployment.replicas")],
+    "eg": [("deployment.envoyGateway.resources", "deployment.replicas"),
+           # the envoy-ratelimit pods Envoy Gateway runs when a key has a token budget
+           ("config.envoyGateway.provider.kubernetes.rateLimitDeployment.container.resources",
+            "config.envoyGateway.provider.kubernetes.rateLimitDeployment.replicas")],
     "aieg": [("controller.resources", "controller.replicaCount")],
     "aws-load-balancer-controller": [("resources", "replicaCount")],
 }
@@ -56,7 +59,7 @@ def rendered_requests(mocks) -> dict[str, tuple[int, int]]:
             continue
         cpu = mem = 0
         for res_path, replicas in RENDERED[name]:
-            if not _enabled(values, res_path):
+            if not _enabled(values, res_path) or _get(values, res_path) is None:
                 continue
             req = (_get(values, res_path) or {}).get("requests") or {}
             n = replicas if isinstance(replicas, int) else int(_get(values, replicas))

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from .base import quantity_value
-from .component_constants import edge_gateway, http_addon, keda, load_balancer_controller, model_store, monitoring
+from .component_constants import (edge_gateway, http_addon, keda, load_balancer_controller, model_store, monitoring,
+                                  rate_limit_redis)
 
 HEADROOM = 0.10
 """Share of each node kept free: a rolling update surges one pod, and chart pods without requests still use some."""
@@ -229,7 +230,17 @@ def _device_plugin_daemons(cfg) -> list[PodRequest]:
 
 
 def _edge(cfg) -> list[PodRequest]:
-    return [PodRequest.of("envoy-gateway", edge_gateway.EG_REQUESTS, replicas=cfg.edge_replicas)]
+    pods = [PodRequest.of("envoy-gateway", edge_gateway.EG_REQUESTS, replicas=cfg.edge_replicas)]
+    if cfg.rate_limit_redis is not None:
+        # The envoy-ratelimit Deployment Envoy Gateway runs from the same release's configuration.
+        pods.append(PodRequest.of("envoy-ratelimit", edge_gateway.RATELIMIT_REQUESTS, replicas=cfg.edge_replicas))
+    return pods
+
+
+def _rate_limit_valkey(cfg) -> list[PodRequest]:
+    if cfg.rate_limit_redis is None or cfg.rate_limit_redis.value != "inCluster":
+        return []
+    return [PodRequest.of("valkey", rate_limit_redis.VALKEY_REQUESTS)]
 
 
 def _ai_gateway(cfg) -> list[PodRequest]:
@@ -263,7 +274,9 @@ SYSTEM_ADDONS: list[SystemAddon] = [
     SystemAddon("keda-add-ons-http", _http_addon, source="components/http_addon.py"),
     SystemAddon("kube-prometheus-stack", _monitoring, _monitoring_daemons, "components/monitoring.py"),
     SystemAddon("nvidia-device-plugin", _device_plugin, _device_plugin_daemons, "node-feature-discovery defaults"),
-    SystemAddon("eg", _edge, source="components/edge_gateway.py envoy_gateway_values()"),
+    SystemAddon("eg", _edge, source="components/edge_gateway.py envoy_gateway_values(), rate_limit_eg_config()"),
+    SystemAddon("gpu-burst-rate-limit-valkey", _rate_limit_valkey,
+                source="components/rate_limit_redis.py InClusterRedis (only with a token budget in inCluster mode)"),
     SystemAddon("aieg", _ai_gateway, source="components/edge_gateway.py ai_gateway_values()"),
     SystemAddon("envoy-proxy", _envoy_proxy, source="components/edge_gateway.py EnvoyProxy"),
     SystemAddon("aws-load-balancer-controller", _load_balancer_controller,

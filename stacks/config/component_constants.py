@@ -5,8 +5,10 @@ In a checkout the components are the `components` package; an installed gpu-burs
 parent of this package (pyproject.toml `package-dir`)."""
 
 if __package__ == "gpu_burst.config":
-    from .. import edge_gateway, http_addon, keda, load_balancer_controller, model_store, monitoring
+    from .. import edge_gateway, http_addon, keda, load_balancer_controller, model_store, monitoring, rate_limit_redis
 else:
-    from components import edge_gateway, http_addon, keda, load_balancer_controller, model_store, monitoring
+    from components import (edge_gateway, http_addon, keda, load_balancer_controller, model_store, monitoring,
+                            rate_limit_redis)
 
-__all__ = ["edge_gateway", "http_addon", "keda", "load_balancer_controller", "model_store", "monitoring"]
+__all__ = ["edge_gateway", "http_addon", "keda", "load_balancer_controller", "model_store", "monitoring",
+           "rate_limit_redis"]
