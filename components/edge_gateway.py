@@ -138,6 +138,8 @@ the edge declares it itself."""
 RATE_LIMIT_CERTS_DIR = "/redis-certs"
 RATELIMIT_REQUESTS = {"cpu": "25m", "memory": "64Mi"}
 """Requests of each envoy-ratelimit replica (EnvoyGateway provider.kubernetes.rateLimitDeployment)."""
+RATE_LIMIT_MODE_ANNOTATION = "gpu-burst.io/rate-limit"
+"""Pod annotation of the Envoy Gateway controller that changes when global rate limits are turned on or off."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,11 @@ def envoy_gateway_values(replicas: int, node_selector: dict, rate_limit: Optiona
         "config": {"envoyGateway": eg_config},
         "deployment": {
             "replicas": replicas,
-            "pod": {"nodeSelector": dict(node_selector)},
+            # Envoy Gateway rejects a global rule until its configuration has a rate limit, and it rereads a changed
+            # ConfigMap only after the kubelet syncs it: switching restarts it, so the release is done only once
+            # pods with the new configuration run (the traffic policy waits for the release).
+            "pod": {"nodeSelector": dict(node_selector),
+                    **({"annotations": {RATE_LIMIT_MODE_ANNOTATION: "global"}} if rate_limit else {})},
             "envoyGateway": {"resources": {"requests": dict(EG_REQUESTS),
                                            "limits": {"memory": "1024Mi"}}},
         },

@@ -14,7 +14,7 @@ import yaml
 from stack_helpers import evaluate, resolve
 from test_workload_support import (DEV_MODELS, PROD_GATEWAY, PROD_KEYS, PROD_MODELS, Fakes, as_object,
                                    dependency_names, field_is_secret, of_kind, raw_config, strict_core_errors)
-from upstream import crd_schema, needs_upstream, validate_cr
+from upstream import AI_GATEWAY_EG_VALUES, crd_schema, load_upstream, needs_upstream, unknown_value_keys, validate_cr
 
 from components import edge_gateway as eg
 from components import rate_limit_redis as rl
@@ -288,6 +288,17 @@ def test_rate_limit_deployment_settings_validate_against_the_kubernetes_deployme
         assert errors == [], (ours, errors)
 
 
+@needs_upstream
+def test_the_chart_values_still_hold_what_the_ai_gateway_requires(managed):
+    """The rate-limit settings are merged into config.envoyGateway without dropping the AI Gateway's needs."""
+    from test_gateway import _is_subset
+
+    values = _eg_values(managed[0])
+    assert unknown_value_keys("gateway-helm", values,
+                              open_paths=("config.envoyGateway", "deployment.pod.annotations")) == []
+    assert _is_subset(load_upstream(AI_GATEWAY_EG_VALUES), values) == []
+
+
 MIRROR = Path(os.environ.get("GPU_BURST_MIRROR", Path(__file__).resolve().parents[2] / ".mirror"))
 EG_REPO = MIRROR / "envoyproxy+gateway" / "repo"
 
@@ -436,6 +447,16 @@ def test_redis_credentials_are_pulumi_secrets_wherever_they_are_registered(fixtu
 
 
 # -- order -----------------------------------------------------------------------------------------------------------
+
+def test_turning_global_limits_on_restarts_envoy_gateway_before_the_policy_that_needs_them(managed, no_budget):
+    """Envoy Gateway refuses a global rule while its configuration has no rate limit, and rereads a changed
+    ConfigMap only after the kubelet syncs it: a pod annotation rolls it when the mode changes, and the traffic
+    policy waits for the release."""
+    on = _eg_values(managed[0])["deployment"]["pod"]
+    off = _eg_values(no_budget[0])["deployment"]["pod"]
+    assert on["annotations"] == {eg.RATE_LIMIT_MODE_ANNOTATION: "global"} and "annotations" not in off
+    assert "gpu-burst-edge-envoy-gateway-release" in dependency_names(managed[0], "gpu-burst-edge-limits")
+
 
 def test_redis_exists_before_the_envoy_gateway_configuration_that_points_at_it(managed, in_cluster):
     release = "gpu-burst-edge-envoy-gateway-release"
