@@ -235,7 +235,9 @@ def test_envoy_gateway_points_its_rate_limit_service_at_the_elasticache_primary(
     assert dep["pod"]["nodeSelector"] == {"gpu-burst.io/node-role": "system"}
     assert dep["replicas"] == 2 and kube["rateLimitPDB"] == {"minAvailable": 1}
     assert dep["container"]["resources"]["requests"] == eg.RATELIMIT_REQUESTS
-    # The password never enters the values: the pods read it from the Secret the edge keeps in EG's namespace.
+    # The password never enters the values (no secret in them at all): the pods read it from the Secret the edge
+    # keeps in EG's namespace.
+    assert not field_is_secret(mocks, "gpu-burst-edge-envoy-gateway-release", "values")
     (auth,) = [e for e in dep["container"]["env"] if e["name"] == "REDIS_AUTH"]
     assert auth == {"name": "REDIS_AUTH", "valueFrom": {"secretKeyRef": {"name": eg.RATE_LIMIT_SECRET,
                                                                          "key": eg.RATE_LIMIT_AUTH_KEY}}}
@@ -253,6 +255,7 @@ def test_the_in_cluster_redis_is_verified_with_its_own_ca_and_fails_closed_when_
     mocks, _, _ = in_cluster
     rate, kube = _rate_limit_config(mocks)
     assert rate["failClosed"] is True
+    assert not field_is_secret(mocks, "gpu-burst-edge-envoy-gateway-release", "values")
     host, port = rate["backend"]["redis"]["url"].rsplit(":", 1)
     assert (host, port) == (f"{rl.IN_CLUSTER_SERVICE}.{rl.IN_CLUSTER_NAMESPACE}.svc.cluster.local", "6379")
     csr = _inputs(mocks, "gpu-burst-rate-limit-server-csr")
