@@ -29,6 +29,7 @@ def _pool_args(p) -> GpuPoolArgs:
         consolidate_after=p.consolidate_after,
         termination_grace_period=p.termination_grace_period,
         disruption_budget_nodes=p.disruption_budget_nodes,
+        **({"time_slicing": p.time_slicing} if p.time_slicing else {}),
     )
 
 
@@ -50,6 +51,7 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
         device_plugin = NvidiaDevicePlugin("nvidia-device-plugin", {
             "chart_version": cfg.addons.nvidia_device_plugin.chart_version,
             "gfd_enabled": cfg.addons.nvidia_device_plugin.gfd_enabled,
+            **({"time_slicing": cfg.gpu.slice_counts} if cfg.gpu.slice_counts else {}),
         }, opts=opts())
 
     pool_deps = [f.karpenter_release] + ([device_plugin.release] if device_plugin else [])
