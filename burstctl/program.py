@@ -27,6 +27,11 @@ def stack_config_gpu() -> ModuleType:
     return _first("stacks.config.gpu", "gpu_burst.config.gpu")
 
 
+def stack_config_capacity() -> ModuleType:
+    """`stacks.config.capacity` (checkout) or `gpu_burst.config.capacity` (installed package)."""
+    return _first("stacks.config.capacity", "gpu_burst.config.capacity")
+
+
 def model_service() -> ModuleType:
     """`components.model_service` (checkout) or `gpu_burst.model_service` (installed package)."""
     return _first("components.model_service", "gpu_burst.model_service")

@@ -66,13 +66,13 @@ def memory_problem(models: list[tuple[int, object]], n: int, traffic_class: str)
     total = shares + SLICE_CONTEXT_SHARE * len(worst)
     if total <= 1 + 1e-9:
         return None
-    blame = worst[0]
-    each = math.floor((1 - SLICE_CONTEXT_SHARE * n) / n * 1000) / 1000
+    blame, k = worst[0], len(worst)
+    each = math.floor((1 - SLICE_CONTEXT_SHARE * k) / k * 1000) / 1000
     return blame.model, (
-        f"{blame.share:g} does not fit a GPU of traffic class '{traffic_class}' cut into {n} slices: the {len(worst)} "
+        f"{blame.share:g} does not fit a GPU of traffic class '{traffic_class}' cut into {n} slices: the {k} "
         f"slices that may share one GPU ({_who(worst)}) preallocate {shares:.2f} of its memory, {total:.2f} with "
         f"{SLICE_CONTEXT_SHARE:g} per slice for its CUDA context; allowed: at most 1 in total, e.g. {each:g} for each "
-        f"of {n} equal slices")
+        f"of {k} equal slices")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class NodeShape:
     """Allocatable CPU: vCPUs less the kubelet's kube-reserved (the node's DaemonSets come on top)."""
     storage_bytes: int
     """ephemeral-storage pods may fill beside the image, in the worst of the layouts the nodes may use."""
+    storage_on: str
+    """Where that storage is: `gpu.volumeSizeGib` (the EBS volume) or `its NVMe instance store`."""
 
 
 def node_shapes(pools: list, raid0: bool, ebs_room: Optional[int], image_headroom: int) -> list[NodeShape]:
@@ -96,15 +98,16 @@ def node_shapes(pools: list, raid0: bool, ebs_room: Optional[int], image_headroo
             for size, (vcpus, gpus) in GPU_INSTANCE_SIZES.get(family, {}).items():
                 if gpus not in pool.gpus_per_node:
                     continue
-                rooms = [] if ebs_room is None else [ebs_room]
+                rooms = [] if ebs_room is None else [(ebs_room, "gpu.volumeSizeGib")]
                 nvme = LOCAL_NVME_GB.get(family, {}).get(size)
                 if raid0 and nvme:
-                    rooms.append(nvme_allocatable_bytes(nvme) - image_headroom)
+                    rooms.append((nvme_allocatable_bytes(nvme) - image_headroom, "its NVMe instance store"))
                 if not rooms:
                     continue
                 name = f"{family}.{size}"
-                shapes[name] = NodeShape(name, gpus, vcpus * 1000 - kube_reserved_cpu_m(vcpus * 1000), min(rooms))
-    return sorted(shapes.values(), key=lambda s: s.instance_type)
+                room, on = min(rooms)
+                shapes[name] = NodeShape(name, gpus, vcpus * 1000 - kube_reserved_cpu_m(vcpus * 1000), room, on)
+    return sorted(shapes.values(), key=lambda s: (s.gpus, s.cpu_m, s.instance_type))
 
 
 def node_fit_problem(models: list[tuple[int, object]], n: int, traffic_class: str,
@@ -138,9 +141,10 @@ def node_fit_problem(models: list[tuple[int, object]], n: int, traffic_class: st
     shape, _, _, worst, need = max(ratios, key=lambda r: r[0].storage_bytes / max(r[4], 1))
     blame = max(worst, key=lambda s: s.cache_bytes)
     per = shape.storage_bytes // len(worst) // 2**30
+    bigger = "a larger gpu.volumeSizeGib" if shape.storage_on == "gpu.volumeSizeGib" else "larger instanceFamilies"
     return blame.model, "cacheSize", (
         f"{blame.cache_bytes / 2**30:g}Gi per replica does not fit {len(worst)} slices of traffic class "
         f"'{traffic_class}' ({_who(worst)}) on one node: their caches take {need / 2**30:g}Gi and the roomiest "
         f"instance for them, {shape.instance_type} ({shape.gpus} GPU x {n} slices), has {shape.storage_bytes // 2**30}Gi "
-        f"of ephemeral storage beside the image; allowed: at most {per}Gi each, a lower timeSlicing, or a larger "
-        f"gpu.volumeSizeGib")
+        f"of ephemeral storage on {shape.storage_on} beside the image; allowed: at most {per}Gi each, a lower "
+        f"timeSlicing, or {bigger}")
