@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import traceback
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, TypeVar
@@ -511,17 +512,21 @@ def estimate(
     weights_gb: Optional[float] = typer.Option(None, "--weights-gb", min=0.01, max=2000, help="Weight bytes in GB "
                                                "(default: parameters in the model id x 2)."),
     image_gb: float = typer.Option(10.0, "--image-gb", min=0.1, max=100, help="vLLM image size in GB."),
+    week: Optional[datetime] = typer.Option(None, "--week", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="A day of the week whose "
+                                            "pre-warm windows are priced (Monday-Sunday UTC; default: this week)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Estimate time to first token from zero GPU nodes, phase by phase, and the GPU cost of one cold start.
 
     Baseline (no acceleration) next to what the stack file configures; every constant is shown with its kind
-    (measured elsewhere, vendor spec, stack config, or our estimate) and its source.
+    (measured elsewhere, vendor spec, stack config, or our estimate) and its source. For a model with pre-warm
+    windows (models[].prewarm), also the GPU-hours per week they buy without a request, at the instance's price.
     """
     from burstctl import estimate as est
 
     cfg = est.load_stack(stack_file)
-    result = est.estimate(cfg, est.pick_model(cfg, model), instance_type, weights_gb, image_gb)
+    result = est.estimate(cfg, est.pick_model(cfg, model), instance_type, weights_gb, image_gb,
+                          week.date() if week else None)
     if as_json:
         print_json(result.as_dict())
     else:

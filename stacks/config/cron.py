@@ -33,7 +33,7 @@ DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 
 
 @dataclass(frozen=True)
-class _Bounds:
+class Bounds:
     name: str
     lo: int
     hi: int
@@ -44,8 +44,8 @@ class _Bounds:
         return f"{self.name} {self.lo}-{self.hi}{named}"
 
 
-FIELDS = (_Bounds("minute", 0, 59), _Bounds("hour", 0, 23), _Bounds("day-of-month", 1, 31),
-          _Bounds("month", 1, 12, MONTHS), _Bounds("day-of-week", 0, 6, WEEKDAYS))
+FIELDS = (Bounds("minute", 0, 59), Bounds("hour", 0, 23), Bounds("day-of-month", 1, 31),
+          Bounds("month", 1, 12, MONTHS), Bounds("day-of-week", 0, 6, WEEKDAYS))
 FORMAT = "five fields `minute hour day-of-month month day-of-week`"
 EXAMPLE = "0 8 * * 1-5"
 DESCRIPTORS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
@@ -107,7 +107,7 @@ class Schedule:
         return False
 
 
-def _int(text: str, b: _Bounds, spec: str, names: bool) -> int:
+def _int(text: str, b: Bounds, spec: str, names: bool) -> int:
     if names and b.names and text.lower() in b.names:
         return b.names[text.lower()]
     if not _GO_INT.fullmatch(text) or int(text) > _INT64_MAX:
@@ -118,7 +118,7 @@ def _int(text: str, b: _Bounds, spec: str, names: bool) -> int:
     return n
 
 
-def _range(expr: str, b: _Bounds, spec: str) -> tuple[set, bool]:
+def parse_range(expr: str, b: Bounds, spec: str) -> tuple[set, bool]:
     """getRange: `*`, `?`, `N`, `N-M`, each with an optional `/step` (`N/step` means N-max/step). Returns the values
     and whether the star bit is set (a `*`/`?` with a step of at most 1)."""
     range_and_step = expr.split("/")
@@ -177,7 +177,7 @@ def parse(spec: str) -> Schedule:
     for text, b in zip(fields, FIELDS):
         found, star = set(), False
         for expr in (e for e in text.split(",") if e):  # strings.FieldsFunc drops empty items
-            v, s = _range(expr, b, spec)
+            v, s = parse_range(expr, b, spec)
             found |= v
             star = star or s
         values.append(frozenset(found))

@@ -274,6 +274,8 @@ class ModelConfig(Strict):
     @model_validator(mode="after")
     def _prewarm_replicas(self):
         p = Problems()
+        if self.min_replicas > self.max_replicas:
+            return self  # reported on minReplicas; no replica range to judge a window by
         lo, hi = self.min_replicas + 1, self.max_replicas
         allowed = f"allowed: {lo} to {hi}" if lo <= hi else \
             f"allowed: none (minReplicas {self.min_replicas} already keeps maxReplicas running; drop the window)"
