@@ -310,36 +310,47 @@ ALTERNATE = "allowed: a start and an end that alternate (one end after each star
             "start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight"
 
 
-def order_problems(start: Schedule, end: Schedule) -> list[tuple[str, str]]:
-    """Where the firings of `start` and `end` (wall-clock time, every day of SCAN_YEARS) do not alternate.
-
-    The scaler is active unless the next start comes strictly before the next end, so: after an end it stays active
-    until the next firing if that is another end (two ends in a row keep the window open until the second); between
-    two starts it is inactive (the window opens at the last one); at a minute both fire it cannot tell them apart.
-    A window that crosses midnight or a weekend alternates and is fine."""
+def _events(start: Schedule, end: Schedule) -> Iterator[tuple[str, date, tuple]]:
+    """(kind, day, (hour, minute)) of every firing of `start` and `end` in the scanned days, in wall-clock order
+    (an end before a start at the same minute)."""
     on_day = {
         (True, False): [(hm, "start") for hm in start.times],
         (False, True): [(hm, "end") for hm in end.times],
         (True, True): sorted([(hm, "start") for hm in start.times] + [(hm, "end") for hm in end.times]),
     }
-    prev: Optional[tuple] = None  # (kind, date, hh:mm) of the last firing seen
     for d in _scan_days(_weekly(start) and _weekly(end)):
         key = (start.day_matches(d), end.day_matches(d))
-        if key == (False, False):
-            continue
-        for hm, kind in on_day[key]:
-            if prev is not None and prev[1] == d and prev[2] == hm:
-                return [("end", f"'{end.spec}' fires at the same minute as start '{start.spec}' ({_when(d, hm)}), "
-                                "which KEDA's cron scaler cannot order; allowed: end times that differ from every "
-                                "start time")]
-            if prev is not None and prev[0] == kind:
-                first, second = _when(prev[1], prev[2]), _when(d, hm)
-                if kind == "end":
-                    return [("end", f"'{end.spec}' fires twice with no start in between ({first}, then {second}): "
-                                    f"KEDA's cron scaler would keep the window open until {second}; {ALTERNATE}")]
-                return [("start", f"'{start.spec}' fires twice with no end in between ({first}, then {second}): "
-                                  f"KEDA's cron scaler would open the window only at {second}; {ALTERNATE}")]
-            prev = (kind, d, hm)
+        if key != (False, False):
+            for hm, kind in on_day[key]:
+                yield kind, d, hm
+
+
+def order_problems(start: Schedule, end: Schedule) -> list[tuple[str, str]]:
+    """Where the firings of `start` and `end` (wall-clock time, every day of SCAN_YEARS) do not alternate.
+
+    The scaler is active unless the next start comes strictly before the next end. So after an end it stays active
+    while the next firing is another end (ends in a row keep the window open until the last of them), before a
+    start it is inactive (starts in a row open the window at the last of them), and at a minute both fire it cannot
+    tell them apart. A window across midnight or a weekend alternates and is fine."""
+    events = _events(start, end)
+    prev = None
+    for kind, d, hm in events:
+        if prev is not None and prev[1:] == (d, hm):
+            return [("end", f"'{end.spec}' fires at the same minute as start '{start.spec}' ({_when(d, hm)}), "
+                            "which KEDA's cron scaler cannot order; allowed: end times that differ from every "
+                            "start time")]
+        if prev is not None and prev[0] == kind:
+            first, last = _when(prev[1], prev[2]), _when(d, hm)
+            for k, d2, hm2 in events:  # the run of same-kind firings goes on until the other kind fires
+                if k != kind:
+                    break
+                last = _when(d2, hm2)
+            if kind == "end":
+                return [("end", f"'{end.spec}' fires again with no start in between ({first}, then up to {last}): "
+                                f"KEDA's cron scaler keeps the window open until {last}; {ALTERNATE}")]
+            return [("start", f"'{start.spec}' fires again with no end in between ({first}, then up to {last}): "
+                              f"KEDA's cron scaler opens the window only at {last}; {ALTERNATE}")]
+        prev = (kind, d, hm)
     return []
 
 

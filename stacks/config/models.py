@@ -277,7 +277,7 @@ class ModelConfig(Strict):
         if self.min_replicas > self.max_replicas:
             return self  # reported on minReplicas; no replica range to judge a window by
         lo, hi = self.min_replicas + 1, self.max_replicas
-        allowed = f"allowed: {lo} to {hi}" if lo <= hi else \
+        allowed = (f"allowed: {lo}" if lo == hi else f"allowed: {lo} to {hi}") if lo <= hi else \
             f"allowed: none (minReplicas {self.min_replicas} already keeps maxReplicas running; drop the window)"
         for i, w in enumerate(self.prewarm):
             if w.replicas > hi:
