@@ -309,3 +309,21 @@ def test_component_refuses_a_window_above_max_replicas():
     assert prewarm_triggers([w], 3)[0]["metadata"]["desiredReplicas"] == "3"
     with pytest.raises(ValueError, match="outside 1..max_replicas"):
         prewarm_triggers([w], 2)
+
+
+def test_the_commented_example_in_the_prod_stack_file_is_valid_and_off():
+    import re
+
+    import yaml
+
+    from stack_helpers import ROOT
+    from stacks.config import raw_from_values, validate
+
+    text = (ROOT / "Pulumi.prod.yaml").read_text()
+    prod = yaml.safe_load(text)["config"]
+    assert "prewarm" not in prod["gpu-burst:models"][0]  # not switched on
+    on = re.sub(r"^(\s*)# (prewarm:|  - \{start)", r"\1\2", text, flags=re.M)
+    assert on != text
+    raw, lines = raw_from_values({**yaml.safe_load(on)["config"], "gpu-burst:hfToken": {"secure": "v1:xyz"}})
+    (w,) = validate(raw).models[0].prewarm
+    assert (w.start, w.end, w.timezone, w.replicas) == ("50 7 * * 1-5", "0 19 * * 1-5", "Europe/Berlin", 2)
