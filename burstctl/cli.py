@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import traceback
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -503,13 +504,16 @@ def estimate(
     measured: Optional[Path] = typer.Option(None, "--measured", metavar="FILE", help="A measured cold start, the "
                                             "`burstctl timeline --json` report: print it next to the estimate, "
                                             "phase by phase (its model is the default --model)."),
+    week: Optional[datetime] = typer.Option(None, "--week", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="A day of the week whose "
+                                            "pre-warm windows are priced (Monday-Sunday UTC; default: this week)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Estimate time to first token from zero GPU nodes, phase by phase, and the GPU cost of one cold start.
 
     Baseline (no acceleration) next to what the stack file configures; every constant is shown with its kind
     (measured elsewhere, vendor spec, stack config, or our estimate) and its source. With --measured: the stack's
-    estimate next to a measured cold start, phase by phase.
+    estimate next to a measured cold start, phase by phase. For a model with pre-warm windows (models[].prewarm),
+    also the GPU-hours per week they buy without a request, at the instance's price.
     """
     from burstctl import estimate as est
     from burstctl import measured as ms
@@ -520,7 +524,7 @@ def estimate(
                        f"('{timeline['model']}'); compare a model with its own timeline")
     cfg = est.load_stack(stack_file)
     chosen = est.pick_model(cfg, model or (timeline["model"] if timeline is not None else None))
-    result = est.estimate(cfg, chosen, instance_type, weights_gb, image_gb)
+    result = est.estimate(cfg, chosen, instance_type, weights_gb, image_gb, week.date() if week else None)
     comparison = ms.compare(result, timeline, str(measured)) if timeline is not None else None
     if as_json:
         print_json({**result.as_dict(), **({"measured": comparison} if comparison is not None else {})})

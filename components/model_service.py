@@ -3,7 +3,7 @@
 Per model: a Deployment of the pinned vLLM image (replicas owned by KEDA, never by Pulumi), a ClusterIP Service,
 a PodDisruptionBudget, a ServiceMonitor, the HTTP add-on InterceptorRoute that holds requests during a cold start,
 and one KEDA ScaledObject with two triggers: the add-on's `external-push` (0→1 and back) and a Prometheus trigger
-on vLLM's queue depth (1→N).
+on vLLM's queue depth (1→N), plus one `cron` trigger per configured pre-warm window (at least N inside it).
 """
 
 import math
@@ -52,6 +52,36 @@ def readiness_program(port: int) -> str:
     return ("import os, urllib.request as r; r.urlopen(r.Request("
             f"'http://127.0.0.1:{port}/v1/models', headers={{'Authorization': 'Bearer ' + "
             "os.environ['VLLM_API_KEY']}), timeout=4)")
+
+
+class PrewarmWindowArgs(TypedDict):
+    """A scheduled pre-warm window: KEDA cron trigger metadata (kedacore/keda@v2.20.2 pkg/scalers/cron_scaler.go)."""
+
+    start: str
+    """Five-field cron expression (no seconds, no descriptors) at which the window opens."""
+    end: str
+    """Five-field cron expression at which it closes (the first end after each start)."""
+    timezone: str
+    """IANA time zone both expressions are read in."""
+    replicas: int
+    """Replicas kept inside the window (the trigger's desiredReplicas)."""
+
+
+def prewarm_triggers(windows: list, max_replicas: int) -> list[dict]:
+    """One KEDA `cron` trigger per window. The scaler reports desiredReplicas while active (0 outside) against an
+    AverageValue target of 1, so the HPA's proposal for it is desiredReplicas, and the HPA takes the largest proposal
+    of all triggers: at least `replicas` inside the window, more when traffic asks. Being active, it also takes the
+    model from zero; outside every window the cooldown applies as for a model without traffic."""
+    out = []
+    for i, w in enumerate(windows):
+        if not 1 <= w["replicas"] <= max_replicas:
+            raise ValueError(f"prewarm[{i}].replicas {w['replicas']} is outside 1..max_replicas ({max_replicas})")
+        out.append({"type": "cron", "name": f"prewarm-{i}",
+                    # The default, pinned: with `Value` the HPA would multiply the current replica count instead.
+                    "metricType": "AverageValue",
+                    "metadata": {"timezone": w["timezone"], "start": w["start"], "end": w["end"],
+                                 "desiredReplicas": str(w["replicas"])}})
+    return out
 
 
 class WeightsSourceArgs(TypedDict):
@@ -169,6 +199,8 @@ class ModelServiceArgs(TypedDict):
     so the two cannot drift apart."""
     extra_args: NotRequired[list[str]]
     """Additional vLLM flags."""
+    prewarm: NotRequired[list[PrewarmWindowArgs]]
+    """Scheduled pre-warm windows: GPUs bought on a schedule, without a request (explicit operator config only)."""
     hf_token: NotRequired[pulumi.Input[str]]
     """Hugging Face token (a Pulumi secret) for gated models; stored in a Secret, read from HF_TOKEN."""
     weights: NotRequired[WeightsSourceArgs]
@@ -332,6 +364,7 @@ class ModelService(pulumi.ComponentResource):
                                   "threshold": str(args["target_queue_depth"]),
                                   # Activation (0↔1) belongs to the interceptor; this trigger only adds replicas.
                                   "activationThreshold": str(args["target_queue_depth"])}},
+                    *prewarm_triggers(args.get("prewarm", []), args["max_replicas"]),
                 ],
             },
             opts=child(self, deps + [self.route, self.deployment]),

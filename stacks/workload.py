@@ -119,6 +119,9 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             optional["weights"]["compile_cache_uri"] = weights.compile_cache_uri
         if release_label is not None:
             optional["monitoring_release_label"] = release_label
+        if m.prewarm:
+            optional["prewarm"] = [{"start": w.start, "end": w.end, "timezone": w.timezone, "replicas": w.replicas}
+                                   for w in m.prewarm]
         ModelService(
             f"model-{m.served_name}",
             {**optional, "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,

@@ -59,6 +59,14 @@ def net(**kw):
     return {"network": kw}
 
 
+WIN = {"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin"}
+"""Office hours in Berlin, warm ten minutes before eight (a cold start's worth), weekdays."""
+
+
+def prewarm(*windows, **kw):
+    return model(prewarm=list(windows), **kw)
+
+
 BAD = [
     # top level
     ('unknown-top-key', {"bogus": 1}, [
@@ -696,6 +704,92 @@ BAD = [
     ('model-queue-depth-zero', model(targetQueueDepth=0), [
         'gpu-burst:models[0].targetQueueDepth: 0 is out of range; allowed: an integer from 1 to 1000',
     ]),
+    # models[].prewarm: cron as KEDA v2.20.2's cron scaler parses it (robfig/cron v3.0.1, five fields)
+    # KEDA's parser has no Descriptor option
+    ('prewarm-descriptor', prewarm({**WIN, "start": "@daily"}), [
+        "gpu-burst:models[0].prewarm[0].start: '@daily' is a descriptor, which KEDA's cron scaler does not accept; allowed: five fields `minute hour day-of-month month day-of-week`, e.g. 0 0 * * * for @daily",
+    ]),
+    ('prewarm-seconds-field', prewarm({**WIN, "start": "0 50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: '0 50 7 * * 1-5' has 6 fields (KEDA's cron scaler has no seconds field); allowed: exactly five fields `minute hour day-of-month month day-of-week`, e.g. 0 8 * * 1-5",
+    ]),
+    ('prewarm-hour-24', prewarm({**WIN, "end": "0 24 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 24 * * 1-5': hour 24 is above 23; allowed: hour 0-23",
+    ]),
+    ('prewarm-day-name', prewarm({**WIN, "start": "50 7 * * MON-FRY"}), [
+        "gpu-burst:models[0].prewarm[0].start: '50 7 * * MON-FRY': 'FRY' is not a number in the day-of-week field; allowed: day-of-week 0-6 or SUN-SAT",
+    ]),
+    # robfig/cron takes it; the window has one zone, its own key
+    ('prewarm-tz-prefix', prewarm({**WIN, "start": "CRON_TZ=Europe/Berlin 50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: 'CRON_TZ=Europe/Berlin 50 7 * * 1-5' sets its own time zone; allowed: the five fields only, the zone in `timezone` (one zone for start and end)",
+    ]),
+    ('prewarm-never-fires', prewarm({**WIN, "start": "0 8 30 2 *", "end": "0 19 30 2 *"}), [
+        "gpu-burst:models[0].prewarm[0].start: '0 8 30 2 *' never fires (no selected month has the selected day); allowed: a schedule that matches real dates, e.g. 0 8 * * 1-5",
+        "gpu-burst:models[0].prewarm[0].end: '0 19 30 2 *' never fires (no selected month has the selected day); allowed: a schedule that matches real dates, e.g. 0 8 * * 1-5",
+    ]),
+    ('prewarm-empty', prewarm({**WIN, "start": ""}), [
+        'gpu-burst:models[0].prewarm[0].start: is empty; allowed: five fields `minute hour day-of-month month day-of-week`, e.g. 0 8 * * 1-5',
+    ]),
+    ('prewarm-number', prewarm({**WIN, "start": 8}), [
+        'gpu-burst:models[0].prewarm[0].start: expected a string, got the number 8 (YAML reads it as a number); quote it: start: "8"',
+    ]),
+    # KEDA's own check (cron_scaler.go Validate)
+    ('prewarm-same', prewarm({**WIN, "end": "50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].end: '50 7 * * 1-5' is the same as start; allowed: a different end (KEDA's cron scaler refuses equal start and end)",
+    ]),
+    # ends without starts keep Friday's window open over the weekend
+    ('prewarm-ends-daily', prewarm({**WIN, "end": "0 19 * * *"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 19 * * *' fires again with no start in between (Fri 2026-01-02 19:00, then up to Sun 2026-01-04 19:00): KEDA's cron scaler keeps the window open until Sun 2026-01-04 19:00; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-starts-twice', prewarm({**WIN, "start": "*/30 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: '*/30 7 * * 1-5' fires again with no end in between (Thu 2026-01-01 07:00, then up to Thu 2026-01-01 07:30): KEDA's cron scaler opens the window only at Thu 2026-01-01 07:30; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-same-minute', prewarm({"start": "0 9 * * mon", "end": "0 9,17 * * 1", "timezone": "UTC"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 9,17 * * 1' fires at the same minute as start '0 9 * * mon' (Mon 2026-01-05 09:00), which KEDA's cron scaler cannot order; allowed: end times that differ from every start time",
+    ]),
+    # no 31st in February: two ends in a row
+    ('prewarm-31st', prewarm({"start": "0 20 31 * *", "end": "0 6 1 * *", "timezone": "UTC"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 6 1 * *' fires again with no start in between (Sun 2026-02-01 06:00, then up to Sun 2026-03-01 06:00): KEDA's cron scaler keeps the window open until Sun 2026-03-01 06:00; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-zone-typo', prewarm({**WIN, "timezone": "Europe/Berln"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'Europe/Berln' is not a time zone of the IANA database (did you mean Europe/Berlin?); allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    ('prewarm-zone-legacy', prewarm({**WIN, "timezone": "US/Eastern"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'US/Eastern' is a legacy alias, which slim images (the keda-operator's) may not ship; allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    # Go's time.LoadLocation takes it, zoneinfo does not
+    ('prewarm-zone-local', prewarm({**WIN, "timezone": "Local"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'Local' means the keda-operator pod's own zone; allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    ('prewarm-zone-missing', prewarm({"start": WIN["start"], "end": WIN["end"]}), [
+        "gpu-burst:models[0].prewarm[0].timezone: required but not set; IANA time zone both schedules are read in (the cron trigger's `timezone`), e.g. Europe/Berlin or UTC.",
+    ]),
+    ('prewarm-dst-skipped', prewarm({**WIN, "start": "30 2 * * *", "end": "0 8 * * *"}), [
+        "gpu-burst:models[0].prewarm[0].start: '30 2 * * *' fires at Sun 2026-03-29 02:30, a time Europe/Berlin skips when its clocks change, so KEDA's cron scaler misses it and the window stays open from the previous end until the next end; allowed: times outside Europe/Berlin's clock changes (02:00-03:00 local on those days), or a zone without daylight saving time such as UTC",
+    ]),
+    ('prewarm-dst-repeated', prewarm({"start": "0 20 * * *", "end": "30 1 * * *", "timezone": "America/New_York"}), [
+        "gpu-burst:models[0].prewarm[0].end: '30 1 * * *' fires at Sun 2026-11-01 01:30, a time America/New_York repeats when its clocks change, so KEDA's cron scaler fires it twice and the window closes an hour late; allowed: times outside America/New_York's clock changes (01:00-02:00 local on those days), or a zone without daylight saving time such as UTC",
+    ]),
+    ('prewarm-above-max', prewarm({**WIN, "replicas": 2}), [
+        'gpu-burst:models[0].prewarm[0].replicas: 2 is above maxReplicas (1); allowed: 1',
+    ]),
+    ('prewarm-not-above-min', prewarm({**WIN, "replicas": 1}, minReplicas=1, maxReplicas=2), [
+        'gpu-burst:models[0].prewarm[0].replicas: 1 is not above minReplicas (1), so the window adds no replica; allowed: 2',
+    ]),
+    ('prewarm-min-is-max', prewarm({**WIN, "replicas": 1}, minReplicas=1, maxReplicas=1), [
+        'gpu-burst:models[0].prewarm[0].replicas: 1 is not above minReplicas (1), so the window adds no replica; allowed: none (minReplicas 1 already keeps maxReplicas running; drop the window)',
+    ]),
+    ('prewarm-zero', prewarm({**WIN, "replicas": 0}), [
+        'gpu-burst:models[0].prewarm[0].replicas: 0 is out of range; allowed: an integer from 1 to 100',
+    ]),
+    ('prewarm-duplicate', prewarm(WIN, {**WIN, "replicas": 1}), [
+        'gpu-burst:models[0].prewarm[1]: repeats prewarm[0] (same start, end and timezone); allowed: each window once (the larger replicas is what counts)',
+    ]),
+    ('prewarm-unknown-key', prewarm({**WIN, "desiredReplicas": 2}), [
+        'gpu-burst:models[0].prewarm[0].desiredReplicas: unknown key; valid keys here: start, end, timezone, replicas',
+    ]),
+    ('prewarm-not-list', model(prewarm=WIN), [
+        'gpu-burst:models[0].prewarm: expected a list, got a mapping; write it as a YAML list, e.g. prewarm: [a, b]',
+    ]),
     ('models-not-list', {"models": MODEL}, [
         'gpu-burst:models: expected a list, got a mapping; write it as a YAML list, e.g. models: [a, b]',
     ]),
@@ -805,6 +899,16 @@ BAD_KEYS = [
 
 GOOD = [
     ("dev-as-is", {}, lambda c: c.environment == "dev"),
+    ("prewarm-office-hours", prewarm(WIN), lambda c: c.models[0].prewarm[0].replicas == 1),
+    ("prewarm-overnight-and-weekend", prewarm({"start": "0 22 * * *", "end": "0 6 * * *", "timezone": "UTC"},
+                                              {"start": "0 18 * * fri", "end": "0 8 * * mon",
+                                               "timezone": "Asia/Tokyo", "replicas": 2}, maxReplicas=2),
+     lambda c: [w.replicas for w in c.models[0].prewarm] == [1, 2]),
+    ("prewarm-lists-names", prewarm({"start": "45 7 * jan-jun,sep-dec mon-fri", "end": "15 18 ? 1-6,9-12 1-5",
+                                     "timezone": "Etc/GMT-9"}),
+     lambda c: c.models[0].prewarm[0].timezone == "Etc/GMT-9"),
+    ("prewarm-steps", prewarm({"start": "0 */12 * * *", "end": "0 6-18/12 * * *", "timezone": "UTC"}),
+     lambda c: c.models[0].prewarm[0].end == "0 6-18/12 * * *"),
     ("s3-endpoint-off", net(s3GatewayEndpoint=False),
      lambda c: c.network.s3_gateway_endpoint is False and not c.network.creates_s3_gateway_endpoint),
     ("s3-endpoint-default", {},
