@@ -136,7 +136,7 @@ class ModelServiceArgs(TypedDict):
     """`--max-model-len`."""
     gpu_memory_utilization: float
     """`--gpu-memory-utilization`."""
-    traffic_class: str
+    traffic_class: pulumi.Input[str]
     """Traffic class (node label `gpu-burst.io/traffic-class`) the pods select; Karpenter picks among its pools by
     NodePool weight."""
     min_replicas: int
@@ -160,9 +160,9 @@ class ModelServiceArgs(TypedDict):
     """Prometheus base URL for KEDA's prometheus trigger."""
     external_scaler_address: pulumi.Input[str]
     """host:port of the HTTP add-on external scaler."""
-    readiness_timeout: str
+    readiness_timeout: pulumi.Input[str]
     """How long the interceptor holds a request while the model cold-starts (route `timeouts.readiness`)."""
-    response_header_timeout: str
+    response_header_timeout: pulumi.Input[str]
     """Time to first response byte once the request reached a ready pod (route `timeouts.responseHeader`)."""
     model_header: pulumi.Input[str]
     """Request header the route matches on (value = served name): pass the edge's own output (the header it sets),

@@ -8,6 +8,7 @@
 - `eks:index:Cluster` is a remote component: the mock returns its outputs, with `eksCluster` as a *resource
   reference* to a pre-registered `aws:eks/cluster:Cluster`, as the real pulumi-eks provider does.
 - The stock MockMonitor lacks `Call`; `RecordingMonitor` adds it for resource methods.
+- A `pulumi:pulumi:StackReference` reads `Mocks.stacks` (outputs and secret names), as the engine reads a stack.
 """
 
 import hashlib
@@ -26,6 +27,7 @@ REGION = "us-west-2"
 CLUSTER_SG = "sg-0c1a2b3c4d5e6f701"
 # Wire encoding of a resource reference (pulumi/runtime/rpc.py: _special_sig_key / _special_resource_sig).
 _SIG_KEY, _RES_SIG = "4dabf18193072939515e22adb298388d", "5cf8f73096256a8f31e491e813e4eb8e"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 def suffix(name: str) -> str:
@@ -111,6 +113,8 @@ class Mocks(pulumi.runtime.Mocks):
         """Logical name -> the state the mock provider returned (inputs plus auto-names, ARNs, ids)."""
         self.resources_at_call: list[int] = []
         """For each entry of `calls`, how many resources had been registered when it was made."""
+        self.stacks: dict[str, tuple[dict, set]] = {}
+        """Stacks a StackReference can read: fully qualified name -> (outputs, names of the secret ones)."""
         self.snapshots: list[dict] = []
         """EBS snapshots the account can see, shaped like DescribeSnapshots entries (SnapshotId, OwnerId, State,
         StartTime as an ISO string, Tags as [{Key, Value}]); answered by getSnapshotIds."""
@@ -144,6 +148,8 @@ class Mocks(pulumi.runtime.Mocks):
         t = args.typ
         if t == "eks:index:Cluster":
             return self._eks_cluster(args, out)
+        if t == "pulumi:pulumi:StackReference":
+            return self._stack_reference(args)
         if t == "eks:index:ManagedNodeGroup":
             ng = self._resource_ref(
                 "eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup", f"{args.name}-nodeGroup",
@@ -244,6 +250,16 @@ class Mocks(pulumi.runtime.Mocks):
         else:
             out.setdefault("arn", _arn(t.split(":")[1].split("/")[0], name))
         return [rid, out]
+
+    def _stack_reference(self, args: MockResourceArgs):
+        """A StackReference is read by the engine: its outputs with secret values wrapped as secrets, and their names
+        in `secretOutputNames`; a stack the backend does not have is an error."""
+        name = args.inputs.get("name") or args.resource_id
+        if name not in self.stacks:
+            raise Exception(f"unknown stack \"{name}\"")
+        outputs, secret = self.stacks[name]
+        wrapped = {k: {_SIG_KEY: _SECRET_SIG, "value": v} if k in secret else v for k, v in outputs.items()}
+        return [name, {"name": name, "outputs": wrapped, "secretOutputNames": sorted(secret)}]
 
     def _eks_cluster(self, args: MockResourceArgs, out: dict):
         cluster_name = out.get("name") or f"{args.name}-eksCluster-{suffix(args.name)}"
