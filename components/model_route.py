@@ -59,10 +59,10 @@ class ModelRouteArgs(TypedDict):
     """AIServiceBackend every rule sends to: the edge's interceptor backend (EdgeGateway `interceptor_backend_name`,
     stack output `interceptorBackendName`), whose BackendSecurityPolicy injects the internal key vLLM expects."""
     request_timeout: pulumi.Input[str]
-    """Total timeout of a request (Gateway API duration): the edge's `route_timeouts["request"]`, which covers a cold
+    """Total timeout of a request (Gateway API duration): the edge's `route_request_timeout`, which covers a cold
     start and a long stream."""
     stream_idle_timeout: pulumi.Input[str]
-    """Longest silence of a request (Gateway API duration): the edge's `route_timeouts["stream_idle"]`."""
+    """Longest silence of a request (Gateway API duration): the edge's `route_stream_idle_timeout`."""
     owned_by: NotRequired[str]
     """`owned_by` of these models in GET /v1/models. Default `gpu-burst`."""
 

@@ -186,7 +186,8 @@ class ModelServiceArgs(TypedDict):
     scrape_interval: NotRequired[str]
     """ServiceMonitor scrape interval (default 5s)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
-    """Value of a `release` label on the ServiceMonitor (harmless; the Prometheus selects monitors without it)."""
+    """Value of a `release` label on the ServiceMonitor ("": none; harmless, the Prometheus selects monitors
+    without it)."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -255,10 +256,9 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
-        sm_labels = dict(lbl)
         release = args.get("monitoring_release_label")
-        if release is not None:
-            sm_labels["release"] = release
+        sm_labels = dict(lbl) if release is None else pulumi.Output.from_input(release).apply(
+            lambda r: {**lbl, "release": r} if r else dict(lbl))
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
             f"{name}-monitor",

@@ -22,6 +22,7 @@ from pulumi_mocks import Mocks, RecordingMonitor
 from stack_cache import evaluated
 from stack_helpers import evaluate, resolve, shared_loop
 from test_workload_support import as_object, field_is_secret, of_kind
+from upstream import needs_upstream, validate_cr
 
 from components.added_model import SharedClusterArgs, stack_output_name
 from components.model_route import MODEL_HEADER
@@ -225,6 +226,14 @@ def test_added_model_is_listed_by_v1_models_next_to_the_clusters_own(cluster, ad
     for model in values["models"]:
         assert envoy_route_for(routes, model)[1] == model
     assert envoy_route_for(routes, "no-such-model") == ("*", "route-not-found")
+
+
+@needs_upstream
+def test_added_custom_resources_validate_against_the_upstream_crds(added):
+    kinds = ("AIGatewayRoute", "InterceptorRoute", "ScaledObject", "ServiceMonitor")
+    for kind in kinds:
+        (r,) = of_kind(added, kind)
+        assert validate_cr(as_object(r)) == [], kind
 
 
 def _normalised(obj, twin: str) -> str:
