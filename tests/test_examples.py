@@ -8,6 +8,7 @@ its InterceptorRoute → its Service, be listed by GET /v1/models, and scale lik
 
 import asyncio
 import copy
+import functools
 import json
 import re
 import runpy
@@ -46,13 +47,18 @@ def _plain(outputs: dict) -> tuple[dict, set]:
     return values, secret
 
 
+@functools.cache
+def _cluster(stack: str) -> tuple:
+    mocks, outputs = evaluated(stack, secrets={"hfToken": HF_TOKEN, "apiKey": "sk-examples-test-key"})
+    values, secret = _plain(outputs)
+    raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return stack, mocks, values, secret, raw["gpu-burst:models"][0]
+
+
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def cluster(request):
     """(stack, mocks, outputs, secret output names, the stack's first model entry) of the evaluated cluster."""
-    mocks, outputs = evaluated(request.param, secrets={"hfToken": HF_TOKEN, "apiKey": "sk-examples-test-key"})
-    values, secret = _plain(outputs)
-    raw = yaml.safe_load((ROOT / f"Pulumi.{request.param}.yaml").read_text())["config"]
-    return request.param, mocks, values, secret, raw["gpu-burst:models"][0]
+    return _cluster(request.param)
 
 
 def _fresh_mocks() -> Mocks:
@@ -264,6 +270,17 @@ def test_added_model_is_deployed_and_scaled_like_the_clusters_own(cluster, added
     assert objects(added, ADDED) == objects(cmocks, twin)
 
 
+def test_a_model_entry_with_only_its_identity_runs_next_to_the_stacks_own(cluster):
+    """The model's defaults are those of a `gpu-burst:models` entry: the stack's vLLM release and the default pool,
+    which both example stacks have."""
+    _, _, values, secret, model = cluster
+    m = run_example((values, secret), {k: model[k] for k in ("hfModelId", "revision")} | {"servedName": ADDED})
+    (dep,) = [as_object(r) for r in of_kind(m, "Deployment")]
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == values["vllmImage"]
+    assert pod["nodeSelector"]["gpu-burst.io/traffic-class"] == values["gpuTrafficClasses"]["gpu-on-demand"]
+
+
 def test_added_model_reaches_the_cluster_through_its_kubeconfig_which_stays_secret(added):
     (provider,) = added.of_type("pulumi:providers:kubernetes")
     assert provider.name == "existing-cluster"  # the earlier example's provider, kept
@@ -297,14 +314,10 @@ def test_gated_model_stages_with_the_programs_token_only(cluster, added):
 
 # -- bad input is one line naming the key --------------------------------------------------------------------------
 
-def _dev_cluster_outputs():
-    mocks, outputs = evaluated("dev", secrets={"apiKey": "sk-examples-test-key"})
-    return _plain(outputs)
-
-
 @pytest.fixture(scope="module")
 def dev_outputs():
-    return _dev_cluster_outputs()
+    _, _, values, secret, _ = _cluster("dev")
+    return values, secret
 
 
 def _dev_model():
