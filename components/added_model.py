@@ -141,8 +141,9 @@ class AddedModelArgs(TypedDict):
 
 
 class AddedModel(pulumi.ComponentResource):
-    """One model on a running gpu-burst cluster, from another program: ModelWeights + ModelService + ModelRoute. Use
-    a Kubernetes provider for that cluster (`opts.providers`, e.g. from the cluster stack's `kubeconfig` output)."""
+    """One model on a running gpu-burst cluster, from another program: ModelWeights + ModelService + ModelRoute. Pass
+    a Kubernetes provider for that cluster and an AWS provider in its region in `opts.providers` (from the cluster
+    stack's `kubeconfig` and `region` outputs)."""
 
     deployment_name: pulumi.Output[str]
     """Name of the vLLM Deployment (= served name)."""

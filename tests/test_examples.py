@@ -293,6 +293,18 @@ def test_added_model_reaches_the_cluster_through_its_kubeconfig_which_stays_secr
     assert ref.inputs["name"] == CLUSTER_STACK
 
 
+def test_weights_grants_go_to_the_clusters_region_whatever_the_programs_aws_region(cluster, added):
+    _, _, values, _, _ = cluster
+    (aws_provider,) = added.of_type("pulumi:providers:aws")
+    assert aws_provider.inputs["region"] == values["region"]
+    aws_resources = [r for r in added.created if r.typ.startswith("aws:")]
+    assert {r.typ for r in aws_resources} >= {"aws:iam/role:Role", "aws:eks/podIdentityAssociation:PodIdentityAssociation"}
+    for r in aws_resources:
+        assert added.monitor.requests[r.name].provider.split("::")[-2] == aws_provider.name, r.name
+    lookups = [c for c in added.calls if c.token.startswith("aws:index/get")]
+    assert lookups and all(aws_provider.name in (c.provider or "") for c in lookups), [c.provider for c in lookups]
+
+
 def test_the_earlier_examples_model_service_is_adopted_in_place(added):
     """The earlier example declared `ModelService("model-<served name>")` at the top of its program; under
     AddedModel it keeps that URN through an alias to the root stack (children inherit it)."""

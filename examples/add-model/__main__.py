@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pydantic import ValidationError
 
@@ -50,6 +51,8 @@ if m.needs_hf_token and hf_token is None:
 cluster = pulumi.StackReference("cluster", cfg.require("clusterStack"))
 provider = k8s.Provider("existing-cluster", kubeconfig=cluster.require_output("kubeconfig"),
                         enable_server_side_apply=True)
+# The weights' roles and Pod Identity associations go to the cluster's account and region, whatever aws:region says.
+aws_provider = aws.Provider("cluster-region", region=cluster.require_output("region"))
 
 added = AddedModel(
     f"added-{m.served_name}",
@@ -66,7 +69,7 @@ added = AddedModel(
         "cpu": m.cpu, "memory": m.memory, "shm_size": m.shm_size, "cache_size": m.cache_size,
         **({"hf_token": hf_token} if m.needs_hf_token else {}),
     },
-    opts=pulumi.ResourceOptions(providers=[provider]),
+    opts=pulumi.ResourceOptions(providers=[provider, aws_provider]),
 )
 
 pulumi.export("servedName", m.served_name)
