@@ -22,7 +22,7 @@ from pulumi.runtime.sync_await import _sync_await
 from pulumi_mocks import Mocks, RecordingMonitor
 from stack_cache import evaluated
 from stack_helpers import evaluate, resolve, shared_loop
-from test_workload_support import as_object, field_is_secret, of_kind
+from test_workload_support import as_object, dependency_names, field_is_secret, of_kind
 from upstream import needs_upstream, validate_cr
 
 from components.added_model import SharedClusterArgs, stack_output_name
@@ -77,7 +77,7 @@ def run_example(stack_outputs: tuple[dict, set], model: dict, hf_token: str = ""
     if hf_token:
         cfg["add-model:hfToken"] = hf_token
     pulumi.runtime.set_all_config(cfg, secret_keys=["add-model:hfToken"] if hf_token else [])
-    evaluate(lambda: runpy.run_path(str(EXAMPLE / "__main__.py"), run_name="__main__"))
+    m.program = evaluate(lambda: runpy.run_path(str(EXAMPLE / "__main__.py"), run_name="__main__"))
     return m
 
 
@@ -217,9 +217,12 @@ def test_added_model_request_path_body_model_to_route_to_interceptor_to_service(
     assert all(labels[k] == v for k, v in svc["spec"]["selector"].items())
     env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == values["internalKeySecretName"]
-    # the program's output tells the same path
-    (comp,) = [r for r in added.monitor.by_type["gpu-burst:index:AddedModel"]]
-    assert comp.name == f"added-{ADDED}"
+    # the component's output tells the same path
+    assert resolve(added.program["added"].request_path) == {
+        "header": MODEL_HEADER, "value": ADDED, "route": route["metadata"]["name"], "rule": ADDED,
+        "backend": values["interceptorBackendName"], "interceptor_route": ADDED, "service": ADDED}
+    # the edge routes to the model only once its InterceptorRoute exists (and stops before it is deleted)
+    assert f"model-{ADDED}-route" in dependency_names(added, f"route-{ADDED}")
 
 
 def test_added_model_is_listed_by_v1_models_next_to_the_clusters_own(cluster, added):
