@@ -166,7 +166,7 @@ class ModelServiceArgs(TypedDict):
     """`--max-model-len`."""
     gpu_memory_utilization: float
     """`--gpu-memory-utilization`."""
-    traffic_class: str
+    traffic_class: pulumi.Input[str]
     """Traffic class (node label `gpu-burst.io/traffic-class`) the pods select; Karpenter picks among its pools by
     NodePool weight."""
     min_replicas: int
@@ -190,9 +190,9 @@ class ModelServiceArgs(TypedDict):
     """Prometheus base URL for KEDA's prometheus trigger."""
     external_scaler_address: pulumi.Input[str]
     """host:port of the HTTP add-on external scaler."""
-    readiness_timeout: str
+    readiness_timeout: pulumi.Input[str]
     """How long the interceptor holds a request while the model cold-starts (route `timeouts.readiness`)."""
-    response_header_timeout: str
+    response_header_timeout: pulumi.Input[str]
     """Time to first response byte once the request reached a ready pod (route `timeouts.responseHeader`)."""
     model_header: pulumi.Input[str]
     """Request header the route matches on (value = served name): pass the edge's own output (the header it sets),
@@ -216,7 +216,8 @@ class ModelServiceArgs(TypedDict):
     scrape_interval: NotRequired[str]
     """ServiceMonitor scrape interval (default 5s)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
-    """Value of a `release` label on the ServiceMonitor (harmless; the Prometheus selects monitors without it)."""
+    """Value of a `release` label on the ServiceMonitor ("": none; harmless, the Prometheus selects monitors
+    without it)."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -285,10 +286,9 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
-        sm_labels = dict(lbl)
         release = args.get("monitoring_release_label")
-        if release is not None:
-            sm_labels["release"] = release
+        sm_labels = dict(lbl) if release is None else pulumi.Output.from_input(release).apply(
+            lambda r: {**lbl, "release": r} if r else dict(lbl))
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
             f"{name}-monitor",
