@@ -41,10 +41,10 @@ SERVER_TIME = TTFT + (TOKENS - 1) * TOKEN_DELAY
 
 
 def start_stub() -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The test double of the CLI tests, standalone (stdlib only).
     proc = subprocess.Popen(
-        [sys.executable, "-m", "burstctl.stub", "--ttft", str(TTFT), "--tokens", str(TOKENS),
-         "--token-delay", str(TOKEN_DELAY)], stdout=subprocess.PIPE, text=True, env=env)
+        [sys.executable, str(ROOT / "tests" / "cli" / "openai_stub.py"), "--ttft", str(TTFT), "--tokens", str(TOKENS),
+         "--token-delay", str(TOKEN_DELAY)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if not line.startswith("listening on "):

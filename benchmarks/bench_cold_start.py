@@ -39,8 +39,9 @@ GPU_KEYS = ("amiFamily", "amiVersion", "fastImagePull", "dataVolumeSnapshotId", 
 def variant_config(cfg, gpu_update: dict):
     from burstctl.program import stack_config
 
-    raw = cfg.model_dump(by_alias=True, exclude={"hf_token_set"})
-    raw["gpu"] = {k: v for k, v in raw["gpu"].items() if k not in GPU_KEYS or k == "amiVersion"}
+    # Only the keys the stack file wrote: a key of the other network mode is refused even at its default.
+    raw = cfg.model_dump(by_alias=True, exclude_unset=True, exclude={"hf_token_set"})
+    raw["gpu"] = {k: v for k, v in raw.get("gpu", {}).items() if k not in GPU_KEYS or k == "amiVersion"}
     if gpu_update.get("amiFamily") == "al2023" and cfg.gpu.ami_family.value != "al2023":
         raw["gpu"].pop("amiVersion")  # the AL2023 default release, not a Bottlerocket version
     raw["gpu"].update(gpu_update)

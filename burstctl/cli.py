@@ -12,9 +12,10 @@ import signal
 import sys
 import time
 import traceback
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Optional, Sequence
 
 import typer
 from rich.text import Text
@@ -120,14 +121,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def guarded(fn: F) -> F:
-    """Kept for the commands' decorators: errors are rendered once, by :class:`BurstctlGroup`."""
-    return fn
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"burstctl {__version__}")
@@ -152,7 +145,6 @@ class ApiChoice(str, Enum):
 
 
 @app.command()
-@guarded
 def burst(
     url: str = typer.Option(..., "--url", envvar="BURSTCTL_URL", show_envvar=True, metavar="URL",
                             help="Base URL of the front door, as the openai SDK's base_url: the stack output "
@@ -360,7 +352,6 @@ def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
 
 # -- compare ---------------------------------------------------------------------------------------------------
 @app.command()
-@guarded
 def compare(
     a: Path = typer.Argument(..., metavar="A.json", help="Baseline: a `burst --out FILE.json` result (e.g. whole "
                              "GPUs)."),
@@ -417,7 +408,6 @@ KUBE_TIMEOUT_OPT = typer.Option(10.0, "--request-timeout", help="Seconds each Ku
 
 
 @app.command()
-@guarded
 def verify(
     model: str = MODEL_OPT,
     namespace: str = NS_OPT,
@@ -447,7 +437,6 @@ def verify(
 
 
 @app.command()
-@guarded
 def timeline(
     model: str = MODEL_OPT,
     namespace: str = NS_OPT,
@@ -492,7 +481,6 @@ AWS_TIMEOUT_OPT = typer.Option(20.0, "--request-timeout", help="Seconds each AWS
 
 
 @app.command()
-@guarded
 def preflight(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     region: Optional[str] = typer.Option(None, "--region", help="Override aws:region of the stack file."),
@@ -534,7 +522,6 @@ def preflight(
 
 # -- estimate --------------------------------------------------------------------------------------------------
 @app.command()
-@guarded
 def estimate(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Served name of the model (default: the first)."),
@@ -543,19 +530,35 @@ def estimate(
     weights_gb: Optional[float] = typer.Option(None, "--weights-gb", min=0.01, max=2000, help="Weight bytes in GB "
                                                "(default: parameters in the model id x 2)."),
     image_gb: float = typer.Option(10.0, "--image-gb", min=0.1, max=100, help="vLLM image size in GB."),
+    measured: Optional[Path] = typer.Option(None, "--measured", metavar="FILE", help="A measured cold start, the "
+                                            "`burstctl timeline --json` report: print it next to the estimate, "
+                                            "phase by phase (its model is the default --model)."),
+    week: Optional[datetime] = typer.Option(None, "--week", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="A day of the week whose "
+                                            "pre-warm windows are priced (Monday-Sunday UTC; default: this week)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Estimate time to first token from zero GPU nodes, phase by phase, and the GPU cost of one cold start.
 
     Baseline (no acceleration) next to what the stack file configures; every constant is shown with its kind
-    (measured elsewhere, vendor spec, stack config, or our estimate) and its source.
+    (measured elsewhere, vendor spec, stack config, or our estimate) and its source. With --measured: the stack's
+    estimate next to a measured cold start, phase by phase. For a model with pre-warm windows (models[].prewarm),
+    also the GPU-hours per week they buy without a request, at the instance's price.
     """
     from burstctl import estimate as est
+    from burstctl import measured as ms
 
+    timeline = ms.read_measured(measured) if measured is not None else None
+    if timeline is not None and model is not None and model != timeline["model"]:
+        raise BadInput(f"--model: '{model}' differs from the model of --measured {measured} "
+                       f"('{timeline['model']}'); compare a model with its own timeline")
     cfg = est.load_stack(stack_file)
-    result = est.estimate(cfg, est.pick_model(cfg, model), instance_type, weights_gb, image_gb)
+    chosen = est.pick_model(cfg, model or (timeline["model"] if timeline is not None else None))
+    result = est.estimate(cfg, chosen, instance_type, weights_gb, image_gb, week.date() if week else None)
+    comparison = ms.compare(result, timeline, str(measured)) if timeline is not None else None
     if as_json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), **({"measured": comparison} if comparison is not None else {})})
+    elif comparison is not None:
+        ms.render(comparison, result, stdout())
     else:
         est.render(result, stdout())
 
@@ -569,7 +572,6 @@ app.add_typer(snapshot_app, name="snapshot")
 
 
 @snapshot_app.command("build")
-@guarded
 def snapshot_build(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     subnet_id: str = typer.Option(..., "--subnet-id", metavar="SUBNET", help="Subnet of the builder instance; it "
@@ -626,7 +628,6 @@ _ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}
 
 
 @snapshot_app.command("policy")
-@guarded
 def snapshot_policy(
     stack_file: Path = typer.Option(..., "--stack-file", "-s", help="The stack's Pulumi.<stack>.yaml."),
     builder_role_arn: str = typer.Option(..., "--builder-role-arn", metavar="ARN", help="Role of the builder's "
@@ -733,19 +734,20 @@ def _print_snapshot(r: Any, stack_file: Path) -> None:
 
 # -- sweep -----------------------------------------------------------------------------------------------------
 @app.command()
-@guarded
 def sweep(
-    cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose Karpenter leftovers to find."),
+    cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose controller leftovers to find."),
     region: str = typer.Option(..., "--region", envvar="AWS_REGION", show_envvar=True, help="AWS region."),
     profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
     yes: bool = typer.Option(False, "--yes", help="Delete what was found (without it: report only)."),
     request_timeout: float = AWS_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Find (and with --yes delete) what Karpenter left behind after `pulumi destroy`.
+    """Find (and with --yes delete) what Karpenter and the AWS Load Balancer Controller left behind after
+    `pulumi destroy`.
 
-    EC2 instances, launch templates and instance profiles Karpenter created for the cluster. Exits 1 when
-    leftovers remain (dry run) or a delete failed; a second run after --yes finds nothing and exits 0.
+    EC2 instances, launch templates and instance profiles Karpenter created for the cluster; load balancers, target
+    groups and security groups the AWS Load Balancer Controller created for it. Exits 1 when leftovers remain (dry
+    run) or a delete failed; a second run after --yes finds nothing and exits 0.
     """
     from rich.table import Table
 
@@ -760,7 +762,7 @@ def sweep(
     clients = sw.make_clients(region, profile, request_timeout)
     found = sw.find(clients, cluster_name)
     if yes and found:
-        sw.delete(clients, found)
+        _sweep_delete(sw, clients, found)
     errors = [x for x in found if x.action.startswith("error")]
     remaining = bool(found) and not yes
     if as_json:
@@ -773,18 +775,40 @@ def sweep(
         if not found:
             con.print(f"[green]nothing left behind[/] for cluster {cluster_name} in {region}")
         else:
-            table = Table(title=f"Karpenter leftovers of {cluster_name} in {region}", title_justify="left")
+            table = Table(title=f"Leftovers of {cluster_name} in {region}", title_justify="left")
             for col in ("kind", "id", "name / path", "detail", "action"):
                 table.add_column(col)
             for x in found:
                 action = "would delete" if not yes else x.action
                 style = "red" if action.startswith("error") else "yellow" if not yes else "green"
-                table.add_row(x.kind, x.id, x.name, x.detail, f"[{style}]{action}[/]")
+                # An ARN's last part is its unique id (the name is in the next column; --json has the full ARN).
+                shown = x.id.rsplit("/", 1)[-1] if x.id.startswith("arn:") else x.id
+                table.add_row(x.kind, shown, x.name, x.detail, f"[{style}]{action}[/]")
             con.print(table)
             if not yes:
                 con.print(f"{len(found)} leftover(s); run again with --yes to delete them")
     if errors or remaining:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _sweep_delete(sw: Any, clients: Any, found: list) -> None:
+    """Delete with a progress bar on stderr when it is a terminal (security groups can take minutes)."""
+    if not _tty():
+        sw.delete(clients, found)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=stderr(), transient=True) as bar:
+        task = bar.add_task("", total=len(found))
+
+        def report(item: Any, note: str) -> None:
+            if note:
+                bar.update(task, description=f"{item.kind} {item.name or item.id}: {note}")
+            else:
+                bar.update(task, advance=1, description=f"{item.kind} {item.name or item.id}: {item.action}")
+
+        sw.delete(clients, found, progress=report)
 
 
 def run() -> None:  # pragma: no cover - console-script convenience

@@ -13,6 +13,7 @@ said so). Each phase shows the formula it used, so a reader can redo the arithme
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 from burstctl.output import BadInput
@@ -172,6 +173,45 @@ class PathEstimate:
 
 
 @dataclass
+class WindowCost:
+    """One pre-warm window over the week: the hours its cron trigger is active."""
+
+    start: str
+    end: str
+    timezone: str
+    replicas: int
+    hours: float
+    gpu_hours: float
+    cost_usd: Optional[float]
+
+
+@dataclass
+class PrewarmCost:
+    """What a model's pre-warm windows buy in one week: GPUs that run whether or not a request comes."""
+
+    week_start: str
+    """Monday 00:00 UTC that starts the 7 x 24 hours counted (real elapsed time: a week with a clock change in a
+    window's zone counts that window's real length)."""
+    windows: list[WindowCost]
+    replica_hours: float
+    """Sum over the week of the largest `replicas` of the windows active at each minute (the HPA takes the largest
+    proposal of the triggers, so overlapping windows do not add up)."""
+    gpus_per_replica: int
+    gpu_hours: float
+    price_per_gpu_hour: Optional[float]
+    cost_usd: Optional[float]
+    closes: int
+    """Times in the week the last active window closes: each is followed by the cooldown before scale to zero."""
+    cooldown_s: int
+    tail_gpu_hours: float
+    """Lower bound of what those cooldowns add: one replica through each (more replicas wind down on the HPA's
+    scale-down policy, and requests in the window restart the cooldown)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Estimate:
     model: str
     instance_type: str
@@ -184,6 +224,8 @@ class Estimate:
     """Goal for the stack path's first token."""
     slices: int = 1
     """Time-slices per GPU the model's replicas share (its pool's `timeSlicing` with `sharedGpu`; 1: whole GPUs)."""
+    prewarm: Optional[PrewarmCost] = None
+    """The model's scheduled pre-warm windows, priced (None without windows)."""
 
     def cost(self, path: PathEstimate) -> Optional[float]:
         if self.price_per_hour is None:
@@ -222,6 +264,7 @@ class Estimate:
                                    "figures": [f.key for f in ph.figures]} for ph in p.phases]}
                       for p in self.paths],
             "figures": [asdict(f) for f in self.figures],
+            "prewarm": self.prewarm.as_dict() if self.prewarm else None,
         }
 
 
@@ -284,9 +327,70 @@ def ebs_unpack_seconds(image_gb: float, volume_mibps: int, ebs_mbps: float,
     return image_gb * unpacked_per_compressed * 1e9 / min(volume_mibps * 2**20, ebs_mbps * 1e6 / 8)
 
 
+WEEK_MINUTES = 7 * 24 * 60
+
+
+def week_start(day: date) -> datetime:
+    """Monday 00:00 UTC of the ISO week that holds `day`."""
+    monday = day - timedelta(days=day.weekday())
+    return datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+
+
+def instance_gpus(itype: str) -> Optional[int]:
+    from burstctl.program import stack_config_gpu
+
+    family, _, size = itype.partition(".")
+    found = stack_config_gpu().GPU_INSTANCE_SIZES.get(family, {}).get(size)
+    return found[1] if found else None
+
+
+def prewarm_cost(model: Any, itype: str, price: Optional[float], week_of: date) -> Optional[PrewarmCost]:
+    """GPU-hours and dollars the model's pre-warm windows cost in the week of `week_of`.
+
+    Each window's minutes come from the cron scaler's own rule (stacks/config/cron.py `active_minutes`: next start
+    vs next end, firings at wall-clock times in the window's zone), walked minute by minute over the real 7 x 24 hours
+    from Monday 00:00 UTC, so a clock change inside a window counts the hour it gains or loses. Inside a window the
+    model runs at least `replicas` replicas on nodes of `itype` (`gpus` GPUs per replica, priced per GPU-hour)."""
+    if not getattr(model, "prewarm", None):
+        return None
+    from zoneinfo import ZoneInfo
+
+    from burstctl.program import stack_config_cron
+    cron = stack_config_cron()
+
+    begin = week_start(week_of)
+    per_gpu = None
+    if price is not None:
+        per_gpu = price / (instance_gpus(itype) or model.gpus)
+    floor = [0] * WEEK_MINUTES
+    windows = []
+    for w in model.prewarm:
+        active = cron.active_minutes(cron.parse(w.start), cron.parse(w.end), ZoneInfo(w.timezone), begin,
+                                     WEEK_MINUTES)
+        for k, on in enumerate(active):
+            if on and w.replicas > floor[k]:
+                floor[k] = w.replicas
+        hours = sum(active) / 60
+        gpu_hours = hours * w.replicas * model.gpus
+        windows.append(WindowCost(w.start, w.end, w.timezone, w.replicas, round(hours, 2), round(gpu_hours, 2),
+                                  round(gpu_hours * per_gpu, 2) if per_gpu is not None else None))
+    replica_hours = sum(floor) / 60
+    gpu_hours = replica_hours * model.gpus
+    # A close: the minute after the last active window ends (the week wraps: the pattern of a week repeats).
+    closes = sum(1 for k in range(WEEK_MINUTES) if floor[k - 1] and not floor[k])
+    tail = closes * model.idle_seconds / 3600 * model.gpus
+    return PrewarmCost(
+        week_start=begin.isoformat(), windows=windows, replica_hours=round(replica_hours, 2),
+        gpus_per_replica=model.gpus, gpu_hours=round(gpu_hours, 2),
+        price_per_gpu_hour=round(per_gpu, 4) if per_gpu is not None else None,
+        cost_usd=round(gpu_hours * per_gpu, 2) if per_gpu is not None else None,
+        closes=closes, cooldown_s=model.idle_seconds, tail_gpu_hours=round(tail, 2))
+
+
 def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_gb: Optional[float] = None,
-             image_gb: float = 10.0) -> Estimate:
-    """Per-phase estimate for one model of a validated StackConfig."""
+             image_gb: float = 10.0, week_of: Optional[date] = None) -> Estimate:
+    """Per-phase estimate for one model of a validated StackConfig (and, for a model with pre-warm windows, what
+    they cost in the week of `week_of`, default this week)."""
     itype = instance_type or default_instance(cfg, model)
     if itype not in NETWORK_GBPS:
         raise BadInput(f"--instance-type: no network figure for '{itype}'; allowed: {', '.join(sorted(NETWORK_GBPS))}")
@@ -422,7 +526,7 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
                            _fig("volume_throughput", gpu.volume_throughput_mibps, "MiB/s", "config", GP3_THROUGHPUT),
                            _fig(f"ebs_bandwidth_{itype}", ebs_mbps, "Mbit/s", "spec", EBS_BANDWIDTH)])
     stream_rate = min(RUNAI_S3_GBPS, net_GBps)
-    cache = bool(getattr(model, "compile_cache", False))
+    cache = model.compile_cache
     compile_fig = f["compile_warm"] if cache else f["compile_cold"]
     stack = PathEstimate("stack", "this stack file: " + ", ".join(filter(None, [
         ("data-volume snapshot" + (" (auto: once one is built; until then the nodes pull)"
@@ -441,7 +545,7 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     ])
     # NAT data processing: the baseline pulls the image from Docker Hub and the weights from the Hub through the NAT;
     # the stack sends S3 traffic (model store, ECR layers of a pull-through cache) through the gateway endpoint.
-    endpoint = bool(getattr(cfg.network, "creates_s3_gateway_endpoint", False))
+    endpoint = cfg.network.creates_s3_gateway_endpoint
     baseline.nat_gb, baseline.nat_formula = image_gb + wgb, "image + weights"
     image_nat = 0.0 if gpu.data_volume_snapshot_id else (image_gb if not (gpu.image_cache and endpoint) else 0.0)
     stack.nat_gb = image_nat + (0.0 if endpoint else wgb)
@@ -458,7 +562,9 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
     return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,
                     price_per_hour=price, paths=[baseline, stack], figures=figures,
-                    target_s=TARGET_S.get(getattr(cfg, "environment", ""), DEFAULT_TARGET_S), slices=slices)
+                    target_s=TARGET_S.get(cfg.environment, DEFAULT_TARGET_S), slices=slices,
+                    prewarm=prewarm_cost(model, itype, price,
+                                         week_of or datetime.now(timezone.utc).date()))
 
 
 def load_stack(path: Any) -> Any:
@@ -528,3 +634,27 @@ def render(est: Estimate, console: Any) -> None:
     console.print(f"stack path: {stack.description}; target {est.target_s:g} s: "
                   + ("[green]met[/]" if stack.total_s <= est.target_s else f"[yellow]not met by these figures "
                                                                             f"({stack.total_s:.0f} s)[/]"))
+    if est.prewarm:
+        render_prewarm(est.prewarm, est.instance_type, console)
+
+
+def render_prewarm(p: PrewarmCost, itype: str, console: Any) -> None:
+    from rich.table import Table
+
+    def usd(v: Optional[float]) -> str:
+        return f"${v:,.2f}" if v is not None else "no price"
+
+    t = Table(title=f"scheduled pre-warm: GPUs bought without a request, week from {p.week_start[:10]} (UTC)",
+              title_justify="left")
+    for col, just in (("start", "left"), ("end", "left"), ("timezone", "left"), ("replicas", "right"),
+                      ("hours/week", "right"), ("GPU-hours/week", "right"), ("cost/week", "right")):
+        t.add_column(col, justify=just)
+    for w in p.windows:
+        t.add_row(w.start, w.end, w.timezone, str(w.replicas), f"{w.hours:g}", f"{w.gpu_hours:g}", usd(w.cost_usd))
+    t.add_row("[bold]all windows[/]", "", "", "max", f"{p.replica_hours:g} replica-h",
+              f"[bold]{p.gpu_hours:g}[/]", f"[bold]{usd(p.cost_usd)}[/]")
+    console.print(t)
+    price = f"${p.price_per_gpu_hour}/GPU-hour ({itype} on-demand)" if p.price_per_gpu_hour is not None else "no price"
+    console.print(f"{p.gpus_per_replica} GPU(s) per replica at {price}; overlapping windows count once, at the larger "
+                  f"replicas. After each of the {p.closes} closes a week, at least one replica stays for the cooldown "
+                  f"({p.cooldown_s} s): +{p.tail_gpu_hours:g} GPU-hours or more.")

@@ -23,6 +23,10 @@ SHUTDOWN_DELAY_SECONDS = 5
 so endpoint removal propagates before the listener closes (v0.15.0 interceptor/main.go, shutdown sequencing)."""
 GRACE_MARGIN_SECONDS = 15
 """SIGKILL comes this long after the drain deadline: time for the interceptor to stop its informers and exit."""
+SMALL_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
+"""Requests of the operator and of each external scaler replica."""
+INTERCEPTOR_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+"""Requests of each interceptor replica (the system-node capacity check counts the maximum replicas)."""
 
 
 def termination_grace_seconds(drain_timeout_seconds: int) -> int:
@@ -36,8 +40,10 @@ def http_addon_values(node_selector: dict[str, str], readiness_timeout: pulumi.I
                       interceptor_max_replicas: pulumi.Input[int], scaler_replicas: pulumi.Input[int],
                       drain_timeout_seconds: int = 30) -> dict:
     """Chart values (keys from the 0.15.0 values.yaml)."""
-    small = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+    small = {"requests": dict(SMALL_REQUESTS), "limits": {"cpu": "500m", "memory": "256Mi"}}
     return {
+        # The chart's CRDs are templates: Helm upgrades them with the release (the chart default, kept explicit).
+        "crds": {"install": True},
         "operator": {"nodeSelector": dict(node_selector), "resources": small},
         "scaler": {"nodeSelector": dict(node_selector), "replicas": scaler_replicas,
                    "service": "external-scaler", "grpcPort": SCALER_PORT, "resources": small},
@@ -60,7 +66,7 @@ def http_addon_values(node_selector: dict[str, str], readiness_timeout: pulumi.I
             # Held requests are not buffered (the body stays in the socket until the proxy streams it,
             # v0.15.0 interceptor/handler/upstream.go httputil.ReverseProxy), but every held or streaming connection
             # costs goroutines and TLS/HTTP buffers: the 64Mi chart default leaves no room for a burst of them.
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+            "resources": {"requests": dict(INTERCEPTOR_REQUESTS), "limits": {"cpu": "1", "memory": "512Mi"}},
         },
     }
 

@@ -114,18 +114,22 @@ class Karpenter(pulumi.ComponentResource):
             policy=self.queue.arn.apply(lambda arn: json.dumps(interruption_queue_policy(arn))),
             opts=child(self),
         )
+        # The controller's AWS side: everything the release waits for, so that on destroy the NodePools and the
+        # EC2NodeClass (which depend on the release) go first, while Karpenter can still terminate their instances
+        # and delete their launch templates and instance profiles.
+        controller_aws: list[pulumi.Resource] = [queue_policy]
         for event, pattern in INTERRUPTION_EVENTS.items():
             # No explicit rule names: auto-naming lets two stacks share an account and region.
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{event}", event_pattern=json.dumps(pattern), tags=tags, opts=child(self)
             )
-            aws.cloudwatch.EventTarget(
+            controller_aws += [rule, aws.cloudwatch.EventTarget(
                 f"{name}-{event}-target",
                 rule=rule.name,
                 target_id="KarpenterInterruptionQueueTarget",
                 arn=self.queue.arn,
                 opts=child(self),
-            )
+            )]
 
         # Nodes join through an access entry (authentication mode API); STANDARD would break node join.
         access_entry = aws.eks.AccessEntry(
@@ -179,8 +183,8 @@ class Karpenter(pulumi.ComponentResource):
 
         if args.get("create_spot_service_linked_role"):
             # Account-wide: deleting it on `destroy` would break spot launches of everything else in the account.
-            aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com",
-                                      opts=child(self, retain_on_delete=True))
+            controller_aws.append(aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com",
+                                                            opts=child(self, retain_on_delete=True)))
 
         # CRDs from their own chart: the controller chart's crds/ folder is installed once and never upgraded.
         self.crd_release = k8s.helm.v3.Release(
@@ -221,7 +225,7 @@ class Karpenter(pulumi.ComponentResource):
             skip_crds=True,
             values=values,
             opts=child(self, depends_on=[self.crd_release, association, access_entry, *node_attachments,
-                                         *external_deps]),
+                                         *attachments, *controller_aws, *external_deps]),
         )
 
         self.node_role_name = self.node_role.name

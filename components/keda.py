@@ -12,18 +12,25 @@ CHART_REPO = "https://kedacore.github.io/charts"
 RELEASE_NAME = "keda"
 DEFAULT_NAMESPACE = "keda"
 
+OPERATOR_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+METRICS_SERVER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+WEBHOOKS_REQUESTS = {"cpu": "20m", "memory": "64Mi"}
+"""Requests of the three KEDA Deployments (the system-node capacity check counts these)."""
+
 
 def keda_values(node_selector: dict[str, str], operator_metrics: bool = True) -> dict:
     """Chart values: all three KEDA deployments (operator, metrics API server, admission webhooks) on system nodes,
     and the operator's Prometheus metrics (keda_scaler_detail_errors_total, keda_scaled_object_errors_total) scraped
     through a ServiceMonitor (chart 2.20.2 values `prometheus.operator`)."""
     return {
+        # The chart's CRDs are templates: Helm upgrades them with the release (the chart default, kept explicit).
+        "crds": {"install": True},
         "nodeSelector": dict(node_selector),
         "prometheus": {"operator": {"enabled": operator_metrics, "serviceMonitor": {"enabled": operator_metrics}}},
         "resources": {
-            "operator": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-            "metricServer": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-            "webhooks": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "operator": {"requests": dict(OPERATOR_REQUESTS), "limits": {"cpu": "1", "memory": "512Mi"}},
+            "metricServer": {"requests": dict(METRICS_SERVER_REQUESTS), "limits": {"cpu": "1", "memory": "512Mi"}},
+            "webhooks": {"requests": dict(WEBHOOKS_REQUESTS), "limits": {"cpu": "500m", "memory": "256Mi"}},
         },
     }
 
@@ -38,8 +45,8 @@ class KedaArgs(TypedDict):
     node_selector: NotRequired[dict[str, str]]
     """nodeSelector for every KEDA pod. Default: the system node group."""
     operator_metrics: NotRequired[bool]
-    """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass the monitoring release
-    in `opts.depends_on`). Default True."""
+    """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass what installs the
+    monitoring.coreos.com CRDs in `opts.depends_on`). Default True."""
 
 
 class Keda(pulumi.ComponentResource):

@@ -3,7 +3,7 @@
 Per model: a Deployment of the pinned vLLM image (replicas owned by KEDA, never by Pulumi), a ClusterIP Service,
 a PodDisruptionBudget, a ServiceMonitor, the HTTP add-on InterceptorRoute that holds requests during a cold start,
 and one KEDA ScaledObject with two triggers: the add-on's `external-push` (0→1 and back) and a Prometheus trigger
-on vLLM's queue depth (1→N).
+on vLLM's queue depth (1→N), plus one `cron` trigger per configured pre-warm window (at least N inside it).
 """
 
 import math
@@ -53,6 +53,36 @@ def readiness_program(port: int) -> str:
     return ("import os, urllib.request as r; r.urlopen(r.Request("
             f"'http://127.0.0.1:{port}/v1/models', headers={{'Authorization': 'Bearer ' + "
             "os.environ['VLLM_API_KEY']}), timeout=4)")
+
+
+class PrewarmWindowArgs(TypedDict):
+    """A scheduled pre-warm window: KEDA cron trigger metadata (kedacore/keda@v2.20.2 pkg/scalers/cron_scaler.go)."""
+
+    start: str
+    """Five-field cron expression (no seconds, no descriptors) at which the window opens."""
+    end: str
+    """Five-field cron expression at which it closes (the first end after each start)."""
+    timezone: str
+    """IANA time zone both expressions are read in."""
+    replicas: int
+    """Replicas kept inside the window (the trigger's desiredReplicas)."""
+
+
+def prewarm_triggers(windows: list, max_replicas: int) -> list[dict]:
+    """One KEDA `cron` trigger per window. The scaler reports desiredReplicas while active (0 outside) against an
+    AverageValue target of 1, so the HPA's proposal for it is desiredReplicas, and the HPA takes the largest proposal
+    of all triggers: at least `replicas` inside the window, more when traffic asks. Being active, it also takes the
+    model from zero; outside every window the cooldown applies as for a model without traffic."""
+    out = []
+    for i, w in enumerate(windows):
+        if not 1 <= w["replicas"] <= max_replicas:
+            raise ValueError(f"prewarm[{i}].replicas {w['replicas']} is outside 1..max_replicas ({max_replicas})")
+        out.append({"type": "cron", "name": f"prewarm-{i}",
+                    # The default, pinned: with `Value` the HPA would multiply the current replica count instead.
+                    "metricType": "AverageValue",
+                    "metadata": {"timezone": w["timezone"], "start": w["start"], "end": w["end"],
+                                 "desiredReplicas": str(w["replicas"])}})
+    return out
 
 
 class WeightsSourceArgs(TypedDict):
@@ -140,7 +170,7 @@ class ModelServiceArgs(TypedDict):
     """`--max-model-len`."""
     gpu_memory_utilization: float
     """`--gpu-memory-utilization`."""
-    traffic_class: str
+    traffic_class: pulumi.Input[str]
     """Traffic class (node label `gpu-burst.io/traffic-class`) the pods select; Karpenter picks among its pools by
     NodePool weight."""
     min_replicas: int
@@ -164,19 +194,19 @@ class ModelServiceArgs(TypedDict):
     """Prometheus base URL for KEDA's prometheus trigger."""
     external_scaler_address: pulumi.Input[str]
     """host:port of the HTTP add-on external scaler."""
-    readiness_timeout: str
+    readiness_timeout: pulumi.Input[str]
     """How long the interceptor holds a request while the model cold-starts (route `timeouts.readiness`)."""
-    response_header_timeout: str
+    response_header_timeout: pulumi.Input[str]
     """Time to first response byte once the request reached a ready pod (route `timeouts.responseHeader`)."""
     model_header: pulumi.Input[str]
     """Request header the route matches on (value = served name): pass the edge's own output (the header it sets),
     so the two cannot drift apart."""
     extra_args: NotRequired[list[str]]
     """Additional vLLM flags."""
+    prewarm: NotRequired[list[PrewarmWindowArgs]]
+    """Scheduled pre-warm windows: GPUs bought on a schedule, without a request (explicit operator config only)."""
     hf_token: NotRequired[pulumi.Input[str]]
     """Hugging Face token (a Pulumi secret) for gated models; stored in a Secret, read from HF_TOKEN."""
-    host: NotRequired[str]
-    """Optional host name routed to this model in addition to the header rule."""
     weights: NotRequired[WeightsSourceArgs]
     """Load the weights from the model store with the Run:ai streamer instead of downloading them from the Hub."""
     cpu: NotRequired[str]
@@ -190,7 +220,8 @@ class ModelServiceArgs(TypedDict):
     scrape_interval: NotRequired[str]
     """ServiceMonitor scrape interval (default 5s)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
-    """Value of a `release` label on the ServiceMonitor (harmless; the Prometheus selects monitors without it)."""
+    """Value of a `release` label on the ServiceMonitor ("": none; harmless, the Prometheus selects monitors
+    without it)."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -262,10 +293,9 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
-        sm_labels = dict(lbl)
         release = args.get("monitoring_release_label")
-        if release is not None:
-            sm_labels["release"] = release
+        sm_labels = dict(lbl) if release is None else pulumi.Output.from_input(release).apply(
+            lambda r: {**lbl, "release": r} if r else dict(lbl))
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
             f"{name}-monitor",
@@ -283,11 +313,8 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
-        rule = {"hosts": ["*"], "paths": [{"value": "/v1"}],
-                "headers": [{"name": args["model_header"], "value": served}]}
-        rules = [rule]
-        if args.get("host"):
-            rules.append({"hosts": [args["host"]], "paths": [{"value": "/v1"}]})
+        rules = [{"hosts": ["*"], "paths": [{"value": "/v1"}],
+                  "headers": [{"name": args["model_header"], "value": served}]}]
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="http.keda.sh/v1beta1",
@@ -344,6 +371,7 @@ class ModelService(pulumi.ComponentResource):
                                   "threshold": str(args["target_queue_depth"]),
                                   # Activation (0↔1) belongs to the interceptor; this trigger only adds replicas.
                                   "activationThreshold": str(args["target_queue_depth"])}},
+                    *prewarm_triggers(args.get("prewarm", []), args["max_replicas"]),
                 ],
             },
             opts=child(self, deps + [self.route, self.deployment]),

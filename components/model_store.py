@@ -17,6 +17,8 @@ STAGING_IMAGE = "public.ecr.aws/docker/library/python:3.12.12-slim-bookworm"
 limit behind a NAT)."""
 STAGING_PIP = ("boto3==1.44.8", "botocore==1.44.8", "s3transfer==0.19.3")
 """What the staging program needs besides the standard library, pinned like requirements.txt."""
+STAGING_REQUESTS = {"cpu": "500m", "memory": "768Mi"}
+"""CPU and memory requests of a staging Job (memory bounds the in-flight multipart parts, 8 x 32 MiB)."""
 STAGING_PROGRAM = Path(__file__).parent / "staging" / "stage_model.py"
 COMPILE_CACHE_PROGRAM = Path(__file__).parent / "staging" / "compile_cache.py"
 MANIFEST_ROOT = "_manifests"
@@ -217,8 +219,10 @@ class ModelWeights(pulumi.ComponentResource):
         prefix = model_prefix(args["hf_model_id"], args["revision"])
         manifest = manifest_key(args["hf_model_id"], args["revision"])
         lbl = labels("model-weights", served, {"gpu-burst.io/model": served})
-        partition = aws.get_partition_output().partition
-        account = aws.get_caller_identity_output().account_id
+        # Through the component's own AWS provider (opts.providers), like its resources.
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        account = aws.get_caller_identity_output(opts=invoke).account_id
         bucket = pulumi.Output.from_input(args["bucket_name"])
 
         def grant(role: str, sa_name: str, policy_fn, *policy_args) -> tuple:
@@ -351,7 +355,7 @@ class ModelWeights(pulumi.ComponentResource):
                                  "--bucket", bucket, "--prefix", prefix, "--manifest-key", manifest],
                         "env": env,
                         # Memory bounds the in-flight multipart parts (8 x 32 MiB); the disk only holds boto3.
-                        "resources": {"requests": {"cpu": "500m", "memory": "768Mi", "ephemeral-storage": "1Gi"},
+                        "resources": {"requests": {**STAGING_REQUESTS, "ephemeral-storage": "1Gi"},
                                       "limits": {"memory": "1Gi", "ephemeral-storage": "1Gi"}},
                         "volumeMounts": [{"name": "work", "mountPath": "/work"},
                                          {"name": "stager", "mountPath": "/stager", "readOnly": True}],

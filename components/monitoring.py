@@ -11,6 +11,11 @@ from ._common import pinned_release, SYSTEM_NODE_SELECTOR, deps_of, token
 CHART = "kube-prometheus-stack"
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 RELEASE_NAME = "kube-prometheus-stack"
+CRDS_CHART = "prometheus-operator-crds"
+"""The monitoring.coreos.com CRDs as templates (of its `crds` subchart), so Helm upgrades them with the chart; the
+subchart keeps them out of the stored release, which stays under Helm's 1 MiB Secret (upstream installs it with
+`helm install`)."""
+CRDS_RELEASE_NAME = "prometheus-operator-crds"
 DEFAULT_NAMESPACE = "monitoring"
 FULLNAME = "kps"
 """fullnameOverride: object names become `kps-<component>` whatever the release name (the chart truncates the
@@ -43,6 +48,12 @@ docs/metrics/extend/customresourcestate-metrics.md; chart values `customResource
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 """A ConfigMap with this label, in any namespace, is loaded by the Grafana sidecar as a dashboard."""
 
+OPERATOR_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
+PROMETHEUS_CPU = "200m"
+"""CPU request of Prometheus (its memory request is the `prometheus_memory` argument)."""
+ALERTMANAGER_REQUESTS = {"cpu": "10m", "memory": "64Mi"}
+GRAFANA_REQUESTS = {"cpu": "50m", "memory": "192Mi"}
+
 
 def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str], scrape_interval: pulumi.Input[str],
                       prometheus_memory: pulumi.Input[str], grafana_enabled: bool, alertmanager_enabled: bool) -> dict:
@@ -64,13 +75,15 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
     }
     return {
         "fullnameOverride": FULLNAME,
+        # The chart's `crds` subchart ships the CRDs in crds/, which Helm never upgrades: CRDS_CHART owns them.
+        "crds": {"enabled": False},
         # The EKS control plane (etcd, scheduler, controller-manager) is not scrapable from inside the cluster.
         "kubeEtcd": {"enabled": False},
         "kubeScheduler": {"enabled": False},
         "kubeControllerManager": {"enabled": False},
         "prometheusOperator": {
             "nodeSelector": ns,
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+            "resources": {"requests": dict(OPERATOR_REQUESTS), "limits": {"memory": "256Mi"}},
             "admissionWebhooks": {"patch": {"nodeSelector": ns}},
         },
         "prometheus": {"prometheusSpec": {
@@ -80,13 +93,13 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
             "scrapeInterval": scrape_interval,
             "evaluationInterval": scrape_interval,
             # Requests == limits for memory: an OOM kill is clearer than eviction of a neighbour on a system node.
-            "resources": {"requests": {"cpu": "200m", "memory": prometheus_memory},
+            "resources": {"requests": {"cpu": PROMETHEUS_CPU, "memory": prometheus_memory},
                           "limits": {"memory": prometheus_memory}},
         }},
         "alertmanager": {
             "enabled": alertmanager_enabled,
             "alertmanagerSpec": {"nodeSelector": ns,
-                                 "resources": {"requests": {"cpu": "10m", "memory": "64Mi"},
+                                 "resources": {"requests": dict(ALERTMANAGER_REQUESTS),
                                                "limits": {"memory": "128Mi"}}},
         },
         "grafana": {
@@ -95,7 +108,7 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
                                        "searchNamespace": "ALL"}},
             # grafana subchart keys (grafana-community chart), not in kube-prometheus-stack's own values.yaml.
             "nodeSelector": ns,
-            "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}},
+            "resources": {"requests": dict(GRAFANA_REQUESTS), "limits": {"memory": "384Mi"}},
         },
         # kube-state-metrics subchart keys: also read ScaledObjects, for the "not Ready" alert.
         "kube-state-metrics": {
@@ -117,6 +130,8 @@ class MonitoringArgs(TypedDict):
 
     chart_version: pulumi.Input[str]
     """Pinned kube-prometheus-stack chart version, e.g. 88.5.3."""
+    crds_chart_version: pulumi.Input[str]
+    """Pinned prometheus-operator-crds chart version of the same prometheus-operator, e.g. 31.0.1 for 88.5.3."""
     retention: pulumi.Input[str]
     """Prometheus retention, e.g. 168h."""
     scrape_interval: pulumi.Input[str]
@@ -137,7 +152,7 @@ class Monitoring(pulumi.ComponentResource):
     """kube-prometheus-stack as a pinned Helm release on the system nodes. Prometheus selects ServiceMonitors,
     PodMonitors, Probes, ScrapeConfigs and PrometheusRules from every namespace without requiring the release label;
     Grafana loads every ConfigMap labelled `grafana_dashboard: "1"` in any namespace as a dashboard. Monitoring
-    custom resources (ServiceMonitor, PrometheusRule, ...) must depend on `release`, which installs their CRDs."""
+    custom resources (ServiceMonitor, PrometheusRule, ...) must depend on `crd_release` (their CRDs) or `release`."""
 
     release_name: pulumi.Output[str]
     """Helm release name."""
@@ -152,17 +167,25 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("Monitoring"), name, None, opts)
+        namespace = args.get("namespace", DEFAULT_NAMESPACE)
+        self.crd_release = pinned_release(
+            self, f"{name}-crds", CRDS_RELEASE_NAME, CRDS_CHART, CHART_REPO, args["crds_chart_version"], namespace,
+            values={}, depends_on=deps_of(opts),
+            # Adopts the CRDs an earlier kube-prometheus-stack release installed from its crds/ (no Helm ownership).
+            take_ownership=True,
+        )
         self.release = pinned_release(
             # Fixed so that subchart object names (`<release>-grafana`, `release:` labels) are known in advance.
-            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
-            args.get("namespace", DEFAULT_NAMESPACE),
-            # CRDs + operator + admission webhook patch jobs + Prometheus can exceed Helm's 5-minute default.
+            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"], namespace,
+            # Operator + admission webhook patch jobs + Prometheus can exceed Helm's 5-minute default.
             timeout=900,
+            skip_crds=True,
             values=monitoring_values(
                 args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["retention"], args["scrape_interval"],
                 args.get("prometheus_memory", "1Gi"), args.get("grafana_enabled", True),
                 args.get("alertmanager_enabled", True)),
-            depends_on=deps_of(opts),
+            # The chart creates Prometheus, Alertmanager, ServiceMonitors and PrometheusRules.
+            depends_on=[self.crd_release, *deps_of(opts)],
         )
         self.release_name = self.release.status.name
         self.namespace = self.release.status.namespace

@@ -44,8 +44,9 @@ class NetworkArgs(TypedDict):
     """Number of AZs of a new VPC (2 to 6, the region's first regular ones; Local and Wavelength Zones never). GPU
     capacity is scarce: more AZs mean fewer insufficient-capacity errors. Default 3."""
     availability_zones: NotRequired[list[str]]
-    """AZ names already looked up (the first `az_count` are used); absent: looked up here, which can only fail
-    once resources are registered, so a stack should look them up before declaring anything."""
+    """AZ names of a new VPC (required then; the first `az_count` are used), looked up before anything is declared
+    (`aws.get_availability_zones` with :func:`regular_zone_filters`): a lookup here could only fail once resources
+    are registered."""
     nat_mode: NotRequired[NatMode]
     """NAT gateways of a new VPC. Default single."""
     vpc_id: NotRequired[pulumi.Input[str]]
@@ -76,7 +77,10 @@ class Network(pulumi.ComponentResource):
     """A VPC over several AZs with private subnets (nodes, internal load balancers) and public subnets (NAT,
     internet-facing load balancers), tagged for the AWS load balancer integrations; or an adopted existing VPC.
     The Karpenter discovery tag needs the real cluster name, which exists only after the cluster: see
-    :meth:`tag_for_discovery`."""
+    :meth:`tag_for_discovery`. `egress` (a list of resources, not an output) is what gives the private subnets their
+    way to the AWS APIs and the internet (route table associations, and through them routes, NAT gateways and the
+    internet gateway; VPC endpoints): whatever runs on the nodes depends on it, since on `destroy` the controllers
+    still call AWS while they delete what they made. Empty for an adopted VPC (its routing is not this stack's)."""
 
     vpc_id: pulumi.Output[str]
     """VPC id."""
@@ -95,6 +99,7 @@ class Network(pulumi.ComponentResource):
         super().__init__(token("Network"), name, None, opts)
         self._name = name
         tags = args.get("tags") or {}
+        self.egress: list[pulumi.Resource] = []
         if args.get("vpc_id"):
             self.vpc_id = pulumi.Output.from_input(args["vpc_id"])
             vpc = aws.ec2.get_vpc_output(id=self.vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
@@ -119,23 +124,12 @@ class Network(pulumi.ComponentResource):
         if not 2 <= az_count <= 6:
             raise ValueError(f"Network '{name}': az_count must be 2 to 6, got {az_count}")
         given = args.get("availability_zones")
-        if given is not None:
-            if len(given) < az_count:
-                raise ValueError(f"Network '{name}': {az_count} AZs requested, {len(given)} given")
-            azs = [pulumi.Output.from_input(z) for z in given[:az_count]]
-        else:
-            # An Output invoke: the subnet count comes from config, only the zone names wait for AWS.
-            zones = aws.get_availability_zones_output(state="available", filters=regular_zone_filters(),
-                                                      opts=pulumi.InvokeOutputOptions(parent=self))
-
-            def zone(i: int) -> pulumi.Output[str]:
-                def pick(names: list) -> str:
-                    if len(names) < az_count:
-                        raise ValueError(f"Network '{name}': {az_count} AZs requested, the region offers {len(names)}")
-                    return names[i]
-                return zones.names.apply(pick)
-
-            azs = [zone(i) for i in range(az_count)]
+        if given is None:
+            raise ValueError(f"Network '{name}': availability_zones is required for a new VPC (look them up before "
+                             "declaring resources, e.g. aws.get_availability_zones with regular_zone_filters())")
+        if len(given) < az_count:
+            raise ValueError(f"Network '{name}': {az_count} AZs requested, {len(given)} given")
+        azs = [pulumi.Output.from_input(z) for z in given[:az_count]]
         net = ipaddress.ip_network(cidr)
         # Private: the first N eighths (pods take VPC IPs with the VPC CNI, so they need room).
         # Public: the first N sixty-fourths of the last eighth (NAT and load balancer ENIs only).
@@ -163,8 +157,8 @@ class Network(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{name}-public-{suffix}", "kubernetes.io/role/elb": "1"},
                 opts=child(self),
             )
-            aws.ec2.RouteTableAssociation(f"{name}-public-{suffix}-rta", subnet_id=pub.id, route_table_id=public_rt.id,
-                                          opts=child(self))
+            self.egress.append(aws.ec2.RouteTableAssociation(
+                f"{name}-public-{suffix}-rta", subnet_id=pub.id, route_table_id=public_rt.id, opts=child(self)))
             public.append(pub)
             if i == 0 or args.get("nat_mode") == NatMode.PER_AZ:
                 eip = aws.ec2.Eip(f"{name}-nat-{suffix}-eip", domain="vpc", tags={**tags, "Name": f"{name}-nat-{suffix}"},
@@ -184,8 +178,8 @@ class Network(pulumi.ComponentResource):
                 routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[-1].id)],
                 tags={**tags, "Name": f"{name}-private-{suffix}"}, opts=child(self),
             )
-            aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}-rta", subnet_id=priv.id, route_table_id=rt.id,
-                                          opts=child(self))
+            self.egress.append(aws.ec2.RouteTableAssociation(
+                f"{name}-private-{suffix}-rta", subnet_id=priv.id, route_table_id=rt.id, opts=child(self)))
             private.append(priv)
             private_rts.append(rt)
         self.vpc_id = vpc.id
@@ -194,11 +188,14 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self._private_count = len(private)
         if args.get("s3_gateway_endpoint", True):
-            self.s3_endpoint_id = self._s3_gateway_endpoint(name, vpc, private_rts, tags).id
+            s3 = self._s3_gateway_endpoint(name, vpc, private_rts, tags)
+            self.egress.append(s3)
+            self.s3_endpoint_id = s3.id
         else:
             self.s3_endpoint_id = pulumi.Output.from_input("")
         if args.get("interface_endpoints", False):
             endpoints = self._interface_endpoints(name, vpc, private, tags)
+            self.egress += list(endpoints.values())
             self.interface_endpoint_ids = pulumi.Output.all(**{svc: ep.id for svc, ep in endpoints.items()})
         else:
             self.interface_endpoint_ids = pulumi.Output.from_input({})

@@ -36,7 +36,7 @@ def _pool_args(p) -> GpuPoolArgs:
 def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Addons:
     """Declare the add-ons. Ordering, for a one-pass first `pulumi up` and a clean destroy:
     every release waits for the system nodes + coredns (`f.system_ready`); the HTTP add-on waits for KEDA (its chart
-    creates a ScaledObject); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
+    creates a ScaledObject) and KEDA for the monitoring CRDs (its ServiceMonitor); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
     plugin, so no GPU node launches before something can advertise its GPUs, and on destroy the NodePools (and the
     nodes Karpenter drains for them) go before Karpenter and the plugin."""
     cfg = f.cfg
@@ -48,9 +48,11 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
 
     device_plugin = None
     if cfg.gpu.needs_device_plugin:
+        dp = cfg.addons.nvidia_device_plugin
         device_plugin = NvidiaDevicePlugin("nvidia-device-plugin", {
-            "chart_version": cfg.addons.nvidia_device_plugin.chart_version,
-            "gfd_enabled": cfg.addons.nvidia_device_plugin.gfd_enabled,
+            "chart_version": dp.chart_version,
+            "gfd_enabled": dp.gfd_enabled,
+            **({"nfd_chart_version": dp.effective_nfd_chart_version} if dp.gfd_enabled else {}),
             **({"time_slicing": cfg.gpu.slice_counts} if cfg.gpu.slice_counts else {}),
         }, opts=opts())
 
@@ -76,6 +78,7 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
     m = cfg.addons.monitoring
     monitoring = Monitoring("monitoring", {
         "chart_version": m.chart_version,
+        "crds_chart_version": m.effective_crds_chart_version,
         "retention": m.retention,
         "scrape_interval": m.scrape_interval,
         "prometheus_memory": m.prometheus_memory,
@@ -83,8 +86,8 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
         "alertmanager_enabled": m.alertmanager_enabled,
     }, opts=opts())
 
-    # KEDA's ServiceMonitor needs the CRD from the monitoring release.
-    keda = Keda("keda", {"chart_version": cfg.addons.keda.chart_version}, opts=opts(monitoring.release))
+    # KEDA's chart creates a ServiceMonitor: it needs the monitoring.coreos.com CRDs.
+    keda = Keda("keda", {"chart_version": cfg.addons.keda.chart_version}, opts=opts(monitoring.crd_release))
 
     h = cfg.addons.http_addon
     http = KedaHttpAddon("http-addon", {
@@ -93,7 +96,7 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
         "response_header_timeout": h.response_header_timeout,
         "interceptor_min_replicas": h.interceptor_replicas,
         "interceptor_max_replicas": h.interceptor_max_replicas,
-        "scaler_replicas": min(2, cfg.system_nodes.max_size),
+        "scaler_replicas": cfg.http_scaler_replicas,
         # The longest a request can be in flight before its first byte: held through a cold start, then waiting
         # for headers. Streams that outlast it are cut when a stopping interceptor's drain ends.
         "drain_timeout_seconds": int(duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout)),

@@ -75,7 +75,7 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         "access_entries": [{"principal_arn": e.principal_arn, "policy": e.policy.value, "namespaces": list(e.namespaces)}
                            for e in cfg.cluster.access_entries],
         "tags": tags,
-    })
+    }, pulumi.ResourceOptions(depends_on=network.egress))
     if net_cfg.mode is NetworkMode.EXISTING and not net_cfg.tag_existing_subnets:
         discovery = []
     else:

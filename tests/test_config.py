@@ -93,6 +93,34 @@ def test_empty_lists_and_inconsistent_sizes():
     ]
 
 
+@pytest.mark.parametrize("sizes, line", [
+    ({"minSize": 3, "maxSize": 2}, "minSize: 3 is above maxSize 2; allowed: at most 2, or raise maxSize"),
+    ({"minSize": 4}, "minSize: 4 is above maxSize 3 (the default); allowed: at most 3, or raise maxSize"),
+    ({"maxSize": 1}, "maxSize: 1 is below minSize 2 (the default); allowed: at least 2"),
+    ({"minSize": 3}, "minSize: 3 is above desiredSize 2 (the default); allowed: at most 2, or set desiredSize: 3"),
+    ({"minSize": 1, "maxSize": 1}, "maxSize: 1 is below desiredSize 2 (the default); allowed: at least 2, or set "
+                                   "desiredSize: 1"),
+    ({"minSize": 1, "maxSize": 4, "diskSizeGib": "big", "desiredSize": 5},
+     "desiredSize: 5 is outside minSize 1 .. maxSize 4; allowed: minSize <= desiredSize <= maxSize"),
+])
+def test_system_node_sizes_are_reported_on_a_key_the_user_wrote(sizes, line):
+    """Never on a key left at its default (the user did not write it, so that is not where to fix it), also on the
+    partial section rebuilt around an invalid key."""
+    assert f"gpu-burst:systemNodes.{line}" in errors({"systemNodes": sizes})
+
+
+def test_existing_network_with_default_create_keys_is_valid():
+    """The create-mode keys have defaults; only written ones are refused in mode existing."""
+    cfg = validate({**BASE, "network": {"mode": "existing", "vpcId": "vpc-0a1b2c3d",
+                                        "privateSubnetIds": ["subnet-0a1b2c3d", "subnet-0a1b2c3e"]}})
+    assert cfg.network.cidr == "10.0.0.0/16" and cfg.network.az_count == 3 and not cfg.network.interface_endpoints
+    assert errors({"network": {"mode": "existing", "vpcId": "vpc-0a1b2c3d", "cidr": "10.0.0.0/16",
+                               "privateSubnetIds": ["subnet-0a1b2c3d", "subnet-0a1b2c3e"]}}) == [
+        "gpu-burst:network.cidr: is only read when mode is 'create' (the adopted VPC keeps its own CIDR); allowed: "
+        "remove it",
+    ]
+
+
 def test_existing_network_needs_its_ids():
     assert errors({"network": {"mode": "existing"}}) == [
         "gpu-burst:network.vpcId: required when mode is 'existing'; allowed: the id of the VPC to adopt, e.g. "

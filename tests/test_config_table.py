@@ -23,8 +23,11 @@ _DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 DEV = {**{k.split(":", 1)[1]: v for k, v in _DEV.items() if k.startswith("gpu-burst:")}, "region": _DEV["aws:region"]}
 POOL = DEV["gpu"]["pools"][0]
 MODEL = DEV["models"][0]
+UNSET = object()
+"""A patch value that removes the key from the dev values (e.g. dev's create-mode network keys)."""
 EXIST = {"mode": "existing", "vpcId": "vpc-0a1b2c3d4e5f67890",
-         "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]}
+         "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+         "cidr": UNSET, "azCount": UNSET, "natGateways": UNSET}
 
 
 def keys(cls) -> str:
@@ -34,10 +37,13 @@ def keys(cls) -> str:
 
 
 def merge(a: dict, b: dict) -> dict:
-    """`b` over `a`: mappings merge key by key, anything else (lists included) replaces."""
+    """`b` over `a`: mappings merge key by key, anything else (lists included) replaces, UNSET removes."""
     out = copy.deepcopy(a)
     for k, v in b.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        if v is UNSET:
+            out.pop(k, None)
+        else:
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -60,6 +66,14 @@ SHARED = {"sharedGpu": True, "gpuMemoryUtilization": 0.2}
 def sliced(**kw):
     """The dev model on one slice of the dev pool, its GPUs cut into 4."""
     return {"gpu": {"pools": [SLICED_POOL]}, "models": [{**MODEL, **SHARED, **kw}]}
+
+
+WIN = {"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin"}
+"""Office hours in Berlin, warm ten minutes before eight (a cold start's worth), weekdays."""
+
+
+def prewarm(*windows, **kw):
+    return model(prewarm=list(windows), **kw)
 
 
 BAD = [
@@ -107,7 +121,7 @@ BAD = [
     ('net-mode-enum', net(mode="adopt"), [
         "gpu-burst:network.mode: 'adopt' is not allowed; allowed: 'create' or 'existing'",
     ]),
-    ('net-existing-empty', net(mode="existing"), [
+    ('net-existing-empty', net(mode="existing", cidr=UNSET, azCount=UNSET, natGateways=UNSET), [
         "gpu-burst:network.vpcId: required when mode is 'existing'; allowed: the id of the VPC to adopt, e.g. vpc-0a1b2c3d4e5f67890",
         "gpu-burst:network.privateSubnetIds: lists 0 subnets; allowed: at least 2, in different AZs, when mode is 'existing'",
     ]),
@@ -142,7 +156,26 @@ BAD = [
         "gpu-burst:network.s3GatewayEndpoint: is only read when mode is 'create' (an adopted VPC's route tables are its owner's); allowed: remove it, and give the adopted VPC's private route tables an S3 gateway endpoint yourself",
     ]),
     ('net-interface-endpoints-existing', net(**EXIST, interfaceEndpoints=True), [
-        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it, or false",
+        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it",
+    ]),
+    # Switching dev to an adopted VPC and leaving its create-mode keys: each is named, like the endpoint keys.
+    ('net-existing-leftover-create-keys', net(mode="existing", vpcId=EXIST["vpcId"], privateSubnetIds=EXIST["privateSubnetIds"]), [
+        "gpu-burst:network.cidr: is only read when mode is 'create' (the adopted VPC keeps its own CIDR); allowed: remove it",
+        "gpu-burst:network.azCount: is only read when mode is 'create' (the nodes use the AZs of privateSubnetIds); allowed: remove it",
+        "gpu-burst:network.natGateways: is only read when mode is 'create' (an adopted VPC's egress is its owner's); allowed: remove it",
+    ]),
+    # Written is written, even at the default value or "off".
+    ('net-existing-create-keys-at-default', net(**{**EXIST, "azCount": 3, "interfaceEndpoints": False}), [
+        "gpu-burst:network.azCount: is only read when mode is 'create' (the nodes use the AZs of privateSubnetIds); allowed: remove it",
+        "gpu-burst:network.interfaceEndpoints: is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its owner's); allowed: remove it",
+    ]),
+    # Also on the partial section rebuilt around an invalid key: the defaults of mode create still do not count.
+    ('net-existing-leftover-next-to-a-bad-id', net(**{**EXIST, "vpcId": "vpc-xyz", "natGateways": "perAz"}), [
+        "gpu-burst:network.vpcId: 'vpc-xyz' is not a VPC id; allowed: e.g. vpc-0a1b2c3d4e5f67890",
+        "gpu-burst:network.natGateways: is only read when mode is 'create' (an adopted VPC's egress is its owner's); allowed: remove it",
+    ]),
+    ('net-tag-existing-in-create-mode', net(tagExistingSubnets=False), [
+        "gpu-burst:network.tagExistingSubnets: is only read when mode is 'existing'; allowed: remove it, or set mode: existing",
     ]),
     ('net-s3-endpoint-type', net(s3GatewayEndpoint="always"), [
         "gpu-burst:network.s3GatewayEndpoint: expected true or false, got 'always'; write s3GatewayEndpoint: true or s3GatewayEndpoint: false",
@@ -213,7 +246,7 @@ BAD = [
         'gpu-burst:cluster.tags.team: value is 257 characters long; allowed: at most 256',
     ]),
     ('tags-value-type', {"cluster": {"tags": {"team": 5}}}, [
-        'gpu-burst:cluster.tags.team: expected a string, got the number 5 (YAML reads it as a number and may change it, e.g. 1.30 → 1.3); quote it: team: "5"',
+        'gpu-burst:cluster.tags.team: expected a string, got the number 5 (YAML reads it as a number); quote it: team: "5"',
     ]),
     ('tags-not-mapping', {"cluster": {"tags": ["team=a"]}}, [
         'gpu-burst:cluster.tags: expected a mapping, got a list; write it as indented key: value lines',
@@ -247,6 +280,10 @@ BAD = [
     ]),
     ('sys-sizes-order', {"systemNodes": {"desiredSize": 5, "maxSize": 3}}, [
         'gpu-burst:systemNodes.desiredSize: 5 is outside minSize 2 .. maxSize 3; allowed: minSize <= desiredSize <= maxSize',
+    ]),
+    # minSize above maxSize is reported on the keys written, not on desiredSize (dev writes all three)
+    ('sys-min-above-max', {"systemNodes": {"minSize": 3, "maxSize": 2}}, [
+        'gpu-burst:systemNodes.minSize: 3 is above maxSize 2; allowed: at most 2, or raise maxSize',
     ]),
     ('sys-min-above-desired', {"systemNodes": {"minSize": 3, "desiredSize": 2}}, [
         'gpu-burst:systemNodes.desiredSize: 2 is outside minSize 3 .. maxSize 3; allowed: minSize <= desiredSize <= maxSize',
@@ -420,6 +457,13 @@ BAD = [
     ('gpu-budget-format', pool(disruptionBudgetNodes="ten"), [
         "gpu-burst:gpu.pools[0].disruptionBudgetNodes: 'ten' is not a node count or percentage; allowed: e.g. 10% or 1",
     ]),
+    # YAML reads an unquoted 10 as a number: the hint keeps the count, "10%" is only offered as the other meaning
+    ('gpu-budget-unquoted-count', pool(disruptionBudgetNodes=10), [
+        'gpu-burst:gpu.pools[0].disruptionBudgetNodes: expected a string, got the number 10 (YAML reads it as a number); quote it: disruptionBudgetNodes: "10" (the count 10); for a percentage instead, disruptionBudgetNodes: "10%"',
+    ]),
+    ('gpu-budget-unquoted-big-count', pool(disruptionBudgetNodes=150), [
+        'gpu-burst:gpu.pools[0].disruptionBudgetNodes: expected a string, got the number 150 (YAML reads it as a number); quote it: disruptionBudgetNodes: "150"',
+    ]),
     ('gpu-budget-percent-high', pool(disruptionBudgetNodes="150%"), [
         "gpu-burst:gpu.pools[0].disruptionBudgetNodes: '150%' is not a node count or percentage; allowed: e.g. 10% or 1",
     ]),
@@ -450,6 +494,15 @@ BAD = [
     ]),
     ('model-image-upper', model(image="vllm/VLLM-openai:v0.29.0"), [
         "gpu-burst:models[0].image: image 'vllm/VLLM-openai:v0.29.0' has uppercase letters in the repository; allowed: a lowercase repository such as vllm/vllm-openai:v0.29.0",
+    ]),
+    # distribution/reference@v0.6.0 normalize.go splitDockerDomain: the first component is a registry host when it
+    # contains '.' or ':' or is localhost, and an uppercase one is read as a host too (no node resolves 'VLLM').
+    # Grammar (reference.go): path components are lowercase [a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*.
+    ('model-image-upper-namespace', model(image="VLLM/vllm-openai:v0.29.0"), [
+        "gpu-burst:models[0].image: image 'VLLM/vllm-openai:v0.29.0' has uppercase letters in the repository ('VLLM' is not a registry host: a host contains '.' or ':' or is localhost); allowed: a lowercase repository such as vllm/vllm-openai:v0.29.0",
+    ]),
+    ('model-image-upper-keeps-the-tag', model(image="ghcr.io/Acme/vllm:v0.29.0-RC1"), [
+        "gpu-burst:models[0].image: image 'ghcr.io/Acme/vllm:v0.29.0-RC1' has uppercase letters in the repository; allowed: a lowercase repository such as ghcr.io/acme/vllm:v0.29.0-RC1",
     ]),
     ('model-image-scheme', model(image="https://ghcr.io/vllm/vllm-openai:v0.29.0"), [
         "gpu-burst:models[0].image: image 'https://ghcr.io/vllm/vllm-openai:v0.29.0' is not an image reference; allowed: [registry/]repository:tag or repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. " + VLLM_IMAGE,
@@ -660,6 +713,92 @@ BAD = [
     ('model-queue-depth-zero', model(targetQueueDepth=0), [
         'gpu-burst:models[0].targetQueueDepth: 0 is out of range; allowed: an integer from 1 to 1000',
     ]),
+    # models[].prewarm: cron as KEDA v2.20.2's cron scaler parses it (robfig/cron v3.0.1, five fields)
+    # KEDA's parser has no Descriptor option
+    ('prewarm-descriptor', prewarm({**WIN, "start": "@daily"}), [
+        "gpu-burst:models[0].prewarm[0].start: '@daily' is a descriptor, which KEDA's cron scaler does not accept; allowed: five fields `minute hour day-of-month month day-of-week`, e.g. 0 0 * * * for @daily",
+    ]),
+    ('prewarm-seconds-field', prewarm({**WIN, "start": "0 50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: '0 50 7 * * 1-5' has 6 fields (KEDA's cron scaler has no seconds field); allowed: exactly five fields `minute hour day-of-month month day-of-week`, e.g. 0 8 * * 1-5",
+    ]),
+    ('prewarm-hour-24', prewarm({**WIN, "end": "0 24 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 24 * * 1-5': hour 24 is above 23; allowed: hour 0-23",
+    ]),
+    ('prewarm-day-name', prewarm({**WIN, "start": "50 7 * * MON-FRY"}), [
+        "gpu-burst:models[0].prewarm[0].start: '50 7 * * MON-FRY': 'FRY' is not a number in the day-of-week field; allowed: day-of-week 0-6 or SUN-SAT",
+    ]),
+    # robfig/cron takes it; the window has one zone, its own key
+    ('prewarm-tz-prefix', prewarm({**WIN, "start": "CRON_TZ=Europe/Berlin 50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: 'CRON_TZ=Europe/Berlin 50 7 * * 1-5' sets its own time zone; allowed: the five fields only, the zone in `timezone` (one zone for start and end)",
+    ]),
+    ('prewarm-never-fires', prewarm({**WIN, "start": "0 8 30 2 *", "end": "0 19 30 2 *"}), [
+        "gpu-burst:models[0].prewarm[0].start: '0 8 30 2 *' never fires (no selected month has the selected day); allowed: a schedule that matches real dates, e.g. 0 8 * * 1-5",
+        "gpu-burst:models[0].prewarm[0].end: '0 19 30 2 *' never fires (no selected month has the selected day); allowed: a schedule that matches real dates, e.g. 0 8 * * 1-5",
+    ]),
+    ('prewarm-empty', prewarm({**WIN, "start": ""}), [
+        'gpu-burst:models[0].prewarm[0].start: is empty; allowed: five fields `minute hour day-of-month month day-of-week`, e.g. 0 8 * * 1-5',
+    ]),
+    ('prewarm-number', prewarm({**WIN, "start": 8}), [
+        'gpu-burst:models[0].prewarm[0].start: expected a string, got the number 8 (YAML reads it as a number); quote it: start: "8"',
+    ]),
+    # KEDA's own check (cron_scaler.go Validate)
+    ('prewarm-same', prewarm({**WIN, "end": "50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].end: '50 7 * * 1-5' is the same as start; allowed: a different end (KEDA's cron scaler refuses equal start and end)",
+    ]),
+    # ends without starts keep Friday's window open over the weekend
+    ('prewarm-ends-daily', prewarm({**WIN, "end": "0 19 * * *"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 19 * * *' fires again with no start in between (Fri 2026-01-02 19:00, then up to Sun 2026-01-04 19:00): KEDA's cron scaler keeps the window open until Sun 2026-01-04 19:00; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-starts-twice', prewarm({**WIN, "start": "*/30 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: '*/30 7 * * 1-5' fires again with no end in between (Thu 2026-01-01 07:00, then up to Thu 2026-01-01 07:30): KEDA's cron scaler opens the window only at Thu 2026-01-01 07:30; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-same-minute', prewarm({"start": "0 9 * * mon", "end": "0 9,17 * * 1", "timezone": "UTC"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 9,17 * * 1' fires at the same minute as start '0 9 * * mon' (Mon 2026-01-05 09:00), which KEDA's cron scaler cannot order; allowed: end times that differ from every start time",
+    ]),
+    # no 31st in February: two ends in a row
+    ('prewarm-31st', prewarm({"start": "0 20 31 * *", "end": "0 6 1 * *", "timezone": "UTC"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 6 1 * *' fires again with no start in between (Sun 2026-02-01 06:00, then up to Sun 2026-03-01 06:00): KEDA's cron scaler keeps the window open until Sun 2026-03-01 06:00; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-zone-typo', prewarm({**WIN, "timezone": "Europe/Berln"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'Europe/Berln' is not a time zone of the IANA database (did you mean Europe/Berlin?); allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    ('prewarm-zone-legacy', prewarm({**WIN, "timezone": "US/Eastern"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'US/Eastern' is a legacy alias, which slim images (the keda-operator's) may not ship; allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    # Go's time.LoadLocation takes it, zoneinfo does not
+    ('prewarm-zone-local', prewarm({**WIN, "timezone": "Local"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'Local' means the keda-operator pod's own zone; allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    ('prewarm-zone-missing', prewarm({"start": WIN["start"], "end": WIN["end"]}), [
+        "gpu-burst:models[0].prewarm[0].timezone: required but not set; IANA time zone both schedules are read in (the cron trigger's `timezone`), e.g. Europe/Berlin or UTC.",
+    ]),
+    ('prewarm-dst-skipped', prewarm({**WIN, "start": "30 2 * * *", "end": "0 8 * * *"}), [
+        "gpu-burst:models[0].prewarm[0].start: '30 2 * * *' fires at Sun 2026-03-29 02:30, a time Europe/Berlin skips when its clocks change, so KEDA's cron scaler misses it and the window stays open from the previous end until the next end; allowed: times outside Europe/Berlin's clock changes (02:00-03:00 local on those days), or a zone without daylight saving time such as UTC",
+    ]),
+    ('prewarm-dst-repeated', prewarm({"start": "0 20 * * *", "end": "30 1 * * *", "timezone": "America/New_York"}), [
+        "gpu-burst:models[0].prewarm[0].end: '30 1 * * *' fires at Sun 2026-11-01 01:30, a time America/New_York repeats when its clocks change, so KEDA's cron scaler fires it twice and the window closes an hour late; allowed: times outside America/New_York's clock changes (01:00-02:00 local on those days), or a zone without daylight saving time such as UTC",
+    ]),
+    ('prewarm-above-max', prewarm({**WIN, "replicas": 2}), [
+        'gpu-burst:models[0].prewarm[0].replicas: 2 is above maxReplicas (1); allowed: 1',
+    ]),
+    ('prewarm-not-above-min', prewarm({**WIN, "replicas": 1}, minReplicas=1, maxReplicas=2), [
+        'gpu-burst:models[0].prewarm[0].replicas: 1 is not above minReplicas (1), so the window adds no replica; allowed: 2',
+    ]),
+    ('prewarm-min-is-max', prewarm({**WIN, "replicas": 1}, minReplicas=1, maxReplicas=1), [
+        'gpu-burst:models[0].prewarm[0].replicas: 1 is not above minReplicas (1), so the window adds no replica; allowed: none (minReplicas 1 already keeps maxReplicas running; drop the window)',
+    ]),
+    ('prewarm-zero', prewarm({**WIN, "replicas": 0}), [
+        'gpu-burst:models[0].prewarm[0].replicas: 0 is out of range; allowed: an integer from 1 to 100',
+    ]),
+    ('prewarm-duplicate', prewarm(WIN, {**WIN, "replicas": 1}), [
+        'gpu-burst:models[0].prewarm[1]: repeats prewarm[0] (same start, end and timezone); allowed: each window once (the larger replicas is what counts)',
+    ]),
+    ('prewarm-unknown-key', prewarm({**WIN, "desiredReplicas": 2}), [
+        'gpu-burst:models[0].prewarm[0].desiredReplicas: unknown key; valid keys here: start, end, timezone, replicas',
+    ]),
+    ('prewarm-not-list', model(prewarm=WIN), [
+        'gpu-burst:models[0].prewarm: expected a list, got a mapping; write it as a YAML list, e.g. prewarm: [a, b]',
+    ]),
     ('models-not-list', {"models": MODEL}, [
         'gpu-burst:models: expected a list, got a mapping; write it as a YAML list, e.g. models: [a, b]',
     ]),
@@ -716,6 +855,11 @@ BAD = [
     ]),
     ('gw-domain-wildcard', {"gateway": {"domain": "*.example.com"}}, [
         "gpu-burst:gateway.domain: '*.example.com' is a wildcard; give the one host name clients use, e.g. llm.example.com",
+    ]),
+    # An internet-facing NLB sees its clients' public addresses: an allow-list of private ranges admits nobody.
+    ('gw-public-private-cidrs', {"gateway": {"public": True, "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666",
+                                             "allowedCidrs": ["10.0.0.0/8", "100.64.0.0/10", "fd00::/8"]}}, [
+        "gpu-burst:gateway.allowedCidrs: ['10.0.0.0/8', '100.64.0.0/10', 'fd00::/8'] are all private ranges, which never reach an internet-facing load balancer; allowed: public: false (an internal NLB that the VPC, peered networks and VPN reach) with these ranges, or public: true with the public egress CIDRs of your clients",
     ]),
     ('gw-cidr-garbage', {"gateway": {"allowedCidrs": ["vpc"]}}, [
         "gpu-burst:gateway.allowedCidrs[0]: 'vpc' is not a CIDR block; allowed: an address/prefix such as 203.0.113.0/24",
@@ -813,6 +957,16 @@ BAD_KEYS = [
 
 GOOD = [
     ("dev-as-is", {}, lambda c: c.environment == "dev"),
+    ("prewarm-office-hours", prewarm(WIN), lambda c: c.models[0].prewarm[0].replicas == 1),
+    ("prewarm-overnight-and-weekend", prewarm({"start": "0 22 * * *", "end": "0 6 * * *", "timezone": "UTC"},
+                                              {"start": "0 18 * * fri", "end": "0 8 * * mon",
+                                               "timezone": "Asia/Tokyo", "replicas": 2}, maxReplicas=2),
+     lambda c: [w.replicas for w in c.models[0].prewarm] == [1, 2]),
+    ("prewarm-lists-names", prewarm({"start": "45 7 * jan-jun,sep-dec mon-fri", "end": "15 18 ? 1-6,9-12 1-5",
+                                     "timezone": "Etc/GMT-9"}),
+     lambda c: c.models[0].prewarm[0].timezone == "Etc/GMT-9"),
+    ("prewarm-steps", prewarm({"start": "0 */12 * * *", "end": "0 6-18/12 * * *", "timezone": "UTC"}),
+     lambda c: c.models[0].prewarm[0].end == "0 6-18/12 * * *"),
     ("s3-endpoint-off", net(s3GatewayEndpoint=False),
      lambda c: c.network.s3_gateway_endpoint is False and not c.network.creates_s3_gateway_endpoint),
     ("s3-endpoint-default", {},
@@ -820,7 +974,8 @@ GOOD = [
     ("existing-vpc", net(**EXIST, publicSubnetIds=["subnet-0a1b2c3d4e5f60003"], tagExistingSubnets=False),
      lambda c: c.network.mode.value == "existing" and len(c.network.private_subnet_ids) == 2),
     ("existing-vpc-8-hex-ids", net(mode="existing", vpcId="vpc-0a1b2c3d", privateSubnetIds=["subnet-0a1b2c3d",
-                                                                                            "subnet-0a1b2c3e"]),
+                                                                                            "subnet-0a1b2c3e"],
+                                   cidr=UNSET, azCount=UNSET, natGateways=UNSET),
      lambda c: c.network.vpc_id == "vpc-0a1b2c3d"),
     ("bottlerocket-gpu", {"gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0"}},
      lambda c: c.gpu.ami_alias == "bottlerocket@v1.64.0" and not c.gpu.needs_device_plugin),
@@ -864,6 +1019,9 @@ GOOD = [
     ("image-by-digest", model(image="vllm/vllm-openai@sha256:" + "a" * 64), lambda c: "@sha256:" in c.models[0].image),
     ("image-private-registry-port", model(image="registry.example.com:5000/ml/vllm-openai:v0.29.0-cu129"),
      lambda c: c.models[0].image.startswith("registry.example.com:5000/")),
+    ("image-uppercase-tag-and-host", model(image="Registry.Example.com:5000/ml/vllm-openai:v0.29.0-RC1"),
+     lambda c: c.models[0].image.endswith(":v0.29.0-RC1")),
+    ("image-localhost", model(image="localhost/vllm-openai:v0.29.0"), lambda c: c.models[0].image.startswith("localhost/")),
     ("image-ecr", model(image="123456789012.dkr.ecr.us-west-2.amazonaws.com/vllm/vllm-openai:v0.29.0"),
      lambda c: ".dkr.ecr." in c.models[0].image),
     ("extra-args-unmanaged", model(extraArgs=["--enable-prefix-caching", "--max-num-seqs=64", "--model-impl=vllm",
@@ -883,6 +1041,15 @@ GOOD = [
      lambda c: c.cluster.eks_addon_versions == {"vpc-cni": "v1.23.0-eksbuild.1", "kube-proxy": "v1.36.0-eksbuild.21",
                                                 "coredns": "v1.14.3-eksbuild.16",
                                                 "eks-pod-identity-agent": "v1.3.10-eksbuild.3"}),
+    ("public-gateway-office-and-vpn", {"gateway": {"public": True, "allowedCidrs": ["10.8.0.0/16", "198.51.100.7/32"],
+                                                   "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/"
+                                                                     "0a1b2c3d-1111-2222-3333-444455556666"}},
+     lambda c: c.gateway.allowed_cidrs == ["10.8.0.0/16", "198.51.100.7/32"]),
+    ("internal-gateway-private-cidrs", {"gateway": {"allowedCidrs": ["10.0.0.0/8", "100.64.0.0/10"]}},
+     lambda c: not c.gateway.public),
+    ("budget-count-as-string", pool(disruptionBudgetNodes="10"), lambda c: c.gpu.pools[0].disruption_budget_nodes == "10"),
+    ("system-nodes-all-equal", {"systemNodes": {"minSize": 3, "desiredSize": 3, "maxSize": 3}},
+     lambda c: c.system_nodes.min_size == c.system_nodes.max_size == 3),
     ("tags", {"cluster": {"tags": {"team": "ml", "cost-center": "42", "gpu-burst/owner": "alice"}}},
      lambda c: c.cluster.tags["team"] == "ml"),
     ("karpenter-two-replicas", {"karpenter": {"replicas": 2}, "systemNodes": {"instanceTypes": ["m6i.xlarge"]}},

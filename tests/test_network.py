@@ -116,6 +116,16 @@ def test_component_defaults_to_the_endpoint_and_names_it_from_the_component(mock
     assert endpoint_id == _id(mocks, "edge-s3-endpoint")
 
 
+def test_a_new_vpc_needs_its_zones_before_anything_is_declared(mocks):
+    """No lookup inside the component: it could only fail after resources were registered."""
+    from components.network import Network
+
+    with pytest.raises(ValueError, match="availability_zones is required for a new VPC"):
+        evaluate(lambda: Network("edge", {"cidr": "10.60.0.0/16", "az_count": 2}))
+    assert not [c for c in mocks.calls if c.token == "aws:index/getAvailabilityZones:getAvailabilityZones"]
+    assert not mocks.of_type("aws:ec2/vpc:Vpc")
+
+
 # -- optional interface endpoints ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

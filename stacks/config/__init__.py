@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
 from . import capacity, slicing
+from .component_constants import edge_gateway
 from .base import GIB, Duration, Problems, Strict, duration_seconds, pattern_type, quantity_value, repeats
 from .errors import NAMESPACE, format_errors
 from .foundation import (
@@ -30,7 +31,7 @@ from .foundation import (
 from .gpu import (GPU_INSTANCE_SIZES, GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
                   GpuConfig, GpuPoolConfig, BOTTLEROCKET_FIRST_NVIDIA_RELEASE, bottlerocket_release, image_snapshot_tags, snapshot_filters)
 from .instance_store import InstanceStore, nvme_allocatable_bytes, smallest_local_nvme
-from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig
+from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig, PrewarmWindow
 
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
@@ -201,10 +202,13 @@ class StackConfig(Strict):
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
+    @property
+    def http_scaler_replicas(self) -> int:
+        """Replicas of the HTTP add-on's external scaler: 2, or fewer when the system group cannot have 2 nodes."""
+        return min(2, self.system_nodes.max_size)
+
 
 _KEY_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-NLB_MAX_IDLE_SECONDS = 6000
-"""tcp.idle_timeout.seconds range of an NLB TCP listener is 60-6000 s (AWS ELB docs network/update-idle-timeout)."""
 
 
 def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
@@ -228,11 +232,13 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
         out.append(("gateway.keyRequestsPerMinute", f"{unknown} are not keys of gpu-burst:apiKeys; "
                     f"allowed: {', '.join(sorted(known))}"))
     h = cfg.addons.http_addon
-    silence = duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout) + 60
-    if not gw.certificate_arn and silence > NLB_MAX_IDLE_SECONDS:
+    # The edge's own timeouts: the NLB idles out after the longest silence a held request may have.
+    silence = edge_gateway.hop_timeouts(int(duration_seconds(h.readiness_timeout)),
+                                        int(duration_seconds(h.response_header_timeout))).silence_seconds
+    if not gw.certificate_arn and silence > edge_gateway.NLB_MAX_IDLE_SECONDS:
         out.append(("addons.httpAddon.readinessTimeout",
-                    f"readinessTimeout + responseHeaderTimeout + 60s ({int(silence)}s) exceed the NLB idle timeout "
-                    f"limit; allowed: at most {NLB_MAX_IDLE_SECONDS}s in total"))
+                    f"readinessTimeout + responseHeaderTimeout + {edge_gateway.MARGIN_SECONDS}s ({silence}s) exceed "
+                    f"the NLB idle timeout limit; allowed: at most {edge_gateway.NLB_MAX_IDLE_SECONDS}s in total"))
     return out
 
 

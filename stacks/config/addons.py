@@ -1,7 +1,7 @@
 """Config section for the cluster add-ons: KEDA, the KEDA HTTP add-on, kube-prometheus-stack, NVIDIA device plugin."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -68,11 +68,27 @@ class HttpAddonConfig(Strict):
         return self
 
 
+OPERATOR_CRDS_CHARTS = {"88.5.3": "31.0.1"}
+"""kube-prometheus-stack chart → the prometheus-operator-crds chart of the same prometheus-operator (appVersion v0.93.1
+in both Chart.yaml files, prometheus-community/helm-charts tags kube-prometheus-stack-88.5.3 and
+prometheus-operator-crds-31.0.1)."""
+NFD_CHARTS = {"0.20.0": "0.19.0"}
+"""nvidia-device-plugin chart → its node-feature-discovery dependency (NVIDIA/k8s-device-plugin@v0.20.0
+deployments/helm/nvidia-device-plugin/Chart.yaml)."""
+
+
+def _pairs(table: dict[str, str]) -> str:
+    return ", ".join(f"{k} → {v}" for k, v in table.items())
+
+
 class MonitoringConfig(Strict):
     """kube-prometheus-stack. Prometheus keeps its data on an emptyDir: the cluster has no EBS CSI driver, so a
     PersistentVolumeClaim would never bind."""
 
     chart_version: _SEMVER = "88.5.3"
+    crds_chart_version: Optional[_SEMVER] = None
+    """prometheus-operator-crds chart that installs and upgrades the monitoring.coreos.com CRDs: the one whose
+    appVersion equals kube-prometheus-stack's. Known for the default chartVersion."""
     retention: PromDuration = "168h"
     scrape_interval: PromDuration = "15s"
     """Global scrape and rule-evaluation interval; a ServiceMonitor can scrape faster (e.g. vLLM queue depth)."""
@@ -81,6 +97,19 @@ class MonitoringConfig(Strict):
     grafana_enabled: bool = True
     alertmanager_enabled: bool = True
 
+    @model_validator(mode="after")
+    def _crds_follow_the_chart(self):
+        if self.crds_chart_version is None and self.chart_version not in OPERATOR_CRDS_CHARTS:
+            raise Problems(("crdsChartVersion",
+                            f"not set, and no prometheus-operator-crds version is known for chartVersion "
+                            f"{self.chart_version}; allowed: the prometheus-operator-crds chart whose appVersion "
+                            f"equals that kube-prometheus-stack's (known pairs: {_pairs(OPERATOR_CRDS_CHARTS)})"))
+        return self
+
+    @property
+    def effective_crds_chart_version(self) -> str:
+        return self.crds_chart_version or OPERATOR_CRDS_CHARTS[self.chart_version]
+
 
 class NvidiaDevicePluginConfig(Strict):
     """Installed only when gpu.amiFamily is al2023 (Bottlerocket's NVIDIA variant ships the plugin)."""
@@ -88,6 +117,22 @@ class NvidiaDevicePluginConfig(Strict):
     chart_version: _SEMVER = "0.20.0"
     gfd_enabled: bool = True
     """GPU feature discovery (+ node-feature-discovery): nvidia.com/gpu.product/memory/... labels on GPU nodes."""
+    nfd_chart_version: Optional[_SEMVER] = None
+    """The node-feature-discovery chart the device plugin chart depends on (its nfd.k8s-sigs.io CRDs are applied from
+    that release's tag). Known for the default chartVersion."""
+
+    @model_validator(mode="after")
+    def _nfd_follows_the_chart(self):
+        if self.gfd_enabled and self.nfd_chart_version is None and self.chart_version not in NFD_CHARTS:
+            raise Problems(("nfdChartVersion",
+                            f"not set, and the node-feature-discovery dependency of chartVersion {self.chart_version} "
+                            f"is not known; allowed: the version in that chart's Chart.yaml dependencies (known "
+                            f"pairs: {_pairs(NFD_CHARTS)})"))
+        return self
+
+    @property
+    def effective_nfd_chart_version(self) -> str:
+        return self.nfd_chart_version or NFD_CHARTS[self.chart_version]
 
 
 class AddonsConfig(Strict):

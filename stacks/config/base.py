@@ -11,7 +11,7 @@ report several problems or to name a field below the model it runs on.
 import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Mapping
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
@@ -56,6 +56,14 @@ class Problems(ValueError):
     def raise_if_any(self) -> None:
         if self.items:
             raise self
+
+
+def unread_keys(model: BaseModel, keys: Mapping[str, tuple[str, str]], when: str) -> list[tuple[str, str]]:
+    """`(key, message)` for each field of `keys` the user wrote although the section only reads it `when` (e.g.
+    "mode is 'create'"); `keys` maps a field name to (why it is not read there, what to do instead). Only keys the
+    user wrote count (`model_fields_set`), never defaults, so a section keeps the defaults of its other mode."""
+    return [(camel(name), f"is only read when {when}{f' ({why})' if why else ''}; allowed: {instead}")
+            for name, (why, instead) in keys.items() if name in model.model_fields_set]
 
 
 def repeats(values: list[Any]) -> list[tuple[int, int]]:

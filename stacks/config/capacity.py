@@ -9,7 +9,7 @@ The model has three parts:
 - :func:`node_allocatable` — what the kubelet of an EKS AL2023 node leaves to pods (kube-reserved + eviction threshold,
   the formula of nodeadm in awslabs/amazon-eks-ami);
 - :data:`SYSTEM_ADDONS` — the requests of everything that runs on system nodes, per add-on, computed from the config:
-  values this project sets (the components render the same numbers; tests/test_system_capacity.py checks that the
+  the components' own request constants (imported, never copied; tests/test_system_capacity.py checks that the
   estimate here is never below what the stack really renders) or the charts' documented defaults.
 
 Adding a chart that runs on system nodes (a gateway controller, its proxies, the AWS Load Balancer Controller) is ONE
@@ -21,9 +21,10 @@ requests), so the estimate can never silently fall behind what is rendered.
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from .base import quantity_value
+from .component_constants import edge_gateway, http_addon, keda, load_balancer_controller, model_store, monitoring
 
 HEADROOM = 0.10
 """Share of each node kept free: a rolling update surges one pod, and chart pods without requests still use some."""
@@ -108,6 +109,12 @@ class PodRequest:
     spread: bool = False
     """Replicas repel each other by hostname (required anti-affinity): each needs its own node."""
 
+    @classmethod
+    def of(cls, name: str, *containers: Mapping[str, str], replicas: int = 1) -> "PodRequest":
+        """The pod of `containers`, each given as its `requests` mapping (cpu, memory) as a component renders it."""
+        return cls(name, sum(parse_cpu_m(c.get("cpu", "0")) for c in containers),
+                   sum(parse_memory_mi(c.get("memory", "0")) for c in containers), replicas=replicas)
+
 
 @dataclass(frozen=True)
 class SystemAddon:
@@ -133,7 +140,14 @@ def parse_memory_mi(v: str) -> int:
 
 
 # -- the add-ons ------------------------------------------------------------------------------------------------------
-# Requests below mirror what the components set (components/*.py); where we set nothing, the chart's default.
+# Requests below are the components' constants (components/*.py); where we set nothing, the chart's default.
+
+CONFIG_RELOADER_REQUESTS = {"cpu": "10m", "memory": "50Mi"}
+"""The config-reloader sidecar prometheus-operator adds to Prometheus and Alertmanager (its defaults
+--config-reloader-cpu-request / --config-reloader-memory-request, prometheus-operator Documentation/operator.md)."""
+SHUTDOWN_MANAGER_REQUESTS = {"cpu": "10m", "memory": "32Mi"}
+"""The shutdown-manager container of each Envoy pod (DefaultShutdownManager*ResourceRequests in
+envoyproxy/gateway@v1.9.0:api/v1alpha1/shared_types.go)."""
 
 def _eks_core(cfg) -> list[PodRequest]:
     # CoreDNS EKS add-on: 2 replicas, requests cpu 100m / memory 70Mi (the upstream CoreDNS manifest's requests,
@@ -160,34 +174,34 @@ def _karpenter(cfg) -> list[PodRequest]:
 
 
 def _keda(cfg) -> list[PodRequest]:
-    # components/keda.py keda_values(): operator, metrics API server, admission webhooks, one replica each
-    # (kedacore/charts@v2.20.2:keda/values.yaml operator.replicaCount / metricsServer.replicaCount / webhooks.replicaCount).
-    return [PodRequest("keda-operator", 50, 128), PodRequest("keda-metrics-apiserver", 50, 128),
-            PodRequest("keda-admission-webhooks", 20, 64)]
+    # operator, metrics API server, admission webhooks, one replica each (kedacore/charts@v2.20.2:keda/values.yaml
+    # operator.replicaCount / metricsServer.replicaCount / webhooks.replicaCount).
+    return [PodRequest.of("keda-operator", keda.OPERATOR_REQUESTS),
+            PodRequest.of("keda-metrics-apiserver", keda.METRICS_SERVER_REQUESTS),
+            PodRequest.of("keda-admission-webhooks", keda.WEBHOOKS_REQUESTS)]
 
 
 def _http_addon(cfg) -> list[PodRequest]:
-    h = cfg.addons.http_addon
-    # components/http_addon.py http_addon_values(). The interceptor is counted at its maximum: KEDA scales it under
-    # load, and a Pending interceptor replica is lost capacity on the request path.
-    return [PodRequest("http-add-on-operator", 50, 64),
-            PodRequest("http-add-on-scaler", 50, 64, replicas=min(2, cfg.system_nodes.max_size)),
-            PodRequest("http-add-on-interceptor", 100, 128, replicas=h.interceptor_max_replicas)]
+    # The interceptor is counted at its maximum: KEDA scales it under load, and a Pending interceptor replica is lost
+    # capacity on the request path.
+    return [PodRequest.of("http-add-on-operator", http_addon.SMALL_REQUESTS),
+            PodRequest.of("http-add-on-scaler", http_addon.SMALL_REQUESTS, replicas=cfg.http_scaler_replicas),
+            PodRequest.of("http-add-on-interceptor", http_addon.INTERCEPTOR_REQUESTS,
+                          replicas=cfg.addons.http_addon.interceptor_max_replicas)]
 
 
 def _monitoring(cfg) -> list[PodRequest]:
     m = cfg.addons.monitoring
-    # components/monitoring.py monitoring_values(). Config reloaders get the prometheus-operator defaults
-    # (--config-reloader-cpu-request 10m, --config-reloader-memory-request 50Mi; prometheus-operator
-    # Documentation/operator.md). kube-state-metrics and the Grafana sidecar set no requests
+    # kube-state-metrics and the Grafana sidecar set no requests
     # (prometheus-community/helm-charts@kube-prometheus-stack-88.5.3 values `resources: {}`).
-    pods = [PodRequest("prometheus-operator", 50, 128),
-            PodRequest("prometheus", 200 + 10, parse_memory_mi(m.prometheus_memory) + 50),
+    pods = [PodRequest.of("prometheus-operator", monitoring.OPERATOR_REQUESTS),
+            PodRequest.of("prometheus", {"cpu": monitoring.PROMETHEUS_CPU, "memory": m.prometheus_memory},
+                          CONFIG_RELOADER_REQUESTS),
             PodRequest("kube-state-metrics", 0, 0)]
     if m.alertmanager_enabled:
-        pods.append(PodRequest("alertmanager", 10 + 10, 64 + 50))
+        pods.append(PodRequest.of("alertmanager", monitoring.ALERTMANAGER_REQUESTS, CONFIG_RELOADER_REQUESTS))
     if m.grafana_enabled:
-        pods.append(PodRequest("grafana", 50, 192))
+        pods.append(PodRequest.of("grafana", monitoring.GRAFANA_REQUESTS))
     return pods
 
 
@@ -215,33 +229,31 @@ def _device_plugin_daemons(cfg) -> list[PodRequest]:
 
 
 def _edge(cfg) -> list[PodRequest]:
-    # components/edge_gateway.py envoy_gateway_values() / ai_gateway_values(), one pod per edge replica each.
-    return [PodRequest("envoy-gateway", 100, 256, replicas=cfg.edge_replicas)]
+    return [PodRequest.of("envoy-gateway", edge_gateway.EG_REQUESTS, replicas=cfg.edge_replicas)]
 
 
 def _ai_gateway(cfg) -> list[PodRequest]:
-    return [PodRequest("ai-gateway-controller", 50, 128, replicas=cfg.edge_replicas)]
+    return [PodRequest.of("ai-gateway-controller", edge_gateway.AIGW_REQUESTS, replicas=cfg.edge_replicas)]
 
 
 def _envoy_proxy(cfg) -> list[PodRequest]:
-    # The Envoy pods Envoy Gateway deploys from the EnvoyProxy (components/edge_gateway.py): the envoy container
-    # (100m / 256Mi), the AI Gateway ext_proc sidecar its webhook adds (100m / 128Mi, set by the edge's
-    # GatewayConfig) and the shutdown-manager container (10m / 32Mi, DefaultShutdownManager*ResourceRequests in
-    # envoyproxy/gateway@v1.9.0:api/v1alpha1/shared_types.go).
-    return [PodRequest("envoy-proxy", 100 + 100 + 10, 256 + 128 + 32, replicas=cfg.edge_replicas)]
+    # The Envoy pods Envoy Gateway deploys from the EnvoyProxy: the envoy container, the AI Gateway ext_proc sidecar
+    # its webhook adds (requests set by the edge's GatewayConfig) and the shutdown-manager container.
+    extproc = {"cpu": edge_gateway.EXTPROC_CPU, "memory": edge_gateway.EXTPROC_MEMORY}
+    return [PodRequest.of("envoy-proxy", edge_gateway.ENVOY_REQUESTS, extproc, SHUTDOWN_MANAGER_REQUESTS,
+                          replicas=cfg.edge_replicas)]
 
 
 def _load_balancer_controller(cfg) -> list[PodRequest]:
-    # components/load_balancer_controller.py lbc_values().
-    return [PodRequest("aws-load-balancer-controller", 50, 128, replicas=cfg.edge_replicas)]
+    return [PodRequest.of("aws-load-balancer-controller", load_balancer_controller.CONTROLLER_REQUESTS,
+                          replicas=cfg.edge_replicas)]
 
 
 def _model_staging(cfg) -> list[PodRequest]:
-    # components/model_store.py ModelWeights: one staging Job per model revision, pinned to the system nodes (never a
-    # GPU node), 500m / 768Mi each, while a revision is staged. At least one must fit next to everything that stays;
-    # with several models the others wait Pending for the room a finished Job frees (each Job's await covers its own
-    # deadline, docs/cold-start.md).
-    return [PodRequest("model-staging", 500, 768)] if cfg.models else []
+    # One staging Job per model revision, pinned to the system nodes (never a GPU node), while a revision is staged.
+    # At least one must fit next to everything that stays; with several models the others wait Pending for the room
+    # a finished Job frees (each Job's await covers its own deadline, docs/cold-start.md).
+    return [PodRequest.of("model-staging", model_store.STAGING_REQUESTS)] if cfg.models else []
 
 
 SYSTEM_ADDONS: list[SystemAddon] = [

@@ -13,9 +13,9 @@ Two things pydantic does not do on its own:
 
 import enum
 import typing
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import SchemaValidator
 
@@ -186,6 +186,38 @@ def _range(b: dict[str, Any], kind: str) -> str:
     return f"{kind} " + " and ".join(parts)
 
 
+def _accepts(info: Optional[FieldInfo], inside: bool, value: str) -> bool:
+    """Whether the field (`inside`: one item of it) takes `value`, with every validator of its type."""
+    if info is None:
+        return False
+    ann: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    if inside:
+        args = typing.get_args(_unwrap(info.annotation))
+        ann = args[-1] if args else None  # list[X] → X, dict[K, V] → V
+    try:
+        TypeAdapter(ann).validate_python(value)
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _quote_number(info: Optional[FieldInfo], inside: bool, key: Any, inp: Any, example: Any) -> str:
+    """A string key written as a YAML number: quote what was written when the key takes it (`10` → `"10"`), so the
+    hint never changes the meaning; the default only when what was written is not valid anyway."""
+    written = str(inp)
+    if isinstance(inp, float):
+        why = "YAML reads it as a number and may change it, e.g. 1.30 → 1.3"
+    else:
+        why = "YAML reads it as a number"
+    if _accepts(info, inside, written):
+        hint = f"quote it: {key}: \"{written}\""
+        if _accepts(info, inside, written + "%") and not _accepts(info, inside, "?"):  # "?": a free-form string
+            hint += f" (the count {written}); for a percentage instead, {key}: \"{written}%\""
+    else:
+        hint = f"quote it: {key}: \"{example if isinstance(example, str) else written}\""
+    return f"expected a string, got {_yaml(inp)} ({why}); {hint}"
+
+
 def _description(info: Optional[FieldInfo]) -> str:
     d = (info.description or "").strip() if info else ""
     return d.split("\n\n")[0].replace("\n", " ")
@@ -240,9 +272,7 @@ def explain(root: type, e: dict) -> list[tuple[str, str]]:
         return [(here, f"expected true or false, got {_yaml(inp)}; write {key}: true or {key}: false")]
     if typ == "string_type":
         if isinstance(inp, (int, float)) and not isinstance(inp, bool):
-            ex = example if isinstance(example, str) else str(inp)
-            return [(here, f"expected a string, got {_yaml(inp)} (YAML reads it as a number and may change it, "
-                           f"e.g. 1.30 → 1.3); quote it: {key}: \"{ex}\"")]
+            return [(here, _quote_number(info, inside, key, inp, example))]
         ex = f"{key}: {_yaml_literal(example)}" if isinstance(example, str) else f"{key}: \"...\""
         return [(here, f"expected a string, got {_yaml(inp)}; write e.g. {ex}")]
     if typ == "list_type":
@@ -351,10 +381,13 @@ def partial(cls: type, data: Any, loc: tuple, bad: list[tuple], found: list[tupl
     if not isinstance(data, dict):
         return _Absent()
     values: dict[str, Any] = {}
+    written: set[str] = set()
     for name, f in cls.model_fields.items():
         alias = f.alias or name
         here = loc + (alias,)
         present = alias in data or name in data
+        if present:
+            written.add(name)
         raw = data.get(alias, data.get(name))
         if present and _has_errors(bad, here):
             ann = _unwrap(f.annotation)
@@ -379,7 +412,8 @@ def partial(cls: type, data: Any, loc: tuple, bad: list[tuple], found: list[tupl
         values[name] = fields[name]
     obj = cls.__new__(cls)
     object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    # what the user wrote, as pydantic records it: checks of keys that one mode does not read must not see defaults
+    object.__setattr__(obj, "__pydantic_fields_set__", written & set(values))
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     for dec in cls.__pydantic_decorators__.model_validators.values():

@@ -3,11 +3,11 @@
 import ipaddress
 import re
 from enum import Enum
-from typing import Annotated, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type, repeats
+from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type, repeats, unread_keys
 from .eks_addons import AddonVersionsConfig, addon_version_problems, resolved_addon_versions
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
@@ -144,6 +144,23 @@ class NetworkConfig(Strict):
                              "e.g. 10.0.0.0/16")
         return v
 
+    CREATE_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        "cidr": ("the adopted VPC keeps its own CIDR", "remove it"),
+        "az_count": ("the nodes use the AZs of privateSubnetIds", "remove it"),
+        "nat_gateways": ("an adopted VPC's egress is its owner's", "remove it"),
+        # EC2 refuses a second S3 gateway endpoint on a route table that has one, and the adopted route tables are
+        # not the stack's to change.
+        "s3_gateway_endpoint": ("an adopted VPC's route tables are its owner's", "remove it, and give the adopted "
+                                "VPC's private route tables an S3 gateway endpoint yourself"),
+        # Private DNS of a second endpoint for a service the VPC already has one for is refused by EC2.
+        "interface_endpoints": ("an adopted VPC's endpoints and DNS are its owner's", "remove it"),
+    }
+    """Keys only mode create reads (field name → why an adopted VPC ignores it, what to do instead)."""
+    EXISTING_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        key: ("", "remove it, or set mode: existing")
+        for key in ("vpc_id", "private_subnet_ids", "public_subnet_ids", "tag_existing_subnets")}
+    """Keys only mode existing reads."""
+
     @model_validator(mode="after")
     def _mode(self):
         p = Problems()
@@ -155,22 +172,16 @@ class NetworkConfig(Strict):
                 n = len(self.private_subnet_ids)
                 p.add("privateSubnetIds", f"lists {n} subnet{'' if n == 1 else 's'}; allowed: at least 2, in "
                                           "different AZs, when mode is 'existing'")
-        else:
-            for key, given in (("vpcId", self.vpc_id), ("privateSubnetIds", self.private_subnet_ids),
-                               ("publicSubnetIds", self.public_subnet_ids)):
-                if given:
-                    p.add(key, "is only read when mode is 'existing'; allowed: remove it, or set mode: existing")
-        if self.mode is NetworkMode.EXISTING and self.interface_endpoints:
-            # Private DNS of a second endpoint for a service the VPC already has one for is refused by EC2.
-            p.add("interfaceEndpoints", "is only read when mode is 'create' (an adopted VPC's endpoints and DNS are its "
-                                        "owner's); allowed: remove it, or false")
-        if self.mode is NetworkMode.EXISTING and self.s3_gateway_endpoint is not None:
-            # EC2 refuses a second S3 gateway endpoint on a route table that has one, and the adopted route tables
-            # are not the stack's to change.
-            p.add("s3GatewayEndpoint", "is only read when mode is 'create' (an adopted VPC's route tables are its "
-                                       "owner's); allowed: remove it, and give the adopted VPC's private route "
-                                       "tables an S3 gateway endpoint yourself")
         p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _keys_of_the_other_mode(self):
+        # Its own validator: it reads only the mode and which keys were written, so an invalid vpcId does not hide it.
+        if self.mode is NetworkMode.EXISTING:
+            Problems(*unread_keys(self, self.CREATE_ONLY, "mode is 'create'")).raise_if_any()
+        else:
+            Problems(*unread_keys(self, self.EXISTING_ONLY, "mode is 'existing'")).raise_if_any()
         return self
 
     @model_validator(mode="after")
@@ -334,10 +345,29 @@ class SystemNodesConfig(Strict):
 
     @model_validator(mode="after")
     def _sizes(self):
-        if not self.min_size <= self.desired_size <= self.max_size:
-            raise Problems(("desiredSize", f"{self.desired_size} is outside minSize {self.min_size} .. maxSize "
-                                           f"{self.max_size}; allowed: minSize <= desiredSize <= maxSize"))
-        return self
+        # Reported against a key the user wrote: a default they never saw is not where the mistake is.
+        written = self.model_fields_set
+        lo, want, hi = self.min_size, self.desired_size, self.max_size
+
+        def other(field: str, value: int) -> str:
+            return f"{value}{'' if field in written else ' (the default)'}"
+
+        between = f"desiredSize: {lo}" if lo == hi else f"desiredSize from {lo} to {hi}"
+        if lo > hi:
+            if "min_size" in written or "max_size" not in written:
+                raise Problems(("minSize", f"{lo} is above maxSize {other('max_size', hi)}; allowed: at most {hi}, "
+                                           "or raise maxSize"))
+            raise Problems(("maxSize", f"{hi} is below minSize {other('min_size', lo)}; allowed: at least {lo}"))
+        if lo <= want <= hi:
+            return self
+        if "desired_size" in written or not written & {"min_size", "max_size"}:
+            raise Problems(("desiredSize", f"{want} is outside minSize {lo} .. maxSize {hi}; allowed: minSize <= "
+                                           "desiredSize <= maxSize"))
+        if want < lo:
+            raise Problems(("minSize", f"{lo} is above desiredSize {other('desired_size', want)}; allowed: at most "
+                                       f"{want}, or set {between}"))
+        raise Problems(("maxSize", f"{hi} is below desiredSize {other('desired_size', want)}; allowed: at least "
+                                   f"{want}, or set {between}"))
 
     @model_validator(mode="after")
     def _one_architecture(self):

@@ -1,12 +1,14 @@
 """Config sections for the inference workload: the models (`gpu-burst:models`) and the gateway (`gpu-burst:gateway`)."""
 
+import ipaddress
 import re
 from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from . import cron
 from .base import (Cidr, CpuQuantity, Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
-                   quantity_value)
+                   quantity_value, repeats)
 
 VLLM_VERSION = "0.33.0"
 """vLLM release the image pin and every flag/env name below were checked against (the vllm 0.33.0 wheel on PyPI,
@@ -44,35 +46,50 @@ SHORT_FLAGS = {"-tp": "--tensor-parallel-size", "-pp": "--pipeline-parallel-size
 """Short aliases vLLM 0.33 defines (vllm/engine/arg_utils.py: add_argument("--tensor-parallel-size", "-tp") ...)."""
 
 
-# The reference grammar of github.com/distribution/reference (v0.6.0, regexp.go), which containerd and the kubelet
-# use to parse an image name: [domain[:port]/]path-component(/path-component)*[:tag][@digest].
+# The reference grammar of github.com/distribution/reference (v0.6.0, reference.go and regexp.go), which containerd
+# and the kubelet use to parse an image name: [domain[:port]/]path-component(/path-component)*[:tag][@digest].
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_DOMAIN = re.compile(rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?", re.ASCII)
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 # re.ASCII: the grammar's \w is Go's, ASCII only.
-_REFERENCE = re.compile(
-    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$",
-    re.ASCII,
-)
+_REMOTE = re.compile(
+    rf"(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?", re.ASCII)
+
+
+def _split_registry(v: str) -> tuple[str, str]:
+    """(registry host, rest): the first component is a registry host only when it contains '.' or ':' or is
+    localhost (normalize.go splitDockerDomain); otherwise the whole reference is a Docker Hub repository."""
+    first, slash, rest = v.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return "", v
 
 
 def image_reference_problem(v: str) -> str:
     """Why `v` is not a usable image reference ("" when it is): the distribution grammar, lowercase repository,
     at most 255 characters of name, and pinned (a tag other than latest, or a digest)."""
-    m = _REFERENCE.match(v)
+    host, remote = _split_registry(v)
+    valid_host = not host or _DOMAIN.fullmatch(host)
+    m = _REMOTE.fullmatch(remote) if valid_host else None
     if m is None:
-        first, slash, rest = v.partition("/")
-        is_domain = slash and ("." in first or ":" in first or first == "localhost")
-        lowered = (first + slash + rest.lower()) if is_domain else v.lower()
-        if lowered != v and _REFERENCE.match(lowered):
-            return (f"image '{v}' has uppercase letters in the repository; allowed: a lowercase repository such as "
-                    f"{lowered}")
+        path = re.match(r"[^:@]*", remote).group(0)  # the repository, before any tag or digest
+        lowered = path.lower() + remote[len(path):]
+        if valid_host and lowered != remote and _REMOTE.fullmatch(lowered):
+            # Upstream would read an uppercase first component as a registry host (normalize.go), which no node
+            # resolves: the pull fails only after a GPU node was bought.
+            first = path.partition("/")[0]
+            why = (f" ('{first}' is not a registry host: a host contains '.' or ':' or is localhost)"
+                   if not host and "/" in path and first != first.lower() else "")
+            fixed = (host + "/" if host else "") + lowered
+            return (f"image '{v}' has uppercase letters in the repository{why}; allowed: a lowercase repository "
+                    f"such as {fixed}")
         return (f"image '{v}' is not an image reference; allowed: [registry/]repository:tag or "
                 f"repository@sha256:<digest>, lowercase, no spaces or scheme, e.g. {VLLM_IMAGE}")
-    if len(m.group("name")) > 255:
-        return f"image name is {len(m.group('name'))} characters long; allowed: at most 255"
+    name = (host + "/" if host else "") + m.group("path")
+    if len(name) > 255:
+        return f"image name is {len(name)} characters long; allowed: at most 255"
     if not m.group("digest") and m.group("tag") in (None, "latest"):
         return f"image '{v}' is not pinned; allowed: an explicit release tag or digest, e.g. {VLLM_IMAGE}"
     return ""
@@ -126,6 +143,58 @@ def _extra_arg_problems(args: list[str]) -> list[tuple[str, str]]:
             shown = a.split("=", 1)[0]
             out.append((at, f"'{shown}' " + ("is" if exact and shown == hit else "means") + f" {hit}: {how}"))
     return out
+
+
+class PrewarmWindow(Strict):
+    """A scheduled pre-warm window: a KEDA `cron` trigger that keeps at least `replicas` replicas from each `start`
+    until the next `end`, requests or not. It buys GPUs without a request, by design; only explicit config does that
+    (this, and `minReplicas`)."""
+
+    start: str
+    """When the window opens: a cron expression as KEDA's cron scaler reads it (five fields `minute hour day-of-month
+    month day-of-week`, no seconds, no @descriptors) in `timezone`, e.g. 50 7 * * 1-5."""
+    end: str
+    """When it closes: same format; the first `end` after each `start` closes that window (across midnight is fine),
+    e.g. 0 19 * * 1-5."""
+    timezone: str
+    """IANA time zone both schedules are read in (the cron trigger's `timezone`), e.g. Europe/Berlin or UTC."""
+    replicas: Annotated[int, Field(ge=1, le=100)] = 1
+    """Replicas kept inside the window: above minReplicas, at most maxReplicas."""
+
+    @field_validator("start", "end")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        s = cron.parse(v)
+        if not s.fires():
+            raise ValueError(f"'{v}' never fires (no selected month has the selected day); allowed: a schedule "
+                             f"that matches real dates, e.g. {cron.EXAMPLE}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        problem = cron.zone_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.start == self.end:
+            # KEDA's own check (cron_scaler.go Validate): the ScaledObject would not become Ready.
+            raise Problems(("end", f"'{self.end}' is the same as start; allowed: a different end (KEDA's cron scaler "
+                                   "refuses equal start and end)"))
+        found = cron.order_problems(cron.parse(self.start), cron.parse(self.end))
+        if found:
+            raise Problems(*found)
+        return self
+
+    @model_validator(mode="after")
+    def _clock_changes(self):
+        found = cron.dst_problems(cron.parse(self.start), cron.parse(self.end), self.timezone)
+        if found:
+            raise Problems(*found)
+        return self
 
 
 class ModelConfig(Strict):
@@ -185,6 +254,9 @@ class ModelConfig(Strict):
     """Size of /dev/shm (a memory-backed emptyDir; counts against the memory limit)."""
     cache_size: MemoryQuantity = "60Gi"
     """Size limit (and ephemeral-storage request) of the model cache emptyDir on the GPU node's data volume."""
+    prewarm: list[PrewarmWindow] = []
+    """Scheduled pre-warm windows (KEDA cron triggers): inside each, at least its `replicas` run without a request;
+    outside, the model scales to zero as usual. Empty: GPUs only for requests (and minReplicas)."""
 
     @field_validator("served_name")
     @classmethod
@@ -217,6 +289,26 @@ class ModelConfig(Strict):
         if self.min_replicas > self.max_replicas:
             raise Problems(("minReplicas", f"{self.min_replicas} is above maxReplicas ({self.max_replicas}); "
                                            f"allowed: 0 to {self.max_replicas}"))
+        return self
+
+    @model_validator(mode="after")
+    def _prewarm_replicas(self):
+        p = Problems()
+        if self.min_replicas > self.max_replicas:
+            return self  # reported on minReplicas; no replica range to judge a window by
+        lo, hi = self.min_replicas + 1, self.max_replicas
+        allowed = (f"allowed: {lo}" if lo == hi else f"allowed: {lo} to {hi}") if lo <= hi else \
+            f"allowed: none (minReplicas {self.min_replicas} already keeps maxReplicas running; drop the window)"
+        for i, w in enumerate(self.prewarm):
+            if w.replicas > hi:
+                p.add(f"prewarm[{i}].replicas", f"{w.replicas} is above maxReplicas ({hi}); {allowed}")
+            elif w.replicas < lo:
+                p.add(f"prewarm[{i}].replicas", f"{w.replicas} is not above minReplicas ({self.min_replicas}), so "
+                                                f"the window adds no replica; {allowed}")
+        for i, first in repeats([(w.start, w.end, w.timezone) for w in self.prewarm]):
+            p.add(f"prewarm[{i}]", f"repeats prewarm[{first}] (same start, end and timezone); allowed: each window "
+                                   "once (the larger replicas is what counts)")
+        p.raise_if_any()
         return self
 
     @model_validator(mode="after")
@@ -269,6 +361,16 @@ RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease
 """Namespaces the stack or its add-ons own (Karpenter and the LBC live in kube-system)."""
 _KEY_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _HOSTNAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$"
+
+
+NON_INTERNET_RANGES = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918 private
+    "100.64.0.0/10",  # RFC 6598 carrier-grade NAT
+    "127.0.0.0/8", "::1/128",  # loopback
+    "169.254.0.0/16", "fe80::/10",  # link-local
+    "fc00::/7",  # RFC 4193 unique local (IPv6)
+))
+"""Source ranges that never reach an internet-facing load balancer from the internet."""
 
 
 class GatewayConfig(Strict):
@@ -333,6 +435,17 @@ class GatewayConfig(Strict):
         if bad:
             raise ValueError(f"key names {bad} are not allowed; use lowercase letters, digits and '-'")
         return v
+
+    @model_validator(mode="after")
+    def _public_reachable(self):
+        nets = [ipaddress.ip_network(c, strict=False) for c in self.allowed_cidrs]
+        if self.public and nets and all(any(n.version == r.version and n.subnet_of(r) for r in NON_INTERNET_RANGES)
+                                        for n in nets):
+            raise Problems(("allowedCidrs", f"{self.allowed_cidrs} are all private ranges, which never reach an "
+                                            "internet-facing load balancer; allowed: public: false (an internal NLB "
+                                            "that the VPC, peered networks and VPN reach) with these ranges, or "
+                                            "public: true with the public egress CIDRs of your clients"))
+        return self
 
     def certificate_region(self) -> Optional[str]:
         """Region part of the certificate ARN."""

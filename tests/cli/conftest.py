@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from burstctl.cli import app
-from burstctl.stub import StubBehaviour, StubServer
+from openai_stub import StubBehaviour, StubServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -25,3 +25,15 @@ def _row(c: int, mean_ms: float, success: float = 1.0) -> dict:
 ])
 def test_sustained_is_the_highest_level_below_which_all_meet_the_target(rows, expected):
     assert bench.sustained(rows, 5.0) == expected
+
+
+def test_the_benchmark_starts_the_test_double_in_its_own_process():
+    import urllib.request
+
+    proc, url = bench.start_stub()
+    try:
+        with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from burstctl.burst import RequestResult, summarize
 from burstctl.cli import app
 from burstctl.compare import parse_regression
-from burstctl.stub import StubBehaviour, StubServer
+from openai_stub import StubBehaviour, StubServer  # tests/cli: the local OpenAI-compatible stub
 
 FAST = {"ttft": 0.02, "token_delay": 0.005, "tokens": 6}
 SLOW = {"ttft": 0.2, "token_delay": 0.03, "tokens": 6}

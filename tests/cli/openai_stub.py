@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible stub server for tests, docs and the benchmark.
+"""A local OpenAI-compatible stub server: the test double `burstctl burst` runs against in the tests, the docs' examples
+and the client benchmark.
 
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length bodies, chunked SSE) on raw asyncio streams, because a
 thread-per-connection server would be the bottleneck long before the client at 500+ concurrent streams. It behaves
@@ -9,7 +10,7 @@ the model cold-starts and marks them with ``X-KEDA-HTTP-Cold-Start: true``; it c
 ``Retry-After``)/503/504, reset connections, stall (to trigger client timeouts), delay the first token and close
 every connection after one response without saying so (a server without keep-alive).
 
-Run standalone: ``python -m burstctl.stub --port 8000 --ttft 0.2 --tokens 16 --token-delay 0.02 --models qwen3-4b
+Run standalone: ``python tests/cli/openai_stub.py --port 8000 --ttft 0.2 --tokens 16 --token-delay 0.02 --models qwen3-4b
 --api-key k --cold-start 30``.
 """
 
@@ -119,7 +120,7 @@ class StubServer:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-        self._thread = threading.Thread(target=run, name="burstctl-stub", daemon=True)
+        self._thread = threading.Thread(target=run, name="openai-stub", daemon=True)
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("stub server did not start")
@@ -281,7 +282,7 @@ class StubServer:
 
 def main(argv: list[str] | None = None) -> None:
     """Standalone stub (the benchmark runs it in its own process so client and server do not share a GIL)."""
-    p = argparse.ArgumentParser(prog="python -m burstctl.stub", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python tests/cli/openai_stub.py", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--ttft", type=float, default=0.02)
     p.add_argument("--token-delay", type=float, default=0.0)
