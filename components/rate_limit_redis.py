@@ -38,6 +38,7 @@ class ElastiCacheRedisArgs(TypedDict):
     """Inputs of the ElastiCacheRedis."""
 
     vpc_id: pulumi.Input[str]
+    """VPC of the cluster (the security group's)."""
     subnet_ids: pulumi.Input[list[str]]
     """Private subnets of the cluster's nodes (at least two AZs: the replica lives in another one)."""
     client_security_group_id: pulumi.Input[str]
@@ -47,6 +48,7 @@ class ElastiCacheRedisArgs(TypedDict):
     engine_version: NotRequired[str]
     """Valkey major.minor. Default VALKEY_ENGINE_VERSION."""
     tags: NotRequired[dict[str, str]]
+    """Tags of every AWS resource it creates."""
 
 
 class ElastiCacheRedis(pulumi.ComponentResource):
@@ -59,6 +61,7 @@ class ElastiCacheRedis(pulumi.ComponentResource):
     password: pulumi.Output[str]
     """The AUTH token (secret)."""
     security_group_id: pulumi.Output[str]
+    """The Redis's own security group (its one ingress rule admits `client_security_group_id`)."""
 
     def __init__(self, name: str, args: ElastiCacheRedisArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("ElastiCacheRedis"), name, None, opts)
