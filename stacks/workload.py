@@ -104,7 +104,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
         "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names,
         "requests_per_minute": {k: p.requests_per_minute for k, p in policies.items()},
-        "replicas": edge_replicas}
+        "key_models": cfg.key_models, "replicas": edge_replicas}
     redis = _rate_limit_redis(f, k8s_opts)
     if redis is not None:
         edge_args.update(redis)

@@ -178,44 +178,44 @@ def test_the_gateway_records_the_tokens_the_budgets_are_charged(managed):
     assert keys == {c["metadataKey"] for c in gc["spec"]["globalLLMRequestCosts"]}
 
 
-def _decide(rules: list, key: str, counters: dict) -> int:
-    """What Envoy's rate-limit filter answers for one request of `key` given the rendered rules and the counters
-    Redis holds (rule index → used in the current window): each matching rule is checked with its request cost
-    (1 by default, the rule's `cost.request.number` otherwise) and counted; over any limit → 429 (the service ORs
-    the rules). Otherwise the request reaches the model."""
-    matching = [(i, r) for i, r in enumerate(rules) if r["clientSelectors"][0]["headers"][0]["value"] == key]
-    over = False
-    for i, r in matching:
-        cost = r.get("cost", {}).get("request", {}).get("number", 1)
-        if counters.get(i, 0) + cost > r["limit"]["requests"]:
-            over = True
-        counters[i] = counters.get(i, 0) + cost
-    return 429 if over else 200
-
-
-def _charge(rules: list, key: str, counters: dict, tokens: int) -> None:
-    """The response's cost, added when the stream ends (metadata written by the AI Gateway)."""
-    for i, r in enumerate(rules):
-        if r["clientSelectors"][0]["headers"][0]["value"] == key and "response" in r.get("cost", {}):
-            counters[i] = counters.get(i, 0) + tokens
-
-
 def test_the_request_that_crosses_a_budget_completes_and_the_next_is_refused(managed):
+    """Requests through the registered objects (tests/edge_requests.py): a spent budget answers 429 before the
+    model, the request that spends it completes, and one key's budget is not another's."""
+    from test_key_scopes import edge_of
+
     mocks, _, _ = managed
-    rules = _one(mocks, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"]
-    counters: dict = {}
-    # ci: 50000 tokens per day. 49000 used, a request is admitted and streams 5000 tokens: it completes.
-    assert _decide(rules, "ci", counters) == 200
-    _charge(rules, "ci", counters, 49000)
-    assert _decide(rules, "ci", counters) == 200
-    _charge(rules, "ci", counters, 5000)
-    # 54000 > 50000: refused before it reaches the model; team-a's budget is its own.
-    assert _decide(rules, "ci", counters) == 429
-    assert _decide(rules, "team-a", counters) == 200
+    edge = edge_of(mocks)
+    assert edge.chain.index("ratelimit") > edge.chain.index("ai_gateway_ext_proc") > edge.chain.index("api_key_auth")
+    model = "llama-3-1-8b-instruct"
+    tokens = lambda n: {eg.TOKEN_COST_NAMESPACE: {eg.TOTAL_TOKENS_KEY: n}}  # noqa: E731
+    # ci: 50000 tokens per day. A request admitted with 49000 spent streams 5000 tokens: it completes.
+    first = edge.request(PROD_KEYS["ci"], model)
+    assert first.by == "upstream"
+    edge.complete(first, tokens(49000))
+    crossing = edge.request(PROD_KEYS["ci"], model)
+    assert crossing.by == "upstream"
+    edge.complete(crossing, tokens(5000))
+    # 54000 > 50000: refused before the router, on any model or route; team-a's budget is its own.
+    for m in (model, "qwen2-5-1-5b-instruct"):
+        refused = edge.request(PROD_KEYS["ci"], m)
+        assert (refused.status, refused.by) == (429, "ratelimit")
+        assert refused.body["error"]["code"] == "rate_limit_exceeded"
+    assert edge.request(PROD_KEYS["team-a"], model).by == "upstream"
+    assert edge.request("sk-wrong", model).status == 401  # the key check still comes first
     o429 = [o for o in _one(mocks, "BackendTrafficPolicy")["spec"]["responseOverride"]
             if o["match"]["statusCodes"][0]["value"] == 429][0]["response"]
     assert {"name": "Retry-After", "value": str(eg.RETRY_AFTER_SECONDS)} in o429["header"]["set"]
-    assert json.loads(o429["body"]["inline"])["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_request_limits_are_one_bucket_per_key_for_every_model(managed):
+    from test_key_scopes import edge_of
+
+    mocks, _, cfg = managed
+    edge = edge_of(mocks)
+    rpm = cfg.key_policies["ci"].requests_per_minute
+    answers = [edge.request(PROD_KEYS["ci"], m).status
+               for m in ["llama-3-1-8b-instruct", "qwen2-5-1-5b-instruct"] * (rpm // 2 + 1)]
+    assert answers[:rpm] == [200] * rpm and set(answers[rpm:]) == {429}
 
 
 # -- Envoy Gateway's rate-limit service ------------------------------------------------------------------------------

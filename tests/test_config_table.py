@@ -896,7 +896,7 @@ BAD = [
     # One key limited to some models: a key left without a policy would silently reach every model.
     ('gw-keys-unrestricted-key', {"apiKeyNames": ["ci", "team-a", "team-b"], "gateway": {"keys": {
         "team-a": {"models": ["qwen2-5-1-5b-instruct"]}, "team-b": {"requestsPerMinute": 10}}}}, [
-        "gpu-burst:gateway.keys.ci: key 'ci' has no policy while ['team-a'] may call only some models; allowed: a policy for every key, e.g. gateway.keys.ci: {} for every model or {models: [...]}",
+        "gpu-burst:gateway.keys.ci: key 'ci' has no policy while ['team-a'] may call only some models; allowed: a policy for every key, gateway.keys.ci: {} for every model or {models: [...]}",
     ]),
     ('gw-keys-too-many-local', {"apiKeyNames": [f"k{i}" for i in range(17)]}, [
         "gpu-burst:apiKeys: 17 keys need 17 request limits but Envoy's local rate limit holds 16; allowed: at most 16 keys, or a token budget on some key (the limits then live in Redis)",

@@ -231,6 +231,12 @@ class StackConfig(Strict):
         return RedisMode.IN_CLUSTER if self.environment == "dev" else RedisMode.ELASTICACHE
 
     @property
+    def key_models(self) -> dict[str, list[str]]:
+        """Key name → the served names it may call, for the keys whose policy names models (a key left out may call
+        every model): what the edge enforces."""
+        return {name: list(p.models) for name, p in sorted(self.gateway.keys.items()) if p.models is not None}
+
+    @property
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
@@ -271,27 +277,30 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
 
 
 def _key_policy_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
-    """`gateway.keys`: each policy names a key and served models; when some key may call only some models, every key
-    has a policy (a forgotten key must not silently reach every model); the rules fit one BackendTrafficPolicy."""
+    """`gateway.keys`: each policy names a key and models this stack serves; once some key may call only some
+    models, every key has a policy, so a forgotten key does not silently reach every model; the rate-limit rules
+    fit one BackendTrafficPolicy."""
     gw, out = cfg.gateway, []
-    known = cfg.key_names
-    served = [m.served_name for m in cfg.models]
+    known, served = cfg.key_names, [m.served_name for m in cfg.models]
     for name in sorted(gw.keys):
-        policy = gw.keys[name]
         if name not in known:
             out.append((f"gateway.keys.{name}", f"no key '{name}' in gpu-burst:apiKeys; allowed: a policy for "
                         f"{', '.join(known)}, or add the key: `pulumi config set --secret --path 'apiKeys.{name}' "
                         "<key>`"))
-        unserved = [m for m in policy.models or [] if m not in served]
+        unserved = [m for m in gw.keys[name].models or [] if m not in served]
         if unserved:
             out.append((f"gateway.keys.{name}.models", f"{unserved} are not served by this stack; allowed: "
                         f"{', '.join(served) or 'the servedName of a model in gpu-burst:models'}"))
-    restricted = sorted(n for n, p in gw.keys.items() if p.models is not None and n in known)
-    for name in known:
-        if restricted and name not in gw.keys:
-            out.append((f"gateway.keys.{name}", f"key '{name}' has no policy while {restricted} may call only some "
-                        f"models; allowed: a policy for every key, e.g. gateway.keys.{name}: {{}} for every model "
-                        f"or {{models: [...]}}"))
+        elif len(set(gw.keys[name].models or [])) > edge_gateway.MAX_SCOPE_VALUES:
+            out.append((f"gateway.keys.{name}.models", f"{len(set(gw.keys[name].models))} models; allowed: at most "
+                        f"{edge_gateway.MAX_SCOPE_VALUES} per key (leave models out to allow every model)"))
+    scoped = sorted(n for n, p in gw.keys.items() if p.models is not None and n in known)
+    if scoped:
+        for name in known:
+            if name not in gw.keys:
+                out.append((f"gateway.keys.{name}", f"key '{name}' has no policy while {scoped} may call only some "
+                            f"models; allowed: a policy for every key, gateway.keys.{name}: {{}} for every model or "
+                            "{models: [...]}"))
     budgets = sum((p.tokens_per_minute is not None) + (p.tokens_per_day is not None)
                   for n, p in gw.keys.items() if n in known)
     if not budgets and len(known) > edge_gateway.MAX_LOCAL_RULES:

@@ -385,7 +385,8 @@ class KeyPolicy(Strict):
     optional: a policy `{}` lets the key call every model at `gateway.requestsPerMinute`, without a token budget."""
 
     models: Optional[list[str]] = None
-    """Served names (`models[].servedName`) the key may call; leave it out to allow every model."""
+    """Served names (`models[].servedName`) the key may call; any other model gets 403 at the edge. Leave it out to
+    allow every model, including models other programs add later."""
     requests_per_minute: Optional[Annotated[int, Field(ge=1, le=1_000_000)]] = None
     """Requests per minute this key may send (over it: 429 with Retry-After); default `gateway.requestsPerMinute`."""
     tokens_per_minute: Optional[Annotated[int, Field(ge=1, le=MAX_TOKENS_PER_WINDOW)]] = None
