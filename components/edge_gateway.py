@@ -21,6 +21,7 @@ from typing_extensions import NotRequired
 
 from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, pinned_release, token
 from .load_balancer_controller import LOAD_BALANCER_CLASS
+from .model_route import MAX_RULES_PER_ROUTE, MODEL_HEADER, ModelRoute
 from .model_service import API_KEY_SECRET_KEY
 
 API_KEY_ENV = "GPU_BURST_API_KEY"
@@ -43,10 +44,6 @@ the Service name Envoy Gateway's extension manager calls."""
 AIGW_EXTENSION_PORT = 1063
 """The controller's `grpc` Service port (same values.yaml), the extension server Envoy Gateway talks to."""
 CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
-MODEL_HEADER = "x-ai-eg-model"
-"""Header the AI Gateway sets from the body's `model` before routing, overwriting any client value
-(envoyproxy/ai-gateway@v1.1.0: api/v1beta1/shared_types.go AIModelHeaderKey, internal/extproc/processor_impl.go).
-It reaches the upstream, so the interceptor's route matches it too."""
 CLIENT_ID_HEADER = "x-gpu-burst-key"
 """Header the API-key filter writes with the *name* of the matched key (SecurityPolicy forwardClientIDHeader); the
 per-key rate limits and the per-key metrics read it. The key itself is stripped (sanitize)."""
@@ -105,8 +102,6 @@ MARGIN_SECONDS = 60
 """Slack between hops so the inner hop always gives up first, with a clear error, before an outer one cuts."""
 STREAM_SECONDS = 3600
 """How long a response may keep streaming after its first byte before the route's total timeout ends it."""
-MAX_RULES_PER_ROUTE = 15
-"""AIGatewayRoute.spec.rules maxItems (one HTTPRoute slot is the controller's catch-all)."""
 REQUEST_BODY_LIMIT = "50Mi"
 """Largest request body the edge takes (connection buffer and the request buffer filter); larger gets 413."""
 MIN_DRAIN_SECONDS = 60
@@ -333,6 +328,14 @@ class EdgeGateway(pulumi.ComponentResource):
     """Per model: a Python snippet with the openai SDK."""
     request_paths: pulumi.Output[dict[str, dict[str, str]]]
     """Per model: the objects a request crosses (route, rule, backend, interceptor target)."""
+    gateway_name: pulumi.Output[str]
+    """The Gateway (in `namespace`) every ModelRoute attaches to, this stack's and other programs' alike."""
+    interceptor_backend_name: pulumi.Output[str]
+    """The AIServiceBackend of the interceptor, with the internal key injected: the backend of every ModelRoute."""
+    route_request_timeout: pulumi.Output[str]
+    """Total request timeout (Gateway API duration) of every route rule on this Gateway: a cold start and a stream."""
+    route_stream_idle_timeout: pulumi.Output[str]
+    """Stream idle timeout (Gateway API duration) of every route rule on this Gateway."""
 
     def __init__(self, name: str, args: EdgeGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("EdgeGateway"), name, None, opts)
@@ -597,39 +600,16 @@ class EdgeGateway(pulumi.ComponentResource):
         )
 
         # -- one rule per model: body model → x-ai-eg-model → interceptor ------------------------------------------
-        self.routes = []
-        paths: dict[str, dict] = {}
-        for i in range(0, max(len(models), 1), MAX_RULES_PER_ROUTE):
-            chunk = models[i:i + MAX_RULES_PER_ROUTE]
-            if not chunk:
-                break
-            route = k8s.apiextensions.CustomResource(
-                f"{name}-models" + (f"-{i // MAX_RULES_PER_ROUTE}" if i else ""),
-                api_version="aigateway.envoyproxy.io/v1beta1",
-                kind="AIGatewayRoute",
-                metadata={"namespace": ns, "labels": lbl},
-                spec={
-                    "parentRefs": [gw_ref],
-                    "rules": [{
-                        "name": m,
-                        "matches": [{"headers": [{"type": "Exact", "name": MODEL_HEADER, "value": m}]}],
-                        "backendRefs": [{"name": ai_backend_name}],
-                        # The AI Gateway's default request timeout is 60 s; a cold start is minutes.
-                        "timeouts": {"request": gw_duration(t.request_seconds)},
-                        "streamIdleTimeout": gw_duration(t.silence_seconds),
-                        "modelsOwnedBy": "gpu-burst",
-                    } for m in chunk],
-                },
-                opts=child(self, cr_deps + [self.backend_auth]),
-            )
-            self.routes.append(route)
-            for m in chunk:
-                paths[m] = route
-        route_names = pulumi.Output.all(*[r.metadata.apply(lambda md: md["name"]) for r in self.routes])
-        self.request_paths = pulumi.Output.all(route_names, ai_backend_name, interceptor_host).apply(
-            lambda v: {m: {"header": MODEL_HEADER, "value": m,
-                           "route": v[0][self.routes.index(paths[m])], "rule": m, "backend": v[1],
-                           "interceptor": f"{v[2]}:{int(args['interceptor_port'])}"} for m in models})
+        self.gateway_name = gw_name
+        self.interceptor_backend_name = ai_backend_name
+        request_timeout, stream_idle_timeout = gw_duration(t.request_seconds), gw_duration(t.silence_seconds)
+        self.route_request_timeout = pulumi.Output.from_input(request_timeout)
+        self.route_stream_idle_timeout = pulumi.Output.from_input(stream_idle_timeout)
+        self.routes = self._model_routes(name, ns, models, request_timeout, stream_idle_timeout,
+                                         cr_deps + [self.backend_auth])
+        interceptor = pulumi.Output.concat(interceptor_host, ":", str(int(args["interceptor_port"])))
+        self.request_paths = pulumi.Output.all(interceptor, *[r.request_paths for r in self.routes]).apply(
+            lambda v: {m: {**p, "interceptor": v[0]} for paths in v[1:] for m, p in paths.items()})
 
         if args.get("scrape", True):
             self._monitors(name, ns, args, lbl, cr_deps)
@@ -675,7 +655,24 @@ class EdgeGateway(pulumi.ComponentResource):
             "endpoint": self.endpoint, "hostname": self.hostname, "api_keys": self.api_keys,
             "api_key_secret_name": self.api_key_secret_name, "internal_key_secret_name": self.internal_key_secret_name,
             "model_header": self.model_header, "curl_examples": self.curl_examples,
-            "python_examples": self.python_examples, "request_paths": self.request_paths})
+            "python_examples": self.python_examples, "request_paths": self.request_paths,
+            "gateway_name": self.gateway_name, "interceptor_backend_name": self.interceptor_backend_name,
+            "route_request_timeout": self.route_request_timeout,
+            "route_stream_idle_timeout": self.route_stream_idle_timeout})
+
+    def _model_routes(self, name: str, ns, models: list, request_timeout: str, stream_idle_timeout: str,
+                      deps: list) -> list:
+        """The stack's own models as ModelRoutes of at most 15 rules, in order: the same component any other
+        program adds to this Gateway. Names are those the routes had as direct children (ModelRoute aliases them)."""
+        routes = []
+        for i in range(0, len(models), MAX_RULES_PER_ROUTE):
+            routes.append(ModelRoute(
+                f"{name}-models" + (f"-{i // MAX_RULES_PER_ROUTE}" if i else ""),
+                {"namespace": ns, "gateway_name": self.gateway_name, "served_names": models[i:i + MAX_RULES_PER_ROUTE],
+                 "backend_name": self.interceptor_backend_name, "request_timeout": request_timeout,
+                 "stream_idle_timeout": stream_idle_timeout},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
+        return routes
 
     def _monitors(self, name: str, ns, args: EdgeGatewayArgs, lbl: dict, cr_deps: list) -> None:
         """Envoy's and the AI Gateway's metrics (PodMonitor on the proxy pods) and the interceptor's (Service +

@@ -11,6 +11,7 @@
   emulated in `provider_children`, with the versions pulumi-eks would resolve (`aws:eks/getAddonVersion`, answered
   from `newest_addon_versions` / `default_addon_versions`).
 - The stock MockMonitor lacks `Call`; `RecordingMonitor` adds it for resource methods.
+- A `pulumi:pulumi:StackReference` reads `Mocks.stacks` (outputs and secret names), as the engine reads a stack.
 """
 
 import hashlib
@@ -31,6 +32,7 @@ REGION = "us-west-2"
 CLUSTER_SG = "sg-0c1a2b3c4d5e6f701"
 # Wire encoding of a resource reference (pulumi/runtime/rpc.py: _special_sig_key / _special_resource_sig).
 _SIG_KEY, _RES_SIG = "4dabf18193072939515e22adb298388d", "5cf8f73096256a8f31e491e813e4eb8e"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 class ProviderError(grpc.RpcError):
@@ -149,6 +151,8 @@ class Mocks(pulumi.runtime.Mocks):
         """(token, args) of the invokes the pulumi-eks provider makes itself (not through this program)."""
         self.hosted_zones: list[tuple[str, str, bool]] = list(self.HOSTED_ZONES)
         """Route 53 hosted zones of the account, (id, name with the final dot, private), answered by getZone."""
+        self.stacks: dict[str, tuple[dict, set]] = {}
+        """Stacks a StackReference can read: fully qualified name -> (outputs, names of the secret ones)."""
         self.snapshots: list[dict] = []
         """EBS snapshots the account can see, shaped like DescribeSnapshots entries (SnapshotId, OwnerId, State,
         StartTime as an ISO string, Tags as [{Key, Value}]); answered by getSnapshotIds."""
@@ -182,6 +186,8 @@ class Mocks(pulumi.runtime.Mocks):
         t = args.typ
         if t == "eks:index:Cluster":
             return self._eks_cluster(args, out)
+        if t == "pulumi:pulumi:StackReference":
+            return self._stack_reference(args)
         if t == "eks:index:ManagedNodeGroup":
             ng = self._resource_ref(
                 "eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup", f"{args.name}-nodeGroup",
@@ -334,6 +340,16 @@ class Mocks(pulumi.runtime.Mocks):
                 "clusterName": cluster_name, "addonName": addon, "addonVersion": version, "preserve": True,
                 "resolveConflictsOnCreate": opts.get("resolveConflictsOnCreate", "OVERWRITE"),
                 "resolveConflictsOnUpdate": opts.get("resolveConflictsOnUpdate", "OVERWRITE")}))
+
+    def _stack_reference(self, args: MockResourceArgs):
+        """A StackReference is read by the engine: its outputs with secret values wrapped as secrets, and their names
+        in `secretOutputNames`; a stack the backend does not have is an error."""
+        name = args.inputs.get("name") or args.resource_id
+        if name not in self.stacks:
+            raise Exception(f"unknown stack \"{name}\"")
+        outputs, secret = self.stacks[name]
+        wrapped = {k: {_SIG_KEY: _SECRET_SIG, "value": v} if k in secret else v for k, v in outputs.items()}
+        return [name, {"name": name, "outputs": wrapped, "secretOutputNames": sorted(secret)}]
 
     def _eks_cluster(self, args: MockResourceArgs, out: dict):
         cluster_name = out.get("name") or f"{args.name}-eksCluster-{suffix(args.name)}"

@@ -281,23 +281,6 @@ def test_readme_config_error_example_is_the_real_output(mocks):
     assert "error: " + str(e.value) == output.rstrip("\n")
 
 
-def test_example_add_model_defaults_to_a_traffic_class_both_stacks_have():
-    project = yaml.safe_load((ROOT / "examples" / "add-model" / "Pulumi.yaml").read_text())
-    default = project["config"]["trafficClass"]["default"]
-    assert f'cfg.get("trafficClass") or "{default}"' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
-    for stack in ("dev", "prod"):
-        cfg = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-        assert default in [p.get("trafficClass") or p["name"] for p in cfg["gpu-burst:gpu"]["pools"]], stack
-
-
-def test_example_add_model_defaults_to_the_stack_s_vllm_image():
-    """The second program's models run next to the stack's own: same vLLM release, the one whose flags the stack's
-    config checks were written against."""
-    from stacks.config.models import VLLM_IMAGE
-
-    assert f'model.get("image", "{VLLM_IMAGE}")' in (ROOT / "examples" / "add-model" / "__main__.py").read_text()
-
-
 def test_every_stack_output_the_docs_name_exists(mocks):
     from stack_helpers import evaluate_stack
 

@@ -243,6 +243,54 @@ def test_more_models_than_one_route_holds_are_split(mocks):
     assert [r["name"] for rt in routes for r in rt["spec"]["rules"]] == names
 
 
+def _alias_urns(req) -> set:
+    """The URNs a resource's alias specs stand for, as the engine resolves them: name and type default to the
+    resource's own, `parentUrn` is the old parent (its type chain prefixes the old URN)."""
+    out = set()
+    for a in req.aliases:
+        if a.spec.parentUrn:
+            chain = a.spec.parentUrn[:a.spec.parentUrn.rfind("::")]
+            out.add(f"{chain}${a.spec.type or req.type}::{a.spec.name or req.name}")
+    return out
+
+
+def test_routes_keep_their_urns_now_that_model_route_declares_them(mocks):
+    """EdgeGateway declared its AIGatewayRoutes as direct children `<name>-models`, `<name>-models-1`, ...; they
+    are ModelRoute children now, and an alias keeps each URN, so an upgrade updates them in place."""
+    from components.edge_gateway import EdgeGateway
+    from stack_helpers import evaluate
+
+    evaluate(lambda: EdgeGateway("e", {
+        "namespace": "inference", "model_names": [f"m{i}" for i in range(17)], "interceptor_service": "svc",
+        "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
+        "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"], "key_names": [],
+        "requests_per_minute": {"default": 60}, "scrape": False}))
+    edge = next(u for u in mocks.monitor.resources if u.endswith("gpu-burst:index:EdgeGateway::e"))
+    route_type = "kubernetes:aigateway.envoyproxy.io/v1beta1:AIGatewayRoute"
+    for name in ("e-models", "e-models-1"):
+        req = mocks.monitor.requests[name]
+        assert req.type == route_type and "gpu-burst:index:ModelRoute::" in req.parent
+        before = f"{edge[:edge.rfind('::')]}${route_type}::{name}"
+        assert before in _alias_urns(req), (name, req.aliases)
+
+
+@pytest.mark.parametrize("names, expected", [
+    ([], "0 served names; allowed: 1 to 15 per route"),
+    ([f"m{i}" for i in range(16)], "16 served names; allowed: 1 to 15 per route"),
+    (["a", "b", "a"], "served names repeat ['a']"),
+    (["route-not-found"], "'route-not-found' cannot name a route rule"),
+    (["Qwen_2"], "'Qwen_2' cannot name a route rule"),
+])
+def test_model_route_refuses_what_the_ai_gateway_route_crd_would(names, expected):
+    """AIGatewayRoute rules: at most 15, unique names, `route-not-found` reserved (ai-gateway@v1.1.0
+    api/v1beta1/ai_gateway_route.go); a rule name is a Gateway API SectionName. Refused before anything is declared."""
+    from components.model_route import ModelRoute
+
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        ModelRoute("r", {"namespace": "inference", "gateway_name": "gw", "served_names": names, "backend_name": "b",
+                         "request_timeout": "60s", "stream_idle_timeout": "60s"})
+
+
 def test_interceptor_stays_internal_and_only_envoy_gets_an_nlb(prod):
     mocks, _, _ = prod
     lbs = [s.name for s in of_kind(mocks, "Service") if (s.inputs.get("spec") or {}).get("type") == "LoadBalancer"]
