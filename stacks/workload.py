@@ -180,6 +180,10 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "modelStoreBucket": store.bucket_name,
         **shared_outputs(cfg, a, gateway, cache, release_label),
     }
+    if global_zone is not None:
+        record = regional_record(cfg, global_zone, gateway)
+        outputs["globalEndpoint"] = record.fqdn.apply(lambda n: f"https://{n}/v1")
+    return outputs
 
 
 def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCache], release_label) -> dict:
@@ -206,7 +210,3 @@ def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCa
         "imageCacheRegistry": cache.registry if cache else "",
         "imageCachePrefix": cache.repository_prefix if cache else "",
     }
-    if global_zone is not None:
-        record = regional_record(cfg, global_zone, gateway)
-        outputs["globalEndpoint"] = record.fqdn.apply(lambda n: f"https://{n}/v1")
-    return outputs
