@@ -10,6 +10,7 @@ from .alerts import Alerts, AlertsArgs
 from .cluster import EksAddonVersions, EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
 from .dashboards import Dashboards, DashboardsArgs
 from .edge_gateway import EdgeGateway, EdgeGatewayArgs
+from .global_dns import GlobalDnsHealthCheckArgs, GlobalDnsRecord, GlobalDnsRecordArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .image_cache import ImageCache, ImageCacheArgs
@@ -43,6 +44,7 @@ COMPONENTS = [
     EdgeGateway,
     ModelRoute,
     AddedModel,
+    GlobalDnsRecord,
     Dashboards,
     Alerts,
 ]
@@ -55,6 +57,7 @@ __all__ = [
     "Dashboards", "DashboardsArgs",
     "EksAddonVersions", "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
     "EdgeGateway", "EdgeGatewayArgs",
+    "GlobalDnsHealthCheckArgs", "GlobalDnsRecord", "GlobalDnsRecordArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
     "Karpenter", "KarpenterArgs",
     "Keda", "KedaArgs",
