@@ -10,6 +10,7 @@ from .alerts import Alerts, AlertsArgs
 from .cluster import EksAddonVersions, EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
 from .dashboards import Dashboards, DashboardsArgs
 from .edge_gateway import EdgeGateway, EdgeGatewayArgs, RateLimitRedisArgs
+from .global_dns import GlobalDnsHealthCheckArgs, GlobalDnsRecord, GlobalDnsRecordArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .image_cache import ImageCache, ImageCacheArgs
@@ -46,6 +47,7 @@ COMPONENTS = [
     EdgeGateway,
     ModelRoute,
     AddedModel,
+    GlobalDnsRecord,
     Dashboards,
     Alerts,
 ]
@@ -59,6 +61,7 @@ __all__ = [
     "EksAddonVersions", "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
     "EdgeGateway", "EdgeGatewayArgs", "RateLimitRedisArgs",
     "ElastiCacheRedis", "ElastiCacheRedisArgs", "InClusterRedis", "InClusterRedisArgs",
+    "GlobalDnsHealthCheckArgs", "GlobalDnsRecord", "GlobalDnsRecordArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
     "Karpenter", "KarpenterArgs",
     "Keda", "KedaArgs",

@@ -17,6 +17,7 @@ from components.rate_limit_redis import ElastiCacheRedis, InClusterRedis
 from .config import RedisMode, StackConfig, duration_seconds
 from .config.models import VLLM_IMAGE
 from .contracts import Addons, Foundation
+from .global_dns import HostedZone, regional_record
 
 ALERT_MARGIN_SECONDS = 600
 LBC_CHART_VERSION = "3.5.0"
@@ -57,11 +58,11 @@ def _rate_limit_redis(f: Foundation, k8s_opts: dict) -> Optional[dict]:
 
 
 def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] = None,
-                   hf_token: Optional[pulumi.Output] = None) -> dict:
+                   hf_token: Optional[pulumi.Output] = None, global_zone: Optional[HostedZone] = None) -> dict:
     """Declare the model services, the front door, the dashboard and the alerts; return the stack outputs.
 
     `api_keys` is `gpu-burst:apiKeys` (a secret map key name → key) or None to generate one key; `hf_token` is
-    `gpu-burst:hfToken` or None."""
+    `gpu-burst:hfToken` or None; `global_zone` is the hosted zone of `gateway.globalDns` (None without it)."""
     cfg = f.cfg
     gw = cfg.gateway
     http = cfg.addons.http_addon
@@ -112,8 +113,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         edge_args["api_keys"] = api_keys
     if gw.certificate_arn:
         edge_args["certificate_arn"] = gw.certificate_arn
-    if gw.domain:
-        edge_args["domain"] = gw.domain
+    if gw.client_host:
+        edge_args["domain"] = gw.client_host
     gateway = EdgeGateway(
         "gpu-burst-edge",
         edge_args,
@@ -139,7 +140,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             f"weights-{m.served_name}",
             {**staging, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
              "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
-             "revision": m.revision, **({"compile_cache_image": m.image} if m.compile_cache else {})},
+             "revision": m.revision, "region": cfg.region,
+             **({"compile_cache_image": m.image} if m.compile_cache else {})},
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns]),
         )
         optional["weights"] = {"model_uri": weights.model_uri, "service_account_name": weights.service_account_name,
@@ -189,7 +191,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     )
 
     examples = gateway.curl_examples
-    return {
+    outputs = {
         "endpoint": gateway.endpoint,
         "models": names,
         "apiKeys": gateway.api_keys,
@@ -208,6 +210,10 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "modelStoreBucket": store.bucket_name,
         **shared_outputs(cfg, a, gateway, cache, release_label),
     }
+    if global_zone is not None:
+        record = regional_record(cfg, global_zone, gateway)
+        outputs["globalEndpoint"] = record.fqdn.apply(lambda n: f"https://{n}/v1")
+    return outputs
 
 
 def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCache], release_label) -> dict:
