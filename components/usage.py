@@ -55,13 +55,13 @@ GPUS_RUNNING = f"{P}model_gpus:running"
 SCALED_UP = f"{P}model_scaled_up:bool"
 PRICE = f"{P}model_gpu_price:usd_per_hour"
 BUDGET = f"{P}key_tokens_per_day:budget"
-BUDGET_LEFT = f"{P}key_budget_left:tokens1d"
-BUDGET_USED = f"{P}key_budget_used:ratio1d"
+BUDGET_LEFT = f"{P}key_budget_left_tokens:1d"
+BUDGET_USED = f"{P}key_budget_used_ratio:1d"
 
 
 def record(what: str, window: str) -> str:
-    """Name of a windowed record, e.g. `record("key_tokens", "1h")` = `gpu_burst:key_tokens:increase1h`."""
-    return f"{P}{what}:increase{window}"
+    """Name of a windowed record, e.g. `record("key_tokens", "1h")` = `gpu_burst:key_tokens:1h`."""
+    return f"{P}{what}:{window}"
 
 
 def _sel(*matchers: str) -> str:
@@ -131,7 +131,10 @@ def gpus_running_expr(namespace: str) -> str:
     live = "max by (namespace, pod) (kube_pod_status_phase" + _sel(ns, 'phase=~"Pending|Running"') + ") == 1"
     bound = "max by (namespace, pod) (kube_pod_status_scheduled" + _sel(ns, 'condition="true"') + ") == 1"
     held = f"{requests}\n  * on (namespace, pod) group_left () ({live})\n  * on (namespace, pod) group_left () ({bound})"
-    return f'sum by ({MODEL_LABEL}) (label_replace({held},\n  "{MODEL_LABEL}", "$1", "pod", "{DEPLOYMENT_POD}"))'
+    # Every Deployment gets a row, 0 while it holds no GPU, so an idle model shows 0 GPU-hours rather than nothing.
+    zero = "kube_deployment_spec_replicas" + _sel(ns)
+    return (f'sum by ({MODEL_LABEL}) (label_replace({held},\n  "{MODEL_LABEL}", "$1", "pod", "{DEPLOYMENT_POD}"))\n'
+            f"or 0 * sum by ({MODEL_LABEL}) ({_by_model(zero, 'deployment')})")
 
 
 def scaled_up_expr(namespace: str) -> str:
@@ -158,7 +161,8 @@ def cost_expr(gpu_seconds: str) -> str:
 
 def cost_per_million_expr(cost: str, output_tokens: str) -> str:
     """USD per million output tokens: GPU cost over the window divided by the output tokens served in it."""
-    return f"{cost} / on ({MODEL_LABEL}) ({output_tokens} > 0) * 1e6"
+    # group_left keeps the cost's price labels: one-to-one matching `on` a label would keep only that label.
+    return f"{cost} / on ({MODEL_LABEL}) group_left () ({output_tokens} > 0) * 1e6"
 
 
 # -- the component -------------------------------------------------------------------------------------------------
@@ -237,6 +241,21 @@ def budget_rules(budgets: dict[str, int]) -> list[dict]:
     return rules
 
 
+def rule_groups(models_namespace: str, prices: dict[str, ModelPriceArgs], budgets: dict[str, int]) -> list[dict]:
+    """The PrometheusRule's groups; budget rules only when some key has a budget."""
+    groups = [
+        {"name": "gpu-burst.usage.samples", "interval": SAMPLE_INTERVAL, "rules": [
+            {"record": GPUS_RUNNING, "expr": gpus_running_expr(models_namespace)},
+            {"record": SCALED_UP, "expr": scaled_up_expr(models_namespace)}]},
+        # Budget rules follow the key totals they read in the same group: rules of a group run in order, groups
+        # run concurrently (a rule in another group could see the previous evaluation).
+        {"name": "gpu-burst.usage.keys", "interval": "1m",
+         "rules": key_rules() + (budget_rules(budgets) if budgets else [])},
+        {"name": "gpu-burst.usage.models", "interval": "1m", "rules": model_rules(prices)},
+    ]
+    return groups
+
+
 class UsageRules(pulumi.ComponentResource):
     """One PrometheusRule: usage per API key (requests, tokens, upstream errors, the edge's 401/403/429), per model
     (GPU-seconds, cold starts, cost and cost per million output tokens) and, for keys with a daily token budget, the
@@ -247,16 +266,7 @@ class UsageRules(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: UsageRulesArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("UsageRules"), name, None, opts)
-        groups = [
-            {"name": "gpu-burst.usage.samples", "interval": SAMPLE_INTERVAL, "rules": [
-                {"record": GPUS_RUNNING, "expr": gpus_running_expr(args["models_namespace"])},
-                {"record": SCALED_UP, "expr": scaled_up_expr(args["models_namespace"])}]},
-            {"name": "gpu-burst.usage.keys", "interval": "1m", "rules": key_rules()},
-            {"name": "gpu-burst.usage.models", "interval": "1m", "rules": model_rules(dict(args["prices"]))},
-        ]
-        budgets = dict(args.get("key_tokens_per_day") or {})
-        if budgets:
-            groups.append({"name": "gpu-burst.usage.budgets", "interval": "1m", "rules": budget_rules(budgets)})
+        groups = rule_groups(args["models_namespace"], dict(args["prices"]), dict(args.get("key_tokens_per_day") or {}))
         self.rule = k8s.apiextensions.CustomResource(
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
