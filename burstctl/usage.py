@@ -272,7 +272,7 @@ def _n(v: Any) -> str:
 
 
 def _usd(v: Optional[float]) -> str:
-    return "-" if v is None else f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
+    return "-" if v is None else f"${v:,.4f}" if 0 < v < 1 else f"${v:,.2f}"
 
 
 def render(rep: dict[str, Any], console: Any) -> None:
