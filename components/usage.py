@@ -28,7 +28,9 @@ COUNTED_TOKEN_TYPES = ("input", "output")
 them would count tokens twice."""
 MODEL_LABEL = "model"
 GPU_RESOURCE = "nvidia_com_gpu"
-"""kube-state-metrics' label value for the `nvidia.com/gpu` extended resource (unit `integer`)."""
+SLICE_RESOURCE = "nvidia_com_gpu_shared"
+"""kube-state-metrics' label values for the `nvidia.com/gpu` and `nvidia.com/gpu.shared` (a time-slice) extended
+resources (unit `integer`)."""
 DEPLOYMENT_POD = "(.+)-[a-z0-9]+-[a-z0-9]+"
 """A Deployment's pod name: `<deployment>-<pod-template-hash>-<suffix>`; the group is the Deployment (= model)."""
 REJECTIONS = {
@@ -54,6 +56,7 @@ P = "gpu_burst:"
 GPUS_RUNNING = f"{P}model_gpus:running"
 SCALED_UP = f"{P}model_scaled_up:bool"
 PRICE = f"{P}model_gpu_price:usd_per_hour"
+GPUS_PER_SLICE = f"{P}model_gpus_per_slice:ratio"
 BUDGET = f"{P}key_tokens_per_day:budget"
 BUDGET_LEFT = f"{P}key_budget_left_tokens:1d"
 BUDGET_USED = f"{P}key_budget_used_ratio:1d"
@@ -124,17 +127,21 @@ def model_tokens_expr(window: str) -> str:
 
 
 def gpus_running_expr(namespace: str) -> str:
-    """GPUs requested by each model's pods that are bound to a node and not finished (Pending on a node while the
-    image and weights load, or Running): the GPUs the model holds and the bill counts."""
+    """GPUs held by each model's pods that are bound to a node and not finished (Pending on a node while the image
+    and weights load, or Running): whole GPUs, plus time-slices x the GPU share of one slice of that model."""
     ns = f'namespace="{namespace}"'
-    requests = "kube_pod_container_resource_requests" + _sel(ns, f'resource="{GPU_RESOURCE}"')
     live = "max by (namespace, pod) (kube_pod_status_phase" + _sel(ns, 'phase=~"Pending|Running"') + ") == 1"
     bound = "max by (namespace, pod) (kube_pod_status_scheduled" + _sel(ns, 'condition="true"') + ") == 1"
-    held = f"{requests}\n  * on (namespace, pod) group_left () ({live})\n  * on (namespace, pod) group_left () ({bound})"
+
+    def held(resource: str) -> str:
+        requests = "kube_pod_container_resource_requests" + _sel(ns, f'resource="{resource}"')
+        joined = f"{requests}\n    * on (namespace, pod) group_left () ({live})\n    * on (namespace, pod) group_left () ({bound})"
+        return f'sum by ({MODEL_LABEL}) (label_replace({joined},\n    "{MODEL_LABEL}", "$1", "pod", "{DEPLOYMENT_POD}"))'
+
     # Every Deployment gets a row, 0 while it holds no GPU, so an idle model shows 0 GPU-hours rather than nothing.
-    zero = "kube_deployment_spec_replicas" + _sel(ns)
-    return (f'sum by ({MODEL_LABEL}) (label_replace({held},\n  "{MODEL_LABEL}", "$1", "pod", "{DEPLOYMENT_POD}"))\n'
-            f"or 0 * sum by ({MODEL_LABEL}) ({_by_model(zero, 'deployment')})")
+    zero = "0 * sum by (%s) (%s)" % (MODEL_LABEL, _by_model("kube_deployment_spec_replicas" + _sel(ns), "deployment"))
+    slices = f"{held(SLICE_RESOURCE)}\n  * on ({MODEL_LABEL}) group_left () {GPUS_PER_SLICE}"
+    return f"({held(GPU_RESOURCE)}\n  or {zero})\n+ on ({MODEL_LABEL}) ({slices}\n  or {zero})"
 
 
 def scaled_up_expr(namespace: str) -> str:
@@ -177,6 +184,8 @@ class ModelPriceArgs(TypedDict):
     """Capacity type the pool buys first (spot or on-demand)."""
     usd_per_gpu_hour: float
     """Instance price per hour divided by its GPUs."""
+    time_slices: int
+    """Replicas sharing one GPU through time-slicing (each requests one `nvidia.com/gpu.shared`); 1: whole GPUs."""
 
 
 class UsageRulesArgs(TypedDict):
@@ -245,6 +254,8 @@ def rule_groups(models_namespace: str, prices: dict[str, ModelPriceArgs], budget
     """The PrometheusRule's groups; budget rules only when some key has a budget."""
     groups = [
         {"name": "gpu-burst.usage.samples", "interval": SAMPLE_INTERVAL, "rules": [
+            *[{"record": GPUS_PER_SLICE, "expr": f"vector({1 / p['time_slices']:.6g})", "labels": {MODEL_LABEL: m}}
+              for m, p in sorted(prices.items()) if p["time_slices"] > 1],
             {"record": GPUS_RUNNING, "expr": gpus_running_expr(models_namespace)},
             {"record": SCALED_UP, "expr": scaled_up_expr(models_namespace)}]},
         # Budget rules follow the key totals they read in the same group: rules of a group run in order, groups

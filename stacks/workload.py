@@ -129,6 +129,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             f"model-{m.served_name}",
             {**optional, "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
              "image": cache.image_for(m.image) if cache else m.image, "gpus": m.gpus, "max_model_len": m.max_model_len,
+             **({"shared_gpu": True} if m.shared_gpu else {}),
              "gpu_memory_utilization": m.gpu_memory_utilization, "extra_args": list(m.extra_args),
              "traffic_class": cfg.gpu.traffic_class_of(m.pool),
              "min_replicas": m.min_replicas, "max_replicas": m.max_replicas, "idle_seconds": m.idle_seconds,

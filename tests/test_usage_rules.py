@@ -21,7 +21,10 @@ from components import usage
 from components.dashboards import build_dashboard
 from components.edge_gateway import KEY_ATTRIBUTE
 
-PRICES = {"m1": {"pool": "gpu-spot", "instance_type": "g6.xlarge", "capacity_type": "spot", "usd_per_gpu_hour": 0.8}}
+PRICES = {"m1": {"pool": "gpu-spot", "instance_type": "g6.xlarge", "capacity_type": "spot", "usd_per_gpu_hour": 0.8,
+                 "time_slices": 1},
+          "m3": {"pool": "gpu-sliced", "instance_type": "g6.2xlarge", "capacity_type": "on-demand",
+                 "usd_per_gpu_hour": 0.9776, "time_slices": 4}}
 RAW_METRICS = {"gen_ai_client_token_usage_sum", "gen_ai_server_request_duration_seconds_count",
                "kube_pod_container_resource_requests", "kube_pod_status_phase", "kube_pod_status_scheduled",
                "kube_deployment_spec_replicas"}
@@ -217,6 +220,15 @@ def test_rules_arithmetic_under_prometheus(tmp_path):
         _series("kube_deployment_spec_replicas", {"namespace": "inference", "deployment": "m1"},
                 "0x59 1x59 0x19 2x39"),
         _series("kube_deployment_spec_replicas", {"namespace": "inference", "deployment": "m2"}, "1x180"),
+        # m3 runs on time-slices (4 per GPU): two replicas hold one slice each for the first hour, a quarter GPU each.
+        *[s for p in ("m3-6b7d9f8c5-kkkkk", "m3-6b7d9f8c5-lllll") for s in (
+            _series("kube_pod_container_resource_requests", {"namespace": "inference", "pod": p, "container": "vllm",
+                                                             "resource": "nvidia_com_gpu_shared", "unit": "integer"},
+                    "1x59 stale"),
+            _series("kube_pod_status_phase", {"namespace": "inference", "pod": p, "phase": "Running"}, "1x59 stale"),
+            _series("kube_pod_status_scheduled", {"namespace": "inference", "pod": p, "condition": "true"},
+                    "1x59 stale"))],
+        _series("kube_deployment_spec_replicas", {"namespace": "inference", "deployment": "m3"}, "2x59 0x120"),
     ]
     price = {"model": "m1", "pool": "gpu-spot", "instance_type": "g6.xlarge", "capacity_type": "spot"}
     r = usage.record
@@ -230,12 +242,15 @@ def test_rules_arithmetic_under_prometheus(tmp_path):
         ("2h", r("edge_rejected", "1h"), [({"code": "401"}, 60), ({"code": "403"}, 0), ({"code": "429"}, 300)]),
         ("2h", r("model_tokens", "1h"), [({"model": "m1", "gen_ai_token_type": "input"}, 4200),
                                          ({"model": "m1", "gen_ai_token_type": "output"}, 2400)]),
-        ("150m", r("model_gpu_seconds", "1d"), [({"model": "m1"}, 3600), ({"model": "m2"}, 0)]),
-        ("150m", r("model_cost_usd", "1d"), [(price, 0.8)]),
+        ("150m", r("model_gpu_seconds", "1d"), [({"model": "m1"}, 3600), ({"model": "m2"}, 0),
+                                                ({"model": "m3"}, 2 * 60 * 60 / 4)]),
+        ("150m", r("model_cost_usd", "1d"), [(price, 0.8), ({"model": "m3", "pool": "gpu-sliced",
+                                                              "instance_type": "g6.2xlarge",
+                                                              "capacity_type": "on-demand"}, 0.5 * 0.9776)]),
         # 0.8 USD for 6,000 output tokens.
         ("150m", r("model_cost_per_million_output_tokens", "1d"), [(price, 0.8 / 6000 * 1e6)]),
-        ("179m", r("model_cold_starts", "1d"), [({"model": "m1"}, 2), ({"model": "m2"}, 0)]),
-        ("179m", r("model_cold_starts", "1h"), [({"model": "m1"}, 1), ({"model": "m2"}, 0)]),
+        ("179m", r("model_cold_starts", "1d"), [({"model": "m1"}, 2), ({"model": "m2"}, 0), ({"model": "m3"}, 0)]),
+        ("179m", r("model_cold_starts", "1h"), [({"model": "m1"}, 1), ({"model": "m2"}, 0), ({"model": "m3"}, 0)]),
         # 150 minutes x 100 counted tokens of a 20,000 budget; "ops" has a budget and no traffic.
         ("150m", usage.BUDGET_LEFT, [({"gpu_burst_key": "team-a"}, 5000), ({"gpu_burst_key": "ops"}, 5000)]),
     ]

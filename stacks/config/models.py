@@ -222,6 +222,10 @@ class ModelConfig(Strict):
     explicit version tag or digest (no `:latest`)."""
     gpus: Annotated[int, Field(ge=1, le=8)] = 1
     """GPUs per replica = `--tensor-parallel-size`; must fit on one node of the pool."""
+    shared_gpu: bool = False
+    """Each replica requests one time-slice of a GPU (`nvidia.com/gpu.shared`) instead of whole GPUs; the model's
+    pool must have `timeSlicing`, `gpus` must be 1, and `gpuMemoryUtilization` must leave room for the other slices
+    of the GPU (docs/gpu-and-addons.md "Time-slicing")."""
     max_model_len: Annotated[int, Field(ge=256, le=1048576)] = 8192
     gpu_memory_utilization: Annotated[float, Field(gt=0.1, le=0.98)] = 0.90
     extra_args: list[str] = []
