@@ -170,6 +170,30 @@ def test_usage_rule_validates_and_prices_each_model_like_estimate(mocks, stack):
     assert 'resource="nvidia_com_gpu"' in per_sample[usage.GPUS_RUNNING]
 
 
+def test_a_model_on_time_slices_is_priced_at_estimates_instance_and_counts_its_share_of_a_gpu():
+    from test_time_slicing import SHARED_MODEL, SHARED_POOL
+    from test_workload_support import DEV_MODELS, raw_config
+
+    from burstctl import estimate
+    from stacks.config import validate
+    from stacks.config.prices import model_price
+
+    raw = raw_config("dev", models=[*DEV_MODELS, SHARED_MODEL])
+    raw["gpu"] = {**raw["gpu"], "pools": [*raw["gpu"]["pools"], SHARED_POOL]}
+    cfg = validate(raw)
+    (m,) = [m for m in cfg.models if m.shared_gpu]
+    price = model_price(cfg, m)
+    est = estimate.estimate(cfg, m)
+    # 4 slices of 3 CPUs do not fit a 4- or 8-vCPU node: the same 16-vCPU instance estimate sizes the node with.
+    assert price.instance_type == est.instance_type and price.instance_type.endswith(".4xlarge")
+    assert price.usd_per_gpu_hour == est.price_per_hour and price.time_slices == est.slices == 4
+    groups = usage.rule_groups("inference", {m.served_name: price._asdict()}, {})
+    (share,) = [r for r in _rules(groups) if r.get("record") == usage.GPUS_PER_SLICE]
+    assert share == {"record": usage.GPUS_PER_SLICE, "expr": "vector(0.25)", "labels": {"model": m.served_name}}
+    samples = [r.get("record") for r in groups[0]["rules"]]
+    assert samples.index(usage.GPUS_PER_SLICE) < samples.index(usage.GPUS_RUNNING)  # read in the same evaluation
+
+
 PROMTOOL = shutil.which("promtool")
 
 
