@@ -243,8 +243,8 @@ def budget_rules(budgets: dict[str, int]) -> list[dict]:
                    "summary": "API key {{ $labels.%s }} used {{ $value | humanizePercentage }} of its daily token "
                               "budget" % KEY_LABEL,
                    "description": ("Input + output tokens of key {{ $labels.%s }} over the last 24 hours reached %d%% "
-                                   "of its tokensPerDay. At 100%% the edge answers 429 until the rolling window "
-                                   "frees tokens; raise the budget or tell the key's owner."
+                                   "of its tokensPerDay. At 100%% of its budget window the edge answers 429 until "
+                                   "the window resets; raise the budget or tell the key's owner."
                                    % (KEY_LABEL, int(BUDGET_ALERT_RATIO * 100))),
                }}]
     return rules

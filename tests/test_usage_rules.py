@@ -282,8 +282,8 @@ def test_rules_arithmetic_under_prometheus(tmp_path):
              "exp_annotations": {
                  "summary": "API key team-a used 80% of its daily token budget",
                  "description": "Input + output tokens of key team-a over the last 24 hours reached 80% of its "
-                                "tokensPerDay. At 100% the edge answers 429 until the rolling window frees "
-                                "tokens; raise the budget or tell the key's owner."}}
+                                "tokensPerDay. At 100% of its budget window the edge answers 429 until the "
+                                "window resets; raise the budget or tell the key's owner."}}
     test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
         "interval": "1m", "input_series": series,
         "promql_expr_test": [{"expr": name, "eval_time": at, "exp_samples": [_sample(name, lbl, v) for lbl, v in exp]}
