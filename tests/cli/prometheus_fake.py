@@ -73,7 +73,8 @@ def fake_prometheus() -> Iterator[Any]:
     def start(**state: Any) -> FakePrometheus:
         prom = FakePrometheus(**state)
         server = ThreadingHTTPServer(("127.0.0.1", 0), prom.handler())
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # A short poll interval: shutdown() waits for it at teardown.
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         prom.url = f"http://127.0.0.1:{server.server_port}"
         return prom
