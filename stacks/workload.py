@@ -79,7 +79,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "hold_seconds": int(duration_seconds(http.readiness_timeout)),
         "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
         "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names, "requests_per_minute": limits,
-        "replicas": edge_replicas}
+        "key_models": cfg.key_models, "replicas": edge_replicas}
     if api_keys is not None:
         edge_args["api_keys"] = api_keys
     if gw.certificate_arn:

@@ -373,6 +373,15 @@ NON_INTERNET_RANGES = tuple(ipaddress.ip_network(n) for n in (
 """Source ranges that never reach an internet-facing load balancer from the internet."""
 
 
+class KeyPolicy(Strict):
+    """`gpu-burst:gateway.keys.<name>` — what the API key `gpu-burst:apiKeys.<name>` may do. A policy `{}` lets the
+    key call every model."""
+
+    models: Optional[Annotated[list[str], Field(min_length=1)]] = None
+    """Served names (`models[].servedName`) the key may call; any other model gets 403 at the edge. Leave it out to
+    allow every model, including models other programs add later."""
+
+
 class GatewayConfig(Strict):
     """`gpu-burst:gateway` — the OpenAI-compatible front door (Envoy Gateway + AI Gateway behind an LBC NLB), and
     the namespace the model services live in."""
@@ -392,6 +401,8 @@ class GatewayConfig(Strict):
     bucket per route); over it: 429 with Retry-After."""
     key_requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = {}
     """Per key name: overrides `requestsPerMinute`."""
+    keys: dict[str, KeyPolicy] = {}
+    """Per API key name (a key of `gpu-burst:apiKeys`): the models it may call."""
     replicas: Optional[Annotated[int, Field(ge=1, le=10)]] = None
     """Replicas of Envoy, the edge controllers and the AWS Load Balancer Controller; default 2 when
     systemNodes.minSize >= 2, else 1."""
@@ -428,7 +439,7 @@ class GatewayConfig(Strict):
                              "llm.example.com")
         return v
 
-    @field_validator("key_requests_per_minute")
+    @field_validator("key_requests_per_minute", "keys")
     @classmethod
     def _key_names(cls, v: dict) -> dict:
         bad = sorted(k for k in v if not re.match(_KEY_NAME, k))
