@@ -43,9 +43,9 @@ REJECTIONS = {
 limits. Envoy counts per filter or per route cluster, never per client: these are totals, not per key."""
 
 # -- sampling and windows ------------------------------------------------------------------------------------------
-SAMPLE_INTERVAL = "1m"
 SAMPLE_SECONDS = 60
 """Evaluation interval of the per-model sample rules; GPU-seconds are their sum over a window times this."""
+SAMPLE_INTERVAL = f"{SAMPLE_SECONDS}s"
 WINDOWS = ("1h", "1d")
 """Windows the rules record. "Today" is the rolling 24 hours before the evaluation (`[1d]`), not a calendar day:
 Prometheus has no time zone, and a rolling day is what an increase over a range selector means."""
