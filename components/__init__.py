@@ -23,6 +23,7 @@ from .model_store import ModelStore, ModelStoreArgs, ModelWeights, ModelWeightsA
 from .monitoring import Monitoring, MonitoringArgs
 from .network import NatMode, Network, NetworkArgs
 from .nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from .usage import ModelPriceArgs, UsageRules, UsageRulesArgs
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ COMPONENTS = [
     GlobalDnsRecord,
     Dashboards,
     Alerts,
+    UsageRules,
 ]
 
 __all__ = [
@@ -70,4 +72,5 @@ __all__ = [
     "Monitoring", "MonitoringArgs",
     "NatMode", "Network", "NetworkArgs",
     "NvidiaDevicePlugin", "NvidiaDevicePluginArgs",
+    "UsageRules", "UsageRulesArgs", "ModelPriceArgs",
 ]
