@@ -24,6 +24,7 @@ from .monitoring import Monitoring, MonitoringArgs
 from .network import NatMode, Network, NetworkArgs
 from .nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from .rate_limit_redis import ElastiCacheRedis, ElastiCacheRedisArgs, InClusterRedis, InClusterRedisArgs
+from .usage import ModelPriceArgs, UsageRules, UsageRulesArgs
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ COMPONENTS = [
     GlobalDnsRecord,
     Dashboards,
     Alerts,
+    UsageRules,
 ]
 
 __all__ = [
@@ -74,4 +76,5 @@ __all__ = [
     "Monitoring", "MonitoringArgs",
     "NatMode", "Network", "NetworkArgs",
     "NvidiaDevicePlugin", "NvidiaDevicePluginArgs",
+    "UsageRules", "UsageRulesArgs", "ModelPriceArgs",
 ]

@@ -13,9 +13,11 @@ from components.model_service import ModelService
 from components.image_cache import ImageCache
 from components.model_store import ModelStore, ModelWeights
 from components.rate_limit_redis import ElastiCacheRedis, InClusterRedis
+from components.usage import UsageRules
 
 from .config import RedisMode, StackConfig, duration_seconds
 from .config.models import VLLM_IMAGE
+from .config.prices import model_price
 from .contracts import Addons, Foundation
 from .global_dns import HostedZone, regional_record
 
@@ -187,6 +189,15 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "models": names,
          "no_replica_for": {m.served_name: _go_duration(m.startup_seconds) for m in models},
          "idle_gpu_node_for": _go_duration(idle_after)},
+        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.monitoring_release]),
+    )
+
+    prices = {m.served_name: p._asdict() for m in models if (p := model_price(cfg, m)) is not None}
+    UsageRules(
+        "gpu-burst-usage",
+        # The keys' daily token budgets: the budget series and the 80% alert.
+        {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "prices": prices,
+         "key_tokens_per_day": {k: p.tokens_per_day for k, p in policies.items() if p.tokens_per_day}},
         opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.monitoring_release]),
     )
 

@@ -508,3 +508,18 @@ def test_token_budgets_without_a_redis_are_refused_by_the_component(mocks):
             "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
             "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"], "key_names": [],
             "requests_per_minute": {"default": 60}, "tokens_per_day": {"default": 1000}, "scrape": False}))
+
+
+def test_the_usage_rules_know_each_keys_daily_budget(managed, no_budget):
+    """The daily budgets the edge enforces are the ones the usage rules record and alert on (80% of a day)."""
+    from components.usage import BUDGET, KEY_LABEL
+
+    def budgets(mocks):
+        (rule,) = [as_object(r) for r in of_kind(mocks, "PrometheusRule") if r.name.startswith("gpu-burst-usage")]
+        return {r["labels"][KEY_LABEL]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]
+                if r.get("record") == BUDGET}
+
+    mocks, _, cfg = managed
+    assert budgets(mocks) == {k: f"vector({p.tokens_per_day})" for k, p in cfg.key_policies.items()
+                              if p.tokens_per_day}
+    assert budgets(no_budget[0]) == {}
