@@ -42,6 +42,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     k8s_opts = {"providers": [f.k8s_provider]}
     models = list(cfg.models)
     names = [m.served_name for m in models]
+    adapters = [{"name": a.name, "base": m.served_name} for m in models for a in m.adapters]
 
     ns = k8s.core.v1.Namespace(
         "gpu-burst-inference",
@@ -78,6 +79,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
         "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names, "requests_per_minute": limits,
         "replicas": edge_replicas}
+    if adapters:
+        edge_args["adapters"] = adapters
     if api_keys is not None:
         edge_args["api_keys"] = api_keys
     if gw.certificate_arn:
@@ -109,7 +112,9 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             f"weights-{m.served_name}",
             {**staging, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
              "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
-             "revision": m.revision, **({"compile_cache_image": m.image} if m.compile_cache else {})},
+             "revision": m.revision, **({"compile_cache_image": m.image} if m.compile_cache else {}),
+             **({"adapters": [{"name": a.name, "hf_model_id": a.hf_model_id, "revision": a.revision}
+                              for a in m.adapters], "adapter_max_rank": m.lora_rank} if m.adapters else {})},
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns]),
         )
         optional["weights"] = {"model_uri": weights.model_uri, "service_account_name": weights.service_account_name,
@@ -120,6 +125,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             optional["weights"]["compile_cache_uri"] = weights.compile_cache_uri
         if release_label is not None:
             optional["monitoring_release_label"] = release_label
+        if m.adapters:
+            optional.update(adapter_sources(m, weights))
         if m.prewarm:
             optional["prewarm"] = [{"start": w.start, "end": w.end, "timezone": w.timezone, "replicas": w.replicas}
                                    for w in m.prewarm]
@@ -139,7 +146,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
              "scrape_interval": MODEL_SCRAPE_INTERVAL},
             # Every CR waits for the release that installs its CRD (and webhook); pods wait for their NodePools.
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[
-                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, weights.staging_job]),
+                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, *weights.staging_jobs]),
         )
 
     Dashboards(
@@ -161,6 +168,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     return {
         "endpoint": gateway.endpoint,
         "models": names,
+        # Model → its LoRA adapters: more names clients may send (and another program may not take).
+        "adapters": {m.served_name: [a.name for a in m.adapters] for m in models if m.adapters},
         "apiKeys": gateway.api_keys,
         # The first key alone (secret), for `export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)`.
         "apiKey": pulumi.Output.secret(gateway.api_keys.apply(lambda k: k[sorted(k)[0]])),
@@ -177,6 +186,13 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "modelStoreBucket": store.bucket_name,
         **shared_outputs(cfg, a, gateway, cache, release_label),
     }
+
+
+def adapter_sources(m, weights: ModelWeights) -> dict:
+    """ModelService's LoRA args for a model config with adapters: where each adapter was staged, and the limits."""
+    return {"adapters": [{"name": a.name, "uri": weights.adapter_uris.apply(lambda u, n=a.name: u[n])}
+                         for a in m.adapters],
+            "max_loras": m.lora_slots, "max_lora_rank": m.lora_rank}
 
 
 def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCache], release_label) -> dict:
