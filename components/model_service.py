@@ -305,12 +305,7 @@ class ModelService(pulumi.ComponentResource):
     """PromQL of the Prometheus trigger."""
 
     def __init__(self, name: str, args: ModelServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(token("ModelService"), name, None, opts)
         served = args["served_name"]
-        ns = args["namespace"]
-        deps = deps_of(opts)
-        if args["min_replicas"] > args["max_replicas"]:
-            raise ValueError(f"ModelService '{name}': min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
         adapters = list(args.get("adapters", []))
         problems = lora_problems(served, adapters, args.get("max_loras", len(adapters)),
                                  args.get("max_lora_rank", DEFAULT_LORA_RANK))
@@ -318,6 +313,11 @@ class ModelService(pulumi.ComponentResource):
             problems.append("adapters need weights with tools_config_map (they are synced from the model store)")
         if problems:
             raise ValueError(f"ModelService '{name}': " + "; ".join(problems))
+        super().__init__(token("ModelService"), name, None, opts)
+        ns = args["namespace"]
+        deps = deps_of(opts)
+        if args["min_replicas"] > args["max_replicas"]:
+            raise ValueError(f"ModelService '{name}': min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
         lbl = labels("model-service", served, {"app.kubernetes.io/name": "vllm", "gpu-burst.io/model": served})
         selector = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": served}
 
