@@ -190,7 +190,8 @@ class ModelWeightsArgs(TypedDict):
     revision: str
     """Hugging Face commit hash to stage and serve."""
     hf_token: NotRequired[pulumi.Input[str]]
-    """Hub token (a Pulumi secret) for gated repositories; only the staging Job sees it."""
+    """Hub token (a Pulumi secret) for gated repositories; only the staging Jobs (the model's and its adapters') see
+    it."""
     adapters: NotRequired[list[AdapterWeightsArgs]]
     """LoRA adapters of the model: each staged by a Job of its own (with the token, when given), readable by the
     model's pods. Their files are checked in the Job against what vLLM loads (a PEFT LoRA adapter of rank at most

@@ -316,6 +316,8 @@ class ModelConfig(Strict):
     """In-flight requests per replica at the interceptor (second 1→N signal, and the route's scaling metric)."""
     pool: Annotated[str, Field(min_length=1)] = "gpu-on-demand"
     needs_hf_token: bool = False
+    """The repository (or one of `adapters`) is gated: the staging Jobs of the model and its adapters get
+    `gpu-burst:hfToken`, nothing else does."""
     startup_budget: Duration = "20m"
     """Budget of the startupProbe: GPU node + image pull + weights download/load + compile."""
     drain_timeout: Duration = "2m"
