@@ -334,6 +334,8 @@ def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
     for k in ("p50", "p95", "p99", "min", "max"):
         lat.add_column(k, justify="right")
     lat.add_row("TTFT", *(fmt_seconds(s["ttft_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
+    if s["itl_s"]["p50"] is not None:
+        lat.add_row("inter-token", *(fmt_seconds(s["itl_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
     lat.add_row("latency", *(fmt_seconds(s["latency_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
     con.print(lat)
     if s["errors"]:
@@ -346,6 +348,33 @@ def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
         con.print(err)
     for line in s["diagnosis"]:
         stderr().print(Text.assemble(("=> ", "bold yellow"), line), soft_wrap=True)
+
+
+# -- compare ---------------------------------------------------------------------------------------------------
+@app.command()
+def compare(
+    a: Path = typer.Argument(..., metavar="A.json", help="Baseline: a `burst --out FILE.json` result (e.g. whole "
+                             "GPUs)."),
+    b: Path = typer.Argument(..., metavar="B.json", help="Candidate: a result of the same model and load (e.g. the "
+                             "same model on N time-slices per GPU)."),
+    max_regression: str = typer.Option("20%", "--max-regression", metavar="PERCENT", help="Exit 1 when B's p95 "
+                                       "TTFT is worse than A's by more than this (20% or 20)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Compare two `burst` results side by side: TTFT and inter-token latency p50/p95/p99, tokens/s, errors, B/A.
+
+    Exits 1 when B's p95 time to first token is worse than A's by more than --max-regression (default 20%), or B has
+    no successful request; 2 when a file is not a burst result or A has no successful request.
+    """
+    from burstctl import compare as cmp
+
+    result = cmp.compare(a, b, cmp.parse_regression(max_regression))
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        cmp.render(result, stdout())
+    if result.regressed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 # -- verify / timeline -----------------------------------------------------------------------------------------

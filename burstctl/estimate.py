@@ -222,6 +222,8 @@ class Estimate:
     figures: list[Figure]
     target_s: float = DEFAULT_TARGET_S
     """Goal for the stack path's first token."""
+    slices: int = 1
+    """Time-slices per GPU the model's replicas share (its pool's `timeSlicing` with `sharedGpu`; 1: whole GPUs)."""
     prewarm: Optional[PrewarmCost] = None
     """The model's scheduled pre-warm windows, priced (None without windows)."""
 
@@ -229,6 +231,22 @@ class Estimate:
         if self.price_per_hour is None:
             return None
         return round(path.gpu_billed_s * self.price_per_hour / 3600, 4)
+
+    def slice_cost(self, path: PathEstimate) -> Optional[float]:
+        """This model's share of the node's cost when every slice of its GPU serves a replica."""
+        c = self.cost(path)
+        return None if c is None else round(c / self.slices, 4)
+
+    @property
+    def free_slice_s(self) -> Optional[float]:
+        """First token when a replica lands on a node of the pool that is already up and has a free slice: no node
+        launch, no device plugin start, the image already on the node; weights, engine and routing as on the stack
+        path. None for whole GPUs (a replica's GPU is never on a running node)."""
+        if self.slices == 1:
+            return None
+        skip = ("node launch -> Ready", "Ready -> GPU allocatable")
+        return round(sum(p.seconds for p in self.paths[-1].phases
+                         if p.name not in skip and not p.name.startswith("image")), 1)
 
     def nat_cost(self, path: PathEstimate) -> float:
         return round(path.nat_gb * NAT_USD_PER_GB, 4)
@@ -238,8 +256,9 @@ class Estimate:
             "model": self.model, "instance_type": self.instance_type, "weights_gb": self.weights_gb,
             "image_gb": self.image_gb, "price_per_hour_usd": self.price_per_hour, "target_s": self.target_s,
             "target_met": self.paths[-1].total_s <= self.target_s,
+            "time_slices": self.slices, "free_slice_first_token_s": self.free_slice_s,
             "paths": [{"path": p.path, "description": p.description, "total_s": p.total_s,
-                       "gpu_billed_s": p.gpu_billed_s, "cost_usd": self.cost(p),
+                       "gpu_billed_s": p.gpu_billed_s, "cost_usd": self.cost(p), "slice_cost_usd": self.slice_cost(p),
                        "nat_gb": round(p.nat_gb, 2), "nat_cost_usd": self.nat_cost(p),
                        "phases": [{"phase": ph.name, "seconds": round(ph.seconds, 1), "formula": ph.formula,
                                    "figures": [f.key for f in ph.figures]} for ph in p.phases]}
@@ -262,19 +281,26 @@ def weights_gb_of(hf_model_id: str) -> float:
 
 
 def default_instance(cfg: Any, model: Any) -> str:
-    """Smallest instance of the model's pool that holds its GPUs (what Karpenter's price ordering picks first)."""
-    from burstctl.program import stack_config_gpu
+    """Smallest instance of the model's pool that holds its GPUs (what Karpenter's price ordering picks first). For a
+    model on time-slices: the smallest 1-GPU instance whose CPU holds all the slices of its GPU, which is what
+    Karpenter launches when that many replicas are pending at once."""
+    from burstctl.program import stack_config_capacity, stack_config_gpu
     GPU_INSTANCE_SIZES = stack_config_gpu().GPU_INSTANCE_SIZES
+    kube_reserved_cpu_m, parse_cpu_m = stack_config_capacity().kube_reserved_cpu_m, stack_config_capacity().parse_cpu_m
 
     pool = next(p for p in cfg.gpu.pools if p.name == model.pool)
+    slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
+    need_m = parse_cpu_m(model.cpu) * slices if slices > 1 else 0
     best = None
     for fam in pool.instance_families:
         for size, (vcpu, gpus) in GPU_INSTANCE_SIZES.get(fam, {}).items():
             name = f"{fam}.{size}"
-            if gpus == model.gpus and (best is None or (vcpu, PRICE_PER_HOUR.get(name, 1e9)) < best[0]):
+            fits = vcpu * 1000 - kube_reserved_cpu_m(vcpu * 1000) >= need_m
+            if gpus == model.gpus and fits and (best is None or (vcpu, PRICE_PER_HOUR.get(name, 1e9)) < best[0]):
                 best = ((vcpu, PRICE_PER_HOUR.get(name, 1e9)), name)
     if best is None:
-        raise BadInput(f"--model: no instance of pool '{pool.name}' has {model.gpus} GPUs")
+        what = f"{model.gpus} GPUs" + (f" and room for {slices} slices of {model.cpu} CPU" if slices > 1 else "")
+        raise BadInput(f"--model: no instance of pool '{pool.name}' has {what}; pass --instance-type")
     return best[1]
 
 
@@ -532,9 +558,11 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     figures.append(_fig("nat_processing", NAT_USD_PER_GB, "USD/GB", "spec", NAT_PRICES))
     if price is not None:
         figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", EC2_PRICES))
+    pool = next(p for p in gpu.pools if p.name == model.pool)
+    slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
     return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,
                     price_per_hour=price, paths=[baseline, stack], figures=figures,
-                    target_s=TARGET_S.get(cfg.environment, DEFAULT_TARGET_S),
+                    target_s=TARGET_S.get(cfg.environment, DEFAULT_TARGET_S), slices=slices,
                     prewarm=prewarm_cost(model, itype, price,
                                          week_of or datetime.now(timezone.utc).date()))
 
@@ -588,8 +616,14 @@ def render(est: Estimate, console: Any) -> None:
     if bc is not None:
         t.add_row("GPU cost per cold start", f"${bc:.4f}", f"${sc:.4f}",
                   f"billed launch -> first token x ${est.price_per_hour}/h")
+        if est.slices > 1:
+            t.add_row(f"  per slice (1 of {est.slices})", f"${est.slice_cost(base):.4f}",
+                      f"${est.slice_cost(stack):.4f}", f"GPU cost / {est.slices}: every slice of the GPU serves a replica")
     t.add_row("NAT data per cold start", f"${est.nat_cost(base):.4f}", f"${est.nat_cost(stack):.4f}",
               f"{stack.nat_formula} ({stack.nat_gb:g} GB) x ${NAT_USD_PER_GB}/GB")
+    if est.free_slice_s is not None:
+        t.add_row("first token on a running node", "", f"{est.free_slice_s:.1f} s",
+                  "a free slice on a node already up: no launch, device plugin or image pull")
     console.print(t)
     s = Table(title="figures", title_justify="left")
     for col in ("figure", "value", "kind", "source"):

@@ -368,13 +368,15 @@ def verify_active(s: Snapshot, t: Target) -> list[Check]:
     else:
         parts, failing = [], None
         for n in s.nodes:
-            gpus = str(((n.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", "0"))
+            alloc = (n.get("status") or {}).get("allocatable") or {}
+            # A time-sliced pool's node advertises its slices (nvidia.com/gpu.shared) instead of whole GPUs.
+            gpus = str(alloc.get("nvidia.com/gpu") or alloc.get("nvidia.com/gpu.shared") or "0")
             ready = is_true(n, "Ready")
             parts.append(f"{name_of(n)} Ready={ready} gpus={gpus}")
             if not ready:
                 failing = failing or ("node not Ready", CAUSE_REGISTER)
             elif gpus in ("0", ""):
-                failing = failing or ("node advertises no nvidia.com/gpu", CAUSE_INITIALIZE)
+                failing = failing or ("node advertises no nvidia.com/gpu (nor nvidia.com/gpu.shared)", CAUSE_INITIALIZE)
         detail = "; ".join(parts)
         checks.append(Check("gpu nodes", "fail", f"{detail} — {failing[0]}", failing[1]) if failing
                       else Check("gpu nodes", "pass", detail))

@@ -46,6 +46,9 @@ class KarpenterArgs(TypedDict):
     created it is never deleted by `destroy` (other stacks and users in the account rely on it)."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Tags for the AWS resources."""
+    node_overlay: NotRequired[bool]
+    """Turn on the NodeOverlay feature gate (alpha in 1.14), which time-sliced GPU pools need: it is how Karpenter
+    learns that their instance types offer `nvidia.com/gpu.shared`. Default False (the chart's default)."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -198,6 +201,8 @@ class Karpenter(pulumi.ComponentResource):
                 "clusterName": cluster_name,
                 "clusterEndpoint": args["cluster_endpoint"],
                 "interruptionQueue": self.queue.name,
+                # Only the gate we need; the chart renders every other gate from its own defaults.
+                **({"featureGates": {"nodeOverlay": True}} if args.get("node_overlay") else {}),
             },
             # The association's own output, so the chart's service account and Pod Identity can never disagree.
             "serviceAccount": {"name": association.service_account},

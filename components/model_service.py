@@ -13,7 +13,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, token
+from ._common import (GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
+                      TRAFFIC_CLASS_LABEL, child, deps_of, labels, token)
 
 VLLM_PORT = 8000
 PORT_NAME = "http"
@@ -224,6 +225,9 @@ class ModelServiceArgs(TypedDict):
     """Pinned vLLM OpenAI-server image (possibly its pull-through-cache reference, an Output)."""
     gpus: int
     """GPUs per replica (`nvidia.com/gpu` request and `--tensor-parallel-size`)."""
+    shared_gpu: NotRequired[bool]
+    """Each replica requests one time-slice (`nvidia.com/gpu.shared`) instead of whole GPUs and tolerates the taint of
+    the time-sliced pools; needs `gpus` 1 and a traffic class whose pools time-slice. Default False."""
     max_model_len: int
     """`--max-model-len`."""
     gpu_memory_utilization: float
@@ -318,6 +322,9 @@ class ModelService(pulumi.ComponentResource):
         deps = deps_of(opts)
         if args["min_replicas"] > args["max_replicas"]:
             raise ValueError(f"ModelService '{name}': min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
+        if args.get("shared_gpu") and args["gpus"] != 1:
+            raise ValueError(f"ModelService '{name}': shared_gpu with gpus {args['gpus']}; allowed: gpus 1 (a replica "
+                             "gets one time-slice of one GPU)")
         lbl = labels("model-service", served, {"app.kubernetes.io/name": "vllm", "gpu-burst.io/model": served})
         selector = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": served}
 
@@ -471,6 +478,12 @@ class ModelService(pulumi.ComponentResource):
         startup_failures = math.ceil(args["startup_seconds"] / PROBE_PERIOD_SECONDS)
         weights = args.get("weights")
         adapters = list(args.get("adapters", []))
+        shared = bool(args.get("shared_gpu"))
+        # A slice is its own resource (never a whole GPU) on tainted pools that only opted-in pods tolerate.
+        gpu_request = {SHARED_GPU_RESOURCE: "1"} if shared else {GPU_RESOURCE: str(gpus)}
+        tolerations = [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+                       *([{"key": TIME_SLICING_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+                         if shared else [])]
         vllm_args = [
             *weights_args(args["hf_model_id"], weights),
             f"--served-model-name={served}",
@@ -517,8 +530,8 @@ class ModelService(pulumi.ComponentResource):
             "ports": [{"name": PORT_NAME, "containerPort": VLLM_PORT, "protocol": "TCP"}],
             "resources": {
                 "requests": {"cpu": args.get("cpu", "4"), "memory": args.get("memory", "16Gi"),
-                             "ephemeral-storage": cache_size, "nvidia.com/gpu": str(gpus)},
-                "limits": {"memory": args.get("memory", "16Gi"), "nvidia.com/gpu": str(gpus)},
+                             "ephemeral-storage": cache_size, **gpu_request},
+                "limits": {"memory": args.get("memory", "16Gi"), **gpu_request},
             },
             "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"},
                              {"name": "model-cache", "mountPath": CACHE_MOUNT},
@@ -560,7 +573,7 @@ class ModelService(pulumi.ComponentResource):
                     "terminationGracePeriodSeconds": drain + 30,
                     # The traffic class, not one NodePool: every pool of the class can take the pod, by weight.
                     "nodeSelector": {TRAFFIC_CLASS_LABEL: args["traffic_class"], GPU_PRESENT_LABEL: "true"},
-                    "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+                    "tolerations": tolerations,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
                                         "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                     **({"initContainers": [adapters_init_container(adapters, args["image"], weights,

@@ -82,8 +82,9 @@ def image_is_pinned(image: Optional[str]) -> bool:
 
 
 def _requests_gpu(container: Mapping) -> bool:
+    # Whole GPUs or time-slices of one (nvidia.com/gpu.shared): both are model containers.
     res = container.get("resources") or {}
-    return any(GPU_RESOURCE in (res.get(k) or {}) for k in ("limits", "requests"))
+    return any(str(name).startswith(GPU_RESOURCE) for k in ("limits", "requests") for name in (res.get(k) or {}))
 
 
 def is_gpu_nodepool(props: Mapping) -> bool:

@@ -29,6 +29,7 @@ def _pool_args(p) -> GpuPoolArgs:
         consolidate_after=p.consolidate_after,
         termination_grace_period=p.termination_grace_period,
         disruption_budget_nodes=p.disruption_budget_nodes,
+        **({"time_slicing": p.time_slicing} if p.time_slicing else {}),
     )
 
 
@@ -52,6 +53,7 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
             "chart_version": dp.chart_version,
             "gfd_enabled": dp.gfd_enabled,
             **({"nfd_chart_version": dp.effective_nfd_chart_version} if dp.gfd_enabled else {}),
+            **({"time_slicing": cfg.gpu.slice_counts} if cfg.gpu.slice_counts else {}),
         }, opts=opts())
 
     pool_deps = [f.karpenter_release] + ([device_plugin.release] if device_plugin else [])

@@ -95,6 +95,7 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         "controller_memory": cfg.karpenter.controller_memory,
         "create_spot_service_linked_role": cfg.karpenter.create_spot_service_linked_role,
         "tags": tags,
+        **({"node_overlay": True} if cfg.gpu.slice_counts else {}),
     }, pulumi.ResourceOptions(
         provider=cluster.provider,
         depends_on=[cluster.pod_identity_agent, cluster.coredns, *discovery],

@@ -78,7 +78,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "hold_seconds": int(duration_seconds(http.readiness_timeout)),
         "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
         "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names, "requests_per_minute": limits,
-        "replicas": edge_replicas}
+        "key_models": cfg.key_models, "replicas": edge_replicas}
     if adapters:
         edge_args["adapters"] = adapters
     if api_keys is not None:
@@ -134,6 +134,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             f"model-{m.served_name}",
             {**optional, "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
              "image": cache.image_for(m.image) if cache else m.image, "gpus": m.gpus, "max_model_len": m.max_model_len,
+             **({"shared_gpu": True} if m.shared_gpu else {}),
              "gpu_memory_utilization": m.gpu_memory_utilization, "extra_args": list(m.extra_args),
              "traffic_class": cfg.gpu.traffic_class_of(m.pool),
              "min_replicas": m.min_replicas, "max_replicas": m.max_replicas, "idle_seconds": m.idle_seconds,

@@ -59,6 +59,15 @@ def net(**kw):
     return {"network": kw}
 
 
+SLICED_POOL = {**POOL, "timeSlicing": 4}
+SHARED = {"sharedGpu": True, "gpuMemoryUtilization": 0.2}
+
+
+def sliced(**kw):
+    """The dev model on one slice of the dev pool, its GPUs cut into 4."""
+    return {"gpu": {"pools": [SLICED_POOL]}, "models": [{**MODEL, **SHARED, **kw}]}
+
+
 WIN = {"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin"}
 """Office hours in Berlin, warm ten minutes before eight (a cold start's worth), weekdays."""
 
@@ -963,6 +972,55 @@ BAD = [
     ('gw-replicas-high', {"gateway": {"replicas": 11}}, [
         'gpu-burst:gateway.replicas: 11 is out of range; allowed: an integer from 1 to 10',
     ]),
+    # time-slicing
+    ('ts-slices-range', pool(timeSlicing=1), [
+        'gpu-burst:gpu.pools[0].timeSlicing: 1 is out of range; allowed: an integer from 2 to 8',
+    ]),
+    ('ts-slices-high', pool(timeSlicing=16), [
+        'gpu-burst:gpu.pools[0].timeSlicing: 16 is out of range; allowed: an integer from 2 to 8',
+    ]),
+    ('ts-slices-type', pool(timeSlicing="four"), [
+        "gpu-burst:gpu.pools[0].timeSlicing: expected an integer, got 'four'; write a whole number without quotes, e.g. timeSlicing: 2",
+    ]),
+    ('ts-class-mixes-whole-and-sliced', {"gpu": {"pools": [SLICED_POOL, {**POOL, "name": "gpu-spot", "capacityTypes": ["spot"]}]},
+                                         "models": [{**MODEL, **SHARED}]}, [
+        "gpu-burst:gpu.pools[1].timeSlicing: unset differs from pools[0] 'gpu-on-demand' (timeSlicing 4) in traffic class 'gpu', whose models all request the same kind of GPU; allowed: 4, or a trafficClass of its own",
+    ]),
+    ('ts-shared-model-on-whole-pool', model(sharedGpu=True), [
+        "gpu-burst:models[0].sharedGpu: true, but pool 'gpu-on-demand' hands out whole GPUs (no gpu.pools[0].timeSlicing); allowed: false, or a pool with timeSlicing",
+    ]),
+    ('ts-whole-model-on-sliced-pool', pool(timeSlicing=4), [
+        "gpu-burst:models[0].sharedGpu: false, but pool 'gpu-on-demand' time-slices its GPUs (gpu.pools[0].timeSlicing 4) and offers no whole GPU; allowed: sharedGpu: true (one slice per replica), or a pool without timeSlicing",
+    ]),
+    ('ts-shared-model-two-gpus', {"gpu": {"pools": [{**SLICED_POOL, "gpusPerNode": [1, 4], "gpuLimit": 4, "cpuLimit": 64}]},
+                                  "models": [{**MODEL, **SHARED, "gpus": 2}]}, [
+        'gpu-burst:models[0].gpus: 2 GPUs cannot be time-slices: a replica gets one slice of one GPU, and tensor parallelism needs whole GPUs; allowed: 1 with sharedGpu: true, or a pool without timeSlicing',
+    ]),
+    ('ts-replicas-beyond-the-slices', sliced(maxReplicas=9), [
+        "gpu-burst:models[0].maxReplicas: 9 replicas need 3 GPUs at 4 slices per GPU, above pool 'gpu-on-demand' gpuLimit 2; allowed: at most 8, or raise gpu.pools[0].gpuLimit",
+    ]),
+    ('ts-memory-of-one-model', sliced(gpuMemoryUtilization=0.3, maxReplicas=4), [
+        "gpu-burst:models[0].gpuMemoryUtilization: 0.3 does not fit a GPU of traffic class 'gpu' cut into 4 slices: the 4 slices that may share one GPU (qwen2-5-1-5b-instruct x4) preallocate 1.20 of its memory, 1.28 with 0.02 per slice for its CUDA context; allowed: at most 1 in total, e.g. 0.23 for each of 4 equal slices",
+    ]),
+    ('ts-memory-default-share', sliced(gpuMemoryUtilization=0.9, maxReplicas=2), [
+        "gpu-burst:models[0].gpuMemoryUtilization: 0.9 does not fit a GPU of traffic class 'gpu' cut into 4 slices: the 2 slices that may share one GPU (qwen2-5-1-5b-instruct x2) preallocate 1.80 of its memory, 1.84 with 0.02 per slice for its CUDA context; allowed: at most 1 in total, e.g. 0.48 for each of 2 equal slices",
+    ]),
+    ('ts-memory-of-two-models', {"gpu": {"pools": [SLICED_POOL]},
+                                 "models": [{**MODEL, **SHARED, "gpuMemoryUtilization": 0.45},
+                                            {**MODEL, **SHARED, "servedName": "second", "gpuMemoryUtilization": 0.6}]}, [
+        "gpu-burst:models[1].gpuMemoryUtilization: 0.6 does not fit a GPU of traffic class 'gpu' cut into 4 slices: the 2 slices that may share one GPU (second, qwen2-5-1-5b-instruct) preallocate 1.05 of its memory, 1.09 with 0.02 per slice for its CUDA context; allowed: at most 1 in total, e.g. 0.48 for each of 2 equal slices",
+    ]),
+    ('ts-cpu-of-the-slices', {"gpu": {"pools": [{**SLICED_POOL, "timeSlicing": 8, "cpuLimit": 128}]},
+                              "models": [{**MODEL, **SHARED, "gpuMemoryUtilization": 0.105, "maxReplicas": 8, "cpu": "16"}]}, [
+        "gpu-burst:models[0].cpu: 16000m per replica does not fit 8 slices of traffic class 'gpu' (qwen2-5-1-5b-instruct x8) on one node: they request 128000m CPU and the roomiest instance for them, g5.16xlarge (1 GPU x 8 slices), offers 63770m; allowed: at most 7971m each, a lower timeSlicing, or larger instanceFamilies",
+    ]),
+    ('ts-caches-of-the-slices', {"gpu": {"pools": [SLICED_POOL], "instanceStore": "none"},
+                                 "models": [{**MODEL, **SHARED, "maxReplicas": 4, "cacheSize": "60Gi"}]}, [
+        "gpu-burst:models[0].cacheSize: 60Gi per replica does not fit 4 slices of traffic class 'gpu' (qwen2-5-1-5b-instruct x4) on one node: their caches take 240Gi and the roomiest instance for them, g5.xlarge (1 GPU x 4 slices), has 139Gi of ephemeral storage on gpu.volumeSizeGib beside the image; allowed: at most 34Gi each, a lower timeSlicing, or a larger gpu.volumeSizeGib",
+    ]),
+    ('ts-shared-gpu-type', model(sharedGpu="yes please"), [
+        "gpu-burst:models[0].sharedGpu: expected true or false, got 'yes please'; write sharedGpu: true or sharedGpu: false",
+    ]),
     # several at once
     ('many-at-once', {"environment": "qa", "network": {"azCount": 1}, "gpu": {"pools": [{**POOL, "gpusPerNode": [3], "weight": "x"}]}, "models": [{**MODEL, "cpu": "lots", "maxReplicas": 5}]}, [
         "gpu-burst:environment: 'qa' is not allowed; allowed: 'dev', 'staging' or 'prod'",
@@ -1106,6 +1164,22 @@ GOOD = [
      lambda c: c.karpenter_replicas == 2),
     ("log-types", {"cluster": {"enabledLogTypes": ["api", "audit", "authenticator"]}},
      lambda c: len(c.cluster.enabled_log_types) == 3),
+    # 4 replicas x (0.2 + 0.02) = 0.88 of one GPU at worst; 4 x 3 CPU fit a g5.4xlarge, 4 x 20Gi its NVMe.
+    ("ts-one-model-on-four-slices", sliced(maxReplicas=4),
+     lambda c: c.gpu.pools[0].slices_per_gpu == 4 and c.models[0].shared_gpu and c.gpu.slice_counts == [4]),
+    # 0.5 + 0.45 + 2 x 0.02 = 0.99: two models of one replica each on a GPU cut in 2.
+    ("ts-two-models-fill-a-gpu", {"gpu": {"pools": [{**POOL, "timeSlicing": 2}]},
+                                  "models": [{**MODEL, **SHARED, "gpuMemoryUtilization": 0.5},
+                                             {**MODEL, **SHARED, "servedName": "second", "gpuMemoryUtilization": 0.45}]},
+     lambda c: [m.gpu_memory_utilization for m in c.models] == [0.5, 0.45]),
+    # A whole-GPU class and a time-sliced class side by side, on Bottlerocket.
+    ("ts-next-to-whole-gpus-bottlerocket", {
+        "gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0",
+                "pools": [POOL, {**POOL, "name": "gpu-shared", "trafficClass": "shared", "timeSlicing": 8,
+                                 "gpusPerNode": [1, 4], "gpuLimit": 4, "cpuLimit": 96}]},
+        "models": [MODEL, {**MODEL, **SHARED, "servedName": "small", "pool": "gpu-shared", "gpuMemoryUtilization": 0.105,
+                           "maxReplicas": 8, "cpu": "1", "memory": "6Gi", "shmSize": "1Gi", "cacheSize": "10Gi"}]},
+     lambda c: [p.slices_per_gpu for p in c.gpu.pools] == [1, 8] and c.gpu.slice_counts == [8]),
 ]
 
 

@@ -424,3 +424,58 @@ def test_an_added_adapter_may_not_take_a_name_the_cluster_serves():
     assert f"adapters ['added-sql'] are already served by the cluster stack; allowed: names not in " \
            f"{sorted([base, 'added-sql'])}" in msg
     assert [r.typ for r in m.created if r.typ.startswith(("kubernetes:", "aws:"))] == []
+
+
+# -- keys scoped to models: an adapter is a model name of its own ------------------------------------------------------
+
+SCOPED_KEYS = {"team-a": "sk-team-a-lora-0001", "ops": "sk-ops-lora-0002"}
+
+
+@pytest.fixture(scope="module")
+def scoped():
+    """The dev stack with its adapters and two keys: team-a may call the SQL adapter only, ops every model."""
+    from test_key_scopes import edge_of
+
+    gateway = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["gpu-burst:gateway"]
+    mocks, _ = evaluated("dev", {"models": _models("dev"),
+                                 "gateway": {**gateway, "keys": {"team-a": {"models": ["qwen-sql"]}, "ops": {}}}},
+                         secrets={"apiKeys": json.dumps(SCOPED_KEYS)})
+    return edge_of(mocks)
+
+
+@pytest.mark.parametrize("key, model, status", [
+    ("team-a", "qwen-sql", 200),
+    ("team-a", "qwen-support", 403),
+    ("team-a", "qwen2-5-1-5b-instruct", 403),  # the model's name does not grant its adapters, nor the reverse
+    ("ops", "qwen-support", 200),
+    ("ops", "qwen2-5-1-5b-instruct", 200),
+    ("ops", "no-such-adapter", 404),
+])
+def test_a_key_calls_an_adapter_only_when_its_scope_names_it(scoped, key, model, status):
+    answer = scoped.request(SCOPED_KEYS[key], model)
+    assert answer.status == status
+    if status == 200:
+        assert answer.route[1] == model and answer.upstream_headers[MODEL_HEADER] == model
+        assert answer.upstream == "keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local:8080"
+    else:
+        assert answer.upstream is None
+
+
+def test_a_scope_may_name_adapters_and_only_served_names():
+    from stacks.config import ConfigError, validate
+    from test_workload_support import raw_config
+
+    def problems(models):
+        gateway = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["gpu-burst:gateway"]
+        raw = raw_config("dev", models=_models("dev"), apiKeyNames=["ops", "team-a"],
+                         gateway={**gateway, "keys": {"team-a": {"models": models}, "ops": {}}})
+        try:
+            validate(raw)
+        except ConfigError as e:
+            return str(e).splitlines()[1:]
+        return []
+
+    assert problems(["qwen-sql", "qwen2-5-1-5b-instruct"]) == []
+    assert problems(["qwen-legal"]) == [
+        "gpu-burst:gateway.keys.team-a.models: ['qwen-legal'] are not served by this stack; allowed: "
+        "qwen2-5-1-5b-instruct, qwen-sql, qwen-support"]

@@ -208,6 +208,13 @@ def test_startup_probe_on_gpu_containers_only():
     assert len(msgs) == 1 and "startupProbe" in msgs[0] and "inference/m1" in msgs[0]
 
 
+def test_startup_probe_covers_a_time_slice_container():
+    d = deployment(startup=False)
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu.shared": "1"}}
+    msgs = run(policies.model_startup_probe, rargs(policies.DEPLOYMENT, d))
+    assert len(msgs) == 1 and "startupProbe" in msgs[0]
+
+
 def test_no_replicas_on_keda_target():
     ok = [presource(policies.DEPLOYMENT, deployment(), "d"), presource(policies.SCALED_OBJECT, scaled_object(), "s")]
     assert run(policies.no_replicas_with_scaledobject, StackValidationArgs(resources=ok)) == []

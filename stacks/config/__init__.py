@@ -11,7 +11,7 @@ import pulumi
 from pydantic import Field, ValidationError, model_validator
 
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
-from . import capacity
+from . import capacity, slicing
 from .component_constants import edge_gateway
 from .base import GIB, Duration, Problems, Strict, duration_seconds, pattern_type, quantity_value, repeats
 from .errors import NAMESPACE, format_errors
@@ -31,7 +31,7 @@ from .foundation import (
 from .gpu import (GPU_INSTANCE_SIZES, GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
                   GpuConfig, GpuPoolConfig, BOTTLEROCKET_FIRST_NVIDIA_RELEASE, bottlerocket_release, image_snapshot_tags, snapshot_filters)
 from .instance_store import InstanceStore, nvme_allocatable_bytes, smallest_local_nvme
-from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig, PrewarmWindow
+from .models import IMAGE_HEADROOM_GIB, GatewayConfig, KeyPolicy, ModelConfig, PrewarmWindow
 
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
@@ -99,6 +99,34 @@ class StackConfig(Strict):
                 _check_model_on_pool(p, i, m, pools, self.gpu)
             except AttributeError:
                 continue  # this model or its pool has invalid fields, reported on their own lines
+        p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _slices_fit_their_gpus(self):
+        # Per traffic class that time-slices its GPUs: the slices that may share one GPU must fit its memory, and
+        # the slices of one node its CPU and disk (stacks/config/slicing.py, docs/gpu-and-addons.md).
+        g, p = self.gpu, Problems()
+        raid0 = g.instance_store_raid0(None if g.snapshot_auto else g.data_volume_snapshot_id)
+        ebs = None if raid0 and not g.snapshot_auto else \
+            (ephemeral_allocatable_gib(g.volume_size_gib) - IMAGE_HEADROOM_GIB) * GIB
+        classes: dict[str, list[GpuPoolConfig]] = {}
+        for pool in g.pools:
+            if pool.time_slicing:
+                classes.setdefault(pool.traffic_class_label, []).append(pool)
+        for cls, pools in classes.items():
+            names = {q.name for q in pools}
+            ms = [(i, m) for i, m in enumerate(self.models) if m.pool in names and m.shared_gpu and m.gpus == 1]
+            if not ms:
+                continue
+            n = pools[0].time_slicing
+            found = slicing.memory_problem(ms, n, cls)
+            if found:
+                p.add(f"models[{found[0]}].gpuMemoryUtilization", found[1])
+            shapes = slicing.node_shapes(pools, raid0, ebs, IMAGE_HEADROOM_GIB * GIB)
+            fit = slicing.node_fit_problem(ms, n, cls, shapes)
+            if fit:
+                p.add(f"models[{fit[0]}].{fit[1]}", fit[2])
         p.raise_if_any()
         return self
 
@@ -182,6 +210,18 @@ class StackConfig(Strict):
         return self.gateway.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
     @property
+    def key_names(self) -> list[str]:
+        """Names of the client API keys: `gpu-burst:apiKeys`' names, or `default` (a single `apiKey`, or the key the
+        stack generates)."""
+        return list(self.api_key_names) or [edge_gateway.GENERATED_KEY_NAME]
+
+    @property
+    def key_models(self) -> dict[str, list[str]]:
+        """Key name → the served names it may call, for the keys whose policy names models (a key left out may call
+        every model): what the edge enforces."""
+        return {name: list(p.models) for name, p in sorted(self.gateway.keys.items()) if p.models is not None}
+
+    @property
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
@@ -214,6 +254,7 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
     if unknown:
         out.append(("gateway.keyRequestsPerMinute", f"{unknown} are not keys of gpu-burst:apiKeys; "
                     f"allowed: {', '.join(sorted(known))}"))
+    out.extend(_key_scope_problems(cfg))
     h = cfg.addons.http_addon
     # The edge's own timeouts: the NLB idles out after the longest silence a held request may have.
     silence = edge_gateway.hop_timeouts(int(duration_seconds(h.readiness_timeout)),
@@ -222,6 +263,35 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
         out.append(("addons.httpAddon.readinessTimeout",
                     f"readinessTimeout + responseHeaderTimeout + {edge_gateway.MARGIN_SECONDS}s ({silence}s) exceed "
                     f"the NLB idle timeout limit; allowed: at most {edge_gateway.NLB_MAX_IDLE_SECONDS}s in total"))
+    return out
+
+
+def _key_scope_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
+    """`gateway.keys`: each policy names a key and models this stack serves; once some key may call only some
+    models, every key has a policy, so a forgotten key does not silently reach every model."""
+    gw, out = cfg.gateway, []
+    # An adapter is a model to clients: a key calls it only when its name is listed (its model's name does not
+    # cover it).
+    known, served = cfg.key_names, [n for m in cfg.models for n in m.served_names]
+    for name in sorted(gw.keys):
+        if name not in known:
+            out.append((f"gateway.keys.{name}", f"no key '{name}' in gpu-burst:apiKeys; allowed: a policy for "
+                        f"{', '.join(known)}, or add the key: `pulumi config set --secret --path 'apiKeys.{name}' "
+                        "<key>`"))
+        unserved = [m for m in gw.keys[name].models or [] if m not in served]
+        if unserved:
+            out.append((f"gateway.keys.{name}.models", f"{unserved} are not served by this stack; allowed: "
+                        f"{', '.join(served) or 'the servedName of a model in gpu-burst:models'}"))
+        elif len(set(gw.keys[name].models or [])) > edge_gateway.MAX_SCOPE_VALUES:
+            out.append((f"gateway.keys.{name}.models", f"{len(set(gw.keys[name].models))} models; allowed: at most "
+                        f"{edge_gateway.MAX_SCOPE_VALUES} per key (leave models out to allow every model)"))
+    scoped = sorted(n for n, p in gw.keys.items() if p.models is not None and n in known)
+    if scoped:
+        for name in known:
+            if name not in gw.keys:
+                out.append((f"gateway.keys.{name}", f"key '{name}' has no policy while {scoped} may call only some "
+                            f"models; allowed: a policy for every key, gateway.keys.{name}: {{}} for every model or "
+                            "{models: [...]}"))
     return out
 
 
@@ -241,10 +311,26 @@ def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: 
         p.add(f"models[{i}].pool", f"'{m.pool}' is not a pool of gpu.pools; allowed: {', '.join(sorted(pools))}")
         return
     per_node = max(pool.gpus_per_node)
-    if m.gpus > per_node:
+    at = f"gpu.pools[{list(pools).index(m.pool)}]"
+    n = pool.time_slicing
+    if n and not m.shared_gpu:
+        # Whole GPUs are never handed out on a time-sliced pool: the pod would wait for `nvidia.com/gpu` forever.
+        p.add(f"models[{i}].sharedGpu", f"false, but pool '{m.pool}' time-slices its GPUs ({at}.timeSlicing {n}) and "
+              "offers no whole GPU; allowed: sharedGpu: true (one slice per replica), or a pool without timeSlicing")
+    elif m.shared_gpu and not n:
+        p.add(f"models[{i}].sharedGpu", f"true, but pool '{m.pool}' hands out whole GPUs (no {at}.timeSlicing); "
+              "allowed: false, or a pool with timeSlicing")
+    elif m.shared_gpu and m.gpus > 1:
+        p.add(f"models[{i}].gpus", f"{m.gpus} GPUs cannot be time-slices: a replica gets one slice of one GPU, and "
+              "tensor parallelism needs whole GPUs; allowed: 1 with sharedGpu: true, or a pool without timeSlicing")
+    elif m.gpus > per_node:
         p.add(f"models[{i}].gpus", f"{m.gpus} GPUs do not fit on one node of pool '{m.pool}' (gpusPerNode "
               f"{pool.gpus_per_node}); allowed: at most {per_node}, or a pool with larger nodes")
-    elif m.gpus * m.max_replicas > pool.gpu_limit:
+    elif n and m.max_replicas > pool.gpu_limit * n:
+        p.add(f"models[{i}].maxReplicas",
+              f"{m.max_replicas} replicas need {math.ceil(m.max_replicas / n)} GPUs at {n} slices per GPU, above pool "
+              f"'{m.pool}' gpuLimit {pool.gpu_limit}; allowed: at most {pool.gpu_limit * n}, or raise {at}.gpuLimit")
+    elif not n and m.gpus * m.max_replicas > pool.gpu_limit:
         # Rejected rather than warned: replicas beyond the pool's limit would wait Pending forever while KEDA
         # counts them as wanted. Several models may still together exceed a shared pool (they burst in turn).
         most = pool.gpu_limit // m.gpus
@@ -438,6 +524,7 @@ def load() -> StackConfig:
 __all__ = [
     "access_entry_principal", "same_principal",
     "AddonsConfig", "CapacityType", "ClusterConfig", "ConfigError", "Duration", "GatewayConfig", "GpuAmiFamily",
+    "KeyPolicy",
     "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "InstanceStore", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
     "ModelConfig", "MonitoringConfig", "NAMESPACE", "NatGateways", "NetworkConfig", "NetworkMode", "NodeAmi",
     "NvidiaDevicePluginConfig", "LOADER_KEYS", "Problems", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",

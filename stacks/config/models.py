@@ -300,6 +300,10 @@ class ModelConfig(Strict):
     explicit version tag or digest (no `:latest`)."""
     gpus: Annotated[int, Field(ge=1, le=8)] = 1
     """GPUs per replica = `--tensor-parallel-size`; must fit on one node of the pool."""
+    shared_gpu: bool = False
+    """Each replica requests one time-slice of a GPU (`nvidia.com/gpu.shared`) instead of whole GPUs; the model's
+    pool must have `timeSlicing`, `gpus` must be 1, and `gpuMemoryUtilization` must leave room for the other slices
+    of the GPU (docs/gpu-and-addons.md "Time-slicing")."""
     max_model_len: Annotated[int, Field(ge=256, le=1048576)] = 8192
     gpu_memory_utilization: Annotated[float, Field(gt=0.1, le=0.98)] = 0.90
     extra_args: list[str] = []
@@ -509,6 +513,16 @@ NON_INTERNET_RANGES = tuple(ipaddress.ip_network(n) for n in (
 """Source ranges that never reach an internet-facing load balancer from the internet."""
 
 
+class KeyPolicy(Strict):
+    """`gpu-burst:gateway.keys.<name>` — what the API key `gpu-burst:apiKeys.<name>` may do. A policy `{}` lets the
+    key call every model."""
+
+    models: Optional[Annotated[list[str], Field(min_length=1)]] = None
+    """Served names (`models[].servedName`, and `models[].adapters[].name` for LoRA adapters, each listed on its own)
+    the key may call; any other model gets 403 at the edge. Leave it out to allow every model, including models other
+    programs add later."""
+
+
 class GatewayConfig(Strict):
     """`gpu-burst:gateway` — the OpenAI-compatible front door (Envoy Gateway + AI Gateway behind an LBC NLB), and
     the namespace the model services live in."""
@@ -528,6 +542,8 @@ class GatewayConfig(Strict):
     bucket per route); over it: 429 with Retry-After."""
     key_requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = {}
     """Per key name: overrides `requestsPerMinute`."""
+    keys: dict[str, KeyPolicy] = {}
+    """Per API key name (a key of `gpu-burst:apiKeys`): the models it may call."""
     replicas: Optional[Annotated[int, Field(ge=1, le=10)]] = None
     """Replicas of Envoy, the edge controllers and the AWS Load Balancer Controller; default 2 when
     systemNodes.minSize >= 2, else 1."""
@@ -564,7 +580,7 @@ class GatewayConfig(Strict):
                              "llm.example.com")
         return v
 
-    @field_validator("key_requests_per_minute")
+    @field_validator("key_requests_per_minute", "keys")
     @classmethod
     def _key_names(cls, v: dict) -> dict:
         bad = sorted(k for k in v if not re.match(_KEY_NAME, k))

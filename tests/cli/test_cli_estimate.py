@@ -52,6 +52,26 @@ def test_al2023_soci_streamer_by_hand():
     assert _phases(est.estimate(cold, cold.models[0], "g5.xlarge", 15.0, 9.354).paths[1])["engine init"] == 45.37
 
 
+def test_a_model_on_time_slices_by_hand():
+    cfg = _cfg({"pools": [{"name": "gpu-on-demand", "timeSlicing": 4}]},
+               {"sharedGpu": True, "gpuMemoryUtilization": 0.2, "cpu": "3"})
+    # 4 slices x 3 CPU = 12000m: g5.xlarge/2xlarge (4/8 vCPU) cannot hold them, g5.4xlarge (16 vCPU, 15890m after
+    # kube-reserved) can, as can g6.4xlarge; the cheaper of the two.
+    assert est.default_instance(cfg, cfg.models[0]) == "g6.4xlarge"
+    e = est.estimate(cfg, cfg.models[0], "g5.xlarge", weights_gb=15.0, image_gb=9.354)
+    stack = e.paths[1]
+    assert e.slices == 4 and e.cost(stack) == round(133.2 * 1.006 / 3600, 4)
+    assert e.slice_cost(stack) == round(e.cost(stack) / 4, 4)
+    # A free slice on a running node: trigger 2 + weights 12 + engine 22.16 + routed 2 + first token 0.5.
+    assert e.free_slice_s == 38.7
+    d = e.as_dict()
+    assert d["time_slices"] == 4 and d["free_slice_first_token_s"] == 38.7
+    assert d["paths"][1]["slice_cost_usd"] == e.slice_cost(stack)
+    whole = _cfg()
+    w = est.estimate(whole, whole.models[0], "g5.xlarge", 15.0, 9.354)
+    assert w.slices == 1 and w.free_slice_s is None and w.slice_cost(w.paths[1]) == w.cost(w.paths[1])
+
+
 BR_SNAPSHOT = {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
                "dataVolumeSnapshotId": "snap-0123456789abcdef0"}
 

@@ -218,6 +218,17 @@ def test_nodeclaim_not_initialized_and_node_without_gpus(invoke, fixtures: Path,
     assert "advertises no nvidia.com/gpu" in checks["gpu nodes"]["detail"]
 
 
+def test_a_time_sliced_node_advertises_slices_instead_of_gpus(invoke, fixtures: Path, tmp_path: Path):
+    def edit(items):
+        node = next(o for o in items if o["kind"] == "Node")
+        alloc = node["status"]["allocatable"]
+        del alloc["nvidia.com/gpu"]
+        alloc["nvidia.com/gpu.shared"] = "4"
+
+    checks = _checks(invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit), "--json"))
+    assert checks["gpu nodes"]["status"] == "pass" and "gpus=4" in checks["gpu nodes"]["detail"]
+
+
 def test_missing_scaledobject(invoke, fixtures: Path):
     r = invoke("verify", "-m", "llama", "-f", fixtures / "scaled-up.yaml", "--json")
     assert r.exit_code == 1
