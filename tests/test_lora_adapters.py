@@ -12,12 +12,12 @@ import json
 
 import pytest
 import yaml
+
+from stack_cache import evaluated
+from stack_helpers import ROOT, evaluate
 from test_examples import _ai_routes, _plain, declared_models, envoy_route_for
 from test_workload_support import as_object, dependency_names, field_is_secret, named, of_kind, strict_core_errors
 from upstream import needs_upstream, validate_cr
-
-from stack_cache import evaluated
-from stack_helpers import ROOT, evaluate, resolve
 
 from components.model_route import MODEL_HEADER, ModelRoute, RoutedAdapterArgs
 from components.model_service import ADAPTERS_DIR, lora_args, lora_problems, queue_depth_query

@@ -78,7 +78,8 @@ def test_a_model_repository_is_not_an_adapter(s3):  # noqa: F811
 
 @pytest.mark.parametrize("change, expected", [
     ({"peft_type": "IA3"}, "peft_type is 'IA3'; vLLM serves LoRA adapters only ('LORA')"),
-    ({"rank_pattern": {"q_proj": 128}}, "rank 128 is above maxLoraRank 16; set the model's maxLoraRank to at least 128"),
+    ({"rank_pattern": {"q_proj": 128}},
+     "rank 128 is above maxLoraRank 16; set the model's maxLoraRank to at least 128"),
     ({"use_dora": True}, "it is a DoRA adapter (use_dora), which vLLM does not serve"),
     ({"bias": "all"}, "it trains biases (bias/lora_bias), which vLLM does not serve"),
     ({"modules_to_save": ["lm_head"]}, "modules_to_save ['lm_head']: vLLM serves only ['classifier', 'score']"),
