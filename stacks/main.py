@@ -5,6 +5,7 @@ import pulumi
 from .addons import build_addons
 from .config import NAMESPACE, StackConfig
 from .foundation import build_foundation
+from .global_dns import resolve_hosted_zone
 from .snapshot import resolve_data_volume
 from .workload import build_workload
 
@@ -14,6 +15,7 @@ def build(cfg: StackConfig) -> dict:
     prefix = "gpu-burst"
     # Looked up before any resource is declared: a lookup that fails leaves nothing half-created.
     data_volume = resolve_data_volume(cfg)
+    global_zone = resolve_hosted_zone(cfg)
     foundation = build_foundation(cfg, prefix)
     addons = build_addons(foundation, data_volume)
     secrets = pulumi.Config(NAMESPACE)
@@ -37,7 +39,7 @@ def build(cfg: StackConfig) -> dict:
         "gpuPools": addons.gpu_pool_names,
         "gpuDataVolumeSnapshotId": addons.gpu_data_volume_snapshot_id,
     }
-    outputs.update(build_workload(foundation, addons, api_keys, hf_token))
+    outputs.update(build_workload(foundation, addons, api_keys, hf_token, global_zone))
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs

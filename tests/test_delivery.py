@@ -178,7 +178,7 @@ def test_preview_workflow():
     assert set(doc["on"]) == {"pull_request"}
     (job,) = doc["jobs"].values()
     assert job["if"].replace(" ", "") == "github.event.pull_request.head.repo.full_name==github.repository"
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod", "prod-us", "prod-eu"]
     stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
     assert sorted(job["strategy"]["matrix"]["stack"]) == stacks
     steps = {s["uses"].split("@")[0]: s for s in job["steps"] if "uses" in s}

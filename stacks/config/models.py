@@ -11,6 +11,7 @@ from . import cron
 from .component_constants import model_route, model_service
 from .base import (Cidr, CpuQuantity, Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
                    quantity_value, repeats)
+from .global_dns import GlobalDnsConfig, gateway_problems
 
 VLLM_VERSION = "0.33.0"
 """vLLM release the image pin and every flag/env name below were checked against (the vllm 0.33.0 wheel on PyPI,
@@ -536,7 +537,8 @@ class GatewayConfig(Strict):
     certificate_arn: Optional[str] = None
     """ACM certificate ARN (same region as the stack): the NLB terminates TLS on 443 and the endpoint is https://."""
     domain: Optional[str] = None
-    """DNS name clients use for the endpoint (you create the record pointing at the NLB), e.g. `llm.example.com`."""
+    """DNS name clients use for the endpoint (you create the record pointing at the NLB), e.g. `llm.example.com`.
+    With globalDns: unset (it is globalDns.recordName) or the same name."""
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
     """Requests per minute each API key may send, per Envoy replica and per model (Envoy's local rate limit keeps a
     bucket per route); over it: 429 with Retry-After."""
@@ -550,6 +552,9 @@ class GatewayConfig(Strict):
     require_hf_token_for_gated: bool = True
     """A model with `needsHfToken` and no `gpu-burst:hfToken` set is a config error (false: let the staging Job
     try anonymously)."""
+    global_dns: Optional[GlobalDnsConfig] = None
+    """One name for several regional stacks: this stack's NLB becomes a latency-routed Route 53 record of it
+    (docs/regions.md)."""
 
     @field_validator("namespace")
     @classmethod
@@ -598,6 +603,17 @@ class GatewayConfig(Strict):
                                             "that the VPC, peered networks and VPN reach) with these ranges, or "
                                             "public: true with the public egress CIDRs of your clients"))
         return self
+
+    @model_validator(mode="after")
+    def _global_dns_fits(self):
+        if self.global_dns is not None:
+            Problems(*gateway_problems(self.public, self.allowed_cidrs, self.domain, self.global_dns)).raise_if_any()
+        return self
+
+    @property
+    def client_host(self) -> Optional[str]:
+        """The host name clients put in the base URL: globalDns.recordName, else domain (None: the NLB's own)."""
+        return self.global_dns.record_name if self.global_dns is not None else self.domain
 
     def certificate_region(self) -> Optional[str]:
         """Region part of the certificate ARN."""

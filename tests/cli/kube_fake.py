@@ -94,6 +94,9 @@ def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[r
     ]
 
 
+_PROXY = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<svc>[^/]+)/proxy(?P<rest>/.*)$")
+
+
 @dataclass
 class FakeApiServer:
     """The server's state; tests read ``requests`` to see what the client sent."""
@@ -105,6 +108,10 @@ class FakeApiServer:
     forbid_suffixes: tuple[str, ...] = ()
     """Paths ending so get 403 (an identity whose RBAC lacks e.g. `list events` or `get pods/log`)."""
     fail_status: Optional[int] = None
+    proxies: dict[tuple[str, str], Callable[[str, dict[str, list[str]]], tuple[int, Any, str]]] = \
+        field(default_factory=dict)
+    """Service proxy (`/api/v1/namespaces/<ns>/services/<name[:port]>/proxy/<path>`) per (namespace, name[:port]):
+    a handler of (path, query) answering (status, body, content type), as the proxied service would."""
     requests: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
 
@@ -138,6 +145,13 @@ class FakeApiServer:
                 if state.fail_status:
                     return self._send(state.fail_status, _status(state.fail_status, "InternalError",
                                                                  "etcdserver: request timed out"))
+                proxied = _PROXY.match(path)
+                if proxied:
+                    target = state.proxies.get((proxied["ns"], proxied["svc"]))
+                    if target is None:
+                        name = proxied["svc"].split(":")[0]
+                        return self._send(404, _status(404, "NotFound", f'services "{name}" not found'))
+                    return self._send(*target(proxied["rest"], parse_qs(query)))
                 for rx, fn in routes:
                     m = rx.match(path)
                     if m:
