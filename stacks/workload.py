@@ -173,7 +173,9 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     UsageRules(
         "gpu-burst-usage",
         # No daily token budgets are configured per key yet: key_tokens_per_day stays empty (no budget rules).
-        {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "prices": prices},
+        {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "prices": prices,
+         **({"adapters": {m.served_name: [x.name for x in m.adapters] for m in models if m.adapters}}
+            if adapters else {})},
         opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.monitoring_release]),
     )
 

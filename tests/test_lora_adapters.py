@@ -479,3 +479,62 @@ def test_a_scope_may_name_adapters_and_only_served_names():
     assert problems(["qwen-legal"]) == [
         "gpu-burst:gateway.keys.team-a.models: ['qwen-legal'] are not served by this stack; allowed: "
         "qwen2-5-1-5b-instruct, qwen-sql, qwen-support"]
+
+
+# -- usage and cost: an adapter's tokens are its own, its GPU time is its model's -----------------------------------------
+
+def test_the_usage_rules_count_adapter_tokens_in_their_models_cost_per_million(lora):
+    _, mocks, _, models = lora
+    _, base, names = _base(models)
+    (rule,) = [as_object(r) for r in of_kind(mocks, "PrometheusRule") if r.name == "gpu-burst-usage-rules"]
+    exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]
+             if "cost_per_million_output_tokens" in r.get("record", "")]
+    assert exprs and all(f'"served_by", "{base}", "model", "{"|".join(names)}")' in e for e in exprs)
+
+
+def test_adapter_tokens_under_prometheus(tmp_path):
+    """Prometheus' rule engine on synthetic series: m1 serves adapter m1-sql; m1's GPU hour costs 0.8 USD, and the
+    cost per million output tokens divides it by m1's and m1-sql's output tokens together."""
+    import subprocess
+
+    from test_usage_rules import PRICES, PROMTOOL, _sample, _series
+
+    from components import usage
+
+    if PROMTOOL is None:
+        pytest.skip("promtool not installed (Debian: apt-get install prometheus)")
+    tok = "gen_ai_client_token_usage_sum"
+    pod = {"namespace": "inference", "pod": "m1-5d8f7c9b6-abcde"}
+    series = [
+        _series(tok, {"gpu_burst_key": "a", "gen_ai_original_model": "m1", "gen_ai_token_type": "output"}, "0+40x180"),
+        _series(tok, {"gpu_burst_key": "a", "gen_ai_original_model": "m1-sql", "gen_ai_token_type": "output"},
+                "0+60x180"),
+        _series("kube_pod_container_resource_requests", {**pod, "container": "vllm", "node": "ip-10-0-1-1",
+                                                         "resource": "nvidia_com_gpu", "unit": "integer"},
+                "_x60 1x59 stale"),
+        _series("kube_pod_status_phase", {**pod, "phase": "Running"}, "_x60 1x59 stale"),
+        _series("kube_pod_status_scheduled", {**pod, "condition": "true"}, "_x60 1x59 stale"),
+        _series("kube_deployment_spec_replicas", {"namespace": "inference", "deployment": "m1"}, "0x59 1x59 0x60"),
+    ]
+    price = {"model": "m1", "pool": "gpu-spot", "instance_type": "g6.xlarge", "capacity_type": "spot"}
+    r = usage.record
+    checks = [
+        # Tokens per name: the adapter has its own row, GPU time and cost only its model.
+        ("150m", r("model_tokens", "1d"), [({"model": "m1", "gen_ai_token_type": "output"}, 6000),
+                                           ({"model": "m1-sql", "gen_ai_token_type": "output"}, 9000)]),
+        ("150m", r("model_gpu_seconds", "1d"), [({"model": "m1"}, 3600)]),
+        # 0.8 USD for 6,000 + 9,000 output tokens.
+        ("150m", r("model_cost_per_million_output_tokens", "1d"), [(price, 0.8 / 15000 * 1e6)]),
+    ]
+    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": name, "eval_time": at, "exp_samples": [_sample(name, lbl, v) for lbl, v in exp]}
+                             for at, name, exp in checks]}]}
+    groups = usage.rule_groups("inference", {"m1": PRICES["m1"]}, {}, {"m1": ["m1-sql"]})
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    (tmp_path / "test.yaml").write_text(json.dumps(test))
+    run = subprocess.run([PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    # Without adapters the rule reads as it did before they existed.
+    assert usage.served_output_tokens_expr("out", {}) == 'sum by (model) (out{gen_ai_token_type="output"})'
