@@ -14,8 +14,8 @@ from typing_extensions import NotRequired
 from ._common import token
 from .image_cache import mirrored
 from .model_route import ModelRoute, route_problems
-from .model_service import ModelService
-from .model_store import ModelWeights
+from .model_service import DEFAULT_LORA_RANK, ModelService, lora_problems
+from .model_store import AdapterWeightsArgs, ModelWeights
 
 
 class SharedClusterArgs(TypedDict):
@@ -54,6 +54,8 @@ class SharedClusterArgs(TypedDict):
     """GPU pool → traffic class (node label `gpu-burst.io/traffic-class`) its nodes carry."""
     models: pulumi.Input[list[str]]
     """Served names of the cluster stack's own models (an added model may not take one)."""
+    adapters: NotRequired[pulumi.Input[dict[str, list[str]]]]
+    """The cluster stack's models' LoRA adapter names, per model (taken too)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
     """`release` label of the cluster's ServiceMonitors ("" or absent: none)."""
     image_cache_registry: NotRequired[pulumi.Input[str]]
@@ -128,8 +130,15 @@ class AddedModelArgs(TypedDict):
     """Keep the torch.compile cache in the model store."""
     extra_args: NotRequired[list[str]]
     """Additional vLLM flags."""
+    adapters: NotRequired[list[AdapterWeightsArgs]]
+    """LoRA adapters served by the model's replicas, each a model name of its own to clients (staged, synced before
+    vLLM starts, routed and listed like the model, counted in its scaling). At most 14."""
+    max_loras: NotRequired[int]
+    """Adapters one batch may mix (`--max-loras`). Default: every adapter."""
+    max_lora_rank: NotRequired[int]
+    """Largest adapter rank (`--max-lora-rank`). Default 16."""
     hf_token: NotRequired[pulumi.Input[str]]
-    """Hugging Face token (a Pulumi secret) for gated models; only the staging Job sees it."""
+    """Hugging Face token (a Pulumi secret) for gated models; only the staging Jobs see it."""
     cpu: NotRequired[str]
     """CPU request (ModelService default)."""
     memory: NotRequired[str]
@@ -159,7 +168,10 @@ class AddedModel(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AddedModelArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         served = args["served_name"]
-        problems = route_problems([served])
+        adapters = list(args.get("adapters", []))
+        problems = route_problems([served, *(a["name"] for a in adapters)])
+        problems += lora_problems(served, adapters, args.get("max_loras", len(adapters)),
+                                  args.get("max_lora_rank", DEFAULT_LORA_RANK))
         if args["min_replicas"] > args["max_replicas"]:
             problems.append(f"min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
         if problems:
@@ -173,20 +185,23 @@ class AddedModel(pulumi.ComponentResource):
             f"weights-{served}",
             {**staging, "bucket_name": c["model_store_bucket"], "cluster_name": c["cluster_name"], "namespace": ns,
              "served_name": served, "hf_model_id": args["hf_model_id"], "revision": args["revision"],
-             "region": c["region"], **({"compile_cache_image": args["image"]} if args["compile_cache"] else {})},
+             "region": c["region"], **({"compile_cache_image": args["image"]} if args["compile_cache"] else {}),
+             **({"adapters": adapters, "adapter_max_rank": args.get("max_lora_rank", DEFAULT_LORA_RANK)}
+                if adapters else {})},
             opts=pulumi.ResourceOptions(parent=self))
         self.service = ModelService(
             f"model-{served}", self._service_args(args, c, traffic_class),
             # The earlier add-model example declared `ModelService("model-<served name>")` at the top of its
             # program: the alias adopts those objects in place.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.weights.staging_job],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.weights.staging_jobs,
                                         aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]))
         # After the model's InterceptorRoute exists (and deleted before it): the edge never routes to nothing.
         self.route = ModelRoute(
             f"route-{served}",
             {"namespace": ns, "gateway_name": c["gateway_name"], "served_names": [served],
              "backend_name": c["interceptor_backend_name"], "request_timeout": c["route_request_timeout"],
-             "stream_idle_timeout": c["route_stream_idle_timeout"]},
+             "stream_idle_timeout": c["route_stream_idle_timeout"],
+             **({"adapters": [{"name": a["name"], "base": served} for a in adapters]} if adapters else {})},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]))
 
         self.deployment_name = self.service.deployment_name
@@ -207,16 +222,23 @@ class AddedModel(pulumi.ComponentResource):
         served, pool = args["served_name"], args["pool"]
         c = args["cluster"]
 
+        mine = [a["name"] for a in args.get("adapters", [])]
+
         def check(v) -> str:
-            classes, taken = v
+            classes, models, adapters = v
+            taken = {*models, *(n for names in (adapters or {}).values() for n in names)}
             if served in taken:
                 raise ValueError(f"AddedModel '{name}': served_name '{served}' is already served by the cluster "
                                  f"stack; allowed: a name not in {sorted(taken)}")
+            clash = [n for n in mine if n in taken]
+            if clash:
+                raise ValueError(f"AddedModel '{name}': adapters {clash} are already served by the cluster stack; "
+                                 f"allowed: names not in {sorted(taken)}")
             if pool not in classes:
                 raise ValueError(f"AddedModel '{name}': pool '{pool}' is not a GPU pool of the cluster; allowed: "
                                  f"{', '.join(sorted(classes))}")
             return classes[pool]
-        traffic_class = pulumi.Output.all(c["gpu_traffic_classes"], c["models"]).apply(check)
+        traffic_class = pulumi.Output.all(c["gpu_traffic_classes"], c["models"], c.get("adapters")).apply(check)
         return traffic_class, {k: pulumi.Output.all(traffic_class, v).apply(lambda x: x[1]) for k, v in c.items()}
 
     def _service_args(self, args: AddedModelArgs, c: dict, traffic_class: pulumi.Output) -> dict:
@@ -229,7 +251,11 @@ class AddedModel(pulumi.ComponentResource):
         image = args["image"]
         pulled = pulumi.Output.all(c.get("image_cache_registry") or "", c.get("image_cache_prefix") or "").apply(
             lambda a: mirrored(image, a[0], a[1]) if a[0] and a[1] else image)
-        optional = {k: args[k] for k in ("extra_args", "cpu", "memory", "shm_size", "cache_size") if k in args}
+        optional = {k: args[k] for k in ("extra_args", "cpu", "memory", "shm_size", "cache_size", "max_loras",
+                                         "max_lora_rank") if k in args}
+        if args.get("adapters"):
+            optional["adapters"] = [{"name": a["name"], "uri": w.adapter_uris.apply(lambda u, n=a["name"]: u[n])}
+                                    for a in args["adapters"]]
         if c.get("monitoring_release_label") is not None:
             optional["monitoring_release_label"] = c["monitoring_release_label"]
         return {

@@ -22,7 +22,7 @@ from typing_extensions import NotRequired
 
 from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, pinned_release, token
 from .load_balancer_controller import LOAD_BALANCER_CLASS
-from .model_route import MAX_RULES_PER_ROUTE, MODEL_HEADER, ModelRoute
+from .model_route import MAX_RULES_PER_ROUTE, MODEL_HEADER, ModelRoute, RoutedAdapterArgs, rule_names
 from .model_service import API_KEY_SECRET_KEY
 
 API_KEY_ENV = "GPU_BURST_API_KEY"
@@ -359,6 +359,20 @@ def global_rate_limit_rules(requests_per_minute: dict, tokens_per_minute: dict, 
     return rules
 
 
+def route_chunks(models: list, adapters: list) -> list[list[str]]:
+    """The models, in order, cut into routes of at most MAX_RULES_PER_ROUTE rules, a model's adapters counted with it
+    (without adapters: 15 models per route, as before adapters existed)."""
+    chunks, rules = [], 0
+    for m in models:
+        n = len(rule_names([m], adapters))
+        if not chunks or rules + n > MAX_RULES_PER_ROUTE:
+            chunks.append([])
+            rules = 0
+        chunks[-1].append(m)
+        rules += n
+    return chunks
+
+
 def openai_error(message: str, kind: str, code: str) -> str:
     """An OpenAI-shaped error body, so SDKs print a readable message."""
     return json.dumps({"error": {"message": message, "type": kind, "code": code}})
@@ -430,6 +444,8 @@ class EdgeGatewayArgs(TypedDict):
     read there by both the AI Gateway and vLLM)."""
     model_names: list[str]
     """Served names; one route rule each, in this order."""
+    adapters: NotRequired[list[RoutedAdapterArgs]]
+    """LoRA adapters of those models: a rule each, in its model's route right after the model's rule."""
     interceptor_service: pulumi.Input[str]
     """Name of the interceptor proxy Service (ClusterIP)."""
     interceptor_namespace: pulumi.Input[str]
@@ -521,6 +537,11 @@ class EdgeGateway(pulumi.ComponentResource):
             raise ValueError(f"EdgeGateway '{name}': a public endpoint needs certificate_arn (TLS); the API keys "
                              "would cross the internet in clear text")
         models = list(args["model_names"])
+        adapters = list(args.get("adapters", []))
+        clients_names = rule_names(models, adapters)
+        orphans = sorted(a["name"] for a in adapters if a["base"] not in models)
+        if orphans:
+            raise ValueError(f"EdgeGateway '{name}': adapters {orphans} name a base that is not in model_names")
         key_names = list(args["key_names"]) or [GENERATED_KEY_NAME]
         if args["key_names"] and args.get("api_keys") is None:
             raise ValueError(f"EdgeGateway '{name}': key_names given without api_keys")
@@ -808,7 +829,7 @@ class EdgeGateway(pulumi.ComponentResource):
         request_timeout, stream_idle_timeout = gw_duration(t.request_seconds), gw_duration(t.silence_seconds)
         self.route_request_timeout = pulumi.Output.from_input(request_timeout)
         self.route_stream_idle_timeout = pulumi.Output.from_input(stream_idle_timeout)
-        self.routes = self._model_routes(name, ns, models, request_timeout, stream_idle_timeout,
+        self.routes = self._model_routes(name, ns, models, adapters, request_timeout, stream_idle_timeout,
                                          cr_deps + [self.backend_auth])
         interceptor = pulumi.Output.concat(interceptor_host, ":", str(int(args["interceptor_port"])))
         self.request_paths = pulumi.Output.all(interceptor, *[r.request_paths for r in self.routes]).apply(
@@ -851,9 +872,9 @@ class EdgeGateway(pulumi.ComponentResource):
         client_timeout = t.request_seconds
         self.curl_examples = self.endpoint.apply(lambda ep: {
             m: {"completions": curl_example(ep, m, "completions", client_timeout),
-                "chat": curl_example(ep, m, "chat", client_timeout)} for m in models})
+                "chat": curl_example(ep, m, "chat", client_timeout)} for m in clients_names})
         self.python_examples = self.endpoint.apply(
-            lambda ep: {m: python_example(ep, m, t.first_byte_seconds + MARGIN_SECONDS) for m in models})
+            lambda ep: {m: python_example(ep, m, t.first_byte_seconds + MARGIN_SECONDS) for m in clients_names})
         self.register_outputs({
             "endpoint": self.endpoint, "hostname": self.hostname, "api_keys": self.api_keys,
             "api_key_secret_name": self.api_key_secret_name, "internal_key_secret_name": self.internal_key_secret_name,
@@ -863,17 +884,19 @@ class EdgeGateway(pulumi.ComponentResource):
             "route_request_timeout": self.route_request_timeout,
             "route_stream_idle_timeout": self.route_stream_idle_timeout})
 
-    def _model_routes(self, name: str, ns, models: list, request_timeout: str, stream_idle_timeout: str,
-                      deps: list) -> list:
-        """The stack's own models as ModelRoutes of at most 15 rules, in order: the same component any other
-        program adds to this Gateway. Names are those the routes had as direct children (ModelRoute aliases them)."""
+    def _model_routes(self, name: str, ns, models: list, adapters: list, request_timeout: str,
+                      stream_idle_timeout: str, deps: list) -> list:
+        """The stack's own models as ModelRoutes of at most 15 rules, in order, each model with its adapters in the
+        same route: the same component any other program adds to this Gateway. Names are those the routes had as
+        direct children (ModelRoute aliases them)."""
         routes = []
-        for i in range(0, len(models), MAX_RULES_PER_ROUTE):
+        for i, chunk in enumerate(route_chunks(models, adapters)):
             routes.append(ModelRoute(
-                f"{name}-models" + (f"-{i // MAX_RULES_PER_ROUTE}" if i else ""),
-                {"namespace": ns, "gateway_name": self.gateway_name, "served_names": models[i:i + MAX_RULES_PER_ROUTE],
+                f"{name}-models" + (f"-{i}" if i else ""),
+                {"namespace": ns, "gateway_name": self.gateway_name, "served_names": chunk,
                  "backend_name": self.interceptor_backend_name, "request_timeout": request_timeout,
-                 "stream_idle_timeout": stream_idle_timeout},
+                 "stream_idle_timeout": stream_idle_timeout,
+                 **({"adapters": [a for a in adapters if a["base"] in chunk]} if adapters else {})},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
         return routes
 

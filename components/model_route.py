@@ -45,6 +45,20 @@ def route_problems(served_names: list) -> list[str]:
     return out
 
 
+class RoutedAdapterArgs(TypedDict):
+    """A LoRA adapter served by one of the route's models: a rule of its own, to the same backend."""
+
+    name: str
+    """Name clients send as `model` for it: the rule's name and the header value it matches."""
+    base: str
+    """Served name of the model whose replicas serve it (one of the route's `served_names`)."""
+
+
+def rule_names(served_names: list, adapters: list) -> list:
+    """The route's rules in order: each model, then its adapters."""
+    return [n for m in served_names for n in [m, *(a["name"] for a in adapters if a["base"] == m)]]
+
+
 class ModelRouteArgs(TypedDict):
     """Inputs of a ModelRoute."""
 
@@ -54,7 +68,7 @@ class ModelRouteArgs(TypedDict):
     gateway_name: pulumi.Input[str]
     """The shared Gateway (EdgeGateway output `gateway_name`, cluster stack output `gatewayName`)."""
     served_names: list[str]
-    """Models routed by this object, one rule each, named after the model: 1 to 15."""
+    """Models routed by this object, one rule each, named after the model: 1 to 15 rules with their adapters."""
     backend_name: pulumi.Input[str]
     """AIServiceBackend every rule sends to: the edge's interceptor backend (EdgeGateway `interceptor_backend_name`,
     stack output `interceptorBackendName`), whose BackendSecurityPolicy injects the internal key vLLM expects."""
@@ -65,6 +79,9 @@ class ModelRouteArgs(TypedDict):
     """Longest silence of a request (Gateway API duration): the edge's `route_stream_idle_timeout`."""
     owned_by: NotRequired[str]
     """`owned_by` of these models in GET /v1/models. Default `gpu-burst`."""
+    adapters: NotRequired[list[RoutedAdapterArgs]]
+    """LoRA adapters of these models: one rule each after its model's (they count against the 15 rules), listed by
+    GET /v1/models and routed to the same backend; the model's InterceptorRoute sends them to its Service."""
 
 
 class ModelRoute(pulumi.ComponentResource):
@@ -75,11 +92,17 @@ class ModelRoute(pulumi.ComponentResource):
     route_name: pulumi.Output[str]
     """Name of the AIGatewayRoute (and of the HTTPRoute the AI Gateway generates from it)."""
     request_paths: pulumi.Output[dict[str, dict[str, str]]]
-    """Per model: the header and value the rule matches, the route, the rule and the backend."""
+    """Per model and adapter: the header and value the rule matches, the route, the rule and the backend; an
+    adapter's entry also names the model that serves it (`adapter_of`)."""
 
     def __init__(self, name: str, args: ModelRouteArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        models = list(args["served_names"])
+        adapters = list(args.get("adapters", []))
+        bases = list(args["served_names"])
+        models = rule_names(bases, adapters)
         problems = route_problems(models)
+        orphans = sorted(a["name"] for a in adapters if a["base"] not in bases)
+        if orphans:
+            problems.append(f"adapters {orphans} name a base that is not one of the served names {bases}")
         if problems:
             raise ValueError(f"ModelRoute '{name}': " + "; ".join(problems))
         super().__init__(token("ModelRoute"), name, None, opts)
@@ -110,7 +133,8 @@ class ModelRoute(pulumi.ComponentResource):
             opts=child(self, deps_of(opts), aliases=aliases),
         )
         self.route_name = self.route.metadata.apply(lambda md: md["name"])
+        base_of = {a["name"]: a["base"] for a in adapters}
         self.request_paths = pulumi.Output.all(self.route_name, backend).apply(
-            lambda v: {m: {"header": MODEL_HEADER, "value": m, "route": v[0], "rule": m, "backend": v[1]}
-                       for m in models})
+            lambda v: {m: {"header": MODEL_HEADER, "value": m, "route": v[0], "rule": m, "backend": v[1],
+                           **({"adapter_of": base_of[m]} if m in base_of else {})} for m in models})
         self.register_outputs({"route_name": self.route_name, "request_paths": self.request_paths})

@@ -36,6 +36,12 @@ pkg/kubelet/prober/prober_manager.go UpdatePodStatus, "Trigger an immediate run 
 noticing a replica that stops answering (failureThreshold x period = 6 s); each run starts a Python interpreter in
 the container, so 2 s rather than 1 s halves that steady cost for at most one extra second on a retried cold path."""
 RUN_AS_UID = 1000
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""`--max-lora-rank` values vLLM 0.33 accepts (vllm/config/lora.py `MaxLoRARanks`)."""
+DEFAULT_LORA_RANK = 16
+"""vLLM's own default `--max-lora-rank` (LoRAConfig.max_lora_rank)."""
+ADAPTERS_DIR = f"{CACHE_MOUNT}/adapters"
+"""Where the `adapters` init container puts each adapter (`<dir>/<name>/`), on the model-cache emptyDir."""
 
 
 def queue_depth_query(served_name: str) -> str:
@@ -117,6 +123,40 @@ def weights_args(model: str, weights: Optional[WeightsSourceArgs]) -> list:
             pulumi.Output.concat("--model-loader-extra-config=", extra)]
 
 
+class AdapterSourceArgs(TypedDict):
+    """A LoRA adapter the replicas load at startup (vLLM `--lora-modules`), from the model store."""
+
+    name: str
+    """Name clients send as `model` for it (vLLM's LoRA name; the `x-ai-eg-model` value the route matches)."""
+    uri: pulumi.Input[str]
+    """`s3://` prefix of its files (ModelWeights `adapter_uris`), readable by the weights' service account."""
+
+
+def lora_args(adapters: list, max_loras: int, max_rank: int) -> list[str]:
+    """vLLM's LoRA flags for adapters synced to ADAPTERS_DIR (checked against the vllm 0.33.0 wheel:
+    engine/arg_utils.py LoRAConfig group, entrypoints/common/cli_args.py LoRAParserAction). `--lora-modules` takes
+    every adapter after one flag: the action replaces its list each time the flag repeats. Every adapter fits in CPU
+    memory (`--max-cpu-loras`), so swapping one into a GPU slot never reads the disk again."""
+    if not adapters:
+        return []
+    return ["--enable-lora", f"--max-loras={max_loras}", f"--max-cpu-loras={len(adapters)}",
+            f"--max-lora-rank={max_rank}", "--lora-modules",
+            *(f"{a['name']}={ADAPTERS_DIR}/{a['name']}" for a in adapters)]
+
+
+def lora_problems(served: str, adapters: list, max_loras: int, max_rank: int) -> list[str]:
+    """Why these adapters cannot be served as asked ([] when they can)."""
+    out = []
+    names = [a["name"] for a in adapters]
+    if served in names or len(set(names)) != len(names):
+        out.append(f"adapter names {names} repeat each other or the served name '{served}'")
+    if adapters and not 1 <= max_loras <= len(adapters):
+        out.append(f"max_loras {max_loras} is outside 1..{len(adapters)} (the number of adapters)")
+    if max_rank not in LORA_RANKS:
+        out.append(f"max_lora_rank {max_rank} is not one of {list(LORA_RANKS)}")
+    return out
+
+
 TOOLS_MOUNT = "/opt/gpu-burst"
 COMPILE_CACHE_WRAPPER = (
     f"python3 {TOOLS_MOUNT}/compile_cache.py restore; "
@@ -148,6 +188,28 @@ def weights_env(weights: Optional[WeightsSourceArgs]) -> list[dict]:
         *([{"name": "COMPILE_CACHE_URI", "value": weights["compile_cache_uri"]}]
           if weights.get("compile_cache_uri") else []),
     ]
+
+
+def adapters_init_container(adapters: list, image, weights: WeightsSourceArgs, security: dict) -> dict:
+    """Copies every adapter from the model store to ADAPTERS_DIR before vLLM starts. It runs the model's own image
+    (already on the node for the vLLM container, with the boto3 the streamer lists S3 with) and the model's
+    read-only grant: EKS Pod Identity injects its credentials into init containers too
+    (aws/amazon-eks-pod-identity-webhook pkg/handler/handler.go)."""
+    return {
+        "name": "adapters",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", f"{TOOLS_MOUNT}/sync_adapters.py", "--dest", ADAPTERS_DIR],
+        "args": [pulumi.Output.concat(a["name"], "=", a["uri"]) for a in adapters],
+        "env": [{"name": "AWS_REGION", "value": weights["region"]},
+                {"name": "AWS_DEFAULT_REGION", "value": weights["region"]},
+                {"name": "HOME", "value": f"{CACHE_MOUNT}/home"}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
+        # Below the vLLM container's requests, so the pod's effective requests stay the same.
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+        "volumeMounts": [{"name": "model-cache", "mountPath": CACHE_MOUNT},
+                         {"name": "tools", "mountPath": TOOLS_MOUNT, "readOnly": True}],
+        "securityContext": security,
+    }
 
 
 class ModelServiceArgs(TypedDict):
@@ -203,6 +265,14 @@ class ModelServiceArgs(TypedDict):
     so the two cannot drift apart."""
     extra_args: NotRequired[list[str]]
     """Additional vLLM flags."""
+    adapters: NotRequired[list[AdapterSourceArgs]]
+    """LoRA adapters served by the same replicas: an init container copies them from the model store (needs
+    `weights` with `tools_config_map`), vLLM loads them at startup, and the InterceptorRoute routes and counts their
+    requests as this model's. No adapter adds a GPU."""
+    max_loras: NotRequired[int]
+    """Adapters one batch may mix (`--max-loras`). Default: every adapter."""
+    max_lora_rank: NotRequired[int]
+    """Largest adapter rank (`--max-lora-rank`), one of LORA_RANKS. Default 16."""
     prewarm: NotRequired[list[PrewarmWindowArgs]]
     """Scheduled pre-warm windows: GPUs bought on a schedule, without a request (explicit operator config only)."""
     hf_token: NotRequired[pulumi.Input[str]]
@@ -239,8 +309,15 @@ class ModelService(pulumi.ComponentResource):
     """PromQL of the Prometheus trigger."""
 
     def __init__(self, name: str, args: ModelServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(token("ModelService"), name, None, opts)
         served = args["served_name"]
+        adapters = list(args.get("adapters", []))
+        problems = lora_problems(served, adapters, args.get("max_loras", len(adapters)),
+                                 args.get("max_lora_rank", DEFAULT_LORA_RANK))
+        if adapters and not (args.get("weights") or {}).get("tools_config_map"):
+            problems.append("adapters need weights with tools_config_map (they are synced from the model store)")
+        if problems:
+            raise ValueError(f"ModelService '{name}': " + "; ".join(problems))
+        super().__init__(token("ModelService"), name, None, opts)
         ns = args["namespace"]
         deps = deps_of(opts)
         if args["min_replicas"] > args["max_replicas"]:
@@ -313,8 +390,12 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
+        # One rule per name (a header match holds one value): an adapter's requests reach this Service and count
+        # in this route's concurrency, which wakes and scales this Deployment (http-add-on v0.15.0
+        # pkg/routing/tablememory.go, interceptor/middleware/counting.go count per InterceptorRoute).
         rules = [{"hosts": ["*"], "paths": [{"value": "/v1"}],
-                  "headers": [{"name": args["model_header"], "value": served}]}]
+                  "headers": [{"name": args["model_header"], "value": n}]}
+                 for n in [served, *(a["name"] for a in adapters)]]
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-route",
             api_version="http.keda.sh/v1beta1",
@@ -331,6 +412,8 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
+        # Adapter requests wait in the same engine, whose metrics carry the served name only (vllm 0.33.0
+        # v1/metrics/loggers.py labels every series with model_config.served_model_name).
         query = queue_depth_query(served)
         self.scaled_object = k8s.apiextensions.CustomResource(
             f"{name}-scaler",
@@ -394,6 +477,7 @@ class ModelService(pulumi.ComponentResource):
         drain = args["drain_seconds"]
         startup_failures = math.ceil(args["startup_seconds"] / PROBE_PERIOD_SECONDS)
         weights = args.get("weights")
+        adapters = list(args.get("adapters", []))
         shared = bool(args.get("shared_gpu"))
         # A slice is its own resource (never a whole GPU) on tainted pools that only opted-in pods tolerate.
         gpu_request = {SHARED_GPU_RESOURCE: "1"} if shared else {GPU_RESOURCE: str(gpus)}
@@ -408,6 +492,7 @@ class ModelService(pulumi.ComponentResource):
             f"--tensor-parallel-size={gpus}",
             f"--max-model-len={args['max_model_len']}",
             f"--gpu-memory-utilization={args['gpu_memory_utilization']}",
+            *lora_args(adapters, args.get("max_loras", len(adapters)), args.get("max_lora_rank", DEFAULT_LORA_RANK)),
             *args.get("extra_args", []),
         ]
         env = [
@@ -491,6 +576,9 @@ class ModelService(pulumi.ComponentResource):
                     "tolerations": tolerations,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
                                         "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    **({"initContainers": [adapters_init_container(adapters, args["image"], weights,
+                                                                   container["securityContext"])]}
+                       if adapters else {}),
                     "containers": [container],
                     "volumes": [
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": args.get("shm_size", "8Gi")}},

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, pod_identity_trust, token
+from .model_service import DEFAULT_LORA_RANK
 
 STAGING_IMAGE = "public.ecr.aws/docker/library/python:3.12.12-slim-bookworm"
 """Small Python image for the staging Job, from ECR Public's mirror of Docker's official images (no Docker Hub rate
@@ -21,6 +22,7 @@ STAGING_REQUESTS = {"cpu": "500m", "memory": "768Mi"}
 """CPU and memory requests of a staging Job (memory bounds the in-flight multipart parts, 8 x 32 MiB)."""
 STAGING_PROGRAM = Path(__file__).parent / "staging" / "stage_model.py"
 COMPILE_CACHE_PROGRAM = Path(__file__).parent / "staging" / "compile_cache.py"
+SYNC_ADAPTERS_PROGRAM = Path(__file__).parent / "staging" / "sync_adapters.py"
 MANIFEST_ROOT = "_manifests"
 """Manifests live outside every model prefix, so the model pods' read-only grant does not cover them."""
 COMPILE_CACHE_ROOT = "_compile-cache"
@@ -54,19 +56,22 @@ def compile_cache_prefix(hf_model_id: str, revision: str, image: str) -> str:
     return f"{COMPILE_CACHE_ROOT}/{hf_model_id}/{revision}/{tag.replace(':', '-')}"
 
 
-def reader_policy(partition: str, bucket: str, prefix: str, cache_prefix: Optional[str] = None) -> dict:
+def reader_policy(partition: str, bucket: str, prefix: str, cache_prefix: Optional[str] = None,
+                  adapter_prefixes: tuple = ()) -> dict:
     """Read-only access to one model revision: list that prefix, get its objects; nothing else in the bucket. With
-    `cache_prefix`, also read and add objects of the model's own compile cache (never its weights).
+    `cache_prefix`, also read and add objects of the model's own compile cache (never its weights); with
+    `adapter_prefixes`, also list and read the revisions of its LoRA adapters.
 
     The Run:ai streamer lists `<prefix>/` (always with the trailing slash) before streaming
     (runai-model-streamer-s3 0.17.1 files.py `list_files`), and HeadObject/GetObject both need s3:GetObject."""
-    listed = [f"{prefix}/*"] + ([f"{cache_prefix}/*"] if cache_prefix else [])
+    listed = [f"{prefix}/*"] + ([f"{cache_prefix}/*"] if cache_prefix else []) + [f"{a}/*" for a in adapter_prefixes]
+    read = [f"arn:{partition}:s3:::{bucket}/{p}/*" for p in (prefix, *adapter_prefixes)]
     statements = [
         {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
          "Resource": f"arn:{partition}:s3:::{bucket}",
          "Condition": {"StringLike": {"s3:prefix": listed}}},
         {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}/*"},
+         "Resource": read if adapter_prefixes else read[0]},
     ]
     if cache_prefix:
         statements.append({"Sid": "ReadWriteCompileCache", "Effect": "Allow",
@@ -75,16 +80,17 @@ def reader_policy(partition: str, bucket: str, prefix: str, cache_prefix: Option
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def staging_policy(partition: str, bucket: str, prefix: str, manifest: str) -> dict:
-    """What the staging Job may do: write (and verify, or remove a corrupt upload of) the objects of its own model
-    revision and its manifest."""
+def staging_policy(partition: str, bucket: str, prefix: str, manifest: str, adapters: tuple = ()) -> dict:
+    """What the model's staging Jobs may do: write (and verify, or remove a corrupt upload of) the objects of its own
+    model revision and its manifest, and of each `(prefix, manifest)` of its LoRA adapters."""
+    pairs = [(prefix, manifest), *adapters]
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket",
          "Resource": f"arn:{partition}:s3:::{bucket}",
-         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", manifest]}}},
+         "Condition": {"StringLike": {"s3:prefix": [k for p, m in pairs for k in (f"{p}/*", m)]}}},
         {"Sid": "WriteModelObjects", "Effect": "Allow",
          "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-         "Resource": [f"arn:{partition}:s3:::{bucket}/{prefix}/*", f"arn:{partition}:s3:::{bucket}/{manifest}"]},
+         "Resource": [f"arn:{partition}:s3:::{bucket}/{k}" for p, m in pairs for k in (f"{p}/*", m)]},
     ]}
 
 
@@ -157,6 +163,17 @@ class ModelStore(pulumi.ComponentResource):
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
 
 
+class AdapterWeightsArgs(TypedDict):
+    """A LoRA adapter of the model, staged next to its weights."""
+
+    name: str
+    """Name the adapter is served under (names its staging Job)."""
+    hf_model_id: str
+    """Hugging Face repository of the PEFT LoRA adapter."""
+    revision: str
+    """Hugging Face commit hash to stage."""
+
+
 class ModelWeightsArgs(TypedDict):
     """Inputs of ModelWeights."""
 
@@ -173,7 +190,14 @@ class ModelWeightsArgs(TypedDict):
     revision: str
     """Hugging Face commit hash to stage and serve."""
     hf_token: NotRequired[pulumi.Input[str]]
-    """Hub token (a Pulumi secret) for gated repositories; only the staging Job sees it."""
+    """Hub token (a Pulumi secret) for gated repositories; only the staging Jobs (the model's and its adapters') see
+    it."""
+    adapters: NotRequired[list[AdapterWeightsArgs]]
+    """LoRA adapters of the model: each staged by a Job of its own (with the token, when given), readable by the
+    model's pods. Their files are checked in the Job against what vLLM loads (a PEFT LoRA adapter of rank at most
+    `adapter_max_rank`), so a bad adapter fails `pulumi up` instead of every replica's start."""
+    adapter_max_rank: NotRequired[int]
+    """`--max-lora-rank` the model serves its adapters with. Default 16."""
     compile_cache_image: NotRequired[str]
     """vLLM image whose torch.compile cache the model pods may keep in the store (read and add, under a prefix
     keyed by model, revision and image). Omit to keep the cache node-local."""
@@ -208,7 +232,9 @@ class ModelWeights(pulumi.ComponentResource):
     compile_cache_uri: pulumi.Output[str]
     """`s3://` prefix of the model's torch.compile cache ("" when compile_cache_image is not set)."""
     tools_config_map: pulumi.Output[str]
-    """ConfigMap holding compile_cache.py, mounted by the model pods."""
+    """ConfigMap holding compile_cache.py (and sync_adapters.py with adapters), mounted by the model pods."""
+    adapter_uris: pulumi.Output[dict[str, str]]
+    """Per adapter name: `s3://<bucket>/<hfModelId>/<revision>/` of its files."""
 
     def __init__(self, name: str, args: ModelWeightsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         allowed = IAM_ROLE_NAME_MAX - AUTONAME_SUFFIX - 1 - max(map(len, ROLE_SUFFIXES.values()))
@@ -264,9 +290,16 @@ class ModelWeights(pulumi.ComponentResource):
 
         cache = (compile_cache_prefix(args["hf_model_id"], args["revision"], args["compile_cache_image"])
                  if args.get("compile_cache_image") else None)
-        self.reader_role, self.reader_identity = grant("reader", f"{served}-weights", reader_policy, prefix, cache)
+        adapters = list(args.get("adapters", []))
+        adapter_paths = {a["name"]: (model_prefix(a["hf_model_id"], a["revision"]),
+                                     manifest_key(a["hf_model_id"], a["revision"])) for a in adapters}
+        # Without adapters the policies are exactly what they were before adapters existed (no update on upgrade).
+        reader_extra = [tuple(p for p, _ in adapter_paths.values())] if adapters else []
+        staging_extra = [tuple(adapter_paths.values())] if adapters else []
+        self.reader_role, self.reader_identity = grant("reader", f"{served}-weights", reader_policy, prefix, cache,
+                                                       *reader_extra)
         self.staging_role, self.staging_identity = grant("staging", f"{served}-staging", staging_policy, prefix,
-                                                         manifest)
+                                                         manifest, *staging_extra)
 
         token_secret = None
         if args.get("hf_token") is not None:
@@ -284,45 +317,66 @@ class ModelWeights(pulumi.ComponentResource):
             opts=child(self, deps),
         )
         deadline = args.get("staging_deadline_seconds", 3600)
-        self.staging_job = k8s.batch.v1.Job(
-            f"{name}-staging",
-            metadata={
-                # A new revision is a new Job; the old one goes when the new one is done.
-                "name": f"stage-{served}-{args['revision'][:10]}",
-                "namespace": ns, "labels": lbl,
-                "annotations": {
-                    # pulumi-kubernetes awaits Jobs until Complete and fails at once on the Failed condition
-                    # (provider/pkg/await/job.go, checker/job/check.go @v4.32.0); its default wait is 10 minutes.
-                    "pulumi.com/timeoutSeconds": str(deadline + 300),
-                    # A Job that failed is replaced (retried) by the next `pulumi up` (provider.go replaceUnready).
-                    "pulumi.com/replaceUnready": "true",
-                }},
-            spec=self._job_spec(args, prefix, manifest, bucket, program, token_secret,
-                                self.staging_identity, lbl, deadline),
-            opts=child(self, deps + [self.staging_identity], delete_before_replace=True),
-        )
 
+        def staging_job(logical: str, job_name: str, job_labels: dict, stage_args: list) -> k8s.batch.v1.Job:
+            return k8s.batch.v1.Job(
+                logical,
+                metadata={
+                    # A new revision is a new Job; the old one goes when the new one is done.
+                    "name": job_name,
+                    "namespace": ns, "labels": job_labels,
+                    "annotations": {
+                        # pulumi-kubernetes awaits Jobs until Complete and fails at once on the Failed condition
+                        # (provider/pkg/await/job.go, checker/job/check.go @v4.32.0); its default wait is 10 minutes.
+                        "pulumi.com/timeoutSeconds": str(deadline + 300),
+                        # A Job that failed is replaced (retried) by the next `pulumi up` (provider.go replaceUnready).
+                        "pulumi.com/replaceUnready": "true",
+                    }},
+                spec=self._job_spec(args, stage_args, program, token_secret, self.staging_identity, job_labels,
+                                    deadline),
+                opts=child(self, deps + [self.staging_identity], delete_before_replace=True),
+            )
+
+        self.staging_job = staging_job(
+            f"{name}-staging", f"stage-{served}-{args['revision'][:10]}", lbl,
+            ["--repo", args["hf_model_id"], "--revision", args["revision"], "--bucket", bucket, "--prefix", prefix,
+             "--manifest-key", manifest])
+        # Adapter names are unique among the served names of the namespace, so `stage-<adapter>-...` is too.
+        rank = str(args.get("adapter_max_rank", DEFAULT_LORA_RANK))
+        self.adapter_staging_jobs = [staging_job(
+            f"{name}-adapter-{a['name']}", f"stage-{a['name']}-{a['revision'][:10]}",
+            {**lbl, "gpu-burst.io/adapter": a["name"]},
+            ["--repo", a["hf_model_id"], "--revision", a["revision"], "--bucket", bucket,
+             "--prefix", adapter_paths[a["name"]][0], "--manifest-key", adapter_paths[a["name"]][1],
+             "--adapter-max-rank", rank]) for a in adapters]
+        self.staging_jobs = [self.staging_job, *self.adapter_staging_jobs]
+
+        tools = {"compile_cache.py": COMPILE_CACHE_PROGRAM.read_text()}
+        if adapters:
+            tools["sync_adapters.py"] = SYNC_ADAPTERS_PROGRAM.read_text()
         self.tools = k8s.core.v1.ConfigMap(
             f"{name}-tools",
             metadata={"namespace": ns, "labels": lbl},
-            data={"compile_cache.py": COMPILE_CACHE_PROGRAM.read_text()},
+            data=tools,
             opts=child(self, deps),
         )
         self.model_uri = bucket.apply(lambda b: f"s3://{b}/{prefix}/")
+        self.adapter_uris = bucket.apply(lambda b: {n: f"s3://{b}/{p}/" for n, (p, _) in adapter_paths.items()})
         self.compile_cache_uri = bucket.apply(lambda b: f"s3://{b}/{cache}/" if cache else "")
         self.tools_config_map = self.tools.metadata.name
         self.manifest_uri = bucket.apply(lambda b: f"s3://{b}/{manifest}")
         self.service_account_name = self.reader_identity.service_account
         self.reader_role_arn = self.reader_role.arn
         self.staging_job_name = self.staging_job.metadata.name
-        self.register_outputs({"model_uri": self.model_uri, "manifest_uri": self.manifest_uri,
+        self.register_outputs({"model_uri": self.model_uri, "adapter_uris": self.adapter_uris,
+                               "manifest_uri": self.manifest_uri,
                                "compile_cache_uri": self.compile_cache_uri, "tools_config_map": self.tools_config_map,
                                "service_account_name": self.service_account_name,
                                "reader_role_arn": self.reader_role_arn, "staging_job_name": self.staging_job_name})
 
     @staticmethod
-    def _job_spec(args: ModelWeightsArgs, prefix: str, manifest: str, bucket: pulumi.Output, program, token_secret,
-                  identity, lbl: dict, deadline: int) -> dict:
+    def _job_spec(args: ModelWeightsArgs, stage_args: list, program, token_secret, identity, lbl: dict,
+                  deadline: int) -> dict:
         env = [{"name": "HOME", "value": "/work"}, {"name": "PYTHONPATH", "value": "/work/site"},
                {"name": "TMPDIR", "value": "/work/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"},
                {"name": "PIP_DISABLE_PIP_VERSION_CHECK", "value": "1"}]
@@ -357,8 +411,7 @@ class ModelWeights(pulumi.ComponentResource):
                         "name": "stage",
                         "image": args.get("staging_image", STAGING_IMAGE),
                         "command": ["sh", "-c", script, "stage"],
-                        "args": ["--repo", args["hf_model_id"], "--revision", args["revision"],
-                                 "--bucket", bucket, "--prefix", prefix, "--manifest-key", manifest],
+                        "args": stage_args,
                         "env": env,
                         # Memory bounds the in-flight multipart parts (8 x 32 MiB); the disk only holds boto3.
                         "resources": {"requests": {**STAGING_REQUESTS, "ephemeral-storage": "1Gi"},

@@ -27,6 +27,8 @@ COUNTED_TOKEN_TYPES = ("input", "output")
 """What a key's usage and budget count. `cached_input` is part of `input` and `reasoning` part of `output`, so adding
 them would count tokens twice."""
 MODEL_LABEL = "model"
+SERVED_BY_LABEL = "served_by"
+"""Scratch label of the cost per million output tokens: the model whose GPUs served a name (an adapter's model)."""
 GPU_RESOURCE = "nvidia_com_gpu"
 SLICE_RESOURCE = "nvidia_com_gpu_shared"
 """kube-state-metrics' label values for the `nvidia.com/gpu` and `nvidia.com/gpu.shared` (a time-slice) extended
@@ -166,6 +168,20 @@ def cost_expr(gpu_seconds: str) -> str:
     return f"{gpu_seconds} / 3600\n  * on ({MODEL_LABEL}) group_left (pool, instance_type, capacity_type) {PRICE}"
 
 
+def served_output_tokens_expr(tokens: str, adapters: dict[str, list[str]]) -> str:
+    """Output tokens per model of the recorded per-name `tokens`, each LoRA adapter's counted under the model that
+    served it (on that model's GPUs). The model is first copied to `served_by` and then overwritten for adapters, so
+    every label_replace keeps its series distinct (`model` stays); its regex is anchored and names are DNS labels."""
+    expr = f'{tokens}{{gen_ai_token_type="output"}}'
+    if not adapters:
+        return f"sum by ({MODEL_LABEL}) ({expr})"
+    expr = f'label_replace({expr}, "{SERVED_BY_LABEL}", "$1", "{MODEL_LABEL}", "(.+)")'
+    for base, names in sorted(adapters.items()):
+        expr = f'label_replace({expr}, "{SERVED_BY_LABEL}", "{base}", "{MODEL_LABEL}", "{"|".join(names)}")'
+    served = f"sum by ({SERVED_BY_LABEL}) ({expr})"
+    return f'sum by ({MODEL_LABEL}) (label_replace({served}, "{MODEL_LABEL}", "$1", "{SERVED_BY_LABEL}", "(.+)"))'
+
+
 def cost_per_million_expr(cost: str, output_tokens: str) -> str:
     """USD per million output tokens: GPU cost over the window divided by the output tokens served in it."""
     # group_left keeps the cost's price labels: one-to-one matching `on` a label would keep only that label.
@@ -197,6 +213,9 @@ class UsageRulesArgs(TypedDict):
     """Namespace of the model Deployments (GPU time and scale-ups of every Deployment there are recorded)."""
     prices: dict[str, ModelPriceArgs]
     """Per served name: its GPU price. A model without one gets GPU time and cold starts but no cost."""
+    adapters: NotRequired[dict[str, list[str]]]
+    """Per served name: its LoRA adapters' names. Their requests and tokens are recorded under their own names; their
+    output tokens also count in the model's cost per million output tokens (they run on its GPUs)."""
     key_tokens_per_day: NotRequired[dict[str, int]]
     """Per API-key name: its daily token budget (input + output tokens). Keys without one get no budget series and
     no alert; none by default."""
@@ -213,7 +232,7 @@ def key_rules() -> list[dict]:
     return rules
 
 
-def model_rules(prices: dict[str, ModelPriceArgs]) -> list[dict]:
+def model_rules(prices: dict[str, ModelPriceArgs], adapters: Optional[dict[str, list[str]]] = None) -> list[dict]:
     rules = [{"record": PRICE, "expr": f"vector({p['usd_per_gpu_hour']})",
               "labels": {MODEL_LABEL: m, "pool": p["pool"], "instance_type": p["instance_type"],
                          "capacity_type": p["capacity_type"]}} for m, p in sorted(prices.items())]
@@ -226,7 +245,7 @@ def model_rules(prices: dict[str, ModelPriceArgs]) -> list[dict]:
             {"record": record("model_cold_starts", w), "expr": cold_starts_expr(w)},
             {"record": cost, "expr": cost_expr(gpu_s)},
             {"record": record("model_cost_per_million_output_tokens", w),
-             "expr": cost_per_million_expr(cost, f'sum by ({MODEL_LABEL}) ({out}{{gen_ai_token_type="output"}})')},
+             "expr": cost_per_million_expr(cost, served_output_tokens_expr(out, adapters or {}))},
         ]
     return rules
 
@@ -250,7 +269,8 @@ def budget_rules(budgets: dict[str, int]) -> list[dict]:
     return rules
 
 
-def rule_groups(models_namespace: str, prices: dict[str, ModelPriceArgs], budgets: dict[str, int]) -> list[dict]:
+def rule_groups(models_namespace: str, prices: dict[str, ModelPriceArgs], budgets: dict[str, int],
+                adapters: Optional[dict[str, list[str]]] = None) -> list[dict]:
     """The PrometheusRule's groups; budget rules only when some key has a budget."""
     groups = [
         {"name": "gpu-burst.usage.samples", "interval": SAMPLE_INTERVAL, "rules": [
@@ -262,7 +282,7 @@ def rule_groups(models_namespace: str, prices: dict[str, ModelPriceArgs], budget
         # run concurrently (a rule in another group could see the previous evaluation).
         {"name": "gpu-burst.usage.keys", "interval": "1m",
          "rules": key_rules() + (budget_rules(budgets) if budgets else [])},
-        {"name": "gpu-burst.usage.models", "interval": "1m", "rules": model_rules(prices)},
+        {"name": "gpu-burst.usage.models", "interval": "1m", "rules": model_rules(prices, adapters)},
     ]
     return groups
 
@@ -277,7 +297,8 @@ class UsageRules(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: UsageRulesArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("UsageRules"), name, None, opts)
-        groups = rule_groups(args["models_namespace"], dict(args["prices"]), dict(args.get("key_tokens_per_day") or {}))
+        groups = rule_groups(args["models_namespace"], dict(args["prices"]), dict(args.get("key_tokens_per_day") or {}),
+                             {m: list(a) for m, a in (args.get("adapters") or {}).items()})
         self.rule = k8s.apiextensions.CustomResource(
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",

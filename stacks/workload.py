@@ -71,6 +71,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     k8s_opts = {"providers": [f.k8s_provider]}
     models = list(cfg.models)
     names = [m.served_name for m in models]
+    adapters = [{"name": a.name, "base": m.served_name} for m in models for a in m.adapters]
 
     ns = k8s.core.v1.Namespace(
         "gpu-burst-inference",
@@ -111,6 +112,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     redis = _rate_limit_redis(f, k8s_opts)
     if redis is not None:
         edge_args.update(redis)
+    if adapters:
+        edge_args["adapters"] = adapters
     if api_keys is not None:
         edge_args["api_keys"] = api_keys
     if gw.certificate_arn:
@@ -143,7 +146,9 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             {**staging, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
              "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
              "revision": m.revision, "region": cfg.region,
-             **({"compile_cache_image": m.image} if m.compile_cache else {})},
+             **({"compile_cache_image": m.image} if m.compile_cache else {}),
+             **({"adapters": [{"name": a.name, "hf_model_id": a.hf_model_id, "revision": a.revision}
+                              for a in m.adapters], "adapter_max_rank": m.lora_rank} if m.adapters else {})},
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns]),
         )
         optional["weights"] = {"model_uri": weights.model_uri, "service_account_name": weights.service_account_name,
@@ -154,6 +159,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             optional["weights"]["compile_cache_uri"] = weights.compile_cache_uri
         if release_label is not None:
             optional["monitoring_release_label"] = release_label
+        if m.adapters:
+            optional.update(adapter_sources(m, weights))
         if m.prewarm:
             optional["prewarm"] = [{"start": w.start, "end": w.end, "timezone": w.timezone, "replicas": w.replicas}
                                    for w in m.prewarm]
@@ -174,7 +181,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
              "scrape_interval": MODEL_SCRAPE_INTERVAL},
             # Every CR waits for the release that installs its CRD (and webhook); pods wait for their NodePools.
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[
-                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, weights.staging_job]),
+                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, *weights.staging_jobs]),
         )
 
     Dashboards(
@@ -197,7 +204,9 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "gpu-burst-usage",
         # The keys' daily token budgets: the budget series and the 80% alert.
         {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "prices": prices,
-         "key_tokens_per_day": {k: p.tokens_per_day for k, p in policies.items() if p.tokens_per_day}},
+         "key_tokens_per_day": {k: p.tokens_per_day for k, p in policies.items() if p.tokens_per_day},
+         **({"adapters": {m.served_name: [x.name for x in m.adapters] for m in models if m.adapters}}
+            if adapters else {})},
         opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.monitoring_release]),
     )
 
@@ -205,6 +214,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
     outputs = {
         "endpoint": gateway.endpoint,
         "models": names,
+        # Model → its LoRA adapters: more names clients may send (and another program may not take).
+        "adapters": {m.served_name: [a.name for a in m.adapters] for m in models if m.adapters},
         "apiKeys": gateway.api_keys,
         # The first key alone (secret), for `export GPU_BURST_API_KEY=$(pulumi stack output apiKey --show-secrets)`.
         "apiKey": pulumi.Output.secret(gateway.api_keys.apply(lambda k: k[sorted(k)[0]])),
@@ -225,6 +236,13 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         record = regional_record(cfg, global_zone, gateway)
         outputs["globalEndpoint"] = record.fqdn.apply(lambda n: f"https://{n}/v1")
     return outputs
+
+
+def adapter_sources(m, weights: ModelWeights) -> dict:
+    """ModelService's LoRA args for a model config with adapters: where each adapter was staged, and the limits."""
+    return {"adapters": [{"name": a.name, "uri": weights.adapter_uris.apply(lambda u, n=a.name: u[n])}
+                         for a in m.adapters],
+            "max_loras": m.lora_slots, "max_lora_rank": m.lora_rank}
 
 
 def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCache], release_label) -> dict:

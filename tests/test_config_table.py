@@ -86,6 +86,15 @@ def prewarm(*windows, **kw):
     return model(prewarm=list(windows), **kw)
 
 
+A = {"name": "qwen-sql", "hfModelId": "acme/qwen2.5-1.5b-sql-lora", "revision": "1111111111222222222233333333334444444444"}
+B = {**A, "name": "qwen-chat", "hfModelId": "acme/qwen2.5-1.5b-chat-lora"}
+"""Two LoRA adapters of the dev model."""
+
+
+def lora(*adapters, **kw):
+    return model(adapters=list(adapters), **kw)
+
+
 BAD = [
     # top level
     ('unknown-top-key', {"bogus": 1}, [
@@ -809,6 +818,93 @@ BAD = [
     ('prewarm-not-list', model(prewarm=WIN), [
         'gpu-burst:models[0].prewarm: expected a list, got a mapping; write it as a YAML list, e.g. prewarm: [a, b]',
     ]),
+    # models[].adapters: LoRA adapters on the model (flags and limits read from the vllm 0.33.0 wheel)
+    ('lora-revision-branch', lora({**A, "revision": "main"}), [
+        "gpu-burst:models[0].adapters[0].revision: 'main' is not a Hugging Face commit hash (40 lowercase hex digits); allowed: e.g. 989aa7980e4cf806f80c7fef2b1adb7bc71aa306",
+    ]),
+    ('lora-revision-uppercase', lora({**A, "revision": "AAAAAAAAAA222222222233333333334444444444"}), [
+        "gpu-burst:models[0].adapters[0].revision: 'AAAAAAAAAA222222222233333333334444444444' is not a Hugging Face commit hash (40 lowercase hex digits); allowed: e.g. 989aa7980e4cf806f80c7fef2b1adb7bc71aa306",
+    ]),
+    ('lora-name-upper', lora({**A, "name": "Qwen_SQL"}), [
+        "gpu-burst:models[0].adapters[0].name: 'Qwen_SQL' is not a DNS label (it also names the adapter's route rule and staging Job); allowed: lowercase letters, digits and '-', starting with a letter, e.g. sql-lora",
+    ]),
+    ('lora-name-long', lora({**A, "name": "a" * 41}), [
+        "gpu-burst:models[0].adapters[0].name: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is too long; allowed: at most 40 characters",
+    ]),
+    ('lora-name-is-the-model', lora({**A, "name": MODEL["servedName"]}), [
+        "gpu-burst:models[0].adapters[0].name: 'qwen2-5-1-5b-instruct' is the model's own servedName; allowed: a name of its own",
+    ]),
+    ('lora-name-repeats', lora(A, {**B, "name": "qwen-sql"}), [
+        "gpu-burst:models[0].adapters[1].name: 'qwen-sql' is already used by adapters[0]; allowed: a name unique among the model's adapters",
+    ]),
+    ('lora-name-of-another-model', {"models": [{**MODEL, "adapters": [A]}, {**MODEL, "servedName": "qwen-sql"}]}, [
+        "gpu-burst:models[1].servedName: 'qwen-sql' is already used by models[0].adapters[0].name; allowed: a name unique among the served names and adapters of gpu-burst:models",
+    ]),
+    ('lora-name-of-another-adapter', {"models": [{**MODEL, "adapters": [A]}, {**MODEL, "servedName": "other", "adapters": [{**B, "name": "qwen-sql"}]}]}, [
+        "gpu-burst:models[1].adapters[0].name: 'qwen-sql' is already used by models[0].adapters[0].name; allowed: a name unique among the served names and adapters of gpu-burst:models",
+    ]),
+    ('lora-base-repository', lora({**A, "hfModelId": MODEL["hfModelId"]}), [
+        "gpu-burst:models[0].adapters[0].hfModelId: 'Qwen/Qwen2.5-1.5B-Instruct' is the model's own repository; allowed: the repository of a PEFT LoRA adapter trained on it",
+    ]),
+    ('lora-too-many', lora(*[{**A, "name": f"a{i}"} for i in range(15)]), [
+        'gpu-burst:models[0].adapters: 15 adapters; allowed: at most 14 (the model and its adapters are the rules of one route, at most 15)',
+    ]),
+    ('lora-max-loras-above-adapters', lora(A, B, maxLoras=3), [
+        'gpu-burst:models[0].maxLoras: 3 is above the number of adapters (2): vLLM reserves GPU memory for every slot; allowed: 1 to 2',
+    ]),
+    ('lora-max-loras-zero', lora(A, maxLoras=0), [
+        'gpu-burst:models[0].maxLoras: 0 is out of range; allowed: an integer from 1 to 14',
+    ]),
+    ('lora-keys-without-adapters', lora(maxLoras=1, maxLoraRank=16), [
+        'gpu-burst:models[0].maxLoras: is only read with `adapters` and the model has none; allowed: add adapters, or remove the key',
+        'gpu-burst:models[0].maxLoraRank: is only read with `adapters` and the model has none; allowed: add adapters, or remove the key',
+    ]),
+    ('lora-rank-not-allowed', lora(A, maxLoraRank=24), [
+        'gpu-burst:models[0].maxLoraRank: 24 is not a rank vLLM 0.33.0 accepts; allowed: 1, 8, 16, 32, 64, 128, 256, 320, 512',
+    ]),
+    ('lora-extra-enable-lora', lora(A, extraArgs=["--enable-lora"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--enable-lora' is --enable-lora: the program sets it from the model's `adapters`; allowed: set `adapters` instead",
+    ]),
+    ('lora-extra-no-enable-lora', lora(A, extraArgs=["--no-enable-lora"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--no-enable-lora' is --no-enable-lora: the program sets it from the model's `adapters`; allowed: set `adapters` instead",
+    ]),
+    ('lora-extra-lora-modules', lora(A, extraArgs=["--lora-modules=x=/data/x"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--lora-modules' is --lora-modules: the program sets it from the model's `adapters`; allowed: set `adapters` instead",
+    ]),
+    ('lora-extra-max-loras-underscore', lora(A, extraArgs=["--max_loras=4"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--max_loras' means --max-loras: the program sets it from the model's `maxLoras`; allowed: set `maxLoras` instead",
+    ]),
+    ('lora-extra-max-lora-rank', lora(A, extraArgs=["--max-lora-rank=64"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--max-lora-rank' is --max-lora-rank: the program sets it from the model's `maxLoraRank`; allowed: set `maxLoraRank` instead",
+    ]),
+    ('lora-extra-max-cpu-loras', lora(A, extraArgs=["--max-cpu-loras=8"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--max-cpu-loras' is --max-cpu-loras: the program sets it from the model's `adapters`; allowed: set `adapters` instead",
+    ]),
+    ('lora-extra-abbreviated', lora(extraArgs=["--enable-lor"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--enable-lor' means --enable-lora: the program sets it from the model's `adapters`; allowed: set `adapters` instead",
+    ]),
+    ('lora-tuning-flag-without-adapters', lora(extraArgs=["--lora-dtype=bfloat16", "--no-fully-sharded-loras"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--lora-dtype' only tunes LoRA adapters and the model has none; allowed: the flag with `adapters`, or no flag",
+        "gpu-burst:models[0].extraArgs[1]: '--no-fully-sharded-loras' only tunes LoRA adapters and the model has none; allowed: the flag with `adapters`, or no flag",
+    ]),
+    ('lora-mega-moe-backend', lora(A, extraArgs=["--moe-backend=deep_gemm_mega_moe"]), [
+        "gpu-burst:models[0].extraArgs[0]: '--moe-backend=deep_gemm_mega_moe' is a MegaMoE backend, with which vLLM refuses LoRA adapters at startup; allowed: another --moe-backend, or no `adapters`",
+    ]),
+    ('lora-adaptive-verification-json', lora(A, extraArgs=['--speculative-config={"method": "ngram", "num_speculative_tokens": 4, "enable_adaptive_verification": true}']), [
+        'gpu-burst:models[0].extraArgs[0]: speculative decoding with enable_adaptive_verification cannot serve LoRA adapters (vLLM refuses the pair at startup); allowed: no adaptive verification, or no `adapters`',
+    ]),
+    ('lora-adaptive-verification-dotted', lora(A, extraArgs=["--speculative-config.enable_adaptive_verification=true"]), [
+        'gpu-burst:models[0].extraArgs[0]: speculative decoding with enable_adaptive_verification cannot serve LoRA adapters (vLLM refuses the pair at startup); allowed: no adaptive verification, or no `adapters`',
+    ]),
+    ('lora-adapter-no-revision', lora({k: v for k, v in A.items() if k != "revision"}), [
+        'gpu-burst:models[0].adapters[0].revision: required but not set; Hugging Face commit hash (40 hex digits) of the adapter repository, staged to the model store and served.',
+    ]),
+    ('lora-adapter-unknown-key', lora({**A, "rank": 16}), [
+        'gpu-burst:models[0].adapters[0].rank: unknown key; valid keys here: name, hfModelId, revision',
+    ]),
+    ('lora-adapters-not-list', {"models": [{**MODEL, "adapters": A}]}, [
+        'gpu-burst:models[0].adapters: expected a list, got a mapping; write it as a YAML list, e.g. adapters: [a, b]',
+    ]),
     ('models-not-list', {"models": MODEL}, [
         'gpu-burst:models: expected a list, got a mapping; write it as a YAML list, e.g. models: [a, b]',
     ]),
@@ -1060,6 +1156,18 @@ GOOD = [
      lambda c: c.models[0].prewarm[0].timezone == "Etc/GMT-9"),
     ("prewarm-steps", prewarm({"start": "0 */12 * * *", "end": "0 6-18/12 * * *", "timezone": "UTC"}),
      lambda c: c.models[0].prewarm[0].end == "0 6-18/12 * * *"),
+    ("lora-two-adapters", lora(A, B), lambda c: c.models[0].served_names == ["qwen2-5-1-5b-instruct", "qwen-sql",
+                                                                            "qwen-chat"]
+     and (c.models[0].lora_slots, c.models[0].lora_rank) == (2, 16)),
+    ("lora-rank-and-slots", lora(A, B, maxLoras=1, maxLoraRank=64),
+     lambda c: (c.models[0].lora_slots, c.models[0].lora_rank) == (1, 64)),
+    ("lora-tuning-flags-with-adapters", lora(A, extraArgs=["--fully-sharded-loras", "--lora-dtype=bfloat16",
+                                                           "--moe-backend=triton"]),
+     lambda c: len(c.models[0].extra_args) == 3),
+    ("lora-same-adapter-on-two-models", {"models": [{**MODEL, "adapters": [A]},
+                                                    {**MODEL, "servedName": "other", "adapters": [{**A, "name": "o"}]}]},
+     lambda c: [m.served_names for m in c.models] == [["qwen2-5-1-5b-instruct", "qwen-sql"], ["other", "o"]]),
+    ("no-adapters", {}, lambda c: c.models[0].served_names == ["qwen2-5-1-5b-instruct"] and c.models[0].lora_slots == 0),
     ("s3-endpoint-off", net(s3GatewayEndpoint=False),
      lambda c: c.network.s3_gateway_endpoint is False and not c.network.creates_s3_gateway_endpoint),
     ("s3-endpoint-default", {},

@@ -34,6 +34,12 @@ runai_streamer_loader) plus config/tokenizer files; Llama repositories also ship
 weights under original/ that would double the copy for nothing."""
 
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""What vLLM loads of a LoRA adapter from a directory (vllm 0.33.0 vllm/lora/lora_model.py from_local_checkpoint, which
+also reads adapter_model.bin/.pt; those are never staged, see EXCLUDE)."""
+LORA_MODULES_TO_SAVE = ("classifier", "score")
+
+
 class StagingError(RuntimeError):
     """A staging run that must fail the Job (and with it `pulumi up`), with a message that says why."""
 
@@ -93,6 +99,41 @@ def select(files: list[dict], exclude: Iterable[str] = EXCLUDE) -> list[dict]:
         raise StagingError("no top-level *.safetensors in the repository: the Run:ai streamer loads only "
                            "safetensors weights")
     return keep
+
+
+def adapter_problems(config: dict, max_rank: int) -> list[str]:
+    """Why vLLM would refuse this adapter_config.json at startup when serving with `--max-lora-rank max_rank` (vllm
+    0.33.0 vllm/lora/peft_helper.py: from_dict, validate_legal, _validate_features); [] when it would load it."""
+    out = []
+    if config.get("peft_type") != "LORA":
+        out.append(f"peft_type is {config.get('peft_type')!r}; vLLM serves LoRA adapters only ('LORA')")
+    missing = [k for k in ("r", "lora_alpha", "target_modules") if k not in config]
+    if missing:
+        out.append(f"adapter_config.json lacks {', '.join(missing)}")
+    ranks = [config.get("r", 0), *(config.get("rank_pattern") or {}).values()]
+    if all(isinstance(r, int) for r in ranks) and max(ranks) > max_rank:
+        out.append(f"rank {max(ranks)} is above maxLoraRank {max_rank}; set the model's maxLoraRank to at least "
+                   f"{max(ranks)}")
+    if config.get("use_dora"):
+        out.append("it is a DoRA adapter (use_dora), which vLLM does not serve")
+    if config.get("bias", "none") != "none" or config.get("lora_bias"):
+        out.append("it trains biases (bias/lora_bias), which vLLM does not serve")
+    extra = [m for m in config.get("modules_to_save") or [] if m not in LORA_MODULES_TO_SAVE]
+    if extra:
+        out.append(f"modules_to_save {extra}: vLLM serves only {list(LORA_MODULES_TO_SAVE)}")
+    return out
+
+
+def check_adapter(s3: Any, bucket: str, prefix: str, max_rank: int) -> dict:
+    """The staged adapter's config, or StagingError when vLLM would refuse it (read back from the store, so a
+    revision staged earlier is checked against today's maxLoraRank too)."""
+    config = read_manifest(s3, bucket, f"{prefix}/{ADAPTER_FILES[0]}")
+    if config is None:
+        raise StagingError(f"s3://{bucket}/{prefix}/ has no {ADAPTER_FILES[0]}: not a PEFT LoRA adapter")
+    problems = adapter_problems(config, max_rank)
+    if problems:
+        raise StagingError(f"s3://{bucket}/{prefix}/ cannot be served as a LoRA adapter: " + "; ".join(problems))
+    return config
 
 
 def expected_digest(f: dict) -> tuple[str, str]:
@@ -171,14 +212,23 @@ def copy_file(s3: Any, bucket: str, key: str, url: str, f: dict, token: Optional
 
 
 def stage(s3: Any, repo: str, revision: str, bucket: str, prefix: str, manifest_key: str,
-          token: Optional[str] = None, hub: str = HUB, log=print) -> dict:
-    """Copy `repo@revision` to `s3://bucket/prefix/` unless its manifest says it is there; return the manifest."""
+          token: Optional[str] = None, hub: str = HUB, log=print, adapter_max_rank: Optional[int] = None) -> dict:
+    """Copy `repo@revision` to `s3://bucket/prefix/` unless its manifest says it is there; return the manifest. With
+    `adapter_max_rank`, the repository is a LoRA adapter that vLLM must be able to serve at that rank."""
     prefix = prefix.strip("/")
     done = read_manifest(s3, bucket, manifest_key)
     if done and done.get("repo") == repo and done.get("revision") == revision and done.get("prefix") == prefix:
         log(f"already staged: {repo}@{revision} -> s3://{bucket}/{prefix}/ ({len(done['files'])} files); nothing to do")
+        if adapter_max_rank is not None:
+            check_adapter(s3, bucket, prefix, adapter_max_rank)
         return done
-    files = select(list_files(repo, revision, token, hub))
+    listed = list_files(repo, revision, token, hub)
+    if adapter_max_rank is not None:
+        missing = [n for n in ADAPTER_FILES if n not in {f["path"] for f in listed}]
+        if missing:
+            raise StagingError(f"{repo}@{revision} is not a PEFT LoRA adapter vLLM can load: no top-level "
+                               f"{', '.join(missing)}")
+    files = select(listed)
     total = sum(f["size"] for f in files)
     log(f"staging {repo}@{revision}: {len(files)} files, {total / 1e9:.2f} GB -> s3://{bucket}/{prefix}/")
     started = time.monotonic()
@@ -198,6 +248,9 @@ def stage(s3: Any, repo: str, revision: str, bucket: str, prefix: str, manifest_
         entries.append({"path": f["path"], "size": f["size"], "algorithm": algorithm, "digest": digest})
     manifest = {"format": MANIFEST_FORMAT, "repo": repo, "revision": revision, "bucket": bucket, "prefix": prefix,
                 "files": entries, "bytes": total, "seconds": round(time.monotonic() - started, 1)}
+    if adapter_max_rank is not None:
+        # Before the manifest: a refused adapter is checked again (against the then maxLoraRank) by the next run.
+        check_adapter(s3, bucket, prefix, adapter_max_rank)
     # Written last: its presence is the "complete" marker the next run (and an operator) can trust.
     s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest, indent=1).encode(),
                   ContentType="application/json")
@@ -213,12 +266,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--prefix", required=True)
     p.add_argument("--manifest-key", required=True)
     p.add_argument("--hub", default=os.environ.get("HF_ENDPOINT", HUB))
+    p.add_argument("--adapter-max-rank", type=int, default=None,
+                   help="the repository is a LoRA adapter served with this --max-lora-rank")
     a = p.parse_args(argv)
     import boto3
 
     try:
         stage(boto3.client("s3"), a.repo, a.revision, a.bucket, a.prefix, a.manifest_key,
-              token=os.environ.get("HF_TOKEN") or None, hub=a.hub.rstrip("/"))
+              token=os.environ.get("HF_TOKEN") or None, hub=a.hub.rstrip("/"), adapter_max_rank=a.adapter_max_rank)
     except StagingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -67,6 +67,8 @@ added = AddedModel(
         "drain_seconds": m.drain_seconds, "streamer_concurrency": m.runai_concurrency,
         "streamer_memory_limit_bytes": m.runai_memory_limit_gib * 2**30, "compile_cache": m.compile_cache,
         "cpu": m.cpu, "memory": m.memory, "shm_size": m.shm_size, "cache_size": m.cache_size,
+        **({"adapters": [{"name": a.name, "hf_model_id": a.hf_model_id, "revision": a.revision} for a in m.adapters],
+            "max_loras": m.lora_slots, "max_lora_rank": m.lora_rank} if m.adapters else {}),
         **({"hf_token": hf_token} if m.needs_hf_token else {}),
     },
     opts=pulumi.ResourceOptions(providers=[provider, aws_provider]),

@@ -77,6 +77,17 @@ class StackConfig(Strict):
         for i, first in repeats([m.served_name for m in self.models]):
             p.add(f"models[{i}].servedName", f"'{self.models[i].served_name}' is already used by models[{first}]; "
                   "allowed: a servedName unique across gpu-burst:models")
+        # An adapter is a model to clients: its name may be no other served name (within one model, ModelConfig
+        # reports it).
+        names = [(i, f"models[{i}].servedName", m.served_name) for i, m in enumerate(self.models)]
+        names += [(i, f"models[{i}].adapters[{j}].name", a.name) for i, m in enumerate(self.models)
+                  for j, a in enumerate(getattr(m, "adapters", []))]
+        first: dict[str, tuple[int, str]] = {}
+        for i, at, name in sorted(names, key=lambda n: (n[0], "adapters" in n[1])):
+            if name in first and first[name][0] != i and "adapters" in at + first[name][1]:
+                p.add(at, f"'{name}' is already used by {first[name][1]}; allowed: a name unique among the served "
+                          "names and adapters of gpu-burst:models")
+            first.setdefault(name, (i, at))
         p.raise_if_any()
         return self
 
@@ -281,7 +292,9 @@ def _key_policy_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
     models, every key has a policy, so a forgotten key does not silently reach every model; the rate-limit rules
     fit one BackendTrafficPolicy."""
     gw, out = cfg.gateway, []
-    known, served = cfg.key_names, [m.served_name for m in cfg.models]
+    # An adapter is a model to clients: a key calls it only when its name is listed (its model's name does not
+    # cover it).
+    known, served = cfg.key_names, [n for m in cfg.models for n in m.served_names]
     for name in sorted(gw.keys):
         if name not in known:
             out.append((f"gateway.keys.{name}", f"no key '{name}' in gpu-burst:apiKeys; allowed: a policy for "

@@ -261,8 +261,8 @@ def _load_balancer_controller(cfg) -> list[PodRequest]:
 
 
 def _model_staging(cfg) -> list[PodRequest]:
-    # One staging Job per model revision, pinned to the system nodes (never a GPU node), while a revision is staged.
-    # At least one must fit next to everything that stays; with several models the others wait Pending for the room
+    # One staging Job per model revision and LoRA adapter, pinned to the system nodes (never a GPU node), while it is
+    # staged. At least one must fit next to everything that stays; with several the others wait Pending for the room
     # a finished Job frees (each Job's await covers its own deadline, docs/cold-start.md).
     return [PodRequest.of("model-staging", model_store.STAGING_REQUESTS)] if cfg.models else []
 

@@ -1,6 +1,7 @@
 """Config sections for the inference workload: the models (`gpu-burst:models`) and the gateway (`gpu-burst:gateway`)."""
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -9,6 +10,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from . import cron
+from .component_constants import model_route, model_service
 from .base import (Cidr, CpuQuantity, Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
                    quantity_value, repeats)
 from .global_dns import GlobalDnsConfig, gateway_problems
@@ -36,12 +38,15 @@ MANAGED_FLAGS = {
     "--tensor-parallel-size": "gpus", "--pipeline-parallel-size": "gpus", "--data-parallel-size": "gpus",
     "--max-model-len": "maxModelLen", "--gpu-memory-utilization": "gpuMemoryUtilization",
     "--device-memory-utilization": "gpuMemoryUtilization",
+    "--enable-lora": "adapters", "--no-enable-lora": "adapters", "--lora-modules": "adapters",
+    "--max-cpu-loras": "adapters", "--max-loras": "maxLoras", "--max-lora-rank": "maxLoraRank",
 }
 """vLLM flags the program sets from the model's own keys (value), or that would break the pod's contract (None):
 the address and paths the probes, Service and interceptor use, the API key (kept out of the spec, read from
 VLLM_API_KEY), how the weights are loaded (streamed from the model store), `--config` (a file that could set any
-of them), and the parallel sizes that change how many GPUs the pod needs. Read from the vllm 0.33.0 wheel:
-vllm/engine/arg_utils.py (`--device-memory-utilization` is an alias of `--gpu-memory-utilization` there) and
+of them), the parallel sizes that change how many GPUs the pod needs, and the LoRA flags that `adapters` sets. Read
+from the vllm 0.33.0 wheel: vllm/engine/arg_utils.py (`--device-memory-utilization` is an alias of
+`--gpu-memory-utilization` there; `--enable-lora` is a BooleanOptionalAction, hence `--no-enable-lora`) and
 vllm/entrypoints/common/cli_args.py."""
 
 SHORT_FLAGS = {"-tp": "--tensor-parallel-size", "-pp": "--pipeline-parallel-size", "-dp": "--data-parallel-size",
@@ -148,6 +153,80 @@ def _extra_arg_problems(args: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+HfModelId = pattern_type(r"[A-Za-z0-9][\w.-]*/[\w.-]+", "a Hugging Face model id", "Qwen/Qwen2.5-1.5B-Instruct")
+Revision = pattern_type(r"[0-9a-f]{40}", "a Hugging Face commit hash (40 lowercase hex digits)",
+                        "989aa7980e4cf806f80c7fef2b1adb7bc71aa306")
+
+MAX_ADAPTERS = model_route.MAX_RULES_PER_ROUTE - 1
+"""Adapters per model: the model and its adapters are the rules of one route (at most 15)."""
+LORA_TUNING_FLAGS = ("--lora-dtype", "--enable-tower-connector-lora", "--fully-sharded-loras", "--lora-target-modules",
+                     "--default-mm-loras", "--specialize-active-lora", "--enable-mixed-moe-lora-format",
+                     "--enable-moe-shared-loras", "--max-lora-cls-labels")
+"""The other flags of vLLM 0.33's LoRAConfig group (vllm/engine/arg_utils.py): only read with --enable-lora."""
+NO_LORA_MOE_BACKENDS = ("deep_gemm_mega_moe", "flashinfer_moe_ep_cutedsl", "flashinfer_moe_ep_mega_deep_gemm",
+                        "aiter_mega_moe")
+"""`--moe-backend` values with which vLLM 0.33 refuses LoRA at startup (vllm/config/lora.py
+verify_with_kernel_config, MEGA_MOE_BACKENDS in vllm/config/kernel.py)."""
+
+
+def _flag_value(item: str) -> str:
+    return item.split("=", 1)[1] if "=" in item else ""
+
+
+def lora_flag_problems(args: list[str], has_adapters: bool) -> list[tuple[str, str]]:
+    """extraArgs that cannot go with LoRA adapters, or that only tune LoRA on a model without any."""
+    out = []
+    for i, a in enumerate(args):
+        if not a.startswith("--"):
+            continue
+        name = _flag_name(a)
+        bare = "--" + name[5:] if name.startswith("--no-") else name
+        if not has_adapters and bare in LORA_TUNING_FLAGS:
+            out.append((f"[{i}]", f"'{a.split('=', 1)[0]}' only tunes LoRA adapters and the model has none; allowed: "
+                                  "the flag with `adapters`, or no flag"))
+        elif has_adapters and name == "--moe-backend" and \
+                _flag_value(a).lower().replace("-", "_") in NO_LORA_MOE_BACKENDS:
+            out.append((f"[{i}]", f"'{a}' is a MegaMoE backend, with which vLLM refuses LoRA adapters at startup; "
+                                  "allowed: another --moe-backend, or no `adapters`"))
+        elif has_adapters and _adaptive_verification(name, a):
+            out.append((f"[{i}]", "speculative decoding with enable_adaptive_verification cannot serve LoRA adapters "
+                                  "(vLLM refuses the pair at startup); allowed: no adaptive verification, or no "
+                                  "`adapters`"))
+    return out
+
+
+def _adaptive_verification(name: str, item: str) -> bool:
+    if name == "--speculative-config.enable_adaptive_verification":
+        return _flag_value(item).lower() in ("", "true", "1")
+    if name == "--speculative-config":
+        try:
+            spec = json.loads(_flag_value(item))
+        except ValueError:
+            return False
+        return isinstance(spec, dict) and spec.get("enable_adaptive_verification") is True
+    return False
+
+
+class AdapterConfig(Strict):
+    """A LoRA adapter served by its model's replicas (vLLM `--lora-modules`): clients send its name as `model`."""
+
+    name: Annotated[str, Field(max_length=40)]
+    """Name clients send as `model` for this adapter (a DNS label, unique among every served name of the stack)."""
+    hf_model_id: HfModelId
+    """Hugging Face repository `<org>/<name>` of the PEFT LoRA adapter (adapter_config.json and
+    adapter_model.safetensors)."""
+    revision: Revision
+    """Hugging Face commit hash (40 hex digits) of the adapter repository, staged to the model store and served."""
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if not re.match(_SERVED_NAME, v):
+            raise ValueError(f"'{v}' is not a DNS label (it also names the adapter's route rule and staging Job); "
+                             "allowed: lowercase letters, digits and '-', starting with a letter, e.g. sql-lora")
+        return v
+
+
 class PrewarmWindow(Strict):
     """A scheduled pre-warm window: a KEDA `cron` trigger that keeps at least `replicas` replicas from each `start`
     until the next `end`, requests or not. It buys GPUs without a request, by design; only explicit config does that
@@ -206,10 +285,9 @@ class ModelConfig(Strict):
     served_name: Annotated[str, Field(max_length=40)]
     """Name clients send as `model` (and in the routing header), the `model_name` label of vLLM's metrics, and the
     Kubernetes name of every object of the model."""
-    hf_model_id: pattern_type(r"[A-Za-z0-9][\w.-]*/[\w.-]+", "a Hugging Face model id", "Qwen/Qwen2.5-1.5B-Instruct")
+    hf_model_id: HfModelId
     """Hugging Face repository `<org>/<name>` the weights are downloaded from."""
-    revision: pattern_type(r"[0-9a-f]{40}", "a Hugging Face commit hash (40 lowercase hex digits)",
-                            "989aa7980e4cf806f80c7fef2b1adb7bc71aa306")
+    revision: Revision
     """Hugging Face commit hash (40 hex digits) of `hfModelId`: what the staging Job copies to the model store and
     what every replica loads, so a scale event months later serves the same weights and tokenizer."""
     runai_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
@@ -245,6 +323,8 @@ class ModelConfig(Strict):
     """In-flight requests per replica at the interceptor (second 1→N signal, and the route's scaling metric)."""
     pool: Annotated[str, Field(min_length=1)] = "gpu-on-demand"
     needs_hf_token: bool = False
+    """The repository (or one of `adapters`) is gated: the staging Jobs of the model and its adapters get
+    `gpu-burst:hfToken`, nothing else does."""
     startup_budget: Duration = "20m"
     """Budget of the startupProbe: GPU node + image pull + weights download/load + compile."""
     drain_timeout: Duration = "2m"
@@ -260,6 +340,14 @@ class ModelConfig(Strict):
     prewarm: list[PrewarmWindow] = []
     """Scheduled pre-warm windows (KEDA cron triggers): inside each, at least its `replicas` run without a request;
     outside, the model scales to zero as usual. Empty: GPUs only for requests (and minReplicas)."""
+    adapters: list[AdapterConfig] = []
+    """LoRA adapters served on top of this model (vLLM `--enable-lora`): each is staged to the model store, loaded by
+    every replica before vLLM starts, and routed, listed, authorized and scaled as this model. At most 14."""
+    max_loras: Optional[Annotated[int, Field(ge=1, le=MAX_ADAPTERS)]] = None
+    """Adapters one batch may mix (vLLM `--max-loras`, GPU memory reserved per slot). Default: every adapter."""
+    max_lora_rank: Optional[int] = None
+    """Largest LoRA rank `r` among the adapters (vLLM `--max-lora-rank`): one of 1, 8, 16, 32, 64, 128, 256, 320,
+    512. Default 16."""
 
     @field_validator("served_name")
     @classmethod
@@ -269,6 +357,14 @@ class ModelConfig(Strict):
                 f"'{v}' is not a DNS label (it also names the model's Deployment, Service and route); allowed: "
                 "lowercase letters, digits and '-', starting with a letter, e.g. qwen2-5-1-5b-instruct"
             )
+        return v
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _lora_rank(cls, v: Optional[int]) -> Optional[int]:
+        if v is not None and v not in model_service.LORA_RANKS:
+            raise ValueError(f"{v} is not a rank vLLM {VLLM_VERSION} accepts; allowed: "
+                             + ", ".join(map(str, model_service.LORA_RANKS)))
         return v
 
     @field_validator("image")
@@ -286,6 +382,35 @@ class ModelConfig(Strict):
         if found:
             raise Problems(*found)
         return v
+
+    @model_validator(mode="after")
+    def _adapters(self):
+        p = Problems()
+        n = len(self.adapters)
+        if n > MAX_ADAPTERS:
+            p.add("adapters", f"{n} adapters; allowed: at most {MAX_ADAPTERS} (the model and its adapters are the "
+                              f"rules of one route, at most {model_route.MAX_RULES_PER_ROUTE})")
+        for j, a in enumerate(self.adapters):
+            if a.name == self.served_name:
+                p.add(f"adapters[{j}].name", f"'{a.name}' is the model's own servedName; allowed: a name of its own")
+            if a.hf_model_id == self.hf_model_id:
+                p.add(f"adapters[{j}].hfModelId", f"'{a.hf_model_id}' is the model's own repository; allowed: the "
+                                                  "repository of a PEFT LoRA adapter trained on it")
+        for j, first in repeats([a.name for a in self.adapters]):
+            p.add(f"adapters[{j}].name", f"'{self.adapters[j].name}' is already used by adapters[{first}]; allowed: "
+                                         "a name unique among the model's adapters")
+        if not n:
+            for key, value in (("maxLoras", self.max_loras), ("maxLoraRank", self.max_lora_rank)):
+                if value is not None:
+                    p.add(key, "is only read with `adapters` and the model has none; allowed: add adapters, or "
+                               "remove the key")
+        elif self.max_loras is not None and self.max_loras > n:
+            p.add("maxLoras", f"{self.max_loras} is above the number of adapters ({n}): vLLM reserves GPU memory "
+                              f"for every slot; allowed: " + ("1" if n == 1 else f"1 to {n}"))
+        for at, message in lora_flag_problems(list(self.extra_args), bool(n)):
+            p.add(f"extraArgs{at}", message)
+        p.raise_if_any()
+        return self
 
     @model_validator(mode="after")
     def _replicas(self):
@@ -347,6 +472,21 @@ class ModelConfig(Strict):
 
     # -- derived values used by the components ----------------------------------------------------------------
     @property
+    def lora_rank(self) -> int:
+        """`--max-lora-rank` of the replicas."""
+        return self.max_lora_rank or model_service.DEFAULT_LORA_RANK
+
+    @property
+    def lora_slots(self) -> int:
+        """`--max-loras` of the replicas (0 without adapters)."""
+        return self.max_loras or len(self.adapters)
+
+    @property
+    def served_names(self) -> list[str]:
+        """Every name clients may send for this model: its own, then its adapters'."""
+        return [self.served_name, *(a.name for a in self.adapters)]
+
+    @property
     def idle_seconds(self) -> int:
         return int(duration_seconds(self.idle_before_scale_to_zero))
 
@@ -386,8 +526,9 @@ class KeyPolicy(Strict):
     optional: a policy `{}` lets the key call every model at `gateway.requestsPerMinute`, without a token budget."""
 
     models: Optional[list[str]] = None
-    """Served names (`models[].servedName`) the key may call; any other model gets 403 at the edge. Leave it out to
-    allow every model, including models other programs add later."""
+    """Served names (`models[].servedName`, and `models[].adapters[].name` for LoRA adapters, each listed on its own)
+    the key may call; any other model gets 403 at the edge. Leave it out to allow every model, including models other
+    programs add later."""
     requests_per_minute: Optional[Annotated[int, Field(ge=1, le=1_000_000)]] = None
     """Requests per minute this key may send (over it: 429 with Retry-After); default `gateway.requestsPerMinute`."""
     tokens_per_minute: Optional[Annotated[int, Field(ge=1, le=MAX_TOKENS_PER_WINDOW)]] = None
