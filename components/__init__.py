@@ -12,7 +12,7 @@ from .edge_gateway import EdgeGateway, EdgeGatewayArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .image_cache import ImageCache, ImageCacheArgs
-from .karpenter import Karpenter, KarpenterArgs
+from .karpenter import Karpenter, KarpenterArgs, KarpenterInterruptionQueue, KarpenterInterruptionQueueArgs
 from .keda import Keda, KedaArgs
 from .load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from .model_service import ModelService, ModelServiceArgs, WeightsSourceArgs
@@ -28,6 +28,7 @@ COMPONENTS = [
     Network,
     EksCluster,
     Karpenter,
+    KarpenterInterruptionQueue,
     GpuNodePool,
     NvidiaDevicePlugin,
     Keda,
@@ -51,7 +52,7 @@ __all__ = [
     "EksAddonVersions", "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
     "EdgeGateway", "EdgeGatewayArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
-    "Karpenter", "KarpenterArgs",
+    "Karpenter", "KarpenterArgs", "KarpenterInterruptionQueue", "KarpenterInterruptionQueueArgs",
     "Keda", "KedaArgs",
     "KedaHttpAddon", "KedaHttpAddonArgs",
     "LoadBalancerController", "LoadBalancerControllerArgs",

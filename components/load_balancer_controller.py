@@ -120,7 +120,7 @@ class LoadBalancerController(pulumi.ComponentResource):
         values = pulumi.Output.all(args["cluster_name"], region.region, args["vpc_id"],
                                    association.service_account).apply(
             lambda v: lbc_values(v[0], v[1], v[2], v[3], replicas,
-                                 args.get("node_selector") or SYSTEM_NODE_SELECTOR))
+                                 args.get("node_selector", SYSTEM_NODE_SELECTOR)))
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE_NAME,

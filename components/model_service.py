@@ -185,6 +185,9 @@ class ModelServiceArgs(TypedDict):
     """ServiceMonitor scrape interval (default 5s)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
     """Value of a `release` label on the ServiceMonitor (harmless; the Prometheus selects monitors without it)."""
+    monitor_labels: NotRequired[dict[str, str]]
+    """More ServiceMonitor labels: those a Prometheus that selects monitors by label needs (e.g. an existing
+    kube-prometheus-stack's `release`)."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -253,7 +256,7 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
-        sm_labels = dict(lbl)
+        sm_labels = {**(args.get("monitor_labels") or {}), **lbl}
         release = args.get("monitoring_release_label")
         if release is not None:
             sm_labels["release"] = release

@@ -165,7 +165,7 @@ class Monitoring(pulumi.ComponentResource):
             # CRDs + operator + admission webhook patch jobs + Prometheus can exceed Helm's 5-minute default.
             timeout=900,
             values=monitoring_values(
-                args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["retention"], args["scrape_interval"],
+                args.get("node_selector", SYSTEM_NODE_SELECTOR), args["retention"], args["scrape_interval"],
                 args.get("prometheus_memory", "1Gi"), args.get("grafana_enabled", True),
                 args.get("alertmanager_enabled", True)),
             depends_on=deps_of(opts),
