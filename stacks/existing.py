@@ -3,6 +3,7 @@ Kubernetes provider a kubeconfig for it. Everything here runs before any resourc
 stack cannot use is one config error per problem and nothing is half-created."""
 
 import json
+import re
 from typing import Optional
 
 import pulumi
@@ -43,9 +44,10 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str, prof
 
 
 def _reason(e: Exception) -> str:
-    """The provider's own words from a failed invoke, without the SDK's `invoke of <token> failed:` prefix."""
-    text = str(e)
-    return text.split(" failed: ", 1)[-1].strip() or type(e).__name__
+    """The provider's own words from a failed invoke, without what the SDK, the engine and gRPC put before them
+    (`invoke of <token> failed: invocation of <token> returned an error: rpc error: code = Unknown desc = `)."""
+    text = re.sub(r"^.*returned an error: ", "", str(e).split(" failed: ", 1)[-1], flags=re.S)
+    return re.sub(r"^rpc error: code = \w+ desc = ", "", text).strip() or type(e).__name__
 
 
 def _not_found(e: Exception) -> bool:

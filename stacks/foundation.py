@@ -136,7 +136,7 @@ def build_on_existing_cluster(cfg: StackConfig, prefix: str, c: ExistingCluster)
     eks-pod-identity-agent add-on if it lacks one (and that is allowed), and Karpenter unless it runs already."""
     tags = stack_tags(cfg)
     kubeconfig_json = kubeconfig(c.name, c.endpoint, c.certificate_authority, cfg.region, cfg.aws_profile)
-    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=pulumi.Output.secret(kubeconfig_json))
+    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=kubeconfig_json)
     ready = []
     if not c.pod_identity_agent:
         # Before anything that runs with Pod Identity credentials (Karpenter, the LBC, the model store's Jobs).
