@@ -34,7 +34,7 @@ def merged(**sections) -> dict:
         for k, v in b.items():
             if v is None:
                 a.pop(k, None)
-            elif isinstance(v, dict) and isinstance(a.get(k), dict):
+            elif isinstance(v, dict) and v and isinstance(a.get(k), dict):  # {} replaces: it is a value
                 deep(a[k], v)
             else:
                 a[k] = v
@@ -190,6 +190,15 @@ def test_controllers_run_where_the_config_says(stack):
     assert proxy.inputs["spec"]["provider"]["kubernetes"]["envoyDeployment"]["pod"]["nodeSelector"] == SELECTOR
     (job,) = _of(mocks, "kubernetes:batch/v1:Job")
     assert job.inputs["spec"]["template"]["spec"]["nodeSelector"] == SELECTOR
+
+
+def test_an_empty_selector_lets_controllers_run_on_any_node(mocks):
+    byo(mocks, cluster={"systemNodeSelector": {}})
+    values = {n: r.inputs["values"] for n, r in _releases(mocks).items()}
+    assert values["keda"]["nodeSelector"] == {} and values["aws-load-balancer-controller"]["nodeSelector"] == {}
+    assert values["eg"]["deployment"]["pod"]["nodeSelector"] == {}
+    (proxy,) = mocks.of_type("kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
+    assert proxy.inputs["spec"]["provider"]["kubernetes"]["envoyDeployment"]["pod"]["nodeSelector"] == {}
 
 
 def test_the_gateway_allows_the_existing_vpc(stack):
