@@ -36,3 +36,8 @@ def image_cache() -> ModuleType:
     """`components.image_cache` (checkout) or `gpu_burst.image_cache` (installed package): the image references the
     model pods pull."""
     return _first("components.image_cache", "gpu_burst.image_cache")
+
+
+def component(name: str) -> ModuleType:
+    """`components.<name>` (checkout) or `gpu_burst.<name>` (installed package), e.g. `http_addon`."""
+    return _first(f"components.{name}", f"gpu_burst.{name}")
