@@ -576,6 +576,8 @@ def snapshot_build(
     if not request_timeout > 0:
         raise BadInput(f"--request-timeout: {request_timeout:g} must be a positive number of seconds")
     cfg = pf.load_stack(stack_file, region)
+    # An existing cluster's own version is in the snapshot tags `auto` looks for.
+    cfg = pf.with_cluster_version(cfg, cfg.region, profile, request_timeout)
     gpu = cfg.gpu
     sn.check_flags(subnet_id, instance_profile, instance_type, security_group_id, volume_size_gib,
                    gpu.volume_size_gib)
@@ -616,6 +618,7 @@ def snapshot_policy(
         raise BadInput(f"--builder-role-arn: '{builder_role_arn}' is not an IAM role ARN; allowed: e.g. "
                        "arn:aws:iam::123456789012:role/gpu-burst-snapshot-builder")
     cfg = pf.load_stack(stack_file, region)
+    cfg = pf.with_cluster_version(cfg, cfg.region)
     images, _ = sn.stack_identity(cfg, m.group(2))
     print_json(sn.operator_policy(m.group(1), cfg.region, m.group(2), builder_role_arn,
                                   sn.ecr_repositories(m.group(1), images)))

@@ -557,6 +557,26 @@ def check_existing_cluster(clients: AwsClients, cfg: Any) -> tuple[list[Check], 
     return checks, cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"kubernetes_version": version})})
 
 
+def with_cluster_version(cfg: Any, region: str, profile: Optional[str] = None,
+                         timeout: Optional[float] = None) -> Any:
+    """The config with an existing cluster's own Kubernetes version (`cluster.mode: existing` reads it; the snapshot
+    tags of `dataVolumeSnapshotId: auto` carry it); unchanged for a cluster the stack creates."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not cfg.existing_cluster:
+        return cfg
+    try:
+        c = aws.session(region, profile).client("eks", config=aws.client_config(timeout)).describe_cluster(
+            name=cfg.cluster.name)["cluster"]
+    except ClientError as e:
+        what, todo = aws.explain(e, "eks:DescribeCluster")
+        raise CheckError(f"cannot read EKS cluster {cfg.cluster.name} for its Kubernetes version ({what}); {todo}") \
+            from None
+    except BotoCoreError as e:
+        raise CheckError(aws.unreachable(e)) from None
+    return cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"kubernetes_version": c["version"]})})
+
+
 def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str] = None,
               cluster_reader: Any = None) -> list[Check]:
     """The AWS checks; with `cluster_reader` (`--cluster`) also what is installed in the cluster."""

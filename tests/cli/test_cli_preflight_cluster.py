@@ -349,3 +349,14 @@ def test_existing_cluster_that_cannot_take_the_karpenter_the_stack_installs(byo_
     checks, _ = pf.check_existing_cluster(pf.AwsClients(None, None, None, "us-west-2", None, None,
                                                         eks_describe("1.35", "CONFIG_MAP")), cfg)
     assert checks[0].status == "fail" and "authenticationMode CONFIG_MAP has no access entries" in checks[0].detail
+
+
+def test_snapshot_commands_use_the_existing_cluster_s_version(aws_session, byo_cfg):
+    eks = boto3.client("eks", region_name="us-west-2")
+    eks.create_cluster(name="byo-snapshot", version="1.36", roleArn="arn:aws:iam::123456789012:role/eks",
+                       resourcesVpcConfig={"subnetIds": []})
+    cfg = byo_cfg.model_copy(update={"cluster": byo_cfg.cluster.model_copy(update={"name": "byo-snapshot"})})
+    assert pf.with_cluster_version(cfg, "us-west-2").cluster.kubernetes_version == "1.36"
+    with pytest.raises(pf.CheckError, match="cannot read EKS cluster nope for its Kubernetes version"):
+        pf.with_cluster_version(cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"name": "nope"})}),
+                                "us-west-2")
