@@ -129,6 +129,12 @@ class ClusterChecks:
             return [Check("system nodes", "fail", f"no node matches cluster.systemNodeSelector {shown}",
                           "every controller the stack installs would stay Pending: set gpu-burst:cluster."
                           "systemNodeSelector to the labels of existing nodes (`kubectl get nodes --show-labels`)")]
+        replicas = self.cfg.karpenter_replicas if self.cfg.karpenter.install else 0
+        if len(nodes) < replicas:
+            # The Karpenter chart's replicas repel each other by hostname (a required anti-affinity).
+            return [Check("system nodes", "fail", f"{len(nodes)} node(s) match {shown}, fewer than the {replicas} "
+                          "Karpenter replicas, which need a node each", "set gpu-burst:karpenter.replicas to at most "
+                          f"{len(nodes)}, or widen cluster.systemNodeSelector")]
         return [Check("system nodes", "pass", f"{len(nodes)} node(s) match {shown}")]
 
     def pod_identity_agent(self) -> list[Check]:

@@ -360,3 +360,12 @@ def test_snapshot_commands_use_the_existing_cluster_s_version(aws_session, byo_c
     with pytest.raises(pf.CheckError, match="cannot read EKS cluster nope for its Kubernetes version"):
         pf.with_cluster_version(cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"name": "nope"})}),
                                 "us-west-2")
+
+
+def test_too_few_system_nodes_for_the_karpenter_the_stack_installs(cluster, byo_cfg):
+    k = byo_cfg.karpenter.model_copy(update={"install": True})
+    objects = [o for o in cluster_objects() if o["kind"] not in ("CustomResourceDefinition", "Deployment")
+               or "karpenter" not in o["metadata"]["name"]]
+    got = run(cluster(objects), byo_cfg.model_copy(update={"karpenter": k}))
+    assert got["system nodes"].status == "fail" and "fewer than the 2 Karpenter replicas" in got["system nodes"].detail
+    assert got["karpenter"].status == "pass"
