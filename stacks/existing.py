@@ -64,16 +64,46 @@ class _Lines(list):
 def read_existing_cluster(cfg: StackConfig) -> tuple[StackConfig, ExistingCluster]:
     """Read the cluster `cluster.name` and everything the stack needs from it; the config comes back with the
     cluster's Kubernetes version in `cluster.kubernetesVersion`, so every later use sees the real one."""
+    c = _describe(cfg)
+    name, version, vpc = cfg.cluster.name, c.version, c.vpc_config
+    lines = _Lines()
+    mode = _control_plane(cfg, c, lines)
+    agent = _pod_identity_agent(cfg, name, version, lines)
+    subnets = _gpu_subnets(cfg, name, vpc.vpc_id, list(vpc.subnet_ids or []), lines)
+    _karpenter_identity(cfg, lines)
+    if version in SUPPORTED_KUBERNETES_VERSIONS:
+        for path, message in bottlerocket_variant_problems(cfg.gpu, version, f" (the version of cluster '{name}')"):
+            lines.add(path, message)
+    if lines:
+        raise ConfigError(list(lines))
+    if not cfg.karpenter.install:
+        pulumi.log.info(f"cluster '{name}' runs Kubernetes {version}: its Karpenter must be "
+                        f"{KARPENTER_MIN_FOR_KUBERNETES[version]} or later (`burstctl preflight --cluster` checks)")
+    oidc = c.identities[0].oidcs if c.identities else []
+    existing = ExistingCluster(
+        name=name, endpoint=c.endpoint, certificate_authority=c.certificate_authorities[0].data,
+        kubernetes_version=version, authentication_mode=mode, security_group_id=vpc.cluster_security_group_id,
+        vpc_id=vpc.vpc_id, vpc_cidr=aws.ec2.get_vpc(id=vpc.vpc_id).cidr_block, gpu_subnet_ids=subnets,
+        oidc_issuer=(oidc[0].issuer or "") if oidc else "", pod_identity_agent=agent)
+    cluster = cfg.cluster.model_copy(update={"kubernetes_version": version})
+    return cfg.model_copy(update={"cluster": cluster}), existing
+
+
+def _describe(cfg: StackConfig):
     name, region = cfg.cluster.name, cfg.region
     try:
-        c = aws.eks.get_cluster(name=name)
+        return aws.eks.get_cluster(name=name)
     except Exception as e:  # noqa: BLE001 - the SDK raises a plain Exception for a failed invoke
         raise ConfigError([
             f"{NAMESPACE}:cluster.name: cannot read EKS cluster '{name}' in {region} ({_reason(e)}); allowed: the name "
             f"of a cluster in {region} that these credentials may describe (`aws eks list-clusters --region "
             f"{region}`)"]) from None
-    lines = _Lines()
-    version = c.version
+
+
+def _control_plane(cfg: StackConfig, c, lines: _Lines) -> str:
+    """Status, Kubernetes version and (when the stack installs Karpenter) an authentication mode with access
+    entries; returns the authentication mode."""
+    name, version = cfg.cluster.name, c.version
     if c.status not in USABLE_STATUSES:
         lines.add("cluster.name", f"cluster '{name}' is {c.status}; allowed: an ACTIVE cluster")
     if version not in SUPPORTED_KUBERNETES_VERSIONS:
@@ -89,28 +119,7 @@ def read_existing_cluster(cfg: StackConfig) -> tuple[StackConfig, ExistingCluste
                                        f"eks update-cluster-config --name {name} --access-config "
                                        "authenticationMode=API_AND_CONFIG_MAP`), or install: false with the "
                                        "cluster's own Karpenter")
-    vpc = c.vpc_config
-    agent = _pod_identity_agent(cfg, name, version, lines)
-    subnets = _gpu_subnets(cfg, name, vpc.vpc_id, list(vpc.subnet_ids or []), lines)
-    _karpenter_identity(cfg, lines)
-    if version in SUPPORTED_KUBERNETES_VERSIONS:
-        for path, message in bottlerocket_variant_problems(cfg.gpu, version, f" (the version of cluster '{name}')"):
-            lines.add(path, message)
-    if lines:
-        raise ConfigError(list(lines))
-    if not cfg.karpenter.install:
-        pulumi.log.info(f"cluster '{name}' runs Kubernetes {version}: its Karpenter must be "
-                        f"{KARPENTER_MIN_FOR_KUBERNETES[version]} or later (`burstctl preflight --cluster` checks)")
-    cidr = aws.ec2.get_vpc(id=vpc.vpc_id).cidr_block
-    issuer = ""
-    if c.identities and c.identities[0].oidcs:
-        issuer = c.identities[0].oidcs[0].issuer or ""
-    existing = ExistingCluster(
-        name=name, endpoint=c.endpoint, certificate_authority=c.certificate_authorities[0].data,
-        kubernetes_version=version, authentication_mode=mode, security_group_id=vpc.cluster_security_group_id,
-        vpc_id=vpc.vpc_id, vpc_cidr=cidr, gpu_subnet_ids=subnets, oidc_issuer=issuer, pod_identity_agent=agent)
-    cluster = cfg.cluster.model_copy(update={"kubernetes_version": version})
-    return cfg.model_copy(update={"cluster": cluster}), existing
+    return mode
 
 
 def _pod_identity_agent(cfg: StackConfig, name: str, version: str, lines: _Lines) -> bool:

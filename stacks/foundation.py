@@ -137,36 +137,50 @@ def build_on_existing_cluster(cfg: StackConfig, prefix: str, c: ExistingCluster)
     tags = stack_tags(cfg)
     kubeconfig_json = kubeconfig(c.name, c.endpoint, c.certificate_authority, cfg.region, cfg.aws_profile)
     provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=kubeconfig_json)
-    ready = []
-    if not c.pod_identity_agent:
-        # Before anything that runs with Pod Identity credentials (Karpenter, the LBC, the model store's Jobs).
-        ready.append(aws.eks.Addon(
-            f"{prefix}-pod-identity-agent", cluster_name=c.name, addon_name=POD_IDENTITY_AGENT,
-            addon_version=DEFAULT_ADDON_VERSIONS[c.kubernetes_version][POD_IDENTITY_AGENT],
-            # Never OVERWRITE: a self-managed agent's configuration is its owner's.
-            resolve_conflicts_on_create="NONE", resolve_conflicts_on_update="NONE", tags=tags))
+    ready = _pod_identity_agent(prefix, c, tags)
     selector = dict(cfg.cluster.system_node_selector or {})
-    k = cfg.karpenter
-    common = dict(
-        cfg=cfg, cluster_name=pulumi.Output.from_input(c.name), cluster_security_group_id=pulumi.Output.from_input(
-            c.security_group_id), vpc_id=pulumi.Output.from_input(c.vpc_id), vpc_cidr=pulumi.Output.from_input(
-            c.vpc_cidr), k8s_provider=provider, system_ready=ready, kubeconfig=pulumi.Output.from_input(
-            kubeconfig_json), private_subnet_ids=pulumi.Output.from_input(list(c.gpu_subnet_ids)),
-        control_plane_log_group=pulumi.Output.from_input(""), system_node_selector=selector, existing=c,
+    discovery = cfg.karpenter.discovery_tag
+    out = pulumi.Output.from_input
+    return Foundation(
+        cfg=cfg, cluster_name=out(c.name), cluster_security_group_id=out(c.security_group_id), vpc_id=out(c.vpc_id),
+        vpc_cidr=out(c.vpc_cidr), private_subnet_ids=out(list(c.gpu_subnet_ids)), k8s_provider=provider,
+        kubeconfig=out(kubeconfig_json), control_plane_log_group=out(""), system_ready=ready,
+        system_node_selector=selector, existing=c,
         # An existing Karpenter's tag selects subnets and security groups; else the private subnets, by id.
-        discovery_tag=k.discovery_tag, gpu_subnet_ids=None if k.discovery_tag else list(c.gpu_subnet_ids))
+        discovery_tag=discovery, gpu_subnet_ids=None if discovery else list(c.gpu_subnet_ids),
+        **_karpenter_on(cfg, prefix, c, selector, tags, pulumi.ResourceOptions(provider=provider, depends_on=ready)),
+    )
+
+
+def _pod_identity_agent(prefix: str, c: ExistingCluster, tags: dict) -> list:
+    """The eks-pod-identity-agent add-on when the cluster lacks it (config checked it may be installed): first, as
+    everything with Pod Identity credentials (Karpenter, the LBC, the model store's Jobs) needs it."""
+    if c.pod_identity_agent:
+        return []
+    return [aws.eks.Addon(
+        f"{prefix}-pod-identity-agent", cluster_name=c.name, addon_name=POD_IDENTITY_AGENT,
+        addon_version=DEFAULT_ADDON_VERSIONS[c.kubernetes_version][POD_IDENTITY_AGENT],
+        # Never OVERWRITE: a self-managed agent's configuration is its owner's.
+        resolve_conflicts_on_create="NONE", resolve_conflicts_on_update="NONE", tags=tags)]
+
+
+def _karpenter_on(cfg: StackConfig, prefix: str, c: ExistingCluster, selector: dict, tags: dict,
+                  opts: pulumi.ResourceOptions) -> dict:
+    """The Foundation's Karpenter fields: the Karpenter the stack installs, or the node identity of the one the
+    cluster runs (and its interruption queue, only if asked for)."""
+    k = cfg.karpenter
     if not k.install:
         queue = (KarpenterInterruptionQueue(prefix, {"tags": tags}).queue_name if k.interruption_queue
                  else pulumi.Output.from_input(""))
-        return Foundation(**common, node_role_name=pulumi.Output.from_input(k.node_role_name or ""),
-                          node_instance_profile=k.node_instance_profile or "", karpenter_release=None,
-                          karpenter_crd_release=None, karpenter_interruption_queue=queue)
+        return {"node_role_name": pulumi.Output.from_input(k.node_role_name or ""),
+                "node_instance_profile": k.node_instance_profile or "", "karpenter_release": None,
+                "karpenter_crd_release": None, "karpenter_interruption_queue": queue}
     karpenter = Karpenter(prefix, {
         "cluster_name": c.name, "cluster_endpoint": c.endpoint, "chart_version": k.chart_version,
         "replicas": cfg.karpenter_replicas, "node_selector": selector, "log_level": k.log_level,
         "controller_cpu": k.controller_cpu, "controller_memory": k.controller_memory,
         "create_spot_service_linked_role": k.create_spot_service_linked_role, "tags": tags,
-    }, pulumi.ResourceOptions(provider=provider, depends_on=list(ready)))
-    return Foundation(**common, node_role_name=karpenter.node_role_name, karpenter_release=karpenter.release,
-                      karpenter_crd_release=karpenter.crd_release,
-                      karpenter_interruption_queue=karpenter.interruption_queue_name)
+    }, opts)
+    return {"node_role_name": karpenter.node_role_name, "karpenter_release": karpenter.release,
+            "karpenter_crd_release": karpenter.crd_release,
+            "karpenter_interruption_queue": karpenter.interruption_queue_name}
