@@ -96,6 +96,14 @@ class RequestResult:
     cold_start: bool = False
     retried: bool = False
     """Sent a second time because the server had closed the reused keep-alive connection before answering."""
+    itl: Optional[float] = None
+    """Mean inter-token latency of the stream: the gaps between content chunks after the first, averaged."""
+    gaps: list[float] = field(default_factory=list, repr=False, compare=False)
+    """Every such gap (not reported per request: the summary pools them into `itl_s`)."""
+
+    def public(self) -> dict[str, Any]:
+        """The request as reported (JSON and CSV rows)."""
+        return {f: getattr(self, f) for f in CSV_FIELDS}
 
 
 @dataclass
@@ -105,7 +113,7 @@ class BurstReport:
     requests: list[RequestResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "summary": self.summary, "requests": [asdict(r) for r in self.requests]}
+        return {"config": self.config, "summary": self.summary, "requests": [r.public() for r in self.requests]}
 
 
 # -- statistics ------------------------------------------------------------------------------------------------
@@ -226,6 +234,8 @@ def summarize(results: list[RequestResult], wall: float, from_zero: bool, url: s
         "error_details": details,
         "retried_stale_connections": sum(1 for r in results if r.retried),
         "ttft_s": distribution([r.ttft for r in ok if r.ttft is not None]),
+        # Every gap between streamed chunks of every successful stream: a stall of one slice shows in the tail.
+        "itl_s": distribution([g for r in ok for g in r.gaps]),
         "latency_s": distribution([r.latency for r in ok if r.latency is not None]),
         "tokens_out": tokens,
         "tokens_per_s": tokens / wall if wall > 0 else 0.0,
@@ -286,6 +296,7 @@ class _SSE:
     def __init__(self, res: RequestResult, t0: float):
         self.res, self.t0 = res, t0
         self.counted = 0
+        self.last = t0
         self.usage_tokens: Optional[int] = None
 
     def line(self, line: bytes) -> bool:
@@ -301,8 +312,12 @@ class _SSE:
             self.res.detail = error_message(payload)
             return True
         if _chunk_text(obj):
+            now = time.perf_counter()
             if self.res.ttft is None:
-                self.res.ttft = time.perf_counter() - self.t0
+                self.res.ttft = now - self.t0
+            else:
+                self.res.gaps.append(now - self.last)
+            self.last = now
             self.counted += 1
         usage = obj.get("usage")
         if usage and usage.get("completion_tokens") is not None:
@@ -311,6 +326,8 @@ class _SSE:
 
     def finish(self) -> None:
         self.res.tokens_out = self.usage_tokens if self.usage_tokens is not None else self.counted
+        if self.res.gaps:
+            self.res.itl = sum(self.res.gaps) / len(self.res.gaps)
         if self.res.error is None and self.res.ttft is None:
             self.res.error = "bad_response"  # a 200 stream that never produced a token
             self.res.detail = "the stream ended without a token"
@@ -612,7 +629,7 @@ def load_prompts(prompts: list[str], prompts_file: Optional[Path]) -> list[str]:
 
 
 CSV_FIELDS = ["index", "ok", "status", "error", "detail", "ttft", "latency", "tokens_out", "started", "cold_start",
-              "retried"]
+              "retried", "itl"]
 OUT_SUFFIXES = (".json", ".csv")
 
 
@@ -638,7 +655,7 @@ def write_results(report: BurstReport, path: Path) -> None:
                 w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
                 w.writeheader()
                 for r in report.requests:
-                    w.writerow(asdict(r))
+                    w.writerow(r.public())
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

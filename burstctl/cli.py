@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import traceback
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -333,6 +334,8 @@ def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
     for k in ("p50", "p95", "p99", "min", "max"):
         lat.add_column(k, justify="right")
     lat.add_row("TTFT", *(fmt_seconds(s["ttft_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
+    if s["itl_s"]["p50"] is not None:
+        lat.add_row("inter-token", *(fmt_seconds(s["itl_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
     lat.add_row("latency", *(fmt_seconds(s["latency_s"][k]) for k in ("p50", "p95", "p99", "min", "max")))
     con.print(lat)
     if s["errors"]:
@@ -345,6 +348,33 @@ def _print_burst_summary(s: dict[str, Any], cfg: Any) -> None:
         con.print(err)
     for line in s["diagnosis"]:
         stderr().print(Text.assemble(("=> ", "bold yellow"), line), soft_wrap=True)
+
+
+# -- compare ---------------------------------------------------------------------------------------------------
+@app.command()
+def compare(
+    a: Path = typer.Argument(..., metavar="A.json", help="Baseline: a `burst --out FILE.json` result (e.g. whole "
+                             "GPUs)."),
+    b: Path = typer.Argument(..., metavar="B.json", help="Candidate: a result of the same model and load (e.g. the "
+                             "same model on N time-slices per GPU)."),
+    max_regression: str = typer.Option("20%", "--max-regression", metavar="PERCENT", help="Exit 1 when B's p95 "
+                                       "TTFT is worse than A's by more than this (20% or 20)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Compare two `burst` results side by side: TTFT and inter-token latency p50/p95/p99, tokens/s, errors, B/A.
+
+    Exits 1 when B's p95 time to first token is worse than A's by more than --max-regression (default 20%), or B has
+    no successful request; 2 when a file is not a burst result or A has no successful request.
+    """
+    from burstctl import compare as cmp
+
+    result = cmp.compare(a, b, cmp.parse_regression(max_regression))
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        cmp.render(result, stdout())
+    if result.regressed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 # -- verify / timeline -----------------------------------------------------------------------------------------
@@ -512,19 +542,35 @@ def estimate(
     weights_gb: Optional[float] = typer.Option(None, "--weights-gb", min=0.01, max=2000, help="Weight bytes in GB "
                                                "(default: parameters in the model id x 2)."),
     image_gb: float = typer.Option(10.0, "--image-gb", min=0.1, max=100, help="vLLM image size in GB."),
+    measured: Optional[Path] = typer.Option(None, "--measured", metavar="FILE", help="A measured cold start, the "
+                                            "`burstctl timeline --json` report: print it next to the estimate, "
+                                            "phase by phase (its model is the default --model)."),
+    week: Optional[datetime] = typer.Option(None, "--week", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="A day of the week whose "
+                                            "pre-warm windows are priced (Monday-Sunday UTC; default: this week)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Estimate time to first token from zero GPU nodes, phase by phase, and the GPU cost of one cold start.
 
     Baseline (no acceleration) next to what the stack file configures; every constant is shown with its kind
-    (measured elsewhere, vendor spec, stack config, or our estimate) and its source.
+    (measured elsewhere, vendor spec, stack config, or our estimate) and its source. With --measured: the stack's
+    estimate next to a measured cold start, phase by phase. For a model with pre-warm windows (models[].prewarm),
+    also the GPU-hours per week they buy without a request, at the instance's price.
     """
     from burstctl import estimate as est
+    from burstctl import measured as ms
 
+    timeline = ms.read_measured(measured) if measured is not None else None
+    if timeline is not None and model is not None and model != timeline["model"]:
+        raise BadInput(f"--model: '{model}' differs from the model of --measured {measured} "
+                       f"('{timeline['model']}'); compare a model with its own timeline")
     cfg = est.load_stack(stack_file)
-    result = est.estimate(cfg, est.pick_model(cfg, model), instance_type, weights_gb, image_gb)
+    chosen = est.pick_model(cfg, model or (timeline["model"] if timeline is not None else None))
+    result = est.estimate(cfg, chosen, instance_type, weights_gb, image_gb, week.date() if week else None)
+    comparison = ms.compare(result, timeline, str(measured)) if timeline is not None else None
     if as_json:
-        print_json(result.as_dict())
+        print_json({**result.as_dict(), **({"measured": comparison} if comparison is not None else {})})
+    elif comparison is not None:
+        ms.render(comparison, result, stdout())
     else:
         est.render(result, stdout())
 
@@ -704,17 +750,19 @@ def _print_snapshot(r: Any, stack_file: Path) -> None:
 # -- sweep -----------------------------------------------------------------------------------------------------
 @app.command()
 def sweep(
-    cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose Karpenter leftovers to find."),
+    cluster_name: str = typer.Option(..., "--cluster-name", help="EKS cluster whose controller leftovers to find."),
     region: str = typer.Option(..., "--region", envvar="AWS_REGION", show_envvar=True, help="AWS region."),
     profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
     yes: bool = typer.Option(False, "--yes", help="Delete what was found (without it: report only)."),
     request_timeout: float = AWS_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Find (and with --yes delete) what Karpenter left behind after `pulumi destroy`.
+    """Find (and with --yes delete) what Karpenter and the AWS Load Balancer Controller left behind after
+    `pulumi destroy`.
 
-    EC2 instances, launch templates and instance profiles Karpenter created for the cluster. Exits 1 when
-    leftovers remain (dry run) or a delete failed; a second run after --yes finds nothing and exits 0.
+    EC2 instances, launch templates and instance profiles Karpenter created for the cluster; load balancers, target
+    groups and security groups the AWS Load Balancer Controller created for it. Exits 1 when leftovers remain (dry
+    run) or a delete failed; a second run after --yes finds nothing and exits 0.
     """
     from rich.table import Table
 
@@ -729,7 +777,7 @@ def sweep(
     clients = sw.make_clients(region, profile, request_timeout)
     found = sw.find(clients, cluster_name)
     if yes and found:
-        sw.delete(clients, found)
+        _sweep_delete(sw, clients, found)
     errors = [x for x in found if x.action.startswith("error")]
     remaining = bool(found) and not yes
     if as_json:
@@ -742,18 +790,40 @@ def sweep(
         if not found:
             con.print(f"[green]nothing left behind[/] for cluster {cluster_name} in {region}")
         else:
-            table = Table(title=f"Karpenter leftovers of {cluster_name} in {region}", title_justify="left")
+            table = Table(title=f"Leftovers of {cluster_name} in {region}", title_justify="left")
             for col in ("kind", "id", "name / path", "detail", "action"):
                 table.add_column(col)
             for x in found:
                 action = "would delete" if not yes else x.action
                 style = "red" if action.startswith("error") else "yellow" if not yes else "green"
-                table.add_row(x.kind, x.id, x.name, x.detail, f"[{style}]{action}[/]")
+                # An ARN's last part is its unique id (the name is in the next column; --json has the full ARN).
+                shown = x.id.rsplit("/", 1)[-1] if x.id.startswith("arn:") else x.id
+                table.add_row(x.kind, shown, x.name, x.detail, f"[{style}]{action}[/]")
             con.print(table)
             if not yes:
                 con.print(f"{len(found)} leftover(s); run again with --yes to delete them")
     if errors or remaining:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _sweep_delete(sw: Any, clients: Any, found: list) -> None:
+    """Delete with a progress bar on stderr when it is a terminal (security groups can take minutes)."""
+    if not _tty():
+        sw.delete(clients, found)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=stderr(), transient=True) as bar:
+        task = bar.add_task("", total=len(found))
+
+        def report(item: Any, note: str) -> None:
+            if note:
+                bar.update(task, description=f"{item.kind} {item.name or item.id}: {note}")
+            else:
+                bar.update(task, advance=1, description=f"{item.kind} {item.name or item.id}: {item.action}")
+
+        sw.delete(clients, found, progress=report)
 
 
 def run() -> None:  # pragma: no cover - console-script convenience

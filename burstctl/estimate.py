@@ -13,6 +13,7 @@ said so). Each phase shows the formula it used, so a reader can redo the arithme
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 from burstctl.output import BadInput
@@ -172,6 +173,45 @@ class PathEstimate:
 
 
 @dataclass
+class WindowCost:
+    """One pre-warm window over the week: the hours its cron trigger is active."""
+
+    start: str
+    end: str
+    timezone: str
+    replicas: int
+    hours: float
+    gpu_hours: float
+    cost_usd: Optional[float]
+
+
+@dataclass
+class PrewarmCost:
+    """What a model's pre-warm windows buy in one week: GPUs that run whether or not a request comes."""
+
+    week_start: str
+    """Monday 00:00 UTC that starts the 7 x 24 hours counted (real elapsed time: a week with a clock change in a
+    window's zone counts that window's real length)."""
+    windows: list[WindowCost]
+    replica_hours: float
+    """Sum over the week of the largest `replicas` of the windows active at each minute (the HPA takes the largest
+    proposal of the triggers, so overlapping windows do not add up)."""
+    gpus_per_replica: int
+    gpu_hours: float
+    price_per_gpu_hour: Optional[float]
+    cost_usd: Optional[float]
+    closes: int
+    """Times in the week the last active window closes: each is followed by the cooldown before scale to zero."""
+    cooldown_s: int
+    tail_gpu_hours: float
+    """Lower bound of what those cooldowns add: one replica through each (more replicas wind down on the HPA's
+    scale-down policy, and requests in the window restart the cooldown)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Estimate:
     model: str
     instance_type: str
@@ -182,11 +222,31 @@ class Estimate:
     figures: list[Figure]
     target_s: float = DEFAULT_TARGET_S
     """Goal for the stack path's first token."""
+    slices: int = 1
+    """Time-slices per GPU the model's replicas share (its pool's `timeSlicing` with `sharedGpu`; 1: whole GPUs)."""
+    prewarm: Optional[PrewarmCost] = None
+    """The model's scheduled pre-warm windows, priced (None without windows)."""
 
     def cost(self, path: PathEstimate) -> Optional[float]:
         if self.price_per_hour is None:
             return None
         return round(path.gpu_billed_s * self.price_per_hour / 3600, 4)
+
+    def slice_cost(self, path: PathEstimate) -> Optional[float]:
+        """This model's share of the node's cost when every slice of its GPU serves a replica."""
+        c = self.cost(path)
+        return None if c is None else round(c / self.slices, 4)
+
+    @property
+    def free_slice_s(self) -> Optional[float]:
+        """First token when a replica lands on a node of the pool that is already up and has a free slice: no node
+        launch, no device plugin start, the image already on the node; weights, engine and routing as on the stack
+        path. None for whole GPUs (a replica's GPU is never on a running node)."""
+        if self.slices == 1:
+            return None
+        skip = ("node launch -> Ready", "Ready -> GPU allocatable")
+        return round(sum(p.seconds for p in self.paths[-1].phases
+                         if p.name not in skip and not p.name.startswith("image")), 1)
 
     def nat_cost(self, path: PathEstimate) -> float:
         return round(path.nat_gb * NAT_USD_PER_GB, 4)
@@ -196,13 +256,15 @@ class Estimate:
             "model": self.model, "instance_type": self.instance_type, "weights_gb": self.weights_gb,
             "image_gb": self.image_gb, "price_per_hour_usd": self.price_per_hour, "target_s": self.target_s,
             "target_met": self.paths[-1].total_s <= self.target_s,
+            "time_slices": self.slices, "free_slice_first_token_s": self.free_slice_s,
             "paths": [{"path": p.path, "description": p.description, "total_s": p.total_s,
-                       "gpu_billed_s": p.gpu_billed_s, "cost_usd": self.cost(p),
+                       "gpu_billed_s": p.gpu_billed_s, "cost_usd": self.cost(p), "slice_cost_usd": self.slice_cost(p),
                        "nat_gb": round(p.nat_gb, 2), "nat_cost_usd": self.nat_cost(p),
                        "phases": [{"phase": ph.name, "seconds": round(ph.seconds, 1), "formula": ph.formula,
                                    "figures": [f.key for f in ph.figures]} for ph in p.phases]}
                       for p in self.paths],
             "figures": [asdict(f) for f in self.figures],
+            "prewarm": self.prewarm.as_dict() if self.prewarm else None,
         }
 
 
@@ -219,19 +281,26 @@ def weights_gb_of(hf_model_id: str) -> float:
 
 
 def default_instance(cfg: Any, model: Any) -> str:
-    """Smallest instance of the model's pool that holds its GPUs (what Karpenter's price ordering picks first)."""
-    from burstctl.program import stack_config_gpu
+    """Smallest instance of the model's pool that holds its GPUs (what Karpenter's price ordering picks first). For a
+    model on time-slices: the smallest 1-GPU instance whose CPU holds all the slices of its GPU, which is what
+    Karpenter launches when that many replicas are pending at once."""
+    from burstctl.program import stack_config_capacity, stack_config_gpu
     GPU_INSTANCE_SIZES = stack_config_gpu().GPU_INSTANCE_SIZES
+    kube_reserved_cpu_m, parse_cpu_m = stack_config_capacity().kube_reserved_cpu_m, stack_config_capacity().parse_cpu_m
 
     pool = next(p for p in cfg.gpu.pools if p.name == model.pool)
+    slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
+    need_m = parse_cpu_m(model.cpu) * slices if slices > 1 else 0
     best = None
     for fam in pool.instance_families:
         for size, (vcpu, gpus) in GPU_INSTANCE_SIZES.get(fam, {}).items():
             name = f"{fam}.{size}"
-            if gpus == model.gpus and (best is None or (vcpu, PRICE_PER_HOUR.get(name, 1e9)) < best[0]):
+            fits = vcpu * 1000 - kube_reserved_cpu_m(vcpu * 1000) >= need_m
+            if gpus == model.gpus and fits and (best is None or (vcpu, PRICE_PER_HOUR.get(name, 1e9)) < best[0]):
                 best = ((vcpu, PRICE_PER_HOUR.get(name, 1e9)), name)
     if best is None:
-        raise BadInput(f"--model: no instance of pool '{pool.name}' has {model.gpus} GPUs")
+        what = f"{model.gpus} GPUs" + (f" and room for {slices} slices of {model.cpu} CPU" if slices > 1 else "")
+        raise BadInput(f"--model: no instance of pool '{pool.name}' has {what}; pass --instance-type")
     return best[1]
 
 
@@ -258,9 +327,70 @@ def ebs_unpack_seconds(image_gb: float, volume_mibps: int, ebs_mbps: float,
     return image_gb * unpacked_per_compressed * 1e9 / min(volume_mibps * 2**20, ebs_mbps * 1e6 / 8)
 
 
+WEEK_MINUTES = 7 * 24 * 60
+
+
+def week_start(day: date) -> datetime:
+    """Monday 00:00 UTC of the ISO week that holds `day`."""
+    monday = day - timedelta(days=day.weekday())
+    return datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+
+
+def instance_gpus(itype: str) -> Optional[int]:
+    from burstctl.program import stack_config_gpu
+
+    family, _, size = itype.partition(".")
+    found = stack_config_gpu().GPU_INSTANCE_SIZES.get(family, {}).get(size)
+    return found[1] if found else None
+
+
+def prewarm_cost(model: Any, itype: str, price: Optional[float], week_of: date) -> Optional[PrewarmCost]:
+    """GPU-hours and dollars the model's pre-warm windows cost in the week of `week_of`.
+
+    Each window's minutes come from the cron scaler's own rule (stacks/config/cron.py `active_minutes`: next start
+    vs next end, firings at wall-clock times in the window's zone), walked minute by minute over the real 7 x 24 hours
+    from Monday 00:00 UTC, so a clock change inside a window counts the hour it gains or loses. Inside a window the
+    model runs at least `replicas` replicas on nodes of `itype` (`gpus` GPUs per replica, priced per GPU-hour)."""
+    if not getattr(model, "prewarm", None):
+        return None
+    from zoneinfo import ZoneInfo
+
+    from burstctl.program import stack_config_cron
+    cron = stack_config_cron()
+
+    begin = week_start(week_of)
+    per_gpu = None
+    if price is not None:
+        per_gpu = price / (instance_gpus(itype) or model.gpus)
+    floor = [0] * WEEK_MINUTES
+    windows = []
+    for w in model.prewarm:
+        active = cron.active_minutes(cron.parse(w.start), cron.parse(w.end), ZoneInfo(w.timezone), begin,
+                                     WEEK_MINUTES)
+        for k, on in enumerate(active):
+            if on and w.replicas > floor[k]:
+                floor[k] = w.replicas
+        hours = sum(active) / 60
+        gpu_hours = hours * w.replicas * model.gpus
+        windows.append(WindowCost(w.start, w.end, w.timezone, w.replicas, round(hours, 2), round(gpu_hours, 2),
+                                  round(gpu_hours * per_gpu, 2) if per_gpu is not None else None))
+    replica_hours = sum(floor) / 60
+    gpu_hours = replica_hours * model.gpus
+    # A close: the minute after the last active window ends (the week wraps: the pattern of a week repeats).
+    closes = sum(1 for k in range(WEEK_MINUTES) if floor[k - 1] and not floor[k])
+    tail = closes * model.idle_seconds / 3600 * model.gpus
+    return PrewarmCost(
+        week_start=begin.isoformat(), windows=windows, replica_hours=round(replica_hours, 2),
+        gpus_per_replica=model.gpus, gpu_hours=round(gpu_hours, 2),
+        price_per_gpu_hour=round(per_gpu, 4) if per_gpu is not None else None,
+        cost_usd=round(gpu_hours * per_gpu, 2) if per_gpu is not None else None,
+        closes=closes, cooldown_s=model.idle_seconds, tail_gpu_hours=round(tail, 2))
+
+
 def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_gb: Optional[float] = None,
-             image_gb: float = 10.0) -> Estimate:
-    """Per-phase estimate for one model of a validated StackConfig."""
+             image_gb: float = 10.0, week_of: Optional[date] = None) -> Estimate:
+    """Per-phase estimate for one model of a validated StackConfig (and, for a model with pre-warm windows, what
+    they cost in the week of `week_of`, default this week)."""
     itype = instance_type or default_instance(cfg, model)
     if itype not in NETWORK_GBPS:
         raise BadInput(f"--instance-type: no network figure for '{itype}'; allowed: {', '.join(sorted(NETWORK_GBPS))}")
@@ -428,9 +558,13 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
     figures.append(_fig("nat_processing", NAT_USD_PER_GB, "USD/GB", "spec", NAT_PRICES))
     if price is not None:
         figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", EC2_PRICES))
+    pool = next(p for p in gpu.pools if p.name == model.pool)
+    slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
     return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,
                     price_per_hour=price, paths=[baseline, stack], figures=figures,
-                    target_s=TARGET_S.get(cfg.environment, DEFAULT_TARGET_S))
+                    target_s=TARGET_S.get(cfg.environment, DEFAULT_TARGET_S), slices=slices,
+                    prewarm=prewarm_cost(model, itype, price,
+                                         week_of or datetime.now(timezone.utc).date()))
 
 
 def load_stack(path: Any) -> Any:
@@ -482,8 +616,14 @@ def render(est: Estimate, console: Any) -> None:
     if bc is not None:
         t.add_row("GPU cost per cold start", f"${bc:.4f}", f"${sc:.4f}",
                   f"billed launch -> first token x ${est.price_per_hour}/h")
+        if est.slices > 1:
+            t.add_row(f"  per slice (1 of {est.slices})", f"${est.slice_cost(base):.4f}",
+                      f"${est.slice_cost(stack):.4f}", f"GPU cost / {est.slices}: every slice of the GPU serves a replica")
     t.add_row("NAT data per cold start", f"${est.nat_cost(base):.4f}", f"${est.nat_cost(stack):.4f}",
               f"{stack.nat_formula} ({stack.nat_gb:g} GB) x ${NAT_USD_PER_GB}/GB")
+    if est.free_slice_s is not None:
+        t.add_row("first token on a running node", "", f"{est.free_slice_s:.1f} s",
+                  "a free slice on a node already up: no launch, device plugin or image pull")
     console.print(t)
     s = Table(title="figures", title_justify="left")
     for col in ("figure", "value", "kind", "source"):
@@ -494,3 +634,27 @@ def render(est: Estimate, console: Any) -> None:
     console.print(f"stack path: {stack.description}; target {est.target_s:g} s: "
                   + ("[green]met[/]" if stack.total_s <= est.target_s else f"[yellow]not met by these figures "
                                                                             f"({stack.total_s:.0f} s)[/]"))
+    if est.prewarm:
+        render_prewarm(est.prewarm, est.instance_type, console)
+
+
+def render_prewarm(p: PrewarmCost, itype: str, console: Any) -> None:
+    from rich.table import Table
+
+    def usd(v: Optional[float]) -> str:
+        return f"${v:,.2f}" if v is not None else "no price"
+
+    t = Table(title=f"scheduled pre-warm: GPUs bought without a request, week from {p.week_start[:10]} (UTC)",
+              title_justify="left")
+    for col, just in (("start", "left"), ("end", "left"), ("timezone", "left"), ("replicas", "right"),
+                      ("hours/week", "right"), ("GPU-hours/week", "right"), ("cost/week", "right")):
+        t.add_column(col, justify=just)
+    for w in p.windows:
+        t.add_row(w.start, w.end, w.timezone, str(w.replicas), f"{w.hours:g}", f"{w.gpu_hours:g}", usd(w.cost_usd))
+    t.add_row("[bold]all windows[/]", "", "", "max", f"{p.replica_hours:g} replica-h",
+              f"[bold]{p.gpu_hours:g}[/]", f"[bold]{usd(p.cost_usd)}[/]")
+    console.print(t)
+    price = f"${p.price_per_gpu_hour}/GPU-hour ({itype} on-demand)" if p.price_per_gpu_hour is not None else "no price"
+    console.print(f"{p.gpus_per_replica} GPU(s) per replica at {price}; overlapping windows count once, at the larger "
+                  f"replicas. After each of the {p.closes} closes a week, at least one replica stays for the cooldown "
+                  f"({p.cooldown_s} s): +{p.tail_gpu_hours:g} GPU-hours or more.")

@@ -1,7 +1,7 @@
 """`preflight`: AWS checks that catch, before `pulumi up`, what would make GPU nodes never appear.
 
 * GPU vCPU quotas (Service Quotas) against what the pools may launch (each pool's cpuLimit, per instance class
-  and capacity type);
+  and capacity type; a time-sliced pool's instances count the same, the detail says how many slices they serve);
 * the pools' instance families offered in the stack's availability zones;
 * the pinned GPU AMI alias resolves (its public SSM parameter exists for the cluster version and region);
 * every pinned EKS add-on build exists for the cluster version in the region (eks:DescribeAddonVersions);
@@ -149,6 +149,14 @@ def vcpu_needs(cfg: Any) -> dict[tuple[str, str], tuple[int, list[str]]]:
     return needs
 
 
+def _with_slices(cfg: Any, pools: list[str]) -> list[str]:
+    """Pool names, a time-sliced one with what its GPUs serve: the quota counts instances' vCPUs, which slicing does
+    not change, but each GPU then carries timeSlicing replicas."""
+    by_name = {p.name: p for p in cfg.gpu.pools}
+    return [f"{n} ({by_name[n].gpu_limit} GPUs x {by_name[n].time_slicing} slices)" if by_name[n].time_slicing else n
+            for n in pools]
+
+
 def check_quotas(clients: AwsClients, cfg: Any) -> list[Check]:
     from botocore.exceptions import ClientError
 
@@ -169,8 +177,11 @@ def check_quotas(clients: AwsClients, cfg: Any) -> list[Check]:
             checks.append(Check(name, "fail", f"{qname}: cannot read the quota ({what})", todo))
             continue
         have = int(value)
-        detail = f"{qname}: {have} vCPUs, pools {', '.join(pools)} may use {need}"
+        detail = f"{qname}: {have} vCPUs, pools {', '.join(_with_slices(cfg, pools))} may use {need}"
         data = {"quota_code": code, "value": have, "needed": need, "pools": pools, "capacity_type": cap}
+        sliced = {p.name: p.time_slicing for p in cfg.gpu.pools if p.name in pools and p.time_slicing}
+        if sliced:
+            data["time_slicing"] = sliced
         if have >= need:
             checks.append(Check(name, "pass", detail, data=data))
         else:

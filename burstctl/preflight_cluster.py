@@ -176,6 +176,8 @@ class ClusterChecks:
             checks.append(Check("karpenter API fields", "fail", "the EC2NodeClass CRD has no volumeInitializationRate",
                                 f"gpu.volumeInitializationRateMibps needs Karpenter "
                                 f"{field_minimum['volumeInitializationRate']} or later: upgrade it, or remove the key"))
+        if g.slice_counts:
+            checks.append(self.node_overlay(running))
         minor = self.kubernetes_minor()
         need = _version(minimum.get(minor or "", "")) if minor else None
         have = self.image_version(running[0]) if running else None
@@ -192,6 +194,22 @@ class ClusterChecks:
             checks.append(Check("karpenter version", "pass", f"Karpenter {_shown(have)} on Kubernetes {minor}",
                                 data={"version": _shown(have)}))
         return checks
+
+    def node_overlay(self, running: list[dict]) -> Check:
+        """Time-sliced pools need NodeOverlays (karpenter.sh/v1alpha1, Karpenter 1.7+) and the controller's
+        NodeOverlay feature gate, which the chart passes as FEATURE_GATES (charts/karpenter deployment.yaml)."""
+        containers = [c for d in running for c in
+                      ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []]
+        gates = " ".join(str(e.get("value", "")) for c in containers for e in c.get("env") or []
+                         if e.get("name") == "FEATURE_GATES")
+        if not served(self.crd("nodeoverlays.karpenter.sh"), "v1alpha1"):
+            return Check("karpenter node overlays", "fail", "the NodeOverlay API (karpenter.sh/v1alpha1) is not served",
+                         "time-sliced pools (gpu.pools[].timeSlicing) need Karpenter 1.7 or later")
+        if "NodeOverlay=true" not in gates:
+            return Check("karpenter node overlays", "fail", "Karpenter runs without the NodeOverlay feature gate "
+                         f"(FEATURE_GATES: {gates or 'not found'})", "time-sliced pools need it: set the chart's "
+                         "settings.featureGates.nodeOverlay: true, or remove timeSlicing from the pools")
+        return Check("karpenter node overlays", "pass", "NodeOverlay is served and its feature gate is on")
 
     # -- KEDA and the HTTP add-on -----------------------------------------------------------------------------
     def keda(self) -> list[Check]:

@@ -27,6 +27,16 @@ def stack_config_gpu() -> ModuleType:
     return _first("stacks.config.gpu", "gpu_burst.config.gpu")
 
 
+def stack_config_capacity() -> ModuleType:
+    """`stacks.config.capacity` (checkout) or `gpu_burst.config.capacity` (installed package)."""
+    return _first("stacks.config.capacity", "gpu_burst.config.capacity")
+
+
+def stack_config_cron() -> ModuleType:
+    """`stacks.config.cron` (checkout) or `gpu_burst.config.cron` (installed package): KEDA's cron schedules."""
+    return _first("stacks.config.cron", "gpu_burst.config.cron")
+
+
 def model_service() -> ModuleType:
     """`components.model_service` (checkout) or `gpu_burst.model_service` (installed package)."""
     return _first("components.model_service", "gpu_burst.model_service")

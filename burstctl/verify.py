@@ -61,12 +61,18 @@ CAUSE_NOT_READY = (
     "budget (startupBudget) is too short; `kubectl logs` and `kubectl describe pod`"
 )
 CAUSE_STILL_ACTIVE = (
-    "still active: requests are still arriving (interceptor pending count), the Prometheus query is non-zero, or "
-    "the cooldownPeriod (idleBeforeScaleToZero) has not elapsed"
+    "still active: requests are still arriving (interceptor pending count), the Prometheus query is non-zero, a "
+    "pre-warm window (models[].prewarm, a cron trigger) is open, or the cooldownPeriod (idleBeforeScaleToZero) has "
+    "not elapsed"
+)
+CAUSE_PREWARM_OPEN = (
+    "a pre-warm window is open: its cron trigger (models[].prewarm) keeps the model active until the window's end, "
+    "then the cooldownPeriod applies; check again after the window"
 )
 CAUSE_NOT_ZERO = (
-    "not scaled to zero: minReplicaCount > 0, the cooldownPeriod (idleBeforeScaleToZero) has not elapsed, or a "
-    "trigger still reports load; terminating pods first drain in-flight requests"
+    "not scaled to zero: minReplicaCount > 0, a pre-warm window (models[].prewarm) is open, the cooldownPeriod "
+    "(idleBeforeScaleToZero) has not elapsed, or a trigger still reports load; terminating pods first drain "
+    "in-flight requests"
 )
 CAUSE_NODE_LEFT = (
     "Karpenter has not removed the GPU node: consolidateAfter has not elapsed, a karpenter.sh/do-not-disrupt "
@@ -362,13 +368,15 @@ def verify_active(s: Snapshot, t: Target) -> list[Check]:
     else:
         parts, failing = [], None
         for n in s.nodes:
-            gpus = str(((n.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", "0"))
+            alloc = (n.get("status") or {}).get("allocatable") or {}
+            # A time-sliced pool's node advertises its slices (nvidia.com/gpu.shared) instead of whole GPUs.
+            gpus = str(alloc.get("nvidia.com/gpu") or alloc.get("nvidia.com/gpu.shared") or "0")
             ready = is_true(n, "Ready")
             parts.append(f"{name_of(n)} Ready={ready} gpus={gpus}")
             if not ready:
                 failing = failing or ("node not Ready", CAUSE_REGISTER)
             elif gpus in ("0", ""):
-                failing = failing or ("node advertises no nvidia.com/gpu", CAUSE_INITIALIZE)
+                failing = failing or ("node advertises no nvidia.com/gpu (nor nvidia.com/gpu.shared)", CAUSE_INITIALIZE)
         detail = "; ".join(parts)
         checks.append(Check("gpu nodes", "fail", f"{detail} — {failing[0]}", failing[1]) if failing
                       else Check("gpu nodes", "pass", detail))
@@ -384,8 +392,14 @@ def verify_idle(s: Snapshot, t: Target) -> list[Check]:
         # lastActiveTime is refreshed on every poll while a trigger is active, so once inactive it is when
         # activity ended (KEDA scale executor); conditions have no timestamps.
         last_text = f"last active at {last}" if last else "never active since KEDA took it over"
+        # status.triggersActivity: KEDA's metric name per trigger ("s<index>-cron-<zone>-<start>-<end>" for cron)
+        activity = (so.get("status") or {}).get("triggersActivity") or {}
+        active = sorted(k for k, v in activity.items() if (v or {}).get("isActive"))
+        if active:
+            last_text += f"; active: {', '.join(active)}"
         if is_true(so, "Active"):
-            checks.append(Check("scaledobject inactive", "fail", f"still Active ({last_text})", CAUSE_STILL_ACTIVE))
+            cause = CAUSE_PREWARM_OPEN if any("-cron-" in a for a in active) else CAUSE_STILL_ACTIVE
+            checks.append(Check("scaledobject inactive", "fail", f"still Active ({last_text})", cause))
         else:
             checks.append(Check("scaledobject inactive", "pass", f"not Active; {last_text}"))
     current = int(((s.hpa or {}).get("status") or {}).get("currentReplicas") or 0)

@@ -5,6 +5,7 @@ same folder is importable as ``components``. Imports stay relative so both names
 ``gpu-burst:index:<ClassName>`` (also what the multi-language host in ``provider/`` serves).
 """
 
+from .added_model import AddedModel, AddedModelArgs, SharedClusterArgs, shared_cluster
 from .alerts import Alerts, AlertsArgs
 from .cluster import EksAddonVersions, EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
 from .dashboards import Dashboards, DashboardsArgs
@@ -15,6 +16,7 @@ from .image_cache import ImageCache, ImageCacheArgs
 from .karpenter import Karpenter, KarpenterArgs, KarpenterInterruptionQueue, KarpenterInterruptionQueueArgs
 from .keda import Keda, KedaArgs
 from .load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
+from .model_route import ModelRoute, ModelRouteArgs
 from .model_service import ModelService, ModelServiceArgs, WeightsSourceArgs
 from .model_store import ModelStore, ModelStoreArgs, ModelWeights, ModelWeightsArgs
 from .monitoring import Monitoring, MonitoringArgs
@@ -40,12 +42,15 @@ COMPONENTS = [
     ModelService,
     LoadBalancerController,
     EdgeGateway,
+    ModelRoute,
+    AddedModel,
     Dashboards,
     Alerts,
 ]
 
 __all__ = [
     "COMPONENTS",
+    "AddedModel", "AddedModelArgs", "SharedClusterArgs", "shared_cluster",
     "Alerts", "AlertsArgs",
     "AmiFamily",
     "Dashboards", "DashboardsArgs",
@@ -56,6 +61,7 @@ __all__ = [
     "Keda", "KedaArgs",
     "KedaHttpAddon", "KedaHttpAddonArgs",
     "LoadBalancerController", "LoadBalancerControllerArgs",
+    "ModelRoute", "ModelRouteArgs",
     "ModelService", "ModelServiceArgs", "WeightsSourceArgs",
     "ImageCache", "ImageCacheArgs",
     "ModelStore", "ModelStoreArgs", "ModelWeights", "ModelWeightsArgs",

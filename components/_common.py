@@ -43,6 +43,27 @@ SYSTEM_NODE_SELECTOR = {SYSTEM_NODE_LABEL_KEY: SYSTEM_NODE_LABEL_VALUE}
 The system group is not tainted: it is the only untainted capacity, so anything else lands there too, never on GPUs."""
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_RESOURCE = "nvidia.com/gpu"
+"""Whole GPUs, as the NVIDIA device plugin advertises them and Karpenter counts them from the instance type."""
+SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
+"""Time-slices of a GPU: the device plugin's name for `nvidia.com/gpu` with `renameByDefault` (the resource name plus
+DefaultSharedResourceNameSuffix `.shared`, NVIDIA/k8s-device-plugin@v0.20.0 api/config/v1/consts.go), on AL2023 and
+on Bottlerocket (`time-slicing.rename-by-default`). A pod asking for `nvidia.com/gpu` can never be given one."""
+TIME_SLICING_TAINT_KEY = "gpu-burst.io/time-slicing"
+"""NoSchedule taint of the pools whose GPUs are time-sliced (value: slices per GPU): only pods that opted into a slice
+tolerate it, so Karpenter never launches a shared node for a pod that wants whole GPUs."""
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+"""Node label the NVIDIA device plugin's config-manager reads to pick its config from the chart's `config.map`
+(NVIDIA/k8s-device-plugin@v0.20.0 deployments/helm/nvidia-device-plugin/templates/daemonset-device-plugin.yml
+NODE_LABEL)."""
+
+
+def time_slicing_config_name(slices: int) -> str:
+    """Name of the device plugin config for `slices` time-slices per GPU: a key of the chart's `config.map` and the
+    value of DEVICE_PLUGIN_CONFIG_LABEL on the nodes that use it (one source for both)."""
+    return f"time-slicing-{slices}"
+
+
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
 TRAFFIC_CLASS_LABEL = "gpu-burst.io/traffic-class"

@@ -8,7 +8,9 @@ from typing_extensions import NotRequired
 
 from ._common import child, deps_of, labels, token
 
-GPU = 'resource="nvidia_com_gpu"'
+GPU = 'resource=~"nvidia_com_gpu|nvidia_com_gpu_shared"'
+"""Whole GPUs and time-slices (`nvidia.com/gpu.shared`) as kube-state-metrics names the resources: a node advertises
+one or the other."""
 
 
 def no_replica_expr(namespace: str, served_name: str) -> str:
@@ -44,7 +46,7 @@ IDLE_GPU_NODE_EXPR = (
     f"unless on (node) (sum by (node) (kube_pod_container_resource_requests{{{GPU}}}\n"
     '  * on (namespace, pod) group_left () (max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1)) > 0)'
 )
-"""GPU nodes with allocatable GPUs and no Pending/Running pod requesting one (kube-state-metrics only)."""
+"""GPU nodes with allocatable GPUs (or slices) and no Pending/Running pod requesting one (kube-state-metrics only)."""
 
 
 class AlertsArgs(TypedDict):

@@ -10,7 +10,7 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import SYSTEM_NODE_SELECTOR, child, token
+from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, token
 
 SYSTEM_NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
                         "AmazonSSMManagedInstanceCore")
@@ -113,7 +113,7 @@ class EksCluster(pulumi.ComponentResource):
     default node group or pulumi-eks security groups, control-plane logs in a log group the stack owns (retention,
     removed on destroy), a managed on-demand system node group labelled for controllers, the vpc-cni, kube-proxy,
     eks-pod-identity-agent and coredns add-ons (coredns only after the node group exists, else it degrades), and a
-    Kubernetes provider for the rest."""
+    Kubernetes provider for the rest. Pass the network's egress (`Network.egress`) in `opts.depends_on`."""
 
     cluster_name: pulumi.Output[str]
     """Real EKS cluster name: the chosen `cluster_name`, as an Output of the cluster (depend on it, not the string)."""
@@ -128,6 +128,8 @@ class EksCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EksClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("EksCluster"), name, None, opts)
+        # The network's egress (opts.depends_on): nodes need it to join, controllers on them to call AWS until the end.
+        egress = deps_of(opts)
         tags = args.get("tags") or {}
         sys_args = args["system_nodes"]
         if not sys_args["min_size"] <= sys_args["desired_size"] <= sys_args["max_size"]:
@@ -249,7 +251,7 @@ class EksCluster(pulumi.ComponentResource):
             operating_system=(eks.OperatingSystem.BOTTLEROCKET if os_ == SystemNodeOs.BOTTLEROCKET
                               else eks.OperatingSystem.AL2023),
             tags=tags,
-            opts=child(self, depends_on=[*attachments, self.pod_identity_agent]),
+            opts=child(self, depends_on=[*attachments, self.pod_identity_agent, *egress]),
         )
         self.coredns = aws.eks.Addon(
             f"{name}-coredns",
@@ -268,7 +270,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             # Resources wait for the system nodes: nothing in-cluster can run before them.
-            opts=child(self, depends_on=[self.system_nodes]),
+            opts=child(self, depends_on=[self.system_nodes, *egress]),
         )
         self.register_outputs({
             "cluster_name": self.cluster_name, "cluster_endpoint": self.cluster_endpoint,

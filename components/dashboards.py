@@ -112,7 +112,9 @@ def build_dashboard(models: list[str], models_namespace: str) -> dict:
         _ts("Pending pods", "short", [(f'sum(kube_pod_status_phase{{{chain_pod}, phase="Pending"}})', "pending")],
             GridPos(h=8, w=6, x=12, y=27), "Pods waiting for a GPU node (Karpenter provisioning)."),
         _ts("GPU nodes / GPUs", "short", [
-            ('count(kube_node_status_allocatable{resource="nvidia_com_gpu"} > 0) or vector(0)', "GPU nodes"),
+            # A time-sliced node advertises nvidia.com/gpu.shared instead of nvidia.com/gpu.
+            ('count(kube_node_status_allocatable{resource=~"nvidia_com_gpu|nvidia_com_gpu_shared"} > 0) or vector(0)',
+             "GPU nodes"),
             ('sum(kube_node_status_allocatable{resource="nvidia_com_gpu"}) or vector(0)', "GPUs allocatable"),
             ('sum(kube_pod_container_resource_requests{resource="nvidia_com_gpu"} * on (namespace, pod) group_left () '
              '(max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1)) or vector(0)',

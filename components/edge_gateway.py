@@ -21,6 +21,7 @@ from typing_extensions import NotRequired
 
 from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, pinned_release, token
 from .load_balancer_controller import LOAD_BALANCER_CLASS
+from .model_route import MAX_RULES_PER_ROUTE, MODEL_HEADER, ModelRoute
 from .model_service import API_KEY_SECRET_KEY
 
 API_KEY_ENV = "GPU_BURST_API_KEY"
@@ -30,6 +31,9 @@ GENERATED_KEY_NAME = "default"
 
 # -- upstream names (each cited where it is defined) ---------------------------------------------------------------
 EG_CHART = "oci://docker.io/envoyproxy/gateway-helm"
+EG_CRDS_CHART = "oci://docker.io/envoyproxy/gateway-crds-helm"
+"""Envoy Gateway's CRD chart, published with gateway-helm at the same version: its CRDs are templates, so they follow
+every version change (gateway-helm ships them in crds/, which Helm installs once and never upgrades)."""
 AIGW_CRDS_CHART = "oci://docker.io/envoyproxy/ai-gateway-crds-helm"
 AIGW_CHART = "oci://docker.io/envoyproxy/ai-gateway-helm"
 EG_NAMESPACE = "envoy-gateway-system"
@@ -40,10 +44,6 @@ the Service name Envoy Gateway's extension manager calls."""
 AIGW_EXTENSION_PORT = 1063
 """The controller's `grpc` Service port (same values.yaml), the extension server Envoy Gateway talks to."""
 CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
-MODEL_HEADER = "x-ai-eg-model"
-"""Header the AI Gateway sets from the body's `model` before routing, overwriting any client value
-(envoyproxy/ai-gateway@v1.1.0: api/v1beta1/shared_types.go AIModelHeaderKey, internal/extproc/processor_impl.go).
-It reaches the upstream, so the interceptor's route matches it too."""
 CLIENT_ID_HEADER = "x-gpu-burst-key"
 """Header the API-key filter writes with the *name* of the matched key (SecurityPolicy forwardClientIDHeader); the
 per-key rate limits and the per-key metrics read it. The key itself is stripped (sanitize)."""
@@ -57,6 +57,16 @@ AIGW_METRICS_PORT = "aigw-admin"
 PROXY_POD_LABELS = {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
                     "app.kubernetes.io/managed-by": "envoy-gateway"}
 """Labels Envoy Gateway puts on the Envoy pods it deploys."""
+OWNING_GATEWAY_NAME_LABEL = "gateway.envoyproxy.io/owning-gateway-name"
+OWNING_GATEWAY_NAMESPACE_LABEL = "gateway.envoyproxy.io/owning-gateway-namespace"
+"""Labels Envoy Gateway adds to the Envoy pods of one Gateway (envoyproxy/gateway@v1.9.0
+internal/gatewayapi/translator.go); with PROXY_POD_LABELS they are its own Service's selector."""
+PRIVILEGED_PORT_SHIFT = 10000
+"""Envoy listens on listener port + 10000 when the listener port is below 1024 (envoyproxy/gateway@v1.9.0
+internal/gatewayapi/listener.go servicePortToContainerPort), so it needs no CAP_NET_BIND_SERVICE."""
+NLB_DELETE_TIMEOUT = "20m"
+"""How long `pulumi destroy` waits for the LBC to delete the NLB, its target groups and security groups (the NLB's
+network interfaces can hold its security group for minutes) before it reports the Service as not deleted."""
 INTERCEPTOR_SELECTOR = {"app.kubernetes.io/component": "interceptor", "app.kubernetes.io/name": "http-add-on"}
 """Pod labels of the http-add-on chart's interceptor."""
 INTERCEPTOR_METRICS_PORT = 2223
@@ -92,8 +102,6 @@ MARGIN_SECONDS = 60
 """Slack between hops so the inner hop always gives up first, with a clear error, before an outer one cuts."""
 STREAM_SECONDS = 3600
 """How long a response may keep streaming after its first byte before the route's total timeout ends it."""
-MAX_RULES_PER_ROUTE = 15
-"""AIGatewayRoute.spec.rules maxItems (one HTTPRoute slot is the controller's catch-all)."""
 REQUEST_BODY_LIMIT = "50Mi"
 """Largest request body the edge takes (connection buffer and the request buffer filter); larger gets 413."""
 MIN_DRAIN_SECONDS = 60
@@ -146,10 +154,18 @@ def ai_gateway_eg_config(ai_controller_host: str) -> dict:
     }
 
 
+def envoy_gateway_crds_values() -> dict:
+    """gateway-crds-helm v1.9.0 values (charts/gateway-crds-helm/values.yaml): what gateway-helm's crds/ holds, the
+    experimental-channel Gateway API CRDs (with the safe-upgrades admission policy) and Envoy Gateway's own CRDs."""
+    return {"crds": {"gatewayAPI": {"enabled": True, "channel": "experimental"}, "envoyGateway": {"enabled": True}}}
+
+
 def envoy_gateway_values(replicas: int, node_selector: dict) -> dict:
     """gateway-helm v1.9.0 values (keys from charts/gateway-helm/values.tmpl.yaml)."""
     host = f"{AIGW_CONTROLLER}.{AIGW_NAMESPACE}.svc.cluster.local"
     return {
+        # The CRDs and the safe-upgrades policy come from gateway-crds-helm (the upstream switch for that case).
+        "crds": {"enabled": False},
         "config": {"envoyGateway": ai_gateway_eg_config(host)},
         "deployment": {
             "replicas": replicas,
@@ -193,6 +209,18 @@ def nlb_annotations(public: bool, certificate_arn: Optional[str], port: int, idl
     else:
         ann[f"{_LB}listener-attributes.TCP-{port}"] = f"tcp.idle_timeout.seconds={idle_seconds}"
     return ann
+
+
+def envoy_container_port(listener_port: int) -> int:
+    """The port the Envoy container listens on for a Gateway listener port (the NLB Service's targetPort)."""
+    port = int(listener_port)
+    return port + PRIVILEGED_PORT_SHIFT if port < 1024 else port
+
+
+def proxy_selector(gateway_namespace: str, gateway_name: str) -> dict:
+    """Labels of the Envoy pods Envoy Gateway runs for one Gateway (not merged Gateways)."""
+    return {**PROXY_POD_LABELS, OWNING_GATEWAY_NAMESPACE_LABEL: gateway_namespace,
+            OWNING_GATEWAY_NAME_LABEL: gateway_name}
 
 
 def _body(name: str, kind: str) -> dict:
@@ -289,7 +317,8 @@ class EdgeGateway(pulumi.ComponentResource):
     """Envoy Gateway + Envoy AI Gateway (pinned OCI charts on the system nodes), the Gateway behind an LBC NLB, one
     AIGatewayRoute rule per model to the interceptor, API keys (401), per-key request limits (429 + Retry-After),
     cold-start-proof timeouts, the internal credential for vLLM and the scrape of the edge's metrics. Pass the
-    LoadBalancerController release in `opts.depends_on`."""
+    LoadBalancerController release in `opts.depends_on`: the NLB's Service depends on it, so `destroy` waits until
+    the controller has deleted what it made for that Service before the controller goes."""
 
     endpoint: pulumi.Output[str]
     """The SDK's base_url: http(s)://<host>/v1."""
@@ -309,6 +338,14 @@ class EdgeGateway(pulumi.ComponentResource):
     """Per model: a Python snippet with the openai SDK."""
     request_paths: pulumi.Output[dict[str, dict[str, str]]]
     """Per model: the objects a request crosses (route, rule, backend, interceptor target)."""
+    gateway_name: pulumi.Output[str]
+    """The Gateway (in `namespace`) every ModelRoute attaches to, this stack's and other programs' alike."""
+    interceptor_backend_name: pulumi.Output[str]
+    """The AIServiceBackend of the interceptor, with the internal key injected: the backend of every ModelRoute."""
+    route_request_timeout: pulumi.Output[str]
+    """Total request timeout (Gateway API duration) of every route rule on this Gateway: a cold start and a stream."""
+    route_stream_idle_timeout: pulumi.Output[str]
+    """Stream idle timeout (Gateway API duration) of every route rule on this Gateway."""
 
     def __init__(self, name: str, args: EdgeGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("EdgeGateway"), name, None, opts)
@@ -336,15 +373,21 @@ class EdgeGateway(pulumi.ComponentResource):
         lbl = labels("edge-gateway", name)
         self.timeouts = t
 
-        # -- controllers: Envoy Gateway (with Gateway API + EG CRDs) → AI Gateway CRDs → AI Gateway ---------------
+        # -- controllers: Gateway API + EG CRDs → Envoy Gateway → AI Gateway CRDs → AI Gateway ---------------------
         # (each only when the cluster does not run it already)
         eg_ns = args.get("envoy_gateway_namespace", EG_NAMESPACE)
         self._eg_namespace = eg_ns
-        eg = aigw_crds = aigw = None
+        eg_crds = eg = aigw_crds = aigw = None
         if args.get("install_envoy_gateway", True):
-            eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None,
-                                args.get("envoy_chart_version", "v1.9.0"), eg_ns,
-                                values=envoy_gateway_values(replicas, node_selector), depends_on=deps)
+            eg_version = args.get("envoy_chart_version", "v1.9.0")
+            # Rendered by Pulumi and applied object by object, as upstream installs this chart (`helm template |
+            # kubectl apply --server-side`): as a Helm release, its multi-megabyte templates would not fit Helm's
+            # 1 MiB release Secret.
+            eg_crds = k8s.helm.v4.Chart(f"{name}-gateway-crds", chart=EG_CRDS_CHART, version=eg_version,
+                                        name="eg-crds", values=envoy_gateway_crds_values(), opts=child(self, deps))
+            eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None, eg_version, eg_ns,
+                                values=envoy_gateway_values(replicas, node_selector), depends_on=[eg_crds, *deps],
+                                skip_crds=True)
         if args.get("install_ai_gateway", True):
             aigw_crds = pinned_release(self, f"{name}-ai-gateway-crds", "aieg-crd", AIGW_CRDS_CHART, None,
                                        args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE, values={},
@@ -353,8 +396,9 @@ class EdgeGateway(pulumi.ComponentResource):
                                   args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
                                   values=ai_gateway_values(replicas, node_selector, eg_ns),
                                   depends_on=[aigw_crds, *([eg] if eg else []), *deps])
-        self.envoy_gateway_release, self.ai_gateway_crds_release, self.ai_gateway_release = eg, aigw_crds, aigw
-        installed = [r for r in (eg, aigw_crds, aigw) if r is not None]
+        self.envoy_gateway_crds, self.envoy_gateway_release = eg_crds, eg
+        self.ai_gateway_crds_release, self.ai_gateway_release = aigw_crds, aigw
+        installed = [r for r in (eg_crds, eg, aigw_crds, aigw) if r is not None]
         # Envoy's pods are the NLB's IP targets. With 2 replicas a rollout finishes faster than the NLB registers
         # and health-checks the new pods, so it could leave only initial/draining targets (the LBC doc's outage
         # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The
@@ -364,7 +408,7 @@ class EdgeGateway(pulumi.ComponentResource):
             metadata={"name": eg_ns, "labels": {READINESS_GATE_LABEL: "enabled"}},
             opts=child(self, [*([eg] if eg else []), *deps]),
         )
-        # Every custom resource waits for the release that serves its CRD; the Gateway also waits for the AI
+        # Every custom resource waits for what installs its CRD; the Gateway also waits for the AI
         # Gateway's webhook, which adds the ext_proc sidecar to the Envoy pods when they are created.
         cr_deps = [*installed, *deps]
 
@@ -393,7 +437,7 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
         )
 
-        # -- data plane: EnvoyProxy (Service → NLB), GatewayClass, Gateway ----------------------------------------
+        # -- data plane: EnvoyProxy, GatewayClass, Gateway ----------------------------------------------------------
         svc_name = f"{name}-envoy"
         self.envoy_proxy = k8s.apiextensions.CustomResource(
             f"{name}-proxy-config",
@@ -416,14 +460,9 @@ class EdgeGateway(pulumi.ComponentResource):
                                                     "limits": {"memory": "1Gi"}}},
                     },
                     **({"envoyPDB": {"minAvailable": 1}} if replicas >= 2 else {}),
-                    "envoyService": {
-                        # A fixed name so the stack can read the NLB hostname from it.
-                        "name": svc_name,
-                        "type": "LoadBalancer",
-                        "loadBalancerClass": LOAD_BALANCER_CLASS,
-                        "loadBalancerSourceRanges": args["allowed_cidrs"],
-                        "annotations": nlb_annotations(public, cert, port, t.silence_seconds),
-                    },
+                    # The NLB belongs to our own Service (below): Envoy Gateway's would go with the Gateway, nobody
+                    # waiting for the LBC to delete the NLB. A fixed name for `kubectl port-forward`.
+                    "envoyService": {"name": svc_name, "type": "ClusterIP"},
                 }},
             },
             opts=child(self, cr_deps + [self.envoy_namespace_label]),
@@ -452,7 +491,7 @@ class EdgeGateway(pulumi.ComponentResource):
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
             metadata={"namespace": ns, "labels": lbl, "annotations": {
-                # pulumi-kubernetes ≥ 4.18 waits until Envoy Gateway has published the NLB's address.
+                # pulumi-kubernetes ≥ 4.18 waits until Envoy Gateway has published its Service's (cluster) address.
                 "pulumi.com/waitFor": "jsonpath={.status.addresses[0].value}",
                 # internal/controller/ai_gateway_route.go GatewayConfigAnnotationKey (same namespace as the Gateway).
                 GATEWAY_CONFIG_ANNOTATION: self.ai_gateway_config.metadata.apply(lambda m: m["name"])}},
@@ -579,51 +618,43 @@ class EdgeGateway(pulumi.ComponentResource):
         )
 
         # -- one rule per model: body model → x-ai-eg-model → interceptor ------------------------------------------
-        self.routes = []
-        paths: dict[str, dict] = {}
-        for i in range(0, max(len(models), 1), MAX_RULES_PER_ROUTE):
-            chunk = models[i:i + MAX_RULES_PER_ROUTE]
-            if not chunk:
-                break
-            route = k8s.apiextensions.CustomResource(
-                f"{name}-models" + (f"-{i // MAX_RULES_PER_ROUTE}" if i else ""),
-                api_version="aigateway.envoyproxy.io/v1beta1",
-                kind="AIGatewayRoute",
-                metadata={"namespace": ns, "labels": lbl},
-                spec={
-                    "parentRefs": [gw_ref],
-                    "rules": [{
-                        "name": m,
-                        "matches": [{"headers": [{"type": "Exact", "name": MODEL_HEADER, "value": m}]}],
-                        "backendRefs": [{"name": ai_backend_name}],
-                        # The AI Gateway's default request timeout is 60 s; a cold start is minutes.
-                        "timeouts": {"request": gw_duration(t.request_seconds)},
-                        "streamIdleTimeout": gw_duration(t.silence_seconds),
-                        "modelsOwnedBy": "gpu-burst",
-                    } for m in chunk],
-                },
-                opts=child(self, cr_deps + [self.backend_auth]),
-            )
-            self.routes.append(route)
-            for m in chunk:
-                paths[m] = route
-        route_names = pulumi.Output.all(*[r.metadata.apply(lambda md: md["name"]) for r in self.routes])
-        self.request_paths = pulumi.Output.all(route_names, ai_backend_name, interceptor_host).apply(
-            lambda v: {m: {"header": MODEL_HEADER, "value": m,
-                           "route": v[0][self.routes.index(paths[m])], "rule": m, "backend": v[1],
-                           "interceptor": f"{v[2]}:{int(args['interceptor_port'])}"} for m in models})
+        self.gateway_name = gw_name
+        self.interceptor_backend_name = ai_backend_name
+        request_timeout, stream_idle_timeout = gw_duration(t.request_seconds), gw_duration(t.silence_seconds)
+        self.route_request_timeout = pulumi.Output.from_input(request_timeout)
+        self.route_stream_idle_timeout = pulumi.Output.from_input(stream_idle_timeout)
+        self.routes = self._model_routes(name, ns, models, request_timeout, stream_idle_timeout,
+                                         cr_deps + [self.backend_auth])
+        interceptor = pulumi.Output.concat(interceptor_host, ":", str(int(args["interceptor_port"])))
+        self.request_paths = pulumi.Output.all(interceptor, *[r.request_paths for r in self.routes]).apply(
+            lambda v: {m: {**p, "interceptor": v[0]} for paths in v[1:] for m, p in paths.items()})
 
         if args.get("scrape", True):
             self._monitors(name, ns, args, lbl, cr_deps)
 
-        # -- outputs ------------------------------------------------------------------------------------------------
-        svc = k8s.core.v1.Service.get(
-            f"{name}-envoy-service",
-            # From the Gateway's own output: read only once the Gateway (and so its Service) exists.
-            self.gateway.metadata.apply(lambda _: f"{eg_ns}/{svc_name}"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway]),
+        # -- the NLB: a LoadBalancer Service of ours in front of the Gateway's Envoy pods ---------------------------
+        # Its delete waits for the LBC's finalizer (NLB, target groups, security groups gone); it depends on the LBC
+        # release (deps), so that happens before the controller, its IAM and its Pod Identity association go.
+        self.load_balancer = k8s.core.v1.Service(
+            f"{name}-nlb",
+            metadata={"namespace": eg_ns, "labels": lbl,
+                      "annotations": nlb_annotations(public, cert, port, t.silence_seconds)},
+            spec={
+                "type": "LoadBalancer",
+                "loadBalancerClass": LOAD_BALANCER_CLASS,
+                "loadBalancerSourceRanges": args["allowed_cidrs"],
+                # IP targets: the NLB sends to the pods, no NodePort is needed on any node.
+                "allocateLoadBalancerNodePorts": False,
+                "selector": self.gateway.metadata.apply(lambda m: proxy_selector(m["namespace"], m["name"])),
+                "ports": [{"name": f"http-{port}", "protocol": "TCP", "port": port,
+                           "targetPort": envoy_container_port(port)}],
+            },
+            opts=child(self, [*deps, self.gateway],
+                       custom_timeouts=pulumi.CustomTimeouts(delete=NLB_DELETE_TIMEOUT)),
         )
-        self.hostname = svc.status.apply(
+
+        # -- outputs ------------------------------------------------------------------------------------------------
+        self.hostname = self.load_balancer.status.apply(
             lambda s: ((s.load_balancer.ingress or [None])[0].hostname or "") if s and s.load_balancer
             and s.load_balancer.ingress else "")
         scheme = "https" if cert else "http"
@@ -642,7 +673,24 @@ class EdgeGateway(pulumi.ComponentResource):
             "endpoint": self.endpoint, "hostname": self.hostname, "api_keys": self.api_keys,
             "api_key_secret_name": self.api_key_secret_name, "internal_key_secret_name": self.internal_key_secret_name,
             "model_header": self.model_header, "curl_examples": self.curl_examples,
-            "python_examples": self.python_examples, "request_paths": self.request_paths})
+            "python_examples": self.python_examples, "request_paths": self.request_paths,
+            "gateway_name": self.gateway_name, "interceptor_backend_name": self.interceptor_backend_name,
+            "route_request_timeout": self.route_request_timeout,
+            "route_stream_idle_timeout": self.route_stream_idle_timeout})
+
+    def _model_routes(self, name: str, ns, models: list, request_timeout: str, stream_idle_timeout: str,
+                      deps: list) -> list:
+        """The stack's own models as ModelRoutes of at most 15 rules, in order: the same component any other
+        program adds to this Gateway. Names are those the routes had as direct children (ModelRoute aliases them)."""
+        routes = []
+        for i in range(0, len(models), MAX_RULES_PER_ROUTE):
+            routes.append(ModelRoute(
+                f"{name}-models" + (f"-{i // MAX_RULES_PER_ROUTE}" if i else ""),
+                {"namespace": ns, "gateway_name": self.gateway_name, "served_names": models[i:i + MAX_RULES_PER_ROUTE],
+                 "backend_name": self.interceptor_backend_name, "request_timeout": request_timeout,
+                 "stream_idle_timeout": stream_idle_timeout},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
+        return routes
 
     def _monitors(self, name: str, ns, args: EdgeGatewayArgs, lbl: dict, cr_deps: list) -> None:
         """Envoy's and the AI Gateway's metrics (PodMonitor on the proxy pods) and the interceptor's (Service +

@@ -8,7 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, token
+from ._common import (DEVICE_PLUGIN_CONFIG_LABEL, GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE,
+                      TIME_SLICING_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, time_slicing_config_name,
+                      token)
 
 DISCOVERY_TAG = "karpenter.sh/discovery"
 """Tag key Karpenter's getting-started puts on the subnets and security groups its nodes use."""
@@ -70,6 +72,12 @@ class GpuPoolArgs(TypedDict):
     """Upper bound on draining a disrupted node. Default 1h."""
     disruption_budget_nodes: NotRequired[pulumi.Input[str]]
     """Nodes ("N" or "N%") Karpenter may disrupt at once. Default 10%."""
+    time_slicing: NotRequired[int]
+    """Time-slices per GPU (2-8): the GPUs are advertised as `nvidia.com/gpu.shared`, the nodes are tainted for pods
+    that opted in, and a NodeOverlay tells Karpenter how many slices each instance type has (then `gpus_per_node`
+    must be a plain list). AL2023: the nodes carry the device plugin config label (pass the same counts to
+    NvidiaDevicePlugin); Bottlerocket: the pool gets an EC2NodeClass of its own with the plugin's settings.
+    Omit for whole GPUs."""
 
 
 class GpuNodePoolArgs(TypedDict):
@@ -215,6 +223,40 @@ def fast_image_pull_user_data(ami_family: str, enabled: bool) -> Optional[str]:
             "    FastImagePull: true\n")
 
 
+TIME_SLICING_RANGE = (2, 8)
+"""Slices per GPU a pool may have (the device plugin and Bottlerocket both refuse fewer than 2)."""
+
+
+def time_slicing_user_data(slices: int) -> str:
+    """Bottlerocket settings that make the NVIDIA variant's built-in device plugin advertise `slices` time-slices per
+    GPU as `nvidia.com/gpu.shared` and refuse a pod asking for more than one (bottlerocket-settings-sdk
+    modeled-types NvidiaDevicePluginSettings / NvidiaTimeSlicingSettings, replicas >= 2; rendered by
+    bottlerocket-core-kit packages/nvidia-k8s-device-plugin/nvidia-k8s-device-plugin-conf, whose own defaults are
+    rename-by-default and fail-requests-greater-than-one true and 2 replicas: all three are set here, not inherited).
+    Karpenter keeps these tables of the userData as they are (it rewrites only settings.kubernetes and
+    settings.bootstrap-commands)."""
+    return ("[settings.kubelet-device-plugins.nvidia]\n"
+            'device-sharing-strategy = "time-slicing"\n'
+            "[settings.kubelet-device-plugins.nvidia.time-slicing]\n"
+            f"replicas = {slices}\n"
+            "rename-by-default = true\n"
+            "fail-requests-greater-than-one = true\n")
+
+
+def time_slicing_overlay(pool_name: str, gpus: int, slices: int) -> dict:
+    """NodeOverlay spec (karpenter.sh/v1alpha1) that gives the pool's `gpus`-GPU instance types `gpus x slices`
+    `nvidia.com/gpu.shared`: Karpenter only knows `nvidia.com/gpu` from EC2, and a pod whose extended resource no
+    instance type offers is never provisioned (kubernetes-sigs/karpenter@v1.14.1 resources.Fits in the scheduler).
+    Capacity adds an extended resource, as the CRD allows (not cpu/memory/ephemeral-storage/pods)."""
+    return {
+        "requirements": [
+            {"key": "karpenter.sh/nodepool", "operator": "In", "values": [pool_name]},
+            {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "In", "values": [str(gpus)]},
+        ],
+        "capacity": {SHARED_GPU_RESOURCE: str(gpus * slices)},
+    }
+
+
 def _str_list(values: pulumi.Input[list]) -> pulumi.Output[list[str]]:
     return pulumi.Output.from_input(values).apply(lambda vs: [str(getattr(v, "value", v)) for v in vs])
 
@@ -224,7 +266,9 @@ class GpuNodePool(pulumi.ComponentResource):
     security group, encrypted gp3 volumes sized for LLM images, optionally the NVMe instance store striped for the
     container runtime, IMDSv2 with hop limit 1) and one NodePool per pool.
     Every node is tainted `nvidia.com/gpu=present:NoSchedule` and labelled `nvidia.com/gpu.present=true`, so only
-    GPU workloads and GPU daemons land there. Pass the Karpenter controller release in `opts.depends_on`: the
+    GPU workloads and GPU daemons land there. A pool with `time_slicing` shares each GPU between that many pods as
+    `nvidia.com/gpu.shared` (its own taint, device plugin config or Bottlerocket node class, and NodeOverlays; Karpenter
+    needs its `nodeOverlay` feature gate on). Pass the Karpenter controller release in `opts.depends_on`: the
     custom resources then wait for its CRDs and are deleted before it, while Karpenter can still drain nodes."""
 
     node_class_name: pulumi.Output[str]
@@ -240,8 +284,6 @@ class GpuNodePool(pulumi.ComponentResource):
             raise ValueError(f"GpuNodePool '{name}': pools is empty; declare at least one NodePool")
         family = pulumi.Output.from_input(args["ami_family"]).apply(lambda f: AmiFamily(f).value)
         class_name = args.get("node_class_name") or name
-        tags = pulumi.Output.all(args["cluster_name"], args.get("tags") or {}).apply(
-            lambda a: {"gpu-burst.io/cluster": a[0], "gpu-burst.io/node-class": class_name, **a[1]})
 
         fast_pull = args.get("fast_image_pull", True)
         raid0 = bool(args.get("instance_store_raid0", False))
@@ -254,8 +296,50 @@ class GpuNodePool(pulumi.ComponentResource):
         user_data = None
         if fast_pull is not False:
             user_data = pulumi.Output.all(family, fast_pull).apply(lambda a: fast_image_pull_user_data(a[0], a[1]))
-        self.node_class = k8s.apiextensions.CustomResource(
-            f"{name}-nodeclass",
+        sliced = self._sliced_pools(name, args)
+        self.node_class = self._node_class(f"{name}-nodeclass", class_name, name, args, family, user_data, raid0,
+                                           external_deps)
+        # Bottlerocket reads the device plugin's sharing from the node's settings: one EC2NodeClass per slice count.
+        self.sliced_node_classes: dict[int, k8s.apiextensions.CustomResource] = {}
+        on_al2023 = bool(sliced) and AmiFamily(args["ami_family"]) is AmiFamily.AL2023
+        if sliced and not on_al2023:
+            for n in sorted(set(sliced.values())):
+                ts = time_slicing_user_data(n)
+                ud = ts if user_data is None else user_data.apply(lambda u, ts=ts: (u or "") + ts)
+                self.sliced_node_classes[n] = self._node_class(f"{name}-nodeclass-ts{n}", f"{class_name}-ts{n}", name,
+                                                               args, family, ud, raid0, external_deps)
+
+        self.node_overlays: list[k8s.apiextensions.CustomResource] = []
+        self.node_pools: list[k8s.apiextensions.CustomResource] = []
+        for pool in pools:
+            pool_name = pool["name"]
+            n = sliced.get(pool_name)
+            overlays = self._overlays(name, pool, n, external_deps) if n else []
+            self.node_overlays.extend(overlays)
+            node_class, ref = self.node_class, class_name
+            if n in self.sliced_node_classes:
+                node_class, ref = self.sliced_node_classes[n], f"{class_name}-ts{n}"
+            self.node_pools.append(k8s.apiextensions.CustomResource(
+                f"{name}-{pool_name}",
+                api_version="karpenter.sh/v1",
+                kind="NodePool",
+                metadata={"name": pool_name, "labels": labels("gpu-nodes", name, {POOL_LABEL: pool_name})},
+                spec=self._pool_spec(pool, ref, raid0, device_plugin_label=on_al2023),
+                # The NodePool goes first on delete: its nodes drain while the node class (and the overlays that
+                # let Karpenter place slices) still exist.
+                opts=child(self, depends_on=[*external_deps, node_class, *overlays]),
+            ))
+
+        self.node_class_name = pulumi.Output.from_input(class_name)
+        self.node_pool_names = pulumi.Output.from_input([p["name"] for p in pools])
+        self.register_outputs({"node_class_name": self.node_class_name, "node_pool_names": self.node_pool_names})
+
+    def _node_class(self, logical: str, class_name: str, name: str, args: GpuNodePoolArgs, family: pulumi.Output,
+                    user_data: Optional[pulumi.Input[str]], raid0: bool, deps: list) -> k8s.apiextensions.CustomResource:
+        tags = pulumi.Output.all(args["cluster_name"], args.get("tags") or {}).apply(
+            lambda a: {"gpu-burst.io/cluster": a[0], "gpu-burst.io/node-class": class_name, **a[1]})
+        return k8s.apiextensions.CustomResource(
+            logical,
             api_version="karpenter.k8s.aws/v1",
             kind="EC2NodeClass",
             metadata={"name": class_name, "labels": labels("gpu-nodes", name)},
@@ -280,25 +364,20 @@ class GpuNodePool(pulumi.ComponentResource):
                                     "httpPutResponseHopLimit": 1, "httpTokens": "required"},
                 "tags": tags,
             },
-            opts=child(self, depends_on=external_deps),
+            opts=child(self, depends_on=deps),
         )
 
-        self.node_pools: list[k8s.apiextensions.CustomResource] = []
-        for pool in pools:
-            pool_name = pool["name"]
-            self.node_pools.append(k8s.apiextensions.CustomResource(
-                f"{name}-{pool_name}",
-                api_version="karpenter.sh/v1",
-                kind="NodePool",
-                metadata={"name": pool_name, "labels": labels("gpu-nodes", name, {POOL_LABEL: pool_name})},
-                spec=self._pool_spec(pool, class_name, raid0),
-                # The NodePool goes first on delete: its nodes drain while the node class still exists.
-                opts=child(self, depends_on=[*external_deps, self.node_class]),
-            ))
-
-        self.node_class_name = pulumi.Output.from_input(class_name)
-        self.node_pool_names = pulumi.Output.from_input([p["name"] for p in pools])
-        self.register_outputs({"node_class_name": self.node_class_name, "node_pool_names": self.node_pool_names})
+    def _overlays(self, name: str, pool: GpuPoolArgs, slices: int, deps: list) -> list:
+        """One NodeOverlay per GPU count of a time-sliced pool: its instance types' `nvidia.com/gpu.shared`."""
+        return [k8s.apiextensions.CustomResource(
+            f"{name}-{pool['name']}-overlay-{gpus}gpu",
+            api_version="karpenter.sh/v1alpha1",
+            kind="NodeOverlay",
+            metadata={"name": f"{pool['name']}-slices-{gpus}gpu",
+                      "labels": labels("gpu-nodes", name, {POOL_LABEL: pool["name"]})},
+            spec=time_slicing_overlay(pool["name"], gpus, slices),
+            opts=child(self, depends_on=deps),
+        ) for gpus in sorted(set(pool["gpus_per_node"]))]
 
     @staticmethod
     def _identity(name: str, args: GpuNodePoolArgs) -> dict:
@@ -320,16 +399,41 @@ class GpuNodePool(pulumi.ComponentResource):
                 "securityGroupSelectorTerms": [{"id": args["cluster_security_group_id"]}]}
 
     @staticmethod
-    def _pool_spec(pool: GpuPoolArgs, class_name: str, instance_store: bool = False) -> dict:
+    def _sliced_pools(name: str, args: GpuNodePoolArgs) -> dict[str, int]:
+        """Pool name -> slices per GPU, for the pools that time-slice; checked before anything is declared."""
+        sliced = {p["name"]: p["time_slicing"] for p in args["pools"] if p.get("time_slicing")}
+        lo, hi = TIME_SLICING_RANGE
+        for pool_name, n in sliced.items():
+            if not (isinstance(n, int) and lo <= n <= hi):
+                raise ValueError(f"GpuNodePool '{name}': pool '{pool_name}' time_slicing {n!r}; allowed: {lo} to {hi}")
+        plain = [p["name"] for p in args["pools"] if p["name"] in sliced
+                 and not isinstance(p["gpus_per_node"], (list, tuple))]
+        if plain or (sliced and isinstance(args["ami_family"], pulumi.Output)):
+            raise ValueError(f"GpuNodePool '{name}': time-slicing needs a plain ami_family and gpus_per_node (pools "
+                             f"{plain or list(sliced)}), which decide the node classes and NodeOverlays")
+        return sliced
+
+    @staticmethod
+    def _pool_spec(pool: GpuPoolArgs, class_name: str, instance_store: bool = False,
+                   device_plugin_label: bool = False) -> dict:
         # With RAID0, an instance without NVMe would fall back to the EBS volume for everything; requiring the label
         # keeps every node on the layout the image-pull figures were measured with.
         nvme = ([{"key": LOCAL_NVME_LABEL, "operator": "Gt", "values": ["0"]}] if instance_store else [])
+        n = pool.get("time_slicing")
+        # Time-sliced GPUs are a resource of their own (nvidia.com/gpu.shared), so a pod asking for whole GPUs can
+        # never get a slice; the taint also keeps Karpenter from launching a shared node for such a pod.
+        sliced_labels = {DEVICE_PLUGIN_CONFIG_LABEL: time_slicing_config_name(n)} if n and device_plugin_label else {}
+        sliced_taints = [{"key": TIME_SLICING_TAINT_KEY, "value": str(n), "effect": "NoSchedule"}] if n else []
+        # gpuLimit counts physical GPUs: Karpenter counts a node's capacity, which once the plugin registered has
+        # the slices and no nvidia.com/gpu (before that, the instance type's GPUs plus the NodeOverlay's slices).
+        sliced_limit = ({SHARED_GPU_RESOURCE: pulumi.Output.from_input(pool["gpu_limit"]).apply(lambda g: str(g * n))}
+                        if n else {})
         return {
             "weight": pool.get("weight", 10),
             "template": {
                 "metadata": {"labels": {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool["name"],
                                         TRAFFIC_CLASS_LABEL: pool.get("traffic_class") or pool["name"],
-                                        EXCLUDE_FROM_LB_LABEL: "true"}},
+                                        EXCLUDE_FROM_LB_LABEL: "true", **sliced_labels}},
                 "spec": {
                     "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": class_name},
                     "requirements": [
@@ -344,14 +448,15 @@ class GpuNodePool(pulumi.ComponentResource):
                         {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
                         *nvme,
                     ],
-                    "taints": [dict(GPU_TAINT)],
+                    "taints": [dict(GPU_TAINT), *sliced_taints],
                     "expireAfter": pool.get("expire_after", "720h"),
                     "terminationGracePeriod": pool.get("termination_grace_period", "1h"),
                 },
             },
             "limits": {
-                "nvidia.com/gpu": pulumi.Output.from_input(pool["gpu_limit"]).apply(str),
+                GPU_RESOURCE: pulumi.Output.from_input(pool["gpu_limit"]).apply(str),
                 "cpu": pulumi.Output.from_input(pool["cpu_limit"]).apply(str),
+                **sliced_limit,
             },
             # WhenEmpty: a GPU node running a model is never "underutilized" enough to be worth a cold start.
             "disruption": {

@@ -42,6 +42,8 @@ def http_addon_values(node_selector: dict[str, str], readiness_timeout: pulumi.I
     """Chart values (keys from the 0.15.0 values.yaml)."""
     small = {"requests": dict(SMALL_REQUESTS), "limits": {"cpu": "500m", "memory": "256Mi"}}
     return {
+        # The chart's CRDs are templates: Helm upgrades them with the release (the chart default, kept explicit).
+        "crds": {"install": True},
         "operator": {"nodeSelector": dict(node_selector), "resources": small},
         "scaler": {"nodeSelector": dict(node_selector), "replicas": scaler_replicas,
                    "service": "external-scaler", "grpcPort": SCALER_PORT, "resources": small},

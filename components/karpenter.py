@@ -46,6 +46,9 @@ class KarpenterArgs(TypedDict):
     created it is never deleted by `destroy` (other stacks and users in the account rely on it)."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Tags for the AWS resources."""
+    node_overlay: NotRequired[bool]
+    """Turn on the NodeOverlay feature gate (alpha in 1.14), which time-sliced GPU pools need: it is how Karpenter
+    learns that their instance types offer `nvidia.com/gpu.shared`. Default False (the chart's default)."""
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -98,7 +101,11 @@ class Karpenter(pulumi.ComponentResource):
         ]
 
         # Interruption queue: spot warnings, rebalance, state changes and health events, drained by the controller.
-        self.queue, queue_policy = interruption_queue(self, name, tags)
+        # The controller's AWS side: everything the release waits for, so that on destroy the NodePools and the
+        # EC2NodeClass (which depend on the release) go first, while Karpenter can still terminate their instances
+        # and delete their launch templates and instance profiles.
+        self.queue, controller_aws = interruption_queue(self, name, tags)
+        queue_policy = controller_aws[0]
 
         # Nodes join through an access entry (authentication mode API); STANDARD would break node join.
         access_entry = aws.eks.AccessEntry(
@@ -152,8 +159,8 @@ class Karpenter(pulumi.ComponentResource):
 
         if args.get("create_spot_service_linked_role"):
             # Account-wide: deleting it on `destroy` would break spot launches of everything else in the account.
-            aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com",
-                                      opts=child(self, retain_on_delete=True))
+            controller_aws.append(aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com",
+                                                            opts=child(self, retain_on_delete=True)))
 
         # CRDs from their own chart: the controller chart's crds/ folder is installed once and never upgraded.
         self.crd_release = k8s.helm.v3.Release(
@@ -170,6 +177,8 @@ class Karpenter(pulumi.ComponentResource):
                 "clusterName": cluster_name,
                 "clusterEndpoint": args["cluster_endpoint"],
                 "interruptionQueue": self.queue.name,
+                # Only the gate we need; the chart renders every other gate from its own defaults.
+                **({"featureGates": {"nodeOverlay": True}} if args.get("node_overlay") else {}),
             },
             # The association's own output, so the chart's service account and Pod Identity can never disagree.
             "serviceAccount": {"name": association.service_account},
@@ -192,7 +201,7 @@ class Karpenter(pulumi.ComponentResource):
             skip_crds=True,
             values=values,
             opts=child(self, depends_on=[self.crd_release, association, access_entry, *node_attachments,
-                                         *external_deps]),
+                                         *attachments, *controller_aws, *external_deps]),
         )
 
         self.node_role_name = self.node_role.name
@@ -210,7 +219,7 @@ class Karpenter(pulumi.ComponentResource):
 
 def interruption_queue(parent: pulumi.Resource, name: str, tags: pulumi.Input[dict]) -> tuple:
     """The SSE-encrypted SQS queue Karpenter drains, its policy and the EventBridge rules that feed it, as children
-    of `parent` (the queue and its policy are returned)."""
+    of `parent`: (the queue, [its policy, then each rule and target])."""
     queue = aws.sqs.Queue(
         f"{name}-interruption",
         message_retention_seconds=300,
@@ -218,25 +227,25 @@ def interruption_queue(parent: pulumi.Resource, name: str, tags: pulumi.Input[di
         tags=tags,
         opts=child(parent),
     )
-    queue_policy = aws.sqs.QueuePolicy(
+    created: list[pulumi.Resource] = [aws.sqs.QueuePolicy(
         f"{name}-interruption-queue-policy",
         queue_url=queue.url,
         policy=queue.arn.apply(lambda arn: json.dumps(interruption_queue_policy(arn))),
         opts=child(parent),
-    )
+    )]
     for event, pattern in INTERRUPTION_EVENTS.items():
         # No explicit rule names: auto-naming lets two stacks share an account and region.
         rule = aws.cloudwatch.EventRule(
             f"{name}-{event}", event_pattern=json.dumps(pattern), tags=tags, opts=child(parent)
         )
-        aws.cloudwatch.EventTarget(
+        created += [rule, aws.cloudwatch.EventTarget(
             f"{name}-{event}-target",
             rule=rule.name,
             target_id="KarpenterInterruptionQueueTarget",
             arn=queue.arn,
             opts=child(parent),
-        )
-    return queue, queue_policy
+        )]
+    return queue, created
 
 
 class KarpenterInterruptionQueueArgs(TypedDict):

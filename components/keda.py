@@ -25,6 +25,8 @@ def keda_values(node_selector: dict[str, str], operator_metrics: bool = True,
     through a ServiceMonitor (chart 2.20.2 values `prometheus.operator`) carrying `monitor_labels`."""
     monitor = {"enabled": operator_metrics, **({"additionalLabels": dict(monitor_labels)} if monitor_labels else {})}
     return {
+        # The chart's CRDs are templates: Helm upgrades them with the release (the chart default, kept explicit).
+        "crds": {"install": True},
         "nodeSelector": dict(node_selector),
         "prometheus": {"operator": {"enabled": operator_metrics, "serviceMonitor": monitor}},
         "resources": {
@@ -45,8 +47,8 @@ class KedaArgs(TypedDict):
     node_selector: NotRequired[dict[str, str]]
     """nodeSelector for every KEDA pod. Default: the system node group."""
     operator_metrics: NotRequired[bool]
-    """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass the monitoring release
-    in `opts.depends_on`). Default True."""
+    """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass what installs the
+    monitoring.coreos.com CRDs in `opts.depends_on`). Default True."""
     monitor_labels: NotRequired[dict[str, str]]
     """Labels of that ServiceMonitor: those a Prometheus that selects monitors by label needs. Default none."""
 

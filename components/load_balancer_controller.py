@@ -17,6 +17,8 @@ CHART_REPO = "https://aws.github.io/eks-charts"
 RELEASE_NAME = "aws-load-balancer-controller"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
+CRD_FILES = ("crds.yaml", "gateway-crds.yaml")
+"""The chart's crds/ folder (7 CRDs: elbv2.k8s.aws, aga.k8s.aws, gateway.k8s.aws), which Helm installs only once."""
 LOAD_BALANCER_CLASS = "service.k8s.aws/nlb"
 """`spec.loadBalancerClass` the controller reconciles (kubernetes-sigs/aws-load-balancer-controller@v3.5.0:
 docs/guide/service/nlb.md): a Service with it is never touched by the in-tree cloud provider."""
@@ -24,6 +26,14 @@ docs/guide/service/nlb.md): a Service with it is never touched by the in-tree cl
 
 CONTROLLER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
 """Requests of each controller replica."""
+
+
+def crd_urls(chart_version: str) -> list[str]:
+    """The chart's CRD files at the controller's release tag: chart X.Y.Z is controller vX.Y.Z, and aws/eks-charts
+    publishes the chart with the same crds/ files as kubernetes-sigs/aws-load-balancer-controller's helm/ folder."""
+    base = (f"https://raw.githubusercontent.com/kubernetes-sigs/aws-load-balancer-controller/v{chart_version}"
+            "/helm/aws-load-balancer-controller/crds")
+    return [f"{base}/{f}" for f in CRD_FILES]
 
 
 def lbc_values(cluster_name: str, region: str, vpc_id: str, service_account: str, replicas: int,
@@ -121,6 +131,9 @@ class LoadBalancerController(pulumi.ComponentResource):
                                    association.service_account).apply(
             lambda v: lbc_values(v[0], v[1], v[2], v[3], replicas,
                                  args.get("node_selector", SYSTEM_NODE_SELECTOR)))
+        # Applied by Pulumi from the pinned tag, so a chart bump upgrades them before the controller.
+        self.crds = k8s.yaml.v2.ConfigGroup(f"{name}-crds", files=crd_urls(args["chart_version"]),
+                                            opts=child(self, depends_on=deps))
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE_NAME,
@@ -129,8 +142,9 @@ class LoadBalancerController(pulumi.ComponentResource):
             repository_opts={"repo": CHART_REPO},
             namespace=NAMESPACE,
             cleanup_on_fail=True,
+            skip_crds=True,
             values=values,
-            opts=child(self, depends_on=[association, *deps]),
+            opts=child(self, depends_on=[association, self.crds, *deps]),
         )
         self.release_name = self.release.status.name
         self.role_arn = self.role.arn

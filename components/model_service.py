@@ -3,7 +3,7 @@
 Per model: a Deployment of the pinned vLLM image (replicas owned by KEDA, never by Pulumi), a ClusterIP Service,
 a PodDisruptionBudget, a ServiceMonitor, the HTTP add-on InterceptorRoute that holds requests during a cold start,
 and one KEDA ScaledObject with two triggers: the add-on's `external-push` (0→1 and back) and a Prometheus trigger
-on vLLM's queue depth (1→N).
+on vLLM's queue depth (1→N), plus one `cron` trigger per configured pre-warm window (at least N inside it).
 """
 
 import math
@@ -13,7 +13,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, token
+from ._common import (GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
+                      TRAFFIC_CLASS_LABEL, child, deps_of, labels, token)
 
 VLLM_PORT = 8000
 PORT_NAME = "http"
@@ -52,6 +53,36 @@ def readiness_program(port: int) -> str:
     return ("import os, urllib.request as r; r.urlopen(r.Request("
             f"'http://127.0.0.1:{port}/v1/models', headers={{'Authorization': 'Bearer ' + "
             "os.environ['VLLM_API_KEY']}), timeout=4)")
+
+
+class PrewarmWindowArgs(TypedDict):
+    """A scheduled pre-warm window: KEDA cron trigger metadata (kedacore/keda@v2.20.2 pkg/scalers/cron_scaler.go)."""
+
+    start: str
+    """Five-field cron expression (no seconds, no descriptors) at which the window opens."""
+    end: str
+    """Five-field cron expression at which it closes (the first end after each start)."""
+    timezone: str
+    """IANA time zone both expressions are read in."""
+    replicas: int
+    """Replicas kept inside the window (the trigger's desiredReplicas)."""
+
+
+def prewarm_triggers(windows: list, max_replicas: int) -> list[dict]:
+    """One KEDA `cron` trigger per window. The scaler reports desiredReplicas while active (0 outside) against an
+    AverageValue target of 1, so the HPA's proposal for it is desiredReplicas, and the HPA takes the largest proposal
+    of all triggers: at least `replicas` inside the window, more when traffic asks. Being active, it also takes the
+    model from zero; outside every window the cooldown applies as for a model without traffic."""
+    out = []
+    for i, w in enumerate(windows):
+        if not 1 <= w["replicas"] <= max_replicas:
+            raise ValueError(f"prewarm[{i}].replicas {w['replicas']} is outside 1..max_replicas ({max_replicas})")
+        out.append({"type": "cron", "name": f"prewarm-{i}",
+                    # The default, pinned: with `Value` the HPA would multiply the current replica count instead.
+                    "metricType": "AverageValue",
+                    "metadata": {"timezone": w["timezone"], "start": w["start"], "end": w["end"],
+                                 "desiredReplicas": str(w["replicas"])}})
+    return out
 
 
 class WeightsSourceArgs(TypedDict):
@@ -132,11 +163,14 @@ class ModelServiceArgs(TypedDict):
     """Pinned vLLM OpenAI-server image (possibly its pull-through-cache reference, an Output)."""
     gpus: int
     """GPUs per replica (`nvidia.com/gpu` request and `--tensor-parallel-size`)."""
+    shared_gpu: NotRequired[bool]
+    """Each replica requests one time-slice (`nvidia.com/gpu.shared`) instead of whole GPUs and tolerates the taint of
+    the time-sliced pools; needs `gpus` 1 and a traffic class whose pools time-slice. Default False."""
     max_model_len: int
     """`--max-model-len`."""
     gpu_memory_utilization: float
     """`--gpu-memory-utilization`."""
-    traffic_class: str
+    traffic_class: pulumi.Input[str]
     """Traffic class (node label `gpu-burst.io/traffic-class`) the pods select; Karpenter picks among its pools by
     NodePool weight."""
     min_replicas: int
@@ -160,15 +194,17 @@ class ModelServiceArgs(TypedDict):
     """Prometheus base URL for KEDA's prometheus trigger."""
     external_scaler_address: pulumi.Input[str]
     """host:port of the HTTP add-on external scaler."""
-    readiness_timeout: str
+    readiness_timeout: pulumi.Input[str]
     """How long the interceptor holds a request while the model cold-starts (route `timeouts.readiness`)."""
-    response_header_timeout: str
+    response_header_timeout: pulumi.Input[str]
     """Time to first response byte once the request reached a ready pod (route `timeouts.responseHeader`)."""
     model_header: pulumi.Input[str]
     """Request header the route matches on (value = served name): pass the edge's own output (the header it sets),
     so the two cannot drift apart."""
     extra_args: NotRequired[list[str]]
     """Additional vLLM flags."""
+    prewarm: NotRequired[list[PrewarmWindowArgs]]
+    """Scheduled pre-warm windows: GPUs bought on a schedule, without a request (explicit operator config only)."""
     hf_token: NotRequired[pulumi.Input[str]]
     """Hugging Face token (a Pulumi secret) for gated models; stored in a Secret, read from HF_TOKEN."""
     weights: NotRequired[WeightsSourceArgs]
@@ -184,7 +220,8 @@ class ModelServiceArgs(TypedDict):
     scrape_interval: NotRequired[str]
     """ServiceMonitor scrape interval (default 5s)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
-    """Value of a `release` label on the ServiceMonitor (harmless; the Prometheus selects monitors without it)."""
+    """Value of a `release` label on the ServiceMonitor ("": none; harmless, the Prometheus selects monitors
+    without it)."""
     monitor_labels: NotRequired[dict[str, str]]
     """More ServiceMonitor labels: those a Prometheus that selects monitors by label needs (e.g. an existing
     kube-prometheus-stack's `release`)."""
@@ -211,6 +248,9 @@ class ModelService(pulumi.ComponentResource):
         deps = deps_of(opts)
         if args["min_replicas"] > args["max_replicas"]:
             raise ValueError(f"ModelService '{name}': min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
+        if args.get("shared_gpu") and args["gpus"] != 1:
+            raise ValueError(f"ModelService '{name}': shared_gpu with gpus {args['gpus']}; allowed: gpus 1 (a replica "
+                             "gets one time-slice of one GPU)")
         lbl = labels("model-service", served, {"app.kubernetes.io/name": "vllm", "gpu-burst.io/model": served})
         selector = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": served}
 
@@ -256,10 +296,10 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
-        sm_labels = {**(args.get("monitor_labels") or {}), **lbl}
+        more_labels = dict(args.get("monitor_labels") or {})
         release = args.get("monitoring_release_label")
-        if release is not None:
-            sm_labels["release"] = release
+        sm_labels = {**more_labels, **lbl} if release is None else pulumi.Output.from_input(release).apply(
+            lambda r: {**more_labels, **lbl, "release": r} if r else {**more_labels, **lbl})
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
             f"{name}-monitor",
@@ -335,6 +375,7 @@ class ModelService(pulumi.ComponentResource):
                                   "threshold": str(args["target_queue_depth"]),
                                   # Activation (0↔1) belongs to the interceptor; this trigger only adds replicas.
                                   "activationThreshold": str(args["target_queue_depth"])}},
+                    *prewarm_triggers(args.get("prewarm", []), args["max_replicas"]),
                 ],
             },
             opts=child(self, deps + [self.route, self.deployment]),
@@ -357,6 +398,12 @@ class ModelService(pulumi.ComponentResource):
         drain = args["drain_seconds"]
         startup_failures = math.ceil(args["startup_seconds"] / PROBE_PERIOD_SECONDS)
         weights = args.get("weights")
+        shared = bool(args.get("shared_gpu"))
+        # A slice is its own resource (never a whole GPU) on tainted pools that only opted-in pods tolerate.
+        gpu_request = {SHARED_GPU_RESOURCE: "1"} if shared else {GPU_RESOURCE: str(gpus)}
+        tolerations = [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+                       *([{"key": TIME_SLICING_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+                         if shared else [])]
         vllm_args = [
             *weights_args(args["hf_model_id"], weights),
             f"--served-model-name={served}",
@@ -402,8 +449,8 @@ class ModelService(pulumi.ComponentResource):
             "ports": [{"name": PORT_NAME, "containerPort": VLLM_PORT, "protocol": "TCP"}],
             "resources": {
                 "requests": {"cpu": args.get("cpu", "4"), "memory": args.get("memory", "16Gi"),
-                             "ephemeral-storage": cache_size, "nvidia.com/gpu": str(gpus)},
-                "limits": {"memory": args.get("memory", "16Gi"), "nvidia.com/gpu": str(gpus)},
+                             "ephemeral-storage": cache_size, **gpu_request},
+                "limits": {"memory": args.get("memory", "16Gi"), **gpu_request},
             },
             "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"},
                              {"name": "model-cache", "mountPath": CACHE_MOUNT},
@@ -445,7 +492,7 @@ class ModelService(pulumi.ComponentResource):
                     "terminationGracePeriodSeconds": drain + 30,
                     # The traffic class, not one NodePool: every pool of the class can take the pod, by weight.
                     "nodeSelector": {TRAFFIC_CLASS_LABEL: args["traffic_class"], GPU_PRESENT_LABEL: "true"},
-                    "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+                    "tolerations": tolerations,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
                                         "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],

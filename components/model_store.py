@@ -219,8 +219,10 @@ class ModelWeights(pulumi.ComponentResource):
         prefix = model_prefix(args["hf_model_id"], args["revision"])
         manifest = manifest_key(args["hf_model_id"], args["revision"])
         lbl = labels("model-weights", served, {"gpu-burst.io/model": served})
-        partition = aws.get_partition_output().partition
-        account = aws.get_caller_identity_output().account_id
+        # Through the component's own AWS provider (opts.providers), like its resources.
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        account = aws.get_caller_identity_output(opts=invoke).account_id
         bucket = pulumi.Output.from_input(args["bucket_name"])
 
         def grant(role: str, sa_name: str, policy_fn, *policy_args) -> tuple:

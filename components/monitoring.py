@@ -11,6 +11,11 @@ from ._common import pinned_release, SYSTEM_NODE_SELECTOR, deps_of, token
 CHART = "kube-prometheus-stack"
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 RELEASE_NAME = "kube-prometheus-stack"
+CRDS_CHART = "prometheus-operator-crds"
+"""The monitoring.coreos.com CRDs as templates (of its `crds` subchart), so Helm upgrades them with the chart; the
+subchart keeps them out of the stored release, which stays under Helm's 1 MiB Secret (upstream installs it with
+`helm install`)."""
+CRDS_RELEASE_NAME = "prometheus-operator-crds"
 DEFAULT_NAMESPACE = "monitoring"
 FULLNAME = "kps"
 """fullnameOverride: object names become `kps-<component>` whatever the release name (the chart truncates the
@@ -70,6 +75,8 @@ def monitoring_values(node_selector: dict[str, str], retention: pulumi.Input[str
     }
     return {
         "fullnameOverride": FULLNAME,
+        # The chart's `crds` subchart ships the CRDs in crds/, which Helm never upgrades: CRDS_CHART owns them.
+        "crds": {"enabled": False},
         # The EKS control plane (etcd, scheduler, controller-manager) is not scrapable from inside the cluster.
         "kubeEtcd": {"enabled": False},
         "kubeScheduler": {"enabled": False},
@@ -123,6 +130,8 @@ class MonitoringArgs(TypedDict):
 
     chart_version: pulumi.Input[str]
     """Pinned kube-prometheus-stack chart version, e.g. 88.5.3."""
+    crds_chart_version: pulumi.Input[str]
+    """Pinned prometheus-operator-crds chart version of the same prometheus-operator, e.g. 31.0.1 for 88.5.3."""
     retention: pulumi.Input[str]
     """Prometheus retention, e.g. 168h."""
     scrape_interval: pulumi.Input[str]
@@ -143,7 +152,7 @@ class Monitoring(pulumi.ComponentResource):
     """kube-prometheus-stack as a pinned Helm release on the system nodes. Prometheus selects ServiceMonitors,
     PodMonitors, Probes, ScrapeConfigs and PrometheusRules from every namespace without requiring the release label;
     Grafana loads every ConfigMap labelled `grafana_dashboard: "1"` in any namespace as a dashboard. Monitoring
-    custom resources (ServiceMonitor, PrometheusRule, ...) must depend on `release`, which installs their CRDs."""
+    custom resources (ServiceMonitor, PrometheusRule, ...) must depend on `crd_release` (their CRDs) or `release`."""
 
     release_name: pulumi.Output[str]
     """Helm release name."""
@@ -158,17 +167,25 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("Monitoring"), name, None, opts)
+        namespace = args.get("namespace", DEFAULT_NAMESPACE)
+        self.crd_release = pinned_release(
+            self, f"{name}-crds", CRDS_RELEASE_NAME, CRDS_CHART, CHART_REPO, args["crds_chart_version"], namespace,
+            values={}, depends_on=deps_of(opts),
+            # Adopts the CRDs an earlier kube-prometheus-stack release installed from its crds/ (no Helm ownership).
+            take_ownership=True,
+        )
         self.release = pinned_release(
             # Fixed so that subchart object names (`<release>-grafana`, `release:` labels) are known in advance.
-            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
-            args.get("namespace", DEFAULT_NAMESPACE),
-            # CRDs + operator + admission webhook patch jobs + Prometheus can exceed Helm's 5-minute default.
+            self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"], namespace,
+            # Operator + admission webhook patch jobs + Prometheus can exceed Helm's 5-minute default.
             timeout=900,
+            skip_crds=True,
             values=monitoring_values(
                 args.get("node_selector", SYSTEM_NODE_SELECTOR), args["retention"], args["scrape_interval"],
                 args.get("prometheus_memory", "1Gi"), args.get("grafana_enabled", True),
                 args.get("alertmanager_enabled", True)),
-            depends_on=deps_of(opts),
+            # The chart creates Prometheus, Alertmanager, ServiceMonitors and PrometheusRules.
+            depends_on=[self.crd_release, *deps_of(opts)],
         )
         self.release_name = self.release.status.name
         self.namespace = self.release.status.namespace

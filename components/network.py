@@ -77,7 +77,10 @@ class Network(pulumi.ComponentResource):
     """A VPC over several AZs with private subnets (nodes, internal load balancers) and public subnets (NAT,
     internet-facing load balancers), tagged for the AWS load balancer integrations; or an adopted existing VPC.
     The Karpenter discovery tag needs the real cluster name, which exists only after the cluster: see
-    :meth:`tag_for_discovery`."""
+    :meth:`tag_for_discovery`. `egress` (a list of resources, not an output) is what gives the private subnets their
+    way to the AWS APIs and the internet (route table associations, and through them routes, NAT gateways and the
+    internet gateway; VPC endpoints): whatever runs on the nodes depends on it, since on `destroy` the controllers
+    still call AWS while they delete what they made. Empty for an adopted VPC (its routing is not this stack's)."""
 
     vpc_id: pulumi.Output[str]
     """VPC id."""
@@ -96,6 +99,7 @@ class Network(pulumi.ComponentResource):
         super().__init__(token("Network"), name, None, opts)
         self._name = name
         tags = args.get("tags") or {}
+        self.egress: list[pulumi.Resource] = []
         if args.get("vpc_id"):
             self.vpc_id = pulumi.Output.from_input(args["vpc_id"])
             vpc = aws.ec2.get_vpc_output(id=self.vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
@@ -153,8 +157,8 @@ class Network(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{name}-public-{suffix}", "kubernetes.io/role/elb": "1"},
                 opts=child(self),
             )
-            aws.ec2.RouteTableAssociation(f"{name}-public-{suffix}-rta", subnet_id=pub.id, route_table_id=public_rt.id,
-                                          opts=child(self))
+            self.egress.append(aws.ec2.RouteTableAssociation(
+                f"{name}-public-{suffix}-rta", subnet_id=pub.id, route_table_id=public_rt.id, opts=child(self)))
             public.append(pub)
             if i == 0 or args.get("nat_mode") == NatMode.PER_AZ:
                 eip = aws.ec2.Eip(f"{name}-nat-{suffix}-eip", domain="vpc", tags={**tags, "Name": f"{name}-nat-{suffix}"},
@@ -174,8 +178,8 @@ class Network(pulumi.ComponentResource):
                 routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[-1].id)],
                 tags={**tags, "Name": f"{name}-private-{suffix}"}, opts=child(self),
             )
-            aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}-rta", subnet_id=priv.id, route_table_id=rt.id,
-                                          opts=child(self))
+            self.egress.append(aws.ec2.RouteTableAssociation(
+                f"{name}-private-{suffix}-rta", subnet_id=priv.id, route_table_id=rt.id, opts=child(self)))
             private.append(priv)
             private_rts.append(rt)
         self.vpc_id = vpc.id
@@ -184,11 +188,14 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self._private_count = len(private)
         if args.get("s3_gateway_endpoint", True):
-            self.s3_endpoint_id = self._s3_gateway_endpoint(name, vpc, private_rts, tags).id
+            s3 = self._s3_gateway_endpoint(name, vpc, private_rts, tags)
+            self.egress.append(s3)
+            self.s3_endpoint_id = s3.id
         else:
             self.s3_endpoint_id = pulumi.Output.from_input("")
         if args.get("interface_endpoints", False):
             endpoints = self._interface_endpoints(name, vpc, private, tags)
+            self.egress += list(endpoints.values())
             self.interface_endpoint_ids = pulumi.Output.all(**{svc: ep.id for svc, ep in endpoints.items()})
         else:
             self.interface_endpoint_ids = pulumi.Output.from_input({})

@@ -21,6 +21,7 @@ MANDATORY = EnforcementLevel.MANDATORY
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 HELM_CHART_V4 = "kubernetes:helm.sh/v4:Chart"
+YAML_FILE, YAML_GROUP = "kubernetes:yaml/v2:ConfigFile", "kubernetes:yaml/v2:ConfigGroup"
 WORKLOADS = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:DaemonSet", "kubernetes:apps/v1:StatefulSet")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -32,6 +33,9 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 SECRET_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 VERSION_RANGE = re.compile(r"[\^~<>=|*]|\s-\s|(^|\.)[xX](\.|$)")
 GPU_INSTANCE_FAMILY = re.compile(r"^(g\d|p\d|gr\d)", re.IGNORECASE)
+PINNED_REF = re.compile(r"^(v?\d+\.\d+\.\d+([-+.][0-9A-Za-z.]+)?|[0-9a-f]{40})$")
+"""A path segment naming a release tag or a commit."""
+MOVING_REF = {"main", "master", "head", "latest"}
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -78,8 +82,9 @@ def image_is_pinned(image: Optional[str]) -> bool:
 
 
 def _requests_gpu(container: Mapping) -> bool:
+    # Whole GPUs or time-slices of one (nvidia.com/gpu.shared): both are model containers.
     res = container.get("resources") or {}
-    return any(GPU_RESOURCE in (res.get(k) or {}) for k in ("limits", "requests"))
+    return any(str(name).startswith(GPU_RESOURCE) for k in ("limits", "requests") for name in (res.get(k) or {}))
 
 
 def is_gpu_nodepool(props: Mapping) -> bool:
@@ -115,6 +120,25 @@ def _helm_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
     elif version.strip().lower() == "latest" or VERSION_RANGE.search(version):
         report(f"Helm chart '{chart}' ({args.name}) version '{version}' is not pinned: set an exact chart version "
                f"instead of 'latest' or a range.")
+
+
+def manifest_url_pinned(url: str) -> bool:
+    """A manifest URL that names a release tag or commit and no branch: a local path is the program's own file."""
+    if not re.match(r"^https?://", url):
+        return True
+    segments = url.split("?", 1)[0].split("/")[3:]
+    return (any(PINNED_REF.match(s) for s in segments) and
+            not any(s.lower() in MOVING_REF or s.lower().startswith("refs") for s in segments))
+
+
+def _manifests_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in (YAML_FILE, YAML_GROUP):
+        return
+    files = args.props.get("files") or [] if args.resource_type == YAML_GROUP else [args.props.get("file") or ""]
+    for url in files:
+        if isinstance(url, str) and not manifest_url_pinned(url):
+            report(f"Manifest '{url}' ({args.name}) is not pinned: point it at a release tag or a commit, not a "
+                   f"branch, so every preview and update applies the same objects.")
 
 
 def _images_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -225,6 +249,11 @@ helm_chart_pinned = ResourceValidationPolicy(
     description="Every Helm chart is installed at an exact version (not empty, not 'latest', not a range).",
     enforcement_level=MANDATORY, validate=_helm_pinned)
 
+manifest_url_pinned_policy = ResourceValidationPolicy(
+    name="manifest-url-pinned",
+    description="YAML manifests applied from a URL name a release tag or a commit, never a branch.",
+    enforcement_level=MANDATORY, validate=_manifests_pinned)
+
 container_image_pinned = ResourceValidationPolicy(
     name="container-image-pinned",
     description="Containers in Deployments, DaemonSets and StatefulSets use a pinned image tag or digest.",
@@ -262,6 +291,7 @@ no_replicas_with_scaledobject = StackValidationPolicy(
 
 POLICIES = [
     helm_chart_pinned,
+    manifest_url_pinned_policy,
     container_image_pinned,
     gpu_nodepool_guarded,
     no_al2_ami,

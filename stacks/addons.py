@@ -30,15 +30,17 @@ def _pool_args(p) -> GpuPoolArgs:
         consolidate_after=p.consolidate_after,
         termination_grace_period=p.termination_grace_period,
         disruption_budget_nodes=p.disruption_budget_nodes,
+        **({"time_slicing": p.time_slicing} if p.time_slicing else {}),
     )
 
 
 def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Addons:
     """Declare the add-ons. Ordering, for a one-pass first `pulumi up` and a clean destroy:
     every release waits for the system nodes + coredns (`f.system_ready`); the HTTP add-on waits for KEDA (its chart
-    creates a ScaledObject); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
-    plugin, so no GPU node launches before something can advertise its GPUs, and on destroy the NodePools (and the
-    nodes Karpenter drains for them) go before Karpenter and the plugin. On an existing cluster an add-on declared
+    creates a ScaledObject) and KEDA for the monitoring CRDs (its ServiceMonitor); the NodePools wait for the
+    Karpenter release (CRDs) and, on AL2023, for the device plugin, so no GPU node launches before something can
+    advertise its GPUs, and on destroy the NodePools (and the nodes Karpenter drains for them) go before Karpenter and
+    the plugin. On an existing cluster an add-on declared
     present (`install: false`) is not installed: what the stack creates is wired to it through its config."""
     cfg = f.cfg
     system_ready = list(f.system_ready)
@@ -53,10 +55,13 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
                                       depends_on=[*system_ready, *(d for d in deps if d is not None)])
 
     device_plugin = None
-    if cfg.gpu.needs_device_plugin and a.nvidia_device_plugin.install:
+    dp = a.nvidia_device_plugin
+    if cfg.gpu.needs_device_plugin and dp.install:
         device_plugin = NvidiaDevicePlugin("nvidia-device-plugin", {
-            "chart_version": a.nvidia_device_plugin.chart_version,
-            "gfd_enabled": a.nvidia_device_plugin.gfd_enabled,
+            "chart_version": dp.chart_version,
+            "gfd_enabled": dp.gfd_enabled,
+            **({"nfd_chart_version": dp.effective_nfd_chart_version} if dp.gfd_enabled else {}),
+            **({"time_slicing": cfg.gpu.slice_counts} if cfg.gpu.slice_counts else {}),
         }, opts=opts())
 
     gpu = _gpu_pools(f, volume, [f.karpenter_release, device_plugin.release if device_plugin else None])
@@ -65,6 +70,7 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
     if m.install:
         monitoring = Monitoring("monitoring", {
             "chart_version": m.chart_version,
+            "crds_chart_version": m.effective_crds_chart_version,
             "retention": m.retention,
             "scrape_interval": m.scrape_interval,
             "prometheus_memory": m.prometheus_memory,
@@ -76,10 +82,11 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
 
     keda = None
     if a.keda.install:
-        # KEDA's ServiceMonitor needs the CRD from the monitoring release (or the cluster's own operator).
+        # KEDA's chart creates a ServiceMonitor: it needs the monitoring.coreos.com CRDs (of the stack's monitoring,
+        # or of the cluster's own operator).
         keda = Keda("keda", {"chart_version": a.keda.chart_version, "node_selector": node_selector,
                              **({"monitor_labels": monitor_labels} if monitor_labels else {})},
-                    opts=opts(monitoring_release))
+                    opts=opts(monitoring.crd_release if monitoring else None))
 
     h = a.http_addon
     if h.install:

@@ -86,7 +86,7 @@ def build_foundation(cfg: StackConfig, prefix: str, existing: Optional[ExistingC
         "access_entries": [{"principal_arn": e.principal_arn, "policy": e.policy.value, "namespaces": list(e.namespaces)}
                            for e in cfg.cluster.access_entries],
         "tags": tags,
-    })
+    }, pulumi.ResourceOptions(depends_on=network.egress))
     if net_cfg.mode is NetworkMode.EXISTING and not net_cfg.tag_existing_subnets:
         discovery = []
     else:
@@ -106,6 +106,7 @@ def build_foundation(cfg: StackConfig, prefix: str, existing: Optional[ExistingC
         "controller_memory": cfg.karpenter.controller_memory,
         "create_spot_service_linked_role": cfg.karpenter.create_spot_service_linked_role,
         "tags": tags,
+        **({"node_overlay": True} if cfg.gpu.slice_counts else {}),
     }, pulumi.ResourceOptions(
         provider=cluster.provider,
         depends_on=[cluster.pod_identity_agent, cluster.coredns, *discovery],
@@ -180,6 +181,7 @@ def _karpenter_on(cfg: StackConfig, prefix: str, c: ExistingCluster, selector: d
         "replicas": cfg.karpenter_replicas, "node_selector": selector, "log_level": k.log_level,
         "controller_cpu": k.controller_cpu, "controller_memory": k.controller_memory,
         "create_spot_service_linked_role": k.create_spot_service_linked_role, "tags": tags,
+        **({"node_overlay": True} if cfg.gpu.slice_counts else {}),
     }, opts)
     return {"node_role_name": karpenter.node_role_name, "karpenter_release": karpenter.release,
             "karpenter_crd_release": karpenter.crd_release,

@@ -14,6 +14,7 @@ from components.image_cache import ImageCache
 from components.model_store import ModelStore, ModelWeights
 
 from .config import duration_seconds
+from .config.models import VLLM_IMAGE
 from .contracts import Addons, Foundation
 
 ALERT_MARGIN_SECONDS = 600
@@ -132,10 +133,14 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             optional["monitoring_release_label"] = release_label
         if a.monitor_labels:
             optional["monitor_labels"] = dict(a.monitor_labels)
+        if m.prewarm:
+            optional["prewarm"] = [{"start": w.start, "end": w.end, "timezone": w.timezone, "replicas": w.replicas}
+                                   for w in m.prewarm]
         ModelService(
             f"model-{m.served_name}",
             {**optional, "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
              "image": cache.image_for(m.image) if cache else m.image, "gpus": m.gpus, "max_model_len": m.max_model_len,
+             **({"shared_gpu": True} if m.shared_gpu else {}),
              "gpu_memory_utilization": m.gpu_memory_utilization, "extra_args": list(m.extra_args),
              "traffic_class": cfg.gpu.traffic_class_of(m.pool),
              "min_replicas": m.min_replicas, "max_replicas": m.max_replicas, "idle_seconds": m.idle_seconds,
@@ -187,4 +192,33 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "inferenceNamespace": ns.metadata.name,
         "dashboardUid": "gpu-burst-vllm",
         "modelStoreBucket": store.bucket_name,
+        **shared_outputs(cfg, a, gateway, cache, release_label),
+    }
+
+
+def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCache], release_label) -> dict:
+    """What another program needs to add a model to this cluster (AddedModel's SharedClusterArgs, read through a
+    StackReference), beyond the outputs above; none is secret."""
+    http = cfg.addons.http_addon
+    return {
+        "gatewayName": gateway.gateway_name,
+        "interceptorBackendName": gateway.interceptor_backend_name,
+        "routeRequestTimeout": gateway.route_request_timeout,
+        "routeStreamIdleTimeout": gateway.route_stream_idle_timeout,
+        "modelHeader": gateway.model_header,
+        "interceptorService": a.interceptor_proxy_service,
+        "interceptorNamespace": a.interceptor_namespace,
+        "interceptorPort": a.interceptor_proxy_port,
+        "interceptorReadinessTimeout": http.readiness_timeout,
+        "interceptorResponseHeaderTimeout": http.response_header_timeout,
+        "externalScalerAddress": a.external_scaler_address,
+        # Models select a traffic class (node label gpu-burst.io/traffic-class) and tolerate the GPU taint.
+        "gpuTrafficClasses": {p.name: p.traffic_class_label for p in cfg.gpu.pools},
+        "gpuToleration": dict(a.gpu_toleration),
+        "monitoringReleaseLabel": release_label if release_label is not None else "",
+        # The labels an existing cluster's Prometheus selects monitors by ({} when the stack's own selects all).
+        "serviceMonitorLabels": dict(a.monitor_labels),
+        "vllmImage": VLLM_IMAGE,
+        "imageCacheRegistry": cache.registry if cache else "",
+        "imageCachePrefix": cache.repository_prefix if cache else "",
     }

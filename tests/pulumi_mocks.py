@@ -11,10 +11,12 @@
   emulated in `provider_children`, with the versions pulumi-eks would resolve (`aws:eks/getAddonVersion`, answered
   from `newest_addon_versions` / `default_addon_versions`).
 - The stock MockMonitor lacks `Call`; `RecordingMonitor` adds it for resource methods.
+- A `pulumi:pulumi:StackReference` reads `Mocks.stacks` (outputs and secret names), as the engine reads a stack.
 """
 
 import hashlib
 import json
+import re
 from typing import Optional
 
 import grpc
@@ -43,6 +45,7 @@ EXISTING_PUBLIC = ["subnet-0b1b2b3b4b5b6b701", "subnet-0b1b2b3b4b5b6b702", "subn
 EXISTING_NODE_ROLE = "KarpenterNodeRole-ml-platform"
 # Wire encoding of a resource reference (pulumi/runtime/rpc.py: _special_sig_key / _special_resource_sig).
 _SIG_KEY, _RES_SIG = "4dabf18193072939515e22adb298388d", "5cf8f73096256a8f31e491e813e4eb8e"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 class ProviderError(grpc.RpcError):
@@ -167,6 +170,8 @@ class Mocks(pulumi.runtime.Mocks):
                 "aws:eks:cluster-name": EXISTING_CLUSTER, "karpenter.sh/discovery": EXISTING_CLUSTER}}}
         self.iam_roles: set[str] = {EXISTING_NODE_ROLE}
         self.instance_profiles: dict[str, str] = {f"{EXISTING_NODE_ROLE}-profile": EXISTING_NODE_ROLE}
+        self.stacks: dict[str, tuple[dict, set]] = {}
+        """Stacks a StackReference can read: fully qualified name -> (outputs, names of the secret ones)."""
         self.snapshots: list[dict] = []
         """EBS snapshots the account can see, shaped like DescribeSnapshots entries (SnapshotId, OwnerId, State,
         StartTime as an ISO string, Tags as [{Key, Value}]); answered by getSnapshotIds."""
@@ -200,6 +205,8 @@ class Mocks(pulumi.runtime.Mocks):
         t = args.typ
         if t == "eks:index:Cluster":
             return self._eks_cluster(args, out)
+        if t == "pulumi:pulumi:StackReference":
+            return self._stack_reference(args)
         if t == "eks:index:ManagedNodeGroup":
             ng = self._resource_ref(
                 "eks:index:ManagedNodeGroup$aws:eks/nodeGroup:NodeGroup", f"{args.name}-nodeGroup",
@@ -225,8 +232,14 @@ class Mocks(pulumi.runtime.Mocks):
             md.setdefault("name", autoname(args.name))
             md["uid"] = f"uid-{suffix(args.name)}"
             out["metadata"] = md
-            if t == "kubernetes:core/v1:Service":
-                out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{autoname(args.name)}.elb.{REGION}.amazonaws.com"}]}}
+            if t == "kubernetes:core/v1:Service" and (out.get("spec") or {}).get("type") == "LoadBalancer":
+                # The LBC's status: the NLB's DNS name, `k8s-<namespace:8>-<name:8>-<hash:10>` plus the suffix ELB
+                # adds (kubernetes-sigs/aws-load-balancer-controller@v3.5.0 buildLoadBalancerName). Only
+                # LoadBalancer Services get one.
+                lb = "k8s-{}-{}-{}".format(*(re.sub(r"[^A-Za-z0-9]", "", v)[:n] for v, n in (
+                    (md.get("namespace") or "default", 8), (md["name"], 8), (suffix(md["name"]) * 2, 10))))
+                out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{lb}-{suffix(lb)}{suffix(md['name'])}"
+                                                                           f".elb.{REGION}.amazonaws.com"}]}}
             return [f"{md['name']}-id", out]
         if t.startswith("aws:"):
             return self._aws(args, out)
@@ -335,6 +348,16 @@ class Mocks(pulumi.runtime.Mocks):
                 "clusterName": cluster_name, "addonName": addon, "addonVersion": version, "preserve": True,
                 "resolveConflictsOnCreate": opts.get("resolveConflictsOnCreate", "OVERWRITE"),
                 "resolveConflictsOnUpdate": opts.get("resolveConflictsOnUpdate", "OVERWRITE")}))
+
+    def _stack_reference(self, args: MockResourceArgs):
+        """A StackReference is read by the engine: its outputs with secret values wrapped as secrets, and their names
+        in `secretOutputNames`; a stack the backend does not have is an error."""
+        name = args.inputs.get("name") or args.resource_id
+        if name not in self.stacks:
+            raise Exception(f"unknown stack \"{name}\"")
+        outputs, secret = self.stacks[name]
+        wrapped = {k: {_SIG_KEY: _SECRET_SIG, "value": v} if k in secret else v for k, v in outputs.items()}
+        return [name, {"name": name, "outputs": wrapped, "secretOutputNames": sorted(secret)}]
 
     def _eks_cluster(self, args: MockResourceArgs, out: dict):
         cluster_name = out.get("name") or f"{args.name}-eksCluster-{suffix(args.name)}"

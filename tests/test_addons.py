@@ -186,7 +186,7 @@ def test_stack_crs_validate_and_helm_values_exist_upstream(mocks, raw):
                 assert validate_cr(obj) == [], (r.name, validate_cr(obj))
         charts = {r.inputs["chart"]: r.inputs["values"] for r in mocks.of_type("kubernetes:helm.sh/v3:Release")
                   if not r.inputs["chart"].startswith("oci://")}
-        expected = {"keda", "keda-add-ons-http", "kube-prometheus-stack"}
+        expected = {"keda", "keda-add-ons-http", "kube-prometheus-stack", "prometheus-operator-crds"}
         if f.cfg.gpu.needs_device_plugin:
             expected.add("nvidia-device-plugin")
         assert set(charts) == expected
@@ -215,6 +215,8 @@ def test_releases_pinned_named_and_on_system_nodes(mocks):
             "keda-add-ons-http": ("0.15.0", "keda-add-ons-http", "keda", "https://kedacore.github.io/charts"),
             "kube-prometheus-stack": ("88.5.3", "kube-prometheus-stack", "monitoring",
                                       "https://prometheus-community.github.io/helm-charts"),
+            "prometheus-operator-crds": ("31.0.1", "prometheus-operator-crds", "monitoring",
+                                         "https://prometheus-community.github.io/helm-charts"),
             "nvidia-device-plugin": ("0.20.0", "nvidia-device-plugin", "nvidia-device-plugin",
                                      "https://nvidia.github.io/k8s-device-plugin"),
         }
@@ -328,7 +330,7 @@ def _check_outputs(addons, v):
 @pulumi.runtime.test
 def test_ordering_for_one_pass_up_and_clean_destroy(mocks):
     def check(addons, f, urns):
-        keda_urn, http_urn, mon_urn = urns[0], urns[1], urns[2]
+        keda_urn, http_urn = urns[0], urns[1]
         karpenter_urn, coredns_urn, plugin_urn = urns[-3], urns[-2], urns[-1]
         req = mocks.monitor.requests
         # CRs wait for the release that installs their CRDs (and are deleted before it).
@@ -340,9 +342,11 @@ def test_ordering_for_one_pass_up_and_clean_destroy(mocks):
         assert keda_urn in req["http-addon-release"].dependencies
         for name in ("keda-release", "http-addon-release", "monitoring-release", "nvidia-device-plugin-release"):
             assert coredns_urn in req[name].dependencies, name
-        # KEDA waits on monitoring (its operator ServiceMonitor needs the CRD), never on the add-on (no cycle).
+        # KEDA waits on the monitoring CRDs (its operator ServiceMonitor), never on the add-on (no cycle).
+        mon_crds_urn = next(u for u in mocks.monitor.resources if u.endswith("::monitoring-crds-release"))
         assert http_urn not in req["keda-release"].dependencies
-        assert mon_urn in req["keda-release"].dependencies
+        assert mon_crds_urn in req["keda-release"].dependencies
+        assert mon_crds_urn in req["monitoring-release"].dependencies
         assert keda_urn not in req["monitoring-release"].dependencies
 
     return _run(DEV, check)

@@ -203,8 +203,8 @@ def test_an_empty_selector_lets_controllers_run_on_any_node(mocks):
 
 def test_the_gateway_allows_the_existing_vpc(stack):
     mocks, _ = stack
-    (proxy,) = _of(mocks, "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy")
-    assert proxy.inputs["spec"]["provider"]["kubernetes"]["envoyService"]["loadBalancerSourceRanges"] == ["10.80.0.0/16"]
+    nlb = mocks.named("gpu-burst-edge-nlb").inputs
+    assert nlb["spec"]["loadBalancerSourceRanges"] == ["10.80.0.0/16"]
 
 
 # -- each install: false path, and installing onto the existing cluster ---------------------------------------------
@@ -313,8 +313,8 @@ def test_existing_front_door_controllers(mocks):
     (pm,) = mocks.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
     assert pm.inputs["metadata"]["namespace"] == "gateway-system"
     assert pm.inputs["spec"]["namespaceSelector"] == {"matchNames": ["gateway-system"]}
-    svc = [r for r in mocks.created if r.typ == "kubernetes:core/v1:Service" and getattr(r, "resource_id", None)]
-    assert [r.resource_id for r in svc] == ["gateway-system/gpu-burst-edge-envoy"]
+    # The NLB's Service sits with the Envoy pods it targets, where the existing Envoy Gateway runs them.
+    assert mocks.named("gpu-burst-edge-nlb").inputs["metadata"]["namespace"] == "gateway-system"
     # The Gateway's custom resources still exist, waiting for nothing of the stack's controllers.
     (gw,) = mocks.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
     assert not [u for u in _deps(mocks, gw.name) if "::gpu-burst-edge-" in u and u.endswith("-release")]

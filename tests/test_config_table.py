@@ -59,6 +59,23 @@ def net(**kw):
     return {"network": kw}
 
 
+SLICED_POOL = {**POOL, "timeSlicing": 4}
+SHARED = {"sharedGpu": True, "gpuMemoryUtilization": 0.2}
+
+
+def sliced(**kw):
+    """The dev model on one slice of the dev pool, its GPUs cut into 4."""
+    return {"gpu": {"pools": [SLICED_POOL]}, "models": [{**MODEL, **SHARED, **kw}]}
+
+
+WIN = {"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin"}
+"""Office hours in Berlin, warm ten minutes before eight (a cold start's worth), weekdays."""
+
+
+def prewarm(*windows, **kw):
+    return model(prewarm=list(windows), **kw)
+
+
 BAD = [
     # top level
     ('unknown-top-key', {"bogus": 1}, [
@@ -696,6 +713,92 @@ BAD = [
     ('model-queue-depth-zero', model(targetQueueDepth=0), [
         'gpu-burst:models[0].targetQueueDepth: 0 is out of range; allowed: an integer from 1 to 1000',
     ]),
+    # models[].prewarm: cron as KEDA v2.20.2's cron scaler parses it (robfig/cron v3.0.1, five fields)
+    # KEDA's parser has no Descriptor option
+    ('prewarm-descriptor', prewarm({**WIN, "start": "@daily"}), [
+        "gpu-burst:models[0].prewarm[0].start: '@daily' is a descriptor, which KEDA's cron scaler does not accept; allowed: five fields `minute hour day-of-month month day-of-week`, e.g. 0 0 * * * for @daily",
+    ]),
+    ('prewarm-seconds-field', prewarm({**WIN, "start": "0 50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: '0 50 7 * * 1-5' has 6 fields (KEDA's cron scaler has no seconds field); allowed: exactly five fields `minute hour day-of-month month day-of-week`, e.g. 0 8 * * 1-5",
+    ]),
+    ('prewarm-hour-24', prewarm({**WIN, "end": "0 24 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 24 * * 1-5': hour 24 is above 23; allowed: hour 0-23",
+    ]),
+    ('prewarm-day-name', prewarm({**WIN, "start": "50 7 * * MON-FRY"}), [
+        "gpu-burst:models[0].prewarm[0].start: '50 7 * * MON-FRY': 'FRY' is not a number in the day-of-week field; allowed: day-of-week 0-6 or SUN-SAT",
+    ]),
+    # robfig/cron takes it; the window has one zone, its own key
+    ('prewarm-tz-prefix', prewarm({**WIN, "start": "CRON_TZ=Europe/Berlin 50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: 'CRON_TZ=Europe/Berlin 50 7 * * 1-5' sets its own time zone; allowed: the five fields only, the zone in `timezone` (one zone for start and end)",
+    ]),
+    ('prewarm-never-fires', prewarm({**WIN, "start": "0 8 30 2 *", "end": "0 19 30 2 *"}), [
+        "gpu-burst:models[0].prewarm[0].start: '0 8 30 2 *' never fires (no selected month has the selected day); allowed: a schedule that matches real dates, e.g. 0 8 * * 1-5",
+        "gpu-burst:models[0].prewarm[0].end: '0 19 30 2 *' never fires (no selected month has the selected day); allowed: a schedule that matches real dates, e.g. 0 8 * * 1-5",
+    ]),
+    ('prewarm-empty', prewarm({**WIN, "start": ""}), [
+        'gpu-burst:models[0].prewarm[0].start: is empty; allowed: five fields `minute hour day-of-month month day-of-week`, e.g. 0 8 * * 1-5',
+    ]),
+    ('prewarm-number', prewarm({**WIN, "start": 8}), [
+        'gpu-burst:models[0].prewarm[0].start: expected a string, got the number 8 (YAML reads it as a number); quote it: start: "8"',
+    ]),
+    # KEDA's own check (cron_scaler.go Validate)
+    ('prewarm-same', prewarm({**WIN, "end": "50 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].end: '50 7 * * 1-5' is the same as start; allowed: a different end (KEDA's cron scaler refuses equal start and end)",
+    ]),
+    # ends without starts keep Friday's window open over the weekend
+    ('prewarm-ends-daily', prewarm({**WIN, "end": "0 19 * * *"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 19 * * *' fires again with no start in between (Fri 2026-01-02 19:00, then up to Sun 2026-01-04 19:00): KEDA's cron scaler keeps the window open until Sun 2026-01-04 19:00; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-starts-twice', prewarm({**WIN, "start": "*/30 7 * * 1-5"}), [
+        "gpu-burst:models[0].prewarm[0].start: '*/30 7 * * 1-5' fires again with no end in between (Thu 2026-01-01 07:00, then up to Thu 2026-01-01 07:30): KEDA's cron scaler opens the window only at Thu 2026-01-01 07:30; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-same-minute', prewarm({"start": "0 9 * * mon", "end": "0 9,17 * * 1", "timezone": "UTC"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 9,17 * * 1' fires at the same minute as start '0 9 * * mon' (Mon 2026-01-05 09:00), which KEDA's cron scaler cannot order; allowed: end times that differ from every start time",
+    ]),
+    # no 31st in February: two ends in a row
+    ('prewarm-31st', prewarm({"start": "0 20 31 * *", "end": "0 6 1 * *", "timezone": "UTC"}), [
+        "gpu-burst:models[0].prewarm[0].end: '0 6 1 * *' fires again with no start in between (Sun 2026-02-01 06:00, then up to Sun 2026-03-01 06:00): KEDA's cron scaler keeps the window open until Sun 2026-03-01 06:00; allowed: a start and an end that alternate (one end after each start, before the next start), e.g. start 0 8 * * 1-5 with end 0 19 * * 1-5, or start 0 20 * * * with end 0 6 * * * across midnight",
+    ]),
+    ('prewarm-zone-typo', prewarm({**WIN, "timezone": "Europe/Berln"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'Europe/Berln' is not a time zone of the IANA database (did you mean Europe/Berlin?); allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    ('prewarm-zone-legacy', prewarm({**WIN, "timezone": "US/Eastern"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'US/Eastern' is a legacy alias, which slim images (the keda-operator's) may not ship; allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    # Go's time.LoadLocation takes it, zoneinfo does not
+    ('prewarm-zone-local', prewarm({**WIN, "timezone": "Local"}), [
+        "gpu-burst:models[0].prewarm[0].timezone: 'Local' means the keda-operator pod's own zone; allowed: an IANA Area/Location name such as Europe/Berlin or America/New_York, or UTC",
+    ]),
+    ('prewarm-zone-missing', prewarm({"start": WIN["start"], "end": WIN["end"]}), [
+        "gpu-burst:models[0].prewarm[0].timezone: required but not set; IANA time zone both schedules are read in (the cron trigger's `timezone`), e.g. Europe/Berlin or UTC.",
+    ]),
+    ('prewarm-dst-skipped', prewarm({**WIN, "start": "30 2 * * *", "end": "0 8 * * *"}), [
+        "gpu-burst:models[0].prewarm[0].start: '30 2 * * *' fires at Sun 2026-03-29 02:30, a time Europe/Berlin skips when its clocks change, so KEDA's cron scaler misses it and the window stays open from the previous end until the next end; allowed: times outside Europe/Berlin's clock changes (02:00-03:00 local on those days), or a zone without daylight saving time such as UTC",
+    ]),
+    ('prewarm-dst-repeated', prewarm({"start": "0 20 * * *", "end": "30 1 * * *", "timezone": "America/New_York"}), [
+        "gpu-burst:models[0].prewarm[0].end: '30 1 * * *' fires at Sun 2026-11-01 01:30, a time America/New_York repeats when its clocks change, so KEDA's cron scaler fires it twice and the window closes an hour late; allowed: times outside America/New_York's clock changes (01:00-02:00 local on those days), or a zone without daylight saving time such as UTC",
+    ]),
+    ('prewarm-above-max', prewarm({**WIN, "replicas": 2}), [
+        'gpu-burst:models[0].prewarm[0].replicas: 2 is above maxReplicas (1); allowed: 1',
+    ]),
+    ('prewarm-not-above-min', prewarm({**WIN, "replicas": 1}, minReplicas=1, maxReplicas=2), [
+        'gpu-burst:models[0].prewarm[0].replicas: 1 is not above minReplicas (1), so the window adds no replica; allowed: 2',
+    ]),
+    ('prewarm-min-is-max', prewarm({**WIN, "replicas": 1}, minReplicas=1, maxReplicas=1), [
+        'gpu-burst:models[0].prewarm[0].replicas: 1 is not above minReplicas (1), so the window adds no replica; allowed: none (minReplicas 1 already keeps maxReplicas running; drop the window)',
+    ]),
+    ('prewarm-zero', prewarm({**WIN, "replicas": 0}), [
+        'gpu-burst:models[0].prewarm[0].replicas: 0 is out of range; allowed: an integer from 1 to 100',
+    ]),
+    ('prewarm-duplicate', prewarm(WIN, {**WIN, "replicas": 1}), [
+        'gpu-burst:models[0].prewarm[1]: repeats prewarm[0] (same start, end and timezone); allowed: each window once (the larger replicas is what counts)',
+    ]),
+    ('prewarm-unknown-key', prewarm({**WIN, "desiredReplicas": 2}), [
+        'gpu-burst:models[0].prewarm[0].desiredReplicas: unknown key; valid keys here: start, end, timezone, replicas',
+    ]),
+    ('prewarm-not-list', model(prewarm=WIN), [
+        'gpu-burst:models[0].prewarm: expected a list, got a mapping; write it as a YAML list, e.g. prewarm: [a, b]',
+    ]),
     ('models-not-list', {"models": MODEL}, [
         'gpu-burst:models: expected a list, got a mapping; write it as a YAML list, e.g. models: [a, b]',
     ]),
@@ -773,6 +876,55 @@ BAD = [
     ('gw-replicas-high', {"gateway": {"replicas": 11}}, [
         'gpu-burst:gateway.replicas: 11 is out of range; allowed: an integer from 1 to 10',
     ]),
+    # time-slicing
+    ('ts-slices-range', pool(timeSlicing=1), [
+        'gpu-burst:gpu.pools[0].timeSlicing: 1 is out of range; allowed: an integer from 2 to 8',
+    ]),
+    ('ts-slices-high', pool(timeSlicing=16), [
+        'gpu-burst:gpu.pools[0].timeSlicing: 16 is out of range; allowed: an integer from 2 to 8',
+    ]),
+    ('ts-slices-type', pool(timeSlicing="four"), [
+        "gpu-burst:gpu.pools[0].timeSlicing: expected an integer, got 'four'; write a whole number without quotes, e.g. timeSlicing: 2",
+    ]),
+    ('ts-class-mixes-whole-and-sliced', {"gpu": {"pools": [SLICED_POOL, {**POOL, "name": "gpu-spot", "capacityTypes": ["spot"]}]},
+                                         "models": [{**MODEL, **SHARED}]}, [
+        "gpu-burst:gpu.pools[1].timeSlicing: unset differs from pools[0] 'gpu-on-demand' (timeSlicing 4) in traffic class 'gpu', whose models all request the same kind of GPU; allowed: 4, or a trafficClass of its own",
+    ]),
+    ('ts-shared-model-on-whole-pool', model(sharedGpu=True), [
+        "gpu-burst:models[0].sharedGpu: true, but pool 'gpu-on-demand' hands out whole GPUs (no gpu.pools[0].timeSlicing); allowed: false, or a pool with timeSlicing",
+    ]),
+    ('ts-whole-model-on-sliced-pool', pool(timeSlicing=4), [
+        "gpu-burst:models[0].sharedGpu: false, but pool 'gpu-on-demand' time-slices its GPUs (gpu.pools[0].timeSlicing 4) and offers no whole GPU; allowed: sharedGpu: true (one slice per replica), or a pool without timeSlicing",
+    ]),
+    ('ts-shared-model-two-gpus', {"gpu": {"pools": [{**SLICED_POOL, "gpusPerNode": [1, 4], "gpuLimit": 4, "cpuLimit": 64}]},
+                                  "models": [{**MODEL, **SHARED, "gpus": 2}]}, [
+        'gpu-burst:models[0].gpus: 2 GPUs cannot be time-slices: a replica gets one slice of one GPU, and tensor parallelism needs whole GPUs; allowed: 1 with sharedGpu: true, or a pool without timeSlicing',
+    ]),
+    ('ts-replicas-beyond-the-slices', sliced(maxReplicas=9), [
+        "gpu-burst:models[0].maxReplicas: 9 replicas need 3 GPUs at 4 slices per GPU, above pool 'gpu-on-demand' gpuLimit 2; allowed: at most 8, or raise gpu.pools[0].gpuLimit",
+    ]),
+    ('ts-memory-of-one-model', sliced(gpuMemoryUtilization=0.3, maxReplicas=4), [
+        "gpu-burst:models[0].gpuMemoryUtilization: 0.3 does not fit a GPU of traffic class 'gpu' cut into 4 slices: the 4 slices that may share one GPU (qwen2-5-1-5b-instruct x4) preallocate 1.20 of its memory, 1.28 with 0.02 per slice for its CUDA context; allowed: at most 1 in total, e.g. 0.23 for each of 4 equal slices",
+    ]),
+    ('ts-memory-default-share', sliced(gpuMemoryUtilization=0.9, maxReplicas=2), [
+        "gpu-burst:models[0].gpuMemoryUtilization: 0.9 does not fit a GPU of traffic class 'gpu' cut into 4 slices: the 2 slices that may share one GPU (qwen2-5-1-5b-instruct x2) preallocate 1.80 of its memory, 1.84 with 0.02 per slice for its CUDA context; allowed: at most 1 in total, e.g. 0.48 for each of 2 equal slices",
+    ]),
+    ('ts-memory-of-two-models', {"gpu": {"pools": [SLICED_POOL]},
+                                 "models": [{**MODEL, **SHARED, "gpuMemoryUtilization": 0.45},
+                                            {**MODEL, **SHARED, "servedName": "second", "gpuMemoryUtilization": 0.6}]}, [
+        "gpu-burst:models[1].gpuMemoryUtilization: 0.6 does not fit a GPU of traffic class 'gpu' cut into 4 slices: the 2 slices that may share one GPU (second, qwen2-5-1-5b-instruct) preallocate 1.05 of its memory, 1.09 with 0.02 per slice for its CUDA context; allowed: at most 1 in total, e.g. 0.48 for each of 2 equal slices",
+    ]),
+    ('ts-cpu-of-the-slices', {"gpu": {"pools": [{**SLICED_POOL, "timeSlicing": 8, "cpuLimit": 128}]},
+                              "models": [{**MODEL, **SHARED, "gpuMemoryUtilization": 0.105, "maxReplicas": 8, "cpu": "16"}]}, [
+        "gpu-burst:models[0].cpu: 16000m per replica does not fit 8 slices of traffic class 'gpu' (qwen2-5-1-5b-instruct x8) on one node: they request 128000m CPU and the roomiest instance for them, g5.16xlarge (1 GPU x 8 slices), offers 63770m; allowed: at most 7971m each, a lower timeSlicing, or larger instanceFamilies",
+    ]),
+    ('ts-caches-of-the-slices', {"gpu": {"pools": [SLICED_POOL], "instanceStore": "none"},
+                                 "models": [{**MODEL, **SHARED, "maxReplicas": 4, "cacheSize": "60Gi"}]}, [
+        "gpu-burst:models[0].cacheSize: 60Gi per replica does not fit 4 slices of traffic class 'gpu' (qwen2-5-1-5b-instruct x4) on one node: their caches take 240Gi and the roomiest instance for them, g5.xlarge (1 GPU x 4 slices), has 139Gi of ephemeral storage on gpu.volumeSizeGib beside the image; allowed: at most 34Gi each, a lower timeSlicing, or a larger gpu.volumeSizeGib",
+    ]),
+    ('ts-shared-gpu-type', model(sharedGpu="yes please"), [
+        "gpu-burst:models[0].sharedGpu: expected true or false, got 'yes please'; write sharedGpu: true or sharedGpu: false",
+    ]),
     # several at once
     ('many-at-once', {"environment": "qa", "network": {"azCount": 1}, "gpu": {"pools": [{**POOL, "gpusPerNode": [3], "weight": "x"}]}, "models": [{**MODEL, "cpu": "lots", "maxReplicas": 5}]}, [
         "gpu-burst:environment: 'qa' is not allowed; allowed: 'dev', 'staging' or 'prod'",
@@ -805,6 +957,16 @@ BAD_KEYS = [
 
 GOOD = [
     ("dev-as-is", {}, lambda c: c.environment == "dev"),
+    ("prewarm-office-hours", prewarm(WIN), lambda c: c.models[0].prewarm[0].replicas == 1),
+    ("prewarm-overnight-and-weekend", prewarm({"start": "0 22 * * *", "end": "0 6 * * *", "timezone": "UTC"},
+                                              {"start": "0 18 * * fri", "end": "0 8 * * mon",
+                                               "timezone": "Asia/Tokyo", "replicas": 2}, maxReplicas=2),
+     lambda c: [w.replicas for w in c.models[0].prewarm] == [1, 2]),
+    ("prewarm-lists-names", prewarm({"start": "45 7 * jan-jun,sep-dec mon-fri", "end": "15 18 ? 1-6,9-12 1-5",
+                                     "timezone": "Etc/GMT-9"}),
+     lambda c: c.models[0].prewarm[0].timezone == "Etc/GMT-9"),
+    ("prewarm-steps", prewarm({"start": "0 */12 * * *", "end": "0 6-18/12 * * *", "timezone": "UTC"}),
+     lambda c: c.models[0].prewarm[0].end == "0 6-18/12 * * *"),
     ("s3-endpoint-off", net(s3GatewayEndpoint=False),
      lambda c: c.network.s3_gateway_endpoint is False and not c.network.creates_s3_gateway_endpoint),
     ("s3-endpoint-default", {},
@@ -894,6 +1056,22 @@ GOOD = [
      lambda c: c.karpenter_replicas == 2),
     ("log-types", {"cluster": {"enabledLogTypes": ["api", "audit", "authenticator"]}},
      lambda c: len(c.cluster.enabled_log_types) == 3),
+    # 4 replicas x (0.2 + 0.02) = 0.88 of one GPU at worst; 4 x 3 CPU fit a g5.4xlarge, 4 x 20Gi its NVMe.
+    ("ts-one-model-on-four-slices", sliced(maxReplicas=4),
+     lambda c: c.gpu.pools[0].slices_per_gpu == 4 and c.models[0].shared_gpu and c.gpu.slice_counts == [4]),
+    # 0.5 + 0.45 + 2 x 0.02 = 0.99: two models of one replica each on a GPU cut in 2.
+    ("ts-two-models-fill-a-gpu", {"gpu": {"pools": [{**POOL, "timeSlicing": 2}]},
+                                  "models": [{**MODEL, **SHARED, "gpuMemoryUtilization": 0.5},
+                                             {**MODEL, **SHARED, "servedName": "second", "gpuMemoryUtilization": 0.45}]},
+     lambda c: [m.gpu_memory_utilization for m in c.models] == [0.5, 0.45]),
+    # A whole-GPU class and a time-sliced class side by side, on Bottlerocket.
+    ("ts-next-to-whole-gpus-bottlerocket", {
+        "gpu": {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0",
+                "pools": [POOL, {**POOL, "name": "gpu-shared", "trafficClass": "shared", "timeSlicing": 8,
+                                 "gpusPerNode": [1, 4], "gpuLimit": 4, "cpuLimit": 96}]},
+        "models": [MODEL, {**MODEL, **SHARED, "servedName": "small", "pool": "gpu-shared", "gpuMemoryUtilization": 0.105,
+                           "maxReplicas": 8, "cpu": "1", "memory": "6Gi", "shmSize": "1Gi", "cacheSize": "10Gi"}]},
+     lambda c: [p.slices_per_gpu for p in c.gpu.pools] == [1, 8] and c.gpu.slice_counts == [8]),
 ]
 
 

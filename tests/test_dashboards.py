@@ -81,7 +81,9 @@ def test_alert_promql_text():
         'sum(interceptor_request_concurrency{route_namespace="inference", route_name="qwen2-5-1-5b-instruct"}) > 0\n'
         'and on () (sum(kube_deployment_status_replicas_available{namespace="inference", '
         'deployment="qwen2-5-1-5b-instruct"}) or vector(0)) == 0')
-    assert 'kube_node_status_allocatable{resource="nvidia_com_gpu"}' in IDLE_GPU_NODE_EXPR
+    # Whole GPUs and time-slices: an idle time-sliced node costs as much as any other.
+    assert 'kube_node_status_allocatable{resource=~"nvidia_com_gpu|nvidia_com_gpu_shared"}' in IDLE_GPU_NODE_EXPR
+    assert 'kube_pod_container_resource_requests{resource=~"nvidia_com_gpu|nvidia_com_gpu_shared"}' in IDLE_GPU_NODE_EXPR
     assert "unless on (node)" in IDLE_GPU_NODE_EXPR
 
 

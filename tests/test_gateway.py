@@ -8,7 +8,8 @@ import re
 import pulumi
 import pytest
 from stack_helpers import resolve
-from test_workload_support import PROD_KEYS, as_object, dependency_names, field_is_secret, of_kind, run_workload
+from test_workload_support import (PROD_KEYS, as_object, dependency_names, field_is_secret, of_kind, run_workload,
+                                   strict_core_errors)
 from upstream import AI_GATEWAY_EG_VALUES, load_upstream, needs_upstream, unknown_value_keys, validate_cr
 
 from components import edge_gateway as eg
@@ -30,6 +31,11 @@ def _one(mocks, kind: str) -> dict:
     objs = [as_object(r) for r in of_kind(mocks, kind) if r.name.startswith("gpu-burst-edge")]
     assert len(objs) == 1, f"{kind}: {len(objs)}"
     return objs[0]
+
+
+def _nlb(mocks) -> dict:
+    """The LoadBalancer Service the edge owns (the NLB's Kubernetes object)."""
+    return as_object(mocks.named("gpu-burst-edge-nlb"))
 
 
 def _name(mocks, resource_name: str) -> str:
@@ -172,8 +178,8 @@ def test_dependency_order_crds_before_crs_eg_before_ai_gateway_lbc_before_the_lo
     for kind in EDGE_KINDS:
         for r in of_kind(mocks, kind):
             assert releases <= dependency_names(mocks, r.name), r.name
-    # The EnvoyProxy carries the LoadBalancer Service spec: Envoy Gateway creates the Service only after the LBC runs.
-    assert "gpu-burst-lbc-release" in dependency_names(mocks, "gpu-burst-edge-proxy-config")
+    # The NLB's Service is created after the LBC runs and the Gateway has its Envoy pods, and deleted before both.
+    assert {"gpu-burst-lbc-release", "gpu-burst-edge-gateway"} <= dependency_names(mocks, "gpu-burst-edge-nlb")
     assert "gpu-burst-lbc-identity" in dependency_names(mocks, "gpu-burst-lbc-release")
 
 
@@ -237,14 +243,100 @@ def test_more_models_than_one_route_holds_are_split(mocks):
     assert [r["name"] for rt in routes for r in rt["spec"]["rules"]] == names
 
 
+def _alias_urns(req) -> set:
+    """The URNs a resource's alias specs stand for, as the engine resolves them: name and type default to the
+    resource's own, `parentUrn` is the old parent (its type chain prefixes the old URN)."""
+    out = set()
+    for a in req.aliases:
+        if a.spec.parentUrn:
+            chain = a.spec.parentUrn[:a.spec.parentUrn.rfind("::")]
+            out.add(f"{chain}${a.spec.type or req.type}::{a.spec.name or req.name}")
+    return out
+
+
+def test_routes_keep_their_urns_now_that_model_route_declares_them(mocks):
+    """EdgeGateway declared its AIGatewayRoutes as direct children `<name>-models`, `<name>-models-1`, ...; they
+    are ModelRoute children now, and an alias keeps each URN, so an upgrade updates them in place."""
+    from components.edge_gateway import EdgeGateway
+    from stack_helpers import evaluate
+
+    evaluate(lambda: EdgeGateway("e", {
+        "namespace": "inference", "model_names": [f"m{i}" for i in range(17)], "interceptor_service": "svc",
+        "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
+        "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"], "key_names": [],
+        "requests_per_minute": {"default": 60}, "scrape": False}))
+    edge = next(u for u in mocks.monitor.resources if u.endswith("gpu-burst:index:EdgeGateway::e"))
+    route_type = "kubernetes:aigateway.envoyproxy.io/v1beta1:AIGatewayRoute"
+    for name in ("e-models", "e-models-1"):
+        req = mocks.monitor.requests[name]
+        assert req.type == route_type and "gpu-burst:index:ModelRoute::" in req.parent
+        before = f"{edge[:edge.rfind('::')]}${route_type}::{name}"
+        assert before in _alias_urns(req), (name, req.aliases)
+
+
+@pytest.mark.parametrize("names, expected", [
+    ([], "0 served names; allowed: 1 to 15 per route"),
+    ([f"m{i}" for i in range(16)], "16 served names; allowed: 1 to 15 per route"),
+    (["a", "b", "a"], "served names repeat ['a']"),
+    (["route-not-found"], "'route-not-found' cannot name a route rule"),
+    (["Qwen_2"], "'Qwen_2' cannot name a route rule"),
+])
+def test_model_route_refuses_what_the_ai_gateway_route_crd_would(names, expected):
+    """AIGatewayRoute rules: at most 15, unique names, `route-not-found` reserved (ai-gateway@v1.1.0
+    api/v1beta1/ai_gateway_route.go); a rule name is a Gateway API SectionName. Refused before anything is declared."""
+    from components.model_route import ModelRoute
+
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        ModelRoute("r", {"namespace": "inference", "gateway_name": "gw", "served_names": names, "backend_name": "b",
+                         "request_timeout": "60s", "stream_idle_timeout": "60s"})
+
+
 def test_interceptor_stays_internal_and_only_envoy_gets_an_nlb(prod):
     mocks, _, _ = prod
-    assert [s.name for s in of_kind(mocks, "Service") if (s.inputs.get("spec") or {}).get("type") == "LoadBalancer"] == []
-    svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
-    assert svc["type"] == "LoadBalancer" and svc["loadBalancerClass"] == LOAD_BALANCER_CLASS
-    # IP targets are the Envoy pods, which run on the system nodes only: a GPU node is never a target.
-    assert svc["annotations"][f"{LB}nlb-target-type"] == "ip"
-    assert svc["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    lbs = [s.name for s in of_kind(mocks, "Service") if (s.inputs.get("spec") or {}).get("type") == "LoadBalancer"]
+    assert lbs == ["gpu-burst-edge-nlb"]
+    svc = _nlb(mocks)
+    assert svc["spec"]["loadBalancerClass"] == LOAD_BALANCER_CLASS
+    # IP targets are the Envoy pods, which run on the system nodes only: a GPU node is never a target, and no node
+    # needs a NodePort for it.
+    assert svc["metadata"]["annotations"][f"{LB}nlb-target-type"] == "ip"
+    assert svc["spec"]["allocateLoadBalancerNodePorts"] is False
+    assert svc["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    # Envoy Gateway's own Service stays inside the cluster (its default type would be LoadBalancer).
+    assert _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"] == {
+        "name": "gpu-burst-edge-envoy", "type": "ClusterIP"}
+    assert strict_core_errors(svc, "V1Service") == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_nlb_service_selects_this_gateways_envoy_pods_on_envoys_port(request, stack):
+    """The selector is what Envoy Gateway v1.9.0 labels the Envoy pods of one Gateway with
+    (internal/infrastructure/kubernetes/proxy/resource.go EnvoyAppLabel + internal/gatewayapi/translator.go owning
+    gateway labels); the target port is the listener port Envoy Gateway shifts above 1024
+    (internal/gatewayapi/listener.go servicePortToContainerPort: 80 → 10080, 443 → 10443)."""
+    mocks, out, _ = request.getfixturevalue(stack)
+    svc = _nlb(mocks)
+    gateway = mocks.state("gpu-burst-edge-gateway")["metadata"]
+    assert svc["spec"]["selector"] == {
+        "app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
+        "app.kubernetes.io/managed-by": "envoy-gateway",
+        "gateway.envoyproxy.io/owning-gateway-namespace": gateway["namespace"],
+        "gateway.envoyproxy.io/owning-gateway-name": gateway["name"]}
+    (listener,) = _one(mocks, "Gateway")["spec"]["listeners"]
+    (port,) = svc["spec"]["ports"]
+    assert (port["port"], port["targetPort"], port["protocol"]) == (
+        {"dev": (80, 10080, "TCP"), "prod": (443, 10443, "TCP")}[stack])
+    assert port["port"] == listener["port"]
+    # Envoy pods run in Envoy Gateway's namespace (controller namespace mode); a Service selects in its own.
+    assert svc["metadata"]["namespace"] == eg.EG_NAMESPACE
+    # Envoy Gateway deletes every Service of its namespace that carries its own selector labels except its own
+    # (internal/infrastructure/kubernetes/infra_resource.go createOrUpdateService → DeleteAllExcept): ours must not.
+    assert not all(svc["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items())
+    eg_service = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["name"]
+    assert _name(mocks, "gpu-burst-edge-nlb") != eg_service
+    # The endpoint is the NLB's DNS name from our Service's status (no `gateway.domain` in these stacks).
+    hostname = mocks.state("gpu-burst-edge-nlb")["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    assert resolve(out["endpoint"]) == f"{'https' if stack == 'prod' else 'http'}://{hostname}/v1"
 
 
 def test_envoy_pods_wait_for_their_nlb_target_before_a_rollout_moves_on(prod):
@@ -257,8 +349,11 @@ def test_envoy_pods_wait_for_their_nlb_target_before_a_rollout_moves_on(prod):
     assert meta["labels"] == {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
     assert "gpu-burst-edge-envoy-gateway-release" in dependency_names(mocks, "gpu-burst-edge-envoy-namespace")
     assert "gpu-burst-edge-envoy-namespace" in dependency_names(mocks, "gpu-burst-edge-proxy-config")
-    svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
-    assert svc["annotations"][f"{LB}nlb-target-type"] == "ip"  # readiness gates exist for IP targets only
+    # The gate needs a TargetGroupBinding for a Service in the pods' (labelled) namespace that selects them: the LBC
+    # makes it from our Service (docs/deploy/pod_readiness_gate.md), for IP targets only.
+    svc = _nlb(mocks)
+    assert svc["metadata"]["namespace"] == meta["name"]
+    assert svc["metadata"]["annotations"][f"{LB}nlb-target-type"] == "ip"
 
 
 # -- keys, 401 and 429 ----------------------------------------------------------------------------------------------
@@ -401,7 +496,7 @@ def test_every_hop_waits_at_least_the_hold_budget(request, stack):
     ctp = _one(mocks, "ClientTrafficPolicy")["spec"]
     assert _seconds(ctp["timeout"]["http"]["idleTimeout"]) > first_byte
     assert _seconds(ctp["timeout"]["http"]["streamIdleTimeout"]) > first_byte
-    ann = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
+    ann = _nlb(mocks)["metadata"]["annotations"]
     if cfg.gateway.certificate_arn:
         # TLS listeners keep a fixed 350 s idle timeout: Envoy's keepalives must come well before it.
         assert not any(k.startswith(f"{LB}listener-attributes") for k in ann)
@@ -433,13 +528,13 @@ def test_timeouts_follow_the_one_budget():
 
 def test_prod_terminates_tls_at_the_nlb_with_the_acm_certificate(prod):
     mocks, out, cfg = prod
-    ann = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]["annotations"]
+    ann = _nlb(mocks)["metadata"]["annotations"]
     assert ann[f"{LB}ssl-cert"] == cfg.gateway.certificate_arn and ann[f"{LB}ssl-ports"] == "443"
     # TLS 1.2+ only (the LBC's default policy, ELBSecurityPolicy-2016-08, still takes TLS 1.0/1.1).
     assert ann[f"{LB}ssl-negotiation-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert ann[f"{LB}scheme"] == "internet-facing"
     assert _one(mocks, "Gateway")["spec"]["listeners"][0]["port"] == 443
-    assert resolve(out["endpoint"]).startswith("https://k8s-") and resolve(out["endpoint"]).endswith(
+    assert resolve(out["endpoint"]).startswith("https://k8s-envoygat-gpubur") and resolve(out["endpoint"]).endswith(
         ".elb.us-west-2.amazonaws.com/v1")
 
 
@@ -464,9 +559,10 @@ def test_ext_proc_sidecar_requests_are_set_and_counted_by_the_capacity_model(pro
 
 def test_dev_is_an_internal_plain_http_nlb_from_the_vpc(dev):
     mocks, out, _ = dev
-    svc = _one(mocks, "EnvoyProxy")["spec"]["provider"]["kubernetes"]["envoyService"]
-    assert svc["annotations"][f"{LB}scheme"] == "internal" and f"{LB}ssl-cert" not in svc["annotations"]
-    assert svc["loadBalancerSourceRanges"] == ["10.40.0.0/16"]
+    svc = _nlb(mocks)
+    ann = svc["metadata"]["annotations"]
+    assert ann[f"{LB}scheme"] == "internal" and f"{LB}ssl-cert" not in ann
+    assert svc["spec"]["loadBalancerSourceRanges"] == ["10.40.0.0/16"]
     assert resolve(out["endpoint"]).startswith("http://") and resolve(out["endpoint"]).endswith("/v1")
 
 

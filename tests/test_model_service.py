@@ -209,7 +209,10 @@ def test_scaled_object_two_tier(mocks, stack):
         beh = so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
         assert beh["scaleUp"]["stabilizationWindowSeconds"] == 0
         assert beh["scaleDown"]["stabilizationWindowSeconds"] >= 300
-        push, prom = so["triggers"]
+        push, prom, *cron = so["triggers"]
+        assert cron == [{"type": "cron", "name": f"prewarm-{i}", "metricType": "AverageValue", "metadata": {
+            "timezone": w.timezone, "start": w.start, "end": w.end, "desiredReplicas": str(w.replicas)}}
+            for i, w in enumerate(m.prewarm)]
         assert push == {"type": "external-push", "name": "interceptor", "metadata": {
             "scalerAddress": "keda-add-ons-http-external-scaler.keda:9090", "interceptorRoute": m.served_name,
             "concurrencyTargetValue": str(m.target_concurrency)}}
@@ -282,11 +285,11 @@ def test_gpus_above_pool_per_node_rejected():
 
 
 def test_missing_token_for_gated_model_rejected():
-    lines = _errors(models=[dict(PROD_MODELS[0], pool="gpu-on-demand", maxReplicas=1)])
+    lines = _errors(models=[dict(PROD_MODELS[0], pool="gpu-on-demand", maxReplicas=1, prewarm=[])])
     assert lines == ["gpu-burst:models[0].needsHfToken: model 'meta-llama/Llama-3.1-8B-Instruct' is gated but "
                      "gpu-burst:hfToken is not set; run `pulumi config set --secret hfToken <token>`"]
     # ...unless the stack opts out of the check
-    validate(raw_config("dev", models=[dict(PROD_MODELS[0], pool="gpu-on-demand", maxReplicas=1)],
+    validate(raw_config("dev", models=[dict(PROD_MODELS[0], pool="gpu-on-demand", maxReplicas=1, prewarm=[])],
                         gateway={"requireHfTokenForGated": False}))
 
 

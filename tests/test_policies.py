@@ -120,6 +120,21 @@ def test_helm_chart_pinned(version, ok):
         assert "keda" in msgs[0] and "version" in msgs[0]
 
 
+@pytest.mark.parametrize("url, ok", [
+    ("https://raw.githubusercontent.com/kubernetes-sigs/node-feature-discovery/v0.19.0/crds.yaml", True),
+    ("https://raw.githubusercontent.com/o/r/0123456789abcdef0123456789abcdef01234567/crds.yaml", True),
+    ("https://github.com/o/r/releases/download/v1.9.0-rc.1/install.yaml", True),
+    ("manifests/crds.yaml", True),
+    ("https://raw.githubusercontent.com/o/r/main/crds.yaml", False),
+    ("https://raw.githubusercontent.com/o/r/master/v1.2.3/crds.yaml", False),
+    ("https://raw.githubusercontent.com/o/r/refs/heads/release-1.2/crds.yaml", False),
+    ("https://example.com/crds.yaml", False)])
+def test_manifest_url_pinned(url, ok):
+    one = run(policies.manifest_url_pinned_policy, rargs(policies.YAML_FILE, {"file": url}))
+    group = run(policies.manifest_url_pinned_policy, rargs(policies.YAML_GROUP, {"files": ["a.yaml", url]}))
+    assert (not one) == (not group) == ok, (one, group)
+
+
 @pytest.mark.parametrize("image, ok", [
     ("vllm/vllm-openai:v0.29.0", True), ("registry:5000/team/app:1.2", True), ("nginx@sha256:abc123", True),
     ("vllm/vllm-openai", False), ("vllm/vllm-openai:latest", False), ("registry:5000/team/app", False),
@@ -193,6 +208,13 @@ def test_startup_probe_on_gpu_containers_only():
     assert len(msgs) == 1 and "startupProbe" in msgs[0] and "inference/m1" in msgs[0]
 
 
+def test_startup_probe_covers_a_time_slice_container():
+    d = deployment(startup=False)
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu.shared": "1"}}
+    msgs = run(policies.model_startup_probe, rargs(policies.DEPLOYMENT, d))
+    assert len(msgs) == 1 and "startupProbe" in msgs[0]
+
+
 def test_no_replicas_on_keda_target():
     ok = [presource(policies.DEPLOYMENT, deployment(), "d"), presource(policies.SCALED_OBJECT, scaled_object(), "s")]
     assert run(policies.no_replicas_with_scaledobject, StackValidationArgs(resources=ok)) == []
@@ -212,7 +234,7 @@ def test_no_replicas_on_keda_target():
 
 def test_policy_names_unique_and_described():
     names = [p.name for p in policies.POLICIES]
-    assert len(names) == len(set(names)) == 8
+    assert len(names) == len(set(names)) == 9
     assert all(p.description for p in policies.POLICIES)
 
 
@@ -249,6 +271,8 @@ def test_broken_stack_fails(mocks):
     for t, p, n in resources:
         by_type.setdefault(t, []).append(p)
     by_type[policies.HELM_RELEASE][0]["version"] = "latest"
+    crds = by_type[policies.YAML_GROUP][0]["files"]
+    crds[0] = crds[0].replace("/v3.5.0/", "/main/")
     by_type[policies.NODEPOOL][0]["spec"]["template"]["spec"]["taints"] = []
     by_type[policies.EC2NODECLASS][0]["spec"]["amiSelectorTerms"] = [{"alias": "al2@latest"}]
     by_type[policies.EC2NODECLASS][0]["spec"]["metadataOptions"]["httpTokens"] = "optional"

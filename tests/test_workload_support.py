@@ -13,12 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 DEV_MODELS = [{"servedName": "qwen2-5-1-5b-instruct", "hfModelId": "Qwen/Qwen2.5-1.5B-Instruct", "revision": "989aa7980e4cf806f80c7fef2b1adb7bc71aa306", "gpus": 1,
                "maxModelLen": 8192, "minReplicas": 0, "maxReplicas": 1, "idleBeforeScaleToZero": "10m",
-               "pool": "gpu-on-demand", "memory": "12Gi", "cpu": "3", "cacheSize": "20Gi"}]
+               "pool": "gpu-on-demand", "memory": "12Gi", "cpu": "3", "cacheSize": "20Gi",
+               "prewarm": [{"start": "50 7 * * 1-5", "end": "0 18 * * 1-5", "timezone": "UTC", "replicas": 1}]}]
 PROD_MODELS = [
     {"servedName": "llama-3-1-8b-instruct", "hfModelId": "meta-llama/Llama-3.1-8B-Instruct", "revision": "0e9e39f249a16976918f6564b8830bc894c89659", "gpus": 1,
      "maxModelLen": 16384, "gpuMemoryUtilization": 0.92, "minReplicas": 0, "maxReplicas": 8,
      "idleBeforeScaleToZero": "20m", "targetQueueDepth": 4, "pool": "gpu-spot", "needsHfToken": True,
-     "extraArgs": ["--enable-prefix-caching"], "cacheSize": "40Gi"},
+     "extraArgs": ["--enable-prefix-caching"], "cacheSize": "40Gi",
+     # Office hours in Berlin with two replicas warm; the New York evening batch Sunday to Thursday, across midnight.
+     "prewarm": [{"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin", "replicas": 2},
+                 {"start": "0 20 * * 0-4", "end": "0 6 * * 1-5", "timezone": "America/New_York", "replicas": 1}]},
     {"servedName": "qwen2-5-1-5b-instruct", "hfModelId": "Qwen/Qwen2.5-1.5B-Instruct", "revision": "989aa7980e4cf806f80c7fef2b1adb7bc71aa306", "gpus": 1,
      "minReplicas": 0, "maxReplicas": 2, "pool": "gpu-on-demand"},
 ]

@@ -51,6 +51,8 @@ CHART_VALUES = {
     "gateway-helm": "envoy-gateway/values.tmpl.yaml",
     "ai-gateway-helm": "envoy-ai-gateway/values.yaml",
     "aws-load-balancer-controller": "aws-load-balancer-controller/values.yaml",
+    "gateway-crds-helm": "envoy-gateway/gateway-crds-helm/values.yaml",
+    "prometheus-operator-crds": "prometheus-operator-crds/values.yaml",
 }
 
 AI_GATEWAY_EG_VALUES = "envoy-ai-gateway/envoy-gateway-config-for-ai-gateway.yaml"

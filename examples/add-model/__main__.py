@@ -1,62 +1,80 @@
-"""Add one model to an existing gpu-burst cluster: a second Pulumi program that imports the components.
+"""Add one model to a running gpu-burst cluster from a second Pulumi program.
 
-Needs only what the cluster stack already exposes: a kubeconfig, the namespace and API-key Secret of the gateway,
-and the in-cluster addresses of Prometheus and the KEDA HTTP add-on's external scaler.
+Everything about the cluster comes from the cluster stack's outputs through a StackReference (`add-model:clusterStack`);
+the model is one `gpu-burst:models` entry (`add-model:model`), validated and defaulted exactly like the cluster stack's
+own. The model's weights are staged to the cluster's model store, it scales from zero like the cluster's models, and
+the edge routes it and lists it in GET /v1/models.
 """
 
 import sys
 from pathlib import Path
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from pydantic import ValidationError
 
-try:  # installed: pip install gpu-burst (git URL or path; see requirements.txt)
-    from gpu_burst import ModelService
-    from gpu_burst.edge_gateway import MODEL_HEADER
+try:  # installed: pip install "gpu-burst[config]" (git URL or path; see requirements.txt)
+    import gpu_burst  # noqa: F401
 except ImportError:  # run from a checkout of the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from components import ModelService
-    from components.edge_gateway import MODEL_HEADER
+    from components import AddedModel, shared_cluster
+    from stacks.config import ConfigError, ModelConfig
+    from stacks.config.errors import format_errors
+else:
+    from gpu_burst import AddedModel, shared_cluster
+    from gpu_burst.config import ConfigError, ModelConfig
+    from gpu_burst.config.errors import format_errors
+
+KEY = "add-model:model"
+
+
+def model_config(raw: dict) -> ModelConfig:
+    """`add-model:model` validated like a `gpu-burst:models` entry, each problem on one line naming its key."""
+    try:
+        return ModelConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for line in format_errors(ModelConfig, e, raw):
+            rest = line.split(":", 1)[1]  # "<field path>: <message>", or " <message>" for the entry as a whole
+            lines.append(f"{KEY}:{rest}" if rest.startswith(" ") else f"{KEY}.{rest}")
+        raise ConfigError(lines) from None
+
 
 cfg = pulumi.Config("add-model")
-model = cfg.get_object("model") or {}
-served_name = model.get("servedName", "qwen2-5-1-5b-instruct")
+m = model_config(cfg.require_object("model"))
+hf_token = cfg.get_secret("hfToken")
+if m.needs_hf_token and hf_token is None:
+    raise ConfigError([f"{KEY}.needsHfToken: the model is gated and add-model:hfToken is not set; allowed: "
+                       "`pulumi config set --secret hfToken <token>`, or needsHfToken false"])
 
-provider = k8s.Provider("existing-cluster", kubeconfig=cfg.require_secret("kubeconfig"),
+cluster = pulumi.StackReference("cluster", cfg.require("clusterStack"))
+provider = k8s.Provider("existing-cluster", kubeconfig=cluster.require_output("kubeconfig"),
                         enable_server_side_apply=True)
+# The weights' roles and Pod Identity associations go to the cluster's account and region, whatever aws:region says.
+aws_provider = aws.Provider("cluster-region", region=cluster.require_output("region"))
 
-service = ModelService(
-    f"model-{served_name}",
+added = AddedModel(
+    f"added-{m.served_name}",
     {
-        "namespace": cfg.get("namespace") or "inference",
-        "served_name": served_name,
-        "hf_model_id": model.get("hfModelId", "Qwen/Qwen2.5-1.5B-Instruct"),
-        "image": model.get("image", "vllm/vllm-openai:v0.33.0"),  # the cluster stack's pin (stacks/config VLLM_IMAGE)
-        "gpus": int(model.get("gpus", 1)),
-        "max_model_len": int(model.get("maxModelLen", 8192)),
-        "gpu_memory_utilization": float(model.get("gpuMemoryUtilization", 0.9)),
-        # Node label gpu-burst.io/traffic-class of the GPU pools the model may use (tried by weight); the dev and
-        # prod stacks both put their pools in class `gpu`.
-        "traffic_class": cfg.get("trafficClass") or "gpu",
-        "min_replicas": int(model.get("minReplicas", 0)),
-        "max_replicas": int(model.get("maxReplicas", 2)),
-        "idle_seconds": int(model.get("idleSeconds", 900)),
-        "target_queue_depth": int(model.get("targetQueueDepth", 4)),
-        "target_concurrency": int(model.get("targetConcurrency", 8)),
-        "startup_seconds": int(model.get("startupSeconds", 900)),
-        "drain_seconds": int(model.get("drainSeconds", 30)),
-        "api_key_secret_name": cfg.require("apiKeySecretName"),
-        "prometheus_url": cfg.get("prometheusUrl") or "http://kps-prometheus.monitoring.svc:9090",
-        "external_scaler_address": cfg.get("externalScalerAddress") or "keda-add-ons-http-external-scaler.keda:9090",
-        "readiness_timeout": model.get("readinessTimeout", "15m"),
-        "response_header_timeout": model.get("responseHeaderTimeout", "5m"),
-        # The header the edge sets from the body's `model`; the cluster stack's AIGatewayRoute must also list the
-        # model (add it to gpu-burst:models there) for the edge to route to it.
-        "model_header": MODEL_HEADER,
+        "cluster": shared_cluster(cluster),
+        "served_name": m.served_name, "hf_model_id": m.hf_model_id, "revision": m.revision, "image": m.image,
+        "pool": m.pool,
+        "gpus": m.gpus, "max_model_len": m.max_model_len, "gpu_memory_utilization": m.gpu_memory_utilization,
+        "extra_args": list(m.extra_args), "min_replicas": m.min_replicas, "max_replicas": m.max_replicas,
+        "idle_seconds": m.idle_seconds, "target_queue_depth": m.target_queue_depth,
+        "target_concurrency": m.target_concurrency, "startup_seconds": m.startup_seconds,
+        "drain_seconds": m.drain_seconds, "streamer_concurrency": m.runai_concurrency,
+        "streamer_memory_limit_bytes": m.runai_memory_limit_gib * 2**30, "compile_cache": m.compile_cache,
+        "cpu": m.cpu, "memory": m.memory, "shm_size": m.shm_size, "cache_size": m.cache_size,
+        **({"hf_token": hf_token} if m.needs_hf_token else {}),
     },
-    opts=pulumi.ResourceOptions(providers=[provider]),
+    opts=pulumi.ResourceOptions(providers=[provider, aws_provider]),
 )
 
-pulumi.export("deployment", service.deployment_name)
-pulumi.export("scaledObject", service.scaled_object_name)
-pulumi.export("servedName", served_name)
+pulumi.export("servedName", m.served_name)
+pulumi.export("endpoint", cluster.get_output("endpoint"))
+pulumi.export("deployment", added.deployment_name)
+pulumi.export("scaledObject", added.scaled_object_name)
+pulumi.export("route", added.route_name)
+pulumi.export("requestPath", added.request_path)

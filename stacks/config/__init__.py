@@ -11,7 +11,7 @@ import pulumi
 from pydantic import Field, ValidationError, model_validator
 
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
-from . import capacity
+from . import capacity, slicing
 from .component_constants import edge_gateway
 from .base import GIB, Duration, Problems, camel, Strict, duration_seconds, pattern_type, quantity_value, repeats
 from .errors import NAMESPACE, format_errors
@@ -34,7 +34,7 @@ from .foundation import (
 from .gpu import (GPU_INSTANCE_SIZES, GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
                   GpuConfig, GpuPoolConfig, BOTTLEROCKET_FIRST_NVIDIA_RELEASE, bottlerocket_release, image_snapshot_tags, snapshot_filters)
 from .instance_store import InstanceStore, nvme_allocatable_bytes, smallest_local_nvme
-from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig
+from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig, PrewarmWindow
 
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
@@ -91,6 +91,34 @@ class StackConfig(Strict):
                 _check_model_on_pool(p, i, m, pools, self.gpu)
             except AttributeError:
                 continue  # this model or its pool has invalid fields, reported on their own lines
+        p.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _slices_fit_their_gpus(self):
+        # Per traffic class that time-slices its GPUs: the slices that may share one GPU must fit its memory, and
+        # the slices of one node its CPU and disk (stacks/config/slicing.py, docs/gpu-and-addons.md).
+        g, p = self.gpu, Problems()
+        raid0 = g.instance_store_raid0(None if g.snapshot_auto else g.data_volume_snapshot_id)
+        ebs = None if raid0 and not g.snapshot_auto else \
+            (ephemeral_allocatable_gib(g.volume_size_gib) - IMAGE_HEADROOM_GIB) * GIB
+        classes: dict[str, list[GpuPoolConfig]] = {}
+        for pool in g.pools:
+            if pool.time_slicing:
+                classes.setdefault(pool.traffic_class_label, []).append(pool)
+        for cls, pools in classes.items():
+            names = {q.name for q in pools}
+            ms = [(i, m) for i, m in enumerate(self.models) if m.pool in names and m.shared_gpu and m.gpus == 1]
+            if not ms:
+                continue
+            n = pools[0].time_slicing
+            found = slicing.memory_problem(ms, n, cls)
+            if found:
+                p.add(f"models[{found[0]}].gpuMemoryUtilization", found[1])
+            shapes = slicing.node_shapes(pools, raid0, ebs, IMAGE_HEADROOM_GIB * GIB)
+            fit = slicing.node_fit_problem(ms, n, cls, shapes)
+            if fit:
+                p.add(f"models[{fit[0]}].{fit[1]}", fit[2])
         p.raise_if_any()
         return self
 
@@ -306,10 +334,26 @@ def _check_model_on_pool(p: Problems, i: int, m: ModelConfig, pools: dict, gpu: 
         p.add(f"models[{i}].pool", f"'{m.pool}' is not a pool of gpu.pools; allowed: {', '.join(sorted(pools))}")
         return
     per_node = max(pool.gpus_per_node)
-    if m.gpus > per_node:
+    at = f"gpu.pools[{list(pools).index(m.pool)}]"
+    n = pool.time_slicing
+    if n and not m.shared_gpu:
+        # Whole GPUs are never handed out on a time-sliced pool: the pod would wait for `nvidia.com/gpu` forever.
+        p.add(f"models[{i}].sharedGpu", f"false, but pool '{m.pool}' time-slices its GPUs ({at}.timeSlicing {n}) and "
+              "offers no whole GPU; allowed: sharedGpu: true (one slice per replica), or a pool without timeSlicing")
+    elif m.shared_gpu and not n:
+        p.add(f"models[{i}].sharedGpu", f"true, but pool '{m.pool}' hands out whole GPUs (no {at}.timeSlicing); "
+              "allowed: false, or a pool with timeSlicing")
+    elif m.shared_gpu and m.gpus > 1:
+        p.add(f"models[{i}].gpus", f"{m.gpus} GPUs cannot be time-slices: a replica gets one slice of one GPU, and "
+              "tensor parallelism needs whole GPUs; allowed: 1 with sharedGpu: true, or a pool without timeSlicing")
+    elif m.gpus > per_node:
         p.add(f"models[{i}].gpus", f"{m.gpus} GPUs do not fit on one node of pool '{m.pool}' (gpusPerNode "
               f"{pool.gpus_per_node}); allowed: at most {per_node}, or a pool with larger nodes")
-    elif m.gpus * m.max_replicas > pool.gpu_limit:
+    elif n and m.max_replicas > pool.gpu_limit * n:
+        p.add(f"models[{i}].maxReplicas",
+              f"{m.max_replicas} replicas need {math.ceil(m.max_replicas / n)} GPUs at {n} slices per GPU, above pool "
+              f"'{m.pool}' gpuLimit {pool.gpu_limit}; allowed: at most {pool.gpu_limit * n}, or raise {at}.gpuLimit")
+    elif not n and m.gpus * m.max_replicas > pool.gpu_limit:
         # Rejected rather than warned: replicas beyond the pool's limit would wait Pending forever while KEDA
         # counts them as wanted. Several models may still together exceed a shared pool (they burst in turn).
         most = pool.gpu_limit // m.gpus

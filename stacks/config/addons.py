@@ -133,6 +133,19 @@ class HttpAddonConfig(Strict):
         return self
 
 
+OPERATOR_CRDS_CHARTS = {"88.5.3": "31.0.1"}
+"""kube-prometheus-stack chart → the prometheus-operator-crds chart of the same prometheus-operator (appVersion v0.93.1
+in both Chart.yaml files, prometheus-community/helm-charts tags kube-prometheus-stack-88.5.3 and
+prometheus-operator-crds-31.0.1)."""
+NFD_CHARTS = {"0.20.0": "0.19.0"}
+"""nvidia-device-plugin chart → its node-feature-discovery dependency (NVIDIA/k8s-device-plugin@v0.20.0
+deployments/helm/nvidia-device-plugin/Chart.yaml)."""
+
+
+def _pairs(table: dict[str, str]) -> str:
+    return ", ".join(f"{k} → {v}" for k, v in table.items())
+
+
 class MonitoringConfig(Strict):
     """kube-prometheus-stack. Prometheus keeps its data on an emptyDir: the cluster has no EBS CSI driver, so a
     PersistentVolumeClaim would never bind."""
@@ -142,6 +155,9 @@ class MonitoringConfig(Strict):
     prometheusUrl and serviceMonitorLabels are then required, and the dashboard and alert targets (or dashboards:
     false / alerts: false)."""
     chart_version: _SEMVER = "88.5.3"
+    crds_chart_version: Optional[_SEMVER] = None
+    """prometheus-operator-crds chart that installs and upgrades the monitoring.coreos.com CRDs: the one whose
+    appVersion equals kube-prometheus-stack's. Known for the default chartVersion."""
     prometheus_url: Optional[_HTTP_URL] = None
     """install false: in-cluster URL of the Prometheus that scrapes the models, read by each model's KEDA
     `prometheus` trigger, e.g. http://kube-prometheus-stack-prometheus.monitoring.svc:9090."""
@@ -175,8 +191,9 @@ class MonitoringConfig(Strict):
 
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        _install_keys(self, ("chart_version", "retention", "scrape_interval", "prometheus_memory", "grafana_enabled",
-                             "alertmanager_enabled"), self.EXISTING_ONLY, "kube-prometheus-stack")
+        _install_keys(self, ("chart_version", "crds_chart_version", "retention", "scrape_interval",
+                             "prometheus_memory", "grafana_enabled", "alertmanager_enabled"), self.EXISTING_ONLY,
+                      "kube-prometheus-stack")
         return self
 
     @model_validator(mode="after")
@@ -211,6 +228,19 @@ class MonitoringConfig(Strict):
         p.raise_if_any()
         return self
 
+    @model_validator(mode="after")
+    def _crds_follow_the_chart(self):
+        if self.install and self.crds_chart_version is None and self.chart_version not in OPERATOR_CRDS_CHARTS:
+            raise Problems(("crdsChartVersion",
+                            f"not set, and no prometheus-operator-crds version is known for chartVersion "
+                            f"{self.chart_version}; allowed: the prometheus-operator-crds chart whose appVersion "
+                            f"equals that kube-prometheus-stack's (known pairs: {_pairs(OPERATOR_CRDS_CHARTS)})"))
+        return self
+
+    @property
+    def effective_crds_chart_version(self) -> str:
+        return self.crds_chart_version or OPERATOR_CRDS_CHARTS[self.chart_version]
+
 
 class NvidiaDevicePluginConfig(Strict):
     """Installed only when gpu.amiFamily is al2023 (Bottlerocket's NVIDIA variant ships the plugin)."""
@@ -221,10 +251,27 @@ class NvidiaDevicePluginConfig(Strict):
     chart_version: _SEMVER = "0.20.0"
     gfd_enabled: bool = True
     """GPU feature discovery (+ node-feature-discovery): nvidia.com/gpu.product/memory/... labels on GPU nodes."""
+    nfd_chart_version: Optional[_SEMVER] = None
+    """The node-feature-discovery chart the device plugin chart depends on (its nfd.k8s-sigs.io CRDs are applied from
+    that release's tag). Known for the default chartVersion."""
+
+    @model_validator(mode="after")
+    def _nfd_follows_the_chart(self):
+        if (self.install and self.gfd_enabled and self.nfd_chart_version is None
+                and self.chart_version not in NFD_CHARTS):
+            raise Problems(("nfdChartVersion",
+                            f"not set, and the node-feature-discovery dependency of chartVersion {self.chart_version} "
+                            f"is not known; allowed: the version in that chart's Chart.yaml dependencies (known "
+                            f"pairs: {_pairs(NFD_CHARTS)})"))
+        return self
+
+    @property
+    def effective_nfd_chart_version(self) -> str:
+        return self.nfd_chart_version or NFD_CHARTS[self.chart_version]
 
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        _install_keys(self, ("chart_version", "gfd_enabled"), {}, "device plugin")
+        _install_keys(self, ("chart_version", "gfd_enabled", "nfd_chart_version"), {}, "device plugin")
         return self
 
 

@@ -66,7 +66,7 @@ INSTANCE_SHAPES: dict[str, InstanceShape] = {
 }
 
 
-def _kube_reserved_cpu_m(total_m: int) -> int:
+def kube_reserved_cpu_m(total_m: int) -> int:
     """6% of the first core, 1% of the second, 0.5% of cores 3-4, 0.25% of the rest
     (awslabs/amazon-eks-ami@v20260714:nodeadm/internal/kubelet/config.go, getCPUMillicoresToReserve)."""
     reserved = 0
@@ -92,7 +92,7 @@ def node_allocatable(instance_type: str) -> Allocatable:
     cpu = s.vcpus * 1000
     memory = int(s.memory_mib * (1 - VM_MEMORY_OVERHEAD))
     return Allocatable(
-        cpu_m=cpu - _kube_reserved_cpu_m(cpu),
+        cpu_m=cpu - kube_reserved_cpu_m(cpu),
         memory_mi=memory - (11 * s.max_pods + 255) - EVICTION_HARD_MEMORY_MI,
         pods=s.max_pods,
     )

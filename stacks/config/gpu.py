@@ -138,6 +138,10 @@ class GpuPoolConfig(Strict):
     """Upper bound on draining a node being expired/disrupted, even if pods ask not to be disrupted."""
     disruption_budget_nodes: pattern_type(r"((100|[0-9]{1,2})%|[0-9]+)", "a node count or percentage", "10% or 1") = "10%"
     """How many nodes Karpenter may disrupt at once (a count, or a percentage of the pool)."""
+    time_slicing: Optional[Annotated[int, Field(ge=2, le=8)]] = None
+    """Slices per GPU (2-8): the NVIDIA device plugin time-slices each GPU of the pool and advertises the slices as
+    `nvidia.com/gpu.shared`, so only models with `sharedGpu: true` run there, one slice per replica. Unset: whole
+    GPUs. `gpuLimit` still counts physical GPUs."""
 
     @field_validator("instance_families")
     @classmethod
@@ -207,6 +211,11 @@ class GpuPoolConfig(Strict):
     def traffic_class_label(self) -> str:
         """Value of the pool's `gpu-burst.io/traffic-class` node label, and what the models of its class select."""
         return self.traffic_class or self.name
+
+    @property
+    def slices_per_gpu(self) -> int:
+        """Pods one GPU of the pool can hold: `timeSlicing`, or 1 for whole GPUs."""
+        return self.time_slicing or 1
 
 
 AL2023_AMI_VERSION = "v20260714"
@@ -392,6 +401,29 @@ class GpuConfig(Strict):
     def traffic_class_of(self, pool: str) -> str:
         """Traffic class of the named pool (what a model of that pool selects)."""
         return next(p for p in self.pools if p.name == pool).traffic_class_label
+
+    @model_validator(mode="after")
+    def _one_way_of_sharing_per_class(self):
+        # A model selects a traffic class and requests whole GPUs or one slice: every pool it may land on must
+        # offer what it requests.
+        p = Problems()
+        first: dict[str, int] = {}
+        for i, pool in enumerate(self.pools):
+            j = first.setdefault(pool.traffic_class_label, i)
+            other = self.pools[j]
+            if pool.time_slicing != other.time_slicing:
+                how = f"timeSlicing {other.time_slicing}" if other.time_slicing else "whole GPUs"
+                p.add(f"pools[{i}].timeSlicing",
+                      f"{pool.time_slicing or 'unset'} differs from pools[{j}] '{other.name}' ({how}) in traffic class "
+                      f"'{pool.traffic_class_label}', whose models all request the same kind of GPU; allowed: "
+                      f"{other.time_slicing or 'unset'}, or a trafficClass of its own")
+        p.raise_if_any()
+        return self
+
+    @property
+    def slice_counts(self) -> list[int]:
+        """The distinct `timeSlicing` values of the pools (empty: every pool hands out whole GPUs)."""
+        return sorted({p.time_slicing for p in self.pools if p.time_slicing})
 
     @model_validator(mode="after")
     def _image_volume(self):

@@ -6,8 +6,9 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from . import cron
 from .base import (Cidr, CpuQuantity, Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
-                   quantity_value)
+                   quantity_value, repeats)
 
 VLLM_VERSION = "0.33.0"
 """vLLM release the image pin and every flag/env name below were checked against (the vllm 0.33.0 wheel on PyPI,
@@ -144,6 +145,58 @@ def _extra_arg_problems(args: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+class PrewarmWindow(Strict):
+    """A scheduled pre-warm window: a KEDA `cron` trigger that keeps at least `replicas` replicas from each `start`
+    until the next `end`, requests or not. It buys GPUs without a request, by design; only explicit config does that
+    (this, and `minReplicas`)."""
+
+    start: str
+    """When the window opens: a cron expression as KEDA's cron scaler reads it (five fields `minute hour day-of-month
+    month day-of-week`, no seconds, no @descriptors) in `timezone`, e.g. 50 7 * * 1-5."""
+    end: str
+    """When it closes: same format; the first `end` after each `start` closes that window (across midnight is fine),
+    e.g. 0 19 * * 1-5."""
+    timezone: str
+    """IANA time zone both schedules are read in (the cron trigger's `timezone`), e.g. Europe/Berlin or UTC."""
+    replicas: Annotated[int, Field(ge=1, le=100)] = 1
+    """Replicas kept inside the window: above minReplicas, at most maxReplicas."""
+
+    @field_validator("start", "end")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        s = cron.parse(v)
+        if not s.fires():
+            raise ValueError(f"'{v}' never fires (no selected month has the selected day); allowed: a schedule "
+                             f"that matches real dates, e.g. {cron.EXAMPLE}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        problem = cron.zone_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.start == self.end:
+            # KEDA's own check (cron_scaler.go Validate): the ScaledObject would not become Ready.
+            raise Problems(("end", f"'{self.end}' is the same as start; allowed: a different end (KEDA's cron scaler "
+                                   "refuses equal start and end)"))
+        found = cron.order_problems(cron.parse(self.start), cron.parse(self.end))
+        if found:
+            raise Problems(*found)
+        return self
+
+    @model_validator(mode="after")
+    def _clock_changes(self):
+        found = cron.dst_problems(cron.parse(self.start), cron.parse(self.end), self.timezone)
+        if found:
+            raise Problems(*found)
+        return self
+
+
 class ModelConfig(Strict):
     """One served model: a vLLM Deployment scaled 0→1 by the HTTP add-on and 1→N by its queue depth."""
 
@@ -169,6 +222,10 @@ class ModelConfig(Strict):
     explicit version tag or digest (no `:latest`)."""
     gpus: Annotated[int, Field(ge=1, le=8)] = 1
     """GPUs per replica = `--tensor-parallel-size`; must fit on one node of the pool."""
+    shared_gpu: bool = False
+    """Each replica requests one time-slice of a GPU (`nvidia.com/gpu.shared`) instead of whole GPUs; the model's
+    pool must have `timeSlicing`, `gpus` must be 1, and `gpuMemoryUtilization` must leave room for the other slices
+    of the GPU (docs/gpu-and-addons.md "Time-slicing")."""
     max_model_len: Annotated[int, Field(ge=256, le=1048576)] = 8192
     gpu_memory_utilization: Annotated[float, Field(gt=0.1, le=0.98)] = 0.90
     extra_args: list[str] = []
@@ -197,6 +254,9 @@ class ModelConfig(Strict):
     """Size of /dev/shm (a memory-backed emptyDir; counts against the memory limit)."""
     cache_size: MemoryQuantity = "60Gi"
     """Size limit (and ephemeral-storage request) of the model cache emptyDir on the GPU node's data volume."""
+    prewarm: list[PrewarmWindow] = []
+    """Scheduled pre-warm windows (KEDA cron triggers): inside each, at least its `replicas` run without a request;
+    outside, the model scales to zero as usual. Empty: GPUs only for requests (and minReplicas)."""
 
     @field_validator("served_name")
     @classmethod
@@ -229,6 +289,26 @@ class ModelConfig(Strict):
         if self.min_replicas > self.max_replicas:
             raise Problems(("minReplicas", f"{self.min_replicas} is above maxReplicas ({self.max_replicas}); "
                                            f"allowed: 0 to {self.max_replicas}"))
+        return self
+
+    @model_validator(mode="after")
+    def _prewarm_replicas(self):
+        p = Problems()
+        if self.min_replicas > self.max_replicas:
+            return self  # reported on minReplicas; no replica range to judge a window by
+        lo, hi = self.min_replicas + 1, self.max_replicas
+        allowed = (f"allowed: {lo}" if lo == hi else f"allowed: {lo} to {hi}") if lo <= hi else \
+            f"allowed: none (minReplicas {self.min_replicas} already keeps maxReplicas running; drop the window)"
+        for i, w in enumerate(self.prewarm):
+            if w.replicas > hi:
+                p.add(f"prewarm[{i}].replicas", f"{w.replicas} is above maxReplicas ({hi}); {allowed}")
+            elif w.replicas < lo:
+                p.add(f"prewarm[{i}].replicas", f"{w.replicas} is not above minReplicas ({self.min_replicas}), so "
+                                                f"the window adds no replica; {allowed}")
+        for i, first in repeats([(w.start, w.end, w.timezone) for w in self.prewarm]):
+            p.add(f"prewarm[{i}]", f"repeats prewarm[{first}] (same start, end and timezone); allowed: each window "
+                                   "once (the larger replicas is what counts)")
+        p.raise_if_any()
         return self
 
     @model_validator(mode="after")

@@ -174,7 +174,8 @@ def test_ramp_up_spreads_worker_starts(invoke, stub, tmp_path: Path):
     r = invoke("burst", "--url", s.url, "-m", "m", "-n", 4, "-c", 4, "--ramp-up", 0.4, "--out", out, "--json")
     assert r.exit_code == 0
     starts = sorted(q["started"] for q in json.loads(out.read_text())["requests"])
-    assert [round(b - a, 1) for a, b in zip(starts, starts[1:])] == [0.1, 0.1, 0.1]
+    # Workers start 0.1 s apart, never earlier; a loaded machine may start one late, so no upper bound.
+    assert all(b - a >= 0.09 for a, b in zip(starts, starts[1:])), starts
 
 
 # -- the front door: model in the body, /v1 paths, the one key variable -------------------------------------------

@@ -52,6 +52,26 @@ def test_al2023_soci_streamer_by_hand():
     assert _phases(est.estimate(cold, cold.models[0], "g5.xlarge", 15.0, 9.354).paths[1])["engine init"] == 45.37
 
 
+def test_a_model_on_time_slices_by_hand():
+    cfg = _cfg({"pools": [{"name": "gpu-on-demand", "timeSlicing": 4}]},
+               {"sharedGpu": True, "gpuMemoryUtilization": 0.2, "cpu": "3"})
+    # 4 slices x 3 CPU = 12000m: g5.xlarge/2xlarge (4/8 vCPU) cannot hold them, g5.4xlarge (16 vCPU, 15890m after
+    # kube-reserved) can, as can g6.4xlarge; the cheaper of the two.
+    assert est.default_instance(cfg, cfg.models[0]) == "g6.4xlarge"
+    e = est.estimate(cfg, cfg.models[0], "g5.xlarge", weights_gb=15.0, image_gb=9.354)
+    stack = e.paths[1]
+    assert e.slices == 4 and e.cost(stack) == round(133.2 * 1.006 / 3600, 4)
+    assert e.slice_cost(stack) == round(e.cost(stack) / 4, 4)
+    # A free slice on a running node: trigger 2 + weights 12 + engine 22.16 + routed 2 + first token 0.5.
+    assert e.free_slice_s == 38.7
+    d = e.as_dict()
+    assert d["time_slices"] == 4 and d["free_slice_first_token_s"] == 38.7
+    assert d["paths"][1]["slice_cost_usd"] == e.slice_cost(stack)
+    whole = _cfg()
+    w = est.estimate(whole, whole.models[0], "g5.xlarge", 15.0, 9.354)
+    assert w.slices == 1 and w.free_slice_s is None and w.slice_cost(w.paths[1]) == w.cost(w.paths[1])
+
+
 BR_SNAPSHOT = {"amiFamily": "bottlerocket", "amiVersion": "v1.64.0", "fastImagePull": False,
                "dataVolumeSnapshotId": "snap-0123456789abcdef0"}
 
@@ -248,3 +268,83 @@ def test_nat_data_per_cold_start_by_hand():
     cached = validate({**raw, "gpu": {"imageCache": {"dockerHubCredentialArn": secret}}})
     cs = est.estimate(cached, cached.models[0]).paths[1]
     assert cs.nat_gb == 26.0 and cs.nat_formula.startswith("image (ECR pull-through cache) + weights")
+
+
+# -- scheduled pre-warm ---------------------------------------------------------------------------------------------
+BERLIN_OFFICE = {"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin", "replicas": 2}
+NY_NIGHTS = {"start": "0 20 * * 0-4", "end": "0 6 * * 1-5", "timezone": "America/New_York", "replicas": 1}
+
+
+def test_prewarm_gpu_hours_per_week_by_hand():
+    from datetime import date
+
+    cfg = _cfg(model={"maxReplicas": 2, "gpus": 1, "idleBeforeScaleToZero": "15m",
+                      "prewarm": [BERLIN_OFFICE, NY_NIGHTS]})
+    e = est.estimate(cfg, cfg.models[0], "g6.xlarge", 15.0, 10.0, week_of=date(2026, 6, 10))
+    p = e.prewarm
+    assert p.week_start == "2026-06-08T00:00:00+00:00"  # the Monday, 00:00 UTC
+    # Berlin 07:50-19:00 CEST on five weekdays = 05:50-17:00 UTC: 11 h 10 min a day
+    # New York 20:00-06:00 EDT Sun-Thu night = 00:00-10:00 UTC Mon-Fri: 10 h a night, all five inside the week
+    assert [w.hours for w in p.windows] == [round(5 * (11 + 10 / 60), 2), 50.0]
+    assert [w.gpu_hours for w in p.windows] == [round(5 * (11 + 10 / 60) * 2, 2), 50.0]
+    # overlap 05:50-10:00 UTC each weekday (4 h 10 min) counts once, at 2 replicas:
+    # replica-hours = 2 x 55.83 + 1 x (50 - 5 x 4.1667) = 111.67 + 29.17
+    assert p.replica_hours == round(2 * 5 * (11 + 10 / 60) + (50 - 5 * (4 + 10 / 60)), 2) == 140.83
+    assert p.gpu_hours == 140.83 and p.gpus_per_replica == 1
+    assert p.price_per_gpu_hour == 0.8048 and p.cost_usd == round(140.83333 * 0.8048, 2)
+    # windows close (no trigger active any more) at 17:00 UTC each weekday: 5 cooldowns of 15 min, one replica
+    assert (p.closes, p.cooldown_s, p.tail_gpu_hours) == (5, 900, 1.25)
+
+
+def test_prewarm_gpus_per_replica_and_price_per_gpu():
+    from datetime import date
+
+    cfg = _cfg(model={"gpus": 4, "maxReplicas": 1, "prewarm": [{**BERLIN_OFFICE, "replicas": 1}]},
+               gpu={"pools": [{"name": "gpu-on-demand", "trafficClass": "gpu", "instanceFamilies": ["g5"],
+                               "gpusPerNode": [4], "capacityTypes": ["on-demand"], "gpuLimit": 8}]})
+    e = est.estimate(cfg, cfg.models[0], "g5.12xlarge", 16.0, 10.0, week_of=date(2026, 6, 10))
+    hours = 5 * (11 + 10 / 60)
+    assert e.prewarm.gpu_hours == round(hours * 4, 2)
+    # g5.12xlarge: $5.672/h for 4 GPUs, one replica per node
+    assert e.prewarm.price_per_gpu_hour == round(5.672 / 4, 4)
+    assert e.prewarm.cost_usd == pytest.approx(hours * 5.672, abs=0.01)
+
+
+def test_prewarm_week_with_a_clock_change_counts_real_hours():
+    from datetime import date
+
+    nights = {"start": "0 20 * * *", "end": "0 6 * * *", "timezone": "Europe/Berlin", "replicas": 1}
+    cfg = _cfg(model={"prewarm": [nights]})
+    normal = est.estimate(cfg, cfg.models[0], "g6.xlarge", 15.0, 10.0, week_of=date(2026, 10, 14)).prewarm
+    # Mon 2026-10-19 00:00 UTC to Mon 10-26: the night into Sun 10-25 gains an hour (11 h), and the week's end moves
+    # from 02:00 to 01:00 local, so the last night is cut an hour earlier: 70 h in real time as well
+    changed = est.estimate(cfg, cfg.models[0], "g6.xlarge", 15.0, 10.0, week_of=date(2026, 10, 21)).prewarm
+    assert normal.windows[0].hours == 70.0 and changed.windows[0].hours == 70.0
+    nights_utc = _cfg(model={"prewarm": [{**nights, "timezone": "UTC"}]})
+    assert est.estimate(nights_utc, nights_utc.models[0], "g6.xlarge", 15.0, 10.0).prewarm.windows[0].hours == 70.0
+
+
+def test_no_prewarm_no_section():
+    cfg = _cfg()
+    e = est.estimate(cfg, cfg.models[0], "g5.xlarge", 15.0, 10.0)
+    assert e.prewarm is None and e.as_dict()["prewarm"] is None
+
+
+def test_cli_prints_prewarm_cost_in_the_table_and_json(tmp_path):
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["gpu-burst:models"][0].update(maxReplicas=2, prewarm=[BERLIN_OFFICE])
+    f = tmp_path / "Pulumi.pw.yaml"
+    f.write_text(yaml.safe_dump(stack))
+    runner = CliRunner()
+    r = runner.invoke(app, ["estimate", "-s", str(f), "--week", "2026-06-10", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)["prewarm"]
+    hours = 5 * (11 + 10 / 60)
+    assert doc["week_start"].startswith("2026-06-08") and doc["windows"][0]["hours"] == round(hours, 2)
+    assert doc["gpu_hours"] == round(2 * hours, 2) and doc["cost_usd"] == round(2 * hours * doc["price_per_gpu_hour"], 2)
+    r = runner.invoke(app, ["estimate", "-s", str(f), "--week", "2026-06-10"])
+    text = " ".join(r.output.split())
+    assert "scheduled pre-warm: GPUs bought without a request, week from 2026-06-08 (UTC)" in text
+    assert f"{round(2 * hours, 2):g}" in text and f"${doc['cost_usd']:,.2f}" in text
+    r = runner.invoke(app, ["estimate", "-s", str(f), "--week", "June 10"])
+    assert r.exit_code == 2 and "--week" in r.output

@@ -175,6 +175,18 @@ def test_dev_stack_passes(aws, fixtures: Path):
     assert got["spot service-linked role"].detail == "no pool uses spot"
 
 
+def test_quota_of_a_time_sliced_pool_says_what_its_gpus_serve(aws, tmp_path: Path):
+    stack = tmp_path / "Pulumi.x.yaml"
+    stack.write_text("config:\n  aws:region: us-west-2\n  gpu-burst:environment: dev\n  gpu-burst:gpu:\n"
+                     "    pools:\n    - {name: shared, timeSlicing: 4, gpuLimit: 2, cpuLimit: 32}\n"
+                     "    - {name: whole, trafficClass: whole, gpuLimit: 2, cpuLimit: 32}\n")
+    quotas, _ = quota_client({"L-DB2E81BA": 64})
+    check = by_name(pf.check_quotas(clients(quotas), pf.load_stack(stack)))["quota L-DB2E81BA"]
+    # Slices do not change the instances' vCPUs the quota counts: both pools' cpuLimit, as for whole GPUs.
+    assert check.status == "pass" and check.data["needed"] == 64 and check.data["time_slicing"] == {"shared": 4}
+    assert "pools shared (2 GPUs x 4 slices), whole may use 64" in check.detail
+
+
 def test_fresh_account_quota_zero_fails_with_the_increase_command(aws, fixtures: Path):
     quotas, _ = quota_client({"L-DB2E81BA": 0})
     check = by_name(pf.preflight(clients(quotas), pf.load_stack(fixtures / "Pulumi.dev.yaml")))["quota L-DB2E81BA"]

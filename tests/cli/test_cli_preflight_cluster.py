@@ -369,3 +369,21 @@ def test_too_few_system_nodes_for_the_karpenter_the_stack_installs(cluster, byo_
     got = run(cluster(objects), byo_cfg.model_copy(update={"karpenter": k}))
     assert got["system nodes"].status == "fail" and "fewer than the 2 Karpenter replicas" in got["system nodes"].detail
     assert got["karpenter"].status == "pass"
+
+
+def test_time_sliced_pools_need_the_node_overlay_gate(cluster, byo_cfg):
+    pools = [byo_cfg.gpu.pools[0].model_copy(update={"time_slicing": 4}), *byo_cfg.gpu.pools[1:]]
+    cfg = byo_cfg.model_copy(update={"gpu": byo_cfg.gpu.model_copy(update={"pools": pools})})
+    assert cfg.gpu.slice_counts
+    got = run(cluster(), cfg)
+    assert got["karpenter node overlays"].status == "fail"
+    objects = cluster_objects()
+    objects[5]["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "FEATURE_GATES", "value": "ReservedCapacity=true,SpotToSpotConsolidation=false,NodeRepair=false,"
+                                           "NodeOverlay=false,StaticCapacity=false,CapacityBuffer=false"}]
+    objects.append(crd("nodeoverlays.karpenter.sh", "v1alpha1"))
+    got = run(cluster(objects), cfg)
+    assert got["karpenter node overlays"].status == "fail" and "NodeOverlay=false" in got["karpenter node overlays"].detail
+    objects[5]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "NodeOverlay=true"
+    assert run(cluster(objects), cfg)["karpenter node overlays"].status == "pass"
+    assert "karpenter node overlays" not in run(cluster(objects), byo_cfg)

@@ -88,6 +88,23 @@ def test_scaled_up_is_not_idle(invoke, fixtures: Path):
     assert "consolidateAfter" in checks["nodeclaims gone"]["cause"]
 
 
+def test_an_open_prewarm_window_is_named_as_the_reason(invoke, fixtures: Path, tmp_path: Path):
+    """KEDA 2.20 writes status.triggersActivity keyed by metric name; a cron trigger's is
+    s<index>-cron-<zone>-<start>-<end> (cron_scaler.go GetMetricSpecForScaling, util.NormalizeString)."""
+    def edit(items):
+        so = next(o for o in items if o["kind"] == "ScaledObject")
+        so["status"]["triggersActivity"] = {
+            "s0-interceptor": {"isActive": False}, "s1-prometheus": {"isActive": False},
+            "s2-cron-Europe-Berlin-507xx1-5-019xx1-5": {"isActive": True}}
+
+    r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit, "scaled-up.yaml"),
+               "--expect-idle", "--json")
+    check = _checks(r)["scaledobject inactive"]
+    assert check["detail"] == ("still Active (last active at 2026-09-01T10:09:55Z; active: "
+                               "s2-cron-Europe-Berlin-507xx1-5-019xx1-5)")
+    assert "pre-warm window is open" in check["cause"]
+
+
 def test_idle_end_state_passes(invoke, fixtures: Path):
     r = invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", fixtures / "idle.yaml", "--expect-idle", "--json")
     assert r.exit_code == 0
@@ -199,6 +216,17 @@ def test_nodeclaim_not_initialized_and_node_without_gpus(invoke, fixtures: Path,
     assert "nvidia-device-plugin DaemonSet" in checks["nodeclaims"]["cause"]
     assert "nvidia-k8s-device-plugin" in checks["nodeclaims"]["cause"]
     assert "advertises no nvidia.com/gpu" in checks["gpu nodes"]["detail"]
+
+
+def test_a_time_sliced_node_advertises_slices_instead_of_gpus(invoke, fixtures: Path, tmp_path: Path):
+    def edit(items):
+        node = next(o for o in items if o["kind"] == "Node")
+        alloc = node["status"]["allocatable"]
+        del alloc["nvidia.com/gpu"]
+        alloc["nvidia.com/gpu.shared"] = "4"
+
+    checks = _checks(invoke("verify", "-m", "qwen2-5-1-5b-instruct", "-f", mutated(fixtures, tmp_path, edit), "--json"))
+    assert checks["gpu nodes"]["status"] == "pass" and "gpus=4" in checks["gpu nodes"]["detail"]
 
 
 def test_missing_scaledobject(invoke, fixtures: Path):
