@@ -556,13 +556,15 @@ def check_existing_cluster(clients: AwsClients, cfg: Any) -> tuple[list[Check], 
     if status not in ("ACTIVE", "UPDATING"):
         problems.append(f"it is {status}")
     if version not in sc.SUPPORTED_KUBERNETES_VERSIONS:
-        problems.append(f"it runs Kubernetes {version}; the stack supports {', '.join(sc.SUPPORTED_KUBERNETES_VERSIONS)}")
+        supported = ", ".join(sc.SUPPORTED_KUBERNETES_VERSIONS)
+        problems.append(f"it runs Kubernetes {version}; the stack supports {supported}")
     if cfg.karpenter.install and mode not in ("API", "API_AND_CONFIG_MAP"):
         problems.append(f"its authenticationMode {mode} has no access entries, which the Karpenter the stack installs "
                         "needs for its node role")
     if problems:
         return [Check("existing cluster", "fail", f"cluster {name}: " + "; ".join(problems),
-                      "`pulumi up` refuses it the same way: see README \"Install onto an existing cluster\"", data)], cfg
+                      "`pulumi up` refuses it the same way: see README \"Install onto an existing cluster\"",
+                      data)], cfg
     checks = [Check("existing cluster", "pass", f"{name} is {status}, Kubernetes {version}, authenticationMode {mode}",
                     data=data)]
     return checks, cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"kubernetes_version": version})})

@@ -185,11 +185,12 @@ class ClusterChecks:
             checks.append(Check("karpenter version", "warn", "cannot tell the running Karpenter's version (no "
                                 "Deployment labelled app.kubernetes.io/name=karpenter)",
                                 f"the stack needs Karpenter {minimum.get(minor or '', '1.9')} or later on Kubernetes "
-                                f"{minor or '1.35+'}: check `kubectl get deploy -A -l app.kubernetes.io/name=karpenter`"))
+                                f"{minor or '1.35+'}: check `kubectl get deploy -A -l "
+                                "app.kubernetes.io/name=karpenter`"))
         elif need and have < need:
             checks.append(Check("karpenter version", "fail", f"Karpenter {_shown(have)} runs on Kubernetes {minor}",
-                                f"Karpenter supports Kubernetes {minor} from {_shown(need)} (its compatibility matrix): "
-                                "upgrade Karpenter", {"version": _shown(have), "minimum": _shown(need)}))
+                                f"Karpenter supports Kubernetes {minor} from {_shown(need)} (its compatibility "
+                                "matrix): upgrade Karpenter", {"version": _shown(have), "minimum": _shown(need)}))
         else:
             checks.append(Check("karpenter version", "pass", f"Karpenter {_shown(have)} on Kubernetes {minor}",
                                 data={"version": _shown(have)}))
@@ -383,8 +384,8 @@ class ClusterChecks:
         ai_present = served(self.crd("aigatewayroutes.aigateway.envoyproxy.io"), "v1beta1")
         if not gw.ai_gateway.install:
             ok = ai_present and served(self.crd("gatewayconfigs.aigateway.envoyproxy.io"), "v1beta1")
-            checks.append(Check("ai gateway", "pass", "AIGatewayRoute and GatewayConfig aigateway.envoyproxy.io/v1beta1 "
-                                "are served") if ok else
+            checks.append(Check("ai gateway", "pass", "AIGatewayRoute and GatewayConfig "
+                                "aigateway.envoyproxy.io/v1beta1 are served") if ok else
                           Check("ai gateway", "fail", "the AI Gateway v1beta1 APIs (AIGatewayRoute, GatewayConfig) are "
                                 "not served", "the edge needs Envoy AI Gateway 1.1 or later"))
         elif ai_present:

@@ -38,7 +38,8 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str, prof
         "kind": "Config",
         "users": [{"name": "aws", "user": {"exec": {
             "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws", "args": args,
-            "env": [{"name": "KUBERNETES_EXEC_INFO", "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}],
+            "env": [{"name": "KUBERNETES_EXEC_INFO",
+                     "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}],
         }}}],
     })
 
@@ -239,4 +240,5 @@ def _karpenter_identity(cfg: StackConfig, lines: _Lines) -> None:
         lookup()
     except Exception as e:  # noqa: BLE001
         lines.add(key, f"no {what} '{value}' can be read ({_reason(e)}); allowed: the {what} your Karpenter's nodes "
-                       "use (`aws eks list-access-entries --cluster-name <cluster>` lists the node roles that may join)")
+                       "use (`aws eks list-access-entries --cluster-name <cluster>` lists the node roles that may "
+                       "join)")

@@ -37,7 +37,9 @@ EXISTING_VPC = "vpc-0b7e4c1d2a3f45678"
 EXISTING_VPC_CIDR = "10.80.0.0/16"
 EXISTING_CLUSTER_SG = "sg-0e5d4c3b2a1f09876"
 EXISTING_ENDPOINT = "https://0123456789ABCDEF0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com"
-EXISTING_CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUMvakNDQWVhZ0F3SUJBZ0lCQURBTkJna3Foa2lHOXcwQkFRc0ZBREFWTVJNd0VRWURWUVFERXdwcmRXSmwKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
+EXISTING_CA = ("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUMvakNDQWVhZ0F3SUJBZ0lCQURBTkJna3Foa2lHOXcwQkFRc0ZBREFW"
+               "TVJNd0VRWURWUVFERXdwcmRXSmwKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=")
+"""Base64 PEM of the cluster CA, as DescribeCluster returns certificateAuthority.data."""
 EXISTING_PRIVATE = ["subnet-0a1a2a3a4a5a6a701", "subnet-0a1a2a3a4a5a6a702", "subnet-0a1a2a3a4a5a6a703"]
 """Private subnets (a NAT route each), tagged karpenter.sh/discovery=ml-platform by the team's Karpenter setup."""
 EXISTING_PUBLIC = ["subnet-0b1b2b3b4b5b6b701", "subnet-0b1b2b3b4b5b6b702", "subnet-0b1b2b3b4b5b6b703"]
@@ -157,8 +159,9 @@ class Mocks(pulumi.runtime.Mocks):
         """(token, args) of the invokes the pulumi-eks provider makes itself (not through this program)."""
         self.eks_clusters: dict[str, dict] = {EXISTING_CLUSTER: self.existing_cluster()}
         """EKS clusters of the account by name, shaped like the getCluster answer (DescribeCluster)."""
-        self.eks_addons: dict[tuple[str, str], str] = {(EXISTING_CLUSTER, "eks-pod-identity-agent"): "v1.3.8-eksbuild.2",
-                                                       (EXISTING_CLUSTER, "vpc-cni"): "v1.20.4-eksbuild.1"}
+        self.eks_addons: dict[tuple[str, str], str] = {
+            (EXISTING_CLUSTER, "eks-pod-identity-agent"): "v1.3.8-eksbuild.2",
+            (EXISTING_CLUSTER, "vpc-cni"): "v1.20.4-eksbuild.1"}
         """(cluster, add-on) -> installed build."""
         self.vpcs: dict[str, str] = {EXISTING_VPC: EXISTING_VPC_CIDR}
         self.subnets: dict[str, dict] = self.existing_subnets()

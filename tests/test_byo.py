@@ -18,7 +18,8 @@ BYO = yaml.safe_load((ROOT / "Pulumi.byo.yaml").read_text())["config"]
 PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 SELECTOR = {"eks.amazonaws.com/nodegroup": "system"}
 CLUSTER_LEVEL = (
-    "aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/natGateway:NatGateway", "aws:ec2/internetGateway:InternetGateway",
+    "aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/natGateway:NatGateway",
+    "aws:ec2/internetGateway:InternetGateway",
     "aws:ec2/routeTable:RouteTable", "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:ec2/tag:Tag", "eks:index:Cluster",
     "aws:eks/cluster:Cluster", "eks:index:ManagedNodeGroup", "aws:eks/nodeGroup:NodeGroup", "aws:eks/addon:Addon",
     "aws:eks/accessEntry:AccessEntry", "aws:cloudwatch/logGroup:LogGroup", "aws:sqs/queue:Queue",
@@ -365,7 +366,8 @@ def test_unsupported_kubernetes_version(mocks):
 
 def test_cluster_not_active(mocks):
     mocks.eks_clusters[EXISTING_CLUSTER] = Mocks.existing_cluster(status="CREATING")
-    assert "gpu-burst:cluster.name: cluster 'ml-platform' is CREATING; allowed: an ACTIVE cluster" in config_error(mocks)
+    text = config_error(mocks)
+    assert "gpu-burst:cluster.name: cluster 'ml-platform' is CREATING; allowed: an ACTIVE cluster" in text
 
 
 def test_config_map_only_authentication_cannot_take_the_karpenter_node_access_entry(mocks):
@@ -452,4 +454,5 @@ def test_every_problem_of_the_cluster_at_once(mocks):
     mocks.eks_addons.pop((EXISTING_CLUSTER, "eks-pod-identity-agent"))
     text = config_error(mocks, karpenter={"install": True, "nodeRoleName": None, "discoveryTag": None})
     keys = [line.split(": ", 1)[0] for line in text.splitlines() if line.startswith("gpu-burst:")]
-    assert keys == ["gpu-burst:cluster.name", "gpu-burst:karpenter.install", "gpu-burst:cluster.installPodIdentityAgent"]
+    assert keys == ["gpu-burst:cluster.name", "gpu-burst:karpenter.install",
+                    "gpu-burst:cluster.installPodIdentityAgent"]

@@ -118,7 +118,8 @@ class HttpAddonConfig(Strict):
         if self.install:
             return self
         examples = {"interceptor_service": "keda-add-ons-http-interceptor-proxy", "interceptor_namespace": "keda",
-                    "interceptor_port": "8080", "external_scaler_address": "keda-add-ons-http-external-scaler.keda:9090"}
+                    "interceptor_port": "8080",
+                    "external_scaler_address": "keda-add-ons-http-external-scaler.keda:9090"}
         Problems(*((camel(n), f"required when install is false; allowed: the existing add-on's value, e.g. {ex} "
                               "(its chart's default)")
                    for n, ex in examples.items() if getattr(self, n) is None)).raise_if_any()

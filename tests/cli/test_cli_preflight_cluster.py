@@ -227,7 +227,7 @@ def test_existing_http_addon_keda_and_device_plugin(cluster, byo_cfg):
         "nvidia_device_plugin": a.nvidia_device_plugin.model_copy(update={"install": False})})
     cfg = byo_cfg.model_copy(update={"addons": addons})
     got = run(cluster(), cfg)
-    assert got["keda"].status == "fail" and got["http add-on"].status == "fail" and got["device plugin"].status == "fail"
+    assert [got[n].status for n in ("keda", "http add-on", "device plugin")] == ["fail", "fail", "fail"]
     objects = [*cluster_objects(), crd("scaledobjects.keda.sh", "v1alpha1"),
                crd("interceptorroutes.http.keda.sh", "v1beta1"),
                service("keda", "keda-add-ons-http-interceptor-proxy", 8080),
@@ -383,7 +383,8 @@ def test_time_sliced_pools_need_the_node_overlay_gate(cluster, byo_cfg):
                                            "NodeOverlay=false,StaticCapacity=false,CapacityBuffer=false"}]
     objects.append(crd("nodeoverlays.karpenter.sh", "v1alpha1"))
     got = run(cluster(objects), cfg)
-    assert got["karpenter node overlays"].status == "fail" and "NodeOverlay=false" in got["karpenter node overlays"].detail
+    overlay = got["karpenter node overlays"]
+    assert overlay.status == "fail" and "NodeOverlay=false" in overlay.detail
     objects[5]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "NodeOverlay=true"
     assert run(cluster(objects), cfg)["karpenter node overlays"].status == "pass"
     assert "karpenter node overlays" not in run(cluster(objects), byo_cfg)
