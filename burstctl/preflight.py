@@ -566,8 +566,40 @@ def check_existing_cluster(clients: AwsClients, cfg: Any) -> tuple[list[Check], 
                       "`pulumi up` refuses it the same way: see README \"Install onto an existing cluster\"",
                       data)], cfg
     checks = [Check("existing cluster", "pass", f"{name} is {status}, Kubernetes {version}, authenticationMode {mode}",
-                    data=data)]
+                    data=data), *check_node_role_access(clients, cfg, mode)]
     return checks, cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"kubernetes_version": version})})
+
+
+def check_node_role_access(clients: AwsClients, cfg: Any, mode: str) -> list[Check]:
+    """`karpenter.install: false`: the existing node role may join the cluster. The stack gives it no access entry
+    (its nodes already join); EKS needs an EC2_LINUX entry for it, or under API_AND_CONFIG_MAP an aws-auth mapping
+    (which `--cluster` reads)."""
+    from botocore.exceptions import ClientError
+
+    k, name = cfg.karpenter, "node role access"
+    if k.install or not k.node_role_name or clients.iam is None or clients.eks is None:
+        return []
+    try:
+        arn = clients.iam.get_role(RoleName=k.node_role_name)["Role"]["Arn"]
+        entry = clients.eks.describe_access_entry(clusterName=cfg.cluster.name, principalArn=arn)["accessEntry"]
+    except ClientError as e:
+        if aws.error_code(e) == "NoSuchEntity":
+            return [Check(name, "fail", f"no IAM role {k.node_role_name}", "set gpu-burst:karpenter.nodeRoleName to "
+                          "the role your Karpenter's EC2NodeClasses use")]
+        if aws.error_code(e) != "ResourceNotFoundException":
+            what, todo = aws.explain(e, "iam:GetRole and eks:DescribeAccessEntry")
+            return [Check(name, "fail", f"cannot read the access of {k.node_role_name} ({what})", todo)]
+        if mode == "API":
+            return [Check(name, "fail", f"{k.node_role_name} has no access entry in {cfg.cluster.name}, whose "
+                          "authenticationMode API has no aws-auth ConfigMap", "GPU nodes would never join: `aws eks "
+                          f"create-access-entry --cluster-name {cfg.cluster.name} --principal-arn <role arn> --type "
+                          "EC2_LINUX`")]
+        return [Check(name, "warn", f"{k.node_role_name} has no access entry; under {mode} it must be mapped in the "
+                      "aws-auth ConfigMap", "`--cluster` checks the mapping")]
+    if entry.get("type") != "EC2_LINUX":
+        return [Check(name, "fail", f"the access entry of {k.node_role_name} is {entry.get('type')}, not EC2_LINUX",
+                      "nodes join only through an EC2_LINUX entry (a STANDARD one breaks node join)")]
+    return [Check(name, "pass", f"{k.node_role_name} has an EC2_LINUX access entry")]
 
 
 def with_cluster_version(cfg: Any, region: str, profile: Optional[str] = None,

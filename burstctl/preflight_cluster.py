@@ -170,6 +170,8 @@ class ClusterChecks:
             return checks
         checks.append(Check("karpenter API", "pass", "NodePool karpenter.sh/v1 and EC2NodeClass karpenter.k8s.aws/v1 "
                             "are served"))
+        if k.node_role_name:
+            checks.append(self.aws_auth(k.node_role_name))
         g = self.cfg.gpu
         if g.volume_initialization_rate_mibps and g.data_volume_snapshot_id \
                 and not _schema_has(classes, "v1", "volumeInitializationRate"):
@@ -195,6 +197,20 @@ class ClusterChecks:
             checks.append(Check("karpenter version", "pass", f"Karpenter {_shown(have)} on Kubernetes {minor}",
                                 data={"version": _shown(have)}))
         return checks
+
+    def aws_auth(self, role: str) -> Check:
+        """Whether the aws-auth ConfigMap maps the node role (the other way nodes join, next to an access entry)."""
+        cm = self.r.raw("/api/v1/namespaces/kube-system/configmaps/aws-auth", "configmap kube-system/aws-auth",
+                        absent=(403, 404))
+        try:
+            roles = yaml.safe_load(((cm or {}).get("data") or {}).get("mapRoles") or "") or []
+        except yaml.YAMLError:
+            roles = []
+        mapped = [r for r in roles if isinstance(r, dict) and str(r.get("rolearn", "")).split("/")[-1] == role]
+        if mapped:
+            return Check("node role mapping", "pass", f"aws-auth maps {role} ({mapped[0].get('username', '')})")
+        return Check("node role mapping", "skip", f"aws-auth does not map {role}: its nodes join through an access "
+                     "entry (the AWS checks read it)")
 
     def node_overlay(self, running: list[dict]) -> Check:
         """Time-sliced pools need NodeOverlays (karpenter.sh/v1alpha1, Karpenter 1.7+) and the controller's

@@ -124,7 +124,7 @@ def test_the_byo_cluster_passes(cluster, byo_cfg):
     got = run(cluster(), byo_cfg)
     assert statuses(got) == [
         ("system nodes", "pass"), ("pod identity agent", "pass"), ("karpenter API", "pass"),
-        ("karpenter version", "pass"), ("keda", "pass"), ("http add-on", "pass"), ("prometheus operator", "pass"),
+        ("node role mapping", "skip"), ("karpenter version", "pass"), ("keda", "pass"), ("http add-on", "pass"), ("prometheus operator", "pass"),
         ("prometheus service", "pass"), ("prometheus", "pass"), ("serviceMonitor selection", "pass"),
         ("podMonitor selection", "pass"), ("rule selection", "pass"), ("device plugin", "pass"),
         ("load balancer controller", "pass")]
@@ -388,3 +388,50 @@ def test_time_sliced_pools_need_the_node_overlay_gate(cluster, byo_cfg):
     objects[5]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "NodeOverlay=true"
     assert run(cluster(objects), cfg)["karpenter node overlays"].status == "pass"
     assert "karpenter node overlays" not in run(cluster(objects), byo_cfg)
+
+
+def node_role_clients(answer: object, mode_note: str = "") -> pf.AwsClients:
+    """IAM answering get_role for the byo node role, EKS answering describe_access_entry with an entry of type
+    `answer`, or the error code `answer`."""
+    iam = boto3.client("iam", region_name="us-west-2")
+    stub = Stubber(iam)
+    arn = "arn:aws:iam::123456789012:role/KarpenterNodeRole-ml-platform"
+    stub.add_response("get_role", {"Role": {"Path": "/", "RoleName": "KarpenterNodeRole-ml-platform",
+                                            "RoleId": "AROAEXAMPLEEXAMPLE01", "Arn": arn,
+                                            "CreateDate": "2026-01-01T00:00:00Z"}},
+                      expected_params={"RoleName": "KarpenterNodeRole-ml-platform"})
+    stub.activate()
+    eks = boto3.client("eks", region_name="us-west-2")
+    estub = Stubber(eks)
+    params = {"clusterName": "ml-platform", "principalArn": arn}
+    if answer in ("EC2_LINUX", "STANDARD"):
+        estub.add_response("describe_access_entry", {"accessEntry": {
+            "clusterName": "ml-platform", "principalArn": arn, "type": answer,
+            "accessEntryArn": "arn:aws:eks:us-west-2:123456789012:access-entry/ml-platform/role/x"}},
+            expected_params=params)
+    else:
+        estub.add_client_error("describe_access_entry", service_error_code=str(answer), http_status_code=404,
+                               expected_params=params)
+    estub.activate()
+    return pf.AwsClients(None, iam, None, "us-west-2", None, None, eks)
+
+
+@pytest.mark.parametrize("answer, mode, status", [
+    ("EC2_LINUX", "API", "pass"), ("STANDARD", "API", "fail"),
+    ("ResourceNotFoundException", "API", "fail"), ("ResourceNotFoundException", "API_AND_CONFIG_MAP", "warn"),
+])
+def test_the_existing_node_role_may_join(byo_cfg, answer, mode, status):
+    (check,) = pf.check_node_role_access(node_role_clients(answer), byo_cfg, mode)
+    assert check.name == "node role access" and check.status == status
+    if status == "fail" and answer.startswith("Resource"):
+        assert "GPU nodes would never join" in check.cause and "--type EC2_LINUX" in check.cause
+
+
+def test_aws_auth_mapping_of_the_node_role(cluster, byo_cfg):
+    aws_auth = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+                "data": {"mapRoles": yaml.safe_dump([{
+                    "rolearn": "arn:aws:iam::123456789012:role/KarpenterNodeRole-ml-platform",
+                    "username": "system:node:{{EC2PrivateDNSName}}",
+                    "groups": ["system:bootstrappers", "system:nodes"]}])}}
+    got = run(cluster([*cluster_objects(), aws_auth]), byo_cfg)
+    assert got["node role mapping"].status == "pass"
