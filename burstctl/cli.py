@@ -826,6 +826,71 @@ def _sweep_delete(sw: Any, clients: Any, found: list) -> None:
         sw.delete(clients, found, progress=report)
 
 
+# -- usage -----------------------------------------------------------------------------------------------------
+@app.command()
+def usage(
+    since: Optional[str] = typer.Option(None, "--since", metavar="DURATION", help="Range ending at --end (or now): "
+                                       "30m, 24h, 7d, 1h30m [default: 24h]."),
+    start: Optional[str] = typer.Option(None, "--start", metavar="TIME", help="Start of the range: RFC 3339 "
+                                        "(2026-05-01T09:00:00Z), a date (UTC) or Unix seconds."),
+    end: Optional[str] = typer.Option(None, "--end", metavar="TIME", help="End of the range [default: now]."),
+    prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", envvar="BURSTCTL_PROMETHEUS_URL",
+                                                 show_envvar=True, help="Prometheus base URL, e.g. "
+                                                 "http://localhost:9090 after `kubectl -n monitoring port-forward "
+                                                 "svc/kps-prometheus 9090` [default: through the API server's "
+                                                 "service proxy, with the kubeconfig]."),
+    prometheus_namespace: Optional[str] = typer.Option(None, "--prometheus-namespace", help="Namespace of the "
+                                                       "Prometheus Service [default: the stack's, monitoring]."),
+    prometheus_service: Optional[str] = typer.Option(None, "--prometheus-service", metavar="NAME:PORT",
+                                                     help="Prometheus Service and port [default: the stack's, "
+                                                     "kps-prometheus:9090]."),
+    kubeconfig: Optional[str] = KUBECONFIG_OPT,
+    context: Optional[str] = CONTEXT_OPT,
+    request_timeout: float = typer.Option(30.0, "--request-timeout", help="Seconds each Prometheus query may "
+                                          "take before the command gives up."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr (a terminal)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Requests, tokens, errors and daily budget left per API key; GPU-hours, cold starts and cost per model.
+
+    For a time range, from the cluster's Prometheus: the same PromQL as the stack's usage recording rules and the
+    dashboard's "Usage and cost" row, evaluated over the range. Cost is GPU time x the price `burstctl estimate`
+    uses (on-demand list price). Exits 1 when Prometheus cannot be reached or refuses a query.
+    """
+    from burstctl import usage as us
+    from burstctl.program import monitoring
+
+    if not request_timeout > 0:
+        raise BadInput(f"--request-timeout: {request_timeout:g} must be a positive number of seconds")
+    tr = us.time_range(since, start, end)
+    if prometheus_url is not None:
+        prom: Any = us.UrlPrometheus(prometheus_url, request_timeout)
+    else:
+        from burstctl.k8s import KubeClusterReader
+
+        mon = monitoring()
+        service = prometheus_service or f"{mon.PROMETHEUS_SERVICE}:{mon.PROMETHEUS_PORT}"
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(:[0-9]{1,5})?", service):
+            raise BadInput(f"--prometheus-service: '{service}' is not NAME[:PORT]; e.g. kps-prometheus:9090")
+        prom = us.ClusterPrometheus(KubeClusterReader(kubeconfig=kubeconfig, context=context, timeout=request_timeout),
+                                    prometheus_namespace or mon.DEFAULT_NAMESPACE, service)
+    names = list(us.queries("1h"))
+    if progress and not as_json and sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("querying Prometheus"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=stderr(), transient=True) as bar:
+            task = bar.add_task("usage", total=len(names))
+            results = us.collect(prom, tr, lambda _: bar.advance(task))
+    else:
+        results = us.collect(prom, tr)
+    rep = us.report(results, tr, prom.where)
+    if as_json:
+        print_json(rep)
+    else:
+        us.render(rep, stdout())
+
+
 def run() -> None:  # pragma: no cover - console-script convenience
     app(prog_name="burstctl")
 

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Optional
 
 from burstctl.output import BadInput
+from burstctl.program import stack_config_prices
 
 # -- published and specified figures ------------------------------------------------------------------------------
 BLUEPRINT = ("aws-samples/karpenter-blueprints@529b88c blueprints/soci-snapshotter/README.md (\"Results\": vLLM DLC "
@@ -35,7 +36,6 @@ COMPILE = ("vllm-project/vllm PR #37198 (merged 2026-03-16, mega AOT artifact on
 EC2_SPECS = "docs.aws.amazon.com/ec2/latest/instancetypes/ac.html (network bandwidth, 'up to' = burst)"
 NAT_PRICES = "aws.amazon.com/vpc/pricing (NAT gateway data processing, us-east-1/us-west-2)"
 NAT_USD_PER_GB = 0.045
-EC2_PRICES = "aws.amazon.com/ec2/pricing/on-demand (Linux, us-east-1/us-west-2 on-demand)"
 EBS_INIT = ("docs.aws.amazon.com/ebs/latest/userguide/initalize-volume.html: with a Provisioned Rate for Volume "
             "Initialization (100-300 MiB/s) \"the snapshot blocks are downloaded from Amazon S3 and written to the volume "
             "at the specified rate after creation\"; without one the default rate \"fluctuates\"")
@@ -91,9 +91,7 @@ sizes sustain less (their baseline); a fresh node is taken to have its burst, so
 EBS_BANDWIDTH = ("aws/karpenter-provider-aws@v1.14.1 website/content/en/docs/reference/instance-types.md "
                  "(karpenter.k8s.aws/instance-ebs-bandwidth = DescribeInstanceTypes MaximumBandwidthInMbps)")
 GP3_THROUGHPUT = "gpu.volumeThroughputMibps (gp3 provisioned throughput of the volume the image unpacks onto)"
-PRICE_PER_HOUR = {"g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, "g5.12xlarge": 5.672,
-                  "g6.xlarge": 0.8048, "g6.2xlarge": 0.9776, "g6.4xlarge": 1.3232, "g6.12xlarge": 4.6016,
-                  "g6e.xlarge": 1.861, "g6e.2xlarge": 2.24208, "g6e.12xlarge": 10.49264}
+
 
 # -- our own estimates (nothing published) --------------------------------------------------------------------------
 TRIGGER_S = 1.0
@@ -283,25 +281,15 @@ def weights_gb_of(hf_model_id: str) -> float:
 def default_instance(cfg: Any, model: Any) -> str:
     """Smallest instance of the model's pool that holds its GPUs (what Karpenter's price ordering picks first). For a
     model on time-slices: the smallest 1-GPU instance whose CPU holds all the slices of its GPU, which is what
-    Karpenter launches when that many replicas are pending at once."""
-    from burstctl.program import stack_config_capacity, stack_config_gpu
-    GPU_INSTANCE_SIZES = stack_config_gpu().GPU_INSTANCE_SIZES
-    kube_reserved_cpu_m, parse_cpu_m = stack_config_capacity().kube_reserved_cpu_m, stack_config_capacity().parse_cpu_m
-
+    Karpenter launches when that many replicas are pending at once. The usage recording rules price the model's GPU
+    time at the same instance."""
     pool = next(p for p in cfg.gpu.pools if p.name == model.pool)
-    slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
-    need_m = parse_cpu_m(model.cpu) * slices if slices > 1 else 0
-    best = None
-    for fam in pool.instance_families:
-        for size, (vcpu, gpus) in GPU_INSTANCE_SIZES.get(fam, {}).items():
-            name = f"{fam}.{size}"
-            fits = vcpu * 1000 - kube_reserved_cpu_m(vcpu * 1000) >= need_m
-            if gpus == model.gpus and fits and (best is None or (vcpu, PRICE_PER_HOUR.get(name, 1e9)) < best[0]):
-                best = ((vcpu, PRICE_PER_HOUR.get(name, 1e9)), name)
-    if best is None:
+    name = stack_config_prices().instance_for(pool, model)
+    if name is None:
+        slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
         what = f"{model.gpus} GPUs" + (f" and room for {slices} slices of {model.cpu} CPU" if slices > 1 else "")
         raise BadInput(f"--model: no instance of pool '{pool.name}' has {what}; pass --instance-type")
-    return best[1]
+    return name
 
 
 def snapshot_image_seconds(rate_bps: float, boot_s: float, image_gb: float, start_read_gb: float = SNAPSHOT_START_READ_GB,
@@ -553,11 +541,12 @@ def estimate(cfg: Any, model: Any, instance_type: Optional[str] = None, weights_
         # With the pull-through cache but no S3 gateway endpoint, the layers come from ECR's S3 through the NAT.
         ("image (ECR pull-through cache)" if gpu.image_cache else "image (Docker Hub)") if image_nat else "",
         "" if endpoint else "weights (no S3 gateway endpoint the stack knows of)"])) or "nothing (S3 gateway endpoint)"
-    price = PRICE_PER_HOUR.get(itype)
+    table = stack_config_prices()
+    price = table.PRICE_PER_HOUR.get(itype)
     figures = list({fig.key: fig for p in (baseline, stack) for ph in p.phases for fig in ph.figures}.values())
     figures.append(_fig("nat_processing", NAT_USD_PER_GB, "USD/GB", "spec", NAT_PRICES))
     if price is not None:
-        figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", EC2_PRICES))
+        figures.append(_fig(f"price_{itype}", price, "USD/h", "spec", table.EC2_PRICES))
     pool = next(p for p in gpu.pools if p.name == model.pool)
     slices = pool.slices_per_gpu if getattr(model, "shared_gpu", False) else 1
     return Estimate(model=model.served_name, instance_type=itype, weights_gb=wgb, image_gb=image_gb,

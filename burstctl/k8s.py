@@ -529,6 +529,24 @@ class KubeClusterReader:
         except ValueError:
             raise CheckError(f"the API server answered {what} with something that is not JSON") from None
 
+    def service_get(self, namespace: str, service: str, path: str, query: list[tuple[str, str]]) -> tuple[int, bytes]:
+        """GET `path` of a Service through the API server's proxy (`services/proxy`, as `kubectl get --raw`);
+        (status, body): the service's own error answers are the caller's to read, the API server's 401/403 are
+        reported like any other read."""
+        from kubernetes.client.exceptions import ApiException
+
+        def get(**kw: Any) -> tuple[int, bytes]:
+            try:
+                resp = self._api.call_api(f"/api/v1/namespaces/{namespace}/services/{service}/proxy/{path}", "GET",
+                                          query_params=query, auth_settings=["BearerToken"], **kw)
+            except ApiException as e:
+                if e.status in (401, 403):
+                    raise
+                return int(e.status or 0), e.body if isinstance(e.body, bytes) else str(e.body or "").encode()
+            return int(resp.status), resp.data
+
+        return self._call(f"services/proxy {namespace}/{service}", get, absent=())
+
     def pod_log(self, namespace: str, pod: str, container: Optional[str]) -> Optional[str]:
         if "*" in self._logs:  # --logs given: e.g. the container was replaced since the cold start
             return self._logs["*"]

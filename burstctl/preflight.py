@@ -8,6 +8,8 @@
 * the EC2 Spot service-linked role when a pool uses spot;
 * the pre-loaded data-volume snapshot (`gpu.dataVolumeSnapshotId`): a `snap-` id is completed, `auto` has one;
 * the caller, who becomes a cluster admin by creating the cluster, is not listed again as an access entry;
+* with `gateway.globalDns`: the certificate names the global record and is issued, the hosted zone is public, and
+  no record of another kind holds the name;
 * after deploy: subnets and security groups carry the Karpenter discovery tag;
 * an existing cluster (`cluster.mode: existing`): it exists, is ACTIVE, runs a supported Kubernetes version (which
   the AMI check then uses) and takes access entries when the stack installs Karpenter; with `--cluster`, what is
@@ -124,13 +126,18 @@ class AwsClients:
     """The caller (the cluster creator check) and, for `gpu.dataVolumeSnapshotId: auto`, its account."""
     eks: Any = None
     """The published add-on builds (DescribeAddonVersions)."""
+    acm: Any = None
+    """The gateway's certificate (DescribeCertificate), for `gateway.globalDns`."""
+    route53: Any = None
+    """The hosted zone and the records of the global name, for `gateway.globalDns`."""
 
 
 def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> AwsClients:
     s, config = aws.session(region, profile), aws.client_config(timeout)
     return AwsClients(s.client("ec2", config=config), s.client("iam", config=config),
                       s.client("service-quotas", config=config), region, s.client("ssm", config=config),
-                      s.client("sts", config=config), s.client("eks", config=config))
+                      s.client("sts", config=config), s.client("eks", config=config),
+                      s.client("acm", config=config), s.client("route53", config=config))
 
 
 def vcpu_needs(cfg: Any) -> dict[tuple[str, str], tuple[int, list[str]]]:
@@ -494,6 +501,92 @@ def check_image_snapshot(clients: AwsClients, cfg: Any) -> list[Check]:
                   "--subnet-id <private subnet> --instance-profile <builder profile> --yes", data)]
 
 
+def certificate_names(names: list[str], host: str) -> bool:
+    """Whether a certificate with these names (DomainName and SubjectAlternativeNames) is valid for `host`: the name
+    itself, or a wildcard for exactly one label in its place (RFC 6125 6.4.3, as ACM issues them)."""
+    parent = host.split(".", 1)[1] if "." in host else ""
+    return any(n.lower() == host or (n.startswith("*.") and n[2:].lower() == parent) for n in names)
+
+
+def check_global_name(clients: AwsClients, cfg: Any) -> list[Check]:
+    """`gateway.globalDns`: what the program cannot know before `pulumi up`. The certificate of this region must
+    name the global record (clients verify TLS against it, whichever region answers); the zone must be public;
+    a plain record of the same name would make Route 53 refuse the latency record."""
+    g = cfg.gateway.global_dns
+    if g is None:
+        return []  # a single-region stack: nothing to report
+    return _global_certificate(clients, cfg.gateway.certificate_arn, g.record_name) + _global_zone(clients, g)
+
+
+def _global_certificate(clients: AwsClients, arn: str, host: str) -> list[Check]:
+    from botocore.exceptions import ClientError
+
+    name = "global name certificate"
+    try:
+        cert = clients.acm.describe_certificate(CertificateArn=arn)["Certificate"]
+    except ClientError as e:
+        if aws.error_code(e) == "ResourceNotFoundException":
+            return [Check(name, "fail", f"gateway.certificateArn {arn} does not exist in {clients.region}",
+                          f"request or import a certificate for {host} in {clients.region} and set "
+                          "gpu-burst:gateway.certificateArn to it")]
+        what, todo = aws.explain(e, "acm:DescribeCertificate")
+        return [Check(name, "fail", f"cannot read {arn} ({what})", todo)]
+    names = sorted({cert.get("DomainName", ""), *cert.get("SubjectAlternativeNames", [])} - {""})
+    data = {"certificate_arn": arn, "names": names, "status": cert.get("Status"), "record_name": host}
+    if not certificate_names(names, host):
+        return [Check(name, "fail", f"{arn} names {', '.join(names)}, not {host}: clients of https://{host}/v1 "
+                      "would refuse the TLS handshake", f"use a certificate of {clients.region} whose names include "
+                      f"{host} (or *.{host.split('.', 1)[1]}) as gpu-burst:gateway.certificateArn", data)]
+    if cert.get("Status") != "ISSUED":
+        return [Check(name, "fail", f"{arn} is {cert.get('Status')}, not ISSUED", "finish its validation (ACM "
+                      "console or `aws acm describe-certificate`) before `pulumi up`: the NLB listener needs an "
+                      "issued certificate", data)]
+    return [Check(name, "pass", f"{arn} names {host} and is issued", data=data)]
+
+
+def _global_zone(clients: AwsClients, g: Any) -> list[Check]:
+    from botocore.exceptions import ClientError
+
+    name, record = "global name zone", g.record_name
+    try:
+        if g.hosted_zone_id:
+            zone = clients.route53.get_hosted_zone(Id=g.hosted_zone_id)["HostedZone"]
+        else:
+            listed = clients.route53.list_hosted_zones_by_name(DNSName=g.hosted_zone_name)["HostedZones"]
+            zone = next((z for z in listed if z["Name"].rstrip(".") == g.hosted_zone_name
+                         and not z.get("Config", {}).get("PrivateZone")), None)
+    except ClientError as e:
+        if aws.error_code(e) != "NoSuchHostedZone":
+            what, todo = aws.explain(e, "route53:GetHostedZone or route53:ListHostedZonesByName")
+            return [Check(name, "fail", f"cannot read the hosted zone ({what})", todo)]
+        zone = None
+    wanted = g.hosted_zone_id or g.hosted_zone_name
+    if zone is None:
+        return [Check(name, "fail", f"no public hosted zone {wanted} in this account",
+                      "create it (and delegate the domain to its name servers), or set gpu-burst:gateway.globalDns "
+                      "to a zone of this account")]
+    zone_id, zone_name = zone["Id"].rsplit("/", 1)[-1], zone["Name"].rstrip(".")
+    if zone.get("Config", {}).get("PrivateZone"):
+        return [Check(name, "fail", f"{zone_id} ({zone_name}) is a private hosted zone",
+                      "use a public hosted zone: the internet never resolves a private one")]
+    try:
+        sets = clients.route53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=record,
+                                                         MaxItems="100")["ResourceRecordSets"]
+    except ClientError as e:
+        what, todo = aws.explain(e, "route53:ListResourceRecordSets")
+        return [Check(name, "fail", f"cannot list the records of {zone_id} ({what})", todo)]
+    same = [r for r in sets if r["Name"].rstrip(".").lower() == record]
+    plain = [r["Type"] for r in same if r["Type"] in ("A", "CNAME") and "SetIdentifier" not in r]
+    data = {"zone_id": zone_id, "zone_name": zone_name, "record_name": record,
+            "regions": sorted(r["Region"] for r in same if r.get("Region"))}
+    if plain:
+        return [Check(name, "fail", f"{record} already has a {'/'.join(plain)} record without a set identifier in "
+                      f"{zone_name}", "Route 53 refuses a latency record next to it: delete that record (the "
+                      "regional stacks' records replace it) before `pulumi up`", data)]
+    others = f"; latency records of {', '.join(data['regions'])} already there" if data["regions"] else ""
+    return [Check(name, "pass", f"{record} can be added to public zone {zone_name} ({zone_id}){others}", data=data)]
+
+
 def check_discovery(clients: AwsClients, cluster: str) -> list[Check]:
     """After deploy: the EC2NodeClass selects subnets and security groups by this tag; none means no launch."""
     from botocore.exceptions import ClientError
@@ -635,7 +728,8 @@ def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str]
                 return checks + (in_cluster(cluster_reader, cfg) if cluster_reader is not None else [])
         checks += (check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_ami(clients, cfg)
                   + check_addon_versions(clients, cfg) + check_spot_role(clients, cfg)
-                  + check_image_snapshot(clients, cfg) + check_cluster_creator(clients, cfg))
+                  + check_image_snapshot(clients, cfg) + check_cluster_creator(clients, cfg)
+                  + check_global_name(clients, cfg))
         if after_deploy_cluster:
             checks += check_discovery(clients, after_deploy_cluster)
     except NoCredentialsError:

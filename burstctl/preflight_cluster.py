@@ -332,8 +332,8 @@ class ClusterChecks:
         want = [("serviceMonitor", "serviceMonitorLabels", m.service_monitor_labels or {}, service_ns),
                 ("podMonitor", "serviceMonitorLabels", m.service_monitor_labels or {},
                  {envoy: self.namespace_labels(envoy)})]
-        if m.alerts:
-            want.append(("rule", "ruleLabels", m.rule_labels or {}, {cfg.gateway.namespace: models_ns}))
+        # Alerts and usage recording rules: one label set, in the models' namespace.
+        want.append(("rule", "ruleLabels", m.rule_labels or {}, {cfg.gateway.namespace: models_ns}))
         checks = []
         for kind, key, labels, namespaces in want:
             ok = []

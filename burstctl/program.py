@@ -48,6 +48,22 @@ def image_cache() -> ModuleType:
     return _first("components.image_cache", "gpu_burst.image_cache")
 
 
+def stack_config_prices() -> ModuleType:
+    """`stacks.config.prices` (checkout) or `gpu_burst.config.prices` (installed package): the GPU price table."""
+    return _first("stacks.config.prices", "gpu_burst.config.prices")
+
+
+def usage_queries() -> ModuleType:
+    """`components.usage` (checkout) or `gpu_burst.usage` (installed package): the PromQL of the usage recording
+    rules, which `burstctl usage` evaluates over its own time range."""
+    return _first("components.usage", "gpu_burst.usage")
+
+
+def monitoring() -> ModuleType:
+    """`components.monitoring` (checkout) or `gpu_burst.monitoring` (installed package): the Prometheus Service."""
+    return _first("components.monitoring", "gpu_burst.monitoring")
+
+
 def component(name: str) -> ModuleType:
     """`components.<name>` (checkout) or `gpu_burst.<name>` (installed package), e.g. `http_addon`."""
     return _first(f"components.{name}", f"gpu_burst.{name}")

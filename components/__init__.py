@@ -10,6 +10,7 @@ from .alerts import Alerts, AlertsArgs
 from .cluster import EksAddonVersions, EksCluster, EksClusterArgs, SystemNodeGroupArgs, SystemNodeOs
 from .dashboards import Dashboards, DashboardsArgs
 from .edge_gateway import EdgeGateway, EdgeGatewayArgs
+from .global_dns import GlobalDnsHealthCheckArgs, GlobalDnsRecord, GlobalDnsRecordArgs
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .image_cache import ImageCache, ImageCacheArgs
@@ -22,6 +23,7 @@ from .model_store import ModelStore, ModelStoreArgs, ModelWeights, ModelWeightsA
 from .monitoring import Monitoring, MonitoringArgs
 from .network import NatMode, Network, NetworkArgs
 from .nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from .usage import ModelPriceArgs, UsageRules, UsageRulesArgs
 
 __version__ = "0.1.0"
 
@@ -44,8 +46,10 @@ COMPONENTS = [
     EdgeGateway,
     ModelRoute,
     AddedModel,
+    GlobalDnsRecord,
     Dashboards,
     Alerts,
+    UsageRules,
 ]
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "Dashboards", "DashboardsArgs",
     "EksAddonVersions", "EksCluster", "EksClusterArgs", "SystemNodeGroupArgs", "SystemNodeOs",
     "EdgeGateway", "EdgeGatewayArgs",
+    "GlobalDnsHealthCheckArgs", "GlobalDnsRecord", "GlobalDnsRecordArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
     "Karpenter", "KarpenterArgs", "KarpenterInterruptionQueue", "KarpenterInterruptionQueueArgs",
     "Keda", "KedaArgs",
@@ -68,4 +73,5 @@ __all__ = [
     "Monitoring", "MonitoringArgs",
     "NatMode", "Network", "NetworkArgs",
     "NvidiaDevicePlugin", "NvidiaDevicePluginArgs",
+    "UsageRules", "UsageRulesArgs", "ModelPriceArgs",
 ]

@@ -173,7 +173,7 @@ class AddedModel(pulumi.ComponentResource):
             f"weights-{served}",
             {**staging, "bucket_name": c["model_store_bucket"], "cluster_name": c["cluster_name"], "namespace": ns,
              "served_name": served, "hf_model_id": args["hf_model_id"], "revision": args["revision"],
-             **({"compile_cache_image": args["image"]} if args["compile_cache"] else {})},
+             "region": c["region"], **({"compile_cache_image": args["image"]} if args["compile_cache"] else {})},
             opts=pulumi.ResourceOptions(parent=self))
         self.service = ModelService(
             f"model-{served}", self._service_args(args, c, traffic_class),

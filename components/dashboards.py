@@ -13,7 +13,7 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
 
 from ._common import child, deps_of, labels, token
 from .alerts import scaler_errors_expr
-from .edge_gateway import KEY_ATTRIBUTE
+from . import usage
 
 DASHBOARD_UID = "gpu-burst-vllm"
 DASHBOARD_FILE = "gpu-burst-vllm.json"
@@ -34,7 +34,7 @@ def _quantiles(metric: str, sel: str) -> list[tuple[str, str]]:
              f"{{{{model_name}}}} p{int(q * 100)}") for q in QUANTILES]
 
 
-KEY_LABEL = KEY_ATTRIBUTE.replace(".", "_")
+KEY_LABEL = usage.KEY_LABEL
 """Prometheus label of the API-key name on the AI Gateway's metrics (the attribute the edge maps from the header its
 API-key filter sets; the OTel Prometheus exporter turns dots into underscores)."""
 
@@ -71,6 +71,45 @@ def edge_panels(y: int) -> list:
             ('sum by (route_name) (interceptor_request_concurrency{route_name=~"$model"})', "{{route_name}}")],
             GridPos(h=8, w=12, x=12, y=y + 9),
             "Requests waiting for a replica (cold start) or being proxied, next to the edge's view."),
+    ]
+
+
+def _stat(title: str, unit: str, expr: str, legend: str, pos: GridPos, description: str = "") -> stat.Panel:
+    return (stat.Panel().title(title).unit(unit).datasource(_DS).grid_pos(pos).description(description)
+            .with_target(prometheus.Dataquery().expr(expr).legend_format(legend).ref_id("A")))
+
+
+def usage_panels(y: int) -> list:
+    """Usage and cost, from the recording rules of components/usage.py: per API key and per model."""
+    r, k, m = usage.record, KEY_LABEL, f'{usage.MODEL_LABEL}=~"$model"'
+    per_key = "{{%s}}" % k
+    return [
+        db.Row("Usage and cost: per API key, per model").grid_pos(GridPos(h=1, w=24, x=0, y=y)),
+        _ts("Requests per API key (last hour)", "short", [
+            (r("key_requests", "1h"), per_key)], GridPos(h=8, w=6, x=0, y=y + 1),
+            "Requests the edge admitted and sent to a model, per key name, over the hour before each point."),
+        _ts("Tokens per API key (last hour)", "short", [
+            (r("key_tokens", "1h"), "%s {{gen_ai_token_type}}" % per_key)], GridPos(h=8, w=6, x=6, y=y + 1)),
+        _ts("Errors per API key and refusals at the edge (last hour)", "short", [
+            (r("key_errors", "1h"), "%s failed upstream" % per_key),
+            (r("edge_rejected", "1h"), "{{code}} at the edge (all keys)")], GridPos(h=8, w=6, x=12, y=y + 1),
+            "Upstream failures are per key; Envoy counts its own 401/403/429 per filter, not per key."),
+        _stat("Daily token budget left", "short", usage.BUDGET_LEFT, per_key, GridPos(h=8, w=6, x=18, y=y + 1),
+              "tokensPerDay minus input + output tokens of the last 24 hours (rolling); keys without a budget are "
+              "not shown."),
+        _stat("GPU-hours per model (last 24 h)", "short", f"{r('model_gpu_seconds', '1d')}{{{m}}} / 3600",
+              "{{model}}", GridPos(h=6, w=6, x=0, y=y + 9),
+              "GPUs held by the model's pods (bound to a node, not finished) x time, idle warm time included."),
+        _stat("Cold starts per model (last 24 h)", "short", f"{r('model_cold_starts', '1d')}{{{m}}}", "{{model}}",
+              GridPos(h=6, w=6, x=6, y=y + 9), "Scale-ups from zero replicas."),
+        _stat("GPU cost per model (last 24 h)", "currencyUSD", f"{r('model_cost_usd', '1d')}{{{m}}}",
+              "{{model}} ({{instance_type}})", GridPos(h=6, w=6, x=12, y=y + 9),
+              "GPU-hours x the pool's price per GPU-hour (burstctl estimate's table, on-demand list prices)."),
+        _stat("Cost per million output tokens (last 24 h)", "currencyUSD",
+              f"{r('model_cost_per_million_output_tokens', '1d')}{{{m}}}", "{{model}}",
+              GridPos(h=6, w=6, x=18, y=y + 9),
+              "GPU cost of the last 24 hours / output tokens served in them x 1e6. Idle warm time is charged to the "
+              "model, so a lightly used model looks expensive."),
     ]
 
 
@@ -131,6 +170,7 @@ def build_dashboard(models: list[str], models_namespace: str) -> dict:
             GridPos(h=8, w=24, x=0, y=39),
             "A trigger in error (and none active) stops KEDA from scaling to zero: the GPU node keeps running."),
         *edge_panels(y=47),
+        *usage_panels(y=64),
     ]
     builder = (
         db.Dashboard("gpu-burst / vLLM models").uid(DASHBOARD_UID).tags(["gpu-burst", "vllm", "keda"])

@@ -4,9 +4,10 @@ the edge, before the request reaches the KEDA HTTP add-on interceptor (the inter
 start). vLLM only accepts an internal credential that the edge injects.
 
 Request path of one model (also exposed as `request_paths`):
-  NLB → Envoy (SecurityPolicy apiKeyAuth → local rate limit → AI Gateway ext_proc sets `x-ai-eg-model` from the
-  body `model`) → AIGatewayRoute rule `x-ai-eg-model == <name>` → AIServiceBackend → Backend (interceptor FQDN)
-  → InterceptorRoute matching `x-ai-eg-model: <name>` → the model's Service → vLLM (Authorization: internal key).
+  NLB → Envoy (SecurityPolicy apiKeyAuth → AI Gateway ext_proc sets `x-ai-eg-model` from the body `model` →
+  the key's model scope (SecurityPolicy authorization) → local rate limit) → AIGatewayRoute rule
+  `x-ai-eg-model == <name>` → AIServiceBackend → Backend (interceptor FQDN) → InterceptorRoute matching
+  `x-ai-eg-model: <name>` → the model's Service → vLLM (Authorization: internal key).
 """
 
 import json
@@ -47,6 +48,13 @@ CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
 CLIENT_ID_HEADER = "x-gpu-burst-key"
 """Header the API-key filter writes with the *name* of the matched key (SecurityPolicy forwardClientIDHeader); the
 per-key rate limits and the per-key metrics read it. The key itself is stripped (sanitize)."""
+MAX_SCOPE_VALUES = 256
+"""Most values one header match of a SecurityPolicy authorization rule holds (envoyproxy/gateway@v1.9.0
+api/v1alpha1/authorization_types.go AuthorizationHeaderMatch.Values): the served names of one scoped key, and the
+names of the keys without a scope."""
+SCOPE_DENIED_STATUS = 403
+"""What a valid key gets for a model outside its scope: Envoy's RBAC filter answers 403, which is also what OpenAI
+answers when a project may not use a model (docs/workload.md, Keys scoped to models)."""
 KEY_ATTRIBUTE = "gpu_burst.key"
 """Metric attribute the AI Gateway records from CLIENT_ID_HEADER (Prometheus label `gpu_burst_key`)."""
 ENVOY_METRICS_PORT = "metrics"
@@ -258,6 +266,51 @@ def openai_error(message: str, kind: str, code: str) -> str:
     return json.dumps({"error": {"message": message, "type": kind, "code": code}})
 
 
+def key_scope_problems(key_names: list, key_models: dict) -> list[str]:
+    """Why `key_models` (key name → served names it may call) cannot scope the keys `key_names` ([] when it can)."""
+    out = []
+    strangers = sorted(set(key_models) - set(key_names))
+    if strangers:
+        out.append(f"key_models names keys {strangers} that are not API keys; allowed: {', '.join(key_names)}")
+    for key, models in sorted(key_models.items()):
+        if not 1 <= len(set(models)) <= MAX_SCOPE_VALUES:
+            out.append(f"key '{key}' may call {len(set(models))} models; allowed: 1 to {MAX_SCOPE_VALUES} served "
+                       "names (leave the key out to let it call every model)")
+    if len(set(key_names) - set(key_models)) > MAX_SCOPE_VALUES:
+        out.append(f"{len(set(key_names) - set(key_models))} keys without a scope; allowed: at most "
+                   f"{MAX_SCOPE_VALUES} (scope some of them)")
+    return out
+
+
+def key_scope_authorization(key_names: list, key_models: dict) -> Optional[dict]:
+    """SecurityPolicy `authorization` that lets each key in `key_models` call only its served names, and every other
+    key every model; None when no key is scoped.
+
+    Envoy Gateway renders it as the RBAC filter, which runs after the AI Gateway's ext_proc has set `x-ai-eg-model`
+    from the body (and re-selected the route) and before the router: the model checked is the one the request is
+    routed by, whichever route or program declared it, and a refused request never reaches the interceptor. Rules
+    match in order; anything they do not allow is denied."""
+    if not key_models:
+        return None
+    rules = [{"name": f"key-{key}", "action": "Allow", "principal": {"headers": [
+        {"name": CLIENT_ID_HEADER, "values": [key]},
+        {"name": MODEL_HEADER, "values": sorted(set(models))}]}} for key, models in sorted(key_models.items())]
+    unscoped = sorted(set(key_names) - set(key_models))
+    if unscoped:
+        rules.append({"name": "keys-without-scope", "action": "Allow",
+                      "principal": {"headers": [{"name": CLIENT_ID_HEADER, "values": unscoped}]}})
+    return {"rules": rules, "defaultAction": "Deny"}
+
+
+def scope_denied_override() -> dict:
+    """The BackendTrafficPolicy responseOverride that words the edge's own 403 (a key outside its scope) as OpenAI
+    does for a project that may not use a model (the openai SDK raises PermissionDeniedError)."""
+    return {"source": "Local", "match": {"statusCodes": [{"type": "Value", "value": SCOPE_DENIED_STATUS}]},
+            "response": {"contentType": "application/json", "body": {"type": "Inline", "inline": openai_error(
+                "This API key does not have access to the requested model.", "invalid_request_error",
+                "model_not_found")}}}
+
+
 class EdgeGatewayArgs(TypedDict):
     """Inputs of the EdgeGateway."""
 
@@ -282,6 +335,10 @@ class EdgeGatewayArgs(TypedDict):
     """Names of the client API keys (not secret); empty: one key named `default` is generated."""
     requests_per_minute: dict[str, int]
     """Requests per minute per key name (every name in `key_names`, or `default`)."""
+    key_models: NotRequired[dict[str, list[str]]]
+    """Key name → the served names it may call (any name a route on this Gateway matches: this stack's models,
+    models other programs add, adapter names); a key left out may call every model. Any other model gets 403 at
+    the edge, before the interceptor. Default: every key may call every model."""
     api_keys: NotRequired[pulumi.Input[dict[str, str]]]
     """Key name → key (a Pulumi secret). Required when `key_names` is not empty."""
     public: NotRequired[bool]
@@ -315,10 +372,10 @@ class EdgeGatewayArgs(TypedDict):
 
 class EdgeGateway(pulumi.ComponentResource):
     """Envoy Gateway + Envoy AI Gateway (pinned OCI charts on the system nodes), the Gateway behind an LBC NLB, one
-    AIGatewayRoute rule per model to the interceptor, API keys (401), per-key request limits (429 + Retry-After),
-    cold-start-proof timeouts, the internal credential for vLLM and the scrape of the edge's metrics. Pass the
-    LoadBalancerController release in `opts.depends_on`: the NLB's Service depends on it, so `destroy` waits until
-    the controller has deleted what it made for that Service before the controller goes."""
+    AIGatewayRoute rule per model to the interceptor, API keys (401), keys scoped to models (403), per-key request
+    limits (429 + Retry-After), cold-start-proof timeouts, the internal credential for vLLM and the scrape of the
+    edge's metrics. Pass the LoadBalancerController release in `opts.depends_on`: the NLB's Service depends on it, so
+    `destroy` waits until the controller has deleted what it made for that Service before the controller goes."""
 
     endpoint: pulumi.Output[str]
     """The SDK's base_url: http(s)://<host>/v1."""
@@ -362,6 +419,10 @@ class EdgeGateway(pulumi.ComponentResource):
         missing = sorted(set(key_names) - set(args["requests_per_minute"]))
         if missing:
             raise ValueError(f"EdgeGateway '{name}': no requests_per_minute for keys {missing}")
+        key_models = {k: list(v) for k, v in (args.get("key_models") or {}).items()}
+        scope_problems = key_scope_problems(key_names, key_models)
+        if scope_problems:
+            raise ValueError(f"EdgeGateway '{name}': " + "; ".join(scope_problems))
         t = hop_timeouts(args["hold_seconds"], args["response_header_seconds"])
         port = 443 if cert else 80
         if not cert and t.silence_seconds > NLB_MAX_IDLE_SECONDS:
@@ -509,7 +570,9 @@ class EdgeGateway(pulumi.ComponentResource):
         gw_name = self.gateway.metadata.apply(lambda m: m["name"])
         gw_ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}
 
-        # -- 401 before anything: API keys on the Gateway (covers every route, /v1/models included) ----------------
+        # -- 401 before anything, 403 for a model outside the key's scope: on the Gateway, so both cover every route
+        # (/v1/models included for the key check), whoever declared it -----------------------------------------------
+        scope = key_scope_authorization(key_names, key_models)
         self.security_policy = k8s.apiextensions.CustomResource(
             f"{name}-api-key-auth",
             api_version="gateway.envoyproxy.io/v1alpha1",
@@ -520,10 +583,11 @@ class EdgeGateway(pulumi.ComponentResource):
                                     "name": self.keys_secret.metadata.apply(lambda m: m["name"])}],
                 # The openai SDK sends `Authorization: Bearer <key>` (the filter strips "Bearer ").
                 "extractFrom": [{"headers": ["authorization"]}],
+                # Overwrites any client value (Envoy api_key_auth setCopy): the scope rules can trust it.
                 "forwardClientIDHeader": CLIENT_ID_HEADER,
                 # The client's key never travels past the edge; the upstream gets the internal key instead.
                 "sanitize": True,
-            }},
+            }, **({"authorization": scope} if scope else {})},
             opts=child(self, cr_deps + [self.keys_secret]),
         )
 
@@ -560,6 +624,7 @@ class EdgeGateway(pulumi.ComponentResource):
                                   "body": {"type": "Inline", "inline": openai_error(
                                       f"Missing or invalid API key; send Authorization: Bearer ${API_KEY_ENV}.",
                                       "invalid_request_error", "invalid_api_key")}}},
+                    *([scope_denied_override()] if scope else []),
                 ],
             },
             opts=child(self, cr_deps),

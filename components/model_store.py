@@ -185,6 +185,9 @@ class ModelWeightsArgs(TypedDict):
     """Where the Job runs. Default the system nodes (never a GPU node: it carries no GPU toleration)."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
     """Extra tags of the IAM roles and associations."""
+    region: NotRequired[pulumi.Input[str]]
+    """The bucket's region: the staging Job's S3 client talks to that region's endpoint (through the VPC's S3
+    gateway endpoint) instead of the global one, which redirects and leaves through the NAT."""
 
 
 class ModelWeights(pulumi.ComponentResource):
@@ -323,6 +326,9 @@ class ModelWeights(pulumi.ComponentResource):
         env = [{"name": "HOME", "value": "/work"}, {"name": "PYTHONPATH", "value": "/work/site"},
                {"name": "TMPDIR", "value": "/work/tmp"}, {"name": "PYTHONUNBUFFERED", "value": "1"},
                {"name": "PIP_DISABLE_PIP_VERSION_CHECK", "value": "1"}]
+        if args.get("region"):
+            env += [{"name": "AWS_REGION", "value": args["region"]},
+                    {"name": "AWS_DEFAULT_REGION", "value": args["region"]}]
         if token_secret is not None:
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret.metadata.name,
                                                                             "key": HF_TOKEN_KEY}}})

@@ -6,6 +6,7 @@ from .addons import build_addons
 from .config import NAMESPACE, StackConfig
 from .existing import read_existing_cluster
 from .foundation import build_foundation
+from .global_dns import resolve_hosted_zone
 from .snapshot import resolve_data_volume
 from .workload import build_workload
 
@@ -19,6 +20,7 @@ def build(cfg: StackConfig) -> dict:
     if cfg.existing_cluster:
         cfg, existing = read_existing_cluster(cfg)
     data_volume = resolve_data_volume(cfg)
+    global_zone = resolve_hosted_zone(cfg)
     foundation = build_foundation(cfg, prefix, existing)
     addons = build_addons(foundation, data_volume)
     secrets = pulumi.Config(NAMESPACE)
@@ -42,7 +44,7 @@ def build(cfg: StackConfig) -> dict:
         "gpuPools": addons.gpu_pool_names,
         "gpuDataVolumeSnapshotId": addons.gpu_data_volume_snapshot_id,
     }
-    outputs.update(build_workload(foundation, addons, api_keys, hf_token))
+    outputs.update(build_workload(foundation, addons, api_keys, hf_token, global_zone))
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs

@@ -12,10 +12,13 @@ from components.load_balancer_controller import LoadBalancerController
 from components.model_service import ModelService
 from components.image_cache import ImageCache
 from components.model_store import ModelStore, ModelWeights
+from components.usage import UsageRules
 
 from .config import duration_seconds
 from .config.models import VLLM_IMAGE
+from .config.prices import model_price
 from .contracts import Addons, Foundation
+from .global_dns import HostedZone, regional_record
 
 ALERT_MARGIN_SECONDS = 600
 LBC_CHART_VERSION = "3.5.0"
@@ -36,11 +39,11 @@ def _go_duration(seconds: float) -> str:
 
 
 def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] = None,
-                   hf_token: Optional[pulumi.Output] = None) -> dict:
+                   hf_token: Optional[pulumi.Output] = None, global_zone: Optional[HostedZone] = None) -> dict:
     """Declare the model services, the front door, the dashboard and the alerts; return the stack outputs.
 
     `api_keys` is `gpu-burst:apiKeys` (a secret map key name → key) or None to generate one key; `hf_token` is
-    `gpu-burst:hfToken` or None."""
+    `gpu-burst:hfToken` or None; `global_zone` is the hosted zone of `gateway.globalDns` (None without it)."""
     cfg = f.cfg
     gw = cfg.gateway
     http = cfg.addons.http_addon
@@ -85,7 +88,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "hold_seconds": int(duration_seconds(http.readiness_timeout)),
         "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
         "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names, "requests_per_minute": limits,
-        "replicas": edge_replicas, **node_selector,
+        "key_models": cfg.key_models, "replicas": edge_replicas, **node_selector,
         "install_envoy_gateway": gw.envoy_gateway.install, "install_ai_gateway": gw.ai_gateway.install,
         **({"envoy_gateway_namespace": gw.envoy_gateway.namespace} if gw.envoy_gateway.namespace else {}),
         **({"monitor_labels": dict(a.monitor_labels)} if a.monitor_labels else {})}
@@ -93,8 +96,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         edge_args["api_keys"] = api_keys
     if gw.certificate_arn:
         edge_args["certificate_arn"] = gw.certificate_arn
-    if gw.domain:
-        edge_args["domain"] = gw.domain
+    if gw.client_host:
+        edge_args["domain"] = gw.client_host
     gateway = EdgeGateway(
         "gpu-burst-edge",
         edge_args,
@@ -120,7 +123,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             f"weights-{m.served_name}",
             {**staging, **node_selector, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
              "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
-             "revision": m.revision, **({"compile_cache_image": m.image} if m.compile_cache else {})},
+             "revision": m.revision, "region": cfg.region,
+             **({"compile_cache_image": m.image} if m.compile_cache else {})},
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns]),
         )
         optional["weights"] = {"model_uri": weights.model_uri, "service_account_name": weights.service_account_name,
@@ -174,8 +178,17 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             opts=pulumi.ResourceOptions(**k8s_opts, depends_on=present(ns, a.monitoring_release)),
         )
 
+    prices = {m.served_name: p._asdict() for m in models if (p := model_price(cfg, m)) is not None}
+    UsageRules(
+        "gpu-burst-usage",
+        # No daily token budgets are configured per key yet: key_tokens_per_day stays empty (no budget rules).
+        {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "prices": prices,
+         **({"rule_labels": dict(a.rule_labels)} if a.rule_labels else {})},
+        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=present(ns, a.monitoring_release)),
+    )
+
     examples = gateway.curl_examples
-    return {
+    outputs = {
         "endpoint": gateway.endpoint,
         "models": names,
         "apiKeys": gateway.api_keys,
@@ -194,6 +207,10 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "modelStoreBucket": store.bucket_name,
         **shared_outputs(cfg, a, gateway, cache, release_label),
     }
+    if global_zone is not None:
+        record = regional_record(cfg, global_zone, gateway)
+        outputs["globalEndpoint"] = record.fqdn.apply(lambda n: f"https://{n}/v1")
+    return outputs
 
 
 def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCache], release_label) -> dict:

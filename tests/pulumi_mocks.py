@@ -51,19 +51,26 @@ _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 
 class ProviderError(grpc.RpcError):
-    """A data source read that failed in the provider, as the engine hands it to the program: a gRPC error whose
-    details are `invocation of <token> returned an error: <provider message>` (pulumi/pulumi source_eval.go
-    ResourceMonitor.Invoke). The SDK raises it from the invoke as a catchable Exception, not as a crash."""
+    """What the engine sends back when a provider's invoke fails ("invocation of <tok> returned an error: ...",
+    pulumi/pulumi pkg/resource/deploy/source_eval.go resmon.Invoke): a gRPC error, which the Python SDK turns into
+    an exception the program can catch (pulumi/runtime/invoke.py do_invoke). A plain exception from a mock would
+    instead count as an unhandled RPC failure and end the program whatever it catches."""
 
-    def __init__(self, token: str, message: str):
+    def __init__(self, tok: str, message: str):
         super().__init__(message)
-        self._details = f"invocation of {token} returned an error: {message}"
+        self._details = f"invocation of {tok} returned an error: {message}"
 
     def code(self):
         return grpc.StatusCode.UNKNOWN
 
     def details(self):
         return self._details
+
+
+def configured_region() -> str:
+    """The region of the default AWS provider: `aws:region` of the stack under test (REGION when unset), as the real
+    provider answers getRegion and builds regional names from its configuration."""
+    return pulumi.Config("aws").get("region") or REGION
 
 
 def suffix(name: str) -> str:
@@ -173,6 +180,8 @@ class Mocks(pulumi.runtime.Mocks):
                 "aws:eks:cluster-name": EXISTING_CLUSTER, "karpenter.sh/discovery": EXISTING_CLUSTER}}}
         self.iam_roles: set[str] = {EXISTING_NODE_ROLE}
         self.instance_profiles: dict[str, str] = {f"{EXISTING_NODE_ROLE}-profile": EXISTING_NODE_ROLE}
+        self.hosted_zones: list[tuple[str, str, bool]] = list(self.HOSTED_ZONES)
+        """Route 53 hosted zones of the account, (id, name with the final dot, private), answered by getZone."""
         self.stacks: dict[str, tuple[dict, set]] = {}
         """Stacks a StackReference can read: fully qualified name -> (outputs, names of the secret ones)."""
         self.snapshots: list[dict] = []
@@ -242,7 +251,7 @@ class Mocks(pulumi.runtime.Mocks):
                 lb = "k8s-{}-{}-{}".format(*(re.sub(r"[^A-Za-z0-9]", "", v)[:n] for v, n in (
                     (md.get("namespace") or "default", 8), (md["name"], 8), (suffix(md["name"]) * 2, 10))))
                 out["status"] = {"loadBalancer": {"ingress": [{"hostname": f"{lb}-{suffix(lb)}{suffix(md['name'])}"
-                                                                           f".elb.{REGION}.amazonaws.com"}]}}
+                                                                           f".elb.{configured_region()}.amazonaws.com"}]}}
             return [f"{md['name']}-id", out]
         if t.startswith("aws:"):
             return self._aws(args, out)
@@ -311,6 +320,17 @@ class Mocks(pulumi.runtime.Mocks):
         elif t == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
             out["associationArn"] = _arn("eks", f"podidentityassociation/{out.get('clusterName')}/a-{suffix(n)}")
             out["associationId"] = f"a-{suffix(n)}"
+        elif t == "aws:route53/healthCheck:HealthCheck":
+            # Route 53 health checks have no name; their id is a UUID.
+            del out["name"]
+            h = hashlib.sha1(n.encode()).hexdigest()
+            rid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+            out["arn"] = f"arn:aws:route53:::healthcheck/{rid}"
+        elif t == "aws:route53/record:Record":
+            # The provider's id is <zone>_<name>_<type>[_<set identifier>]; fqdn is the name, lowercase, no final
+            # dot (hashicorp/terraform-provider-aws internal/service/route53/record.go).
+            out["fqdn"] = name.rstrip(".").lower()
+            rid = "_".join([out["zoneId"], name, out["type"]] + ([out["setIdentifier"]] if out.get("setIdentifier") else []))
         elif t == "aws:eks/addon:Addon":
             out["arn"] = _arn("eks", f"addon/{out.get('clusterName')}/{out.get('addonName')}/{suffix(n)}")
         else:
@@ -389,6 +409,7 @@ class Mocks(pulumi.runtime.Mocks):
         return [f"{args.name}-id", out]
 
     # -- invokes ------------------------------------------------------------------------------------------------
+    REGION_NAMES = {"us-west-2": "US West (Oregon)", "eu-west-1": "Europe (Ireland)", "us-east-1": "US East (N. Virginia)"}
     ZONES = [
         # (name, id, zone type, opt-in status, group): us-west-2 has 4 AZs, a Local Zone (opted in) and a Wavelength
         # Zone, as DescribeAvailabilityZones with AllAvailabilityZones lists them.
@@ -397,15 +418,21 @@ class Mocks(pulumi.runtime.Mocks):
         (f"{REGION}-lax-1a", "usw2-lax1-az1", "local-zone", "opted-in", f"{REGION}-lax-1"),
         (f"{REGION}-wl1-sea-wlz-1", "usw2-wl1-sea-wlz1", "wavelength-zone", "opted-in", f"{REGION}-wl1"),
     ]
+    OTHER_REGION_ZONES = {
+        # eu-west-1 (Ireland) has three AZs and no Local or Wavelength Zone.
+        "eu-west-1": [(f"eu-west-1{z}", f"euw1-az{i}", "availability-zone", "opt-in-not-required", "eu-west-1")
+                      for i, z in enumerate("abc", 1)],
+    }
 
     def _zones(self, a: dict) -> dict:
         """getAvailabilityZones with its `filters` (DescribeAvailabilityZones filter names) applied. Without filters
         and all_availability_zones, AWS returns the opted-in Local/Wavelength zones too."""
         fields = {"zone-name": 0, "zone-id": 1, "zone-type": 2, "opt-in-status": 3, "group-name": 4}
-        zones = list(self.ZONES)
+        region = configured_region()
+        zones = list(self.ZONES if region == REGION else self.OTHER_REGION_ZONES[region])
         for f in a.get("filters") or []:
             zones = [z for z in zones if z[fields[f["name"]]] in f["values"]]
-        return {"names": [z[0] for z in zones], "zoneIds": [z[1] for z in zones], "id": REGION,
+        return {"names": [z[0] for z in zones], "zoneIds": [z[1] for z in zones], "id": region,
                 "groupNames": sorted({z[4] for z in zones})}
 
     def _snapshot_ids(self, a: dict) -> dict:
@@ -437,6 +464,54 @@ class Mocks(pulumi.runtime.Mocks):
         return {"id": s["SnapshotId"], "snapshotId": s["SnapshotId"], "volumeSize": s.get("VolumeSize", 100),
                 "encrypted": s.get("Encrypted", True), "state": s["State"], "ownerId": s["OwnerId"],
                 "tags": {t["Key"]: t["Value"] for t in s.get("Tags", [])}}
+
+    ELB_ZONE_IDS = {
+        # region: (Application/Classic, Network) Route 53 hosted zone ids of the load balancers' DNS names, from the
+        # ELB endpoints page (docs.aws.amazon.com/general/latest/gr/elb.html) and the provider's own table
+        # (hashicorp/terraform-provider-aws internal/service/elbv2/hosted_zone_id_data_source.go).
+        "us-west-2": ("Z1H1FL5HABSF5", "Z18D5FSROUN65G"),
+        "eu-west-1": ("Z32O12XQLNTSW2", "Z2IFOLAFXWLO4F"),
+        "us-east-1": ("Z35SXDOTRQ7X7K", "Z26RNL4JYFTOTI"),
+    }
+
+    def _elb_hosted_zone_id(self, a: dict) -> dict:
+        """getHostedZoneId as the provider answers it: from its table, for `region` (default: the provider's),
+        `application` unless `loadBalancerType` says `network`; a region missing from the table is an error."""
+        region = a.get("region") or configured_region()
+        lb_type = a.get("loadBalancerType") or "application"
+        if lb_type not in ("application", "network"):
+            raise ProviderError("aws:lb/getHostedZoneId:getHostedZoneId",
+                                f'expected load_balancer_type to be one of ["application" "network"], got {lb_type}')
+        if region not in self.ELB_ZONE_IDS:
+            raise ProviderError("aws:lb/getHostedZoneId:getHostedZoneId", f"unsupported AWS Region: {region}")
+        zone = self.ELB_ZONE_IDS[region][lb_type == "network"]
+        return {"id": zone, "region": region, "loadBalancerType": lb_type}
+
+    HOSTED_ZONES = [
+        # (id, name, private): what ListHostedZones returns for this account. A public and a private zone share the
+        # name example.com, as split-horizon DNS has them.
+        ("Z0123456789ABCDEFGHIJ", "example.com.", False),
+        ("Z0987654321KLMNOPQRST", "example.com.", True),
+        ("Z05551234INTERNAL0001", "internal.example.net.", True),
+    ]
+
+    def _route53_zone(self, a: dict) -> dict:
+        """getZone as the provider answers it: by `zoneId` any zone, by `name` only zones whose privacy equals
+        `privateZone` (default false); exactly one match, else the provider's error. The name comes back without
+        the final dot (hashicorp/terraform-provider-aws internal/service/route53/zone_data_source.go)."""
+        zones = [z for z in self.hosted_zones if (
+            z[0] == a["zoneId"] if a.get("zoneId") else
+            z[1].rstrip(".") == str(a.get("name", "")).rstrip(".") and z[2] == bool(a.get("privateZone")))]
+        if len(zones) != 1:
+            raise ProviderError("aws:route53/getZone:getZone", "no matching Route 53 Hosted Zone found" if not zones
+                                else "multiple Route 53 Hosted Zones matched; use additional constraints to reduce "
+                                     "matches to a single Route 53 Hosted Zone")
+        zid, name, private = zones[0]
+        return {"id": zid, "zoneId": zid, "name": name.rstrip("."), "privateZone": private,
+                "arn": f"arn:aws:route53:::hostedzone/{zid}", "callerReference": f"ref-{suffix(zid)}",
+                "comment": "", "nameServers": [] if private else [f"ns-{i}.awsdns-{i:02d}.org" for i in (1, 2)],
+                "primaryNameServer": "" if private else "ns-1.awsdns-01.org", "resourceRecordSetCount": 2,
+                "tags": {}}
 
     GATEWAY_SERVICES = ("s3", "dynamodb")
     """The AWS services a region offers as Gateway endpoints (DescribeVpcEndpointServices, service-type Gateway)."""
@@ -582,7 +657,8 @@ class Mocks(pulumi.runtime.Mocks):
         if tok == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDA", "id": ACCOUNT}
         if tok == "aws:index/getRegion:getRegion":
-            return {"name": REGION, "region": REGION, "id": REGION, "description": "US West (Oregon)"}
+            region = configured_region()
+            return {"name": region, "region": region, "id": region, "description": self.REGION_NAMES[region]}
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
@@ -602,6 +678,10 @@ class Mocks(pulumi.runtime.Mocks):
             return self._snapshot_ids(args.args)
         if tok == "aws:ebs/getSnapshot:getSnapshot":
             return self._snapshot(args.args)
+        if tok == "aws:lb/getHostedZoneId:getHostedZoneId":
+            return self._elb_hosted_zone_id(args.args)
+        if tok == "aws:route53/getZone:getZone":
+            return self._route53_zone(args.args)
         if tok == "aws:eks/getAddonVersion:getAddonVersion":
             return self._addon_version(args.args)
         if tok == "eks:index:Cluster/getKubeconfig":

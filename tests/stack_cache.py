@@ -11,15 +11,16 @@ from stack_helpers import evaluate_stack, shared_loop
 
 
 def evaluated(stack: str, overrides: Optional[dict] = None, secrets: Optional[dict] = None,
-              newest_addon_versions: Optional[dict] = None) -> tuple[Mocks, dict]:
+              newest_addon_versions: Optional[dict] = None, pulumi_stack: str = "dev") -> tuple[Mocks, dict]:
     """Fresh mocks (as the `mocks` fixture sets them up), the stack evaluated on them, and its outputs.
-    `newest_addon_versions` replaces what the mocked getAddonVersion answers as the newest build of an add-on."""
+    `newest_addon_versions` replaces what the mocked getAddonVersion answers as the newest build of an add-on;
+    `pulumi_stack` is the stack name the program sees (`pulumi.get_stack()`)."""
     asyncio.set_event_loop(shared_loop())
     m = Mocks()
     m.newest_addon_versions.update(newest_addon_versions or {})
     mon = RecordingMonitor(m)
     m.monitor = mon
-    pulumi.runtime.set_mocks(m, project="gpu-burst", stack="dev", preview=False, monitor=mon)
+    pulumi.runtime.set_mocks(m, project="gpu-burst", stack=pulumi_stack, preview=False, monitor=mon)
     pulumi.runtime.set_all_config({})
     outputs = evaluate_stack(stack, overrides, secrets)
     return m, outputs

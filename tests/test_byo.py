@@ -15,6 +15,7 @@ from stack_cache import evaluated
 from stack_helpers import ROOT, evaluate_stack, resolve
 
 BYO = yaml.safe_load((ROOT / "Pulumi.byo.yaml").read_text())["config"]
+KPS = "kube-prometheus-stack"
 PROMETHEUS = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 SELECTOR = {"eks.amazonaws.com/nodegroup": "system"}
 CLUSTER_LEVEL = (
@@ -142,8 +143,10 @@ def test_monitors_and_rules_carry_the_labels_the_existing_prometheus_selects(sta
     assert len(monitors) == 3  # the model, the interceptor, the edge
     for r in monitors:
         assert r.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack", r.name
-    (rule,) = _of(mocks, "kubernetes:monitoring.coreos.com/v1:PrometheusRule")
-    assert rule.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    rules = _of(mocks, "kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    assert len(rules) == 2  # the alerts and the usage recording rules
+    for rule in rules:
+        assert rule.inputs["metadata"]["labels"]["release"] == KPS, rule.name
     keda = _releases(mocks)["keda"].inputs["values"]["prometheus"]["operator"]["serviceMonitor"]
     assert keda == {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}}
     (dashboard,) = [r for r in _of(mocks, "kubernetes:core/v1:ConfigMap") if r.name.startswith("gpu-burst-dashboards")]
@@ -282,9 +285,11 @@ def test_monitoring_installed_onto_the_existing_cluster(mocks):
 
 
 def test_existing_monitoring_without_dashboards_or_alerts(mocks):
-    byo(mocks, addons={"monitoring": {"dashboards": False, "alerts": False, "ruleLabels": None,
+    byo(mocks, addons={"monitoring": {"dashboards": False, "alerts": False,
                                       "dashboardNamespace": None, "dashboardLabels": None}})
-    assert mocks.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule") == []
+    # Only the usage recording rules are left, labelled for the cluster's Prometheus.
+    (rule,) = mocks.of_type("kubernetes:monitoring.coreos.com/v1:PrometheusRule")
+    assert rule.name == "gpu-burst-usage-rules" and rule.inputs["metadata"]["labels"]["release"] == KPS
     assert not [r for r in mocks.of_type("kubernetes:core/v1:ConfigMap") if r.name.startswith("gpu-burst-dashboards")]
 
 

@@ -47,6 +47,15 @@ def merge(a: dict, b: dict) -> dict:
     return out
 
 
+CERT = "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"
+GLOBAL = {"hostedZoneName": "example.com", "recordName": "llm.example.com"}
+
+
+def public_gw(**kw):
+    """An internet-facing gateway with TLS (what globalDns needs), plus `kw`."""
+    return {"gateway": {"public": True, "certificateArn": CERT, **kw}}
+
+
 def pool(**kw):
     return {"gpu": {"pools": [{**POOL, **kw}]}}
 
@@ -876,6 +885,35 @@ BAD = [
     ('gw-replicas-high', {"gateway": {"replicas": 11}}, [
         'gpu-burst:gateway.replicas: 11 is out of range; allowed: an integer from 1 to 10',
     ]),
+    # several regions behind one name
+    ('gw-global-dns-internal-nlb', {"gateway": {"globalDns": GLOBAL}}, [
+        'gpu-burst:gateway.globalDns: needs an internet-facing NLB: Route 53 health checkers and the clients of a public record reach it from the internet, and an internal NLB has only private addresses; allowed: gateway.public: true (with gateway.certificateArn), or no globalDns',
+    ]),
+    ('gw-global-dns-no-zone', public_gw(globalDns={"recordName": "llm.example.com"}), [
+        'gpu-burst:gateway.globalDns: neither hostedZoneId nor hostedZoneName is set; allowed: one of them, e.g. hostedZoneName: example.com',
+    ]),
+    ('gw-global-dns-two-zones', public_gw(globalDns={**GLOBAL, "hostedZoneId": "Z0123456789ABCDEFGHIJ"}), [
+        'gpu-burst:gateway.globalDns: both hostedZoneId and hostedZoneName are set; allowed: one of them, e.g. hostedZoneName: example.com',
+    ]),
+    ('gw-global-dns-record-outside-zone', public_gw(globalDns={**GLOBAL, "recordName": "llm.example.org"}), [
+        "gpu-burst:gateway.globalDns.recordName: 'llm.example.org' is not in hosted zone example.com; allowed: example.com or a name ending in .example.com",
+    ]),
+    ('gw-global-dns-zone-id-with-prefix', public_gw(globalDns={"hostedZoneId": "/hostedzone/Z0123456789ABCDEFGHIJ", "recordName": "llm.example.com"}), [
+        "gpu-burst:gateway.globalDns.hostedZoneId: '/hostedzone/Z0123456789ABCDEFGHIJ' is not a Route 53 hosted zone id; allowed: e.g. Z0123456789ABCDEFGHIJ (without /hostedzone/)",
+    ]),
+    ('gw-global-dns-final-dot', public_gw(globalDns={**GLOBAL, "recordName": "llm.example.com."}), [
+        "gpu-burst:gateway.globalDns.recordName: 'llm.example.com.' is not a DNS host name; allowed: lowercase labels separated by dots, without a final dot, e.g. llm.example.com",
+    ]),
+    ('gw-global-dns-domain-differs', public_gw(domain="us.llm.example.com", globalDns=GLOBAL), [
+        "gpu-burst:gateway.domain: 'us.llm.example.com' differs from globalDns.recordName 'llm.example.com', the one name clients use and the certificate must name in every region; allowed: llm.example.com, or leave domain unset",
+    ]),
+    ('gw-global-dns-cidrs-keep-checkers-out', public_gw(allowedCidrs=["203.0.113.0/24"], globalDns=GLOBAL), [
+        "gpu-burst:gateway.allowedCidrs: ['203.0.113.0/24'] keep Route 53's health checkers out of the NLB, so this region's health check would always fail; allowed: no allowedCidrs (every request still needs an API key), or globalDns.healthCheck.enabled: false (the record then follows only the NLB's target health)",
+    ]),
+    ('gw-global-dns-check-interval', public_gw(globalDns={**GLOBAL, "healthCheck": {"requestInterval": 60, "failureThreshold": 11}}), [
+        'gpu-burst:gateway.globalDns.healthCheck.requestInterval: the number 60 is not allowed; allowed: 10 or 30',
+        'gpu-burst:gateway.globalDns.healthCheck.failureThreshold: 11 is out of range; allowed: an integer from 1 to 10',
+    ]),
     # time-slicing
     ('ts-slices-range', pool(timeSlicing=1), [
         'gpu-burst:gpu.pools[0].timeSlicing: 1 is out of range; allowed: an integer from 2 to 8',
@@ -1047,6 +1085,17 @@ GOOD = [
      lambda c: c.gateway.allowed_cidrs == ["10.8.0.0/16", "198.51.100.7/32"]),
     ("internal-gateway-private-cidrs", {"gateway": {"allowedCidrs": ["10.0.0.0/8", "100.64.0.0/10"]}},
      lambda c: not c.gateway.public),
+    ("global-dns-by-name", public_gw(globalDns=GLOBAL),
+     lambda c: c.gateway.client_host == "llm.example.com" and c.gateway.global_dns.health_check.request_interval == 30),
+    ("global-dns-apex-by-id-same-domain", public_gw(domain="example.com", globalDns={
+        "hostedZoneId": "Z0123456789ABCDEFGHIJ", "recordName": "example.com"}),
+     lambda c: c.gateway.client_host == "example.com" and c.gateway.global_dns.hosted_zone_name is None),
+    ("global-dns-client-cidrs-without-health-check", public_gw(allowedCidrs=["203.0.113.0/24"], globalDns={
+        **GLOBAL, "healthCheck": {"enabled": False}}),
+     lambda c: not c.gateway.global_dns.health_check.enabled),
+    ("global-dns-open-cidrs-with-health-check", public_gw(allowedCidrs=["0.0.0.0/0", "::/0"], globalDns={
+        **GLOBAL, "healthCheck": {"requestInterval": 10, "failureThreshold": 2}}),
+     lambda c: c.gateway.global_dns.health_check.failure_threshold == 2),
     ("budget-count-as-string", pool(disruptionBudgetNodes="10"), lambda c: c.gpu.pools[0].disruption_budget_nodes == "10"),
     ("system-nodes-all-equal", {"systemNodes": {"minSize": 3, "desiredSize": 3, "maxSize": 3}},
      lambda c: c.system_nodes.min_size == c.system_nodes.max_size == 3),
@@ -1151,7 +1200,7 @@ BYO_BAD = [
     ('byo-monitoring-needs', BYO, {'addons': {'monitoring': {'prometheusUrl': UNSET, 'serviceMonitorLabels': UNSET, 'ruleLabels': UNSET, 'dashboardNamespace': UNSET, 'dashboardLabels': UNSET}}}, [
         'gpu-burst:addons.monitoring.prometheusUrl: required when install is false; allowed: the in-cluster URL of your Prometheus, e.g. http://kube-prometheus-stack-prometheus.monitoring.svc:9090',
         'gpu-burst:addons.monitoring.serviceMonitorLabels: required when install is false; allowed: the labels your Prometheus selects monitors by, e.g. {release: kube-prometheus-stack}, or {} when it selects all',
-        'gpu-burst:addons.monitoring.ruleLabels: required when install is false and alerts is true; allowed: the labels your Prometheus selects rules by, e.g. {release: kube-prometheus-stack}, or alerts: false',
+        'gpu-burst:addons.monitoring.ruleLabels: required when install is false; allowed: the labels your Prometheus selects rules by, e.g. {release: kube-prometheus-stack}, or {} when it selects all',
         'gpu-burst:addons.monitoring.dashboardNamespace: required when install is false and dashboards is true; allowed: e.g. monitoring (where your Grafana sidecar looks), or dashboards: false',
         'gpu-burst:addons.monitoring.dashboardLabels: required when install is false and dashboards is true; allowed: e.g. {grafana_dashboard: "1"} (where your Grafana sidecar looks), or dashboards: false',
     ]),
@@ -1165,7 +1214,6 @@ BYO_BAD = [
         "gpu-burst:addons.monitoring.ruleLabels.release: 'kube prometheus' (label release) is not a label value; allowed: up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
     ]),
     ('byo-monitoring-targets-of-what-is-off', BYO, {'addons': {'monitoring': {'alerts': False, 'dashboards': False}}}, [
-        'gpu-burst:addons.monitoring.ruleLabels: is only read when alerts is true; allowed: remove it',
         'gpu-burst:addons.monitoring.dashboardNamespace: is only read when dashboards is true; allowed: remove it',
         'gpu-burst:addons.monitoring.dashboardLabels: is only read when dashboards is true; allowed: remove it',
     ]),
@@ -1215,7 +1263,7 @@ BYO_GOOD = [
         "httpAddon": {"install": False, "interceptorService": "keda-add-ons-http-interceptor-proxy",
                       "interceptorNamespace": "keda", "interceptorPort": 8080,
                       "externalScalerAddress": "keda-add-ons-http-external-scaler.keda:9090"},
-        "monitoring": {"alerts": False, "dashboards": False, "ruleLabels": UNSET, "dashboardNamespace": UNSET,
+        "monitoring": {"alerts": False, "dashboards": False, "dashboardNamespace": UNSET,
                        "dashboardLabels": UNSET, "serviceMonitorLabels": {"prometheus": "main"}}},
         "gateway": {"envoyGateway": {"install": False, "namespace": "envoy-gateway-system"},
                     "aiGateway": {"install": False}, "loadBalancerController": {"install": False}}},
@@ -1279,8 +1327,9 @@ def test_byo_empty_selectors_mean_any_node_and_every_monitor():
     assert cfg.cluster.system_node_selector == {} and cfg.addons.monitoring.service_monitor_labels == {}
 
 
-def test_prod_as_is():
-    prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+@pytest.mark.parametrize("stack", ["prod", "prod-us", "prod-eu"])
+def test_prod_as_is(stack):
+    prod = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     raw, lines = raw_from_values({**prod, "gpu-burst:hfToken": {"secure": "v1:xyz"}})
     assert lines == [] and validate(raw).environment == "prod"
 

@@ -60,7 +60,7 @@ def test_dashboard_config_map_for_the_sidecar(mocks, stack):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_prometheus_rule_validates_and_alerts(mocks, stack):
     _, _, cfg = run_workload(stack)
-    (rule,) = [as_object(r) for r in of_kind(mocks, "PrometheusRule")]
+    (rule,) = [as_object(r) for r in of_kind(mocks, "PrometheusRule") if r.name == "gpu-burst-alerts-rules"]
     assert validate_cr(rule) == []
     groups = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
     per_model = {r["labels"]["model"]: r for r in groups["gpu-burst.models"]}
@@ -94,7 +94,7 @@ def test_failing_triggers_alert_per_model_and_show_on_the_dashboard(mocks, stack
     from components.alerts import scaled_object_not_ready_expr, scaler_errors_expr
 
     _, _, cfg = run_workload(stack)
-    (rule,) = [as_object(r) for r in of_kind(mocks, "PrometheusRule")]
+    (rule,) = [as_object(r) for r in of_kind(mocks, "PrometheusRule") if r.name == "gpu-burst-alerts-rules"]
     groups = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
     by = {(r["alert"], r["labels"]["model"]): r for r in groups["gpu-burst.scaling"]}
     for m in cfg.models:

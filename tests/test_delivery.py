@@ -178,7 +178,7 @@ def test_preview_workflow():
     assert set(doc["on"]) == {"pull_request"}
     (job,) = doc["jobs"].values()
     assert job["if"].replace(" ", "") == "github.event.pull_request.head.repo.full_name==github.repository"
-    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod"]
+    assert job["strategy"]["matrix"]["stack"] == ["dev", "prod", "prod-us", "prod-eu"]
     # Every stack the repository can preview on its own: an existing-cluster example (Pulumi.byo.yaml) reads a
     # cluster that only its team has, so CI previews it nowhere.
     stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml")

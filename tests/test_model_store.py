@@ -154,6 +154,9 @@ def test_staging_job_shape(stack):
         assert c["args"] == ["--repo", m.hf_model_id, "--revision", m.revision, "--bucket", bucket,
                              "--prefix", model_prefix(m.hf_model_id, m.revision),
                              "--manifest-key", manifest_key(m.hf_model_id, m.revision)]
+        # The bucket's own region: its regional S3 endpoint (the VPC's gateway endpoint), not the global one.
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == cfg.region
         # No model-sized disk: a small emptyDir for boto3, the program from a ConfigMap.
         vols = {v["name"]: v for v in pod["volumes"]}
         assert vols["work"]["emptyDir"]["sizeLimit"] == "512Mi"

@@ -14,7 +14,7 @@ HF_TOKEN = "hf_stack_test_token_value"
 API_KEY = "sk-stack-test-api-key-value"
 
 
-@pytest.fixture(params=["dev", "prod", "byo"], scope="module")
+@pytest.fixture(params=["dev", "prod", "prod-eu", "byo"], scope="module")
 def stack(request):
     mocks, outputs = evaluated(request.param, secrets={"hfToken": HF_TOKEN, "apiKey": API_KEY})
     return request.param, mocks, outputs
@@ -118,7 +118,7 @@ def test_secrets_never_appear_in_plaintext(stack):
             assert r.typ == "kubernetes:core/v1:Secret", f"secret value in {r.typ} {r.name}"
             assert field_is_secret(mocks, r.name, "stringData"), r.name
     holders = {r.name for r in mocks.of_type("kubernetes:core/v1:Secret") if HF_TOKEN in json.dumps(r.inputs, default=str)}
-    gated = name == "prod"  # prod serves a gated model; dev's model needs no token, so none is deployed
+    gated = name.startswith("prod")  # prod serves a gated model; dev's model needs no token, so none is deployed
     assert bool(holders) == gated, holders
 
 
@@ -153,7 +153,7 @@ def test_model_pods_fit_every_pool_of_their_traffic_class_by_weight(stack):
         # Never pinned to one NodePool: that would make a fallback pool unreachable.
         assert "karpenter.sh/nodepool" not in pod["nodeSelector"]
         fitting = _pools_that_fit(pod, pools)
-        if name == "prod":
+        if name.startswith("prod"):
             # Spot first, on-demand when spot is short: both reachable, ordered by weight.
             assert fitting == ["gpu-spot", "gpu-on-demand"]
             assert pools["gpu-spot"]["weight"] > pools["gpu-on-demand"]["weight"]
@@ -183,6 +183,8 @@ def test_stack_outputs_give_an_endpoint_and_ready_to_paste_requests(stack):
     from pulumi.runtime.sync_await import _sync_await as _await
     assert _await(outputs["kubeconfig"].is_secret()) is True
     assert {"endpoint", "models"} <= set(values), set(values)
+    # One base URL for every region only where gateway.globalDns is set (tests/test_global_dns.py).
+    assert ("globalEndpoint" in values) == (name == "prod-eu")
     models = values["models"]
     assert set(values["curlChatCompletions"]) == set(values["curlCompletions"]) == set(models)
     for model in models:

@@ -34,7 +34,7 @@ from .foundation import (
 from .gpu import (GPU_INSTANCE_SIZES, GPU_NODE_ARCH, KNOWN_GPU_FAMILIES, SNAPSHOT_AUTO, SNAPSHOT_TAG, CapacityType, GpuAmiFamily,
                   GpuConfig, GpuPoolConfig, BOTTLEROCKET_FIRST_NVIDIA_RELEASE, bottlerocket_release, image_snapshot_tags, snapshot_filters)
 from .instance_store import InstanceStore, nvme_allocatable_bytes, smallest_local_nvme
-from .models import IMAGE_HEADROOM_GIB, GatewayConfig, ModelConfig, PrewarmWindow
+from .models import IMAGE_HEADROOM_GIB, GatewayConfig, KeyPolicy, ModelConfig, PrewarmWindow
 
 SECRET_KEYS = ("hfToken", "apiKey", "apiKeys")
 """Config keys that must be Pulumi secrets: read only as secrets (never validated as plaintext, never stored in the
@@ -209,6 +209,18 @@ class StackConfig(Strict):
         return self.gateway.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
     @property
+    def key_names(self) -> list[str]:
+        """Names of the client API keys: `gpu-burst:apiKeys`' names, or `default` (a single `apiKey`, or the key the
+        stack generates)."""
+        return list(self.api_key_names) or [edge_gateway.GENERATED_KEY_NAME]
+
+    @property
+    def key_models(self) -> dict[str, list[str]]:
+        """Key name → the served names it may call, for the keys whose policy names models (a key left out may call
+        every model): what the edge enforces."""
+        return {name: list(p.models) for name, p in sorted(self.gateway.keys.items()) if p.models is not None}
+
+    @property
     def karpenter_replicas(self) -> int:
         return self.karpenter.replicas or (2 if self.system_nodes.min_size >= 2 else 1)
 
@@ -307,6 +319,7 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
     if unknown:
         out.append(("gateway.keyRequestsPerMinute", f"{unknown} are not keys of gpu-burst:apiKeys; "
                     f"allowed: {', '.join(sorted(known))}"))
+    out.extend(_key_scope_problems(cfg))
     h = cfg.addons.http_addon
     # The edge's own timeouts: the NLB idles out after the longest silence a held request may have.
     silence = edge_gateway.hop_timeouts(int(duration_seconds(h.readiness_timeout)),
@@ -315,6 +328,33 @@ def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
         out.append(("addons.httpAddon.readinessTimeout",
                     f"readinessTimeout + responseHeaderTimeout + {edge_gateway.MARGIN_SECONDS}s ({silence}s) exceed "
                     f"the NLB idle timeout limit; allowed: at most {edge_gateway.NLB_MAX_IDLE_SECONDS}s in total"))
+    return out
+
+
+def _key_scope_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
+    """`gateway.keys`: each policy names a key and models this stack serves; once some key may call only some
+    models, every key has a policy, so a forgotten key does not silently reach every model."""
+    gw, out = cfg.gateway, []
+    known, served = cfg.key_names, [m.served_name for m in cfg.models]
+    for name in sorted(gw.keys):
+        if name not in known:
+            out.append((f"gateway.keys.{name}", f"no key '{name}' in gpu-burst:apiKeys; allowed: a policy for "
+                        f"{', '.join(known)}, or add the key: `pulumi config set --secret --path 'apiKeys.{name}' "
+                        "<key>`"))
+        unserved = [m for m in gw.keys[name].models or [] if m not in served]
+        if unserved:
+            out.append((f"gateway.keys.{name}.models", f"{unserved} are not served by this stack; allowed: "
+                        f"{', '.join(served) or 'the servedName of a model in gpu-burst:models'}"))
+        elif len(set(gw.keys[name].models or [])) > edge_gateway.MAX_SCOPE_VALUES:
+            out.append((f"gateway.keys.{name}.models", f"{len(set(gw.keys[name].models))} models; allowed: at most "
+                        f"{edge_gateway.MAX_SCOPE_VALUES} per key (leave models out to allow every model)"))
+    scoped = sorted(n for n, p in gw.keys.items() if p.models is not None and n in known)
+    if scoped:
+        for name in known:
+            if name not in gw.keys:
+                out.append((f"gateway.keys.{name}", f"key '{name}' has no policy while {scoped} may call only some "
+                            f"models; allowed: a policy for every key, gateway.keys.{name}: {{}} for every model or "
+                            "{models: [...]}"))
     return out
 
 
@@ -547,7 +587,8 @@ def load() -> StackConfig:
 __all__ = [
     "access_entry_principal", "same_principal",
     "AddonsConfig", "CapacityType", "ClusterConfig", "ClusterMode", "INSTALL_KEYS", "KARPENTER_MIN_FOR_FIELDS",
-    "KARPENTER_MIN_FOR_KUBERNETES", "bottlerocket_variant_problems", "ConfigError", "Duration", "GatewayConfig", "GpuAmiFamily",
+    "KARPENTER_MIN_FOR_KUBERNETES", "bottlerocket_variant_problems", "ConfigError", "Duration", "GatewayConfig",
+    "GpuAmiFamily", "KeyPolicy",
     "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "InstanceStore", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
     "ModelConfig", "MonitoringConfig", "NAMESPACE", "NatGateways", "NetworkConfig", "NetworkMode", "NodeAmi",
     "NvidiaDevicePluginConfig", "LOADER_KEYS", "Problems", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",

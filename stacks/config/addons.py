@@ -153,8 +153,8 @@ class MonitoringConfig(Strict):
 
     install: bool = True
     """false: a Prometheus Operator and Prometheus (e.g. kube-prometheus-stack) already run in the existing cluster;
-    prometheusUrl and serviceMonitorLabels are then required, and the dashboard and alert targets (or dashboards:
-    false / alerts: false)."""
+    prometheusUrl, serviceMonitorLabels and ruleLabels are then required, and the dashboard target (or dashboards:
+    false)."""
     chart_version: _SEMVER = "88.5.3"
     crds_chart_version: Optional[_SEMVER] = None
     """prometheus-operator-crds chart that installs and upgrades the monitoring.coreos.com CRDs: the one whose
@@ -167,7 +167,8 @@ class MonitoringConfig(Strict):
     serviceMonitorSelector and podMonitorSelector match (kube-prometheus-stack: {release: <its release name>}); {}
     when it selects every monitor."""
     rule_labels: Optional[LabelMap] = None
-    """install false: labels put on the PrometheusRule of the alerts: those the Prometheus's ruleSelector matches."""
+    """install false: labels put on the stack's PrometheusRules (alerts, usage recording rules): those the
+    Prometheus's ruleSelector matches."""
     dashboard_namespace: Optional[_NAMESPACE] = None
     """install false: namespace of the dashboard ConfigMap, one the Grafana dashboards sidecar searches."""
     dashboard_labels: Optional[LabelMap] = None
@@ -209,11 +210,10 @@ class MonitoringConfig(Strict):
             p.add("serviceMonitorLabels", "required when install is false; allowed: the labels your Prometheus "
                                           "selects monitors by, e.g. {release: kube-prometheus-stack}, or {} when it "
                                           "selects all")
-        if self.alerts and self.rule_labels is None:
-            p.add("ruleLabels", "required when install is false and alerts is true; allowed: the labels your "
-                                "Prometheus selects rules by, e.g. {release: kube-prometheus-stack}, or alerts: false")
-        if not self.alerts and self.rule_labels is not None:
-            p.add("ruleLabels", "is only read when alerts is true; allowed: remove it")
+        if self.rule_labels is None:
+            # The usage recording rules are there with or without the alerts.
+            p.add("ruleLabels", "required when install is false; allowed: the labels your Prometheus selects rules "
+                                "by, e.g. {release: kube-prometheus-stack}, or {} when it selects all")
         for key, value, ex in (("dashboardNamespace", self.dashboard_namespace, "monitoring"),
                                ("dashboardLabels", self.dashboard_labels, '{grafana_dashboard: "1"}')):
             if self.dashboards and value is None:

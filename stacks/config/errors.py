@@ -316,24 +316,21 @@ def explain(root: type, e: dict) -> list[tuple[str, str]]:
 
 
 def _model_at(root: type, loc: tuple) -> Optional[type]:
-    """The model class whose instance sits at `loc` (the root for an empty loc)."""
-    if not loc:
-        return root
-    _, _, info, inside = _locate(root, loc)
-    if info is None:
-        return None
-    ann = _unwrap(info.annotation)
-    if inside:
-        # walk the container layers consumed by trailing indices
-        n = 0
-        for part in reversed(loc):
-            if isinstance(part, str):
-                break
-            n += 1
-        for _ in range(n):
+    """The model class whose instance sits at `loc` (the root for an empty loc): a name selects a field, a list index
+    or a mapping key (a string too, once inside a container) the container's item."""
+    cls: Optional[type] = root
+    ann: Any = None
+    for part in loc:
+        if cls is not None and isinstance(part, str):
+            hit = _field_by_key(cls, part)
+            if hit is None:
+                return None
+            ann = _unwrap(hit[1].annotation)
+        else:
             args = typing.get_args(ann)
             ann = _unwrap(args[-1]) if args else None
-    return _strict_model(ann)
+        cls = _strict_model(ann)
+    return cls
 
 
 # -- cross-field checks on the valid part of partly invalid input -------------------------------------------------

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from . import cron
 from .base import (Cidr, CpuQuantity, Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
                    quantity_value, repeats)
+from .global_dns import GlobalDnsConfig, gateway_problems
 
 VLLM_VERSION = "0.33.0"
 """vLLM release the image pin and every flag/env name below were checked against (the vllm 0.33.0 wheel on PyPI,
@@ -400,6 +401,15 @@ class EnvoyGatewayConfig(ControllerConfig):
         return self
 
 
+class KeyPolicy(Strict):
+    """`gpu-burst:gateway.keys.<name>` — what the API key `gpu-burst:apiKeys.<name>` may do. A policy `{}` lets the
+    key call every model."""
+
+    models: Optional[Annotated[list[str], Field(min_length=1)]] = None
+    """Served names (`models[].servedName`) the key may call; any other model gets 403 at the edge. Leave it out to
+    allow every model, including models other programs add later."""
+
+
 class GatewayConfig(Strict):
     """`gpu-burst:gateway` — the OpenAI-compatible front door (Envoy Gateway + AI Gateway behind an LBC NLB), and
     the namespace the model services live in."""
@@ -413,18 +423,24 @@ class GatewayConfig(Strict):
     certificate_arn: Optional[str] = None
     """ACM certificate ARN (same region as the stack): the NLB terminates TLS on 443 and the endpoint is https://."""
     domain: Optional[str] = None
-    """DNS name clients use for the endpoint (you create the record pointing at the NLB), e.g. `llm.example.com`."""
+    """DNS name clients use for the endpoint (you create the record pointing at the NLB), e.g. `llm.example.com`.
+    With globalDns: unset (it is globalDns.recordName) or the same name."""
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
     """Requests per minute each API key may send, per Envoy replica and per model (Envoy's local rate limit keeps a
     bucket per route); over it: 429 with Retry-After."""
     key_requests_per_minute: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = {}
     """Per key name: overrides `requestsPerMinute`."""
+    keys: dict[str, KeyPolicy] = {}
+    """Per API key name (a key of `gpu-burst:apiKeys`): the models it may call."""
     replicas: Optional[Annotated[int, Field(ge=1, le=10)]] = None
     """Replicas of Envoy, the edge controllers and the AWS Load Balancer Controller; default 2 when
     systemNodes.minSize >= 2, else 1."""
     require_hf_token_for_gated: bool = True
     """A model with `needsHfToken` and no `gpu-burst:hfToken` set is a config error (false: let the staging Job
     try anonymously)."""
+    global_dns: Optional[GlobalDnsConfig] = None
+    """One name for several regional stacks: this stack's NLB becomes a latency-routed Route 53 record of it
+    (docs/regions.md)."""
     envoy_gateway: EnvoyGatewayConfig = EnvoyGatewayConfig()
     """Envoy Gateway v1.9.0, installed by the stack unless `install: false`."""
     ai_gateway: ControllerConfig = ControllerConfig()
@@ -471,7 +487,7 @@ class GatewayConfig(Strict):
                              "llm.example.com")
         return v
 
-    @field_validator("key_requests_per_minute")
+    @field_validator("key_requests_per_minute", "keys")
     @classmethod
     def _key_names(cls, v: dict) -> dict:
         bad = sorted(k for k in v if not re.match(_KEY_NAME, k))
@@ -489,6 +505,17 @@ class GatewayConfig(Strict):
                                             "that the VPC, peered networks and VPN reach) with these ranges, or "
                                             "public: true with the public egress CIDRs of your clients"))
         return self
+
+    @model_validator(mode="after")
+    def _global_dns_fits(self):
+        if self.global_dns is not None:
+            Problems(*gateway_problems(self.public, self.allowed_cidrs, self.domain, self.global_dns)).raise_if_any()
+        return self
+
+    @property
+    def client_host(self) -> Optional[str]:
+        """The host name clients put in the base URL: globalDns.recordName, else domain (None: the NLB's own)."""
+        return self.global_dns.record_name if self.global_dns is not None else self.domain
 
     def certificate_region(self) -> Optional[str]:
         """Region part of the certificate ARN."""

@@ -71,3 +71,5 @@ def unique() -> str:
 
 # The fake Kubernetes API server (token-checking) and a never-answering server live in kube_fake.py.
 from kube_fake import fake_kube, in_cluster, silent_server  # noqa: E402,F401
+# The fake Prometheus HTTP API (recorded answers per query) lives in prometheus_fake.py.
+from prometheus_fake import fake_prometheus  # noqa: E402,F401

@@ -109,6 +109,9 @@ def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[r
     ]
 
 
+_PROXY = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<svc>[^/]+)/proxy(?P<rest>/.*)$")
+
+
 @dataclass
 class FakeApiServer:
     """The server's state; tests read ``requests`` to see what the client sent."""
@@ -123,9 +126,10 @@ class FakeApiServer:
     server_version: dict[str, str] = field(default_factory=lambda: {
         "major": "1", "minor": "35", "gitVersion": "v1.35.3-eks-4b2a1c7", "platform": "linux/amd64"})
     """What GET /version answers (EKS puts `-eks-<hash>` in gitVersion)."""
-    proxied: dict[str, Any] = field(default_factory=dict)
-    """`<namespace>/<service spec>` (as in .../services/<spec>/proxy/..., e.g. `monitoring/prom:9090`) → the JSON
-    the proxied Service answers; a Service without an entry has no endpoints (503, as the API server says)."""
+    proxies: dict[tuple[str, str], Callable[[str, dict[str, list[str]]], tuple[int, Any, str]]] = \
+        field(default_factory=dict)
+    """Service proxy (`/api/v1/namespaces/<ns>/services/<name[:port]>/proxy/<path>`) per (namespace, name[:port]):
+    a handler of (path, query) answering (status, body, content type), as the proxied service would."""
     requests: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
 
@@ -161,13 +165,13 @@ class FakeApiServer:
                                                                  "etcdserver: request timed out"))
                 if path == "/version":
                     return self._send(200, state.server_version)
-                proxy = re.match(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<svc>[^/]+)/proxy(/.*)?$", path)
-                if proxy:
-                    got = state.proxied.get(f"{proxy['ns']}/{proxy['svc']}")
-                    if got is None:
-                        return self._send(503, _status(503, "ServiceUnavailable",
-                                                       f'no endpoints available for service "{proxy["svc"]}"'))
-                    return self._send(200, got)
+                proxied = _PROXY.match(path)
+                if proxied:
+                    target = state.proxies.get((proxied["ns"], proxied["svc"]))
+                    if target is None:
+                        name = proxied["svc"].split(":")[0]
+                        return self._send(404, _status(404, "NotFound", f'services "{name}" not found'))
+                    return self._send(*target(proxied["rest"], parse_qs(query)))
                 for rx, fn in routes:
                     m = rx.match(path)
                     if m:

@@ -130,7 +130,8 @@ def sts_client(arn: str) -> object:
 def clients(quotas: object, ssm: object = None, eks: object = None, sts: object = None) -> pf.AwsClients:
     ssm = ssm or any_ami()
     return pf.AwsClients(boto3.client("ec2", region_name=REGION), boto3.client("iam", region_name=REGION), quotas,
-                         REGION, ssm, sts or boto3.client("sts", region_name=REGION), eks or eks_client())
+                         REGION, ssm, sts or boto3.client("sts", region_name=REGION), eks or eks_client(),
+                         boto3.client("acm", region_name=REGION), boto3.client("route53", region_name=REGION))
 
 
 def by_name(checks) -> dict:
@@ -305,7 +306,7 @@ def test_cli_bad_input_exits_2(invoke, fixtures: Path, tmp_path: Path):
 def test_repo_stack_files_need_no_secrets(aws, invoke, monkeypatch):
     # A fresh clone has no secrets set: preflight needs none, and says what `pulumi up` will still need.
     root = Path(__file__).resolve().parents[2]
-    for stack in ("Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+    for stack in ("Pulumi.dev.yaml", "Pulumi.prod.yaml", "Pulumi.prod-us.yaml", "Pulumi.prod-eu.yaml"):
         cfg = pf.load_stack(root / stack)
         # The stub answers in call order: the buckets sorted, as check_quotas asks them.
         quotas, _ = quota_client({pf.QUOTAS[k][0]: 10_000 for k in sorted(pf.vcpu_needs(cfg))})

@@ -20,9 +20,22 @@ from burstctl.preflight_cluster import cluster_checks, selects
 ROOT = Path(__file__).resolve().parents[2]
 BYO = ROOT / "Pulumi.byo.yaml"
 KPS = "kube-prometheus-stack"
-PROM = f"monitoring/{KPS}-prometheus:9090"
+PROM = ("monitoring", f"{KPS}-prometheus:9090")
 UP = {"status": "success", "data": {"resultType": "vector", "result": [
     {"metric": {"__name__": "up", "job": "apiserver"}, "value": [1767225600.0, "1"]}]}}
+
+
+def prometheus_answers(path: str, query: dict) -> tuple[int, dict, str]:
+    """Prometheus behind the service proxy: the instant query API."""
+    assert path == "/api/v1/query" and query == {"query": ["up"]}, (path, query)
+    return 200, UP, "application/json"
+
+
+def no_endpoints(path: str, query: dict) -> tuple[int, dict, str]:
+    """What the API server answers for a Service whose pods are not ready."""
+    return 503, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503,
+                 "reason": "ServiceUnavailable", "message": f'no endpoints available for service "{KPS}-prometheus"'}, \
+        "application/json"
 
 
 def crd(name: str, version: str, fields: tuple[str, ...] = ()) -> dict:
@@ -99,7 +112,7 @@ def cluster(fake_kube, tmp_path: Path) -> Callable[..., KubeClusterReader]:
         path = tmp_path / f"cluster-{len(list(tmp_path.iterdir()))}.yaml"
         path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List",
                                         "items": cluster_objects() if objects is None else objects}))
-        behaviour.setdefault("proxied", {PROM: UP})
+        behaviour.setdefault("proxies", {PROM: prometheus_answers})
         kubeconfig = fake_kube(path, auth="token", **behaviour)
         return KubeClusterReader(kubeconfig=str(kubeconfig))
     return start
@@ -206,8 +219,10 @@ def test_a_prometheus_that_only_watches_its_own_namespace(cluster, byo_cfg):
 
 
 def test_prometheus_unreachable(cluster, byo_cfg):
-    got = run(cluster(proxied={}), byo_cfg)
-    assert got["prometheus"].status == "warn" and "through the API server's service proxy" in got["prometheus"].detail
+    for proxies in ({}, {PROM: no_endpoints}):
+        got = run(cluster(proxies=proxies), byo_cfg)
+        assert got["prometheus"].status == "warn"
+        assert "through the API server's service proxy" in got["prometheus"].detail
     objects = [o for o in cluster_objects() if o["kind"] != "Service"]
     got = run(cluster(objects), byo_cfg)
     assert got["prometheus service"].status == "fail"
