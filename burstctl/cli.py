@@ -488,6 +488,11 @@ def preflight(
     after_deploy: bool = typer.Option(False, "--after-deploy", help="Also check that subnets and security groups "
                                       "carry the Karpenter discovery tag (needs --cluster-name)."),
     cluster_name: Optional[str] = typer.Option(None, "--cluster-name", help="EKS cluster name (for --after-deploy)."),
+    cluster: bool = typer.Option(False, "--cluster", help="Also check what is installed inside the cluster, through "
+                                 "the Kubernetes API (--kubeconfig/--context): the add-ons declared present with "
+                                 "install: false, and none of those the stack installs."),
+    kubeconfig: Optional[str] = KUBECONFIG_OPT,
+    context: Optional[str] = CONTEXT_OPT,
     request_timeout: float = AWS_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -496,7 +501,9 @@ def preflight(
     GPU vCPU quotas against the pools' cpuLimit, the pools' instance families offered in the stack's AZs, the GPU AMI
     alias, every pinned EKS add-on build for the cluster version, the spot service-linked role, the data-volume
     snapshot, and that the caller (an admin as the cluster's creator) is not listed as an access entry too; with
-    --after-deploy, the discovery tag on subnets and security groups.
+    --after-deploy, the discovery tag on subnets and security groups. On an existing cluster (cluster.mode:
+    existing) its version and authentication mode; with --cluster, Karpenter, KEDA, the HTTP add-on, Prometheus and
+    its selectors, the device plugin, Envoy Gateway, the AI Gateway and the load balancer controller in the cluster.
     """
     from burstctl import aws
     from burstctl import preflight as pf
@@ -514,7 +521,12 @@ def preflight(
     stack = pf.load_stack_file(stack_file, region)
     cfg = stack.config
     clients = pf.make_clients(aws.check_region(cfg.region, "aws:region"), profile, request_timeout)
-    checks = stack.notes + pf.preflight(clients, cfg, cluster_name if after_deploy else None)
+    reader = None
+    if cluster:
+        from burstctl.k8s import KubeClusterReader
+
+        reader = KubeClusterReader(kubeconfig=kubeconfig, context=context)
+    checks = stack.notes + pf.preflight(clients, cfg, cluster_name if after_deploy else None, reader)
     info = {"stack_file": str(stack_file), "region": cfg.region, "environment": cfg.environment,
             "pools": [p.name for p in cfg.gpu.pools]}
     raise typer.Exit(print_checks(checks, f"preflight {stack_file.name} ({cfg.region})", as_json, stack=info))
@@ -610,6 +622,8 @@ def snapshot_build(
     if not request_timeout > 0:
         raise BadInput(f"--request-timeout: {request_timeout:g} must be a positive number of seconds")
     cfg = pf.load_stack(stack_file, region)
+    # An existing cluster's own version is in the snapshot tags `auto` looks for.
+    cfg = pf.with_cluster_version(cfg, cfg.region, profile, request_timeout)
     gpu = cfg.gpu
     sn.check_flags(subnet_id, instance_profile, instance_type, security_group_id, volume_size_gib,
                    gpu.volume_size_gib)
@@ -650,6 +664,7 @@ def snapshot_policy(
         raise BadInput(f"--builder-role-arn: '{builder_role_arn}' is not an IAM role ARN; allowed: e.g. "
                        "arn:aws:iam::123456789012:role/gpu-burst-snapshot-builder")
     cfg = pf.load_stack(stack_file, region)
+    cfg = pf.with_cluster_version(cfg, cfg.region)
     images, _ = sn.stack_identity(cfg, m.group(2))
     print_json(sn.operator_policy(m.group(1), cfg.region, m.group(2), builder_role_arn,
                                   sn.ecr_repositories(m.group(1), images)))

@@ -515,6 +515,20 @@ class KubeClusterReader:
                                     absent=(403, 404)), "events")
         return list((got or {}).get("items") or [])
 
+    def raw(self, path: str, what: str, query: Optional[dict[str, str]] = None,
+            absent: tuple[int, ...] = (404,)) -> Optional[Any]:
+        """The decoded JSON at an API path (`preflight --cluster` reads CRDs, Services, config and the service
+        proxy this way), or None when the server answers one of `absent`."""
+        resp = self._call(what, self._api.call_api, path, "GET", query_params=list((query or {}).items()),
+                          header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                          _return_http_data_only=True, absent=absent)
+        if resp is None:
+            return None
+        try:
+            return json.loads(resp.data)
+        except ValueError:
+            raise CheckError(f"the API server answered {what} with something that is not JSON") from None
+
     def service_get(self, namespace: str, service: str, path: str, query: list[tuple[str, str]]) -> tuple[int, bytes]:
         """GET `path` of a Service through the API server's proxy (`services/proxy`, as `kubectl get --raw`);
         (status, body): the service's own error answers are the caller's to read, the API server's 401/403 are

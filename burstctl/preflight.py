@@ -10,7 +10,10 @@
 * the caller, who becomes a cluster admin by creating the cluster, is not listed again as an access entry;
 * with `gateway.globalDns`: the certificate names the global record and is issued, the hosted zone is public, and
   no record of another kind holds the name;
-* after deploy: subnets and security groups carry the Karpenter discovery tag.
+* after deploy: subnets and security groups carry the Karpenter discovery tag;
+* an existing cluster (`cluster.mode: existing`): it exists, is ACTIVE, runs a supported Kubernetes version (which
+  the AMI check then uses) and takes access entries when the stack installs Karpenter; with `--cluster`, what is
+  installed inside it (burstctl.preflight_cluster).
 
 It validates the stack file with the program's own typed config (`stacks.config.validate`), so a config the
 program would reject is rejected here the same way.
@@ -198,7 +201,17 @@ def check_quotas(clients: AwsClients, cfg: Any) -> list[Check]:
 
 
 def stack_azs(clients: AwsClients, cfg: Any) -> list[str]:
-    """AZs the stack's nodes can use: those of the existing private subnets, or the first azCount of the region."""
+    """AZs the stack's nodes can use: those of the existing private subnets, or the first azCount of the region; on
+    an existing cluster, those of the subnets its GPU nodes select (discovery tag, configured, or the cluster's)."""
+    if cfg.existing_cluster and cfg.network.mode.value != "existing":
+        vpc = clients.eks.describe_cluster(name=cfg.cluster.name)["cluster"]["resourcesVpcConfig"]
+        if cfg.karpenter.discovery_tag:
+            flt = [{"Name": "vpc-id", "Values": [vpc["vpcId"]]},
+                   {"Name": f"tag:{DISCOVERY_TAG}", "Values": [cfg.karpenter.discovery_tag]}]
+            subnets = clients.ec2.describe_subnets(Filters=flt)["Subnets"]
+        else:
+            subnets = clients.ec2.describe_subnets(SubnetIds=list(vpc["subnetIds"]))["Subnets"]
+        return sorted({s["AvailabilityZone"] for s in subnets})
     if cfg.network.mode.value == "existing":
         subnets = clients.ec2.describe_subnets(SubnetIds=list(cfg.network.private_subnet_ids))["Subnets"]
         return sorted({s["AvailabilityZone"] for s in subnets})
@@ -353,6 +366,8 @@ def check_addon_versions(clients: AwsClients, cfg: Any) -> list[Check]:
 
     if clients.eks is None:
         return [Check("eks add-ons", "skip", "no EKS client")]
+    if cfg.existing_cluster:
+        return [Check("eks add-ons", "skip", "an existing cluster's add-ons are its owner's")]
     k8s, checks = cfg.cluster.kubernetes_version, []
     for addon, pinned in cfg.cluster.eks_addon_versions.items():
         name = f"addon {addon}"
@@ -390,6 +405,8 @@ def check_cluster_creator(clients: AwsClients, cfg: Any) -> list[Check]:
     from burstctl.program import stack_config
 
     name = "cluster creator"
+    if cfg.existing_cluster:
+        return [Check(name, "skip", "the stack creates no cluster and no access entry for people")]
     if clients.sts is None:
         return [Check(name, "skip", "no STS client")]
     try:
@@ -605,11 +622,111 @@ def check_discovery(clients: AwsClients, cluster: str) -> list[Check]:
     return checks
 
 
-def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str] = None) -> list[Check]:
+def check_existing_cluster(clients: AwsClients, cfg: Any) -> tuple[list[Check], Any]:
+    """`cluster.mode: existing`: the cluster exists, is ACTIVE, runs a Kubernetes version the stack supports and, if
+    the stack installs Karpenter, takes access entries. The config comes back with the cluster's version, which the
+    AMI check then uses."""
+    from botocore.exceptions import ClientError
+
+    from burstctl.program import stack_config
+
+    sc, name = stack_config(), cfg.cluster.name
+    if clients.eks is None:
+        return [Check("existing cluster", "skip", "no EKS client")], cfg
+    try:
+        c = clients.eks.describe_cluster(name=name)["cluster"]
+    except ClientError as e:
+        if aws.error_code(e) == "ResourceNotFoundException":
+            return [Check("existing cluster", "fail", f"no EKS cluster {name} in {clients.region}",
+                          f"set gpu-burst:cluster.name to a cluster of `aws eks list-clusters --region "
+                          f"{clients.region}`")], cfg
+        what, todo = aws.explain(e, "eks:DescribeCluster")
+        return [Check("existing cluster", "fail", f"cannot read EKS cluster {name} ({what})", todo)], cfg
+    version, status = c.get("version", ""), c.get("status", "")
+    mode = (c.get("accessConfig") or {}).get("authenticationMode", "CONFIG_MAP")
+    data = {"cluster": name, "kubernetes": version, "status": status, "authentication_mode": mode}
+    problems = []
+    if status not in ("ACTIVE", "UPDATING"):
+        problems.append(f"it is {status}")
+    if version not in sc.SUPPORTED_KUBERNETES_VERSIONS:
+        supported = ", ".join(sc.SUPPORTED_KUBERNETES_VERSIONS)
+        problems.append(f"it runs Kubernetes {version}; the stack supports {supported}")
+    if cfg.karpenter.install and mode not in ("API", "API_AND_CONFIG_MAP"):
+        problems.append(f"its authenticationMode {mode} has no access entries, which the Karpenter the stack installs "
+                        "needs for its node role")
+    if problems:
+        return [Check("existing cluster", "fail", f"cluster {name}: " + "; ".join(problems),
+                      "`pulumi up` refuses it the same way: see README \"Install onto an existing cluster\"",
+                      data)], cfg
+    checks = [Check("existing cluster", "pass", f"{name} is {status}, Kubernetes {version}, authenticationMode {mode}",
+                    data=data), *check_node_role_access(clients, cfg, mode)]
+    return checks, cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"kubernetes_version": version})})
+
+
+def check_node_role_access(clients: AwsClients, cfg: Any, mode: str) -> list[Check]:
+    """`karpenter.install: false`: the existing node role may join the cluster. The stack gives it no access entry
+    (its nodes already join); EKS needs an EC2_LINUX entry for it, or under API_AND_CONFIG_MAP an aws-auth mapping
+    (which `--cluster` reads)."""
+    from botocore.exceptions import ClientError
+
+    k, name = cfg.karpenter, "node role access"
+    if k.install or not k.node_role_name or clients.iam is None or clients.eks is None:
+        return []
+    try:
+        arn = clients.iam.get_role(RoleName=k.node_role_name)["Role"]["Arn"]
+        entry = clients.eks.describe_access_entry(clusterName=cfg.cluster.name, principalArn=arn)["accessEntry"]
+    except ClientError as e:
+        if aws.error_code(e) == "NoSuchEntity":
+            return [Check(name, "fail", f"no IAM role {k.node_role_name}", "set gpu-burst:karpenter.nodeRoleName to "
+                          "the role your Karpenter's EC2NodeClasses use")]
+        if aws.error_code(e) != "ResourceNotFoundException":
+            what, todo = aws.explain(e, "iam:GetRole and eks:DescribeAccessEntry")
+            return [Check(name, "fail", f"cannot read the access of {k.node_role_name} ({what})", todo)]
+        if mode == "API":
+            return [Check(name, "fail", f"{k.node_role_name} has no access entry in {cfg.cluster.name}, whose "
+                          "authenticationMode API has no aws-auth ConfigMap", "GPU nodes would never join: `aws eks "
+                          f"create-access-entry --cluster-name {cfg.cluster.name} --principal-arn <role arn> --type "
+                          "EC2_LINUX`")]
+        return [Check(name, "warn", f"{k.node_role_name} has no access entry; under {mode} it must be mapped in the "
+                      "aws-auth ConfigMap", "`--cluster` checks the mapping")]
+    if entry.get("type") != "EC2_LINUX":
+        return [Check(name, "fail", f"the access entry of {k.node_role_name} is {entry.get('type')}, not EC2_LINUX",
+                      "nodes join only through an EC2_LINUX entry (a STANDARD one breaks node join)")]
+    return [Check(name, "pass", f"{k.node_role_name} has an EC2_LINUX access entry")]
+
+
+def with_cluster_version(cfg: Any, region: str, profile: Optional[str] = None,
+                         timeout: Optional[float] = None) -> Any:
+    """The config with an existing cluster's own Kubernetes version (`cluster.mode: existing` reads it; the snapshot
+    tags of `dataVolumeSnapshotId: auto` carry it); unchanged for a cluster the stack creates."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not cfg.existing_cluster:
+        return cfg
+    try:
+        c = aws.session(region, profile).client("eks", config=aws.client_config(timeout)).describe_cluster(
+            name=cfg.cluster.name)["cluster"]
+    except ClientError as e:
+        what, todo = aws.explain(e, "eks:DescribeCluster")
+        raise CheckError(f"cannot read EKS cluster {cfg.cluster.name} for its Kubernetes version ({what}); {todo}") \
+            from None
+    except BotoCoreError as e:
+        raise CheckError(aws.unreachable(e)) from None
+    return cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"kubernetes_version": c["version"]})})
+
+
+def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str] = None,
+              cluster_reader: Any = None) -> list[Check]:
+    """The AWS checks; with `cluster_reader` (`--cluster`) also what is installed in the cluster."""
     from botocore.exceptions import BotoCoreError, NoCredentialsError
 
     try:
-        checks = (check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_ami(clients, cfg)
+        checks: list[Check] = []
+        if cfg.existing_cluster:
+            checks, cfg = check_existing_cluster(clients, cfg)
+            if any(c.status == "fail" for c in checks):
+                return checks + (in_cluster(cluster_reader, cfg) if cluster_reader is not None else [])
+        checks += (check_quotas(clients, cfg) + check_offerings(clients, cfg) + check_ami(clients, cfg)
                   + check_addon_versions(clients, cfg) + check_spot_role(clients, cfg)
                   + check_image_snapshot(clients, cfg) + check_cluster_creator(clients, cfg)
                   + check_global_name(clients, cfg))
@@ -619,4 +736,15 @@ def preflight(clients: AwsClients, cfg: Any, after_deploy_cluster: Optional[str]
         raise CheckError("no AWS credentials found: set AWS_PROFILE (or --profile) or AWS_ACCESS_KEY_ID") from None
     except BotoCoreError as e:
         raise CheckError(aws.unreachable(e)) from None
+    if cluster_reader is not None:
+        checks += in_cluster(cluster_reader, cfg)
     return checks
+
+
+def in_cluster(reader: Any, cfg: Any) -> list[Check]:
+    """`--cluster`: the checks against the live Kubernetes API (burstctl.preflight_cluster)."""
+    from burstctl.preflight_cluster import cluster_checks
+    from burstctl.program import stack_config
+
+    sc = stack_config()
+    return cluster_checks(reader, cfg, sc.KARPENTER_MIN_FOR_KUBERNETES, sc.KARPENTER_MIN_FOR_FIELDS)

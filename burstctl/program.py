@@ -62,3 +62,8 @@ def usage_queries() -> ModuleType:
 def monitoring() -> ModuleType:
     """`components.monitoring` (checkout) or `gpu_burst.monitoring` (installed package): the Prometheus Service."""
     return _first("components.monitoring", "gpu_burst.monitoring")
+
+
+def component(name: str) -> ModuleType:
+    """`components.<name>` (checkout) or `gpu_burst.<name>` (installed package), e.g. `http_addon`."""
+    return _first(f"components.{name}", f"gpu_burst.{name}")

@@ -14,7 +14,7 @@ from .global_dns import GlobalDnsHealthCheckArgs, GlobalDnsRecord, GlobalDnsReco
 from .gpu_node_pool import AmiFamily, GpuNodePool, GpuNodePoolArgs, GpuPoolArgs
 from .http_addon import KedaHttpAddon, KedaHttpAddonArgs
 from .image_cache import ImageCache, ImageCacheArgs
-from .karpenter import Karpenter, KarpenterArgs
+from .karpenter import Karpenter, KarpenterArgs, KarpenterInterruptionQueue, KarpenterInterruptionQueueArgs
 from .keda import Keda, KedaArgs
 from .load_balancer_controller import LoadBalancerController, LoadBalancerControllerArgs
 from .model_route import ModelRoute, ModelRouteArgs
@@ -33,6 +33,7 @@ COMPONENTS = [
     Network,
     EksCluster,
     Karpenter,
+    KarpenterInterruptionQueue,
     GpuNodePool,
     NvidiaDevicePlugin,
     Keda,
@@ -65,7 +66,7 @@ __all__ = [
     "ElastiCacheRedis", "ElastiCacheRedisArgs", "InClusterRedis", "InClusterRedisArgs",
     "GlobalDnsHealthCheckArgs", "GlobalDnsRecord", "GlobalDnsRecordArgs",
     "GpuNodePool", "GpuNodePoolArgs", "GpuPoolArgs",
-    "Karpenter", "KarpenterArgs",
+    "Karpenter", "KarpenterArgs", "KarpenterInterruptionQueue", "KarpenterInterruptionQueueArgs",
     "Keda", "KedaArgs",
     "KedaHttpAddon", "KedaHttpAddonArgs",
     "LoadBalancerController", "LoadBalancerControllerArgs",

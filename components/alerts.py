@@ -4,6 +4,7 @@ from typing import Optional, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
 
 from ._common import child, deps_of, labels, token
 
@@ -61,6 +62,9 @@ class AlertsArgs(TypedDict):
     """Per served name: `for` duration of the no-replica alert (the model's cold-start budget)."""
     idle_gpu_node_for: str
     """`for` duration of the idle-GPU-node alert (longest consolidateAfter of the pools plus a margin)."""
+    rule_labels: NotRequired[dict[str, str]]
+    """More labels on the PrometheusRule: those a Prometheus that selects rules by label needs (e.g. an existing
+    kube-prometheus-stack's `release`)."""
 
 
 class Alerts(pulumi.ComponentResource):
@@ -128,7 +132,8 @@ class Alerts(pulumi.ComponentResource):
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
-            metadata={"namespace": args["namespace"], "labels": labels("alerts", name)},
+            metadata={"namespace": args["namespace"],
+                      "labels": {**(args.get("rule_labels") or {}), **labels("alerts", name)}},
             spec={"groups": [
                 {"name": "gpu-burst.models", "interval": "30s", "rules": model_rules},
                 {"name": "gpu-burst.scaling", "interval": "30s", "rules": keda_rules},

@@ -259,7 +259,7 @@ def envoy_gateway_values(replicas: int, node_selector: dict, rate_limit: Optiona
     }
 
 
-def ai_gateway_values(replicas: int, node_selector: dict) -> dict:
+def ai_gateway_values(replicas: int, node_selector: dict, envoy_gateway_namespace: str = EG_NAMESPACE) -> dict:
     """ai-gateway-helm v1.1.0 values (keys from manifests/charts/ai-gateway-helm/values.yaml)."""
     return {
         "controller": {
@@ -270,7 +270,7 @@ def ai_gateway_values(replicas: int, node_selector: dict) -> dict:
             # The key *name* (never the key) and the model become metric labels: usage per key and per model.
             "metricsRequestHeaderAttributes": f"{CLIENT_ID_HEADER}:{KEY_ATTRIBUTE}",
         },
-        "envoyGateway": {"namespace": EG_NAMESPACE},
+        "envoyGateway": {"namespace": envoy_gateway_namespace},
     }
 
 
@@ -491,6 +491,16 @@ class EdgeGatewayArgs(TypedDict):
     scrape: NotRequired[bool]
     """PodMonitor/ServiceMonitor for Envoy, the AI Gateway and the interceptor (needs the Prometheus operator CRDs;
     pass the monitoring release in `opts.depends_on`). Default true."""
+    monitor_labels: NotRequired[dict[str, str]]
+    """More labels on those monitors: those a Prometheus that selects monitors by label needs. Default none."""
+    install_envoy_gateway: NotRequired[bool]
+    """Install Envoy Gateway; false: the cluster runs one (1.9+, configured for the AI Gateway: its extension
+    manager and the Backend API). Default true."""
+    install_ai_gateway: NotRequired[bool]
+    """Install the Envoy AI Gateway (CRDs and controller); false: the cluster runs one (1.1+). Default true."""
+    envoy_gateway_namespace: NotRequired[str]
+    """Namespace where Envoy Gateway deploys the Envoy proxies and their Service. Default envoy-gateway-system (where
+    the stack installs it); with an existing Envoy Gateway, the one it uses."""
 
 
 class EdgeGateway(pulumi.ComponentResource):
@@ -566,45 +576,56 @@ class EdgeGateway(pulumi.ComponentResource):
             raise ValueError(f"EdgeGateway '{name}': hold + response header ({t.first_byte_seconds}s) exceed the NLB "
                              f"idle timeout limit ({NLB_MAX_IDLE_SECONDS}s)")
         replicas = int(args.get("replicas", 2))
-        node_selector = dict(args.get("node_selector") or SYSTEM_NODE_SELECTOR)
+        node_selector = dict(args.get("node_selector", SYSTEM_NODE_SELECTOR))
         ns = args["namespace"]
         lbl = labels("edge-gateway", name)
         self.timeouts = t
 
         # -- controllers: Gateway API + EG CRDs → Envoy Gateway → AI Gateway CRDs → AI Gateway ---------------------
-        eg_version = args.get("envoy_chart_version", "v1.9.0")
-        # Rendered by Pulumi and applied object by object, as upstream installs this chart (`helm template | kubectl
-        # apply --server-side`): as a Helm release, its multi-megabyte templates would not fit Helm's 1 MiB release
-        # Secret.
-        eg_crds = k8s.helm.v4.Chart(f"{name}-gateway-crds", chart=EG_CRDS_CHART, version=eg_version, name="eg-crds",
-                                    values=envoy_gateway_crds_values(), opts=child(self, deps))
-        # With a Redis, the release's configuration points at it: Redis comes first and goes last (its URL is an
-        # Output of the resources that make it).
-        rate_limit = rate_limit_eg_config(redis["url"], bool(redis.get("fail_open", True)), replicas, node_selector,
-                                          redis.get("ca_pem") is not None) if redis else None
-        eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None, eg_version, EG_NAMESPACE,
-                            values=envoy_gateway_values(replicas, node_selector, rate_limit),
-                            depends_on=[eg_crds, *deps], skip_crds=True)
-        aigw_crds = pinned_release(self, f"{name}-ai-gateway-crds", "aieg-crd", AIGW_CRDS_CHART, None,
-                                   args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE, values={},
-                                   depends_on=[eg, *deps])
-        aigw = pinned_release(self, f"{name}-ai-gateway", "aieg", AIGW_CHART, None,
-                              args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
-                              values=ai_gateway_values(replicas, node_selector), depends_on=[aigw_crds, eg, *deps])
+        if redis and not args.get("install_envoy_gateway", True):
+            # The global limits live in Envoy Gateway's own configuration, which only an installed release carries.
+            raise ValueError(f"EdgeGateway '{name}': token budgets (rate_limit_redis) need install_envoy_gateway")
+        # (each only when the cluster does not run it already)
+        eg_ns = args.get("envoy_gateway_namespace", EG_NAMESPACE)
+        self._eg_namespace = eg_ns
+        eg_crds = eg = aigw_crds = aigw = None
+        if args.get("install_envoy_gateway", True):
+            eg_version = args.get("envoy_chart_version", "v1.9.0")
+            # Rendered by Pulumi and applied object by object, as upstream installs this chart (`helm template |
+            # kubectl apply --server-side`): as a Helm release, its multi-megabyte templates would not fit Helm's
+            # 1 MiB release Secret.
+            eg_crds = k8s.helm.v4.Chart(f"{name}-gateway-crds", chart=EG_CRDS_CHART, version=eg_version,
+                                        name="eg-crds", values=envoy_gateway_crds_values(), opts=child(self, deps))
+            # With a Redis, the release's configuration points at it: Redis comes first and goes last (its URL is
+            # an Output of the resources that make it).
+            rate_limit = rate_limit_eg_config(redis["url"], bool(redis.get("fail_open", True)), replicas,
+                                              node_selector, redis.get("ca_pem") is not None) if redis else None
+            eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None, eg_version, eg_ns,
+                                values=envoy_gateway_values(replicas, node_selector, rate_limit),
+                                depends_on=[eg_crds, *deps], skip_crds=True)
+        if args.get("install_ai_gateway", True):
+            aigw_crds = pinned_release(self, f"{name}-ai-gateway-crds", "aieg-crd", AIGW_CRDS_CHART, None,
+                                       args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE, values={},
+                                       depends_on=[*([eg] if eg else []), *deps])
+            aigw = pinned_release(self, f"{name}-ai-gateway", "aieg", AIGW_CHART, None,
+                                  args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
+                                  values=ai_gateway_values(replicas, node_selector, eg_ns),
+                                  depends_on=[aigw_crds, *([eg] if eg else []), *deps])
         self.envoy_gateway_crds, self.envoy_gateway_release = eg_crds, eg
         self.ai_gateway_crds_release, self.ai_gateway_release = aigw_crds, aigw
+        installed = [r for r in (eg_crds, eg, aigw_crds, aigw) if r is not None]
         # Envoy's pods are the NLB's IP targets. With 2 replicas a rollout finishes faster than the NLB registers
         # and health-checks the new pods, so it could leave only initial/draining targets (the LBC doc's outage
         # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The
         # chart creates the namespace; the label is patched on before the EnvoyProxy makes Envoy Gateway create pods.
         self.envoy_namespace_label = k8s.core.v1.NamespacePatch(
             f"{name}-envoy-namespace",
-            metadata={"name": EG_NAMESPACE, "labels": {READINESS_GATE_LABEL: "enabled"}},
-            opts=child(self, [eg, *deps]),
+            metadata={"name": eg_ns, "labels": {READINESS_GATE_LABEL: "enabled"}},
+            opts=child(self, [*([eg] if eg else []), *deps]),
         )
         # Every custom resource waits for what installs its CRD; the Gateway also waits for the AI
         # Gateway's webhook, which adds the ext_proc sidecar to the Envoy pods when they are created.
-        cr_deps = [eg_crds, eg, aigw_crds, aigw, *deps]
+        cr_deps = [*installed, *deps]
 
         # -- secrets: client keys (SecurityPolicy) and the internal credential (AI Gateway → vLLM) -----------------
         api_keys = args.get("api_keys")
@@ -843,7 +864,7 @@ class EdgeGateway(pulumi.ComponentResource):
         # release (deps), so that happens before the controller, its IAM and its Pod Identity association go.
         self.load_balancer = k8s.core.v1.Service(
             f"{name}-nlb",
-            metadata={"namespace": EG_NAMESPACE, "labels": lbl,
+            metadata={"namespace": eg_ns, "labels": lbl,
                       "annotations": nlb_annotations(public, cert, port, t.silence_seconds)},
             spec={
                 "type": "LoadBalancer",
@@ -917,14 +938,15 @@ class EdgeGateway(pulumi.ComponentResource):
     def _monitors(self, name: str, ns, args: EdgeGatewayArgs, lbl: dict, cr_deps: list) -> None:
         """Envoy's and the AI Gateway's metrics (PodMonitor on the proxy pods) and the interceptor's (Service +
         ServiceMonitor)."""
+        extra = dict(args.get("monitor_labels") or {})
         self.edge_monitor = k8s.apiextensions.CustomResource(
             f"{name}-edge-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="PodMonitor",
-            metadata={"namespace": EG_NAMESPACE, "labels": lbl},
+            metadata={"namespace": self._eg_namespace, "labels": {**extra, **lbl}},
             spec={
                 "selector": {"matchLabels": dict(PROXY_POD_LABELS)},
-                "namespaceSelector": {"matchNames": [EG_NAMESPACE]},
+                "namespaceSelector": {"matchNames": [self._eg_namespace]},
                 "podMetricsEndpoints": [
                     {"port": ENVOY_METRICS_PORT, "path": "/stats/prometheus", "interval": "15s"},
                     {"port": AIGW_METRICS_PORT, "path": "/metrics", "interval": "15s"},
@@ -946,7 +968,7 @@ class EdgeGateway(pulumi.ComponentResource):
             f"{name}-interceptor-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata={"namespace": self.interceptor_metrics.metadata.namespace, "labels": metrics_labels},
+            metadata={"namespace": self.interceptor_metrics.metadata.namespace, "labels": {**extra, **metrics_labels}},
             spec={"selector": {"matchLabels": self.interceptor_metrics.metadata.labels},
                   "namespaceSelector": {"matchNames": [self.interceptor_metrics.metadata.namespace]},
                   "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "10s"}]},

@@ -12,6 +12,8 @@ from ._common import (DEVICE_PLUGIN_CONFIG_LABEL, GPU_PRESENT_LABEL, GPU_RESOURC
                       TIME_SLICING_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, time_slicing_config_name,
                       token)
 
+DISCOVERY_TAG = "karpenter.sh/discovery"
+"""Tag key Karpenter's getting-started puts on the subnets and security groups its nodes use."""
 GPU_TAINT_VALUE = "present"
 """Value of the `nvidia.com/gpu` NoSchedule taint. Workloads tolerate the key with `operator: Exists`, so the value
 only matters to tolerations that use `Equal`: the node-feature-discovery worker that GPU feature discovery needs
@@ -85,8 +87,16 @@ class GpuNodePoolArgs(TypedDict):
     """Real EKS cluster name: value of the `karpenter.sh/discovery` tag on the private subnets."""
     cluster_security_group_id: pulumi.Input[str]
     """EKS cluster security group id, attached to GPU nodes like to the managed nodes."""
-    node_role_name: pulumi.Input[str]
-    """Karpenter node role *name* (not ARN); Karpenter creates the instance profile."""
+    node_role_name: NotRequired[pulumi.Input[str]]
+    """Karpenter node role *name* (not ARN); Karpenter creates the instance profile. Required unless
+    `instance_profile` is given."""
+    instance_profile: NotRequired[pulumi.Input[str]]
+    """Instead of `node_role_name`: an existing instance profile for the nodes (EC2NodeClass `spec.instanceProfile`)."""
+    subnet_ids: NotRequired[pulumi.Input[list[str]]]
+    """Select the nodes' subnets by id instead of by the discovery tag."""
+    discovery_tag: NotRequired[pulumi.Input[str]]
+    """Value of `karpenter.sh/discovery` that selects the nodes' subnets *and* security groups (an existing Karpenter
+    setup's tag); without it subnets carry `cluster_name` and the only security group is the cluster's."""
     ami_family: pulumi.Input[AmiFamily]
     """al2023 or bottlerocket."""
     ami_version: pulumi.Input[str]
@@ -334,10 +344,9 @@ class GpuNodePool(pulumi.ComponentResource):
             kind="EC2NodeClass",
             metadata={"name": class_name, "labels": labels("gpu-nodes", name)},
             spec={
-                "role": args["node_role_name"],
+                **self._identity(name, args),
                 "amiSelectorTerms": [{"alias": pulumi.Output.concat(family, "@", args["ami_version"])}],
-                "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": args["cluster_name"]}}],
-                "securityGroupSelectorTerms": [{"id": args["cluster_security_group_id"]}],
+                **self._network(args),
                 "blockDeviceMappings": pulumi.Output.all(
                     family, args.get("volume_size_gib", 200), args.get("volume_throughput_mibps", 600),
                     args.get("volume_iops"), args.get("data_volume_snapshot_id"),
@@ -369,6 +378,25 @@ class GpuNodePool(pulumi.ComponentResource):
             spec=time_slicing_overlay(pool["name"], gpus, slices),
             opts=child(self, depends_on=deps),
         ) for gpus in sorted(set(pool["gpus_per_node"]))]
+
+    @staticmethod
+    def _identity(name: str, args: GpuNodePoolArgs) -> dict:
+        """`role` (Karpenter makes the instance profile) or an existing `instanceProfile`: the CRD takes one."""
+        role, profile = args.get("node_role_name"), args.get("instance_profile")
+        if (role is None) == (profile is None):
+            raise ValueError(f"GpuNodePool '{name}': give node_role_name or instance_profile (one of them)")
+        return {"role": role} if role is not None else {"instanceProfile": profile}
+
+    @staticmethod
+    def _network(args: GpuNodePoolArgs) -> dict:
+        """Subnet and security group selector terms (terms of one selector are ORed, a term's fields ANDed)."""
+        if args.get("discovery_tag") is not None:
+            tag = {"tags": {DISCOVERY_TAG: args["discovery_tag"]}}
+            return {"subnetSelectorTerms": [tag], "securityGroupSelectorTerms": [tag]}
+        subnets = (pulumi.Output.from_input(args["subnet_ids"]).apply(lambda ids: [{"id": i} for i in ids])
+                   if args.get("subnet_ids") is not None else [{"tags": {DISCOVERY_TAG: args["cluster_name"]}}])
+        return {"subnetSelectorTerms": subnets,
+                "securityGroupSelectorTerms": [{"id": args["cluster_security_group_id"]}]}
 
     @staticmethod
     def _sliced_pools(name: str, args: GpuNodePoolArgs) -> dict[str, int]:

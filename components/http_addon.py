@@ -122,7 +122,7 @@ class KedaHttpAddon(pulumi.ComponentResource):
             self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
             args.get("namespace", DEFAULT_NAMESPACE),
             values=http_addon_values(
-                args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["readiness_timeout"],
+                args.get("node_selector", SYSTEM_NODE_SELECTOR), args["readiness_timeout"],
                 args["response_header_timeout"], min_replicas, max_replicas, args.get("scaler_replicas", 2),
                 args.get("drain_timeout_seconds", 30)),
             depends_on=deps_of(opts),

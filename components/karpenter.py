@@ -101,35 +101,11 @@ class Karpenter(pulumi.ComponentResource):
         ]
 
         # Interruption queue: spot warnings, rebalance, state changes and health events, drained by the controller.
-        self.queue = aws.sqs.Queue(
-            f"{name}-interruption",
-            message_retention_seconds=300,
-            sqs_managed_sse_enabled=True,
-            tags=tags,
-            opts=child(self),
-        )
-        queue_policy = aws.sqs.QueuePolicy(
-            f"{name}-interruption-queue-policy",
-            queue_url=self.queue.url,
-            policy=self.queue.arn.apply(lambda arn: json.dumps(interruption_queue_policy(arn))),
-            opts=child(self),
-        )
         # The controller's AWS side: everything the release waits for, so that on destroy the NodePools and the
         # EC2NodeClass (which depend on the release) go first, while Karpenter can still terminate their instances
         # and delete their launch templates and instance profiles.
-        controller_aws: list[pulumi.Resource] = [queue_policy]
-        for event, pattern in INTERRUPTION_EVENTS.items():
-            # No explicit rule names: auto-naming lets two stacks share an account and region.
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-{event}", event_pattern=json.dumps(pattern), tags=tags, opts=child(self)
-            )
-            controller_aws += [rule, aws.cloudwatch.EventTarget(
-                f"{name}-{event}-target",
-                rule=rule.name,
-                target_id="KarpenterInterruptionQueueTarget",
-                arn=self.queue.arn,
-                opts=child(self),
-            )]
+        self.queue, controller_aws = interruption_queue(self, name, tags)
+        queue_policy = controller_aws[0]
 
         # Nodes join through an access entry (authentication mode API); STANDARD would break node join.
         access_entry = aws.eks.AccessEntry(
@@ -239,3 +215,60 @@ class Karpenter(pulumi.ComponentResource):
             "controller_role_arn": self.controller_role_arn, "interruption_queue_name": self.interruption_queue_name,
             "service_account": self.service_account, "release_name": self.release_name,
         })
+
+
+def interruption_queue(parent: pulumi.Resource, name: str, tags: pulumi.Input[dict]) -> tuple:
+    """The SSE-encrypted SQS queue Karpenter drains, its policy and the EventBridge rules that feed it, as children
+    of `parent`: (the queue, [its policy, then each rule and target])."""
+    queue = aws.sqs.Queue(
+        f"{name}-interruption",
+        message_retention_seconds=300,
+        sqs_managed_sse_enabled=True,
+        tags=tags,
+        opts=child(parent),
+    )
+    created: list[pulumi.Resource] = [aws.sqs.QueuePolicy(
+        f"{name}-interruption-queue-policy",
+        queue_url=queue.url,
+        policy=queue.arn.apply(lambda arn: json.dumps(interruption_queue_policy(arn))),
+        opts=child(parent),
+    )]
+    for event, pattern in INTERRUPTION_EVENTS.items():
+        # No explicit rule names: auto-naming lets two stacks share an account and region.
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-{event}", event_pattern=json.dumps(pattern), tags=tags, opts=child(parent)
+        )
+        created += [rule, aws.cloudwatch.EventTarget(
+            f"{name}-{event}-target",
+            rule=rule.name,
+            target_id="KarpenterInterruptionQueueTarget",
+            arn=queue.arn,
+            opts=child(parent),
+        )]
+    return queue, created
+
+
+class KarpenterInterruptionQueueArgs(TypedDict):
+    """Inputs for KarpenterInterruptionQueue."""
+
+    tags: NotRequired[pulumi.Input[dict[str, str]]]
+    """Tags for the queue and the rules."""
+
+
+class KarpenterInterruptionQueue(pulumi.ComponentResource):
+    """Only the interruption queue and its EventBridge rules, for a Karpenter the stack does not install: point its
+    `settings.interruptionQueue` at `queue_name` and let its controller role receive and delete messages there (the
+    Interruption statement of the upstream controller policy)."""
+
+    queue_name: pulumi.Output[str]
+    """SQS queue name for Karpenter's `settings.interruptionQueue`."""
+    queue_arn: pulumi.Output[str]
+    """Queue ARN (the resource of the controller's sqs:ReceiveMessage/DeleteMessage/GetQueueUrl statement)."""
+
+    def __init__(self, name: str, args: KarpenterInterruptionQueueArgs,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(token("KarpenterInterruptionQueue"), name, None, opts)
+        queue, _ = interruption_queue(self, name, args.get("tags") or {})
+        self.queue_name = queue.name
+        self.queue_arn = queue.arn
+        self.register_outputs({"queue_name": self.queue_name, "queue_arn": self.queue_arn})

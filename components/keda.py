@@ -18,15 +18,17 @@ WEBHOOKS_REQUESTS = {"cpu": "20m", "memory": "64Mi"}
 """Requests of the three KEDA Deployments (the system-node capacity check counts these)."""
 
 
-def keda_values(node_selector: dict[str, str], operator_metrics: bool = True) -> dict:
+def keda_values(node_selector: dict[str, str], operator_metrics: bool = True,
+                monitor_labels: Optional[dict[str, str]] = None) -> dict:
     """Chart values: all three KEDA deployments (operator, metrics API server, admission webhooks) on system nodes,
     and the operator's Prometheus metrics (keda_scaler_detail_errors_total, keda_scaled_object_errors_total) scraped
-    through a ServiceMonitor (chart 2.20.2 values `prometheus.operator`)."""
+    through a ServiceMonitor (chart 2.20.2 values `prometheus.operator`) carrying `monitor_labels`."""
+    monitor = {"enabled": operator_metrics, **({"additionalLabels": dict(monitor_labels)} if monitor_labels else {})}
     return {
         # The chart's CRDs are templates: Helm upgrades them with the release (the chart default, kept explicit).
         "crds": {"install": True},
         "nodeSelector": dict(node_selector),
-        "prometheus": {"operator": {"enabled": operator_metrics, "serviceMonitor": {"enabled": operator_metrics}}},
+        "prometheus": {"operator": {"enabled": operator_metrics, "serviceMonitor": monitor}},
         "resources": {
             "operator": {"requests": dict(OPERATOR_REQUESTS), "limits": {"cpu": "1", "memory": "512Mi"}},
             "metricServer": {"requests": dict(METRICS_SERVER_REQUESTS), "limits": {"cpu": "1", "memory": "512Mi"}},
@@ -47,6 +49,8 @@ class KedaArgs(TypedDict):
     operator_metrics: NotRequired[bool]
     """Expose the operator's metrics with a ServiceMonitor (needs the ServiceMonitor CRD: pass what installs the
     monitoring.coreos.com CRDs in `opts.depends_on`). Default True."""
+    monitor_labels: NotRequired[dict[str, str]]
+    """Labels of that ServiceMonitor: those a Prometheus that selects monitors by label needs. Default none."""
 
 
 class Keda(pulumi.ComponentResource):
@@ -64,7 +68,8 @@ class Keda(pulumi.ComponentResource):
             # Fixed: one KEDA per cluster (it owns the external.metrics.k8s.io APIService), and no random suffix.
             self, name, RELEASE_NAME, CHART, CHART_REPO, args["chart_version"],
             args.get("namespace", DEFAULT_NAMESPACE),
-            values=keda_values(args.get("node_selector") or SYSTEM_NODE_SELECTOR, args.get("operator_metrics", True)),
+            values=keda_values(args.get("node_selector", SYSTEM_NODE_SELECTOR), args.get("operator_metrics", True),
+                               args.get("monitor_labels")),
             depends_on=deps_of(opts),
         )
         self.release_name = self.release.status.name

@@ -130,7 +130,7 @@ class LoadBalancerController(pulumi.ComponentResource):
         values = pulumi.Output.all(args["cluster_name"], region.region, args["vpc_id"],
                                    association.service_account).apply(
             lambda v: lbc_values(v[0], v[1], v[2], v[3], replicas,
-                                 args.get("node_selector") or SYSTEM_NODE_SELECTOR))
+                                 args.get("node_selector", SYSTEM_NODE_SELECTOR)))
         # Applied by Pulumi from the pinned tag, so a chart bump upgrades them before the controller.
         self.crds = k8s.yaml.v2.ConfigGroup(f"{name}-crds", files=crd_urls(args["chart_version"]),
                                             opts=child(self, depends_on=deps))

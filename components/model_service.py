@@ -292,6 +292,9 @@ class ModelServiceArgs(TypedDict):
     monitoring_release_label: NotRequired[pulumi.Input[str]]
     """Value of a `release` label on the ServiceMonitor ("": none; harmless, the Prometheus selects monitors
     without it)."""
+    monitor_labels: NotRequired[dict[str, str]]
+    """More ServiceMonitor labels: those a Prometheus that selects monitors by label needs (e.g. an existing
+    kube-prometheus-stack's `release`)."""
 
 
 class ModelService(pulumi.ComponentResource):
@@ -370,9 +373,10 @@ class ModelService(pulumi.ComponentResource):
             opts=child(self, deps),
         )
 
+        more_labels = dict(args.get("monitor_labels") or {})
         release = args.get("monitoring_release_label")
-        sm_labels = dict(lbl) if release is None else pulumi.Output.from_input(release).apply(
-            lambda r: {**lbl, "release": r} if r else dict(lbl))
+        sm_labels = {**more_labels, **lbl} if release is None else pulumi.Output.from_input(release).apply(
+            lambda r: {**more_labels, **lbl, "release": r} if r else {**more_labels, **lbl})
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
             f"{name}-monitor",

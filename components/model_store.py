@@ -404,7 +404,7 @@ class ModelWeights(pulumi.ComponentResource):
                     "serviceAccountName": identity.service_account,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "nodeSelector": dict(args.get("node_selector") or SYSTEM_NODE_SELECTOR),
+                    "nodeSelector": dict(args.get("node_selector", SYSTEM_NODE_SELECTOR)),
                     "securityContext": {"runAsNonRoot": True, "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_UID,
                                         "fsGroup": RUN_AS_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{

@@ -181,7 +181,7 @@ class Monitoring(pulumi.ComponentResource):
             timeout=900,
             skip_crds=True,
             values=monitoring_values(
-                args.get("node_selector") or SYSTEM_NODE_SELECTOR, args["retention"], args["scrape_interval"],
+                args.get("node_selector", SYSTEM_NODE_SELECTOR), args["retention"], args["scrape_interval"],
                 args.get("prometheus_memory", "1Gi"), args.get("grafana_enabled", True),
                 args.get("alertmanager_enabled", True)),
             # The chart creates Prometheus, Alertmanager, ServiceMonitors and PrometheusRules.

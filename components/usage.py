@@ -219,6 +219,9 @@ class UsageRulesArgs(TypedDict):
     key_tokens_per_day: NotRequired[dict[str, int]]
     """Per API-key name: its daily token budget (input + output tokens). Keys without one get no budget series and
     no alert; none by default."""
+    rule_labels: NotRequired[dict[str, str]]
+    """More labels on the PrometheusRule: those a Prometheus that selects rules by label needs (e.g. an existing
+    kube-prometheus-stack's `release`)."""
 
 
 def key_rules() -> list[dict]:
@@ -303,7 +306,8 @@ class UsageRules(pulumi.ComponentResource):
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
-            metadata={"namespace": args["namespace"], "labels": labels("usage", name)},
+            metadata={"namespace": args["namespace"],
+                      "labels": {**(args.get("rule_labels") or {}), **labels("usage", name)}},
             spec={"groups": groups},
             opts=child(self, deps_of(opts)),
         )

@@ -4,6 +4,7 @@ from typing import Optional
 
 import pulumi
 
+from components._common import SYSTEM_NODE_SELECTOR
 from components.gpu_node_pool import GPU_TOLERATION, AmiFamily, GpuNodePool, GpuPoolArgs
 from components.http_addon import PROXY_PORT, KedaHttpAddon
 from components.keda import Keda
@@ -36,19 +37,26 @@ def _pool_args(p) -> GpuPoolArgs:
 def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Addons:
     """Declare the add-ons. Ordering, for a one-pass first `pulumi up` and a clean destroy:
     every release waits for the system nodes + coredns (`f.system_ready`); the HTTP add-on waits for KEDA (its chart
-    creates a ScaledObject) and KEDA for the monitoring CRDs (its ServiceMonitor); the NodePools wait for the Karpenter release (CRDs) and, on AL2023, for the device
-    plugin, so no GPU node launches before something can advertise its GPUs, and on destroy the NodePools (and the
-    nodes Karpenter drains for them) go before Karpenter and the plugin."""
+    creates a ScaledObject) and KEDA for the monitoring CRDs (its ServiceMonitor); the NodePools wait for the
+    Karpenter release (CRDs) and, on AL2023, for the device plugin, so no GPU node launches before something can
+    advertise its GPUs, and on destroy the NodePools (and the nodes Karpenter drains for them) go before Karpenter and
+    the plugin. On an existing cluster an add-on declared
+    present (`install: false`) is not installed: what the stack creates is wired to it through its config."""
     cfg = f.cfg
     system_ready = list(f.system_ready)
     volume = data_volume or resolve_data_volume(cfg)
+    node_selector = dict(SYSTEM_NODE_SELECTOR if f.system_node_selector is None else f.system_node_selector)
+    a = cfg.addons
+    m = a.monitoring
+    monitor_labels = dict(m.service_monitor_labels or {}) if not m.install else {}
 
-    def opts(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=[*system_ready, *deps])
+    def opts(*deps: Optional[pulumi.Resource]) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(providers=[f.k8s_provider],
+                                      depends_on=[*system_ready, *(d for d in deps if d is not None)])
 
     device_plugin = None
-    if cfg.gpu.needs_device_plugin:
-        dp = cfg.addons.nvidia_device_plugin
+    dp = a.nvidia_device_plugin
+    if cfg.gpu.needs_device_plugin and dp.install:
         device_plugin = NvidiaDevicePlugin("nvidia-device-plugin", {
             "chart_version": dp.chart_version,
             "gfd_enabled": dp.gfd_enabled,
@@ -56,11 +64,98 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
             **({"time_slicing": cfg.gpu.slice_counts} if cfg.gpu.slice_counts else {}),
         }, opts=opts())
 
-    pool_deps = [f.karpenter_release] + ([device_plugin.release] if device_plugin else [])
-    gpu = GpuNodePool("gpu", {
+    gpu = _gpu_pools(f, volume, [f.karpenter_release, device_plugin.release if device_plugin else None])
+
+    monitoring = None
+    if m.install:
+        monitoring = Monitoring("monitoring", {
+            "chart_version": m.chart_version,
+            "crds_chart_version": m.effective_crds_chart_version,
+            "retention": m.retention,
+            "scrape_interval": m.scrape_interval,
+            "prometheus_memory": m.prometheus_memory,
+            "grafana_enabled": m.grafana_enabled,
+            "alertmanager_enabled": m.alertmanager_enabled,
+            "node_selector": node_selector,
+        }, opts=opts())
+    monitoring_release = monitoring.release if monitoring else None
+
+    keda = None
+    if a.keda.install:
+        # KEDA's chart creates a ServiceMonitor: it needs the monitoring.coreos.com CRDs (of the stack's monitoring,
+        # or of the cluster's own operator).
+        keda = Keda("keda", {"chart_version": a.keda.chart_version, "node_selector": node_selector,
+                             **({"monitor_labels": monitor_labels} if monitor_labels else {})},
+                    opts=opts(monitoring.crd_release if monitoring else None))
+
+    h = a.http_addon
+    if h.install:
+        http = KedaHttpAddon("http-addon", {
+            "chart_version": h.chart_version,
+            "readiness_timeout": h.readiness_timeout,
+            "response_header_timeout": h.response_header_timeout,
+            "interceptor_min_replicas": h.interceptor_replicas,
+            "interceptor_max_replicas": h.interceptor_max_replicas,
+            "scaler_replicas": cfg.http_scaler_replicas,
+            # The longest a request can be in flight before its first byte: held through a cold start, then
+            # waiting for headers. Streams that outlast it are cut when a stopping interceptor's drain ends.
+            "drain_timeout_seconds": int(duration_seconds(h.readiness_timeout)
+                                         + duration_seconds(h.response_header_timeout)),
+            "node_selector": node_selector,
+        }, opts=opts(keda.release if keda else None))
+        http_release, scaler, interceptor_ns = http.release, http.external_scaler_address, http.namespace
+        interceptor_svc, interceptor_port = http.interceptor_proxy_service, PROXY_PORT
+    else:
+        http_release, interceptor_port = None, h.interceptor_port
+        scaler, interceptor_ns, interceptor_svc = (pulumi.Output.from_input(v) for v in (
+            h.external_scaler_address, h.interceptor_namespace, h.interceptor_service))
+
+    if monitoring:
+        prometheus_url, dashboards_ns = monitoring.prometheus_url, monitoring.namespace
+        dashboard_label, grafana = dict(DASHBOARD_LABEL), monitoring.grafana_service
+    else:
+        prometheus_url = pulumi.Output.from_input(m.prometheus_url)
+        dashboards_ns = pulumi.Output.from_input(m.dashboard_namespace or "")
+        dashboard_label, grafana = dict(m.dashboard_labels or {}), pulumi.Output.from_input("")
+
+    return Addons(
+        gpu_pool_names=[p.name for p in cfg.gpu.pools],
+        gpu_pools=gpu,
+        keda_release=keda.release if keda else None,
+        http_addon_release=http_release,
+        monitoring_release=monitoring_release,
+        prometheus_url=prometheus_url,
+        external_scaler_address=scaler,
+        interceptor_namespace=interceptor_ns,
+        interceptor_proxy_service=interceptor_svc,
+        interceptor_proxy_port=interceptor_port,
+        dashboards_namespace=dashboards_ns,
+        dashboard_label=dashboard_label,
+        monitoring_namespace=monitoring.namespace if monitoring else pulumi.Output.from_input(""),
+        grafana_service=grafana,
+        gpu_toleration=dict(GPU_TOLERATION),
+        device_plugin_release=device_plugin.release if device_plugin else None,
+        gpu_data_volume_snapshot_id=volume.snapshot_id or "",
+        monitor_labels=monitor_labels,
+        rule_labels=dict(m.rule_labels or {}) if not m.install else {},
+        dashboards=m.dashboards,
+        alerts=m.alerts,
+    )
+
+
+def _gpu_pools(f: Foundation, volume: DataVolume, deps: list) -> GpuNodePool:
+    """The EC2NodeClass and NodePools, for the node role (or an existing instance profile) and the subnets of the
+    foundation; they wait for what serves their CRDs and advertises GPUs (`deps`, None when already installed)."""
+    cfg = f.cfg
+    identity = ({"instance_profile": f.node_instance_profile} if f.node_instance_profile
+                else {"node_role_name": f.node_role_name})
+    network = ({"subnet_ids": f.gpu_subnet_ids} if f.gpu_subnet_ids is not None
+               else {"discovery_tag": f.discovery_tag} if f.existing is not None else {})
+    return GpuNodePool("gpu", {
         "cluster_name": f.cluster_name,
         "cluster_security_group_id": f.cluster_security_group_id,
-        "node_role_name": f.node_role_name,
+        **identity,
+        **network,
         "ami_family": AmiFamily(cfg.gpu.ami_family.value),
         "ami_version": cfg.gpu.ami_version,
         "volume_size_gib": cfg.gpu.volume_size_gib,
@@ -73,52 +168,4 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
            if volume.snapshot_id and cfg.gpu.volume_initialization_rate_mibps else {}),
         "pools": [_pool_args(p) for p in cfg.gpu.pools],
         "tags": {"gpu-burst.io/environment": cfg.environment},
-    }, opts=pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=pool_deps))
-
-    m = cfg.addons.monitoring
-    monitoring = Monitoring("monitoring", {
-        "chart_version": m.chart_version,
-        "crds_chart_version": m.effective_crds_chart_version,
-        "retention": m.retention,
-        "scrape_interval": m.scrape_interval,
-        "prometheus_memory": m.prometheus_memory,
-        "grafana_enabled": m.grafana_enabled,
-        "alertmanager_enabled": m.alertmanager_enabled,
-    }, opts=opts())
-
-    # KEDA's chart creates a ServiceMonitor: it needs the monitoring.coreos.com CRDs.
-    keda = Keda("keda", {"chart_version": cfg.addons.keda.chart_version}, opts=opts(monitoring.crd_release))
-
-    h = cfg.addons.http_addon
-    http = KedaHttpAddon("http-addon", {
-        "chart_version": h.chart_version,
-        "readiness_timeout": h.readiness_timeout,
-        "response_header_timeout": h.response_header_timeout,
-        "interceptor_min_replicas": h.interceptor_replicas,
-        "interceptor_max_replicas": h.interceptor_max_replicas,
-        "scaler_replicas": cfg.http_scaler_replicas,
-        # The longest a request can be in flight before its first byte: held through a cold start, then waiting
-        # for headers. Streams that outlast it are cut when a stopping interceptor's drain ends.
-        "drain_timeout_seconds": int(duration_seconds(h.readiness_timeout) + duration_seconds(h.response_header_timeout)),
-    }, opts=opts(keda.release))
-
-    return Addons(
-        gpu_pool_names=[p.name for p in cfg.gpu.pools],
-        gpu_pools=gpu,
-        keda_release=keda.release,
-        http_addon_release=http.release,
-        monitoring_release=monitoring.release,
-        prometheus_url=monitoring.prometheus_url,
-        external_scaler_address=http.external_scaler_address,
-        interceptor_namespace=http.namespace,
-        interceptor_proxy_service=http.interceptor_proxy_service,
-        interceptor_proxy_port=PROXY_PORT,
-        dashboards_namespace=monitoring.namespace,
-        dashboard_label=dict(DASHBOARD_LABEL),
-        monitoring_namespace=monitoring.namespace,
-        grafana_service=monitoring.grafana_service,
-        gpu_toleration=dict(GPU_TOLERATION),
-        device_plugin_release=device_plugin.release if device_plugin else None,
-        gpu_data_volume_snapshot_id=volume.snapshot_id or "",
-    )
-
+    }, opts=pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=[d for d in deps if d is not None]))

@@ -1,17 +1,21 @@
 """Foundation layer: network → EKS cluster + system nodes → Karpenter."""
 
 import re
+from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from components.cluster import EksCluster, SystemNodeOs
-from components.karpenter import Karpenter
+from components.karpenter import Karpenter, KarpenterInterruptionQueue
 from components.network import NatMode, Network, regular_zone_filters
 from components._common import SYSTEM_NODE_SELECTOR
 
 from .config import ConfigError, NetworkMode, StackConfig
-from .contracts import Foundation
+from .config.eks_addons import DEFAULT_ADDON_VERSIONS
+from .contracts import ExistingCluster, Foundation
+from .existing import POD_IDENTITY_AGENT, kubeconfig
 
 
 def cluster_name(cfg: StackConfig, prefix: str) -> str:
@@ -33,9 +37,16 @@ def availability_zones(cfg: StackConfig) -> list[str]:
     return names
 
 
-def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
-    """Declare the network, the EKS cluster with its system node group, and Karpenter."""
-    tags = {"gpu-burst:stack": pulumi.get_stack(), "gpu-burst:environment": cfg.environment, **cfg.cluster.tags}
+def stack_tags(cfg: StackConfig) -> dict:
+    return {"gpu-burst:stack": pulumi.get_stack(), "gpu-burst:environment": cfg.environment, **cfg.cluster.tags}
+
+
+def build_foundation(cfg: StackConfig, prefix: str, existing: Optional[ExistingCluster] = None) -> Foundation:
+    """Declare the network, the EKS cluster with its system node group, and Karpenter; on an existing cluster
+    (read before by stacks.existing) only what the stack adds to it."""
+    if existing is not None:
+        return build_on_existing_cluster(cfg, prefix, existing)
+    tags = stack_tags(cfg)
     net_cfg = cfg.network
     if net_cfg.mode is NetworkMode.EXISTING:
         network = Network(prefix, {
@@ -116,4 +127,62 @@ def build_foundation(cfg: StackConfig, prefix: str) -> Foundation:
         private_subnet_ids=network.private_subnet_ids,
         control_plane_log_group=cluster.log_group_name,
         s3_endpoint_id=network.s3_endpoint_id,
+        system_node_selector=dict(SYSTEM_NODE_SELECTOR),
+        discovery_tag=cluster.cluster_name,
     )
+
+
+def build_on_existing_cluster(cfg: StackConfig, prefix: str, c: ExistingCluster) -> Foundation:
+    """An existing cluster: no VPC, cluster, system nodes or core add-ons; a Kubernetes provider for it, the
+    eks-pod-identity-agent add-on if it lacks one (and that is allowed), and Karpenter unless it runs already."""
+    tags = stack_tags(cfg)
+    kubeconfig_json = kubeconfig(c.name, c.endpoint, c.certificate_authority, cfg.region, cfg.aws_profile)
+    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=kubeconfig_json)
+    ready = _pod_identity_agent(prefix, c, tags)
+    selector = dict(cfg.cluster.system_node_selector or {})
+    discovery = cfg.karpenter.discovery_tag
+    out = pulumi.Output.from_input
+    return Foundation(
+        cfg=cfg, cluster_name=out(c.name), cluster_security_group_id=out(c.security_group_id), vpc_id=out(c.vpc_id),
+        vpc_cidr=out(c.vpc_cidr), private_subnet_ids=out(list(c.gpu_subnet_ids)), k8s_provider=provider,
+        kubeconfig=out(kubeconfig_json), control_plane_log_group=out(""), system_ready=ready,
+        system_node_selector=selector, existing=c,
+        # An existing Karpenter's tag selects subnets and security groups; else the private subnets, by id.
+        discovery_tag=discovery, gpu_subnet_ids=None if discovery else list(c.gpu_subnet_ids),
+        **_karpenter_on(cfg, prefix, c, selector, tags, pulumi.ResourceOptions(provider=provider, depends_on=ready)),
+    )
+
+
+def _pod_identity_agent(prefix: str, c: ExistingCluster, tags: dict) -> list:
+    """The eks-pod-identity-agent add-on when the cluster lacks it (config checked it may be installed): first, as
+    everything with Pod Identity credentials (Karpenter, the LBC, the model store's Jobs) needs it."""
+    if c.pod_identity_agent:
+        return []
+    return [aws.eks.Addon(
+        f"{prefix}-pod-identity-agent", cluster_name=c.name, addon_name=POD_IDENTITY_AGENT,
+        addon_version=DEFAULT_ADDON_VERSIONS[c.kubernetes_version][POD_IDENTITY_AGENT],
+        # Never OVERWRITE: a self-managed agent's configuration is its owner's.
+        resolve_conflicts_on_create="NONE", resolve_conflicts_on_update="NONE", tags=tags)]
+
+
+def _karpenter_on(cfg: StackConfig, prefix: str, c: ExistingCluster, selector: dict, tags: dict,
+                  opts: pulumi.ResourceOptions) -> dict:
+    """The Foundation's Karpenter fields: the Karpenter the stack installs, or the node identity of the one the
+    cluster runs (and its interruption queue, only if asked for)."""
+    k = cfg.karpenter
+    if not k.install:
+        queue = (KarpenterInterruptionQueue(prefix, {"tags": tags}).queue_name if k.interruption_queue
+                 else pulumi.Output.from_input(""))
+        return {"node_role_name": pulumi.Output.from_input(k.node_role_name or ""),
+                "node_instance_profile": k.node_instance_profile or "", "karpenter_release": None,
+                "karpenter_crd_release": None, "karpenter_interruption_queue": queue}
+    karpenter = Karpenter(prefix, {
+        "cluster_name": c.name, "cluster_endpoint": c.endpoint, "chart_version": k.chart_version,
+        "replicas": cfg.karpenter_replicas, "node_selector": selector, "log_level": k.log_level,
+        "controller_cpu": k.controller_cpu, "controller_memory": k.controller_memory,
+        "create_spot_service_linked_role": k.create_spot_service_linked_role, "tags": tags,
+        **({"node_overlay": True} if cfg.gpu.slice_counts else {}),
+    }, opts)
+    return {"node_role_name": karpenter.node_role_name, "karpenter_release": karpenter.release,
+            "karpenter_crd_release": karpenter.crd_release,
+            "karpenter_interruption_queue": karpenter.interruption_queue_name}

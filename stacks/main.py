@@ -4,6 +4,7 @@ import pulumi
 
 from .addons import build_addons
 from .config import NAMESPACE, StackConfig
+from .existing import read_existing_cluster
 from .foundation import build_foundation
 from .global_dns import resolve_hosted_zone
 from .snapshot import resolve_data_volume
@@ -13,10 +14,14 @@ from .workload import build_workload
 def build(cfg: StackConfig) -> dict:
     """Declare every resource of the stack from a validated config and export the stack outputs."""
     prefix = "gpu-burst"
-    # Looked up before any resource is declared: a lookup that fails leaves nothing half-created.
+    # Looked up before any resource is declared: a lookup that fails leaves nothing half-created. An existing
+    # cluster is read first: its Kubernetes version is the one every later lookup and check uses.
+    existing = None
+    if cfg.existing_cluster:
+        cfg, existing = read_existing_cluster(cfg)
     data_volume = resolve_data_volume(cfg)
     global_zone = resolve_hosted_zone(cfg)
-    foundation = build_foundation(cfg, prefix)
+    foundation = build_foundation(cfg, prefix, existing)
     addons = build_addons(foundation, data_volume)
     secrets = pulumi.Config(NAMESPACE)
     # get_secret returns Outputs marked secret: the values never reach the typed config model or the logs.

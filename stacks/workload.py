@@ -29,6 +29,11 @@ MODEL_SCRAPE_INTERVAL = "5s"
 seen by the 1→N trigger within 10 s."""
 
 
+def present(*resources: Optional[pulumi.Resource]) -> list:
+    """`depends_on` without the add-ons an existing cluster already runs (None: nothing of the stack's to wait for)."""
+    return [r for r in resources if r is not None]
+
+
 def _go_duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
@@ -90,12 +95,15 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         cidrs = f.vpc_cidr.apply(lambda c: [c])
 
     edge_replicas = cfg.edge_replicas
-    lbc = LoadBalancerController(
-        "gpu-burst-lbc",
-        {"cluster_name": f.cluster_name, "vpc_id": f.vpc_id, "chart_version": LBC_CHART_VERSION,
-         "replicas": edge_replicas, "tags": {"gpu-burst:environment": cfg.environment}},
-        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=list(f.system_ready)),
-    )
+    node_selector = {} if f.system_node_selector is None else {"node_selector": dict(f.system_node_selector)}
+    lbc_release = None
+    if gw.load_balancer_controller.install:
+        lbc_release = LoadBalancerController(
+            "gpu-burst-lbc",
+            {"cluster_name": f.cluster_name, "vpc_id": f.vpc_id, "chart_version": LBC_CHART_VERSION,
+             "replicas": edge_replicas, "tags": {"gpu-burst:environment": cfg.environment}, **node_selector},
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=list(f.system_ready)),
+        ).release
     key_names = list(cfg.api_key_names) if api_keys is not None else []
     if api_keys is not None and not key_names:
         key_names = [GENERATED_KEY_NAME]  # a single legacy `apiKey`
@@ -108,7 +116,10 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "response_header_seconds": int(duration_seconds(http.response_header_timeout)),
         "allowed_cidrs": cidrs, "public": gw.public, "key_names": key_names,
         "requests_per_minute": {k: p.requests_per_minute for k, p in policies.items()},
-        "key_models": cfg.key_models, "replicas": edge_replicas}
+        "key_models": cfg.key_models, "replicas": edge_replicas, **node_selector,
+        "install_envoy_gateway": gw.envoy_gateway.install, "install_ai_gateway": gw.ai_gateway.install,
+        **({"envoy_gateway_namespace": gw.envoy_gateway.namespace} if gw.envoy_gateway.namespace else {}),
+        **({"monitor_labels": dict(a.monitor_labels)} if a.monitor_labels else {})}
     redis = _rate_limit_redis(f, k8s_opts)
     if redis is not None:
         edge_args.update(redis)
@@ -124,8 +135,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "gpu-burst-edge",
         edge_args,
         # The NLB needs the LBC; the interceptor must exist; the monitors need the Prometheus operator CRDs.
-        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[*f.system_ready, ns, lbc.release,
-                                                            a.http_addon_release, a.monitoring_release]),
+        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=present(*f.system_ready, ns, lbc_release,
+                                                                   a.http_addon_release, a.monitoring_release)),
     )
 
     cache = None
@@ -143,7 +154,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         # Weights reach the store once, at deploy time (the only place the HF token goes); replicas stream them.
         weights = ModelWeights(
             f"weights-{m.served_name}",
-            {**staging, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
+            {**staging, **node_selector, "bucket_name": store.bucket_name, "cluster_name": f.cluster_name,
              "namespace": ns.metadata.name, "served_name": m.served_name, "hf_model_id": m.hf_model_id,
              "revision": m.revision, "region": cfg.region,
              **({"compile_cache_image": m.image} if m.compile_cache else {}),
@@ -161,6 +172,8 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
             optional["monitoring_release_label"] = release_label
         if m.adapters:
             optional.update(adapter_sources(m, weights))
+        if a.monitor_labels:
+            optional["monitor_labels"] = dict(a.monitor_labels)
         if m.prewarm:
             optional["prewarm"] = [{"start": w.start, "end": w.end, "timezone": w.timezone, "replicas": w.replicas}
                                    for w in m.prewarm]
@@ -180,24 +193,27 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
              "cpu": m.cpu, "memory": m.memory, "shm_size": m.shm_size, "cache_size": m.cache_size,
              "scrape_interval": MODEL_SCRAPE_INTERVAL},
             # Every CR waits for the release that installs its CRD (and webhook); pods wait for their NodePools.
-            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[
-                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, *weights.staging_jobs]),
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=present(
+                ns, a.keda_release, a.http_addon_release, a.monitoring_release, a.gpu_pools, *weights.staging_jobs)),
         )
 
-    Dashboards(
-        "gpu-burst-dashboards",
-        {"namespace": a.dashboards_namespace, "sidecar_labels": dict(a.dashboard_label), "models": names,
-         "models_namespace": gw.namespace},
-        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[a.monitoring_release]),
-    )
-    idle_after = max(duration_seconds(p.consolidate_after) for p in cfg.gpu.pools) + ALERT_MARGIN_SECONDS
-    Alerts(
-        "gpu-burst-alerts",
-        {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "models": names,
-         "no_replica_for": {m.served_name: _go_duration(m.startup_seconds) for m in models},
-         "idle_gpu_node_for": _go_duration(idle_after)},
-        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.monitoring_release]),
-    )
+    if a.dashboards:
+        Dashboards(
+            "gpu-burst-dashboards",
+            {"namespace": a.dashboards_namespace, "sidecar_labels": dict(a.dashboard_label), "models": names,
+             "models_namespace": gw.namespace},
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=present(a.monitoring_release)),
+        )
+    if a.alerts:
+        idle_after = max(duration_seconds(p.consolidate_after) for p in cfg.gpu.pools) + ALERT_MARGIN_SECONDS
+        Alerts(
+            "gpu-burst-alerts",
+            {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "models": names,
+             "no_replica_for": {m.served_name: _go_duration(m.startup_seconds) for m in models},
+             "idle_gpu_node_for": _go_duration(idle_after),
+             **({"rule_labels": dict(a.rule_labels)} if a.rule_labels else {})},
+            opts=pulumi.ResourceOptions(**k8s_opts, depends_on=present(ns, a.monitoring_release)),
+        )
 
     prices = {m.served_name: p._asdict() for m in models if (p := model_price(cfg, m)) is not None}
     UsageRules(
@@ -206,8 +222,9 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         {"namespace": ns.metadata.name, "models_namespace": gw.namespace, "prices": prices,
          "key_tokens_per_day": {k: p.tokens_per_day for k, p in policies.items() if p.tokens_per_day},
          **({"adapters": {m.served_name: [x.name for x in m.adapters] for m in models if m.adapters}}
-            if adapters else {})},
-        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=[ns, a.monitoring_release]),
+            if adapters else {}),
+         **({"rule_labels": dict(a.rule_labels)} if a.rule_labels else {})},
+        opts=pulumi.ResourceOptions(**k8s_opts, depends_on=present(ns, a.monitoring_release)),
     )
 
     examples = gateway.curl_examples
@@ -265,6 +282,8 @@ def shared_outputs(cfg, a: Addons, gateway: EdgeGateway, cache: Optional[ImageCa
         "gpuTrafficClasses": {p.name: p.traffic_class_label for p in cfg.gpu.pools},
         "gpuToleration": dict(a.gpu_toleration),
         "monitoringReleaseLabel": release_label if release_label is not None else "",
+        # The labels an existing cluster's Prometheus selects monitors by ({} when the stack's own selects all).
+        "serviceMonitorLabels": dict(a.monitor_labels),
         "vllmImage": VLLM_IMAGE,
         "imageCacheRegistry": cache.registry if cache else "",
         "imageCachePrefix": cache.repository_prefix if cache else "",

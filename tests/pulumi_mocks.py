@@ -30,6 +30,21 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
 CLUSTER_SG = "sg-0c1a2b3c4d5e6f701"
+
+# -- an account with an EKS cluster the team already runs (what `cluster.mode: existing` reads) -------------------
+EXISTING_CLUSTER = "ml-platform"
+EXISTING_VPC = "vpc-0b7e4c1d2a3f45678"
+EXISTING_VPC_CIDR = "10.80.0.0/16"
+EXISTING_CLUSTER_SG = "sg-0e5d4c3b2a1f09876"
+EXISTING_ENDPOINT = "https://0123456789ABCDEF0123456789ABCDEF.gr7.us-west-2.eks.amazonaws.com"
+EXISTING_CA = ("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUMvakNDQWVhZ0F3SUJBZ0lCQURBTkJna3Foa2lHOXcwQkFRc0ZBREFW"
+               "TVJNd0VRWURWUVFERXdwcmRXSmwKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=")
+"""Base64 PEM of the cluster CA, as DescribeCluster returns certificateAuthority.data."""
+EXISTING_PRIVATE = ["subnet-0a1a2a3a4a5a6a701", "subnet-0a1a2a3a4a5a6a702", "subnet-0a1a2a3a4a5a6a703"]
+"""Private subnets (a NAT route each), tagged karpenter.sh/discovery=ml-platform by the team's Karpenter setup."""
+EXISTING_PUBLIC = ["subnet-0b1b2b3b4b5b6b701", "subnet-0b1b2b3b4b5b6b702", "subnet-0b1b2b3b4b5b6b703"]
+"""Public subnets on the VPC's main route table (internet gateway); the third does not map public IPs."""
+EXISTING_NODE_ROLE = "KarpenterNodeRole-ml-platform"
 # Wire encoding of a resource reference (pulumi/runtime/rpc.py: _special_sig_key / _special_resource_sig).
 _SIG_KEY, _RES_SIG = "4dabf18193072939515e22adb298388d", "5cf8f73096256a8f31e491e813e4eb8e"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -149,6 +164,22 @@ class Mocks(pulumi.runtime.Mocks):
         """(type, name, inputs) of the resources the pulumi-eks provider registers inside an eks:index:Cluster."""
         self.provider_invokes: list[tuple[str, dict]] = []
         """(token, args) of the invokes the pulumi-eks provider makes itself (not through this program)."""
+        self.eks_clusters: dict[str, dict] = {EXISTING_CLUSTER: self.existing_cluster()}
+        """EKS clusters of the account by name, shaped like the getCluster answer (DescribeCluster)."""
+        self.eks_addons: dict[tuple[str, str], str] = {
+            (EXISTING_CLUSTER, "eks-pod-identity-agent"): "v1.3.8-eksbuild.2",
+            (EXISTING_CLUSTER, "vpc-cni"): "v1.20.4-eksbuild.1"}
+        """(cluster, add-on) -> installed build."""
+        self.vpcs: dict[str, str] = {EXISTING_VPC: EXISTING_VPC_CIDR}
+        self.subnets: dict[str, dict] = self.existing_subnets()
+        """Subnets by id: vpcId, availabilityZone, mapPublicIpOnLaunch, tags."""
+        self.route_tables: dict[str, dict] = self.existing_route_tables()
+        """Route tables by id: vpcId, routes, associations (as getRouteTable answers)."""
+        self.security_groups: dict[str, dict] = {
+            EXISTING_CLUSTER_SG: {"vpcId": EXISTING_VPC, "tags": {
+                "aws:eks:cluster-name": EXISTING_CLUSTER, "karpenter.sh/discovery": EXISTING_CLUSTER}}}
+        self.iam_roles: set[str] = {EXISTING_NODE_ROLE}
+        self.instance_profiles: dict[str, str] = {f"{EXISTING_NODE_ROLE}-profile": EXISTING_NODE_ROLE}
         self.hosted_zones: list[tuple[str, str, bool]] = list(self.HOSTED_ZONES)
         """Route 53 hosted zones of the account, (id, name with the final dot, private), answered by getZone."""
         self.stacks: dict[str, tuple[dict, set]] = {}
@@ -533,6 +564,118 @@ class Mocks(pulumi.runtime.Mocks):
                 "serviceId": f"vpce-svc-{suffix(name)}0000000000", "vpcEndpointPolicySupported": True,
                 "acceptanceRequired": False, "id": suffix(name)}
 
+    # -- an existing cluster and its VPC ---------------------------------------------------------------------------
+    @staticmethod
+    def existing_cluster(name: str = EXISTING_CLUSTER, version: str = "1.35", mode: str = "API_AND_CONFIG_MAP",
+                         status: str = "ACTIVE") -> dict:
+        """getCluster as the provider answers it (DescribeCluster flattened: lists of one block for
+        accessConfig, certificateAuthority, identity.oidc)."""
+        return {
+            "id": name, "name": name, "arn": _arn("eks", f"cluster/{name}"), "endpoint": EXISTING_ENDPOINT,
+            "version": version, "platformVersion": "eks.12", "status": status, "createdAt": "2026-03-02T09:14:00Z",
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{name}-cluster", "tags": {"team": "platform"},
+            "certificateAuthorities": [{"data": EXISTING_CA}],
+            "accessConfigs": [{"authenticationMode": mode, "bootstrapClusterCreatorAdminPermissions": False}],
+            "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{REGION}.amazonaws.com/id/0123456789ABCDEF"}]}],
+            "enabledClusterLogTypes": ["api", "audit"],
+            "vpcConfig": {"clusterSecurityGroupId": EXISTING_CLUSTER_SG, "vpcId": EXISTING_VPC,
+                          "subnetIds": [*EXISTING_PRIVATE, *EXISTING_PUBLIC], "securityGroupIds": [],
+                          "endpointPrivateAccess": True, "endpointPublicAccess": True,
+                          "publicAccessCidrs": ["0.0.0.0/0"]},
+            "upgradePolicies": [{"supportType": "STANDARD"}],
+        }
+
+    @staticmethod
+    def existing_subnets() -> dict:
+        out = {}
+        for i, sid in enumerate(EXISTING_PRIVATE):
+            out[sid] = {"vpcId": EXISTING_VPC, "availabilityZone": f"{REGION}{'abc'[i]}", "mapPublicIpOnLaunch": False,
+                        "cidrBlock": f"10.80.{32 * i}.0/19", "tags": {"karpenter.sh/discovery": EXISTING_CLUSTER,
+                                                                       "kubernetes.io/role/internal-elb": "1"}}
+        for i, sid in enumerate(EXISTING_PUBLIC):
+            out[sid] = {"vpcId": EXISTING_VPC, "availabilityZone": f"{REGION}{'abc'[i]}",
+                        "mapPublicIpOnLaunch": i < 2, "cidrBlock": f"10.80.{96 + 8 * i}.0/22",
+                        "tags": {"kubernetes.io/role/elb": "1"}}
+        return out
+
+    @staticmethod
+    def existing_route_tables() -> dict:
+        """One route table per private subnet (NAT gateway), and the main table (internet gateway) that the public
+        subnets use implicitly, as terraform-aws-modules/vpc lays a VPC out."""
+        local = {"cidrBlock": EXISTING_VPC_CIDR, "gatewayId": "local"}
+        out = {"rtb-0f0f0f0f0f0f0f000": {
+            "vpcId": EXISTING_VPC, "routes": [local, {"cidrBlock": "0.0.0.0/0", "gatewayId": "igw-0d0d0d0d0d0d0d0d0"}],
+            "associations": [{"main": True, "routeTableAssociationId": "rtbassoc-0f00", "subnetId": "",
+                              "routeTableId": "rtb-0f0f0f0f0f0f0f000"}]}}
+        for i, sid in enumerate(EXISTING_PRIVATE):
+            rt = f"rtb-0f0f0f0f0f0f0f00{i + 1}"
+            out[rt] = {"vpcId": EXISTING_VPC,
+                       "routes": [local, {"cidrBlock": "0.0.0.0/0", "natGatewayId": f"nat-0c0c0c0c0c0c0c0c{i}"}],
+                       "associations": [{"main": False, "subnetId": sid, "routeTableId": rt,
+                                         "routeTableAssociationId": f"rtbassoc-0f0{i + 1}"}]}
+        return out
+
+    def _matches(self, obj: dict, filters: list, what: str) -> bool:
+        for f in filters or []:
+            name, values = f["name"], f["values"]
+            if name == "vpc-id":
+                ok = obj["vpcId"] in values
+            elif name.startswith("tag:"):
+                ok = obj.get("tags", {}).get(name[4:]) in values
+            else:
+                raise AssertionError(f"{what} filter {name!r} is not simulated")
+            if not ok:
+                return False
+        return True
+
+    def _existing(self, tok: str, a: dict) -> Optional[dict]:
+        """The invokes that read an existing cluster and its VPC; no match is the provider's error, as for real
+        (hashicorp/terraform-provider-aws data sources: "couldn't find resource", "no matching ... found")."""
+        if tok == "aws:eks/getCluster:getCluster":
+            c = self.eks_clusters.get(a["name"])
+            if c is None:
+                raise ProviderError(tok, f"reading EKS Cluster ({a['name']}): couldn't find resource")
+            return c
+        if tok == "aws:eks/getAddon:getAddon":
+            key = (a["clusterName"], a["addonName"])
+            if key not in self.eks_addons:
+                raise ProviderError(tok, f"reading EKS Add-On ({key[0]}:{key[1]}): couldn't find resource")
+            return {"id": f"{key[0]}:{key[1]}", "addonName": key[1], "clusterName": key[0],
+                    "addonVersion": self.eks_addons[key], "arn": _arn("eks", f"addon/{key[0]}/{key[1]}/x"),
+                    "configurationValues": "", "serviceAccountRoleArn": "", "podIdentityAssociations": []}
+        if tok == "aws:ec2/getSubnet:getSubnet":
+            sn = self.subnets.get(a.get("id"))
+            if sn is None:
+                raise ProviderError(tok, "no matching EC2 Subnet found")
+            return {"id": a["id"], "arn": _arn("ec2", f"subnet/{a['id']}"), **sn}
+        if tok == "aws:ec2/getSubnets:getSubnets":
+            ids = [sid for sid, sn in self.subnets.items() if self._matches(sn, a.get("filters"), "getSubnets")]
+            return {"ids": ids, "id": REGION}
+        if tok == "aws:ec2/getSecurityGroups:getSecurityGroups":
+            ids = [g for g, sg in self.security_groups.items()
+                   if self._matches(sg, a.get("filters"), "getSecurityGroups")]
+            return {"ids": ids, "vpcIds": [self.security_groups[g]["vpcId"] for g in ids], "arns": [], "id": REGION}
+        if tok == "aws:ec2/getRouteTables:getRouteTables":
+            return {"ids": [r for r, rt in self.route_tables.items() if rt["vpcId"] == a["vpcId"]], "id": REGION}
+        if tok == "aws:ec2/getRouteTable:getRouteTable":
+            rt = self.route_tables.get(a.get("routeTableId"))
+            if rt is None:
+                raise ProviderError(tok, "query returned no results. Please change your search criteria and try again")
+            return {"id": a["routeTableId"], "routeTableId": a["routeTableId"], "ownerId": ACCOUNT, **rt}
+        if tok == "aws:iam/getRole:getRole":
+            if a["name"] not in self.iam_roles:
+                raise ProviderError(tok, f"reading IAM Role ({a['name']}): couldn't find resource")
+            return {"id": a["name"], "name": a["name"], "arn": f"arn:aws:iam::{ACCOUNT}:role/{a['name']}",
+                    "uniqueId": f"AROA{suffix(a['name']).upper()}", "path": "/"}
+        if tok == "aws:iam/getInstanceProfile:getInstanceProfile":
+            role = self.instance_profiles.get(a["name"])
+            if role is None:
+                raise ProviderError(tok, f"reading IAM Instance Profile ({a['name']}): couldn't find resource")
+            return {"id": a["name"], "name": a["name"], "roleName": role, "path": "/",
+                    "arn": f"arn:aws:iam::{ACCOUNT}:instance-profile/{a['name']}",
+                    "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{role}"}
+        return None
+
     def call(self, args: MockCallArgs):
         self.calls.append(args)
         self.resources_at_call.append(len(self.created))
@@ -550,7 +693,11 @@ class Mocks(pulumi.runtime.Mocks):
             doc = {"Version": "2012-10-17", "Statement": args.args.get("statements") or []}
             return {"json": json.dumps(doc), "minifiedJson": json.dumps(doc, separators=(",", ":")), "id": "doc"}
         if tok == "aws:ec2/getVpc:getVpc":
-            return {"id": args.args.get("id", "vpc-0existing00000000"), "cidrBlock": "10.42.0.0/16", "arn": _arn("ec2", "vpc/x")}
+            vid = args.args.get("id", "vpc-0existing00000000")
+            return {"id": vid, "cidrBlock": self.vpcs.get(vid, "10.42.0.0/16"), "arn": _arn("ec2", f"vpc/{vid}")}
+        existing = self._existing(tok, args.args)
+        if existing is not None:
+            return existing
         if tok == "aws:ec2/getVpcEndpointService:getVpcEndpointService":
             return self._vpc_endpoint_service(args.args)
         if tok == "aws:ebs/getSnapshotIds:getSnapshotIds":

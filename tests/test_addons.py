@@ -357,8 +357,9 @@ def test_config_errors_addons():
         validate({**DEV, "addons": {"httpAddon": {"readinessTimeout": "5m", "maxPendingRequests": 10},
                                     "monitoring": {"retention": "1.5d"}}})
     assert e.value.lines == [
-        "gpu-burst:addons.httpAddon.maxPendingRequests: unknown key; valid keys here: chartVersion, "
-        "readinessTimeout, responseHeaderTimeout, interceptorReplicas, interceptorMaxReplicas",
+        "gpu-burst:addons.httpAddon.maxPendingRequests: unknown key; valid keys here: install, chartVersion, "
+        "interceptorService, interceptorNamespace, interceptorPort, externalScalerAddress, readinessTimeout, "
+        "responseHeaderTimeout, interceptorReplicas, interceptorMaxReplicas",
         "gpu-burst:addons.monitoring.retention: '1.5d' is not a Prometheus duration; allowed: whole units such as "
         "15s, 168h, 14d",
         # the cross-field check still runs although the section has an unknown key

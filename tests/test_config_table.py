@@ -1287,6 +1287,164 @@ GOOD = [
 ]
 
 
+# -- an existing cluster (cluster.mode: existing, Pulumi.byo.yaml) and install: false -------------------------------
+_BYO = yaml.safe_load((ROOT / "Pulumi.byo.yaml").read_text())["config"]
+BYO = {**{k.split(":", 1)[1]: v for k, v in _BYO.items() if k.startswith("gpu-burst:")}, "region": _BYO["aws:region"]}
+
+BYO_BAD = [
+    ('byo-name-and-selector-missing', BYO, {'cluster': {'name': UNSET, 'systemNodeSelector': UNSET}}, [
+        "gpu-burst:cluster.name: required when mode is 'existing'; allowed: the name of the EKS cluster to install onto (`aws eks list-clusters`)",
+        "gpu-burst:cluster.systemNodeSelector: required when mode is 'existing'; allowed: the labels of the nodes the controllers may run on, e.g. {eks.amazonaws.com/nodegroup: system}, or {} for any untainted node",
+    ]),
+    ('byo-create-keys', BYO, {'cluster': {'kubernetesVersion': '1.35', 'publicAccessCidrs': ['0.0.0.0/0'], 'adminPrincipalArns': ['arn:aws:iam::123456789012:role/admin']}}, [
+        "gpu-burst:cluster.kubernetesVersion: is only read when mode is 'create' (the version is read from the existing cluster); allowed: remove it",
+        "gpu-burst:cluster.publicAccessCidrs: is only read when mode is 'create' (the existing cluster's endpoint is its owner's); allowed: remove it",
+        "gpu-burst:cluster.adminPrincipalArns: is only read when mode is 'create' (the existing cluster's access entries are its owner's); allowed: remove it, and give those principals access yourself",
+    ]),
+    ('byo-system-nodes', BYO, {'systemNodes': {'minSize': 2}}, [
+        "gpu-burst:systemNodes: is only read when cluster.mode is 'create' (an existing cluster's nodes are its owner's); allowed: remove it, and set cluster.systemNodeSelector",
+    ]),
+    ('byo-network-create', BYO, {'network': {'cidr': '10.60.0.0/16'}}, [
+        "gpu-burst:network.mode: 'create' would make a new VPC, but an existing cluster keeps its own; allowed: remove gpu-burst:network (GPU nodes use the cluster's private subnets), or mode: existing with the cluster's vpcId and privateSubnetIds",
+    ]),
+    ('byo-network-existing-create-only', BYO, {'karpenter': {'discoveryTag': UNSET, 'nodeRoleName': UNSET, 'install': True}, 'network': {'mode': 'existing', 'vpcId': 'vpc-0b7e4c1d2a3f45678', 'privateSubnetIds': ['subnet-0a1a2a3a4a5a6a701', 'subnet-0a1a2a3a4a5a6a702'], 'publicSubnetIds': ['subnet-0b1b2b3b4b5b6b701'], 'tagExistingSubnets': False}}, [
+        "gpu-burst:network.publicSubnetIds: is only read when cluster.mode is 'create' (GPU nodes of an existing cluster select their subnets by id or discovery tag, and no tag is written); allowed: remove it",
+        "gpu-burst:network.tagExistingSubnets: is only read when cluster.mode is 'create' (GPU nodes of an existing cluster select their subnets by id or discovery tag, and no tag is written); allowed: remove it",
+    ]),
+    ('byo-subnets-and-discovery-tag', BYO, {'network': {'mode': 'existing', 'vpcId': 'vpc-0b7e4c1d2a3f45678', 'privateSubnetIds': ['subnet-0a1a2a3a4a5a6a701', 'subnet-0a1a2a3a4a5a6a702']}}, [
+        'gpu-burst:network.privateSubnetIds: is not read when karpenter.discoveryTag is set (GPU nodes use the subnets carrying that tag); allowed: one of the two',
+    ]),
+    ('byo-existing-keys-in-create-mode', DEV, {'cluster': {'systemNodeSelector': {}, 'installPodIdentityAgent': True}}, [
+        "gpu-burst:cluster.systemNodeSelector: is only read when mode is 'existing' (the stack's own system node group is labelled for its controllers); allowed: remove it, or set mode: existing",
+        "gpu-burst:cluster.installPodIdentityAgent: is only read when mode is 'existing' (the stack installs the agent on the cluster it creates); allowed: remove it, or set mode: existing",
+    ]),
+    ('byo-install-false-in-create-mode', DEV, {'addons': {'keda': {'install': False}}, 'gateway': {'loadBalancerController': {'install': False}}}, [
+        "gpu-burst:addons.keda.install: false is only allowed when cluster.mode is 'existing' (a cluster the stack creates has nothing installed); allowed: true, or cluster.mode: existing",
+        "gpu-burst:gateway.loadBalancerController.install: false is only allowed when cluster.mode is 'existing' (a cluster the stack creates has nothing installed); allowed: true, or cluster.mode: existing",
+    ]),
+    ('byo-discovery-tag-in-create-mode', DEV, {'karpenter': {'discoveryTag': 'team'}}, [
+        "gpu-burst:karpenter.discoveryTag: is only read when cluster.mode is 'existing' (the stack tags the subnets of the cluster it creates with its name); allowed: remove it",
+    ]),
+    ('byo-karpenter-install-keys', BYO, {'karpenter': {'chartVersion': '1.14.1', 'replicas': 2}}, [
+        'gpu-burst:karpenter.chartVersion: is only read when install is true (it configures the Karpenter the stack installs); allowed: remove it',
+        'gpu-burst:karpenter.replicas: is only read when install is true (it configures the Karpenter the stack installs); allowed: remove it',
+    ]),
+    ('byo-karpenter-identity-and-tag-missing', BYO, {'karpenter': {'nodeRoleName': UNSET, 'discoveryTag': UNSET}}, [
+        "gpu-burst:karpenter.nodeRoleName: required when install is false; allowed: the IAM role name your Karpenter's nodes use (e.g. KarpenterNodeRole-<cluster>), or nodeInstanceProfile instead",
+        "gpu-burst:karpenter.discoveryTag: required when install is false; allowed: the karpenter.sh/discovery tag value on the subnets and security groups your Karpenter's nodes use (often the cluster name)",
+    ]),
+    ('byo-karpenter-role-and-profile', BYO, {'karpenter': {'nodeInstanceProfile': 'KarpenterNodeInstanceProfile'}}, [
+        'gpu-burst:karpenter.nodeInstanceProfile: is set together with nodeRoleName (EC2NodeClass takes one of them); allowed: one of the two',
+    ]),
+    ('byo-karpenter-existing-keys-when-installing', BYO, {'karpenter': {'install': True, 'interruptionQueue': True}}, [
+        'gpu-burst:karpenter.nodeRoleName: is only read when install is false (the stack creates the node role of the Karpenter it installs); allowed: remove it',
+        'gpu-burst:karpenter.interruptionQueue: is only read when install is false (the Karpenter the stack installs always gets its queue); allowed: remove it',
+    ]),
+    ('byo-karpenter-bad-role-name', BYO, {'karpenter': {'nodeRoleName': 'arn:aws:iam::123456789012:role/KarpenterNodeRole'}}, [
+        "gpu-burst:karpenter.nodeRoleName: 'arn:aws:iam::123456789012:role/KarpenterNodeRole' is not an IAM role or instance profile name (letters, digits and +=,.@_-); allowed: e.g. KarpenterNodeRole-my-cluster",
+    ]),
+    ('byo-http-addon-needs', BYO, {'addons': {'httpAddon': {'install': False}}}, [
+        "gpu-burst:addons.httpAddon.interceptorService: required when install is false; allowed: the existing add-on's value, e.g. keda-add-ons-http-interceptor-proxy (its chart's default)",
+        "gpu-burst:addons.httpAddon.interceptorNamespace: required when install is false; allowed: the existing add-on's value, e.g. keda (its chart's default)",
+        "gpu-burst:addons.httpAddon.interceptorPort: required when install is false; allowed: the existing add-on's value, e.g. 8080 (its chart's default)",
+        "gpu-burst:addons.httpAddon.externalScalerAddress: required when install is false; allowed: the existing add-on's value, e.g. keda-add-ons-http-external-scaler.keda:9090 (its chart's default)",
+    ]),
+    ('byo-http-addon-existing-keys-when-installing', BYO, {'addons': {'httpAddon': {'interceptorPort': 8080}}}, [
+        'gpu-burst:addons.httpAddon.interceptorPort: is only read when install is false (the stack knows the addresses of the add-on it installs); allowed: remove it',
+    ]),
+    ('byo-http-addon-install-keys', BYO, {'addons': {'httpAddon': {'install': False, 'interceptorService': 'keda-add-ons-http-interceptor-proxy', 'interceptorNamespace': 'keda', 'interceptorPort': 8080, 'externalScalerAddress': 'keda-add-ons-http-external-scaler.keda:9090', 'interceptorReplicas': 3}}}, [
+        'gpu-burst:addons.httpAddon.interceptorReplicas: is only read when install is true (it configures the HTTP add-on the stack installs); allowed: remove it',
+    ]),
+    ('byo-http-addon-bad-addresses', BYO, {'addons': {'httpAddon': {'install': False, 'interceptorService': 'Interceptor_Proxy', 'interceptorNamespace': 'keda', 'interceptorPort': 70000, 'externalScalerAddress': 'http://scaler:9090'}}}, [
+        "gpu-burst:addons.httpAddon.interceptorService: 'Interceptor_Proxy' is not a Service name (lowercase letters, digits and '-'); allowed: e.g. keda-add-ons-http-interceptor-proxy",
+        'gpu-burst:addons.httpAddon.interceptorPort: 70000 is out of range; allowed: an integer from 1 to 65535',
+        "gpu-burst:addons.httpAddon.externalScalerAddress: 'http://scaler:9090' is not a host:port address; allowed: e.g. keda-add-ons-http-external-scaler.keda:9090",
+    ]),
+    ('byo-monitoring-needs', BYO, {'addons': {'monitoring': {'prometheusUrl': UNSET, 'serviceMonitorLabels': UNSET, 'ruleLabels': UNSET, 'dashboardNamespace': UNSET, 'dashboardLabels': UNSET}}}, [
+        'gpu-burst:addons.monitoring.prometheusUrl: required when install is false; allowed: the in-cluster URL of your Prometheus, e.g. http://kube-prometheus-stack-prometheus.monitoring.svc:9090',
+        'gpu-burst:addons.monitoring.serviceMonitorLabels: required when install is false; allowed: the labels your Prometheus selects monitors by, e.g. {release: kube-prometheus-stack}, or {} when it selects all',
+        'gpu-burst:addons.monitoring.ruleLabels: required when install is false; allowed: the labels your Prometheus selects rules by, e.g. {release: kube-prometheus-stack}, or {} when it selects all',
+        'gpu-burst:addons.monitoring.dashboardNamespace: required when install is false and dashboards is true; allowed: e.g. monitoring (where your Grafana sidecar looks), or dashboards: false',
+        'gpu-burst:addons.monitoring.dashboardLabels: required when install is false and dashboards is true; allowed: e.g. {grafana_dashboard: "1"} (where your Grafana sidecar looks), or dashboards: false',
+    ]),
+    ('byo-monitoring-bad-url', BYO, {'addons': {'monitoring': {'prometheusUrl': 'kube-prometheus-stack-prometheus.monitoring:9090'}}}, [
+        "gpu-burst:addons.monitoring.prometheusUrl: 'kube-prometheus-stack-prometheus.monitoring:9090' is not an http(s) URL of Prometheus; allowed: e.g. http://kube-prometheus-stack-prometheus.monitoring.svc:9090",
+    ]),
+    ('byo-monitoring-own-label', BYO, {'addons': {'monitoring': {'serviceMonitorLabels': {'app.kubernetes.io/part-of': 'monitoring'}}}}, [
+        'gpu-burst:addons.monitoring.serviceMonitorLabels.app.kubernetes.io/part-of: is a label the stack sets on its own objects; allowed: the label your Prometheus selects by, e.g. release',
+    ]),
+    ('byo-monitoring-bad-label', BYO, {'addons': {'monitoring': {'ruleLabels': {'release': 'kube prometheus'}}}}, [
+        "gpu-burst:addons.monitoring.ruleLabels.release: 'kube prometheus' (label release) is not a label value; allowed: up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+    ]),
+    ('byo-monitoring-targets-of-what-is-off', BYO, {'addons': {'monitoring': {'alerts': False, 'dashboards': False}}}, [
+        'gpu-burst:addons.monitoring.dashboardNamespace: is only read when dashboards is true; allowed: remove it',
+        'gpu-burst:addons.monitoring.dashboardLabels: is only read when dashboards is true; allowed: remove it',
+    ]),
+    ('byo-monitoring-install-keys', BYO, {'addons': {'monitoring': {'retention': '30d', 'grafanaEnabled': False}}}, [
+        'gpu-burst:addons.monitoring.retention: is only read when install is true (it configures the kube-prometheus-stack the stack installs); allowed: remove it',
+        'gpu-burst:addons.monitoring.grafanaEnabled: is only read when install is true (it configures the kube-prometheus-stack the stack installs); allowed: remove it',
+    ]),
+    ('byo-monitoring-existing-keys-when-installing', BYO, {'addons': {'monitoring': {'install': True}}}, [
+        'gpu-burst:addons.monitoring.prometheusUrl: is only read when install is false (the stack wires what it installs itself); allowed: remove it',
+        'gpu-burst:addons.monitoring.serviceMonitorLabels: is only read when install is false (the stack wires what it installs itself); allowed: remove it',
+        'gpu-burst:addons.monitoring.ruleLabels: is only read when install is false (the stack wires what it installs itself); allowed: remove it',
+        'gpu-burst:addons.monitoring.dashboardNamespace: is only read when install is false (the stack wires what it installs itself); allowed: remove it',
+        'gpu-burst:addons.monitoring.dashboardLabels: is only read when install is false (the stack wires what it installs itself); allowed: remove it',
+    ]),
+    ('byo-device-plugin-install-keys', BYO, {'addons': {'nvidiaDevicePlugin': {'install': False, 'chartVersion': '0.20.0'}}}, [
+        'gpu-burst:addons.nvidiaDevicePlugin.chartVersion: is only read when install is true (it configures the device plugin the stack installs); allowed: remove it',
+    ]),
+    ('byo-keda-chart-when-existing', BYO, {'addons': {'keda': {'install': False, 'chartVersion': '2.20.2'}}}, [
+        'gpu-burst:addons.keda.chartVersion: is only read when install is true (it configures the KEDA the stack installs); allowed: remove it',
+    ]),
+    ('byo-envoy-gateway-namespace-missing', BYO, {'gateway': {'envoyGateway': {'install': False}, 'aiGateway': {'install': False}}}, [
+        "gpu-burst:gateway.envoyGateway.namespace: required when install is false; allowed: the namespace of the existing Envoy Gateway's proxies, e.g. envoy-gateway-system",
+    ]),
+    ('byo-envoy-gateway-namespace-when-installing', BYO, {'gateway': {'envoyGateway': {'namespace': 'envoy-gateway-system'}}}, [
+        'gpu-burst:gateway.envoyGateway.namespace: is only read when install is false (the stack installs Envoy Gateway in envoy-gateway-system); allowed: remove it',
+    ]),
+    ('byo-ai-gateway-without-envoy-gateway', BYO, {'gateway': {'aiGateway': {'install': False}}}, [
+        'gpu-burst:gateway.aiGateway.install: false while envoyGateway.install is true: the Envoy Gateway the stack installs points its extension manager at the AI Gateway the stack installs; allowed: true, or envoyGateway.install: false too',
+    ]),
+    ('byo-budgets-with-existing-envoy-gateway', BYO, {'gateway': {
+        'envoyGateway': {'install': False, 'namespace': 'envoy-gateway-system'}, 'aiGateway': {'install': False},
+        'keys': {'default': {'tokensPerDay': 100000}}}}, [
+        'gpu-burst:gateway.envoyGateway.install: false cannot carry token budgets (their Redis is configured in the Envoy Gateway release the stack installs); allowed: true, or remove tokensPerMinute and tokensPerDay from gateway.keys',
+    ]),
+]
+"""(id, the values a case starts from, patch, lines): the byo cases start from Pulumi.byo.yaml, the ones that use
+a key of an existing cluster in a created one from Pulumi.dev.yaml."""
+
+BYO_GOOD = [
+    ("byo-as-is", {}, lambda c: c.existing_cluster and not c.karpenter.install and not c.addons.monitoring.install),
+    ("byo-karpenter-installed-subnets-discovered", {"karpenter": {"install": True, "nodeRoleName": UNSET,
+                                                                  "discoveryTag": UNSET}},
+     lambda c: c.karpenter.install and c.karpenter.discovery_tag is None),
+    ("byo-karpenter-installed-with-a-tag-and-queue", {"karpenter": {"install": True, "nodeRoleName": UNSET,
+                                                                    "chartVersion": "1.14.1", "replicas": 2}},
+     lambda c: c.karpenter_replicas == 2 and c.karpenter.discovery_tag == "ml-platform"),
+    ("byo-instance-profile-and-queue", {"karpenter": {"nodeRoleName": UNSET, "nodeInstanceProfile": "KarpenterNodes",
+                                                      "interruptionQueue": True}},
+     lambda c: c.karpenter.node_instance_profile == "KarpenterNodes" and c.karpenter.interruption_queue),
+    ("byo-everything-existing", {"addons": {
+        "keda": {"install": False}, "nvidiaDevicePlugin": {"install": False},
+        "httpAddon": {"install": False, "interceptorService": "keda-add-ons-http-interceptor-proxy",
+                      "interceptorNamespace": "keda", "interceptorPort": 8080,
+                      "externalScalerAddress": "keda-add-ons-http-external-scaler.keda:9090"},
+        "monitoring": {"alerts": False, "dashboards": False, "dashboardNamespace": UNSET,
+                       "dashboardLabels": UNSET, "serviceMonitorLabels": {"prometheus": "main"}}},
+        "gateway": {"envoyGateway": {"install": False, "namespace": "envoy-gateway-system"},
+                    "aiGateway": {"install": False}, "loadBalancerController": {"install": False}}},
+     lambda c: c.addons.monitoring.service_monitor_labels["prometheus"] == "main"
+     and not c.gateway.load_balancer_controller.install),
+    ("byo-agent-allowed", {"cluster": {"installPodIdentityAgent": True}}, lambda c: c.cluster.install_pod_identity_agent),
+    ("byo-own-subnets", {"karpenter": {"discoveryTag": UNSET, "install": True, "nodeRoleName": UNSET},
+                         "network": {"mode": "existing", "vpcId": "vpc-0b7e4c1d2a3f45678",
+                                     "privateSubnetIds": ["subnet-0a1a2a3a4a5a6a701", "subnet-0a1a2a3a4a5a6a702"]}},
+     lambda c: len(c.network.private_subnet_ids) == 2),
+]
+
+
 def _lines(raw: dict) -> list[str]:
     with pytest.raises(ConfigError) as e:
         validate(raw)
@@ -1295,12 +1453,24 @@ def _lines(raw: dict) -> list[str]:
 
 def test_the_table_is_big_enough():
     assert len(BAD) + len(BAD_KEYS) >= 100 and len(GOOD) >= 20
-    assert len({c[0] for c in BAD + BAD_KEYS + GOOD}) == len(BAD) + len(BAD_KEYS) + len(GOOD), "ids are unique"
+    ids = [c[0] for c in BAD + BAD_KEYS + GOOD + BYO_BAD + BYO_GOOD]
+    assert len(set(ids)) == len(ids), "ids are unique"
 
 
 @pytest.mark.parametrize("patch, expected", [pytest.param(p, e, id=i) for i, p, e in BAD])
 def test_bad_config(patch, expected):
     assert _lines(merge(DEV, patch)) == expected
+
+
+@pytest.mark.parametrize("base, patch, expected", [pytest.param(b, p, e, id=i) for i, b, p, e in BYO_BAD])
+def test_bad_byo_config(base, patch, expected):
+    assert _lines(merge(base, patch)) == expected
+
+
+@pytest.mark.parametrize("patch, check", [pytest.param(p, c, id=i) for i, p, c in BYO_GOOD])
+def test_good_byo_config(patch, check):
+    cfg = validate(merge(BYO, patch))
+    assert isinstance(cfg, StackConfig) and check(cfg)
 
 
 @pytest.mark.parametrize("values, expected", [pytest.param(v, e, id=i) for i, v, e in BAD_KEYS])
@@ -1316,6 +1486,15 @@ def test_good_config(patch, check):
     assert isinstance(cfg, StackConfig) and check(cfg)
 
 
+def test_byo_empty_selectors_mean_any_node_and_every_monitor():
+    """`{}` is a value, not an absent key: controllers on any untainted node, monitors without a label."""
+    raw = copy.deepcopy(BYO)
+    raw["cluster"]["systemNodeSelector"] = {}
+    raw["addons"]["monitoring"]["serviceMonitorLabels"] = {}
+    cfg = validate(raw)
+    assert cfg.cluster.system_node_selector == {} and cfg.addons.monitoring.service_monitor_labels == {}
+
+
 @pytest.mark.parametrize("stack", ["prod", "prod-us", "prod-eu"])
 def test_prod_as_is(stack):
     prod = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
@@ -1326,7 +1505,8 @@ def test_prod_as_is(stack):
 _LINE = re.compile(rf"^(aws|{NAMESPACE}):[A-Za-z0-9\[\].:/_-]+: .+; .+$")
 
 
-@pytest.mark.parametrize("line", sorted({l for _, _, e in BAD + BAD_KEYS for l in e}))
+@pytest.mark.parametrize("line", sorted({l for _, _, e in BAD + BAD_KEYS for l in e}
+                                        | {l for _, _, _, e in BYO_BAD for l in e}))
 def test_every_line_says_what_is_wrong_and_what_is_allowed(line):
     assert _LINE.match(line), line
     # a raw regex is not an explanation
@@ -1370,7 +1550,7 @@ def test_fields_with_a_pattern_have_a_description():
 
 def test_error_lines_quoted_in_the_docs_are_real():
     """An error line a doc shows inline (`gpu-burst:<path>: ...; ...`) is one this table proves the program prints."""
-    real = {l for _, _, e in BAD + BAD_KEYS for l in e}
+    real = {l for _, _, e in BAD + BAD_KEYS for l in e} | {l for _, _, _, e in BYO_BAD for l in e}
     quoted = [q for p in sorted((ROOT / "docs").glob("*.md"))
               for q in re.findall(r"`((?:aws|gpu-burst):[\w.\[\]]+: [^`]+; [^`]+)`", p.read_text())]
     assert quoted and [q for q in quoted if q not in real] == []

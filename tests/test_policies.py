@@ -252,7 +252,7 @@ def _stack_resources(mocks):
              if r.name in mocks.monitor.requests else []) for r in mocks.created]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "byo"])
 def test_whole_stack_passes_every_policy(stack, mocks):
     evaluate_stack(stack, secrets={"hfToken": "hf_x"} if stack == "prod" else None)
     resources = _stack_resources(mocks)

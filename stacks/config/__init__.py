@@ -13,11 +13,14 @@ from pydantic import Field, ValidationError, model_validator
 from .addons import AddonsConfig, HttpAddonConfig, KedaConfig, MonitoringConfig, NvidiaDevicePluginConfig
 from . import capacity, slicing
 from .component_constants import edge_gateway
-from .base import GIB, Duration, Problems, Strict, duration_seconds, pattern_type, quantity_value, repeats
+from .base import GIB, Duration, Problems, camel, Strict, duration_seconds, pattern_type, quantity_value, repeats
 from .errors import NAMESPACE, format_errors
 from .foundation import (
+    KARPENTER_MIN_FOR_FIELDS,
+    KARPENTER_MIN_FOR_KUBERNETES,
     SUPPORTED_KUBERNETES_VERSIONS,
     ClusterConfig,
+    ClusterMode,
     KarpenterConfig,
     LogType,
     NatGateways,
@@ -144,10 +147,25 @@ class StackConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _existing_cluster(self):
+        p = Problems()
+        for path, message in _cluster_mode_problems(self):
+            p.add(path, message)
+        p.raise_if_any()
+        return self
+
+    @property
+    def existing_cluster(self) -> bool:
+        """Whether the stack installs onto an existing cluster (`cluster.mode: existing`)."""
+        return self.cluster.mode is ClusterMode.EXISTING
+
+    @model_validator(mode="after")
     def _karpenter_fits_the_system_nodes(self):
         # The Karpenter chart's default affinity is a *required* pod anti-affinity on kubernetes.io/hostname
         # (aws/karpenter-provider-aws@v1.14.1:charts/karpenter/values.yaml), and nothing scales the system node
-        # group: replicas beyond desiredSize stay Pending.
+        # group: replicas beyond desiredSize stay Pending. An existing cluster's nodes are not ours to count.
+        if self.cluster.mode is ClusterMode.EXISTING:
+            return self
         r = self.karpenter.replicas
         if r and r > self.system_nodes.desired_size:
             raise Problems(("karpenter.replicas",
@@ -159,7 +177,10 @@ class StackConfig(Strict):
     @model_validator(mode="after")
     def _system_nodes_hold_their_add_ons(self):
         # Nothing scales the managed system group (Karpenter launches GPU nodes only): minSize nodes of the smallest
-        # type must hold every system pod, or a release waits on a Pending pod.
+        # type must hold every system pod, or a release waits on a Pending pod. An existing cluster's nodes are not
+        # the stack's to count.
+        if self.cluster.mode is ClusterMode.EXISTING:
+            return self
         r = self.karpenter.replicas
         if r and r > self.system_nodes.desired_size:
             return self  # reported by _karpenter_fits_the_system_nodes
@@ -170,20 +191,9 @@ class StackConfig(Strict):
 
     @model_validator(mode="after")
     def _bottlerocket_release_has_the_clusters_variant(self):
-        try:
-            g, k8s = self.gpu, self.cluster.kubernetes_version
-            if g.ami_family is not GpuAmiFamily.BOTTLEROCKET or g.ami_version == "latest":
-                return self
-        except AttributeError:
-            return self  # gpu or cluster has invalid fields, reported on their own lines
-        first = BOTTLEROCKET_FIRST_NVIDIA_RELEASE.get(k8s)
-        if not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", g.ami_version, flags=re.ASCII):
-            return self  # not a release at all: reported on gpu.amiVersion itself
-        have = tuple(int(x) for x in bottlerocket_release(g.ami_version).split("."))
-        if first and have < first:
-            want = "v" + ".".join(map(str, first))
-            raise Problems(("gpu.amiVersion", f"'{g.ami_version}' has no aws-k8s-{k8s}-nvidia variant (added in "
-                                              f"{want}); allowed: {want} or later for Kubernetes {k8s}"))
+        if self.cluster.mode is ClusterMode.EXISTING:
+            return self  # the version is the existing cluster's: checked once it is read (stacks/existing.py)
+        Problems(*bottlerocket_variant_problems(self.gpu, self.cluster.kubernetes_version)).raise_if_any()
         return self
 
     @model_validator(mode="after")
@@ -260,6 +270,72 @@ class StackConfig(Strict):
 _KEY_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
+def bottlerocket_variant_problems(gpu: GpuConfig, k8s: str, whose: str = "") -> list[tuple[str, str]]:
+    """`gpu.amiVersion` as (path, message) when the pinned Bottlerocket release has no NVIDIA variant for
+    Kubernetes `k8s` (the cluster's version, configured or read from an existing cluster: `whose` says which)."""
+    try:
+        if gpu.ami_family is not GpuAmiFamily.BOTTLEROCKET or gpu.ami_version == "latest":
+            return []
+    except AttributeError:
+        return []  # gpu has invalid fields, reported on their own lines
+    first = BOTTLEROCKET_FIRST_NVIDIA_RELEASE.get(k8s)
+    if not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+", gpu.ami_version, flags=re.ASCII):
+        return []  # not a release at all: reported on gpu.amiVersion itself
+    have = tuple(int(x) for x in bottlerocket_release(gpu.ami_version).split("."))
+    if first and have < first:
+        want = "v" + ".".join(map(str, first))
+        return [("gpu.amiVersion", f"'{gpu.ami_version}' has no aws-k8s-{k8s}-nvidia variant (added in {want}); "
+                                   f"allowed: {want} or later for Kubernetes {k8s}{whose}")]
+    return []
+
+
+INSTALL_KEYS = ("karpenter", "addons.keda", "addons.httpAddon", "addons.monitoring", "addons.nvidiaDevicePlugin",
+                "gateway.envoyGateway", "gateway.aiGateway", "gateway.loadBalancerController")
+"""Sections whose `install: false` declares the component already present in an existing cluster."""
+
+
+def _section(cfg: "StackConfig", dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), part))
+    return obj
+
+
+def _cluster_mode_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
+    """Keys that go with one cluster mode only: what an existing cluster brings (its nodes, VPC and add-ons) is
+    never configured as if the stack created it, and `install: false` needs a cluster that can have it."""
+    out: list[tuple[str, str]] = []
+    if cfg.cluster.mode is not ClusterMode.EXISTING:
+        for dotted in INSTALL_KEYS:
+            if not _section(cfg, dotted).install:
+                out.append((f"{dotted}.install", "false is only allowed when cluster.mode is 'existing' (a cluster "
+                                                 "the stack creates has nothing installed); allowed: true, or "
+                                                 "cluster.mode: existing"))
+        if cfg.karpenter.discovery_tag is not None:
+            out.append(("karpenter.discoveryTag", "is only read when cluster.mode is 'existing' (the stack tags the "
+                                                  "subnets of the cluster it creates with its name); allowed: remove "
+                                                  "it"))
+        return out
+    if "system_nodes" in cfg.model_fields_set:
+        out.append(("systemNodes", "is only read when cluster.mode is 'create' (an existing cluster's nodes are its "
+                                   "owner's); allowed: remove it, and set cluster.systemNodeSelector"))
+    net = cfg.network
+    if "network" in cfg.model_fields_set:
+        if net.mode is NetworkMode.CREATE:
+            out.append(("network.mode", "'create' would make a new VPC, but an existing cluster keeps its own; "
+                                        "allowed: remove gpu-burst:network (GPU nodes use the cluster's private "
+                                        "subnets), or mode: existing with the cluster's vpcId and privateSubnetIds"))
+        for key in ("public_subnet_ids", "tag_existing_subnets"):
+            if key in net.model_fields_set:
+                out.append((f"network.{camel(key)}", "is only read when cluster.mode is 'create' (GPU nodes of an "
+                                                     "existing cluster select their subnets by id or discovery tag, "
+                                                     "and no tag is written); allowed: remove it"))
+        if cfg.karpenter.discovery_tag is not None and net.private_subnet_ids:
+            out.append(("network.privateSubnetIds", "is not read when karpenter.discoveryTag is set (GPU nodes use "
+                                                    "the subnets carrying that tag); allowed: one of the two"))
+    return out
+
+
 def _gateway_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
     """Cross-section rules of the front door: TLS when public, the certificate in the stack's region, key names, and
     a hold budget the NLB can carry."""
@@ -324,6 +400,12 @@ def _key_policy_problems(cfg: "StackConfig") -> list[tuple[str, str]]:
         out.append(("gateway.keys", f"{len(known)} request limits and {budgets} token budgets exceed the "
                     f"{edge_gateway.MAX_GLOBAL_RULES} rules of a global rate limit; allowed: at most "
                     f"{edge_gateway.MAX_GLOBAL_RULES} in total"))
+    if budgets and not gw.envoy_gateway.install:
+        # The global limits and their Redis live in Envoy Gateway's own configuration, which the stack writes only
+        # into the release it installs.
+        out.append(("gateway.envoyGateway.install", "false cannot carry token budgets (their Redis is configured in "
+                    "the Envoy Gateway release the stack installs); allowed: true, or remove tokensPerMinute and "
+                    "tokensPerDay from gateway.keys"))
     return out
 
 
@@ -555,8 +637,9 @@ def load() -> StackConfig:
 
 __all__ = [
     "access_entry_principal", "same_principal",
-    "AddonsConfig", "CapacityType", "ClusterConfig", "ConfigError", "Duration", "GatewayConfig", "GpuAmiFamily",
-    "KeyPolicy", "RateLimitConfig", "RateLimitRedisConfig", "RedisMode", "ResolvedKeyPolicy",
+    "AddonsConfig", "CapacityType", "ClusterConfig", "ClusterMode", "INSTALL_KEYS", "KARPENTER_MIN_FOR_FIELDS",
+    "KARPENTER_MIN_FOR_KUBERNETES", "bottlerocket_variant_problems", "ConfigError", "Duration", "GatewayConfig",
+    "GpuAmiFamily", "KeyPolicy", "RateLimitConfig", "RateLimitRedisConfig", "RedisMode", "ResolvedKeyPolicy",
     "GpuConfig", "GpuPoolConfig", "HttpAddonConfig", "InstanceStore", "KNOWN_GPU_FAMILIES", "KarpenterConfig", "KedaConfig", "LogType",
     "ModelConfig", "MonitoringConfig", "NAMESPACE", "NatGateways", "NetworkConfig", "NetworkMode", "NodeAmi",
     "NvidiaDevicePluginConfig", "LOADER_KEYS", "Problems", "SECRET_KEYS", "SUPPORTED_KUBERNETES_VERSIONS", "StackConfig", "SystemNodesConfig",

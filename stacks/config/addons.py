@@ -1,11 +1,12 @@
 """Config section for the cluster add-ons: KEDA, the KEDA HTTP add-on, kube-prometheus-stack, NVIDIA device plugin."""
 
 import re
-from typing import Annotated, Optional
+from typing import Annotated, ClassVar, Optional
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import Duration, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type
+from .base import (Duration, camel, LabelMap, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
+                   unread_keys)
 
 _SEMVER = pattern_type(r"\d+\.\d+\.\d+", "a chart version", "2.20.2 (X.Y.Z, no leading v)")
 # Each unit at most once, largest first: the monitoring.coreos.com/v1 Duration pattern the Prometheus CR's retention
@@ -29,8 +30,39 @@ PromDuration = Annotated[str, AfterValidator(_prom_duration)]
 """A duration Prometheus accepts (no fractions; d/w/y allowed)."""
 
 
+_DNS_LABEL = pattern_type(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", "a Service name (lowercase letters, digits and '-')",
+                          "keda-add-ons-http-interceptor-proxy")
+_NAMESPACE = pattern_type(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", "a namespace name (lowercase letters, digits and "
+                          "'-')", "keda")
+_HOST_PORT = pattern_type(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}", "a host:port address",
+                          "keda-add-ons-http-external-scaler.keda:9090")
+_HTTP_URL = pattern_type(r"https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[\w./-]*)?",
+                         "an http(s) URL of Prometheus", "http://kube-prometheus-stack-prometheus.monitoring.svc:9090")
+_OWN_LABEL_PREFIXES = ("app.kubernetes.io/", "gpu-burst.io/")
+"""Label domains the stack writes on its own objects: a monitor label there would be overwritten."""
+
+
+def _install_keys(model: Strict, install_only: tuple[str, ...], existing_only: dict[str, tuple[str, str]],
+                  what: str) -> None:
+    """Refuse the keys of the other install mode of an add-on section (see `unread_keys`)."""
+    if model.install:
+        Problems(*unread_keys(model, existing_only, "install is false")).raise_if_any()
+    else:
+        Problems(*unread_keys(model, {n: (f"it configures the {what} the stack installs", "remove it")
+                                      for n in install_only}, "install is true")).raise_if_any()
+
+
 class KedaConfig(Strict):
+    """KEDA, installed by the stack, or (install: false) the cluster's own (2.x with the keda.sh/v1alpha1 API)."""
+
+    install: bool = True
+    """false: KEDA already runs in the existing cluster (cluster.mode existing)."""
     chart_version: _SEMVER = "2.20.2"
+
+    @model_validator(mode="after")
+    def _keys_of_the_other_mode(self):
+        _install_keys(self, ("chart_version",), {}, "KEDA")
+        return self
 
 
 class HttpAddonConfig(Strict):
@@ -38,7 +70,19 @@ class HttpAddonConfig(Strict):
     (GPU node + image pull + weights load); the response-header timeout bounds the first byte after that.
     v0.15 has no cap on the number of held requests (no value, env var or InterceptorRoute field)."""
 
+    install: bool = True
+    """false: the HTTP add-on (0.15 or later, with the InterceptorRoute API) already runs in the existing cluster;
+    the interceptor and scaler addresses below are then required."""
     chart_version: _SEMVER = "0.15.0"
+    interceptor_service: Optional[_DNS_LABEL] = None
+    """install false: the interceptor proxy Service (chart default `keda-add-ons-http-interceptor-proxy`)."""
+    interceptor_namespace: Optional[_NAMESPACE] = None
+    """install false: namespace of the interceptor proxy Service, e.g. keda."""
+    interceptor_port: Optional[Annotated[int, Field(ge=1, le=65535)]] = None
+    """install false: port of the interceptor proxy Service (chart default 8080)."""
+    external_scaler_address: Optional[_HOST_PORT] = None
+    """install false: host:port of the add-on's external scaler, for each model's `external-push` trigger
+    (chart default `keda-add-ons-http-external-scaler.<namespace>:9090`)."""
     readiness_timeout: Duration = "15m"
     response_header_timeout: Duration = "10m"
     interceptor_replicas: Annotated[int, Field(ge=1, le=10)] = 2
@@ -57,6 +101,28 @@ class HttpAddonConfig(Strict):
         if duration_seconds(self.response_header_timeout) < 60:
             raise Problems(("responseHeaderTimeout", f"'{self.response_header_timeout}' is too short for a slow first "
                                                      "token; allowed: at least 60s"))
+        return self
+
+    EXISTING_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        n: ("the stack knows the addresses of the add-on it installs", "remove it")
+        for n in ("interceptor_service", "interceptor_namespace", "interceptor_port", "external_scaler_address")}
+
+    @model_validator(mode="after")
+    def _keys_of_the_other_mode(self):
+        _install_keys(self, ("chart_version", "interceptor_replicas", "interceptor_max_replicas"),
+                      self.EXISTING_ONLY, "HTTP add-on")
+        return self
+
+    @model_validator(mode="after")
+    def _existing_needs(self):
+        if self.install:
+            return self
+        examples = {"interceptor_service": "keda-add-ons-http-interceptor-proxy", "interceptor_namespace": "keda",
+                    "interceptor_port": "8080",
+                    "external_scaler_address": "keda-add-ons-http-external-scaler.keda:9090"}
+        Problems(*((camel(n), f"required when install is false; allowed: the existing add-on's value, e.g. {ex} "
+                              "(its chart's default)")
+                   for n, ex in examples.items() if getattr(self, n) is None)).raise_if_any()
         return self
 
     @model_validator(mode="after")
@@ -85,10 +151,33 @@ class MonitoringConfig(Strict):
     """kube-prometheus-stack. Prometheus keeps its data on an emptyDir: the cluster has no EBS CSI driver, so a
     PersistentVolumeClaim would never bind."""
 
+    install: bool = True
+    """false: a Prometheus Operator and Prometheus (e.g. kube-prometheus-stack) already run in the existing cluster;
+    prometheusUrl, serviceMonitorLabels and ruleLabels are then required, and the dashboard target (or dashboards:
+    false)."""
     chart_version: _SEMVER = "88.5.3"
     crds_chart_version: Optional[_SEMVER] = None
     """prometheus-operator-crds chart that installs and upgrades the monitoring.coreos.com CRDs: the one whose
     appVersion equals kube-prometheus-stack's. Known for the default chartVersion."""
+    prometheus_url: Optional[_HTTP_URL] = None
+    """install false: in-cluster URL of the Prometheus that scrapes the models, read by each model's KEDA
+    `prometheus` trigger, e.g. http://kube-prometheus-stack-prometheus.monitoring.svc:9090."""
+    service_monitor_labels: Optional[LabelMap] = None
+    """install false: labels put on every ServiceMonitor and PodMonitor of the stack: those the Prometheus's
+    serviceMonitorSelector and podMonitorSelector match (kube-prometheus-stack: {release: <its release name>}); {}
+    when it selects every monitor."""
+    rule_labels: Optional[LabelMap] = None
+    """install false: labels put on the stack's PrometheusRules (alerts, usage recording rules): those the
+    Prometheus's ruleSelector matches."""
+    dashboard_namespace: Optional[_NAMESPACE] = None
+    """install false: namespace of the dashboard ConfigMap, one the Grafana dashboards sidecar searches."""
+    dashboard_labels: Optional[LabelMap] = None
+    """install false: labels the Grafana dashboards sidecar loads a ConfigMap by (kube-prometheus-stack:
+    {grafana_dashboard: "1"})."""
+    dashboards: bool = True
+    """Deploy the Grafana dashboard ConfigMap."""
+    alerts: bool = True
+    """Deploy the PrometheusRule with the stack's alerts."""
     retention: PromDuration = "168h"
     scrape_interval: PromDuration = "15s"
     """Global scrape and rule-evaluation interval; a ServiceMonitor can scrape faster (e.g. vLLM queue depth)."""
@@ -97,9 +186,52 @@ class MonitoringConfig(Strict):
     grafana_enabled: bool = True
     alertmanager_enabled: bool = True
 
+    EXISTING_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        n: ("the stack wires what it installs itself", "remove it")
+        for n in ("prometheus_url", "service_monitor_labels", "rule_labels", "dashboard_namespace",
+                  "dashboard_labels")}
+
+    @model_validator(mode="after")
+    def _keys_of_the_other_mode(self):
+        _install_keys(self, ("chart_version", "crds_chart_version", "retention", "scrape_interval",
+                             "prometheus_memory", "grafana_enabled", "alertmanager_enabled"), self.EXISTING_ONLY,
+                      "kube-prometheus-stack")
+        return self
+
+    @model_validator(mode="after")
+    def _existing_needs(self):
+        if self.install:
+            return self
+        p = Problems()
+        if self.prometheus_url is None:
+            p.add("prometheusUrl", "required when install is false; allowed: the in-cluster URL of your Prometheus, "
+                                   "e.g. http://kube-prometheus-stack-prometheus.monitoring.svc:9090")
+        if self.service_monitor_labels is None:
+            p.add("serviceMonitorLabels", "required when install is false; allowed: the labels your Prometheus "
+                                          "selects monitors by, e.g. {release: kube-prometheus-stack}, or {} when it "
+                                          "selects all")
+        if self.rule_labels is None:
+            # The usage recording rules are there with or without the alerts.
+            p.add("ruleLabels", "required when install is false; allowed: the labels your Prometheus selects rules "
+                                "by, e.g. {release: kube-prometheus-stack}, or {} when it selects all")
+        for key, value, ex in (("dashboardNamespace", self.dashboard_namespace, "monitoring"),
+                               ("dashboardLabels", self.dashboard_labels, '{grafana_dashboard: "1"}')):
+            if self.dashboards and value is None:
+                p.add(key, f"required when install is false and dashboards is true; allowed: e.g. {ex} (where your "
+                           "Grafana sidecar looks), or dashboards: false")
+            elif not self.dashboards and value is not None:
+                p.add(key, "is only read when dashboards is true; allowed: remove it")
+        for key, labels in (("serviceMonitorLabels", self.service_monitor_labels), ("ruleLabels", self.rule_labels)):
+            for label in labels or {}:
+                if label.startswith(_OWN_LABEL_PREFIXES):
+                    p.add(f"{key}.{label}", "is a label the stack sets on its own objects; allowed: the label your "
+                                            "Prometheus selects by, e.g. release")
+        p.raise_if_any()
+        return self
+
     @model_validator(mode="after")
     def _crds_follow_the_chart(self):
-        if self.crds_chart_version is None and self.chart_version not in OPERATOR_CRDS_CHARTS:
+        if self.install and self.crds_chart_version is None and self.chart_version not in OPERATOR_CRDS_CHARTS:
             raise Problems(("crdsChartVersion",
                             f"not set, and no prometheus-operator-crds version is known for chartVersion "
                             f"{self.chart_version}; allowed: the prometheus-operator-crds chart whose appVersion "
@@ -114,6 +246,9 @@ class MonitoringConfig(Strict):
 class NvidiaDevicePluginConfig(Strict):
     """Installed only when gpu.amiFamily is al2023 (Bottlerocket's NVIDIA variant ships the plugin)."""
 
+    install: bool = True
+    """false: an NVIDIA device plugin already runs on GPU nodes (e.g. the GPU Operator's); it must tolerate the
+    `nvidia.com/gpu` taint and select nodes labelled nvidia.com/gpu.present=true."""
     chart_version: _SEMVER = "0.20.0"
     gfd_enabled: bool = True
     """GPU feature discovery (+ node-feature-discovery): nvidia.com/gpu.product/memory/... labels on GPU nodes."""
@@ -123,7 +258,8 @@ class NvidiaDevicePluginConfig(Strict):
 
     @model_validator(mode="after")
     def _nfd_follows_the_chart(self):
-        if self.gfd_enabled and self.nfd_chart_version is None and self.chart_version not in NFD_CHARTS:
+        if (self.install and self.gfd_enabled and self.nfd_chart_version is None
+                and self.chart_version not in NFD_CHARTS):
             raise Problems(("nfdChartVersion",
                             f"not set, and the node-feature-discovery dependency of chartVersion {self.chart_version} "
                             f"is not known; allowed: the version in that chart's Chart.yaml dependencies (known "
@@ -134,9 +270,15 @@ class NvidiaDevicePluginConfig(Strict):
     def effective_nfd_chart_version(self) -> str:
         return self.nfd_chart_version or NFD_CHARTS[self.chart_version]
 
+    @model_validator(mode="after")
+    def _keys_of_the_other_mode(self):
+        _install_keys(self, ("chart_version", "gfd_enabled", "nfd_chart_version"), {}, "device plugin")
+        return self
+
 
 class AddonsConfig(Strict):
-    """`gpu-burst:addons` — pinned versions and settings of the Helm add-ons."""
+    """`gpu-burst:addons` — pinned versions and settings of the Helm add-ons, or (install: false, on an existing
+    cluster) where the ones already installed are."""
 
     keda: KedaConfig = KedaConfig()
     http_addon: HttpAddonConfig = HttpAddonConfig()

@@ -184,3 +184,37 @@ MemoryQuantity = quantity_type("a memory size", "16Gi or 512Mi", ("Ki", "Mi", "G
 """Bytes as a Kubernetes quantity: `16Gi`, `512Mi`."""
 
 GIB = Decimal(2) ** 30
+
+
+# -- Kubernetes labels -------------------------------------------------------------------------------------------
+# apimachinery validation (IsQualifiedName, IsValidLabelValue): an optional DNS-subdomain prefix and '/', then a name
+# of at most 63 characters; a value of at most 63 characters, possibly empty.
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", re.ASCII)
+_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", re.ASCII)
+
+
+def label_problem(key: str, value: str) -> str:
+    """What makes `key: value` an invalid Kubernetes label ('' when it is valid)."""
+    prefix, _, name = key.rpartition("/")
+    if ("/" in key and (not prefix or len(prefix) > 253 or not _LABEL_PREFIX.fullmatch(prefix))) \
+            or not _LABEL_NAME.fullmatch(name):
+        return (f"'{key}' is not a label key; allowed: an optional DNS prefix and '/', then up to 63 letters, digits, "
+                "'-', '_' or '.', e.g. release or example.com/team")
+    if value and not _LABEL_NAME.fullmatch(value):
+        return (f"'{value}' (label {key}) is not a label value; allowed: up to 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    return ""
+
+
+def _labels(v: dict[str, str]) -> dict[str, str]:
+    p = Problems()
+    for key, value in v.items():
+        problem = label_problem(key, value)
+        if problem:
+            p.add(key, problem)
+    p.raise_if_any()
+    return v
+
+
+LabelMap = Annotated[dict[str, str], AfterValidator(_labels)]
+"""Kubernetes labels (`{release: kube-prometheus-stack}`), each key and value checked as the API server does."""

@@ -7,7 +7,8 @@ from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Cidr, CpuQuantity, MemoryQuantity, Problems, Strict, pattern_type, repeats, unread_keys
+from .base import (Cidr, CpuQuantity, LabelMap, MemoryQuantity, Problems, Strict, pattern_type, repeats,
+                   unread_keys)
 from .eks_addons import AddonVersionsConfig, addon_version_problems, resolved_addon_versions
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
@@ -82,6 +83,13 @@ def _public_cidr(v: str) -> str:
 class NetworkMode(str, Enum):
     CREATE = "create"
     EXISTING = "existing"
+
+
+class ClusterMode(str, Enum):
+    CREATE = "create"
+    """The stack creates the EKS cluster, its system node group and core add-ons."""
+    EXISTING = "existing"
+    """The stack installs onto an EKS cluster it reads by name and never changes (stacks/existing.py)."""
 
 
 class NatGateways(str, Enum):
@@ -240,11 +248,22 @@ _CLUSTER_NAME = pattern_type(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", "an EKS cluster 
 
 
 class ClusterConfig(Strict):
-    """`gpu-burst:cluster` — the EKS control plane."""
+    """`gpu-burst:cluster` — the EKS control plane: created by the stack, or an existing cluster it installs onto."""
 
+    mode: ClusterMode = ClusterMode.CREATE
+    """create: the stack creates the cluster; existing: install onto the EKS cluster `name`, read before anything
+    is declared and never changed (no VPC, cluster, system node group or core add-ons are created)."""
     name: Optional[_CLUSTER_NAME] = None
-    """EKS cluster name; default `gpu-burst-<stack>`. Chosen, not auto-named, because the control-plane log group
-    `/aws/eks/<name>/cluster` must exist (with its retention) before the cluster."""
+    """EKS cluster name; mode create: default `gpu-burst-<stack>` (chosen, not auto-named, because the control-plane
+    log group `/aws/eks/<name>/cluster` must exist before the cluster); mode existing: the cluster to install onto."""
+    system_node_selector: Optional[LabelMap] = None
+    """Mode existing: nodeSelector of every controller the stack installs (Karpenter, KEDA, the HTTP add-on,
+    Prometheus, Envoy and the edge controllers), e.g. {eks.amazonaws.com/nodegroup: system}; {} lets them run on any
+    untainted node. Mode create pins them to the system node group the stack creates."""
+    install_pod_identity_agent: bool = False
+    """Mode existing: install the eks-pod-identity-agent EKS add-on (the build for the cluster's Kubernetes version)
+    when the cluster has none; the stack's Pod Identity associations need it. Default false: its absence is an
+    error."""
     kubernetes_version: Literal[SUPPORTED_KUBERNETES_VERSIONS] = "1.35"  # type: ignore[valid-type]
     addon_versions: AddonVersionsConfig = AddonVersionsConfig()
     """Builds of the EKS add-ons (vpc-cni, kube-proxy, coredns, eks-pod-identity-agent) that override the defaults
@@ -286,8 +305,54 @@ class ClusterConfig(Strict):
             raise ValueError(f"{v} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
         return v
 
+    CREATE_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        "kubernetes_version": ("the version is read from the existing cluster", "remove it"),
+        "addon_versions": ("the existing cluster's add-ons are its owner's", "remove it"),
+        "endpoint_public_access": ("the existing cluster's endpoint is its owner's", "remove it"),
+        "public_access_cidrs": ("the existing cluster's endpoint is its owner's", "remove it"),
+        "enabled_log_types": ("the existing cluster's logging is its owner's", "remove it"),
+        "log_retention_days": ("the existing cluster's log group is its owner's", "remove it"),
+        "admin_principal_arns": ("the existing cluster's access entries are its owner's", "remove it, and give "
+                                 "those principals access yourself"),
+        "access_entries": ("the existing cluster's access entries are its owner's", "remove it, and give those "
+                           "principals access yourself"),
+    }
+    """Keys only mode create reads (field name → why an existing cluster ignores it, what to do instead)."""
+    EXISTING_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        "system_node_selector": ("the stack's own system node group is labelled for its controllers",
+                                 "remove it, or set mode: existing"),
+        "install_pod_identity_agent": ("the stack installs the agent on the cluster it creates",
+                                       "remove it, or set mode: existing"),
+    }
+    """Keys only mode existing reads."""
+
+    @model_validator(mode="after")
+    def _keys_of_the_other_mode(self):
+        if self.mode is ClusterMode.EXISTING:
+            Problems(*unread_keys(self, self.CREATE_ONLY, "mode is 'create'")).raise_if_any()
+        else:
+            Problems(*unread_keys(self, self.EXISTING_ONLY, "mode is 'existing'")).raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _existing_needs(self):
+        if self.mode is not ClusterMode.EXISTING:
+            return self
+        p = Problems()
+        if not self.name:
+            p.add("name", "required when mode is 'existing'; allowed: the name of the EKS cluster to install onto "
+                          "(`aws eks list-clusters`)")
+        if self.system_node_selector is None:
+            p.add("systemNodeSelector", "required when mode is 'existing'; allowed: the labels of the nodes the "
+                                        "controllers may run on, e.g. {eks.amazonaws.com/nodegroup: system}, or {} "
+                                        "for any untainted node")
+        p.raise_if_any()
+        return self
+
     @model_validator(mode="after")
     def _endpoint(self):
+        if self.mode is ClusterMode.EXISTING:
+            return self
         if self.endpoint_public_access and not self.public_access_cidrs:
             raise Problems(("publicAccessCidrs", "is empty while endpointPublicAccess is true; allowed: at least one "
                                                  "public CIDR, e.g. your CI egress, or 0.0.0.0/0"))
@@ -380,9 +445,36 @@ class SystemNodesConfig(Strict):
         return self
 
 
-class KarpenterConfig(Strict):
-    """`gpu-burst:karpenter` — controller chart and options."""
+_IAM_NAME = pattern_type(r"[\w+=,.@-]{1,128}", "an IAM role or instance profile name (letters, digits and +=,.@_-)",
+                         "KarpenterNodeRole-my-cluster")
+_DISCOVERY_VALUE = pattern_type(r"[\w .:/=+@-]{1,256}", "an EC2 tag value", "my-cluster")
+# Karpenter 1.x: the NodePool/EC2NodeClass v1 API exists since 1.0; the Kubernetes version sets the floor
+# (aws/karpenter-provider-aws@v1.14.1 website/content/en/docs/upgrading/compatibility.md).
+KARPENTER_MIN_FOR_KUBERNETES = {"1.35": "1.9", "1.36": "1.13"}
+"""Oldest Karpenter an existing install may run per Kubernetes version (`karpenter.install: false`)."""
+KARPENTER_MIN_FOR_FIELDS = {"volumeInitializationRate": "1.5"}
+"""EC2NodeClass fields the stack may set and the Karpenter release that added them to the CRD."""
 
+
+class KarpenterConfig(Strict):
+    """`gpu-burst:karpenter` — the controller the stack installs, or (install: false) the one the cluster runs."""
+
+    install: bool = True
+    """false: Karpenter already runs in the existing cluster (cluster.mode existing; Karpenter 1.9 or later, see
+    docs); the stack still creates its EC2NodeClass and NodePools, for the node role given here."""
+    node_role_name: Optional[_IAM_NAME] = None
+    """install false: the IAM role your Karpenter's nodes run as (EC2NodeClass `spec.role`); it must already be able
+    to join the cluster (an EC2_LINUX access entry or an aws-auth mapping)."""
+    node_instance_profile: Optional[_IAM_NAME] = None
+    """install false, instead of nodeRoleName: an instance profile for the nodes (EC2NodeClass
+    `spec.instanceProfile`)."""
+    discovery_tag: Optional[_DISCOVERY_VALUE] = None
+    """cluster.mode existing: value of the `karpenter.sh/discovery` tag on the subnets and security groups GPU nodes
+    use (required with install false: your Karpenter's own). Without it (install true) GPU nodes use the private
+    subnets by id and the cluster security group."""
+    interruption_queue: bool = False
+    """install false: also create the SQS interruption queue and its EventBridge rules (point your Karpenter's
+    settings.interruptionQueue at the `karpenterInterruptionQueue` output)."""
     chart_version: pattern_type(r"1\.14\.\d+", "a Karpenter 1.14 chart version", "1.14.1") = "1.14.1"
     """Karpenter chart version (1.14.x: the CRDs, IAM policies and settings here are those of 1.14)."""
     replicas: Optional[Annotated[int, Field(ge=1, le=3)]] = None
@@ -394,3 +486,41 @@ class KarpenterConfig(Strict):
     """CPU request (= limit) of each controller replica; upstream's getting-started uses 1."""
     controller_memory: MemoryQuantity = "1Gi"
     """Memory request (= limit) of each controller replica; upstream's getting-started uses 1Gi."""
+
+    INSTALL_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        name: ("it configures the Karpenter the stack installs", "remove it")
+        for name in ("chart_version", "replicas", "create_spot_service_linked_role", "log_level", "controller_cpu",
+                     "controller_memory")}
+    """Keys only read when the stack installs Karpenter."""
+    EXISTING_ONLY: ClassVar[dict[str, tuple[str, str]]] = {
+        "node_role_name": ("the stack creates the node role of the Karpenter it installs", "remove it"),
+        "node_instance_profile": ("the stack creates the node role of the Karpenter it installs", "remove it"),
+        "interruption_queue": ("the Karpenter the stack installs always gets its queue", "remove it"),
+    }
+    """Keys only read when Karpenter is already installed."""
+
+    @model_validator(mode="after")
+    def _keys_of_the_other_mode(self):
+        if self.install:
+            Problems(*unread_keys(self, self.EXISTING_ONLY, "install is false")).raise_if_any()
+        else:
+            Problems(*unread_keys(self, self.INSTALL_ONLY, "install is true")).raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _existing_needs(self):
+        if self.install:
+            return self
+        p = Problems()
+        if self.node_role_name and self.node_instance_profile:
+            p.add("nodeInstanceProfile", "is set together with nodeRoleName (EC2NodeClass takes one of them); "
+                                         "allowed: one of the two")
+        elif not (self.node_role_name or self.node_instance_profile):
+            p.add("nodeRoleName", "required when install is false; allowed: the IAM role name your Karpenter's "
+                                  "nodes use (e.g. KarpenterNodeRole-<cluster>), or nodeInstanceProfile instead")
+        if not self.discovery_tag:
+            p.add("discoveryTag", "required when install is false; allowed: the karpenter.sh/discovery tag value on "
+                                  "the subnets and security groups your Karpenter's nodes use (often the cluster "
+                                  "name)")
+        p.raise_if_any()
+        return self

@@ -521,6 +521,33 @@ MAX_TOKENS_PER_WINDOW = 4_294_967_295
 api/v1alpha1/ratelimit_types.go RateLimitValue)."""
 
 
+class ControllerConfig(Strict):
+    """A front-door controller the stack installs, or (install: false, cluster.mode existing) one the cluster runs."""
+
+    install: bool = True
+    """false: the controller already runs in the existing cluster."""
+
+
+class EnvoyGatewayConfig(ControllerConfig):
+    """Envoy Gateway. An existing one (1.9 or later) must run with the AI Gateway's extension manager and the
+    Backend API enabled, as the AI Gateway's install docs configure it (`burstctl preflight --cluster` reads its
+    config)."""
+
+    namespace: Optional[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]] = None
+    """install false: namespace where the existing Envoy Gateway deploys its Envoy proxies and their Service (its
+    own namespace, e.g. envoy-gateway-system, unless it runs with deploy type GatewayNamespace)."""
+
+    @model_validator(mode="after")
+    def _namespace(self):
+        if self.install and self.namespace is not None:
+            raise Problems(("namespace", "is only read when install is false (the stack installs Envoy Gateway in "
+                                         "envoy-gateway-system); allowed: remove it"))
+        if not self.install and self.namespace is None:
+            raise Problems(("namespace", "required when install is false; allowed: the namespace of the existing "
+                                         "Envoy Gateway's proxies, e.g. envoy-gateway-system"))
+        return self
+
+
 class KeyPolicy(Strict):
     """`gpu-burst:gateway.keys.<name>` — what the API key `gpu-burst:apiKeys.<name>` may do. Every field is
     optional: a policy `{}` lets the key call every model at `gateway.requestsPerMinute`, without a token budget."""
@@ -626,6 +653,22 @@ class GatewayConfig(Strict):
     global_dns: Optional[GlobalDnsConfig] = None
     """One name for several regional stacks: this stack's NLB becomes a latency-routed Route 53 record of it
     (docs/regions.md)."""
+    envoy_gateway: EnvoyGatewayConfig = EnvoyGatewayConfig()
+    """Envoy Gateway v1.9.0, installed by the stack unless `install: false`."""
+    ai_gateway: ControllerConfig = ControllerConfig()
+    """Envoy AI Gateway v1.1.0, installed by the stack unless `install: false` (then Envoy Gateway is the cluster's
+    own too, configured for it)."""
+    load_balancer_controller: ControllerConfig = ControllerConfig()
+    """AWS Load Balancer Controller v3.5.0, installed by the stack unless `install: false` (then the cluster's own,
+    2.9 or later for the NLB listener attributes, makes the NLB)."""
+
+    @model_validator(mode="after")
+    def _ai_gateway_goes_with_envoy_gateway(self):
+        if not self.ai_gateway.install and self.envoy_gateway.install:
+            raise Problems(("aiGateway.install", "false while envoyGateway.install is true: the Envoy Gateway the "
+                                                 "stack installs points its extension manager at the AI Gateway the "
+                                                 "stack installs; allowed: true, or envoyGateway.install: false too"))
+        return self
 
     @field_validator("namespace")
     @classmethod

@@ -80,6 +80,11 @@ def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[r
     def log(m: re.Match[str], query: dict[str, list[str]]) -> Any:
         return logs.get(m["name"])
 
+    def cluster_scoped(kind: str):
+        def get(m: re.Match[str], query: dict[str, list[str]]) -> Any:
+            return next((o for o in of(kind) if o["metadata"]["name"] == m["name"]), None)
+        return get
+
     return [
         (re.compile(r"^/apis/keda\.sh/v1alpha1/namespaces/(?P<ns>[^/]+)/scaledobjects/(?P<name>[^/]+)$"),
          one("ScaledObject")),
@@ -91,6 +96,16 @@ def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[r
         (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/events$"), many("Event", True)),
         (re.compile(r"^/apis/karpenter\.sh/v1/nodeclaims$"), many("NodeClaim", False)),
         (re.compile(r"^/api/v1/nodes$"), many("Node", False)),
+        # What `preflight --cluster` reads: CRDs, namespaces, Services, ConfigMaps, controllers, Prometheus CRs.
+        (re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions/(?P<name>[^/]+)$"),
+         cluster_scoped("CustomResourceDefinition")),
+        (re.compile(r"^/api/v1/namespaces/(?P<name>[^/]+)$"), cluster_scoped("Namespace")),
+        (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<name>[^/]+)$"), one("Service")),
+        (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/configmaps/(?P<name>[^/]+)$"), one("ConfigMap")),
+        (re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/daemonsets/(?P<name>[^/]+)$"), one("DaemonSet")),
+        (re.compile(r"^/apis/apps/v1/deployments$"), many("Deployment", False)),
+        (re.compile(r"^/apis/apps/v1/daemonsets$"), many("DaemonSet", False)),
+        (re.compile(r"^/apis/monitoring\.coreos\.com/v1/prometheuses$"), many("Prometheus", False)),
     ]
 
 
@@ -108,6 +123,9 @@ class FakeApiServer:
     forbid_suffixes: tuple[str, ...] = ()
     """Paths ending so get 403 (an identity whose RBAC lacks e.g. `list events` or `get pods/log`)."""
     fail_status: Optional[int] = None
+    server_version: dict[str, str] = field(default_factory=lambda: {
+        "major": "1", "minor": "35", "gitVersion": "v1.35.3-eks-4b2a1c7", "platform": "linux/amd64"})
+    """What GET /version answers (EKS puts `-eks-<hash>` in gitVersion)."""
     proxies: dict[tuple[str, str], Callable[[str, dict[str, list[str]]], tuple[int, Any, str]]] = \
         field(default_factory=dict)
     """Service proxy (`/api/v1/namespaces/<ns>/services/<name[:port]>/proxy/<path>`) per (namespace, name[:port]):
@@ -145,6 +163,8 @@ class FakeApiServer:
                 if state.fail_status:
                     return self._send(state.fail_status, _status(state.fail_status, "InternalError",
                                                                  "etcdserver: request timed out"))
+                if path == "/version":
+                    return self._send(200, state.server_version)
                 proxied = _PROXY.match(path)
                 if proxied:
                     target = state.proxies.get((proxied["ns"], proxied["svc"]))
