@@ -64,6 +64,16 @@ def time_slicing_config_name(slices: int) -> str:
     return f"time-slicing-{slices}"
 
 
+MODEL_SHUTDOWN_SECONDS = 30
+"""What a model pod's terminationGracePeriodSeconds adds to its drain (preStop) delay: vLLM's own shutdown after
+SIGTERM."""
+
+
+def model_termination_grace_seconds(drain_seconds: int) -> int:
+    """terminationGracePeriodSeconds of a model pod that drains for `drain_seconds` before SIGTERM."""
+    return drain_seconds + MODEL_SHUTDOWN_SECONDS
+
+
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
 TRAFFIC_CLASS_LABEL = "gpu-burst.io/traffic-class"

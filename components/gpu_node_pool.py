@@ -1,8 +1,10 @@
 """GPU capacity as Karpenter v1 objects: one EC2NodeClass (AMI, disks, IMDS, network) shared by one or more
 NodePools, each a traffic class with its own instance families, capacity types, weight and limits."""
 
+import math
+import re
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import Iterable, Optional, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -68,8 +70,9 @@ class GpuPoolArgs(TypedDict):
     """Node lifetime before replacement. Default 720h."""
     consolidate_after: NotRequired[pulumi.Input[str]]
     """How long a node must be empty before removal. Default 5m."""
-    termination_grace_period: NotRequired[pulumi.Input[str]]
-    """Upper bound on draining a disrupted node. Default 1h."""
+    termination_grace_period: NotRequired[str]
+    """Upper bound on draining a disrupted node (s/m/h units, e.g. 1h or 30m); it also bounds how long `pulumi
+    destroy` waits for the pool. Default 1h."""
     disruption_budget_nodes: NotRequired[pulumi.Input[str]]
     """Nodes ("N" or "N%") Karpenter may disrupt at once. Default 10%."""
     time_slicing: NotRequired[int]
@@ -121,6 +124,10 @@ class GpuNodePoolArgs(TypedDict):
     the kubelet and pod logs there (AL2023: nodeadm `localStorage`; Bottlerocket: `apiclient ephemeral-storage`,
     added by Karpenter); every NodePool then requires an instance store. Not with `data_volume_snapshot_id` (the
     array would hide the restored images). Default false."""
+    pod_termination_grace_seconds: NotRequired[int]
+    """Longest terminationGracePeriodSeconds of the pods that run on these pools (the models'): with the pools'
+    terminationGracePeriod it bounds how long `pulumi destroy` waits for the NodePools and node classes
+    (`delete_timeout`). Default 0: the pools' terminationGracePeriod alone."""
     node_class_name: NotRequired[str]
     """EC2NodeClass name. Default: the component name."""
     tags: NotRequired[pulumi.Input[dict[str, str]]]
@@ -257,6 +264,35 @@ def time_slicing_overlay(pool_name: str, gpus: int, slices: int) -> dict:
     }
 
 
+DEFAULT_TERMINATION_GRACE_PERIOD = "1h"
+STUCK_TERMINATING_SECONDS = 60
+"""Karpenter stops waiting for a terminating pod a minute after its deletion timestamp, i.e. its deletion time plus its
+grace period (kubernetes-sigs/karpenter@v1.14.1 pkg/utils/pod/scheduling.go IsStuckTerminating)."""
+INSTANCE_TERMINATION_SECONDS = 600
+"""Allowance after the drain: Karpenter terminates the instance, waits for EC2 to report it gone, and removes the
+node's, the NodeClaim's and then the NodePool's finalizers."""
+_GRACE_PERIOD = re.compile(r"^([0-9]+(s|m|h))+$")
+
+
+def grace_period_seconds(duration: str) -> int:
+    """Seconds in a NodePool terminationGracePeriod (`^([0-9]+(s|m|h))+$`, the CRD's pattern)."""
+    if not isinstance(duration, str) or not _GRACE_PERIOD.match(duration):
+        raise ValueError(f"termination_grace_period {duration!r}; allowed: a plain duration in whole s/m/h units, "
+                         "e.g. 1h or 30m (it also bounds how long destroy waits for the pool)")
+    units = {"s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
+
+
+def delete_timeout(termination_grace_periods: Iterable[str], pod_termination_grace_seconds: int = 0) -> str:
+    """How long destroy waits for a NodePool or EC2NodeClass to be gone (pulumi-kubernetes waits 10 minutes unless
+    told). Karpenter drains each node of the pool until its pods are gone, waiting for a terminating pod until a
+    minute past its grace period and for nothing past the NodePool's terminationGracePeriod, then terminates the
+    instance. The larger of the two drain bounds, plus the instance's termination."""
+    drain = max([*(grace_period_seconds(g) for g in termination_grace_periods),
+                 pod_termination_grace_seconds + STUCK_TERMINATING_SECONDS])
+    return f"{math.ceil((drain + INSTANCE_TERMINATION_SECONDS) / 60)}m"
+
+
 def _str_list(values: pulumi.Input[list]) -> pulumi.Output[list[str]]:
     return pulumi.Output.from_input(values).apply(lambda vs: [str(getattr(v, "value", v)) for v in vs])
 
@@ -284,6 +320,13 @@ class GpuNodePool(pulumi.ComponentResource):
             raise ValueError(f"GpuNodePool '{name}': pools is empty; declare at least one NodePool")
         family = pulumi.Output.from_input(args["ami_family"]).apply(lambda f: AmiFamily(f).value)
         class_name = args.get("node_class_name") or name
+        try:
+            # Destroy waits for every node to drain and terminate; the node class goes after all of its pools' nodes.
+            self.delete_timeout = delete_timeout(
+                [p.get("termination_grace_period", DEFAULT_TERMINATION_GRACE_PERIOD) for p in pools],
+                args.get("pod_termination_grace_seconds", 0))
+        except ValueError as e:
+            raise ValueError(f"GpuNodePool '{name}': {e}") from None
 
         fast_pull = args.get("fast_image_pull", True)
         raid0 = bool(args.get("instance_store_raid0", False))
@@ -327,7 +370,8 @@ class GpuNodePool(pulumi.ComponentResource):
                 spec=self._pool_spec(pool, ref, raid0, device_plugin_label=on_al2023),
                 # The NodePool goes first on delete: its nodes drain while the node class (and the overlays that
                 # let Karpenter place slices) still exist.
-                opts=child(self, depends_on=[*external_deps, node_class, *overlays]),
+                opts=child(self, depends_on=[*external_deps, node_class, *overlays],
+                           custom_timeouts=pulumi.CustomTimeouts(delete=self.delete_timeout)),
             ))
 
         self.node_class_name = pulumi.Output.from_input(class_name)
@@ -364,7 +408,7 @@ class GpuNodePool(pulumi.ComponentResource):
                                     "httpPutResponseHopLimit": 1, "httpTokens": "required"},
                 "tags": tags,
             },
-            opts=child(self, depends_on=deps),
+            opts=child(self, depends_on=deps, custom_timeouts=pulumi.CustomTimeouts(delete=self.delete_timeout)),
         )
 
     def _overlays(self, name: str, pool: GpuPoolArgs, slices: int, deps: list) -> list:
@@ -450,7 +494,7 @@ class GpuNodePool(pulumi.ComponentResource):
                     ],
                     "taints": [dict(GPU_TAINT), *sliced_taints],
                     "expireAfter": pool.get("expire_after", "720h"),
-                    "terminationGracePeriod": pool.get("termination_grace_period", "1h"),
+                    "terminationGracePeriod": pool.get("termination_grace_period", DEFAULT_TERMINATION_GRACE_PERIOD),
                 },
             },
             "limits": {

@@ -4,7 +4,7 @@ from typing import Optional
 
 import pulumi
 
-from components._common import SYSTEM_NODE_SELECTOR
+from components._common import SYSTEM_NODE_SELECTOR, model_termination_grace_seconds
 from components.gpu_node_pool import GPU_TOLERATION, AmiFamily, GpuNodePool, GpuPoolArgs
 from components.http_addon import PROXY_PORT, KedaHttpAddon
 from components.keda import Keda
@@ -167,5 +167,8 @@ def _gpu_pools(f: Foundation, volume: DataVolume, deps: list) -> GpuNodePool:
         **({"volume_initialization_rate_mibps": cfg.gpu.volume_initialization_rate_mibps}
            if volume.snapshot_id and cfg.gpu.volume_initialization_rate_mibps else {}),
         "pools": [_pool_args(p) for p in cfg.gpu.pools],
+        # Destroy removes the models first (without waiting for their pods), then waits for the pools' nodes to drain.
+        "pod_termination_grace_seconds": max(
+            (model_termination_grace_seconds(m.drain_seconds) for m in cfg.models), default=0),
         "tags": {"gpu-burst.io/environment": cfg.environment},
     }, opts=pulumi.ResourceOptions(providers=[f.k8s_provider], depends_on=[d for d in deps if d is not None]))

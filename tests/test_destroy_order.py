@@ -13,14 +13,19 @@ termination finalizer for Karpenter).
 Parent/child edges are deliberately not followed: each such object must depend on the controller by itself.
 """
 
+import copy
+import re
 from collections import defaultdict
 
 import pytest
+import yaml
 
 from stack_cache import evaluated
+from stack_helpers import ROOT
 from test_workload_support import as_object
 
 from components.edge_gateway import NLB_DELETE_TIMEOUT
+from components.gpu_node_pool import GPU_TAINT_KEY, INSTANCE_TERMINATION_SECONDS, STUCK_TERMINATING_SECONDS
 
 LBC = "gpu-burst:index:LoadBalancerController"
 KARPENTER = "gpu-burst:index:Karpenter"
@@ -155,15 +160,67 @@ def test_every_nlb_belongs_to_a_service_pulumi_deletes_and_waits_for(stack):
         assert timeout == NLB_DELETE_TIMEOUT and int(timeout.rstrip("m")) > 10
 
 
+def _seconds(duration: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(s|m|h)", duration))
+
+
+def _gpu_pods(graph: Graph) -> list:
+    """(urn, pod spec) of every Deployment whose pods may run on GPU nodes (they tolerate the GPU taint)."""
+    out = []
+    for u, d in _objects(graph, lambda o: o.get("kind") == "Deployment"):
+        pod = d["spec"]["template"]["spec"]
+        if any(t.get("key") == GPU_TAINT_KEY for t in pod.get("tolerations") or []):
+            out.append((u, pod))
+    return out
+
+
+def assert_drain_fits_the_delete_timeout(name: str, graph: Graph) -> int:
+    """Every NodePool and EC2NodeClass waits on delete for the slowest drain Karpenter can do on its nodes, plus the
+    instance's termination: a terminating pod holds the drain until a minute past its grace period (the model
+    Deployments are deleted without waiting, so their pods are still terminating), and the NodePool's
+    terminationGracePeriod caps the drain. pulumi-kubernetes' own default (10 minutes) is not enough.
+    Returns the longest drain found."""
+    pools = _objects(graph, lambda o: o.get("kind") == "NodePool")
+    pods = _gpu_pods(graph)
+    assert pools and pods, name
+    drain = max([_seconds(p["spec"]["template"]["spec"]["terminationGracePeriod"]) for _, p in pools]
+                + [pod["terminationGracePeriodSeconds"] + STUCK_TERMINATING_SECONDS for _, pod in pods])
+    for u, obj in _objects(graph, lambda o: o.get("kind") in ("NodePool", "EC2NodeClass")):
+        timeout = graph.requests[u].customTimeouts.delete
+        assert timeout, f"{name}: {obj['kind']} {obj['metadata']['name']} waits only the provider's 10 minutes"
+        assert _seconds(timeout) >= drain + INSTANCE_TERMINATION_SECONDS > 600, (name, obj["kind"], timeout, drain)
+    # The model pods are already terminating when the pools go: their Deployments are deleted first.
+    for u, _ in pods:
+        for p, _ in pools:
+            assert p in graph.closure(u), f"{name}: {graph.requests[u].name} is not deleted before its NodePools"
+    return drain
+
+
 def test_karpenter_objects_are_awaited_on_delete(stack):
     """Foreground deletion (pulumi-kubernetes' default) keeps a NodePool until its NodeClaims, which block their
     owner's deletion (kubernetes-sigs/karpenter@v1.14.1 nodeclaimtemplate.go), are gone with their instances;
-    orphan would leave them behind."""
+    orphan would leave them behind. The wait is long enough for the slowest drain."""
     name, _, graph = stack
     for u, obj in _objects(graph, _karpenter_object):
         annotations = obj["metadata"].get("annotations") or {}
         assert annotations.get("pulumi.com/skipAwait") != "true", f"{name}: {obj['kind']}"
         assert annotations.get("pulumi.com/deletionPropagationPolicy", "foreground") == "foreground"
+    assert_drain_fits_the_delete_timeout(name, graph)
+
+
+def test_a_model_that_drains_longer_than_the_pools_grace_period_lengthens_the_wait():
+    """drainTimeout 1h (pods get 1h30s) on a pool with terminationGracePeriod 30m: the pods' grace sets the wait."""
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    models = copy.deepcopy(config["gpu-burst:models"])
+    models[0]["drainTimeout"] = "1h"
+    gpu = copy.deepcopy(config["gpu-burst:gpu"])
+    for pool in gpu["pools"]:
+        pool["terminationGracePeriod"] = "30m"
+    mocks, _ = evaluated("dev", {"models": models, "gpu": gpu},
+                         secrets={"hfToken": "hf_destroy_test", "apiKey": "sk-destroy-test"})
+    drain = assert_drain_fits_the_delete_timeout("dev with a 1h drain", Graph(mocks))
+    assert drain == 3600 + 30 + STUCK_TERMINATING_SECONDS
 
 
 def test_no_gateway_class_hands_gateways_to_the_load_balancer_controller(stack):

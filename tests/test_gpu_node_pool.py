@@ -11,7 +11,7 @@ from upstream import needs_upstream, validate_cr
 
 from components._common import GPU_PRESENT_LABEL, GPU_TAINT_KEY
 from components.gpu_node_pool import (GPU_TAINT_VALUE, LOCAL_NVME_LABEL, POOL_LABEL, AmiFamily, GpuNodePool,
-                                      block_device_mappings)
+                                      block_device_mappings, delete_timeout)
 from stacks.config import ConfigError, validate
 
 BASE = {"environment": "dev", "region": "us-west-2"}
@@ -257,6 +257,38 @@ def test_outputs(mocks):
         assert args[-2:] == ["gpu", ["gpu-spot", "gpu-on-demand"]]
 
     return _wait(comp, comp.node_class_name, comp.node_pool_names).apply(check)
+
+
+@pytest.mark.parametrize("grace_periods, pod_grace, expected", [
+    (["1h"], 0, "70m"),                 # the default: the pool's 1h, then 10 minutes for the instance
+    (["30m", "2h"], 150, "130m"),       # the longest pool
+    (["30m"], 3630, "72m"),             # a 1h drain outlasts a 30m pool: 3630 s + a minute + 10 minutes
+    (["1h30m", "45s"], 0, "100m"),
+])
+def test_delete_timeout_covers_the_slowest_drain(grace_periods, pod_grace, expected):
+    assert delete_timeout(grace_periods, pod_grace) == expected
+
+
+@pulumi.runtime.test
+def test_node_pools_and_node_classes_wait_for_their_nodes_on_delete(mocks):
+    pools = [{**p, "terminationGracePeriod": "30m"} for p in PROD_POOLS]
+    _, _, _, comp = _setup({"pools": pools}, pod_termination_grace_seconds=3630)
+
+    def check(_):
+        for name in ("gpu-nodeclass", "gpu-gpu-spot", "gpu-gpu-on-demand"):
+            assert mocks.monitor.requests[name].customTimeouts.delete == "72m", name
+
+    return _wait(comp).apply(check)
+
+
+def test_component_refuses_a_grace_period_it_cannot_read_before_any_resource(mocks):
+    with pytest.raises(ValueError, match="GpuNodePool 'gpu': termination_grace_period '1d'; allowed: a plain duration"):
+        GpuNodePool("gpu", {"cluster_name": "c", "cluster_security_group_id": "sg-1", "node_role_name": "r",
+                            "ami_family": AmiFamily.AL2023, "ami_version": "v20260714",
+                            "pools": [{"name": "p", "instance_families": ["g5"], "gpus_per_node": [1],
+                                       "capacity_types": ["spot"], "gpu_limit": 1, "cpu_limit": 8,
+                                       "termination_grace_period": "1d"}]})
+    assert not mocks.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
 
 
 # -- config errors --------------------------------------------------------------------------------------------------
