@@ -5,7 +5,9 @@ there, at a version whose API the stack's objects use, and wired the way the con
 EC2NodeClass v1 CRDs and a version for the cluster's Kubernetes, KEDA's and the HTTP add-on's CRDs and Services,
 Prometheus reachable and selecting the stack's monitors and rules by the configured labels, a device plugin for GPU
 nodes, Envoy Gateway configured for the AI Gateway, and a load balancer controller with the NLB listener
-attributes. An add-on the stack installs must not be there already (two controllers would fight over one API).
+attributes. An add-on the stack installs must not be there already (two controllers would fight over one API), and
+neither may the CRDs it installs: pulumi-kubernetes refuses to create an object that exists (only `up` shows it, a
+preview plans a plain create), and Helm refuses CRDs another release owns.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ LBC_MIN = (2, 9, 0)
 EG_CONFIG_MAP = ("envoy-gateway-config", "envoy-gateway.yaml")
 """Where gateway-helm keeps Envoy Gateway's own configuration (envoyproxy/gateway@v1.9.0
 charts/gateway-helm/templates/envoy-gateway-config.yaml)."""
+GATEWAY_API_GROUPS = ("gateway.networking.k8s.io", "gateway.networking.x-k8s.io")
+"""The Gateway API groups of the experimental channel that gateway-crds-helm v1.9.0 installs."""
+EG_GROUPS = ("gateway.envoyproxy.io",)
+LBC_GROUPS = ("elbv2.k8s.aws", "aga.k8s.aws", "gateway.k8s.aws")
+"""The groups of the load balancer controller chart's crds/ (kubernetes-sigs/aws-load-balancer-controller@v3.5.0
+helm/aws-load-balancer-controller/crds), which the stack applies itself."""
+NFD_GROUPS = ("nfd.k8s-sigs.io",)
+MONITORING_GROUP = "monitoring.coreos.com"
 
 
 class ApiReader(Protocol):
@@ -68,18 +78,50 @@ def _schema_has(crd: dict, version: str, field: str) -> bool:
     return False
 
 
+def _owner(crd: dict) -> str:
+    """Who installed a CRD, as far as its metadata tells: a Helm release, or the manager label."""
+    md = crd.get("metadata") or {}
+    ann, lbl = md.get("annotations") or {}, md.get("labels") or {}
+    release = ann.get("meta.helm.sh/release-name")
+    if release:
+        return f"Helm release {ann.get('meta.helm.sh/release-namespace', '?')}/{release}"
+    manager = lbl.get("app.kubernetes.io/managed-by")
+    return f"managed by {manager}" if manager else "no Helm release owns them"
+
+
 class ClusterChecks:
     """The checks, over one API reader and the validated stack config."""
 
     def __init__(self, reader: ApiReader, cfg: Any):
         self.r, self.cfg = reader, cfg
         self._crds: dict[str, Optional[dict]] = {}
+        self._all_crds: Optional[list[dict]] = None
 
     def crd(self, name: str) -> Optional[dict]:
         if name not in self._crds:
             self._crds[name] = self.r.raw(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
                                           f"customresourcedefinition {name}")
         return self._crds[name]
+
+    def crds_of(self, groups: tuple[str, ...]) -> list[dict]:
+        """The CRDs in the cluster whose API group is one of `groups` (one list call for every check)."""
+        if self._all_crds is None:
+            self._all_crds = self.items("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                                        "customresourcedefinitions")
+        return [c for c in self._all_crds if (c.get("spec") or {}).get("group") in groups]
+
+    def crd_conflict(self, check: str, groups: tuple[str, ...], installer: str, turn_off: str) -> Optional[Check]:
+        """A failed check when CRDs of `groups`, which the stack would install, already exist."""
+        found = self.crds_of(groups)
+        if not found:
+            return None
+        names = sorted(c["metadata"]["name"] for c in found)
+        shown = names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+        owners = sorted({_owner(c) for c in found})
+        return Check(check, "fail", f"{shown} already exist ({', '.join(groups)}; {'; '.join(owners)})",
+                     f"the stack would install them for {installer}, and `pulumi up` would stop on objects that "
+                     f"already exist (a preview does not show it): set gpu-burst:{turn_off}",
+                     {"crds": names, "owners": owners})
 
     def items(self, path: str, what: str, query: Optional[dict[str, str]] = None) -> list[dict]:
         return list((self.r.raw(path, what, query) or {}).get("items") or [])
@@ -271,7 +313,16 @@ class ClusterChecks:
         crds = {k: self.crd(f"{k}.monitoring.coreos.com") for k in ("servicemonitors", "podmonitors",
                                                                     "prometheusrules")}
         if m.install:
-            if any(crds.values()):
+            if self.cfg.existing_cluster:
+                # Helm refuses CRDs another release owns; adopting them would let a destroy delete them, and with
+                # them every ServiceMonitor, PrometheusRule and Prometheus of the cluster.
+                conflict = self.crd_conflict(
+                    "prometheus operator", (MONITORING_GROUP,), "kube-prometheus-stack (its prometheus-operator-crds "
+                    "release)", "addons.monitoring.install: false with the existing Prometheus' prometheusUrl, "
+                    "serviceMonitorLabels and ruleLabels (docs/existing-cluster.md)")
+                if conflict:
+                    return [conflict]
+            elif any(crds.values()):
                 return [Check("prometheus operator", "warn", "a Prometheus Operator's CRDs are already installed",
                               "kube-prometheus-stack would add a second operator and Prometheus: consider "
                               "addons.monitoring.install: false with the existing Prometheus's URL and labels")]
@@ -365,7 +416,15 @@ class ClusterChecks:
         plugins = [d for d in sets if any("device-plugin" in str(c.get("image", "")) for c in
                                           ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get(
                                               "containers") or [])]
-        if cfg.addons.nvidia_device_plugin.install:
+        dp = cfg.addons.nvidia_device_plugin
+        nfd = self.crd_conflict(
+            "feature discovery CRDs", NFD_GROUPS, "GPU feature discovery's node-feature-discovery",
+            "addons.nvidiaDevicePlugin.gfdEnabled: false (the running node-feature-discovery, e.g. the GPU "
+            "Operator's, keeps labelling nodes), or addons.nvidiaDevicePlugin.install: false if its device plugin "
+            "also covers the GPU nodes") if cfg.existing_cluster and dp.install and dp.gfd_enabled else None
+        if dp.install:
+            if nfd:
+                return [nfd]
             if plugins:
                 names = ", ".join(f"{d['metadata'].get('namespace')}/{d['metadata']['name']}" for d in plugins)
                 return [Check("device plugin", "warn", f"an NVIDIA device plugin already runs ({names})",
@@ -391,10 +450,24 @@ class ClusterChecks:
         gw, checks = self.cfg.gateway, []
         eg_present = served(self.crd("envoyproxies.gateway.envoyproxy.io"), "v1alpha1")
         if gw.envoy_gateway.install:
-            if eg_present:
+            existing = self.cfg.existing_cluster
+            eg = existing and self.crd_conflict(
+                "envoy gateway", EG_GROUPS, "Envoy Gateway", "gateway.envoyGateway.install: false (and aiGateway) "
+                "with the namespace of the Envoy Gateway that runs")
+            if eg:
+                checks.append(eg)
+            elif eg_present:
                 checks.append(Check("envoy gateway", "fail", "Envoy Gateway is already installed",
                                     "set gpu-burst:gateway.envoyGateway.install: false (and aiGateway) with its "
                                     "namespace"))
+            # Often installed by another gateway (Istio, Cilium, the LBC's own Gateway support): the stack installs
+            # them with Envoy Gateway's CRD chart and has no switch for them alone.
+            api = existing and self.crd_conflict(
+                "gateway API CRDs", GATEWAY_API_GROUPS, "Envoy Gateway (its CRD chart, experimental channel)",
+                "gateway.envoyGateway.install: false (and aiGateway), with an Envoy Gateway 1.9 installed next to "
+                "these CRDs, configured as docs/existing-cluster.md says")
+            if api:
+                checks.append(api)
         else:
             checks += self.envoy_gateway(eg_present, gw.envoy_gateway.namespace)
         ai_present = served(self.crd("aigatewayroutes.aigateway.envoyproxy.io"), "v1beta1")
@@ -445,6 +518,12 @@ class ClusterChecks:
             if running:
                 return [Check("load balancer controller", "fail", "the AWS Load Balancer Controller is already "
                               "installed", "set gpu-burst:gateway.loadBalancerController.install: false")]
+            crds = self.cfg.existing_cluster and self.crd_conflict(
+                "load balancer controller", LBC_GROUPS, "the AWS Load Balancer Controller",
+                "gateway.loadBalancerController.install: false, with a controller (2.9.0 or later) running next to "
+                "these CRDs")
+            if crds:
+                return [crds]
             return [Check("load balancer controller", "pass", "not installed yet; the stack installs it")]
         if not running:
             return [Check("load balancer controller", "fail", "no AWS Load Balancer Controller Deployment (label "

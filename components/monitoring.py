@@ -146,6 +146,11 @@ class MonitoringArgs(TypedDict):
     """Namespace (created). Default monitoring."""
     node_selector: NotRequired[dict[str, str]]
     """nodeSelector for the controllers. Default: the system node group."""
+    adopt_crds: NotRequired[bool]
+    """Take Helm ownership of monitoring.coreos.com CRDs already in the cluster (installed from kube-prometheus-stack's
+    crds/ by an earlier release of the same stack). Only on a cluster whose monitoring CRDs are yours alone: on a
+    shared cluster it would take them from another release, and a destroy would delete them with every
+    ServiceMonitor, PrometheusRule and Prometheus in the cluster. Default false."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -171,8 +176,8 @@ class Monitoring(pulumi.ComponentResource):
         self.crd_release = pinned_release(
             self, f"{name}-crds", CRDS_RELEASE_NAME, CRDS_CHART, CHART_REPO, args["crds_chart_version"], namespace,
             values={}, depends_on=deps_of(opts),
-            # Adopts the CRDs an earlier kube-prometheus-stack release installed from its crds/ (no Helm ownership).
-            take_ownership=True,
+            # Adopts the CRDs an earlier kube-prometheus-stack release of this stack installed from its crds/.
+            **({"take_ownership": True} if args.get("adopt_crds") else {}),
         )
         self.release = pinned_release(
             # Fixed so that subchart object names (`<release>-grafana`, `release:` labels) are known in advance.

@@ -77,6 +77,8 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
             "grafana_enabled": m.grafana_enabled,
             "alertmanager_enabled": m.alertmanager_enabled,
             "node_selector": node_selector,
+            # Only CRDs this stack's own cluster can hold: on an existing cluster they may be another release's.
+            "adopt_crds": not cfg.existing_cluster,
         }, opts=opts())
     monitoring_release = monitoring.release if monitoring else None
 

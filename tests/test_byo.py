@@ -277,6 +277,9 @@ def test_monitoring_installed_onto_the_existing_cluster(mocks):
                                       "ruleLabels": None, "dashboardNamespace": None, "dashboardLabels": None}})
     kps = _releases(mocks)["kube-prometheus-stack"]
     assert kps.inputs["values"]["prometheus"]["prometheusSpec"]["nodeSelector"] == SELECTOR
+    # The cluster's monitoring CRDs may belong to another release: never adopted (a destroy would delete them with
+    # every monitor in the cluster); `burstctl preflight --cluster` refuses the install when they exist.
+    assert not _releases(mocks)["prometheus-operator-crds"].inputs.get("takeOwnership")
     (so,) = mocks.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")
     assert next(t for t in so.inputs["spec"]["triggers"] if t["type"] == "prometheus")["metadata"][
         "serverAddress"] == "http://kps-prometheus.monitoring.svc:9090"

@@ -71,8 +71,9 @@ def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[r
                 if any(ref.get(k.removeprefix("involvedObject.")) != v for k, v in fields.items()):
                     continue
                 # Built-in lists carry kind/apiVersion once, not per item (custom resource lists do per item).
-                items.append(o if "/" in o["apiVersion"] and "." in o["apiVersion"].split("/")[0] else
-                             {k: v for k, v in o.items() if k not in ("kind", "apiVersion")})
+                custom = "/" in o["apiVersion"] and "." in o["apiVersion"].split("/")[0] \
+                    and not o["apiVersion"].startswith("apiextensions.k8s.io/")
+                items.append(o if custom else {k: v for k, v in o.items() if k not in ("kind", "apiVersion")})
             api = of(kind)[0]["apiVersion"] if of(kind) else "v1"
             return {"apiVersion": api, "kind": f"{kind}List", "metadata": {"resourceVersion": "1"}, "items": items}
         return lst
@@ -99,6 +100,8 @@ def _routes(objects: list[dict[str, Any]], logs: dict[str, str]) -> list[tuple[r
         # What `preflight --cluster` reads: CRDs, namespaces, Services, ConfigMaps, controllers, Prometheus CRs.
         (re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions/(?P<name>[^/]+)$"),
          cluster_scoped("CustomResourceDefinition")),
+        (re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions$"),
+         many("CustomResourceDefinition", False)),
         (re.compile(r"^/api/v1/namespaces/(?P<name>[^/]+)$"), cluster_scoped("Namespace")),
         (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<name>[^/]+)$"), one("Service")),
         (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/configmaps/(?P<name>[^/]+)$"), one("ConfigMap")),

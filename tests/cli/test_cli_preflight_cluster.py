@@ -16,6 +16,8 @@ from botocore.stub import Stubber
 from burstctl import preflight as pf
 from burstctl.k8s import KubeClusterReader
 from burstctl.preflight_cluster import cluster_checks, selects
+from stacks.config.foundation import ClusterMode
+from upstream import UPSTREAM, needs_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 BYO = ROOT / "Pulumi.byo.yaml"
@@ -38,12 +40,19 @@ def no_endpoints(path: str, query: dict) -> tuple[int, dict, str]:
         "application/json"
 
 
-def crd(name: str, version: str, fields: tuple[str, ...] = ()) -> dict:
-    """A CustomResourceDefinition as the API server returns it (spec.versions with served/storage and a schema)."""
+def crd(name: str, version: str, fields: tuple[str, ...] = (), helm_release: str = "") -> dict:
+    """A CustomResourceDefinition as the API server returns it (spec.versions with served/storage and a schema);
+    `helm_release` "<namespace>/<name>": the ownership metadata Helm writes on what a release's templates install
+    (CRDs from a chart's crds/ folder get none)."""
     plural, _, group = name.partition(".")
     props = {f: {"type": "string"} for f in fields}
+    metadata: dict = {"name": name}
+    if helm_release:
+        ns, _, release = helm_release.partition("/")
+        metadata["labels"] = {"app.kubernetes.io/managed-by": "Helm"}
+        metadata["annotations"] = {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": ns}
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": name}, "spec": {"group": group, "scope": "Cluster", "names": {"plural": plural},
+            "metadata": metadata, "spec": {"group": group, "scope": "Cluster", "names": {"plural": plural},
                                                  "versions": [{"name": version, "served": True, "storage": True,
                                                                "schema": {"openAPIV3Schema": {
                                                                    "type": "object", "properties": {"spec": {
@@ -267,6 +276,113 @@ def test_add_ons_the_stack_installs_must_not_be_there(cluster, byo_cfg):
     got = run(cluster(objects), byo_cfg)
     assert got["keda"].status == "fail" and "addons.keda.install: false" in got["keda"].cause
     assert got["load balancer controller"].status == "fail" and got["envoy gateway"].status == "fail"
+
+
+def _with(cfg, **sections):
+    """`cfg` with fields of `section.sub` changed (attribute names): _with(cfg, addons={"monitoring": {"install": True}})."""
+    update = {}
+    for section, subs in sections.items():
+        top = getattr(cfg, section)
+        update[section] = top.model_copy(update={k: getattr(top, k).model_copy(update=v) for k, v in subs.items()})
+    return cfg.model_copy(update=update)
+
+
+def test_monitoring_the_stack_would_install_over_monitoring_crds_of_another_release(cluster, byo_cfg):
+    """On an existing cluster the stack's prometheus-operator-crds release never takes CRDs over (a destroy would
+    delete them with every monitor, rule and Prometheus in the cluster): preflight refuses, naming the switch."""
+    cfg = _with(byo_cfg, addons={"monitoring": {"install": True}})
+    objects = [o for o in cluster_objects() if not o["metadata"]["name"].endswith(".monitoring.coreos.com")]
+    owned = [*objects, *(crd(f"{k}.monitoring.coreos.com", "v1", helm_release="monitoring/prometheus-operator-crds")
+                         for k in ("alertmanagers", "podmonitors", "prometheuses", "prometheusrules",
+                                   "servicemonitors"))]
+    for objs, owner in ((cluster_objects(), "no Helm release owns them"),
+                        (owned, "Helm release monitoring/prometheus-operator-crds")):
+        check = run(cluster(objs), cfg)["prometheus operator"]
+        assert check.status == "fail", owner
+        assert owner in check.detail and "monitoring.coreos.com" in check.detail
+        assert "addons.monitoring.install: false" in check.cause and "prometheusUrl" in check.cause
+        assert "a preview does not show it" in check.cause
+    # Nothing of the operator's yet: the stack installs it.
+    assert run(cluster(objects), cfg)["prometheus operator"].status == "pass"
+
+
+GATEWAY_API = crd("gatewayclasses.gateway.networking.k8s.io", "v1", helm_release="istio-system/istio-base")
+GROUP_CONFLICTS = {
+    # CRDs of a group the stack installs, as other installers leave them; the check; the switch its cause names.
+    "gateway API from another gateway": ([GATEWAY_API, crd("httproutes.gateway.networking.k8s.io", "v1")],
+                                         "gateway API CRDs", "gateway.envoyGateway.install: false"),
+    "envoy gateway": ([crd("envoyproxies.gateway.envoyproxy.io", "v1alpha1")], "envoy gateway",
+                      "gateway.envoyGateway.install: false"),
+    "load balancer controller CRDs without its controller": (
+        [crd("targetgroupbindings.elbv2.k8s.aws", "v1beta1"), crd("ingressclassparams.elbv2.k8s.aws", "v1beta1")],
+        "load balancer controller", "gateway.loadBalancerController.install: false"),
+    "NFD of the GPU Operator": ([crd("nodefeatures.nfd.k8s-sigs.io", "v1alpha1", helm_release="gpu-operator/gpu-operator"),
+                                 crd("nodefeaturerules.nfd.k8s-sigs.io", "v1alpha1",
+                                     helm_release="gpu-operator/gpu-operator")],
+                                "feature discovery CRDs", "addons.nvidiaDevicePlugin.gfdEnabled: false"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GROUP_CONFLICTS))
+def test_crds_the_stack_would_install_must_not_exist(cluster, byo_cfg, case):
+    """pulumi-kubernetes (4.29+) refuses to create an object that exists, which only `up` shows: each CRD group the
+    stack would install that the cluster already has fails, naming the key that turns that install off."""
+    extra, name, key = GROUP_CONFLICTS[case]
+    before = run(cluster(), byo_cfg)
+    assert name not in before or before[name].status == "pass", before.get(name)
+    got = run(cluster([*cluster_objects(), *extra]), byo_cfg)
+    check = got[name]
+    assert check.status == "fail", (case, check)
+    assert f"gpu-burst:{key}" in check.cause and "already exist" in check.detail, check
+    assert check.data["crds"] == sorted(o["metadata"]["name"] for o in extra)
+    annotations = extra[0]["metadata"].get("annotations")
+    if annotations:  # who installed them, so the user knows whose they are
+        owner = f"Helm release {annotations['meta.helm.sh/release-namespace']}/{annotations['meta.helm.sh/release-name']}"
+        assert owner in check.detail and owner in check.data["owners"]
+
+
+@needs_upstream
+def test_the_groups_checked_are_those_of_the_crds_the_stack_installs():
+    """The CRD files of the pinned releases (the ones the stack applies or renders) name exactly these groups."""
+    import re
+
+    from burstctl import preflight_cluster as pc
+
+    def groups(*files: str) -> tuple:
+        return tuple(sorted({g for f in files for g in re.findall(r"^  group: (\S+)$", (UPSTREAM / f).read_text(),
+                                                                       re.M)}))
+    assert groups("envoy-gateway/gatewayapi-crds.yaml") == tuple(sorted(pc.GATEWAY_API_GROUPS))
+    assert groups(*(f"envoy-gateway/{p.name}" for p in (UPSTREAM / "envoy-gateway").glob("gateway.envoyproxy.io_*"))) \
+        == pc.EG_GROUPS
+    assert groups("aws-load-balancer-controller/crds.yaml", "aws-load-balancer-controller/gateway-crds.yaml") \
+        == tuple(sorted(pc.LBC_GROUPS))
+    assert groups(*(f"prometheus-operator/{p.name}" for p in (UPSTREAM / "prometheus-operator").glob("*.yaml"))) \
+        == (pc.MONITORING_GROUP,)
+
+
+def test_the_switch_each_conflict_names_turns_that_install_off(cluster, byo_cfg):
+    objects = [*cluster_objects(), *(o for extra, _, _ in GROUP_CONFLICTS.values() for o in extra)]
+    cfg = _with(byo_cfg, addons={"nvidia_device_plugin": {"gfd_enabled": False}},
+                gateway={"load_balancer_controller": {"install": False}})
+    got = run(cluster(objects), cfg)
+    assert "feature discovery CRDs" not in got
+    assert got["load balancer controller"].detail.startswith("no AWS Load Balancer Controller Deployment")
+    cfg = _with(cfg, gateway={"envoy_gateway": {"install": False, "namespace": "envoy-gateway-system"},
+                              "ai_gateway": {"install": False}})
+    got = run(cluster(objects), cfg)
+    assert "gateway API CRDs" not in got
+    assert got["envoy gateway"].detail == "no ConfigMap envoy-gateway-system/envoy-gateway-config"
+
+
+def test_a_cluster_the_stack_created_holds_only_its_own_crds(cluster, byo_cfg):
+    """`cluster.mode: create`: every CRD there is the stack's own (installed, or adopted from an earlier release)."""
+    cfg = _with(byo_cfg, addons={"monitoring": {"install": True}})
+    cfg = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"mode": ClusterMode.CREATE})})
+    assert not cfg.existing_cluster
+    objects = [*cluster_objects(), *(o for extra, _, _ in GROUP_CONFLICTS.values() for o in extra)]
+    got = run(cluster(objects), cfg)
+    assert not {"gateway API CRDs", "feature discovery CRDs"} & set(got)
+    assert got["prometheus operator"].status == "warn"
 
 
 def test_existing_front_door(cluster, byo_cfg):
