@@ -7,6 +7,8 @@ same mocks, must not replace or delete a stateful resource unless CHANGELOG.md d
 - Stack files: the previous release's own, with the CHANGELOG's "Stack-file changes" applied, because that is what
   an operator keeps across an upgrade. A new key therefore needs a default that leaves existing stacks as they are,
   or a documented stack-file change.
+- Variants (tests/upgrade_check.py VARIANTS): a stack file with config merged in, evaluated by both programs once the
+  previous release accepts that config; token budgets, whose rate-limit Redis no stack file has.
 - Secrets: dev without `apiKey` (the generated-key path, a RandomPassword), the other stacks with one; `hfToken`
   for every stack.
 - Each program runs in its own process (tests/upgrade_dump.py); the rules are in tests/upgrade_check.py.
@@ -32,6 +34,10 @@ DUMP = Path(__file__).resolve().parent / "upgrade_dump.py"
 SECRETS = {"hfToken": "hf_upgradeTestToken", "apiKey": "upgrade-test-key"}
 GENERATED_KEY_STACKS = {"dev"}
 """Stacks evaluated without `apiKey`, so the gateway generates the key (a RandomPassword that must survive)."""
+
+
+def _secrets(stack: str) -> dict:
+    return {k: v for k, v in SECRETS.items() if not (k == "apiKey" and stack in GENERATED_KEY_STACKS)}
 
 
 def _git(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -90,7 +96,7 @@ def upgrade(tmp_path_factory):
     old_stacks, new_stacks = [], []
     for path in sorted(old_tree.glob("Pulumi.*.yaml")):
         stack = path.name.split(".")[1]
-        secrets = {k: v for k, v in SECRETS.items() if not (k == "apiKey" and stack in GENERATED_KEY_STACKS)}
+        secrets = _secrets(stack)
         doc = yaml.safe_load(path.read_text())
         doc["config"] = changelog.apply_stack_file_changes(doc["config"], changes)
         kept = work / f"Pulumi.{stack}.yaml"
@@ -98,6 +104,17 @@ def upgrade(tmp_path_factory):
         old_stacks.append({"stack": stack, "file": str(path), "secrets": secrets})
         new_stacks.append({"stack": stack, "file": str(kept), "secrets": secrets})
     assert old_stacks, f"release {base.version} has no Pulumi.<stack>.yaml"
+    # Variants (token budgets: the rate-limit Redis) once the previous release accepts their keys.
+    for variant, (stack, patch) in uc.variants_for(base.version).items():
+        before = next((s for s in old_stacks if s["stack"] == stack), None)
+        if before is None:
+            continue
+        for stacks, source in ((old_stacks, before["file"]), (new_stacks, str(work / f"Pulumi.{stack}.yaml"))):
+            doc = yaml.safe_load(Path(source).read_text())
+            doc["config"] = uc.with_patch(doc["config"], patch)
+            out = Path(source).parent / f"Pulumi.{variant}.yaml"
+            out.write_text(yaml.safe_dump(doc))
+            stacks.append({"stack": variant, "file": str(out), "secrets": _secrets(stack)})
     old_proc, new_proc = _dump_process(old_tree, old_stacks), _dump_process(ROOT, new_stacks)
     old = _collect(old_proc, f"release {base.version} ({base.commit[:12]})")
     new = _collect(new_proc, "this tree with the previous release's stack files")
@@ -158,6 +175,11 @@ def test_upgrade_replaces_or_deletes_no_stateful_resource_undocumented(upgrade):
     assert passwords["dev"] == passwords["prod"] + 1
     assert dumps["prod"][0]["snapshotLookups"], "prod's `dataVolumeSnapshotId: auto` lookup is compared"
     assert "aws:cloudwatch/logGroup:LogGroup" in uc.stateful_types(dumps["prod"][0])
+    # From the release after the one that introduced token budgets on, the rate-limit Redis is compared too.
+    assert set(uc.variants_for(base.version)) <= set(dumps)
+    if "prod-budget" in dumps:
+        assert {"aws:elasticache/replicationGroup:ReplicationGroup",
+                "aws:elasticache/subnetGroup:SubnetGroup"} <= uc.stateful_types(dumps["prod-budget"][0])
 
     found = [f for stack, (old, new) in dumps.items() for f in uc.compare(stack, old, new)]
     problems = uc.undocumented(found, _migrations(newer))

@@ -11,6 +11,9 @@ import pytest
 
 import changelog
 import upgrade_check as uc
+import yaml
+from stack_cache import evaluated
+from stack_helpers import ROOT
 
 DUMP = Path(__file__).resolve().parent / "upgrade_dump.py"
 P = "urn:pulumi:dev::gpu-burst::"
@@ -99,6 +102,62 @@ def test_node_group_presence_and_removal_modes():
     unencrypted = res("eks:index:Cluster", "eks", {"name": "c"})
     assert findings(dump(unencrypted), dump(cluster)) == []          # envelope encryption is added in place
     assert findings(dump(cluster), dump(unencrypted)) == [("replaced", "eks:index:Cluster::eks")]
+
+
+def test_the_rate_limit_redis_is_replaced_by_a_new_port_or_a_lower_engine_version_only():
+    base = {"engine": "valkey", "engineVersion": "8.1", "port": 6379.0, "nodeType": "cache.t4g.micro",
+            "subnetGroupName": "gpu-burst-rate-limit-subnets-1a2b3c4"}
+    old = res("aws:elasticache/replicationGroup:ReplicationGroup", "gpu-burst-rate-limit-cache", base)
+    key = ("replaced", "aws:elasticache/replicationGroup:ReplicationGroup::gpu-burst-rate-limit-cache")
+
+    def new(**inputs):
+        return res("aws:elasticache/replicationGroup:ReplicationGroup", "gpu-burst-rate-limit-cache",
+                   {**base, **inputs})
+    assert findings(dump(old), dump(new(engineVersion="8.2", nodeType="cache.t4g.small"))) == []  # in place
+    assert findings(dump(old), dump(new(engineVersion="8.10"))) == []
+    assert findings(dump(old), dump(new(engineVersion="8.0"))) == [key]
+    assert findings(dump(old), dump(new(engineVersion="7.2"))) == [key]
+    assert findings(dump(old), dump(new(port=6380.0))) == [key]
+    assert findings(dump(old), dump(new(subnetGroupName="other"))) == [key]
+    group = res("aws:elasticache/subnetGroup:SubnetGroup", "gpu-burst-rate-limit-subnets",
+                {"subnetIds": ["subnet-1", "subnet-2"]})
+    moved = res("aws:elasticache/subnetGroup:SubnetGroup", "gpu-burst-rate-limit-subnets",
+                {"subnetIds": ["subnet-3", "subnet-4"]})
+    assert findings(dump(group), dump(moved)) == []  # ModifyCacheSubnetGroup
+
+
+def test_variants_apply_once_the_previous_release_accepts_their_keys():
+    assert uc.variants_for("0.1.0") == {}
+    assert set(uc.variants_for("0.2.0")) == set(uc.variants_for("1.0.0")) == {"prod-budget", "dev-budget"}
+    assert uc.with_patch({"gpu-burst:gateway": {"public": False, "keys": {"a": {}}}, "aws:region": "x"},
+                         {"gpu-burst:gateway": {"keys": {"default": {"tokensPerDay": 1}}}}) == {
+        "gpu-burst:gateway": {"public": False, "keys": {"a": {}, "default": {"tokensPerDay": 1}}}, "aws:region": "x"}
+
+
+STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+@pytest.mark.parametrize("name", [*STACKS, *sorted(uc.VARIANTS)])
+def test_every_type_the_program_registers_is_judged_stateful_or_not(name):
+    """Every resource type the program can register (each stack file, and the variants with a token budget, whose
+    Redis no stack file has) is in REPLACE_ON_CHANGE or has a reason not to be: a new type is judged when it is
+    added, so the next release's upgrade test protects it."""
+    stack, patch = (name, {}) if name in STACKS else (uc.VARIANTS[name][0], uc.VARIANTS[name][2])
+    raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    overrides = {k: v for k, v in uc.with_patch(raw, patch).items() if k in patch}
+    secrets = {"hfToken": "hf_classify", **({} if stack == "dev" else {"apiKey": "classify-key"})}
+    mocks, _ = evaluated(stack, overrides, secrets)
+    types = {c.typ for c in mocks.created if not c.typ.startswith(("gpu-burst:", "pulumi:"))}
+    verdicts = uc.classify(types)
+    assert [t for t, v in verdicts.items() if v == "unclassified"] == [], name
+    stateful = {t for t, v in verdicts.items() if v == "stateful"}
+    if name == "prod-budget":
+        assert {"aws:elasticache/replicationGroup:ReplicationGroup", "aws:elasticache/subnetGroup:SubnetGroup",
+                "random:index/randomPassword:RandomPassword", "kubernetes:core/v1:Secret"} <= stateful
+    if name == "dev-budget":
+        redis = [c for c in mocks.created if c.typ == "kubernetes:core/v1:Secret"
+                 and c.name.startswith(("gpu-burst-rate-limit", "gpu-burst-edge-rate-limit"))]
+        assert len(redis) == 3 and "kubernetes:core/v1:Namespace" in stateful, [c.name for c in redis]
 
 
 def test_replace_on_changes_and_replacement_trigger_of_the_new_program_count():

@@ -7,8 +7,11 @@ below lists them for the stateful types, each from the provider source named bes
 
 - AWS (pulumi-aws 7.x bridges hashicorp/terraform-provider-aws 6.x): the attributes marked `ForceNew` in the
   resource schema, read in internal/service/ec2/vpc_.go, ec2/vpc_subnet.go, eks/cluster.go, eks/node_group.go,
-  s3/bucket.go, sqs/queue.go, logs/group.go, iam/role.go and iam/instance_profile.go. (`vpc_config.subnet_ids` of an
-  EKS cluster is updatable in place since provider 5.25.0; it is not listed.)
+  s3/bucket.go, sqs/queue.go, logs/group.go, iam/role.go, iam/instance_profile.go, elasticache/replication_group.go
+  and elasticache/subnet_group.go (6.x, aws-sdk-go-v2). (`vpc_config.subnet_ids` of an EKS cluster is updatable in
+  place since provider 5.25.0; it is not listed.) A replication group is also replaced when `engine_version` goes
+  down or `engine` changes other than redis -> valkey (the CustomizeDiff functions of elasticache/diff.go,
+  engineVersionForceNewOnDowngrade and customizeDiffEngineForceNewOnDowngrade); `engine` is listed for any change.
 - pulumi-eks components (what their inputs become; pulumi/pulumi-eks nodejs/eks/cluster/cluster.ts and
   nodejs/eks/nodes/nodegroup.ts): Cluster `name`, `serviceRole` (-> roleArn), `kubernetesServiceIpAddressRange` and
   `ipFamily` (-> kubernetesNetworkConfig); ManagedNodeGroup inputs that become node group ForceNew attributes, with
@@ -35,12 +38,14 @@ class Mode(str, Enum):
     """Only set <-> unset (e.g. an option whose presence creates a launch template; its content only versions it)."""
     REMOVAL = "removal"
     """Only set -> unset (e.g. EKS envelope encryption cannot be turned off in place)."""
+    DOWNGRADE = "downgrade"
+    """Only a lower dotted version, both set (e.g. an ElastiCache engine version: upgrades happen in place)."""
 
 
 ALL = "*"
 """Every input."""
 
-_C, _P, _R = Mode.CHANGE, Mode.PRESENCE, Mode.REMOVAL
+_C, _P, _R, _D = Mode.CHANGE, Mode.PRESENCE, Mode.REMOVAL, Mode.DOWNGRADE
 
 REPLACE_ON_CHANGE: dict[str, tuple[tuple[str, Mode], ...]] = {
     # Network
@@ -73,6 +78,13 @@ REPLACE_ON_CHANGE: dict[str, tuple[tuple[str, Mode], ...]] = {
     "aws:s3/bucketV2:BucketV2": (("bucket", _C), ("bucketPrefix", _C), ("objectLockEnabled", _C)),
     "aws:sqs/queue:Queue": (("name", _C), ("namePrefix", _C), ("fifoQueue", _C)),
     "aws:cloudwatch/logGroup:LogGroup": (("name", _C), ("namePrefix", _C), ("logGroupClass", _C)),
+    # The rate-limit Redis (token budgets): a new group is a new endpoint and empty counters, after 10+ minutes
+    "aws:elasticache/replicationGroup:ReplicationGroup": (
+        ("replicationGroupId", _C), ("engine", _C), ("engineVersion", _D), ("port", _C), ("subnetGroupName", _C),
+        ("atRestEncryptionEnabled", _C), ("kmsKeyId", _C), ("dataTieringEnabled", _C), ("networkType", _C),
+        ("globalReplicationGroupId", _C), ("securityGroupNames", _C), ("snapshotArns", _C), ("snapshotName", _C),
+        ("nodeGroupConfigurations", _C)),
+    "aws:elasticache/subnetGroup:SubnetGroup": (("name", _C),),
     # Identities other resources and controllers refer to by name or ARN
     "aws:iam/role:Role": (("name", _C), ("namePrefix", _C), ("path", _C)),
     "aws:iam/instanceProfile:InstanceProfile": (("name", _C), ("namePrefix", _C), ("path", _C)),
@@ -86,6 +98,83 @@ REPLACE_ON_CHANGE: dict[str, tuple[tuple[str, Mode], ...]] = {
     "random:index/randomPassword:RandomPassword": ((ALL, _C),),
 }
 """Stateful resource type -> the inputs whose change makes the provider replace it (sources in the module doc)."""
+
+NOT_STATEFUL: dict[str, str] = {
+    **dict.fromkeys((
+        "aws:ec2/internetGateway:InternetGateway", "aws:ec2/natGateway:NatGateway", "aws:ec2/eip:Eip",
+        "aws:ec2/routeTable:RouteTable", "aws:ec2/routeTableAssociation:RouteTableAssociation",
+        "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:ec2/tag:Tag", "aws:ec2/securityGroup:SecurityGroup",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"),
+        "network plumbing: recreated from config; nothing outside the stack allow-lists the NAT addresses"),
+    **dict.fromkeys((
+        "aws:eks/accessEntry:AccessEntry", "aws:eks/addon:Addon", "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+        "aws:iam/policy:Policy", "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:sqs/queuePolicy:QueuePolicy", "aws:cloudwatch/eventRule:EventRule",
+        "aws:cloudwatch/eventTarget:EventTarget"),
+        "permissions and wiring, recreated from config (the roles and queues they attach to are stateful)"),
+    **dict.fromkeys((
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"),
+        "settings of a bucket; the bucket and its objects are the state"),
+    **dict.fromkeys((
+        "aws:route53/record:Record", "aws:route53/healthCheck:HealthCheck"),
+        "the regional entry of the global name, recreated from the NLB's current address"),
+    **dict.fromkeys((
+        "tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert",
+        "tls:index/certRequest:CertRequest", "tls:index/locallySignedCert:LocallySignedCert"),
+        "the in-cluster Redis' own CA and server certificate: a new pair reaches the server and the edge in the "
+        "same update, and the counters it protects are disposable"),
+}
+"""Types of other providers (not Kubernetes) the program registers that a replacement does not lose state of, each
+with the reason. `classify` fails on a type in neither table, so a new type is judged when it is added."""
+
+KUBERNETES_NOT_STATEFUL_REASON = ("Kubernetes objects other than those in REPLACE_ON_CHANGE are rendered from config "
+                                  "and the charts; what they hold that a replacement would lose lives in Secrets")
+
+
+def classify(types: set[str]) -> dict[str, str]:
+    """Each resource type -> "stateful", the reason it is not, or "unclassified" when neither table knows it.
+    Kubernetes types are stateless unless listed as stateful."""
+    out = {}
+    for t in sorted(types):
+        if t in REPLACE_ON_CHANGE:
+            out[t] = "stateful"
+        elif t in NOT_STATEFUL:
+            out[t] = NOT_STATEFUL[t]
+        elif t.startswith("kubernetes:"):
+            out[t] = KUBERNETES_NOT_STATEFUL_REASON
+        else:
+            out[t] = "unclassified"
+    return out
+
+VARIANTS: dict[str, tuple[str, str, dict]] = {
+    "prod-budget": ("prod", "0.2.0", {"gpu-burst:gateway": {"keys": {"default": {"tokensPerMinute": 20000}}}}),
+    "dev-budget": ("dev", "0.2.0", {"gpu-burst:gateway": {"keys": {"default": {"tokensPerDay": 100000}}}}),
+}
+"""Stack-file variants evaluated next to the stack files: name -> (stack file, first release that accepts the keys,
+config merged into it). A token budget creates the rate-limit Redis (ElastiCache outside dev, one Valkey pod with its
+Secrets in dev), which no stack file has; the upgrade test compares them once the previous release is `since` or
+newer."""
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+def variants_for(previous_release: str) -> dict[str, tuple[str, dict]]:
+    """The variants both the previous release and this tree accept: name -> (stack file, config patch)."""
+    return {name: (stack, patch) for name, (stack, since, patch) in VARIANTS.items()
+            if _version(previous_release) >= _version(since)}
+
+
+def with_patch(config: dict, patch: dict) -> dict:
+    """A stack file's config with `patch` merged in (mappings deeply, other values replaced)."""
+    out = dict(config)
+    for key, value in patch.items():
+        out[key] = with_patch(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
 
 SNAPSHOT_KEY = "snapshot-tags::gpu.dataVolumeSnapshotId"
 """The migration key for a change in how `dataVolumeSnapshotId: auto` finds its snapshot (not a Pulumi resource:
@@ -126,6 +215,16 @@ def _show(v) -> str:
     return "unset" if v is _MISSING else repr(v)
 
 
+def _lower_version(new, old) -> bool:
+    """Whether dotted version `new` is below `old` (both set; anything not dotted digits counts as a change)."""
+    if new is _MISSING or old is _MISSING:
+        return False
+    try:
+        return tuple(int(p) for p in str(new).split(".")) < tuple(int(p) for p in str(old).split("."))
+    except ValueError:
+        return True
+
+
 def replacing_changes(type_: str, old: dict, new: dict) -> list[str]:
     """The replace-on-change inputs of a stateful type that differ between two registrations of one resource."""
     rules = list(REPLACE_ON_CHANGE.get(type_, ()))
@@ -146,6 +245,8 @@ def replacing_changes(type_: str, old: dict, new: dict) -> list[str]:
         if mode is Mode.PRESENCE and (a is _MISSING) == (b is _MISSING):
             continue
         if mode is Mode.REMOVAL and not (a is not _MISSING and b is _MISSING):
+            continue
+        if mode is Mode.DOWNGRADE and not _lower_version(b, a):
             continue
         changes.append(f"{path}: {_show(a)} -> {_show(b)}")
     return changes
