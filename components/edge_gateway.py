@@ -129,6 +129,8 @@ TOKEN_COST_NAMESPACE = "io.envoy.ai_gateway"
 (envoyproxy/ai-gateway@v1.1.0 api/v1beta1/shared_types.go AIGatewayFilterMetadataNamespace)."""
 TOTAL_TOKENS_KEY = "llm_total_token"
 """Metadata key of a response's input + output tokens, declared by the GatewayConfig's globalLLMRequestCosts."""
+RATE_LIMIT_TIMEOUT = "250ms"
+"""How long Envoy waits for the rate-limit service before failing open or closed."""
 RATE_LIMIT_SECRET = "gpu-burst-rate-limit-redis"
 """Secret in Envoy Gateway's namespace with the Redis password (and the CA of an in-cluster Redis), read by the
 envoy-ratelimit pods Envoy Gateway deploys there. A fixed name: the Envoy Gateway values refer to it."""
@@ -223,7 +225,9 @@ def rate_limit_eg_config(redis_url: pulumi.Input[str], fail_open: bool, replicas
         # `tls` turns on REDIS_TLS (the system roots verify ElastiCache; REDIS_TLS_CACERT adds an in-cluster CA).
         "rateLimit": {"backend": {"type": "Redis", "redis": {"url": redis_url, "tls": {}}},
                       # Envoy answers 500 while the rate-limit service cannot answer, instead of letting requests pass.
-                      "failClosed": not fail_open},
+                      "failClosed": not fail_open,
+                      # Envoy's default (20 ms) is short for a TLS Redis in another AZ behind the rate-limit service.
+                      "timeout": RATE_LIMIT_TIMEOUT},
         "provider": {"type": "Kubernetes", "kubernetes": kubernetes},
     }
 
@@ -329,8 +333,13 @@ def python_example(base_url: str, served_name: str, timeout: int) -> str:
         "print(resp.choices[0].message.content)\n")
 
 
-def _key_selector(key: str) -> list:
-    return [{"headers": [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": key}]}]
+def _key_selector(key: str, counted_by_key: bool = False) -> list:
+    headers = [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": key}]
+    if counted_by_key:
+        # A global rule's Redis counter is named after its position in the list; the key name in the descriptor
+        # keeps a key's count its own when keys or budgets are added and the positions shift.
+        headers.append({"name": CLIENT_ID_HEADER, "type": "Distinct"})
+    return [{"headers": headers}]
 
 
 def rate_limit_rules(limits: dict) -> list:
@@ -346,12 +355,12 @@ def global_rate_limit_rules(requests_per_minute: dict, tokens_per_minute: dict, 
     metadata). A request is refused once a budget is spent, so the request that crosses it still completes."""
     rules = []
     for key in sorted(requests_per_minute):
-        rules.append({"clientSelectors": _key_selector(key), "shared": True,
+        rules.append({"clientSelectors": _key_selector(key, counted_by_key=True), "shared": True,
                       "limit": {"requests": int(requests_per_minute[key]), "unit": "Minute"}})
         for budgets, unit in ((tokens_per_minute, "Minute"), (tokens_per_day, "Day")):
             if key in budgets:
                 rules.append({
-                    "clientSelectors": _key_selector(key), "shared": True,
+                    "clientSelectors": _key_selector(key, counted_by_key=True), "shared": True,
                     "limit": {"requests": int(budgets[key]), "unit": unit},
                     "cost": {"request": {"from": "Number", "number": 0},
                              "response": {"from": "Metadata", "metadata": {"namespace": TOKEN_COST_NAMESPACE,
@@ -672,8 +681,8 @@ class EdgeGateway(pulumi.ComponentResource):
         installed = [r for r in (eg_crds, eg, aigw_crds, aigw) if r is not None]
         # Envoy's pods are the NLB's IP targets. With 2 replicas a rollout finishes faster than the NLB registers
         # and health-checks the new pods, so it could leave only initial/draining targets (the LBC doc's outage
-        # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The
-        # chart creates the namespace; the label is patched on before the EnvoyProxy makes Envoy Gateway create pods.
+        # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The LBC
+        # adds it to pods created once our Service's TargetGroupBinding exists: rollouts, not the first pods.
         self.envoy_namespace_label = k8s.core.v1.NamespacePatch(
             f"{name}-envoy-namespace",
             metadata={"name": p.eg_namespace, "labels": {READINESS_GATE_LABEL: "enabled"}},
@@ -711,7 +720,7 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
         )
         if p.redis:
-            self._rate_limit_secret(name, p.redis, lbl, [self.envoy_gateway_release, *deps])
+            self._rate_limit_secret(name, p.redis, p.eg_namespace, lbl, [self.envoy_gateway_release, *deps])
 
     def _data_plane(self, p: "_EdgePlan", cr_deps: list) -> dict:
         """EnvoyProxy, the AI Gateway's GatewayConfig, GatewayClass and Gateway. Returns the reference every policy
@@ -756,7 +765,9 @@ class EdgeGateway(pulumi.ComponentResource):
             metadata={"namespace": ns, "labels": lbl},
             spec={"extProc": {"kubernetes": {"resources": {
                 "requests": {"cpu": EXTPROC_CPU, "memory": EXTPROC_MEMORY}, "limits": {"memory": "512Mi"}}}},
-                **({"globalLLMRequestCosts": token_costs()} if p.has_token_budgets else {})},
+                # Always: the AI Gateway asks a streamed response for its usage only when some cost is configured,
+                # and the usage metrics and cost rules count tokens with or without budgets.
+                "globalLLMRequestCosts": token_costs()},
             opts=child(self, cr_deps),
         )
         self.gateway_class = k8s.apiextensions.CustomResource(
@@ -978,7 +989,7 @@ class EdgeGateway(pulumi.ComponentResource):
             "route_request_timeout": self.route_request_timeout,
             "route_stream_idle_timeout": self.route_stream_idle_timeout})
 
-    def _rate_limit_secret(self, name: str, redis: RateLimitRedisArgs, lbl: dict, deps: list) -> None:
+    def _rate_limit_secret(self, name: str, redis: RateLimitRedisArgs, namespace: str, lbl: dict, deps: list) -> None:
         """The Redis password (and CA) where Envoy Gateway's envoy-ratelimit pods read them. The chart creates the
         namespace, so the Secret follows the release; the pods wait for it (an env var from a missing Secret)."""
         data = {RATE_LIMIT_AUTH_KEY: pulumi.Output.secret(redis["password"])}
@@ -986,7 +997,7 @@ class EdgeGateway(pulumi.ComponentResource):
             data[RATE_LIMIT_CA_KEY] = redis["ca_pem"]
         self.rate_limit_secret = k8s.core.v1.Secret(
             f"{name}-rate-limit-redis",
-            metadata={"name": RATE_LIMIT_SECRET, "namespace": EG_NAMESPACE, "labels": lbl},
+            metadata={"name": RATE_LIMIT_SECRET, "namespace": namespace, "labels": lbl},
             type="Opaque",
             string_data=data,
             opts=child(self, deps, additional_secret_outputs=["data", "stringData"], delete_before_replace=True),
