@@ -56,6 +56,9 @@ class SystemNodeGroupArgs(TypedDict):
     """al2023 (default) or bottlerocket."""
     disk_size_gib: NotRequired[int]
     """Root volume size. Default 50."""
+    release_version: NotRequired[str]
+    """AMI release of the nodes (`aws eks describe-nodegroup` releaseVersion, e.g. 1.35.3-20261118). Default: the
+    newest for the Kubernetes version when the group is created or its version changes, chosen by EKS."""
 
 
 class EksAddonVersions(TypedDict):
@@ -271,6 +274,9 @@ class EksCluster(pulumi.ComponentResource):
             subnet_ids=args["private_subnet_ids"],
             labels=dict(SYSTEM_NODE_SELECTOR),
             disk_size=sys_args.get("disk_size_gib", 50),
+            # The nodes follow the control plane's version; without it a version bump leaves them behind.
+            version=args["kubernetes_version"],
+            **({"release_version": sys_args["release_version"]} if sys_args.get("release_version") else {}),
             operating_system=(eks.OperatingSystem.BOTTLEROCKET if os_ == SystemNodeOs.BOTTLEROCKET
                               else eks.OperatingSystem.AL2023),
             tags=tags,
