@@ -56,6 +56,9 @@ class SystemNodeGroupArgs(TypedDict):
     """al2023 (default) or bottlerocket."""
     disk_size_gib: NotRequired[int]
     """Root volume size. Default 50."""
+    release_version: NotRequired[str]
+    """AMI release of the nodes (`aws eks describe-nodegroup` releaseVersion, e.g. 1.35.3-20261118). Default: the
+    newest for the Kubernetes version when the group is created or its version changes, chosen by EKS."""
 
 
 class EksAddonVersions(TypedDict):
@@ -108,6 +111,12 @@ class EksClusterArgs(TypedDict):
     """Tags for every resource."""
 
 
+def _check_system_nodes(name: str, sys_args: SystemNodeGroupArgs) -> None:
+    if not sys_args["min_size"] <= sys_args["desired_size"] <= sys_args["max_size"]:
+        raise ValueError(f"EksCluster '{name}': need min_size <= desired_size <= max_size")
+
+
+
 class EksCluster(pulumi.ComponentResource):
     """EKS in standard support only (upgrade policy STANDARD), access entries only (authentication mode API), no
     default node group or pulumi-eks security groups, control-plane logs in a log group the stack owns (retention,
@@ -131,15 +140,23 @@ class EksCluster(pulumi.ComponentResource):
         # The network's egress (opts.depends_on): nodes need it to join, controllers on them to call AWS until the end.
         egress = deps_of(opts)
         tags = args.get("tags") or {}
-        sys_args = args["system_nodes"]
-        if not sys_args["min_size"] <= sys_args["desired_size"] <= sys_args["max_size"]:
-            raise ValueError(f"EksCluster '{name}': need min_size <= desired_size <= max_size")
+        _check_system_nodes(name, args["system_nodes"])
+        access_entries = self._access_entries(args)
+        log_group = self._control_plane_logs(name, args, tags)
+        self._control_plane(name, args, tags, access_entries, log_group)
+        self._pod_identity_agent(name, args, tags)
+        self._system_nodes(name, args, tags, egress)
+        self._coredns(name, args, tags)
+        self._kubernetes_provider(name, egress)
+        self._outputs()
 
+    def _access_entries(self, args: EksClusterArgs) -> dict:
+        """pulumi-eks access entries: the extra cluster admins, then the other principals with one policy each."""
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
         entries: list[AccessEntrySpec] = [
             {"principal_arn": arn, "policy": CLUSTER_ADMIN_POLICY} for arn in args.get("admin_principal_arns") or []]
         entries += list(args.get("access_entries") or [])
-        access_entries = {
+        return {
             f"entry-{i}": eks.AccessEntryArgs(
                 principal_arn=e["principal_arn"],
                 type=eks.AccessEntryType.STANDARD,
@@ -153,22 +170,27 @@ class EksCluster(pulumi.ComponentResource):
             for i, e in enumerate(entries)
         }
 
-        log_types = args.get("enabled_log_types") or []
-        cluster_deps = []
+    def _control_plane_logs(self, name: str, args: EksClusterArgs, tags) -> list:
+        """The control-plane log group, when a log type is enabled. Returns what the cluster waits for."""
         self.log_group_name = pulumi.Output.from_input("")
-        if log_types:
-            # EKS creates this group on first write, with no retention, and `destroy` would leave it behind.
-            log_group = aws.cloudwatch.LogGroup(
-                f"{name}-control-plane-logs",
-                name=log_group_name(args["cluster_name"]),
-                retention_in_days=args.get("log_retention_days", 30),
-                tags=tags,
-                opts=child(self),
-            )
-            cluster_deps.append(log_group)
-            self.log_group_name = log_group.name
+        if not args.get("enabled_log_types"):
+            return []
+        # EKS creates this group on first write, with no retention, and `destroy` would leave it behind.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=log_group_name(args["cluster_name"]),
+            retention_in_days=args.get("log_retention_days", 30),
+            tags=tags,
+            opts=child(self),
+        )
+        self.log_group_name = log_group.name
+        return [log_group]
 
+    def _control_plane(self, name: str, args: EksClusterArgs, tags, access_entries: dict, cluster_deps: list) -> None:
+        """The pulumi-eks Cluster: standard support, access entries only, no default node group or security groups,
+        the vpc-cni and kube-proxy add-ons pinned (coredns comes after the system nodes)."""
         versions = args["addon_versions"]
+        log_types = args.get("enabled_log_types") or []
         kubeconfig_opts = {}
         if args.get("aws_profile"):
             kubeconfig_opts["provider_credential_opts"] = eks.KubeconfigOptionsArgs(profile_name=args["aws_profile"])
@@ -208,18 +230,22 @@ class EksCluster(pulumi.ComponentResource):
         self.cluster_endpoint = eks_cluster.endpoint
         self.cluster_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
 
-        # Pod Identity agent before any node: Karpenter's credentials depend on it (TF: before_compute).
+    def _pod_identity_agent(self, name: str, args: EksClusterArgs, tags) -> None:
+        # Before any node: Karpenter's credentials depend on it (TF: before_compute).
         self.pod_identity_agent = aws.eks.Addon(
             f"{name}-pod-identity-agent",
             cluster_name=self.cluster_name,
             addon_name="eks-pod-identity-agent",
-            addon_version=versions["eks_pod_identity_agent"],
+            addon_version=args["addon_versions"]["eks_pod_identity_agent"],
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
             opts=child(self),
         )
 
+    def _system_nodes(self, name: str, args: EksClusterArgs, tags, egress: list) -> None:
+        """The managed on-demand node group that runs the controllers, with its node role."""
+        sys_args = args["system_nodes"]
         self.system_role = aws.iam.Role(
             f"{name}-system-nodes",
             assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -248,16 +274,21 @@ class EksCluster(pulumi.ComponentResource):
             subnet_ids=args["private_subnet_ids"],
             labels=dict(SYSTEM_NODE_SELECTOR),
             disk_size=sys_args.get("disk_size_gib", 50),
+            # The nodes follow the control plane's version; without it a version bump leaves them behind.
+            version=args["kubernetes_version"],
+            **({"release_version": sys_args["release_version"]} if sys_args.get("release_version") else {}),
             operating_system=(eks.OperatingSystem.BOTTLEROCKET if os_ == SystemNodeOs.BOTTLEROCKET
                               else eks.OperatingSystem.AL2023),
             tags=tags,
             opts=child(self, depends_on=[*attachments, self.pod_identity_agent, *egress]),
         )
+
+    def _coredns(self, name: str, args: EksClusterArgs, tags) -> None:
         self.coredns = aws.eks.Addon(
             f"{name}-coredns",
             cluster_name=self.cluster_name,
             addon_name="coredns",
-            addon_version=versions["coredns"],
+            addon_version=args["addon_versions"]["coredns"],
             # EKS bootstraps a self-managed CoreDNS; take it over instead of failing on the conflict.
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
@@ -265,6 +296,7 @@ class EksCluster(pulumi.ComponentResource):
             opts=child(self, depends_on=[self.system_nodes]),
         )
 
+    def _kubernetes_provider(self, name: str, egress: list) -> None:
         self.kubeconfig = self.cluster.kubeconfig_json
         self.provider = k8s.Provider(
             f"{name}-k8s",
@@ -272,6 +304,8 @@ class EksCluster(pulumi.ComponentResource):
             # Resources wait for the system nodes: nothing in-cluster can run before them.
             opts=child(self, depends_on=[self.system_nodes, *egress]),
         )
+
+    def _outputs(self) -> None:
         self.register_outputs({
             "cluster_name": self.cluster_name, "cluster_endpoint": self.cluster_endpoint,
             "cluster_security_group_id": self.cluster_security_group_id, "kubeconfig": self.kubeconfig,

@@ -129,6 +129,8 @@ TOKEN_COST_NAMESPACE = "io.envoy.ai_gateway"
 (envoyproxy/ai-gateway@v1.1.0 api/v1beta1/shared_types.go AIGatewayFilterMetadataNamespace)."""
 TOTAL_TOKENS_KEY = "llm_total_token"
 """Metadata key of a response's input + output tokens, declared by the GatewayConfig's globalLLMRequestCosts."""
+RATE_LIMIT_TIMEOUT = "250ms"
+"""How long Envoy waits for the rate-limit service before failing open or closed."""
 RATE_LIMIT_SECRET = "gpu-burst-rate-limit-redis"
 """Secret in Envoy Gateway's namespace with the Redis password (and the CA of an in-cluster Redis), read by the
 envoy-ratelimit pods Envoy Gateway deploys there. A fixed name: the Envoy Gateway values refer to it."""
@@ -223,7 +225,9 @@ def rate_limit_eg_config(redis_url: pulumi.Input[str], fail_open: bool, replicas
         # `tls` turns on REDIS_TLS (the system roots verify ElastiCache; REDIS_TLS_CACERT adds an in-cluster CA).
         "rateLimit": {"backend": {"type": "Redis", "redis": {"url": redis_url, "tls": {}}},
                       # Envoy answers 500 while the rate-limit service cannot answer, instead of letting requests pass.
-                      "failClosed": not fail_open},
+                      "failClosed": not fail_open,
+                      # Envoy's default (20 ms) is short for a TLS Redis in another AZ behind the rate-limit service.
+                      "timeout": RATE_LIMIT_TIMEOUT},
         "provider": {"type": "Kubernetes", "kubernetes": kubernetes},
     }
 
@@ -329,8 +333,13 @@ def python_example(base_url: str, served_name: str, timeout: int) -> str:
         "print(resp.choices[0].message.content)\n")
 
 
-def _key_selector(key: str) -> list:
-    return [{"headers": [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": key}]}]
+def _key_selector(key: str, counted_by_key: bool = False) -> list:
+    headers = [{"name": CLIENT_ID_HEADER, "type": "Exact", "value": key}]
+    if counted_by_key:
+        # A global rule's Redis counter is named after its position in the list; the key name in the descriptor
+        # keeps a key's count its own when keys or budgets are added and the positions shift.
+        headers.append({"name": CLIENT_ID_HEADER, "type": "Distinct"})
+    return [{"headers": headers}]
 
 
 def rate_limit_rules(limits: dict) -> list:
@@ -346,12 +355,12 @@ def global_rate_limit_rules(requests_per_minute: dict, tokens_per_minute: dict, 
     metadata). A request is refused once a budget is spent, so the request that crosses it still completes."""
     rules = []
     for key in sorted(requests_per_minute):
-        rules.append({"clientSelectors": _key_selector(key), "shared": True,
+        rules.append({"clientSelectors": _key_selector(key, counted_by_key=True), "shared": True,
                       "limit": {"requests": int(requests_per_minute[key]), "unit": "Minute"}})
         for budgets, unit in ((tokens_per_minute, "Minute"), (tokens_per_day, "Day")):
             if key in budgets:
                 rules.append({
-                    "clientSelectors": _key_selector(key), "shared": True,
+                    "clientSelectors": _key_selector(key, counted_by_key=True), "shared": True,
                     "limit": {"requests": int(budgets[key]), "unit": unit},
                     "cost": {"request": {"from": "Number", "number": 0},
                              "response": {"from": "Metadata", "metadata": {"namespace": TOKEN_COST_NAMESPACE,
@@ -503,6 +512,90 @@ class EdgeGatewayArgs(TypedDict):
     the stack installs it); with an existing Envoy Gateway, the one it uses."""
 
 
+@dataclass(frozen=True)
+class _EdgePlan:
+    """An EdgeGateway's arguments, checked and derived once, before any child is declared."""
+
+    name: str
+    args: EdgeGatewayArgs
+    deps: list
+    """The caller's `depends_on` (the LBC release among them), passed to each child."""
+    public: bool
+    cert: Optional[str]
+    port: int
+    """The Gateway listener's and the NLB's port: 443 with TLS at the NLB, else 80."""
+    models: list
+    adapters: list
+    client_names: list
+    """Every name a client may send as `model`: each model, then its adapters."""
+    key_names: list
+    scope: Optional[dict]
+    """SecurityPolicy authorization of the keys scoped to models (None: every key may call every model)."""
+    redis: Optional[RateLimitRedisArgs]
+    tokens_per_minute: dict
+    tokens_per_day: dict
+    timeouts: HopTimeouts
+    replicas: int
+    node_selector: dict
+    namespace: pulumi.Input[str]
+    eg_namespace: str
+    labels: dict
+    interceptor_host: pulumi.Output[str]
+
+    @property
+    def has_token_budgets(self) -> bool:
+        return bool(self.tokens_per_minute or self.tokens_per_day)
+
+
+def _edge_plan(name: str, args: EdgeGatewayArgs, deps: list) -> _EdgePlan:
+    """The EdgeGateway's arguments checked (ValueError naming the component) and what the steps derive from them."""
+    public = bool(args.get("public", False))
+    cert = args.get("certificate_arn")
+    if public and not cert:
+        raise ValueError(f"EdgeGateway '{name}': a public endpoint needs certificate_arn (TLS); the API keys "
+                         "would cross the internet in clear text")
+    models = list(args["model_names"])
+    adapters = list(args.get("adapters", []))
+    clients_names = rule_names(models, adapters)
+    orphans = sorted(a["name"] for a in adapters if a["base"] not in models)
+    if orphans:
+        raise ValueError(f"EdgeGateway '{name}': adapters {orphans} name a base that is not in model_names")
+    key_names = list(args["key_names"]) or [GENERATED_KEY_NAME]
+    if args["key_names"] and args.get("api_keys") is None:
+        raise ValueError(f"EdgeGateway '{name}': key_names given without api_keys")
+    missing = sorted(set(key_names) - set(args["requests_per_minute"]))
+    if missing:
+        raise ValueError(f"EdgeGateway '{name}': no requests_per_minute for keys {missing}")
+    redis = args.get("rate_limit_redis")
+    tpm, tpd = dict(args.get("tokens_per_minute") or {}), dict(args.get("tokens_per_day") or {})
+    if (tpm or tpd) and not redis:
+        raise ValueError(f"EdgeGateway '{name}': token budgets need rate_limit_redis (they are counted across "
+                         "every Envoy replica)")
+    strangers = sorted((set(tpm) | set(tpd)) - set(key_names))
+    if strangers:
+        raise ValueError(f"EdgeGateway '{name}': token budgets for unknown keys {strangers}")
+    key_models = {k: list(v) for k, v in (args.get("key_models") or {}).items()}
+    scope_problems = key_scope_problems(key_names, key_models)
+    if scope_problems:
+        raise ValueError(f"EdgeGateway '{name}': " + "; ".join(scope_problems))
+    t = hop_timeouts(args["hold_seconds"], args["response_header_seconds"])
+    if not cert and t.silence_seconds > NLB_MAX_IDLE_SECONDS:
+        raise ValueError(f"EdgeGateway '{name}': hold + response header ({t.first_byte_seconds}s) exceed the NLB "
+                         f"idle timeout limit ({NLB_MAX_IDLE_SECONDS}s)")
+    if redis and not args.get("install_envoy_gateway", True):
+        # The global limits live in Envoy Gateway's own configuration, which only an installed release carries.
+        raise ValueError(f"EdgeGateway '{name}': token budgets (rate_limit_redis) need install_envoy_gateway")
+    return _EdgePlan(
+        name=name, args=args, deps=deps, public=public, cert=cert, port=443 if cert else 80, models=models,
+        adapters=adapters, client_names=clients_names, key_names=key_names,
+        scope=key_scope_authorization(key_names, key_models), redis=redis, tokens_per_minute=tpm,
+        tokens_per_day=tpd, timeouts=t, replicas=int(args.get("replicas", 2)),
+        node_selector=dict(args.get("node_selector", SYSTEM_NODE_SELECTOR)), namespace=args["namespace"],
+        eg_namespace=args.get("envoy_gateway_namespace", EG_NAMESPACE), labels=labels("edge-gateway", name),
+        interceptor_host=pulumi.Output.concat(args["interceptor_service"], ".", args["interceptor_namespace"],
+                                              ".svc.cluster.local"))
+
+
 class EdgeGateway(pulumi.ComponentResource):
     """Envoy Gateway + Envoy AI Gateway (pinned OCI charts on the system nodes), the Gateway behind an LBC NLB, one
     AIGatewayRoute rule per model to the interceptor, API keys (401), keys scoped to models (403), per-key request
@@ -540,54 +633,25 @@ class EdgeGateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EdgeGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("EdgeGateway"), name, None, opts)
-        deps = deps_of(opts)
-        public = bool(args.get("public", False))
-        cert = args.get("certificate_arn")
-        if public and not cert:
-            raise ValueError(f"EdgeGateway '{name}': a public endpoint needs certificate_arn (TLS); the API keys "
-                             "would cross the internet in clear text")
-        models = list(args["model_names"])
-        adapters = list(args.get("adapters", []))
-        clients_names = rule_names(models, adapters)
-        orphans = sorted(a["name"] for a in adapters if a["base"] not in models)
-        if orphans:
-            raise ValueError(f"EdgeGateway '{name}': adapters {orphans} name a base that is not in model_names")
-        key_names = list(args["key_names"]) or [GENERATED_KEY_NAME]
-        if args["key_names"] and args.get("api_keys") is None:
-            raise ValueError(f"EdgeGateway '{name}': key_names given without api_keys")
-        missing = sorted(set(key_names) - set(args["requests_per_minute"]))
-        if missing:
-            raise ValueError(f"EdgeGateway '{name}': no requests_per_minute for keys {missing}")
-        redis = args.get("rate_limit_redis")
-        tpm, tpd = dict(args.get("tokens_per_minute") or {}), dict(args.get("tokens_per_day") or {})
-        if (tpm or tpd) and not redis:
-            raise ValueError(f"EdgeGateway '{name}': token budgets need rate_limit_redis (they are counted across "
-                             "every Envoy replica)")
-        strangers = sorted((set(tpm) | set(tpd)) - set(key_names))
-        if strangers:
-            raise ValueError(f"EdgeGateway '{name}': token budgets for unknown keys {strangers}")
-        key_models = {k: list(v) for k, v in (args.get("key_models") or {}).items()}
-        scope_problems = key_scope_problems(key_names, key_models)
-        if scope_problems:
-            raise ValueError(f"EdgeGateway '{name}': " + "; ".join(scope_problems))
-        t = hop_timeouts(args["hold_seconds"], args["response_header_seconds"])
-        port = 443 if cert else 80
-        if not cert and t.silence_seconds > NLB_MAX_IDLE_SECONDS:
-            raise ValueError(f"EdgeGateway '{name}': hold + response header ({t.first_byte_seconds}s) exceed the NLB "
-                             f"idle timeout limit ({NLB_MAX_IDLE_SECONDS}s)")
-        replicas = int(args.get("replicas", 2))
-        node_selector = dict(args.get("node_selector", SYSTEM_NODE_SELECTOR))
-        ns = args["namespace"]
-        lbl = labels("edge-gateway", name)
-        self.timeouts = t
+        p = _edge_plan(name, args, deps_of(opts))
+        self.timeouts = p.timeouts
+        cr_deps = self._controllers(p)
+        self._secrets(p)
+        gateway_ref = self._data_plane(p, cr_deps)
+        self._security(p, gateway_ref, cr_deps)
+        self._traffic_policies(p, gateway_ref, cr_deps)
+        self._backends(p, cr_deps)
+        self._routes(p, gateway_ref["name"], cr_deps + [self.backend_auth])
+        if args.get("scrape", True):
+            self._monitors(p, cr_deps)
+        self._load_balancer(p)
+        self._outputs(p)
 
-        # -- controllers: Gateway API + EG CRDs → Envoy Gateway → AI Gateway CRDs → AI Gateway ---------------------
-        if redis and not args.get("install_envoy_gateway", True):
-            # The global limits live in Envoy Gateway's own configuration, which only an installed release carries.
-            raise ValueError(f"EdgeGateway '{name}': token budgets (rate_limit_redis) need install_envoy_gateway")
-        # (each only when the cluster does not run it already)
-        eg_ns = args.get("envoy_gateway_namespace", EG_NAMESPACE)
-        self._eg_namespace = eg_ns
+    def _controllers(self, p: "_EdgePlan") -> list:
+        """Gateway API + Envoy Gateway CRDs → Envoy Gateway → AI Gateway CRDs → AI Gateway, each only when the
+        cluster does not run it already, and the readiness-gate label on the Envoy pods' namespace. Returns what
+        every custom resource waits for: what installs its CRD, and the caller's dependencies."""
+        name, args, deps = p.name, p.args, p.deps
         eg_crds = eg = aigw_crds = aigw = None
         if args.get("install_envoy_gateway", True):
             eg_version = args.get("envoy_chart_version", "v1.9.0")
@@ -598,10 +662,11 @@ class EdgeGateway(pulumi.ComponentResource):
                                         name="eg-crds", values=envoy_gateway_crds_values(), opts=child(self, deps))
             # With a Redis, the release's configuration points at it: Redis comes first and goes last (its URL is
             # an Output of the resources that make it).
-            rate_limit = rate_limit_eg_config(redis["url"], bool(redis.get("fail_open", True)), replicas,
-                                              node_selector, redis.get("ca_pem") is not None) if redis else None
-            eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None, eg_version, eg_ns,
-                                values=envoy_gateway_values(replicas, node_selector, rate_limit),
+            redis = p.redis
+            rate_limit = rate_limit_eg_config(redis["url"], bool(redis.get("fail_open", True)), p.replicas,
+                                              p.node_selector, redis.get("ca_pem") is not None) if redis else None
+            eg = pinned_release(self, f"{name}-envoy-gateway", "eg", EG_CHART, None, eg_version, p.eg_namespace,
+                                values=envoy_gateway_values(p.replicas, p.node_selector, rate_limit),
                                 depends_on=[eg_crds, *deps], skip_crds=True)
         if args.get("install_ai_gateway", True):
             aigw_crds = pinned_release(self, f"{name}-ai-gateway-crds", "aieg-crd", AIGW_CRDS_CHART, None,
@@ -609,25 +674,28 @@ class EdgeGateway(pulumi.ComponentResource):
                                        depends_on=[*([eg] if eg else []), *deps])
             aigw = pinned_release(self, f"{name}-ai-gateway", "aieg", AIGW_CHART, None,
                                   args.get("ai_gateway_chart_version", "v1.1.0"), AIGW_NAMESPACE,
-                                  values=ai_gateway_values(replicas, node_selector, eg_ns),
+                                  values=ai_gateway_values(p.replicas, p.node_selector, p.eg_namespace),
                                   depends_on=[aigw_crds, *([eg] if eg else []), *deps])
         self.envoy_gateway_crds, self.envoy_gateway_release = eg_crds, eg
         self.ai_gateway_crds_release, self.ai_gateway_release = aigw_crds, aigw
         installed = [r for r in (eg_crds, eg, aigw_crds, aigw) if r is not None]
         # Envoy's pods are the NLB's IP targets. With 2 replicas a rollout finishes faster than the NLB registers
         # and health-checks the new pods, so it could leave only initial/draining targets (the LBC doc's outage
-        # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The
-        # chart creates the namespace; the label is patched on before the EnvoyProxy makes Envoy Gateway create pods.
+        # case); the readiness gate keeps an old pod until its successor is healthy in the target group. The LBC
+        # adds it to pods created once our Service's TargetGroupBinding exists: rollouts, not the first pods.
         self.envoy_namespace_label = k8s.core.v1.NamespacePatch(
             f"{name}-envoy-namespace",
-            metadata={"name": eg_ns, "labels": {READINESS_GATE_LABEL: "enabled"}},
+            metadata={"name": p.eg_namespace, "labels": {READINESS_GATE_LABEL: "enabled"}},
             opts=child(self, [*([eg] if eg else []), *deps]),
         )
         # Every custom resource waits for what installs its CRD; the Gateway also waits for the AI
         # Gateway's webhook, which adds the ext_proc sidecar to the Envoy pods when they are created.
-        cr_deps = [*installed, *deps]
+        return [*installed, *deps]
 
-        # -- secrets: client keys (SecurityPolicy) and the internal credential (AI Gateway → vLLM) -----------------
+    def _secrets(self, p: "_EdgePlan") -> None:
+        """The client keys (read by the SecurityPolicy), the internal credential (AI Gateway → vLLM) and, with a
+        Redis, its password where the rate-limit service reads it."""
+        name, args, deps, ns, lbl = p.name, p.args, p.deps, p.namespace, p.labels
         api_keys = args.get("api_keys")
         if not args["key_names"]:
             generated = random.RandomPassword(f"{name}-api-key-value", length=48, special=False, opts=child(self))
@@ -651,11 +719,13 @@ class EdgeGateway(pulumi.ComponentResource):
             string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(internal.result)},
             opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
         )
+        if p.redis:
+            self._rate_limit_secret(name, p.redis, p.eg_namespace, lbl, [self.envoy_gateway_release, *deps])
 
-        if redis:
-            self._rate_limit_secret(name, redis, lbl, [eg, *deps])
-
-        # -- data plane: EnvoyProxy, GatewayClass, Gateway ----------------------------------------------------------
+    def _data_plane(self, p: "_EdgePlan", cr_deps: list) -> dict:
+        """EnvoyProxy, the AI Gateway's GatewayConfig, GatewayClass and Gateway. Returns the reference every policy
+        of the Gateway targets."""
+        name, ns, lbl, t, replicas = p.name, p.namespace, p.labels, p.timeouts, p.replicas
         svc_name = f"{name}-envoy"
         self.envoy_proxy = k8s.apiextensions.CustomResource(
             f"{name}-proxy-config",
@@ -673,7 +743,8 @@ class EdgeGateway(pulumi.ComponentResource):
                 "provider": {"type": "Kubernetes", "kubernetes": {
                     "envoyDeployment": {
                         "replicas": replicas,
-                        "pod": {"nodeSelector": node_selector, "labels": {"app.kubernetes.io/part-of": "gpu-burst"}},
+                        "pod": {"nodeSelector": p.node_selector,
+                                "labels": {"app.kubernetes.io/part-of": "gpu-burst"}},
                         "container": {"resources": {"requests": dict(ENVOY_REQUESTS),
                                                     "limits": {"memory": "1Gi"}}},
                     },
@@ -694,7 +765,9 @@ class EdgeGateway(pulumi.ComponentResource):
             metadata={"namespace": ns, "labels": lbl},
             spec={"extProc": {"kubernetes": {"resources": {
                 "requests": {"cpu": EXTPROC_CPU, "memory": EXTPROC_MEMORY}, "limits": {"memory": "512Mi"}}}},
-                **({"globalLLMRequestCosts": token_costs()} if tpm or tpd else {})},
+                # Always: the AI Gateway asks a streamed response for its usage only when some cost is configured,
+                # and the usage metrics and cost rules count tokens with or without budgets.
+                "globalLLMRequestCosts": token_costs()},
             opts=child(self, cr_deps),
         )
         self.gateway_class = k8s.apiextensions.CustomResource(
@@ -717,7 +790,7 @@ class EdgeGateway(pulumi.ComponentResource):
             spec={
                 "gatewayClassName": self.gateway_class.metadata.apply(lambda m: m["name"]),
                 # TLS (if any) ends at the NLB; Envoy listens in plain HTTP on the NLB's port.
-                "listeners": [{"name": "http", "protocol": "HTTP", "port": port,
+                "listeners": [{"name": "http", "protocol": "HTTP", "port": p.port,
                                "allowedRoutes": {"namespaces": {"from": "Same"}}}],
                 "infrastructure": {"parametersRef": {
                     "group": "gateway.envoyproxy.io", "kind": "EnvoyProxy",
@@ -726,17 +799,17 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child(self, cr_deps + [self.envoy_proxy, self.ai_gateway_config]),
         )
         gw_name = self.gateway.metadata.apply(lambda m: m["name"])
-        gw_ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}
+        return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name}
 
-        # -- 401 before anything, 403 for a model outside the key's scope: on the Gateway, so both cover every route
-        # (/v1/models included for the key check), whoever declared it -----------------------------------------------
-        scope = key_scope_authorization(key_names, key_models)
+    def _security(self, p: "_EdgePlan", gateway_ref: dict, cr_deps: list) -> None:
+        """401 before anything, 403 for a model outside the key's scope: on the Gateway, so both cover every route
+        (/v1/models included for the key check), whoever declared it."""
         self.security_policy = k8s.apiextensions.CustomResource(
-            f"{name}-api-key-auth",
+            f"{p.name}-api-key-auth",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="SecurityPolicy",
-            metadata={"namespace": ns, "labels": lbl},
-            spec={"targetRefs": [gw_ref], "apiKeyAuth": {
+            metadata={"namespace": p.namespace, "labels": p.labels},
+            spec={"targetRefs": [gateway_ref], "apiKeyAuth": {
                 "credentialRefs": [{"group": "", "kind": "Secret",
                                     "name": self.keys_secret.metadata.apply(lambda m: m["name"])}],
                 # The openai SDK sends `Authorization: Bearer <key>` (the filter strips "Bearer ").
@@ -745,29 +818,28 @@ class EdgeGateway(pulumi.ComponentResource):
                 "forwardClientIDHeader": CLIENT_ID_HEADER,
                 # The client's key never travels past the edge; the upstream gets the internal key instead.
                 "sanitize": True,
-            }, **({"authorization": scope} if scope else {})},
+            }, **({"authorization": p.scope} if p.scope else {})},
             opts=child(self, cr_deps + [self.keys_secret]),
         )
 
-        # -- 429 per key (requests, and tokens with a Redis), timeouts that cover a cold start ---------------------
-        limits = {k: args["requests_per_minute"][k] for k in key_names}
-        rate_limit_spec = ({"global": {"rules": global_rate_limit_rules(limits, tpm, tpd)}} if redis
+    def _traffic_policies(self, p: "_EdgePlan", gateway_ref: dict, cr_deps: list) -> None:
+        """429 per key (requests, and tokens with a Redis), OpenAI-shaped errors, and client timeouts that cover a
+        cold start."""
+        t = p.timeouts
+        limits = {k: p.args["requests_per_minute"][k] for k in p.key_names}
+        rate_limit_spec = ({"global": {"rules": global_rate_limit_rules(limits, p.tokens_per_minute,
+                                                                        p.tokens_per_day)}} if p.redis
                            else {"local": {"rules": rate_limit_rules(limits)}})
         self.traffic_policy = k8s.apiextensions.CustomResource(
-            f"{name}-limits",
+            f"{p.name}-limits",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="BackendTrafficPolicy",
-            metadata={"namespace": ns, "labels": lbl},
+            metadata={"namespace": p.namespace, "labels": p.labels},
             spec={
-                "targetRefs": [gw_ref],
+                "targetRefs": [gateway_ref],
                 "rateLimit": rate_limit_spec,
-                # The buffer filter is what puts the AI Gateway's ext_proc after the API-key check. Envoy Gateway
-                # orders custom_response (these overrides) first, api_key_auth 7th and buffer 12th
-                # (envoyproxy/gateway@v1.9.0 internal/xds/translator/httpfilters.go); the AI Gateway inserts its
-                # ext_proc before the first custom_response/ext_proc/.../router filter, unless a buffer filter sits
-                # at or after that point, then right after the buffer (envoyproxy/ai-gateway@v1.1.0
-                # internal/extensionserver/post_translate_modify.go insertAIGatewayExtProcFilter). Without it the
-                # ext_proc would run first: GET /v1/models answered without a key, bodies parsed before the 401.
+                # The buffer filter is what puts the AI Gateway's ext_proc after the API-key check: without it GET
+                # /v1/models would answer without a key (test_api_key_check_runs_before_the_ai_gateway_ext_proc).
                 "requestBuffer": {"limit": REQUEST_BODY_LIMIT},
                 # Only Envoy's own replies (source Local): a 401 from vLLM means the internal credential is out of
                 # step, not that the client's key is wrong, and must not be reworded as such.
@@ -786,18 +858,18 @@ class EdgeGateway(pulumi.ComponentResource):
                                   "body": {"type": "Inline", "inline": openai_error(
                                       f"Missing or invalid API key; send Authorization: Bearer ${API_KEY_ENV}.",
                                       "invalid_request_error", "invalid_api_key")}}},
-                    *([scope_denied_override()] if scope else []),
+                    *([scope_denied_override()] if p.scope else []),
                 ],
             },
             opts=child(self, cr_deps),
         )
         self.client_policy = k8s.apiextensions.CustomResource(
-            f"{name}-client",
+            f"{p.name}-client",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="ClientTrafficPolicy",
-            metadata={"namespace": ns, "labels": lbl},
+            metadata={"namespace": p.namespace, "labels": p.labels},
             spec={
-                "targetRefs": [gw_ref],
+                "targetRefs": [gateway_ref],
                 # Envoy's default stream idle timeout (5 min) would cut a held request before its first byte.
                 "timeout": {"http": {"idleTimeout": gw_duration(t.silence_seconds),
                                      "streamIdleTimeout": gw_duration(t.silence_seconds)}},
@@ -809,15 +881,15 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child(self, cr_deps),
         )
 
-        # -- the interceptor as the only backend, with the internal credential -------------------------------------
-        interceptor_host = pulumi.Output.concat(args["interceptor_service"], ".", args["interceptor_namespace"],
-                                                ".svc.cluster.local")
+    def _backends(self, p: "_EdgePlan", cr_deps: list) -> None:
+        """The interceptor as the only backend, with the internal credential injected."""
+        name, ns, lbl = p.name, p.namespace, p.labels
         self.backend = k8s.apiextensions.CustomResource(
             f"{name}-interceptor",
             api_version="gateway.envoyproxy.io/v1alpha1",
             kind="Backend",
             metadata={"namespace": ns, "labels": lbl},
-            spec={"endpoints": [{"fqdn": {"hostname": interceptor_host, "port": int(args["interceptor_port"])}}]},
+            spec={"endpoints": [{"fqdn": {"hostname": p.interceptor_host, "port": int(p.args["interceptor_port"])}}]},
             opts=child(self, cr_deps),
         )
         self.ai_backend = k8s.apiextensions.CustomResource(
@@ -830,67 +902,79 @@ class EdgeGateway(pulumi.ComponentResource):
                                  "name": self.backend.metadata.apply(lambda m: m["name"])}},
             opts=child(self, cr_deps),
         )
-        ai_backend_name = self.ai_backend.metadata.apply(lambda m: m["name"])
+        self.interceptor_backend_name = self.ai_backend.metadata.apply(lambda m: m["name"])
         self.backend_auth = k8s.apiextensions.CustomResource(
             f"{name}-internal-auth",
             api_version="aigateway.envoyproxy.io/v1beta1",
             kind="BackendSecurityPolicy",
             metadata={"namespace": ns, "labels": lbl},
             spec={"targetRefs": [{"group": "aigateway.envoyproxy.io", "kind": "AIServiceBackend",
-                                  "name": ai_backend_name}],
+                                  "name": self.interceptor_backend_name}],
                   # internal/backendauth/api_key.go: sets `Authorization: Bearer <apiKey>` on the upstream request.
                   "type": "APIKey",
                   "apiKey": {"secretRef": {"name": self.internal_secret.metadata.apply(lambda m: m["name"])}}},
             opts=child(self, cr_deps + [self.internal_secret]),
         )
 
-        # -- one rule per model: body model → x-ai-eg-model → interceptor ------------------------------------------
-        self.gateway_name = gw_name
-        self.interceptor_backend_name = ai_backend_name
+    def _routes(self, p: "_EdgePlan", gateway_name: pulumi.Output[str], deps: list) -> None:
+        """One rule per model (body model → x-ai-eg-model → interceptor): the stack's own models as ModelRoutes of
+        at most 15 rules, in order, each model with its adapters in the same route: the same component any other
+        program adds to this Gateway. Names are those the routes had as direct children (ModelRoute aliases
+        them)."""
+        t = p.timeouts
+        self.gateway_name = gateway_name
         request_timeout, stream_idle_timeout = gw_duration(t.request_seconds), gw_duration(t.silence_seconds)
         self.route_request_timeout = pulumi.Output.from_input(request_timeout)
         self.route_stream_idle_timeout = pulumi.Output.from_input(stream_idle_timeout)
-        self.routes = self._model_routes(name, ns, models, adapters, request_timeout, stream_idle_timeout,
-                                         cr_deps + [self.backend_auth])
-        interceptor = pulumi.Output.concat(interceptor_host, ":", str(int(args["interceptor_port"])))
+        self.routes = []
+        for i, chunk in enumerate(route_chunks(p.models, p.adapters)):
+            self.routes.append(ModelRoute(
+                f"{p.name}-models" + (f"-{i}" if i else ""),
+                {"namespace": p.namespace, "gateway_name": self.gateway_name, "served_names": chunk,
+                 "backend_name": self.interceptor_backend_name, "request_timeout": request_timeout,
+                 "stream_idle_timeout": stream_idle_timeout,
+                 **({"adapters": [a for a in p.adapters if a["base"] in chunk]} if p.adapters else {})},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
+        interceptor = pulumi.Output.concat(p.interceptor_host, ":", str(int(p.args["interceptor_port"])))
         self.request_paths = pulumi.Output.all(interceptor, *[r.request_paths for r in self.routes]).apply(
-            lambda v: {m: {**p, "interceptor": v[0]} for paths in v[1:] for m, p in paths.items()})
+            lambda v: {m: {**path, "interceptor": v[0]} for paths in v[1:] for m, path in paths.items()})
 
-        if args.get("scrape", True):
-            self._monitors(name, ns, args, lbl, cr_deps)
-
-        # -- the NLB: a LoadBalancer Service of ours in front of the Gateway's Envoy pods ---------------------------
-        # Its delete waits for the LBC's finalizer (NLB, target groups, security groups gone); it depends on the LBC
-        # release (deps), so that happens before the controller, its IAM and its Pod Identity association go.
+    def _load_balancer(self, p: "_EdgePlan") -> None:
+        """The NLB: a LoadBalancer Service of ours in front of the Gateway's Envoy pods. Its delete waits for the
+        LBC's finalizer (NLB, target groups, security groups gone); it depends on the LBC release (the caller's
+        dependencies), so that happens before the controller, its IAM and its Pod Identity association go."""
+        port = p.port
         self.load_balancer = k8s.core.v1.Service(
-            f"{name}-nlb",
-            metadata={"namespace": eg_ns, "labels": lbl,
-                      "annotations": nlb_annotations(public, cert, port, t.silence_seconds)},
+            f"{p.name}-nlb",
+            metadata={"namespace": p.eg_namespace, "labels": p.labels,
+                      "annotations": nlb_annotations(p.public, p.cert, port, p.timeouts.silence_seconds)},
             spec={
                 "type": "LoadBalancer",
                 "loadBalancerClass": LOAD_BALANCER_CLASS,
-                "loadBalancerSourceRanges": args["allowed_cidrs"],
+                "loadBalancerSourceRanges": p.args["allowed_cidrs"],
                 # IP targets: the NLB sends to the pods, no NodePort is needed on any node.
                 "allocateLoadBalancerNodePorts": False,
                 "selector": self.gateway.metadata.apply(lambda m: proxy_selector(m["namespace"], m["name"])),
                 "ports": [{"name": f"http-{port}", "protocol": "TCP", "port": port,
                            "targetPort": envoy_container_port(port)}],
             },
-            opts=child(self, [*deps, self.gateway],
+            opts=child(self, [*p.deps, self.gateway],
                        custom_timeouts=pulumi.CustomTimeouts(delete=NLB_DELETE_TIMEOUT)),
         )
 
-        # -- outputs ------------------------------------------------------------------------------------------------
+    def _outputs(self, p: "_EdgePlan") -> None:
+        t = p.timeouts
         self.hostname = self.load_balancer.status.apply(
             lambda s: ((s.load_balancer.ingress or [None])[0].hostname or "") if s and s.load_balancer
             and s.load_balancer.ingress else "")
-        scheme = "https" if cert else "http"
-        host = pulumi.Output.from_input(args["domain"]) if args.get("domain") else self.hostname
+        scheme = "https" if p.cert else "http"
+        host = pulumi.Output.from_input(p.args["domain"]) if p.args.get("domain") else self.hostname
         self.endpoint = host.apply(lambda h: f"{scheme}://{h}/v1")
         self.api_key_secret_name = self.keys_secret.metadata.apply(lambda m: m["name"])
         self.internal_key_secret_name = self.internal_secret.metadata.apply(lambda m: m["name"])
         self.model_header = pulumi.Output.from_input(MODEL_HEADER)
         client_timeout = t.request_seconds
+        clients_names = p.client_names
         self.curl_examples = self.endpoint.apply(lambda ep: {
             m: {"completions": curl_example(ep, m, "completions", client_timeout),
                 "chat": curl_example(ep, m, "chat", client_timeout)} for m in clients_names})
@@ -905,23 +989,7 @@ class EdgeGateway(pulumi.ComponentResource):
             "route_request_timeout": self.route_request_timeout,
             "route_stream_idle_timeout": self.route_stream_idle_timeout})
 
-    def _model_routes(self, name: str, ns, models: list, adapters: list, request_timeout: str,
-                      stream_idle_timeout: str, deps: list) -> list:
-        """The stack's own models as ModelRoutes of at most 15 rules, in order, each model with its adapters in the
-        same route: the same component any other program adds to this Gateway. Names are those the routes had as
-        direct children (ModelRoute aliases them)."""
-        routes = []
-        for i, chunk in enumerate(route_chunks(models, adapters)):
-            routes.append(ModelRoute(
-                f"{name}-models" + (f"-{i}" if i else ""),
-                {"namespace": ns, "gateway_name": self.gateway_name, "served_names": chunk,
-                 "backend_name": self.interceptor_backend_name, "request_timeout": request_timeout,
-                 "stream_idle_timeout": stream_idle_timeout,
-                 **({"adapters": [a for a in adapters if a["base"] in chunk]} if adapters else {})},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=deps)))
-        return routes
-
-    def _rate_limit_secret(self, name: str, redis: RateLimitRedisArgs, lbl: dict, deps: list) -> None:
+    def _rate_limit_secret(self, name: str, redis: RateLimitRedisArgs, namespace: str, lbl: dict, deps: list) -> None:
         """The Redis password (and CA) where Envoy Gateway's envoy-ratelimit pods read them. The chart creates the
         namespace, so the Secret follows the release; the pods wait for it (an env var from a missing Secret)."""
         data = {RATE_LIMIT_AUTH_KEY: pulumi.Output.secret(redis["password"])}
@@ -929,24 +997,25 @@ class EdgeGateway(pulumi.ComponentResource):
             data[RATE_LIMIT_CA_KEY] = redis["ca_pem"]
         self.rate_limit_secret = k8s.core.v1.Secret(
             f"{name}-rate-limit-redis",
-            metadata={"name": RATE_LIMIT_SECRET, "namespace": EG_NAMESPACE, "labels": lbl},
+            metadata={"name": RATE_LIMIT_SECRET, "namespace": namespace, "labels": lbl},
             type="Opaque",
             string_data=data,
             opts=child(self, deps, additional_secret_outputs=["data", "stringData"], delete_before_replace=True),
         )
 
-    def _monitors(self, name: str, ns, args: EdgeGatewayArgs, lbl: dict, cr_deps: list) -> None:
+    def _monitors(self, p: "_EdgePlan", cr_deps: list) -> None:
         """Envoy's and the AI Gateway's metrics (PodMonitor on the proxy pods) and the interceptor's (Service +
         ServiceMonitor)."""
+        name, args, lbl = p.name, p.args, p.labels
         extra = dict(args.get("monitor_labels") or {})
         self.edge_monitor = k8s.apiextensions.CustomResource(
             f"{name}-edge-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="PodMonitor",
-            metadata={"namespace": self._eg_namespace, "labels": {**extra, **lbl}},
+            metadata={"namespace": p.eg_namespace, "labels": {**extra, **lbl}},
             spec={
                 "selector": {"matchLabels": dict(PROXY_POD_LABELS)},
-                "namespaceSelector": {"matchNames": [self._eg_namespace]},
+                "namespaceSelector": {"matchNames": [p.eg_namespace]},
                 "podMetricsEndpoints": [
                     {"port": ENVOY_METRICS_PORT, "path": "/stats/prometheus", "interval": "15s"},
                     {"port": AIGW_METRICS_PORT, "path": "/metrics", "interval": "15s"},
@@ -974,4 +1043,3 @@ class EdgeGateway(pulumi.ComponentResource):
                   "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "10s"}]},
             opts=child(self, cr_deps),
         )
-

@@ -2,6 +2,7 @@
 EventBridge rules, and the karpenter-crd and karpenter Helm releases."""
 
 import json
+from dataclasses import dataclass
 from typing import Optional, TypedDict
 
 import pulumi
@@ -51,6 +52,22 @@ class KarpenterArgs(TypedDict):
     learns that their instance types offer `nvidia.com/gpu.shared`. Default False (the chart's default)."""
 
 
+@dataclass(frozen=True)
+class _KarpenterPlan:
+    """What every step of a Karpenter reads: its arguments and the account it runs in."""
+
+    name: str
+    args: KarpenterArgs
+    deps: list
+    """The caller's `depends_on` (the pod identity agent among them), passed to the releases."""
+    tags: pulumi.Input[dict]
+    cluster_name: pulumi.Output[str]
+    partition: pulumi.Output
+    region: pulumi.Output
+    identity: pulumi.Output
+
+
+
 class Karpenter(pulumi.ComponentResource):
     """Everything Karpenter v1.14 needs on EKS, following the upstream getting-started CloudFormation: a node role
     with an EC2_LINUX access entry, a controller role assumed through EKS Pod Identity with the six controller
@@ -72,64 +89,78 @@ class Karpenter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KarpenterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("Karpenter"), name, None, opts)
-        external_deps = deps_of(opts)
-        tags = args.get("tags") or {}
-        cluster_name = pulumi.Output.from_input(args["cluster_name"])
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        p = self._plan(name, args, deps_of(opts))
+        node_attachments = self._node_role(p)
+        # The controller's AWS side: everything the release waits for, so that on destroy the NodePools and the
+        # EC2NodeClass (which depend on the release) go first, while Karpenter can still terminate their instances
+        # and delete their launch templates and instance profiles.
+        self.queue, controller_aws = interruption_queue(self, name, p.tags)
+        access_entry = self._node_access(p, controller_aws[0])
+        association, policy_attachments = self._controller_identity(p)
+        if args.get("create_spot_service_linked_role"):
+            controller_aws.append(self._spot_service_linked_role(p))
+        self._releases(p, association, [access_entry, *node_attachments, *policy_attachments, *controller_aws])
+        self._outputs(association)
 
-        # Node role: what Karpenter-launched instances run as.
+    def _plan(self, name: str, args: KarpenterArgs, deps: list) -> "_KarpenterPlan":
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        return _KarpenterPlan(
+            name=name, args=args, deps=deps, tags=args.get("tags") or {},
+            cluster_name=pulumi.Output.from_input(args["cluster_name"]),
+            partition=aws.get_partition_output(opts=invoke), region=aws.get_region_output(opts=invoke),
+            identity=aws.get_caller_identity_output(opts=invoke))
+
+    def _node_role(self, p: "_KarpenterPlan") -> list:
+        """The role Karpenter-launched instances run as, with its managed policies (returned)."""
+        partition = p.partition
         self.node_role = aws.iam.Role(
-            f"{name}-node-role",
+            f"{p.name}-node-role",
             assume_role_policy=partition.dns_suffix.apply(lambda s: json.dumps({
                 "Version": "2012-10-17",
                 "Statement": [{"Effect": "Allow", "Principal": {"Service": f"ec2.{s}"}, "Action": "sts:AssumeRole"}],
             })),
             description="Karpenter-launched GPU nodes",
-            tags=tags,
+            tags=p.tags,
             opts=child(self),
         )
-        node_attachments = [
+        return [
             aws.iam.RolePolicyAttachment(
-                f"{name}-node-role-{policy}",
+                f"{p.name}-node-role-{policy}",
                 role=self.node_role.name,
-                policy_arn=partition.partition.apply(lambda p, n=policy: f"arn:{p}:iam::aws:policy/{n}"),
+                policy_arn=partition.partition.apply(lambda part, n=policy: f"arn:{part}:iam::aws:policy/{n}"),
                 opts=child(self),
             )
             for policy in NODE_MANAGED_POLICIES
         ]
 
-        # Interruption queue: spot warnings, rebalance, state changes and health events, drained by the controller.
-        # The controller's AWS side: everything the release waits for, so that on destroy the NodePools and the
-        # EC2NodeClass (which depend on the release) go first, while Karpenter can still terminate their instances
-        # and delete their launch templates and instance profiles.
-        self.queue, controller_aws = interruption_queue(self, name, tags)
-        queue_policy = controller_aws[0]
-
-        # Nodes join through an access entry (authentication mode API); STANDARD would break node join.
-        access_entry = aws.eks.AccessEntry(
-            f"{name}-node-access",
-            cluster_name=cluster_name,
+    def _node_access(self, p: "_KarpenterPlan", queue_policy: pulumi.Resource) -> aws.eks.AccessEntry:
+        """Nodes join through an access entry (authentication mode API); STANDARD would break node join."""
+        return aws.eks.AccessEntry(
+            f"{p.name}-node-access",
+            cluster_name=p.cluster_name,
             principal_arn=self.node_role.arn,
             type="EC2_LINUX",
-            tags=tags,
+            tags=p.tags,
             # Creating it right after the role can fail on IAM propagation; the queue policy gives it a moment.
             opts=child(self, depends_on=[queue_policy]),
         )
 
-        # Controller role, assumed through EKS Pod Identity.
+    def _controller_identity(self, p: "_KarpenterPlan") -> tuple:
+        """The controller role, assumed through EKS Pod Identity, with the upstream controller policies: (the Pod
+        Identity association, the policy attachments)."""
+        name, tags = p.name, p.tags
         self.controller_role = aws.iam.Role(
             f"{name}-controller-role",
             # Only the chart's service account in this cluster may assume it (Pod Identity session tags).
-            assume_role_policy=pulumi.Output.all(identity.account_id, cluster_name).apply(
+            assume_role_policy=pulumi.Output.all(p.identity.account_id, p.cluster_name).apply(
                 lambda v: json.dumps(pod_identity_trust(v[0], v[1], NAMESPACE, SERVICE_ACCOUNT))),
             description="Karpenter controller (EKS Pod Identity)",
             tags=tags,
             opts=child(self),
         )
         documents = pulumi.Output.all(
-            partition.partition, region.region, identity.account_id, cluster_name, self.node_role.arn, self.queue.arn
+            p.partition.partition, p.region.region, p.identity.account_id, p.cluster_name, self.node_role.arn,
+            self.queue.arn
         ).apply(lambda v: controller_policies(*v))
         attachments = []
         for policy_name in POLICY_NAMES:
@@ -149,19 +180,24 @@ class Karpenter(pulumi.ComponentResource):
             ))
         association = aws.eks.PodIdentityAssociation(
             f"{name}-controller-identity",
-            cluster_name=cluster_name,
+            cluster_name=p.cluster_name,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
             role_arn=self.controller_role.arn,
             tags=tags,
             opts=child(self, depends_on=attachments),
         )
+        return association, attachments
 
-        if args.get("create_spot_service_linked_role"):
-            # Account-wide: deleting it on `destroy` would break spot launches of everything else in the account.
-            controller_aws.append(aws.iam.ServiceLinkedRole(f"{name}-spot", aws_service_name="spot.amazonaws.com",
-                                                            opts=child(self, retain_on_delete=True)))
+    def _spot_service_linked_role(self, p: "_KarpenterPlan") -> aws.iam.ServiceLinkedRole:
+        # Account-wide: deleting it on `destroy` would break spot launches of everything else in the account.
+        return aws.iam.ServiceLinkedRole(f"{p.name}-spot", aws_service_name="spot.amazonaws.com",
+                                         opts=child(self, retain_on_delete=True))
 
+    def _releases(self, p: "_KarpenterPlan", association: aws.eks.PodIdentityAssociation, aws_side: list) -> None:
+        """The karpenter-crd and karpenter Helm releases; the controller waits for its CRDs, its AWS side
+        (`aws_side`, the association first) and the caller's dependencies."""
+        name, args = p.name, p.args
         # CRDs from their own chart: the controller chart's crds/ folder is installed once and never upgraded.
         self.crd_release = k8s.helm.v3.Release(
             f"{name}-crds",
@@ -169,12 +205,12 @@ class Karpenter(pulumi.ComponentResource):
             chart=f"{CHART_REPO}/karpenter-crd",
             version=args["chart_version"],
             namespace=NAMESPACE,
-            opts=child(self, depends_on=external_deps),
+            opts=child(self, depends_on=p.deps),
         )
         resources = {"cpu": args.get("controller_cpu", "1"), "memory": args.get("controller_memory", "1Gi")}
         values = {
             "settings": {
-                "clusterName": cluster_name,
+                "clusterName": p.cluster_name,
                 "clusterEndpoint": args["cluster_endpoint"],
                 "interruptionQueue": self.queue.name,
                 # Only the gate we need; the chart renders every other gate from its own defaults.
@@ -187,7 +223,7 @@ class Karpenter(pulumi.ComponentResource):
             "nodeSelector": args.get("node_selector") or {},
             "controller": {
                 # Without AWS_REGION the controller asks IMDS, which panics where IMDS is unreachable (#8219).
-                "env": [{"name": "AWS_REGION", "value": region.region}],
+                "env": [{"name": "AWS_REGION", "value": p.region.region}],
                 "resources": {"requests": resources, "limits": resources},
             },
         }
@@ -200,10 +236,10 @@ class Karpenter(pulumi.ComponentResource):
             namespace=NAMESPACE,
             skip_crds=True,
             values=values,
-            opts=child(self, depends_on=[self.crd_release, association, access_entry, *node_attachments,
-                                         *attachments, *controller_aws, *external_deps]),
+            opts=child(self, depends_on=[self.crd_release, association, *aws_side, *p.deps]),
         )
 
+    def _outputs(self, association: aws.eks.PodIdentityAssociation) -> None:
         self.node_role_name = self.node_role.name
         self.node_role_arn = self.node_role.arn
         self.controller_role_arn = self.controller_role.arn

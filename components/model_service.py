@@ -7,6 +7,7 @@ on vLLM's queue depth (1→N), plus one `cron` trigger per configured pre-warm w
 """
 
 import math
+from dataclasses import dataclass
 from typing import Optional, TypedDict
 
 import pulumi
@@ -297,6 +298,48 @@ class ModelServiceArgs(TypedDict):
     kube-prometheus-stack's `release`)."""
 
 
+def _check_adapters(name: str, args: ModelServiceArgs) -> None:
+    """ValueError naming the component when vLLM could not serve the adapters, before anything is registered."""
+    adapters = list(args.get("adapters", []))
+    problems = lora_problems(args["served_name"], adapters, args.get("max_loras", len(adapters)),
+                             args.get("max_lora_rank", DEFAULT_LORA_RANK))
+    if adapters and not (args.get("weights") or {}).get("tools_config_map"):
+        problems.append("adapters need weights with tools_config_map (they are synced from the model store)")
+    if problems:
+        raise ValueError(f"ModelService '{name}': " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class _ServicePlan:
+    """A ModelService's arguments, checked and derived once, before any child is declared."""
+
+    name: str
+    args: ModelServiceArgs
+    deps: list
+    """The caller's `depends_on`, passed to each child."""
+    served: str
+    namespace: pulumi.Input[str]
+    adapters: list
+    labels: dict
+    selector: dict
+    """Pod labels the Service, the PodDisruptionBudget and the ServiceMonitor select."""
+
+
+def _service_plan(name: str, args: ModelServiceArgs, deps: list) -> _ServicePlan:
+    if args["min_replicas"] > args["max_replicas"]:
+        raise ValueError(f"ModelService '{name}': min_replicas {args['min_replicas']} > max_replicas "
+                         f"{args['max_replicas']}")
+    if args.get("shared_gpu") and args["gpus"] != 1:
+        raise ValueError(f"ModelService '{name}': shared_gpu with gpus {args['gpus']}; allowed: gpus 1 (a replica "
+                         "gets one time-slice of one GPU)")
+    served = args["served_name"]
+    return _ServicePlan(
+        name=name, args=args, deps=deps, served=served, namespace=args["namespace"],
+        adapters=list(args.get("adapters", [])),
+        labels=labels("model-service", served, {"app.kubernetes.io/name": "vllm", "gpu-burst.io/model": served}),
+        selector={"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": served})
+
+
 class ModelService(pulumi.ComponentResource):
     """A vLLM model served from zero: Deployment + Service + PDB + ServiceMonitor + InterceptorRoute + ScaledObject."""
 
@@ -312,77 +355,72 @@ class ModelService(pulumi.ComponentResource):
     """PromQL of the Prometheus trigger."""
 
     def __init__(self, name: str, args: ModelServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        served = args["served_name"]
-        adapters = list(args.get("adapters", []))
-        problems = lora_problems(served, adapters, args.get("max_loras", len(adapters)),
-                                 args.get("max_lora_rank", DEFAULT_LORA_RANK))
-        if adapters and not (args.get("weights") or {}).get("tools_config_map"):
-            problems.append("adapters need weights with tools_config_map (they are synced from the model store)")
-        if problems:
-            raise ValueError(f"ModelService '{name}': " + "; ".join(problems))
+        _check_adapters(name, args)
         super().__init__(token("ModelService"), name, None, opts)
-        ns = args["namespace"]
-        deps = deps_of(opts)
-        if args["min_replicas"] > args["max_replicas"]:
-            raise ValueError(f"ModelService '{name}': min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
-        if args.get("shared_gpu") and args["gpus"] != 1:
-            raise ValueError(f"ModelService '{name}': shared_gpu with gpus {args['gpus']}; allowed: gpus 1 (a replica "
-                             "gets one time-slice of one GPU)")
-        lbl = labels("model-service", served, {"app.kubernetes.io/name": "vllm", "gpu-burst.io/model": served})
-        selector = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": served}
+        p = _service_plan(name, args, deps_of(opts))
+        hf_secret = self._hf_token_secret(p)
+        self._workload(p, hf_secret)
+        self._monitor(p)
+        self._route(p)
+        self._scaler(p)
+        self._outputs(p)
 
-        hf_secret = None
-        if args.get("hf_token") is not None:
-            hf_secret = k8s.core.v1.Secret(
-                f"{name}-hf-token",
-                metadata={"namespace": ns, "labels": lbl},
-                type="Opaque",
-                string_data={HF_TOKEN_SECRET_KEY: pulumi.Output.secret(args["hf_token"])},
-                opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
-            )
+    def _hf_token_secret(self, p: "_ServicePlan") -> Optional[k8s.core.v1.Secret]:
+        """The Hugging Face token of a gated model, read by vLLM from HF_TOKEN (None without a token)."""
+        if p.args.get("hf_token") is None:
+            return None
+        return k8s.core.v1.Secret(
+            f"{p.name}-hf-token",
+            metadata={"namespace": p.namespace, "labels": p.labels},
+            type="Opaque",
+            string_data={HF_TOKEN_SECRET_KEY: pulumi.Output.secret(p.args["hf_token"])},
+            opts=child(self, p.deps, additional_secret_outputs=["data", "stringData"]),
+        )
 
+    def _workload(self, p: "_ServicePlan", hf_secret: Optional[k8s.core.v1.Secret]) -> None:
+        """The vLLM Deployment (created at minReplicas, then KEDA's), its ClusterIP Service and its
+        PodDisruptionBudget."""
+        name, served, ns, lbl, deps = p.name, p.served, p.namespace, p.labels, p.deps
         self.deployment = k8s.apps.v1.Deployment(
             name,
             metadata={"name": served, "namespace": ns, "labels": lbl,
                       # A rollout of a serving model waits for GPU nodes; do not block `pulumi up` on it.
                       "annotations": {"pulumi.com/skipAwait": "true"}},
-            spec=self._deployment_spec(args, lbl, selector, hf_secret),
-            # Created with minReplicas (0: no GPU is bought by `pulumi up`; an omitted replicas defaults to 1), then
-            # owned by KEDA. Under server-side apply, ignoreChanges makes the provider drop spec.replicas from the
-            # apply once another field manager (KEDA/HPA via the scale subresource) owns it, or re-send the live
-            # value while it is still ours, so an update never resets what KEDA set
-            # (pulumi/pulumi-kubernetes@v4.32.0:provider/pkg/await/await.go handleSSAIgnoreFields).
+            spec=self._deployment_spec(p.args, lbl, p.selector, hf_secret),
+            # Created with minReplicas (0: no GPU is bought by `pulumi up`), then owned by KEDA: ignoreChanges keeps
+            # an update from resetting what KEDA set (test_creating_a_model_buys_no_gpu_and_updates_never_reset_keda).
             opts=child(self, deps, ignore_changes=["spec.replicas"]),
         )
-
         self.service = k8s.core.v1.Service(
             f"{name}-svc",
             metadata={"name": served, "namespace": ns, "labels": lbl},
-            spec={"type": "ClusterIP", "selector": selector,
+            spec={"type": "ClusterIP", "selector": p.selector,
                   "ports": [{"name": PORT_NAME, "port": VLLM_PORT, "targetPort": PORT_NAME, "protocol": "TCP",
                              "appProtocol": "http"}]},
             opts=child(self, deps),
         )
-
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata={"name": served, "namespace": ns, "labels": lbl},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": p.selector},
                   # A replica still loading weights is not Ready; let drains evict it instead of blocking forever.
                   "unhealthyPodEvictionPolicy": "AlwaysAllow"},
             opts=child(self, deps),
         )
 
+    def _monitor(self, p: "_ServicePlan") -> None:
+        """The ServiceMonitor that scrapes vLLM's metrics (the queue depth the scaler reads among them)."""
+        args, lbl, selector = p.args, p.labels, p.selector
         more_labels = dict(args.get("monitor_labels") or {})
         release = args.get("monitoring_release_label")
         sm_labels = {**more_labels, **lbl} if release is None else pulumi.Output.from_input(release).apply(
             lambda r: {**more_labels, **lbl, "release": r} if r else {**more_labels, **lbl})
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
-            f"{name}-monitor",
+            f"{p.name}-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata={"name": served, "namespace": ns, "labels": sm_labels},
+            metadata={"name": p.served, "namespace": p.namespace, "labels": sm_labels},
             spec={
                 # The Service's own labels (an Output), so the monitor cannot drift from the Service it scrapes.
                 "selector": {"matchLabels": self.service.metadata.labels.apply(
@@ -391,20 +429,24 @@ class ModelService(pulumi.ComponentResource):
                 "endpoints": [{"port": PORT_NAME, "path": "/metrics", "scheme": "http", "interval": interval,
                                "scrapeTimeout": interval, "honorLabels": False}],
             },
-            opts=child(self, deps),
+            opts=child(self, p.deps),
         )
 
+    def _route(self, p: "_ServicePlan") -> None:
+        """The HTTP add-on InterceptorRoute that holds the model's requests (and its adapters') during a cold
+        start."""
+        args = p.args
         # One rule per name (a header match holds one value): an adapter's requests reach this Service and count
         # in this route's concurrency, which wakes and scales this Deployment (http-add-on v0.15.0
         # pkg/routing/tablememory.go, interceptor/middleware/counting.go count per InterceptorRoute).
         rules = [{"hosts": ["*"], "paths": [{"value": "/v1"}],
                   "headers": [{"name": args["model_header"], "value": n}]}
-                 for n in [served, *(a["name"] for a in adapters)]]
+                 for n in [p.served, *(a["name"] for a in p.adapters)]]
         self.route = k8s.apiextensions.CustomResource(
-            f"{name}-route",
+            f"{p.name}-route",
             api_version="http.keda.sh/v1beta1",
             kind="InterceptorRoute",
-            metadata={"name": served, "namespace": ns, "labels": lbl},
+            metadata={"name": p.served, "namespace": p.namespace, "labels": p.labels},
             spec={
                 "target": {"service": self.service.metadata.name, "portName": PORT_NAME},
                 # Only /v1/* is routed: vLLM's --api-key guards /v1 but not /invocations, /tokenize, /pooling, ...
@@ -413,17 +455,21 @@ class ModelService(pulumi.ComponentResource):
                 "timeouts": {"readiness": args["readiness_timeout"],
                              "responseHeader": args["response_header_timeout"]},
             },
-            opts=child(self, deps),
+            opts=child(self, p.deps),
         )
 
+    def _scaler(self, p: "_ServicePlan") -> None:
+        """The KEDA ScaledObject: the interceptor's external-push trigger (0↔1), vLLM's queue depth (1→N) and one
+        cron trigger per pre-warm window."""
+        args = p.args
         # Adapter requests wait in the same engine, whose metrics carry the served name only (vllm 0.33.0
         # v1/metrics/loggers.py labels every series with model_config.served_model_name).
-        query = queue_depth_query(served)
+        query = queue_depth_query(p.served)
         self.scaled_object = k8s.apiextensions.CustomResource(
-            f"{name}-scaler",
+            f"{p.name}-scaler",
             api_version="keda.sh/v1alpha1",
             kind="ScaledObject",
-            metadata={"name": served, "namespace": ns, "labels": lbl},
+            metadata={"name": p.served, "namespace": p.namespace, "labels": p.labels},
             spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
                                    "name": self.deployment.metadata.name},
@@ -461,14 +507,15 @@ class ModelService(pulumi.ComponentResource):
                     *prewarm_triggers(args.get("prewarm", []), args["max_replicas"]),
                 ],
             },
-            opts=child(self, deps + [self.route, self.deployment]),
+            opts=child(self, p.deps + [self.route, self.deployment]),
         )
 
+    def _outputs(self, p: "_ServicePlan") -> None:
         self.deployment_name = self.deployment.metadata.name
         self.service_name = self.service.metadata.name
         self.route_name = self.route.metadata.apply(lambda m: m["name"])
         self.scaled_object_name = self.scaled_object.metadata.apply(lambda m: m["name"])
-        self.queue_query = pulumi.Output.from_input(query)
+        self.queue_query = pulumi.Output.from_input(queue_depth_query(p.served))
         self.register_outputs({"deployment_name": self.deployment_name, "service_name": self.service_name,
                                "route_name": self.route_name, "scaled_object_name": self.scaled_object_name,
                                "queue_query": self.queue_query})
@@ -509,13 +556,8 @@ class ModelService(pulumi.ComponentResource):
             {"name": "XDG_CACHE_HOME", "value": f"{CACHE_MOUNT}/cache"},
             {"name": "VLLM_CACHE_ROOT", "value": f"{CACHE_MOUNT}/vllm"},
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
-            # Persist the memory-profiling result under $VLLM_CACHE_ROOT/startup_plan/ and skip profiling on a boot
-            # whose fingerprint (vLLM version, config hash, GPU name/memory/capability, torch/CUDA, rank) matches and
-            # whose free GPU memory is at least the recorded baseline; otherwise vLLM profiles as usual (vllm 0.33.0
-            # v1/worker/startup_plan.py, PR #47388). It is in envs.compile_factors' ignore list (envs.py:2368), so it
-            # does not change the compile-cache key, and the KV-cache size it applies (kv_cache_memory_bytes, itself
-            # ignored by CacheConfig.compute_hash, config/cache.py:408) is the one the profiled boot computed for
-            # --gpu-memory-utilization (v1/worker/gpu_worker.py:1068).
+            # Skips memory profiling on a boot whose fingerprint matches a saved plan, without changing the
+            # compile-cache key (docs/cold-start.md, "Startup plan").
             {"name": "VLLM_ENABLE_STARTUP_PLAN", "value": "1"},
             {"name": "DO_NOT_TRACK", "value": "1"},
             *weights_env(weights),

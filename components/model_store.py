@@ -2,6 +2,7 @@
 staging Job that copies it there once plus a read-only EKS Pod Identity grant for the model's pods (ModelWeights)."""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TypedDict
 
@@ -214,6 +215,41 @@ class ModelWeightsArgs(TypedDict):
     gateway endpoint) instead of the global one, which redirects and leaves through the NAT."""
 
 
+def _check_name(name: str) -> None:
+    """ValueError when `name` leaves no room for the auto-named IAM roles, before anything is registered."""
+    allowed = IAM_ROLE_NAME_MAX - AUTONAME_SUFFIX - 1 - max(map(len, ROLE_SUFFIXES.values()))
+    if len(name) > allowed:
+        raise ValueError(f"ModelWeights '{name}': name longer than {allowed} characters, too long for its IAM "
+                         f"role names (at most {IAM_ROLE_NAME_MAX} with the auto-name suffix)")
+
+
+@dataclass(frozen=True)
+class _WeightsPlan:
+    """What every step of a ModelWeights reads: its arguments, the store's paths and the account it runs in."""
+
+    name: str
+    args: ModelWeightsArgs
+    deps: list
+    """The caller's `depends_on`, passed to the Kubernetes children."""
+    served: str
+    namespace: pulumi.Input[str]
+    prefix: str
+    """The revision's prefix in the bucket (no trailing slash)."""
+    manifest: str
+    labels: dict
+    partition: pulumi.Output[str]
+    account: pulumi.Output[str]
+    bucket: pulumi.Output[str]
+    cache: Optional[str]
+    """The compile cache's prefix, or None to keep the cache node-local."""
+    adapters: list
+    adapter_paths: dict
+    """Adapter name → (its prefix, its manifest key)."""
+    deadline: int
+    """activeDeadlineSeconds of each staging Job."""
+
+
+
 class ModelWeights(pulumi.ComponentResource):
     """One model revision in the store: a staging Job (on system nodes, HF token only there, idempotent through a
     manifest object, awaited by `pulumi up` so a failed copy fails the deployment) and the model pods' read-only
@@ -237,134 +273,158 @@ class ModelWeights(pulumi.ComponentResource):
     """Per adapter name: `s3://<bucket>/<hfModelId>/<revision>/` of its files."""
 
     def __init__(self, name: str, args: ModelWeightsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        allowed = IAM_ROLE_NAME_MAX - AUTONAME_SUFFIX - 1 - max(map(len, ROLE_SUFFIXES.values()))
-        if len(name) > allowed:
-            raise ValueError(f"ModelWeights '{name}': name longer than {allowed} characters, too long for its IAM "
-                             f"role names (at most {IAM_ROLE_NAME_MAX} with the auto-name suffix)")
+        _check_name(name)
         super().__init__(token("ModelWeights"), name, None, opts)
-        deps = deps_of(opts)
+        p = self._plan(name, args, deps_of(opts))
+        self._grants(p)
+        token_secret, program = self._staging_inputs(p)
+        self._staging_jobs(p, token_secret, program)
+        self._tools(p)
+        self._outputs(p)
+
+    def _plan(self, name: str, args: ModelWeightsArgs, deps: list) -> "_WeightsPlan":
         served = args["served_name"]
-        ns = args["namespace"]
-        prefix = model_prefix(args["hf_model_id"], args["revision"])
-        manifest = manifest_key(args["hf_model_id"], args["revision"])
-        lbl = labels("model-weights", served, {"gpu-burst.io/model": served})
+        adapters = list(args.get("adapters", []))
         # Through the component's own AWS provider (opts.providers), like its resources.
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        partition = aws.get_partition_output(opts=invoke).partition
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        bucket = pulumi.Output.from_input(args["bucket_name"])
+        return _WeightsPlan(
+            name=name, args=args, deps=deps, served=served, namespace=args["namespace"],
+            prefix=model_prefix(args["hf_model_id"], args["revision"]),
+            manifest=manifest_key(args["hf_model_id"], args["revision"]),
+            labels=labels("model-weights", served, {"gpu-burst.io/model": served}),
+            partition=aws.get_partition_output(opts=invoke).partition,
+            account=aws.get_caller_identity_output(opts=invoke).account_id,
+            bucket=pulumi.Output.from_input(args["bucket_name"]),
+            cache=(compile_cache_prefix(args["hf_model_id"], args["revision"], args["compile_cache_image"])
+                   if args.get("compile_cache_image") else None),
+            adapters=adapters,
+            adapter_paths={a["name"]: (model_prefix(a["hf_model_id"], a["revision"]),
+                                       manifest_key(a["hf_model_id"], a["revision"])) for a in adapters},
+            deadline=args.get("staging_deadline_seconds", 3600))
 
-        def grant(role: str, sa_name: str, policy_fn, *policy_args) -> tuple:
-            sa = k8s.core.v1.ServiceAccount(
-                f"{name}-{role}-sa",
-                metadata={"name": sa_name, "namespace": ns, "labels": lbl},
-                automount_service_account_token=False,
-                opts=child(self, deps),
-            )
-            iam_role = aws.iam.Role(
-                f"{name}-{ROLE_SUFFIXES[role]}",
-                assume_role_policy=pulumi.Output.all(account, args["cluster_name"], sa.metadata.namespace,
-                                                     sa.metadata.name).apply(
-                    lambda a: json.dumps(pod_identity_trust(*a))),
-                description=f"{served}: {role} of s3 prefix {prefix}/ (EKS Pod Identity)",
-                tags=args.get("tags"),
-                opts=child(self),
-            )
-            policy = aws.iam.RolePolicy(
-                f"{name}-{role}-policy",
-                role=iam_role.id,
-                policy=pulumi.Output.all(partition, bucket).apply(
-                    lambda a: json.dumps(policy_fn(a[0], a[1], *policy_args))),
-                opts=child(self),
-            )
-            association = aws.eks.PodIdentityAssociation(
-                f"{name}-{role}-identity",
-                cluster_name=args["cluster_name"],
-                namespace=sa.metadata.namespace,
-                service_account=sa.metadata.name,
-                role_arn=iam_role.arn,
-                tags=args.get("tags"),
-                opts=child(self, depends_on=[policy]),
-            )
-            return iam_role, association
-
-        cache = (compile_cache_prefix(args["hf_model_id"], args["revision"], args["compile_cache_image"])
-                 if args.get("compile_cache_image") else None)
-        adapters = list(args.get("adapters", []))
-        adapter_paths = {a["name"]: (model_prefix(a["hf_model_id"], a["revision"]),
-                                     manifest_key(a["hf_model_id"], a["revision"])) for a in adapters}
+    def _grants(self, p: "_WeightsPlan") -> None:
+        """The model pods' read-only grant and the staging Jobs' write grant on the model's prefix (and its
+        adapters')."""
         # Without adapters the policies are exactly what they were before adapters existed (no update on upgrade).
-        reader_extra = [tuple(p for p, _ in adapter_paths.values())] if adapters else []
-        staging_extra = [tuple(adapter_paths.values())] if adapters else []
-        self.reader_role, self.reader_identity = grant("reader", f"{served}-weights", reader_policy, prefix, cache,
-                                                       *reader_extra)
-        self.staging_role, self.staging_identity = grant("staging", f"{served}-staging", staging_policy, prefix,
-                                                         manifest, *staging_extra)
+        reader_extra = [tuple(prefix for prefix, _ in p.adapter_paths.values())] if p.adapters else []
+        staging_extra = [tuple(p.adapter_paths.values())] if p.adapters else []
+        self.reader_role, self.reader_identity = self._grant(p, "reader", f"{p.served}-weights", reader_policy,
+                                                             p.prefix, p.cache, *reader_extra)
+        self.staging_role, self.staging_identity = self._grant(p, "staging", f"{p.served}-staging", staging_policy,
+                                                               p.prefix, p.manifest, *staging_extra)
 
+    def _grant(self, p: "_WeightsPlan", role: str, sa_name: str, policy_fn, *policy_args) -> tuple:
+        """A service account, the IAM role it assumes through EKS Pod Identity with `policy_fn(partition, bucket,
+        *policy_args)` inline, and the association: (the role, the association)."""
+        name, args = p.name, p.args
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-{role}-sa",
+            metadata={"name": sa_name, "namespace": p.namespace, "labels": p.labels},
+            automount_service_account_token=False,
+            opts=child(self, p.deps),
+        )
+        iam_role = aws.iam.Role(
+            f"{name}-{ROLE_SUFFIXES[role]}",
+            assume_role_policy=pulumi.Output.all(p.account, args["cluster_name"], sa.metadata.namespace,
+                                                 sa.metadata.name).apply(
+                lambda a: json.dumps(pod_identity_trust(*a))),
+            description=f"{p.served}: {role} of s3 prefix {p.prefix}/ (EKS Pod Identity)",
+            tags=args.get("tags"),
+            opts=child(self),
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-{role}-policy",
+            role=iam_role.id,
+            policy=pulumi.Output.all(p.partition, p.bucket).apply(
+                lambda a: json.dumps(policy_fn(a[0], a[1], *policy_args))),
+            opts=child(self),
+        )
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-{role}-identity",
+            cluster_name=args["cluster_name"],
+            namespace=sa.metadata.namespace,
+            service_account=sa.metadata.name,
+            role_arn=iam_role.arn,
+            tags=args.get("tags"),
+            opts=child(self, depends_on=[policy]),
+        )
+        return iam_role, association
+
+    def _staging_inputs(self, p: "_WeightsPlan") -> tuple:
+        """What every staging Job mounts: the Hub token Secret (None without a token) and the staging program."""
         token_secret = None
-        if args.get("hf_token") is not None:
+        if p.args.get("hf_token") is not None:
             token_secret = k8s.core.v1.Secret(
-                f"{name}-hf-token",
-                metadata={"namespace": ns, "labels": lbl},
+                f"{p.name}-hf-token",
+                metadata={"namespace": p.namespace, "labels": p.labels},
                 type="Opaque",
-                string_data={HF_TOKEN_KEY: pulumi.Output.secret(args["hf_token"])},
-                opts=child(self, deps, additional_secret_outputs=["data", "stringData"]),
+                string_data={HF_TOKEN_KEY: pulumi.Output.secret(p.args["hf_token"])},
+                opts=child(self, p.deps, additional_secret_outputs=["data", "stringData"]),
             )
         program = k8s.core.v1.ConfigMap(
-            f"{name}-stager",
-            metadata={"namespace": ns, "labels": lbl},
+            f"{p.name}-stager",
+            metadata={"namespace": p.namespace, "labels": p.labels},
             data={"stage_model.py": STAGING_PROGRAM.read_text()},
-            opts=child(self, deps),
+            opts=child(self, p.deps),
         )
-        deadline = args.get("staging_deadline_seconds", 3600)
+        return token_secret, program
 
-        def staging_job(logical: str, job_name: str, job_labels: dict, stage_args: list) -> k8s.batch.v1.Job:
-            return k8s.batch.v1.Job(
-                logical,
-                metadata={
-                    # A new revision is a new Job; the old one goes when the new one is done.
-                    "name": job_name,
-                    "namespace": ns, "labels": job_labels,
-                    "annotations": {
-                        # pulumi-kubernetes awaits Jobs until Complete and fails at once on the Failed condition
-                        # (provider/pkg/await/job.go, checker/job/check.go @v4.32.0); its default wait is 10 minutes.
-                        "pulumi.com/timeoutSeconds": str(deadline + 300),
-                        # A Job that failed is replaced (retried) by the next `pulumi up` (provider.go replaceUnready).
-                        "pulumi.com/replaceUnready": "true",
-                    }},
-                spec=self._job_spec(args, stage_args, program, token_secret, self.staging_identity, job_labels,
-                                    deadline),
-                opts=child(self, deps + [self.staging_identity], delete_before_replace=True),
-            )
-
-        self.staging_job = staging_job(
-            f"{name}-staging", f"stage-{served}-{args['revision'][:10]}", lbl,
-            ["--repo", args["hf_model_id"], "--revision", args["revision"], "--bucket", bucket, "--prefix", prefix,
-             "--manifest-key", manifest])
+    def _staging_jobs(self, p: "_WeightsPlan", token_secret, program) -> None:
+        """The model's staging Job and one per adapter."""
+        args = p.args
+        self.staging_job = self._staging_job(
+            p, f"{p.name}-staging", f"stage-{p.served}-{args['revision'][:10]}", p.labels,
+            ["--repo", args["hf_model_id"], "--revision", args["revision"], "--bucket", p.bucket, "--prefix", p.prefix,
+             "--manifest-key", p.manifest], program, token_secret)
         # Adapter names are unique among the served names of the namespace, so `stage-<adapter>-...` is too.
         rank = str(args.get("adapter_max_rank", DEFAULT_LORA_RANK))
-        self.adapter_staging_jobs = [staging_job(
-            f"{name}-adapter-{a['name']}", f"stage-{a['name']}-{a['revision'][:10]}",
-            {**lbl, "gpu-burst.io/adapter": a["name"]},
-            ["--repo", a["hf_model_id"], "--revision", a["revision"], "--bucket", bucket,
-             "--prefix", adapter_paths[a["name"]][0], "--manifest-key", adapter_paths[a["name"]][1],
-             "--adapter-max-rank", rank]) for a in adapters]
+        self.adapter_staging_jobs = [self._staging_job(
+            p, f"{p.name}-adapter-{a['name']}", f"stage-{a['name']}-{a['revision'][:10]}",
+            {**p.labels, "gpu-burst.io/adapter": a["name"]},
+            ["--repo", a["hf_model_id"], "--revision", a["revision"], "--bucket", p.bucket,
+             "--prefix", p.adapter_paths[a["name"]][0], "--manifest-key", p.adapter_paths[a["name"]][1],
+             "--adapter-max-rank", rank], program, token_secret) for a in p.adapters]
         self.staging_jobs = [self.staging_job, *self.adapter_staging_jobs]
 
+    def _staging_job(self, p: "_WeightsPlan", logical: str, job_name: str, job_labels: dict, stage_args: list,
+                     program, token_secret) -> k8s.batch.v1.Job:
+        return k8s.batch.v1.Job(
+            logical,
+            metadata={
+                # A new revision is a new Job; the old one goes when the new one is done.
+                "name": job_name,
+                "namespace": p.namespace, "labels": job_labels,
+                "annotations": {
+                    # pulumi-kubernetes awaits Jobs until Complete and fails at once on the Failed condition
+                    # (provider/pkg/await/job.go, checker/job/check.go @v4.32.0); its default wait is 10 minutes.
+                    "pulumi.com/timeoutSeconds": str(p.deadline + 300),
+                    # A Job that failed is replaced (retried) by the next `pulumi up` (provider.go replaceUnready).
+                    "pulumi.com/replaceUnready": "true",
+                }},
+            spec=self._job_spec(p.args, stage_args, program, token_secret, self.staging_identity, job_labels,
+                                p.deadline),
+            opts=child(self, p.deps + [self.staging_identity], delete_before_replace=True),
+        )
+
+    def _tools(self, p: "_WeightsPlan") -> None:
+        """The programs the model pods run from the store: compile_cache.py, and sync_adapters.py with adapters."""
         tools = {"compile_cache.py": COMPILE_CACHE_PROGRAM.read_text()}
-        if adapters:
+        if p.adapters:
             tools["sync_adapters.py"] = SYNC_ADAPTERS_PROGRAM.read_text()
         self.tools = k8s.core.v1.ConfigMap(
-            f"{name}-tools",
-            metadata={"namespace": ns, "labels": lbl},
+            f"{p.name}-tools",
+            metadata={"namespace": p.namespace, "labels": p.labels},
             data=tools,
-            opts=child(self, deps),
+            opts=child(self, p.deps),
         )
-        self.model_uri = bucket.apply(lambda b: f"s3://{b}/{prefix}/")
-        self.adapter_uris = bucket.apply(lambda b: {n: f"s3://{b}/{p}/" for n, (p, _) in adapter_paths.items()})
-        self.compile_cache_uri = bucket.apply(lambda b: f"s3://{b}/{cache}/" if cache else "")
+
+    def _outputs(self, p: "_WeightsPlan") -> None:
+        prefix, manifest, cache, adapter_paths = p.prefix, p.manifest, p.cache, p.adapter_paths
+        self.model_uri = p.bucket.apply(lambda b: f"s3://{b}/{prefix}/")
+        self.adapter_uris = p.bucket.apply(lambda b: {n: f"s3://{b}/{pre}/" for n, (pre, _) in adapter_paths.items()})
+        self.compile_cache_uri = p.bucket.apply(lambda b: f"s3://{b}/{cache}/" if cache else "")
         self.tools_config_map = self.tools.metadata.name
-        self.manifest_uri = bucket.apply(lambda b: f"s3://{b}/{manifest}")
+        self.manifest_uri = p.bucket.apply(lambda b: f"s3://{b}/{manifest}")
         self.service_account_name = self.reader_identity.service_account
         self.reader_role_arn = self.reader_role.arn
         self.staging_job_name = self.staging_job.metadata.name

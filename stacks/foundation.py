@@ -77,6 +77,7 @@ def build_foundation(cfg: StackConfig, prefix: str, existing: Optional[ExistingC
         "system_nodes": {
             "instance_types": sysn.instance_types, "desired_size": sysn.desired_size, "min_size": sysn.min_size,
             "max_size": sysn.max_size, "os": SystemNodeOs(sysn.ami.value), "disk_size_gib": sysn.disk_size_gib,
+            **({"release_version": sysn.release_version} if sysn.release_version else {}),
         },
         "endpoint_public_access": cfg.cluster.endpoint_public_access,
         "public_access_cidrs": cfg.cluster.public_access_cidrs,

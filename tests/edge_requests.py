@@ -160,14 +160,22 @@ class Edge:
         """(counter, rule) of every global rule whose client selectors all match `headers`."""
         out = []
         for i, rule in enumerate(((self.btp.get("rateLimit") or {}).get("global") or {}).get("rules", [])):
-            matches = []
+            matches, distinct = [], []
             for selector in rule.get("clientSelectors", []):
                 assert set(selector) == {"headers"}, f"only header selectors are modelled: {selector}"
                 for m in selector["headers"]:
-                    assert m.get("type", "Exact") == "Exact" and not m.get("invert"), f"not modelled: {m}"
-                    matches.append(headers.get(m["name"].lower()) == m["value"])
+                    kind = m.get("type", "Exact")
+                    assert kind in ("Exact", "Distinct") and not m.get("invert"), f"not modelled: {m}"
+                    value = headers.get(m["name"].lower())
+                    if kind == "Distinct":
+                        # Envoy Gateway: each distinct value gets its own bucket (the value joins the descriptor).
+                        matches.append(value is not None)
+                        distinct.append(value)
+                    else:
+                        matches.append(value == m["value"])
             if all(matches):
-                out.append(((i,) if rule.get("shared") else (i, route), rule))
+                counter = (i, *distinct) if rule.get("shared") else (i, *distinct, route)
+                out.append((counter, rule))
         return out
 
     def _upstream(self, route: tuple) -> str:

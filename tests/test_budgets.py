@@ -111,7 +111,8 @@ def test_without_a_token_budget_nothing_of_redis_exists_and_limits_stay_local(no
     assert "rateLimit" not in _eg_values(mocks)["config"]["envoyGateway"]
     spec = _one(mocks, "BackendTrafficPolicy")["spec"]["rateLimit"]
     assert set(spec) == {"local"}
-    assert "globalLLMRequestCosts" not in _one(mocks, "GatewayConfig")["spec"]
+    # Token costs are recorded anyway: the usage metrics need streamed responses to report their usage.
+    assert _one(mocks, "GatewayConfig")["spec"]["globalLLMRequestCosts"] == eg.token_costs()
     assert not [r for r in of_kind(mocks, "Secret") if r.name == "gpu-burst-edge-rate-limit-redis"]
 
 
@@ -143,8 +144,11 @@ def test_every_key_gets_a_global_request_limit_and_its_token_budgets_shared_by_a
     by_key: dict = {}
     for r in rules:
         (sel,) = r["clientSelectors"]
-        (hdr,) = sel["headers"]
+        hdr, distinct = sel["headers"]
         assert (hdr["name"], hdr["type"]) == (eg.CLIENT_ID_HEADER, "Exact")
+        # The key name joins the Redis counter's descriptor: a rule moving to another position (a key or budget
+        # added) never inherits another key's count.
+        assert distinct == {"name": eg.CLIENT_ID_HEADER, "type": "Distinct"}
         # One bucket per key across every route of the Gateway (per-model routes included), not one per route.
         assert r["shared"] is True
         by_key.setdefault(hdr["value"], []).append(r)
@@ -231,6 +235,7 @@ def test_envoy_gateway_points_its_rate_limit_service_at_the_elasticache_primary(
     primary = mocks.state("gpu-burst-rate-limit-cache")["primaryEndpointAddress"]
     assert rate["backend"] == {"type": "Redis", "redis": {"url": f"{primary}:6379", "tls": {}}}
     assert rate["failClosed"] is False  # failOpen defaults to true
+    assert rate["timeout"] == eg.RATE_LIMIT_TIMEOUT  # not Envoy's 20 ms default
     dep = kube["rateLimitDeployment"]
     assert dep["pod"]["nodeSelector"] == {"gpu-burst.io/node-role": "system"}
     assert dep["replicas"] == 2 and kube["rateLimitPDB"] == {"minAvailable": 1}
@@ -508,6 +513,21 @@ def test_token_budgets_without_a_redis_are_refused_by_the_component(mocks):
             "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
             "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"], "key_names": [],
             "requests_per_minute": {"default": 60}, "tokens_per_day": {"default": 1000}, "scrape": False}))
+
+
+def test_the_redis_secret_goes_where_the_installed_envoy_gateway_runs(mocks):
+    """The envoy-ratelimit pods run in Envoy Gateway's namespace, which a library user may choose."""
+    from components.edge_gateway import EdgeGateway
+
+    evaluate(lambda: EdgeGateway("e", {
+        "namespace": "inference", "model_names": ["m"], "interceptor_service": "svc",
+        "interceptor_namespace": "keda", "interceptor_port": 8080, "hold_seconds": 900,
+        "response_header_seconds": 600, "allowed_cidrs": ["10.0.0.0/8"], "key_names": [],
+        "requests_per_minute": {"default": 60}, "tokens_per_day": {"default": 1000}, "scrape": False,
+        "envoy_gateway_namespace": "edge-system",
+        "rate_limit_redis": {"url": "redis.example:6379", "password": "p"}}))
+    secret = as_object(mocks.named("e-rate-limit-redis"))
+    assert secret["metadata"]["namespace"] == "edge-system"
 
 
 def test_the_usage_rules_know_each_keys_daily_budget(managed, no_budget):

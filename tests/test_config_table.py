@@ -274,6 +274,12 @@ BAD = [
         'gpu-burst:cluster.version: unknown key; valid keys here: ' + keys(ClusterConfig),
     ]),
     # system nodes
+    ('sys-release-shape', {"systemNodes": {"releaseVersion": "latest"}}, [
+        "gpu-burst:systemNodes.releaseVersion: 'latest' is not an EKS node group AMI release; allowed: e.g. 1.35.3-20261118",
+    ]),
+    ('sys-release-other-kubernetes', {"systemNodes": {"releaseVersion": "1.34.2-20261001"}}, [
+        "gpu-burst:systemNodes.releaseVersion: '1.34.2-20261001' is an AMI release for Kubernetes 1.34, the cluster runs 1.35; allowed: a 1.35.<patch>-<date> release, or leave it out",
+    ]),
     ('sys-types-empty', {"systemNodes": {"instanceTypes": []}}, [
         'gpu-burst:systemNodes.instanceTypes: has 0 items; allowed: at least 1',
     ]),

@@ -135,6 +135,14 @@ def test_system_node_group_is_on_demand_labelled_and_private(dev):
     assert len(ng["subnetIds"]) == len(private) == 3
 
 
+def test_system_nodes_follow_the_kubernetes_version_and_take_a_pinned_ami_release(dev, mocks):
+    # Without `version`, a kubernetesVersion bump would upgrade the control plane and leave the nodes behind.
+    assert dev.named("gpu-burst-system").inputs["version"] == "1.35"
+    assert "releaseVersion" not in dev.named("gpu-burst-system").inputs  # EKS picks one unless pinned
+    m, _ = evaluated("dev", overrides={"systemNodes": {"releaseVersion": "1.35.3-20261118"}})
+    assert m.named("gpu-burst-system").inputs["releaseVersion"] == "1.35.3-20261118"
+
+
 def test_coredns_waits_for_system_nodes_and_pod_identity_agent_comes_first(dev):
     ng_urn = _urn(dev, "gpu-burst-system")
     assert ng_urn in _deps(dev, "gpu-burst-coredns")

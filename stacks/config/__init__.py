@@ -154,6 +154,17 @@ class StackConfig(Strict):
         p.raise_if_any()
         return self
 
+    @model_validator(mode="after")
+    def _system_node_release(self):
+        rel, k8s = self.system_nodes.release_version, self.cluster.kubernetes_version
+        # An AL2023 release names its Kubernetes version; a Bottlerocket release is the OS version.
+        if rel and self.system_nodes.ami is NodeAmi.AL2023 and not self.existing_cluster \
+                and ".".join(rel.split(".")[:2]) != k8s:
+            raise Problems(("systemNodes.releaseVersion", f"'{rel}' is an AMI release for Kubernetes "
+                            f"{'.'.join(rel.split('.')[:2])}, the cluster runs {k8s}; allowed: a {k8s}.<patch>-<date> "
+                            "release, or leave it out"))
+        return self
+
     @property
     def existing_cluster(self) -> bool:
         """Whether the stack installs onto an existing cluster (`cluster.mode: existing`)."""

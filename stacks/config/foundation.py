@@ -407,6 +407,10 @@ class SystemNodesConfig(Strict):
     """Nothing scales this group (Karpenter launches GPU nodes only): the capacity that is sure to exist."""
     max_size: Annotated[int, Field(ge=1, le=20)] = 3
     disk_size_gib: Annotated[int, Field(ge=20, le=1000)] = 50
+    release_version: Optional[pattern_type(r"[0-9]+\.[0-9]+\.[0-9]+-[0-9a-f]{8}", "an EKS node group AMI release",
+                                           "1.35.3-20261118")] = None
+    """AMI release of the system nodes, as `aws eks describe-nodegroup` reports it (al2023: <kubernetes>.<patch>-
+    <date>; bottlerocket: <version>-<commit>). Unset: EKS picks the newest when the group is created or upgraded."""
 
     @model_validator(mode="after")
     def _sizes(self):
