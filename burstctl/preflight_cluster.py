@@ -460,7 +460,7 @@ class ClusterChecks:
                 checks.append(Check("envoy gateway", "fail", "Envoy Gateway is already installed",
                                     "set gpu-burst:gateway.envoyGateway.install: false (and aiGateway) with its "
                                     "namespace"))
-            # Often installed by another gateway (Istio, Cilium, the LBC's own Gateway support): the stack installs
+            # Often there already (for Istio, Cilium or the LBC's Gateway support): the stack installs
             # them with Envoy Gateway's CRD chart and has no switch for them alone.
             api = existing and self.crd_conflict(
                 "gateway API CRDs", GATEWAY_API_GROUPS, "Envoy Gateway (its CRD chart, experimental channel)",
