@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import (GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
+from ._common import (model_termination_grace_seconds, GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
                       TRAFFIC_CLASS_LABEL, child, deps_of, labels, token)
 
 VLLM_PORT = 8000
@@ -616,7 +616,7 @@ class ModelService(pulumi.ComponentResource):
                     "automountServiceAccountToken": False,
                     **({"serviceAccountName": weights["service_account_name"]} if weights else {}),
                     "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": drain + 30,
+                    "terminationGracePeriodSeconds": model_termination_grace_seconds(drain),
                     # The traffic class, not one NodePool: every pool of the class can take the pod, by weight.
                     "nodeSelector": {TRAFFIC_CLASS_LABEL: args["traffic_class"], GPU_PRESENT_LABEL: "true"},
                     "tolerations": tolerations,
