@@ -14,8 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import (model_termination_grace_seconds, GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
-                      TRAFFIC_CLASS_LABEL, child, deps_of, labels, token)
+from ._common import (GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
+                      TRAFFIC_CLASS_LABEL, model_termination_grace_seconds, child, deps_of, labels, token)
 
 VLLM_PORT = 8000
 PORT_NAME = "http"
