@@ -26,7 +26,8 @@ CLUSTER = "gpu-burst-e2e-7f3a2c1"
 API_KEY = "sk-e2e-not-a-real-key-0123456789"
 OUTPUTS = {"clusterName": CLUSTER, "region": "us-west-2", "endpoint": "http://internal-k8s-envoygat-1a2b.elb.us-west-2"
            ".amazonaws.com/v1", "models": [MODEL], "inferenceNamespace": "inference", "apiKey": API_KEY,
-           "kubeconfig": {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": []}}
+           "kubeconfig": json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": []})}
+"""What `up` answers, shaped as the dev stack exports it (the kubeconfig output is a JSON string)."""
 _CLI = typer.main.get_command(app)
 
 
@@ -89,7 +90,7 @@ class FakeReach:
 
     def open(self, outputs, kubeconfig):
         self.calls.append("reach.open")
-        assert json.loads(Path(kubeconfig).read_text()) == outputs["kubeconfig"]
+        assert Path(kubeconfig).read_text() == outputs["kubeconfig"]
         if self.fail:
             raise RuntimeError("kubectl port-forward did not start in 60 s")
         return "http://127.0.0.1:40123/v1"
@@ -507,3 +508,17 @@ def test_every_setting_the_run_reads_is_documented():
     doc = (ROOT / "docs" / "delivery.md").read_text()
     assert names and {n for n in names if n not in doc} == set()
     assert "GPU_BURST_E2E=1" in doc and "python -m tests.e2e.cleanup" in doc
+
+
+def test_the_fake_stack_answers_with_the_outputs_the_program_exports():
+    """The fake `up` must answer what the dev stack exports (names and JSON types of the outputs the driver reads), or
+    the driver is tested against a shape the real stack never returns (the kubeconfig output is a JSON string)."""
+    from stack_cache import evaluated
+    from stack_helpers import resolve
+
+    _, outputs = evaluated("dev", secrets={"hfToken": "hf_e2e_fake_check"})
+    assert set(d.REQUIRED_OUTPUTS) <= set(outputs)
+    real = {k: resolve(v) if hasattr(v, "future") else v for k, v in outputs.items() if k in d.REQUIRED_OUTPUTS}
+    assert {k: type(v) for k, v in real.items()} == {k: type(OUTPUTS[k]) for k in d.REQUIRED_OUTPUTS}
+    assert real["models"][0] == MODEL and real["endpoint"].endswith("/v1")
+    assert json.loads(real["kubeconfig"])["kind"] == json.loads(OUTPUTS["kubeconfig"])["kind"] == "Config"
