@@ -442,3 +442,23 @@ def test_installed_config_reads_the_components_constants(tmp_path):
                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["gpu_burst.keda", "dev", "True"]
+
+
+def test_every_package_folder_is_shipped():
+    """setuptools installs only the packages pyproject lists: a folder with an `__init__.py` under a `package-dir`
+    root that is not listed would be missing from `pip install` (its imports fail there, and only there)."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs, shipped = tool["package-dir"], set(tool["packages"])
+    roots = {(ROOT / folder).resolve(): name for name, folder in dirs.items()}
+    found = set()
+    for root, name in roots.items():
+        for init in root.rglob("__init__.py"):
+            rel = init.parent.relative_to(root)
+            if "__pycache__" in rel.parts or any((root / Path(*rel.parts[:i])).resolve() in roots
+                                                 for i in range(1, len(rel.parts) + 1)):
+                continue   # a folder with a package-dir of its own is found under that root
+            found.add(".".join([name, *rel.parts]))
+    assert found - shipped == set(), f"pyproject.toml [tool.setuptools] packages lacks {sorted(found - shipped)}"
+    assert shipped - found == set(), f"pyproject.toml lists packages with no folder: {sorted(shipped - found)}"
