@@ -754,6 +754,8 @@ def sweep(
     region: str = typer.Option(..., "--region", envvar="AWS_REGION", show_envvar=True, help="AWS region."),
     profile: Optional[str] = typer.Option(None, "--profile", envvar="AWS_PROFILE", help="AWS profile."),
     yes: bool = typer.Option(False, "--yes", help="Delete what was found (without it: report only)."),
+    force: bool = typer.Option(False, "--force", help="With --yes: delete even though the EKS cluster still runs "
+                               "(a destroy that stopped after removing its controllers)."),
     request_timeout: float = AWS_TIMEOUT_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -761,8 +763,9 @@ def sweep(
     `pulumi destroy`.
 
     EC2 instances, launch templates and instance profiles Karpenter created for the cluster; load balancers, target
-    groups and security groups the AWS Load Balancer Controller created for it. Exits 1 when leftovers remain (dry
-    run) or a delete failed; a second run after --yes finds nothing and exits 0.
+    groups and security groups the AWS Load Balancer Controller created for it. --yes refuses while the cluster
+    still runs (its controllers own these; add --force once they are gone). Exits 1 when leftovers remain (dry run)
+    or a delete failed; a second run after --yes finds nothing and exits 0.
     """
     from rich.table import Table
 
@@ -776,6 +779,14 @@ def sweep(
         raise BadInput(f"--request-timeout: {request_timeout:g} must be a positive number of seconds")
     clients = sw.make_clients(region, profile, request_timeout)
     found = sw.find(clients, cluster_name)
+    if yes and found and not force:
+        # A live cluster's controllers own what was found: deleting its NLB takes the edge down and a new one
+        # comes back under another DNS name.
+        status = sw.cluster_status(clients, cluster_name)
+        if status in sw.RUNNING_CLUSTER:
+            raise BadInput(f"--yes: cluster {cluster_name} in {region} is {status}, so its Karpenter and load "
+                           "balancer controller may still own these objects; destroy the stack first, or add "
+                           "--force if its controllers are already gone")
     if yes and found:
         _sweep_delete(sw, clients, found)
     errors = [x for x in found if x.action.startswith("error")]

@@ -68,12 +68,37 @@ class SweepClients:
     iam: Any
     region: str
     elbv2: Any
+    eks: Any = None
+    """Only asked whether the cluster still runs (no EKS client: not asked)."""
 
 
 def make_clients(region: str, profile: Optional[str] = None, timeout: Optional[float] = None) -> SweepClients:
     s, config = aws.session(region, profile), aws.client_config(timeout)
     return SweepClients(s.client("ec2", config=config), s.client("iam", config=config), region,
-                        s.client("elbv2", config=config))
+                        s.client("elbv2", config=config), s.client("eks", config=config))
+
+
+RUNNING_CLUSTER = ("ACTIVE", "CREATING", "UPDATING", "PENDING")
+"""EKS cluster statuses in which its controllers may still run and own what a sweep finds."""
+
+
+def cluster_status(c: SweepClients, cluster: str) -> Optional[str]:
+    """The EKS cluster's status, or None when no cluster of that name exists in the region."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    if c.eks is None:
+        return None
+    try:
+        return c.eks.describe_cluster(name=cluster)["cluster"]["status"]
+    except NoCredentialsError:
+        raise CheckError("no AWS credentials found: set AWS_PROFILE (or --profile) or AWS_ACCESS_KEY_ID") from None
+    except ClientError as e:
+        if aws.error_code(e) == "ResourceNotFoundException":
+            return None
+        what, todo = aws.explain(e, "eks:DescribeCluster")
+        raise CheckError(f"asking whether cluster {cluster} still runs failed ({what}): {todo}") from None
+    except BotoCoreError as e:
+        raise CheckError(aws.unreachable(e)) from None
 
 
 def check_cluster_name(name: str) -> str:

@@ -21,12 +21,13 @@ def aws(aws_session, monkeypatch, unique) -> Iterator[dict]:
     ec2 = boto3.client("ec2", region_name=REGION)
     iam = boto3.client("iam", region_name=REGION)
     elbv2 = boto3.client("elbv2", region_name=REGION)
+    eks = boto3.client("eks", region_name=REGION)  # no cluster of this name: the one that made them is gone
     # No waiting in tests: a delete AWS refuses (still in use) is reported at once.
     monkeypatch.setattr(sw, "RETRY_SECONDS", 0.0)
     monkeypatch.setattr(sw, "RETRY_INTERVAL", 0.0)
     monkeypatch.setattr(sw, "make_clients",
-                        lambda region, profile=None, timeout=None: sw.SweepClients(ec2, iam, region, elbv2))
-    yield {"ec2": ec2, "iam": iam, "elbv2": elbv2, "cluster": unique, **_leftovers(ec2, iam, unique),
+                        lambda region, profile=None, timeout=None: sw.SweepClients(ec2, iam, region, elbv2, eks))
+    yield {"ec2": ec2, "iam": iam, "elbv2": elbv2, "eks": eks, "cluster": unique, **_leftovers(ec2, iam, unique),
            **_lbc_leftovers(ec2, elbv2, unique)}
 
 
@@ -214,6 +215,20 @@ def test_yes_deletes_and_second_run_is_clean(aws, invoke):
     assert iam.get_role(RoleName=f"{aws['cluster']}-karpenter-node")  # the role itself belongs to Pulumi
     again = invoke("sweep", "--cluster-name", aws["cluster"], "--region", REGION, "--yes")
     assert again.exit_code == 0 and "nothing left behind" in again.stdout
+
+
+def test_yes_refuses_while_the_cluster_runs_unless_forced(aws, invoke):
+    aws["eks"].create_cluster(name=aws["cluster"], roleArn="arn:aws:iam::123456789012:role/eks-cluster",
+                              resourcesVpcConfig={"subnetIds": []})
+    assert aws["eks"].describe_cluster(name=aws["cluster"])["cluster"]["status"] == "ACTIVE"
+    r = invoke("sweep", "--cluster-name", aws["cluster"], "--region", REGION, "--yes", "--json")
+    assert r.exit_code == 2 and "ACTIVE" in r.stderr and "--force" in r.stderr, r.stdout + r.stderr
+    assert aws["elbv2"].describe_load_balancers(LoadBalancerArns=[aws["nlb"]])["LoadBalancers"]
+    assert _state(aws["ec2"], aws["nodes"]) == {"running"}
+    report = invoke("sweep", "--cluster-name", aws["cluster"], "--region", REGION, "--json")
+    assert report.exit_code == 1 and json.loads(report.stdout)["found"] == 9  # a report is never refused
+    forced = invoke("sweep", "--cluster-name", aws["cluster"], "--region", REGION, "--yes", "--force", "--json")
+    assert forced.exit_code == 0 and {x["action"] for x in json.loads(forced.stdout)["leftovers"]} == {"deleted"}
 
 
 def test_delete_tolerates_already_gone(aws):
