@@ -73,7 +73,8 @@ class ElastiCacheRedis(pulumi.ComponentResource):
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args["vpc_id"],
-            description="gpu-burst rate-limit Redis: TLS from the cluster's nodes only",
+            # EC2 accepts only a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$* here (no apostrophe).
+            description="gpu-burst rate-limit Redis: TLS from the cluster nodes only",
             tags=tags,
             opts=child(self, deps),
         )

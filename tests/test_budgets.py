@@ -360,6 +360,20 @@ def test_elasticache_is_valkey_multi_az_encrypted_and_authenticated(managed):
     assert rg["securityGroupIds"] == [_sg_id()]
 
 
+SG_DESCRIPTION = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}")
+"""EC2 CreateSecurityGroup `Description`: 'Valid characters: a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*'."""
+SG_RULE_DESCRIPTION = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]{0,255}")
+"""EC2 security group rule `Description`: the same characters without '&'."""
+
+
+def test_security_group_descriptions_use_only_the_characters_ec2_accepts(managed):
+    mocks, _, _ = managed
+    sg = _inputs(mocks, "gpu-burst-rate-limit-sg")
+    assert SG_DESCRIPTION.fullmatch(sg["description"]), sg["description"]
+    rule = _inputs(mocks, "gpu-burst-rate-limit-from-nodes")
+    assert SG_RULE_DESCRIPTION.fullmatch(rule["description"]), rule["description"]
+
+
 def _sg_id() -> str:
     """The id the mock EC2 gives the Redis security group."""
     from pulumi_mocks import suffix
