@@ -132,7 +132,7 @@ class InClusterRedisArgs(TypedDict):
     """Inputs of the InClusterRedis."""
 
     node_selector: NotRequired[dict[str, str]]
-    """Where the pod runs. Default: the system node group."""
+    """Where the pod runs. Default: the system node group; {}: any node (an existing cluster without one)."""
     image: NotRequired[str]
     """Valkey image. Default VALKEY_IMAGE."""
 
@@ -257,7 +257,7 @@ class InClusterRedis(pulumi.ComponentResource):
 
     def _pod_spec(self, args: InClusterRedisArgs) -> dict:
         return {
-            "nodeSelector": dict(args.get("node_selector") or SYSTEM_NODE_SELECTOR),
+            "nodeSelector": dict(args.get("node_selector", SYSTEM_NODE_SELECTOR)),
             "automountServiceAccountToken": False,
             "securityContext": {"runAsNonRoot": True, "runAsUser": VALKEY_UID, "runAsGroup": VALKEY_UID,
                                 "fsGroup": VALKEY_UID, "seccompProfile": {"type": "RuntimeDefault"}},

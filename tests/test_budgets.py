@@ -557,3 +557,15 @@ def test_the_usage_rules_know_each_keys_daily_budget(managed, no_budget):
     assert budgets(mocks) == {k: f"vector({p.tokens_per_day})" for k, p in cfg.key_policies.items()
                               if p.tokens_per_day}
     assert budgets(no_budget[0]) == {}
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({}, {"gpu-burst.io/node-role": "system"}),
+    ({"node_selector": {"role": "infra"}}, {"role": "infra"}),
+    # An existing cluster without `cluster.systemNodeSelector`: any node, as for every other controller.
+    ({"node_selector": {}}, {}),
+], ids=["default", "chosen", "none"])
+def test_the_in_cluster_valkey_runs_where_the_caller_places_controllers(mocks, args, expected):
+    evaluate(lambda: rl.InClusterRedis("r", args))
+    pod = as_object(mocks.named("r-valkey"))["spec"]["template"]["spec"]
+    assert pod.get("nodeSelector", {}) == expected
