@@ -132,7 +132,7 @@ class InClusterRedisArgs(TypedDict):
     """Inputs of the InClusterRedis."""
 
     node_selector: NotRequired[dict[str, str]]
-    """Where the pod runs. Default: the system node group; {}: any node (an existing cluster without one)."""
+    """Where the pod runs. Default: the system node group."""
     image: NotRequired[str]
     """Valkey image. Default VALKEY_IMAGE."""
 
