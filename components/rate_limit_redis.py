@@ -15,6 +15,8 @@ from typing_extensions import NotRequired
 from ._common import SYSTEM_NODE_SELECTOR, child, deps_of, labels, token
 
 REDIS_PORT = 6379
+COMPONENT = "rate-limit-redis"
+"""Component label of the in-cluster objects and tag of the AWS ones."""
 VALKEY_ENGINE_VERSION = "8.1"
 """ElastiCache for Valkey engine version (major.minor; ElastiCache applies patch releases itself)."""
 VALKEY_IMAGE = "valkey/valkey:8.1.4-alpine"
@@ -66,14 +68,15 @@ class ElastiCacheRedis(pulumi.ComponentResource):
     def __init__(self, name: str, args: ElastiCacheRedisArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("ElastiCacheRedis"), name, None, opts)
         deps = deps_of(opts)
-        tags = {**(args.get("tags") or {}), "gpu-burst.io/component": "rate-limit-redis"}
+        tags = {**(args.get("tags") or {}), "gpu-burst.io/component": COMPONENT}
         # AUTH tokens are 16-128 printable characters without @, " or / (ElastiCache auth docs); letters and digits.
         auth = random.RandomPassword(f"{name}-auth", length=64, special=False, opts=child(self))
         self.password = pulumi.Output.secret(auth.result)
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args["vpc_id"],
-            description="gpu-burst rate-limit Redis: TLS from the cluster's nodes only",
+            # EC2 accepts only a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$* here (no apostrophe).
+            description="gpu-burst rate-limit Redis: TLS from the cluster nodes only",
             tags=tags,
             opts=child(self, deps),
         )
@@ -168,8 +171,8 @@ class InClusterRedis(pulumi.ComponentResource):
     def __init__(self, name: str, args: InClusterRedisArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__(token("InClusterRedis"), name, None, opts)
         deps = deps_of(opts)
-        lbl = labels("rate-limit-redis", name)
-        selector = {"app.kubernetes.io/component": "rate-limit-redis", "app.kubernetes.io/instance": name}
+        lbl = labels(COMPONENT, name)
+        selector = {k: lbl[k] for k in ("app.kubernetes.io/component", "app.kubernetes.io/instance")}
         ns = IN_CLUSTER_NAMESPACE
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -254,7 +257,7 @@ class InClusterRedis(pulumi.ComponentResource):
 
     def _pod_spec(self, args: InClusterRedisArgs) -> dict:
         return {
-            "nodeSelector": dict(args.get("node_selector") or SYSTEM_NODE_SELECTOR),
+            "nodeSelector": dict(args.get("node_selector", SYSTEM_NODE_SELECTOR)),
             "automountServiceAccountToken": False,
             "securityContext": {"runAsNonRoot": True, "runAsUser": VALKEY_UID, "runAsGroup": VALKEY_UID,
                                 "fsGroup": VALKEY_UID, "seccompProfile": {"type": "RuntimeDefault"}},

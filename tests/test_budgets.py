@@ -360,6 +360,20 @@ def test_elasticache_is_valkey_multi_az_encrypted_and_authenticated(managed):
     assert rg["securityGroupIds"] == [_sg_id()]
 
 
+SG_DESCRIPTION = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}")
+"""EC2 CreateSecurityGroup `Description`: 'Valid characters: a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*'."""
+SG_RULE_DESCRIPTION = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]{0,255}")
+"""EC2 security group rule `Description`: the same characters without '&'."""
+
+
+def test_security_group_descriptions_use_only_the_characters_ec2_accepts(managed):
+    mocks, _, _ = managed
+    sg = _inputs(mocks, "gpu-burst-rate-limit-sg")
+    assert SG_DESCRIPTION.fullmatch(sg["description"]), sg["description"]
+    rule = _inputs(mocks, "gpu-burst-rate-limit-from-nodes")
+    assert SG_RULE_DESCRIPTION.fullmatch(rule["description"]), rule["description"]
+
+
 def _sg_id() -> str:
     """The id the mock EC2 gives the Redis security group."""
     from pulumi_mocks import suffix
@@ -543,3 +557,15 @@ def test_the_usage_rules_know_each_keys_daily_budget(managed, no_budget):
     assert budgets(mocks) == {k: f"vector({p.tokens_per_day})" for k, p in cfg.key_policies.items()
                               if p.tokens_per_day}
     assert budgets(no_budget[0]) == {}
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({}, {"gpu-burst.io/node-role": "system"}),
+    ({"node_selector": {"role": "infra"}}, {"role": "infra"}),
+    # An existing cluster without `cluster.systemNodeSelector`: any node, as for every other controller.
+    ({"node_selector": {}}, {}),
+], ids=["default", "chosen", "none"])
+def test_the_in_cluster_valkey_runs_where_the_caller_places_controllers(mocks, args, expected):
+    evaluate(lambda: rl.InClusterRedis("r", args))
+    pod = as_object(mocks.named("r-valkey"))["spec"]["template"]["spec"]
+    assert pod.get("nodeSelector", {}) == expected
