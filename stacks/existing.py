@@ -164,11 +164,16 @@ def _public_route(rt) -> bool:
 
 
 def _subnet_facts(ids: list[str], vpc_id: str) -> dict:
-    """subnet id → (VPC id, AZ, why it is not usable for GPU nodes or '')."""
+    """subnet id → (VPC id, AZ, why it is not usable for GPU nodes or ''); (None, None, the provider's reason) for a
+    subnet that cannot be read."""
     tables, main = _route_tables(vpc_id)
     out = {}
     for sid in ids:
-        s = aws.ec2.get_subnet(id=sid)
+        try:
+            s = aws.ec2.get_subnet(id=sid)
+        except Exception as e:  # noqa: BLE001
+            out[sid] = (None, None, f"cannot be read ({_reason(e)})")
+            continue
         rt = tables.get(sid, main)
         why = ""
         if s.map_public_ip_on_launch:
@@ -209,7 +214,10 @@ def _gpu_subnets(cfg: StackConfig, name: str, vpc_id: str, cluster_subnets: list
         facts = _subnet_facts(list(net.private_subnet_ids), vpc_id)
         for i, sid in enumerate(net.private_subnet_ids):
             in_vpc, _, why = facts[sid]
-            if in_vpc != vpc_id:
+            if in_vpc is None:
+                lines.add(f"network.privateSubnetIds[{i}]", f"{sid} {why}; allowed: the id of a private subnet of "
+                                                            f"{vpc_id} (the VPC of cluster '{name}')")
+            elif in_vpc != vpc_id:
                 lines.add(f"network.privateSubnetIds[{i}]", f"{sid} is in {in_vpc}, not in {vpc_id} (the VPC of "
                                                             f"cluster '{name}'); allowed: a private subnet of {vpc_id}")
             elif why:

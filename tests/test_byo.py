@@ -464,3 +464,12 @@ def test_every_problem_of_the_cluster_at_once(mocks):
     keys = [line.split(": ", 1)[0] for line in text.splitlines() if line.startswith("gpu-burst:")]
     assert keys == ["gpu-burst:cluster.name", "gpu-burst:karpenter.install",
                     "gpu-burst:cluster.installPodIdentityAgent"]
+
+
+def test_a_configured_subnet_that_does_not_exist(mocks):
+    text = config_error(
+        mocks, karpenter={"install": True, "nodeRoleName": None, "discoveryTag": None},
+        network={"mode": "existing", "vpcId": EXISTING_VPC,
+                 "privateSubnetIds": [EXISTING_PRIVATE[0], "subnet-0deadbeefdeadbeef"]})
+    assert ("gpu-burst:network.privateSubnetIds[1]: subnet-0deadbeefdeadbeef cannot be read (no matching EC2 Subnet "
+            f"found); allowed: the id of a private subnet of {EXISTING_VPC} (the VPC of cluster 'ml-platform')") in text
