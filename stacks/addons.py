@@ -1,6 +1,6 @@
 """Add-ons layer: GPU NodePools and the cluster add-ons, wired from the typed config onto the foundation."""
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import pulumi
 
@@ -43,106 +43,136 @@ def build_addons(f: Foundation, data_volume: Optional[DataVolume] = None) -> Add
     the plugin. On an existing cluster an add-on declared
     present (`install: false`) is not installed: what the stack creates is wired to it through its config."""
     cfg = f.cfg
-    system_ready = list(f.system_ready)
     volume = data_volume or resolve_data_volume(cfg)
     node_selector = dict(SYSTEM_NODE_SELECTOR if f.system_node_selector is None else f.system_node_selector)
-    a = cfg.addons
-    m = a.monitoring
+    m = cfg.addons.monitoring
     monitor_labels = dict(m.service_monitor_labels or {}) if not m.install else {}
 
     def opts(*deps: Optional[pulumi.Resource]) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(providers=[f.k8s_provider],
-                                      depends_on=[*system_ready, *(d for d in deps if d is not None)])
+                                      depends_on=[*f.system_ready, *(d for d in deps if d is not None)])
 
-    device_plugin = None
-    dp = a.nvidia_device_plugin
-    if cfg.gpu.needs_device_plugin and dp.install:
-        device_plugin = NvidiaDevicePlugin("nvidia-device-plugin", {
-            "chart_version": dp.chart_version,
-            "gfd_enabled": dp.gfd_enabled,
-            **({"nfd_chart_version": dp.effective_nfd_chart_version} if dp.gfd_enabled else {}),
-            **({"time_slicing": cfg.gpu.slice_counts} if cfg.gpu.slice_counts else {}),
-        }, opts=opts())
-
-    gpu = _gpu_pools(f, volume, [f.karpenter_release, device_plugin.release if device_plugin else None])
-
-    monitoring = None
-    if m.install:
-        monitoring = Monitoring("monitoring", {
-            "chart_version": m.chart_version,
-            "crds_chart_version": m.effective_crds_chart_version,
-            "retention": m.retention,
-            "scrape_interval": m.scrape_interval,
-            "prometheus_memory": m.prometheus_memory,
-            "grafana_enabled": m.grafana_enabled,
-            "alertmanager_enabled": m.alertmanager_enabled,
-            "node_selector": node_selector,
-            # Only CRDs this stack's own cluster can hold: on an existing cluster they may be another release's.
-            "adopt_crds": not cfg.existing_cluster,
-        }, opts=opts())
-    monitoring_release = monitoring.release if monitoring else None
-
-    keda = None
-    if a.keda.install:
-        # KEDA's chart creates a ServiceMonitor: it needs the monitoring.coreos.com CRDs (of the stack's monitoring,
-        # or of the cluster's own operator).
-        keda = Keda("keda", {"chart_version": a.keda.chart_version, "node_selector": node_selector,
-                             **({"monitor_labels": monitor_labels} if monitor_labels else {})},
-                    opts=opts(monitoring.crd_release if monitoring else None))
-
-    h = a.http_addon
-    if h.install:
-        http = KedaHttpAddon("http-addon", {
-            "chart_version": h.chart_version,
-            "readiness_timeout": h.readiness_timeout,
-            "response_header_timeout": h.response_header_timeout,
-            "interceptor_min_replicas": h.interceptor_replicas,
-            "interceptor_max_replicas": h.interceptor_max_replicas,
-            "scaler_replicas": cfg.http_scaler_replicas,
-            # The longest a request can be in flight before its first byte: held through a cold start, then
-            # waiting for headers. Streams that outlast it are cut when a stopping interceptor's drain ends.
-            "drain_timeout_seconds": int(duration_seconds(h.readiness_timeout)
-                                         + duration_seconds(h.response_header_timeout)),
-            "node_selector": node_selector,
-        }, opts=opts(keda.release if keda else None))
-        http_release, scaler, interceptor_ns = http.release, http.external_scaler_address, http.namespace
-        interceptor_svc, interceptor_port = http.interceptor_proxy_service, PROXY_PORT
-    else:
-        http_release, interceptor_port = None, h.interceptor_port
-        scaler, interceptor_ns, interceptor_svc = (pulumi.Output.from_input(v) for v in (
-            h.external_scaler_address, h.interceptor_namespace, h.interceptor_service))
-
-    if monitoring:
-        prometheus_url, dashboards_ns = monitoring.prometheus_url, monitoring.namespace
-        dashboard_label, grafana = dict(DASHBOARD_LABEL), monitoring.grafana_service
-    else:
-        prometheus_url = pulumi.Output.from_input(m.prometheus_url)
-        dashboards_ns = pulumi.Output.from_input(m.dashboard_namespace or "")
-        dashboard_label, grafana = dict(m.dashboard_labels or {}), pulumi.Output.from_input("")
+    device_plugin = _device_plugin(cfg, opts())
+    gpu = _gpu_pools(f, volume, [f.karpenter_release, device_plugin])
+    monitoring = _monitoring(cfg, node_selector, opts())
+    keda = _keda(cfg, node_selector, monitor_labels, opts(monitoring.crd_release if monitoring else None))
+    http = _interceptor(cfg, node_selector, opts(keda))
+    prometheus = _prometheus(m, monitoring)
 
     return Addons(
         gpu_pool_names=[p.name for p in cfg.gpu.pools],
         gpu_pools=gpu,
-        keda_release=keda.release if keda else None,
-        http_addon_release=http_release,
-        monitoring_release=monitoring_release,
-        prometheus_url=prometheus_url,
-        external_scaler_address=scaler,
-        interceptor_namespace=interceptor_ns,
-        interceptor_proxy_service=interceptor_svc,
-        interceptor_proxy_port=interceptor_port,
-        dashboards_namespace=dashboards_ns,
-        dashboard_label=dashboard_label,
-        monitoring_namespace=monitoring.namespace if monitoring else pulumi.Output.from_input(""),
-        grafana_service=grafana,
+        keda_release=keda,
+        http_addon_release=http.release,
+        monitoring_release=monitoring.release if monitoring else None,
+        prometheus_url=prometheus.url,
+        external_scaler_address=http.scaler,
+        interceptor_namespace=http.namespace,
+        interceptor_proxy_service=http.service,
+        interceptor_proxy_port=http.port,
+        dashboards_namespace=prometheus.dashboards_namespace,
+        dashboard_label=prometheus.dashboard_label,
+        monitoring_namespace=prometheus.namespace,
+        grafana_service=prometheus.grafana,
         gpu_toleration=dict(GPU_TOLERATION),
-        device_plugin_release=device_plugin.release if device_plugin else None,
+        device_plugin_release=device_plugin,
         gpu_data_volume_snapshot_id=volume.snapshot_id or "",
         monitor_labels=monitor_labels,
         rule_labels=dict(m.rule_labels or {}) if not m.install else {},
         dashboards=m.dashboards,
         alerts=m.alerts,
     )
+
+
+class _Interceptor(NamedTuple):
+    """Where the HTTP add-on's interceptor and scaler are: the ones the stack installs, or the configured ones."""
+    release: Optional[pulumi.Resource]
+    scaler: pulumi.Output
+    namespace: pulumi.Output
+    service: pulumi.Output
+    port: int
+
+
+class _Prometheus(NamedTuple):
+    """The Prometheus and Grafana the stack installs, or the configured ones."""
+    url: pulumi.Output
+    namespace: pulumi.Output
+    dashboards_namespace: pulumi.Output
+    dashboard_label: dict
+    grafana: pulumi.Output
+
+
+def _device_plugin(cfg, opts: pulumi.ResourceOptions) -> Optional[pulumi.Resource]:
+    """The NVIDIA device plugin's release (AL2023 GPU nodes), None when not installed."""
+    dp = cfg.addons.nvidia_device_plugin
+    if not (cfg.gpu.needs_device_plugin and dp.install):
+        return None
+    return NvidiaDevicePlugin("nvidia-device-plugin", {
+        "chart_version": dp.chart_version,
+        "gfd_enabled": dp.gfd_enabled,
+        **({"nfd_chart_version": dp.effective_nfd_chart_version} if dp.gfd_enabled else {}),
+        **({"time_slicing": cfg.gpu.slice_counts} if cfg.gpu.slice_counts else {}),
+    }, opts=opts).release
+
+
+def _monitoring(cfg, node_selector: dict, opts: pulumi.ResourceOptions) -> Optional[Monitoring]:
+    m = cfg.addons.monitoring
+    if not m.install:
+        return None
+    return Monitoring("monitoring", {
+        "chart_version": m.chart_version,
+        "crds_chart_version": m.effective_crds_chart_version,
+        "retention": m.retention,
+        "scrape_interval": m.scrape_interval,
+        "prometheus_memory": m.prometheus_memory,
+        "grafana_enabled": m.grafana_enabled,
+        "alertmanager_enabled": m.alertmanager_enabled,
+        "node_selector": node_selector,
+        # Only CRDs this stack's own cluster can hold: on an existing cluster they may be another release's.
+        "adopt_crds": not cfg.existing_cluster,
+    }, opts=opts)
+
+
+def _keda(cfg, node_selector: dict, monitor_labels: dict, opts: pulumi.ResourceOptions) -> Optional[pulumi.Resource]:
+    """KEDA's release, None when the cluster runs its own. Its chart creates a ServiceMonitor, so `opts` waits for
+    the monitoring.coreos.com CRDs (of the stack's monitoring, or of the cluster's own operator)."""
+    k = cfg.addons.keda
+    if not k.install:
+        return None
+    return Keda("keda", {"chart_version": k.chart_version, "node_selector": node_selector,
+                         **({"monitor_labels": monitor_labels} if monitor_labels else {})}, opts=opts).release
+
+
+def _interceptor(cfg, node_selector: dict, opts: pulumi.ResourceOptions) -> _Interceptor:
+    h = cfg.addons.http_addon
+    if not h.install:
+        out = pulumi.Output.from_input
+        return _Interceptor(None, out(h.external_scaler_address), out(h.interceptor_namespace),
+                            out(h.interceptor_service), h.interceptor_port)
+    http = KedaHttpAddon("http-addon", {
+        "chart_version": h.chart_version,
+        "readiness_timeout": h.readiness_timeout,
+        "response_header_timeout": h.response_header_timeout,
+        "interceptor_min_replicas": h.interceptor_replicas,
+        "interceptor_max_replicas": h.interceptor_max_replicas,
+        "scaler_replicas": cfg.http_scaler_replicas,
+        # The longest a request can be in flight before its first byte: held through a cold start, then
+        # waiting for headers. Streams that outlast it are cut when a stopping interceptor's drain ends.
+        "drain_timeout_seconds": int(duration_seconds(h.readiness_timeout)
+                                     + duration_seconds(h.response_header_timeout)),
+        "node_selector": node_selector,
+    }, opts=opts)
+    return _Interceptor(http.release, http.external_scaler_address, http.namespace, http.interceptor_proxy_service,
+                        PROXY_PORT)
+
+
+def _prometheus(m, monitoring: Optional[Monitoring]) -> _Prometheus:
+    if monitoring:
+        return _Prometheus(monitoring.prometheus_url, monitoring.namespace, monitoring.namespace,
+                           dict(DASHBOARD_LABEL), monitoring.grafana_service)
+    out = pulumi.Output.from_input
+    return _Prometheus(out(m.prometheus_url), out(""), out(m.dashboard_namespace or ""),
+                       dict(m.dashboard_labels or {}), out(""))
 
 
 def _gpu_pools(f: Foundation, volume: DataVolume, deps: list) -> GpuNodePool:

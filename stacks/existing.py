@@ -3,7 +3,6 @@ Kubernetes provider a kubeconfig for it. Everything here runs before any resourc
 stack cannot use is one config error per problem and nothing is half-created."""
 
 import json
-import re
 from typing import Optional
 
 import pulumi
@@ -14,7 +13,7 @@ from components.gpu_node_pool import DISCOVERY_TAG
 from .config import (KARPENTER_MIN_FOR_KUBERNETES, SUPPORTED_KUBERNETES_VERSIONS, ConfigError, NetworkMode,
                      StackConfig, bottlerocket_variant_problems)
 from .config.eks_addons import DEFAULT_ADDON_VERSIONS
-from .config.errors import NAMESPACE
+from .config.errors import NAMESPACE, invoke_reason
 from .contracts import ExistingCluster
 
 ACCESS_ENTRY_MODES = ("API", "API_AND_CONFIG_MAP")
@@ -42,13 +41,6 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str, prof
                      "value": '{"apiVersion": "client.authentication.k8s.io/v1beta1"}'}],
         }}}],
     })
-
-
-def _reason(e: Exception) -> str:
-    """The provider's own words from a failed invoke, without what the SDK, the engine and gRPC put before them
-    (`invoke of <token> failed: invocation of <token> returned an error: rpc error: code = Unknown desc = `)."""
-    text = re.sub(r"^.*returned an error: ", "", str(e).split(" failed: ", 1)[-1], flags=re.S)
-    return re.sub(r"^rpc error: code = \w+ desc = ", "", text).strip() or type(e).__name__
 
 
 def _not_found(e: Exception) -> bool:
@@ -96,9 +88,9 @@ def _describe(cfg: StackConfig):
         return aws.eks.get_cluster(name=name)
     except Exception as e:  # noqa: BLE001 - the SDK raises a plain Exception for a failed invoke
         raise ConfigError([
-            f"{NAMESPACE}:cluster.name: cannot read EKS cluster '{name}' in {region} ({_reason(e)}); allowed: the name "
-            f"of a cluster in {region} that these credentials may describe (`aws eks list-clusters --region "
-            f"{region}`)"]) from None
+            f"{NAMESPACE}:cluster.name: cannot read EKS cluster '{name}' in {region} ({invoke_reason(e)}); allowed: "
+            f"the name of a cluster in {region} that these credentials may describe (`aws eks list-clusters "
+            f"--region {region}`)"]) from None
 
 
 def _control_plane(cfg: StackConfig, c, lines: _Lines) -> str:
@@ -132,8 +124,8 @@ def _pod_identity_agent(cfg: StackConfig, name: str, version: str, lines: _Lines
     except Exception as e:  # noqa: BLE001
         if not _not_found(e):
             lines.add("cluster.installPodIdentityAgent", f"cannot read the {POD_IDENTITY_AGENT} add-on of cluster "
-                                                         f"'{name}' ({_reason(e)}); allowed: credentials that may "
-                                                         "eks:DescribeAddon")
+                                                         f"'{name}' ({invoke_reason(e)}); allowed: credentials "
+                                                         "that may eks:DescribeAddon")
             return False
     if not cfg.cluster.install_pod_identity_agent:
         build = DEFAULT_ADDON_VERSIONS.get(version, {}).get(POD_IDENTITY_AGENT, "<build>")
@@ -164,11 +156,16 @@ def _public_route(rt) -> bool:
 
 
 def _subnet_facts(ids: list[str], vpc_id: str) -> dict:
-    """subnet id → (VPC id, AZ, why it is not usable for GPU nodes or '')."""
+    """subnet id → (VPC id, AZ, why it is not usable for GPU nodes or ''); (None, None, the provider's reason) for a
+    subnet that cannot be read."""
     tables, main = _route_tables(vpc_id)
     out = {}
     for sid in ids:
-        s = aws.ec2.get_subnet(id=sid)
+        try:
+            s = aws.ec2.get_subnet(id=sid)
+        except Exception as e:  # noqa: BLE001
+            out[sid] = (None, None, f"cannot be read ({invoke_reason(e)})")
+            continue
         rt = tables.get(sid, main)
         why = ""
         if s.map_public_ip_on_launch:
@@ -209,7 +206,10 @@ def _gpu_subnets(cfg: StackConfig, name: str, vpc_id: str, cluster_subnets: list
         facts = _subnet_facts(list(net.private_subnet_ids), vpc_id)
         for i, sid in enumerate(net.private_subnet_ids):
             in_vpc, _, why = facts[sid]
-            if in_vpc != vpc_id:
+            if in_vpc is None:
+                lines.add(f"network.privateSubnetIds[{i}]", f"{sid} {why}; allowed: the id of a private subnet of "
+                                                            f"{vpc_id} (the VPC of cluster '{name}')")
+            elif in_vpc != vpc_id:
                 lines.add(f"network.privateSubnetIds[{i}]", f"{sid} is in {in_vpc}, not in {vpc_id} (the VPC of "
                                                             f"cluster '{name}'); allowed: a private subnet of {vpc_id}")
             elif why:
@@ -239,6 +239,6 @@ def _karpenter_identity(cfg: StackConfig, lines: _Lines) -> None:
     try:
         lookup()
     except Exception as e:  # noqa: BLE001
-        lines.add(key, f"no {what} '{value}' can be read ({_reason(e)}); allowed: the {what} your Karpenter's nodes "
-                       "use (`aws eks list-access-entries --cluster-name <cluster>` lists the node roles that may "
-                       "join)")
+        lines.add(key, f"no {what} '{value}' can be read ({invoke_reason(e)}); allowed: the {what} your Karpenter's "
+                       "nodes use (`aws eks list-access-entries --cluster-name <cluster>` lists the node roles that "
+                       "may join)")

@@ -1,7 +1,6 @@
 """Several regions behind one name: the public hosted zone of `gateway.globalDns`, looked up before any resource is
 declared, and this region's latency record in it."""
 
-import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -12,7 +11,7 @@ from components.edge_gateway import EdgeGateway
 from components.global_dns import GlobalDnsRecord
 
 from .config import ConfigError, StackConfig
-from .config.errors import NAMESPACE
+from .config.errors import NAMESPACE, invoke_reason
 from .config.global_dns import in_zone
 
 
@@ -39,8 +38,8 @@ def resolve_hosted_zone(cfg: StackConfig) -> Optional[HostedZone]:
         zone = (aws.route53.get_zone(zone_id=value) if g.hosted_zone_id
                 else aws.route53.get_zone(name=value, private_zone=False))
     except Exception as e:  # noqa: BLE001 - a failed invoke is a plain Exception carrying the provider's message
-        why = re.sub(r"(invoke of \S+ failed|invocation of \S+ returned an error): ", "", str(e))
-        raise ConfigError([f"{at}: no public hosted zone {value} is visible to this stack's AWS account ({why}); "
+        raise ConfigError([f"{at}: no public hosted zone {value} is visible to this stack's AWS account "
+                           f"({invoke_reason(e)}); "
                            f"allowed: a public hosted zone of that account (aws route53 list-hosted-zones)"]) from None
     name = zone.name.rstrip(".")
     if zone.private_zone:

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.alerts import Alerts
-from components.dashboards import Dashboards
+from components.dashboards import DASHBOARD_UID, Dashboards
 from components.edge_gateway import API_KEY_ENV, GENERATED_KEY_NAME, EdgeGateway
 from components.load_balancer_controller import LoadBalancerController
 from components.model_service import ModelService
@@ -245,7 +245,7 @@ def build_workload(f: Foundation, a: Addons, api_keys: Optional[pulumi.Output] =
         "pythonExamples": gateway.python_examples,
         "requestPaths": gateway.request_paths,
         "inferenceNamespace": ns.metadata.name,
-        "dashboardUid": "gpu-burst-vllm",
+        "dashboardUid": DASHBOARD_UID,
         "modelStoreBucket": store.bucket_name,
         **shared_outputs(cfg, a, gateway, cache, release_label),
     }

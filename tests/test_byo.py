@@ -177,6 +177,14 @@ def test_pod_identity_associations_name_the_existing_cluster_and_their_service_a
     assert pias["aws-load-balancer-controller"]["namespace"] == "kube-system"
     lbc = _releases(mocks)["aws-load-balancer-controller"].inputs["values"]
     assert lbc["serviceAccount"]["name"] == "aws-load-balancer-controller"
+    # Pod Identity hands credentials to a pod by (namespace, service account): each association names a ServiceAccount
+    # the stack creates and the pods that need the credentials run as.
+    accounts = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
+                for r in _of(mocks, "kubernetes:core/v1:ServiceAccount")}
+    runs_as = {(r.inputs["metadata"]["namespace"], r.inputs["spec"]["template"]["spec"]["serviceAccountName"])
+               for kind in ("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job") for r in _of(mocks, kind)}
+    model_pias = {(p["namespace"], sa) for sa, p in pias.items() if sa != "aws-load-balancer-controller"}
+    assert model_pias == accounts == runs_as
     assert lbc["clusterName"] == EXISTING_CLUSTER and lbc["vpcId"] == EXISTING_VPC
 
 
@@ -464,3 +472,12 @@ def test_every_problem_of_the_cluster_at_once(mocks):
     keys = [line.split(": ", 1)[0] for line in text.splitlines() if line.startswith("gpu-burst:")]
     assert keys == ["gpu-burst:cluster.name", "gpu-burst:karpenter.install",
                     "gpu-burst:cluster.installPodIdentityAgent"]
+
+
+def test_a_configured_subnet_that_does_not_exist(mocks):
+    text = config_error(
+        mocks, karpenter={"install": True, "nodeRoleName": None, "discoveryTag": None},
+        network={"mode": "existing", "vpcId": EXISTING_VPC,
+                 "privateSubnetIds": [EXISTING_PRIVATE[0], "subnet-0deadbeefdeadbeef"]})
+    assert ("gpu-burst:network.privateSubnetIds[1]: subnet-0deadbeefdeadbeef cannot be read (no matching EC2 Subnet "
+            f"found); allowed: the id of a private subnet of {EXISTING_VPC} (the VPC of cluster 'ml-platform')") in text

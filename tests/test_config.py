@@ -270,3 +270,15 @@ def test_every_repeat_names_the_first_occurrence():
         "gpu-burst:models[2].servedName: 'm' is already used by models[0]; allowed: a servedName unique across "
         "gpu-burst:models",
     ]
+
+
+def test_a_failed_lookup_is_reported_in_the_providers_own_words():
+    """What a failed invoke raises for real (pulumi/runtime/invoke.py: `invoke of <tok> failed: <grpc error>`, the
+    engine's details carrying the provider's gRPC status), reduced to what the provider said."""
+    from stacks.config.errors import invoke_reason
+
+    tok = "aws:route53/getZone:getZone"
+    raised = Exception(f"invoke of {tok} failed: invocation of {tok} returned an error: rpc error: code = Unknown "
+                       "desc = no matching Route 53 Hosted Zone found")
+    assert invoke_reason(raised) == "no matching Route 53 Hosted Zone found"
+    assert invoke_reason(Exception("")) == "Exception"

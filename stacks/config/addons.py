@@ -5,8 +5,8 @@ from typing import Annotated, ClassVar, Optional
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import (Duration, camel, LabelMap, MemoryQuantity, Problems, Strict, duration_seconds, pattern_type,
-                   unread_keys)
+from .base import (INSTALL_MODES, Duration, camel, LabelMap, MemoryQuantity, Problems, Strict, duration_seconds,
+                   pattern_type, refuse_other_mode_keys)
 
 _SEMVER = pattern_type(r"\d+\.\d+\.\d+", "a chart version", "2.20.2 (X.Y.Z, no leading v)")
 # Each unit at most once, largest first: the monitoring.coreos.com/v1 Duration pattern the Prometheus CR's retention
@@ -42,14 +42,9 @@ _OWN_LABEL_PREFIXES = ("app.kubernetes.io/", "gpu-burst.io/")
 """Label domains the stack writes on its own objects: a monitor label there would be overwritten."""
 
 
-def _install_keys(model: Strict, install_only: tuple[str, ...], existing_only: dict[str, tuple[str, str]],
-                  what: str) -> None:
-    """Refuse the keys of the other install mode of an add-on section (see `unread_keys`)."""
-    if model.install:
-        Problems(*unread_keys(model, existing_only, "install is false")).raise_if_any()
-    else:
-        Problems(*unread_keys(model, {n: (f"it configures the {what} the stack installs", "remove it")
-                                      for n in install_only}, "install is true")).raise_if_any()
+def _installed_only(what: str, *names: str) -> dict[str, tuple[str, str]]:
+    """Keys only read when the stack installs the add-on `what` (an INSTALL_ONLY table for `refuse_other_mode_keys`)."""
+    return {n: (f"it configures the {what} the stack installs", "remove it") for n in names}
 
 
 class KedaConfig(Strict):
@@ -59,9 +54,11 @@ class KedaConfig(Strict):
     """false: KEDA already runs in the existing cluster (cluster.mode existing)."""
     chart_version: _SEMVER = "2.20.2"
 
+    INSTALL_ONLY: ClassVar[dict[str, tuple[str, str]]] = _installed_only("KEDA", "chart_version")
+
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        _install_keys(self, ("chart_version",), {}, "KEDA")
+        refuse_other_mode_keys(self, not self.install, self.INSTALL_ONLY, {}, INSTALL_MODES)
         return self
 
 
@@ -107,10 +104,12 @@ class HttpAddonConfig(Strict):
         n: ("the stack knows the addresses of the add-on it installs", "remove it")
         for n in ("interceptor_service", "interceptor_namespace", "interceptor_port", "external_scaler_address")}
 
+    INSTALL_ONLY: ClassVar[dict[str, tuple[str, str]]] = _installed_only(
+        "HTTP add-on", "chart_version", "interceptor_replicas", "interceptor_max_replicas")
+
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        _install_keys(self, ("chart_version", "interceptor_replicas", "interceptor_max_replicas"),
-                      self.EXISTING_ONLY, "HTTP add-on")
+        refuse_other_mode_keys(self, not self.install, self.INSTALL_ONLY, self.EXISTING_ONLY, INSTALL_MODES)
         return self
 
     @model_validator(mode="after")
@@ -191,11 +190,13 @@ class MonitoringConfig(Strict):
         for n in ("prometheus_url", "service_monitor_labels", "rule_labels", "dashboard_namespace",
                   "dashboard_labels")}
 
+    INSTALL_ONLY: ClassVar[dict[str, tuple[str, str]]] = _installed_only(
+        "kube-prometheus-stack", "chart_version", "crds_chart_version", "retention", "scrape_interval",
+        "prometheus_memory", "grafana_enabled", "alertmanager_enabled")
+
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        _install_keys(self, ("chart_version", "crds_chart_version", "retention", "scrape_interval",
-                             "prometheus_memory", "grafana_enabled", "alertmanager_enabled"), self.EXISTING_ONLY,
-                      "kube-prometheus-stack")
+        refuse_other_mode_keys(self, not self.install, self.INSTALL_ONLY, self.EXISTING_ONLY, INSTALL_MODES)
         return self
 
     @model_validator(mode="after")
@@ -270,9 +271,12 @@ class NvidiaDevicePluginConfig(Strict):
     def effective_nfd_chart_version(self) -> str:
         return self.nfd_chart_version or NFD_CHARTS[self.chart_version]
 
+    INSTALL_ONLY: ClassVar[dict[str, tuple[str, str]]] = _installed_only(
+        "device plugin", "chart_version", "gfd_enabled", "nfd_chart_version")
+
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        _install_keys(self, ("chart_version", "gfd_enabled", "nfd_chart_version"), {}, "device plugin")
+        refuse_other_mode_keys(self, not self.install, self.INSTALL_ONLY, {}, INSTALL_MODES)
         return self
 
 

@@ -66,6 +66,23 @@ def unread_keys(model: BaseModel, keys: Mapping[str, tuple[str, str]], when: str
             for name, (why, instead) in keys.items() if name in model.model_fields_set]
 
 
+INSTALL_MODES = ("install is true", "install is false")
+"""The two modes of an add-on section, as `refuse_other_mode_keys` names them."""
+CREATE_MODES = ("mode is 'create'", "mode is 'existing'")
+"""The two modes of a network or cluster section."""
+
+
+def refuse_other_mode_keys(model: BaseModel, second: bool, first_only: Mapping[str, tuple[str, str]],
+                           second_only: Mapping[str, tuple[str, str]], modes: tuple[str, str]) -> None:
+    """Raise one error for every key the user wrote that only the section's other mode reads (see `unread_keys`):
+    `first_only` is read only in `modes[0]`, `second_only` only in `modes[1]`; `second` says the section is in the
+    second mode."""
+    if second:
+        Problems(*unread_keys(model, first_only, modes[0])).raise_if_any()
+    else:
+        Problems(*unread_keys(model, second_only, modes[1])).raise_if_any()
+
+
 def repeats(values: list[Any]) -> list[tuple[int, int]]:
     """`(index, index of its first occurrence)` for every item of `values` that repeats an earlier one, in order:
     what a uniqueness check reports as `<list>[i]: ... already at <list>[first]`."""

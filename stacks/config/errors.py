@@ -12,6 +12,7 @@ Two things pydantic does not do on its own:
 """
 
 import enum
+import re
 import typing
 from typing import Annotated, Any, Optional
 
@@ -22,6 +23,14 @@ from pydantic_core import SchemaValidator
 from .base import Problems, Strict
 
 NAMESPACE = "gpu-burst"
+
+
+def invoke_reason(e: Exception) -> str:
+    """The provider's own words from a failed invoke (a lookup before any resource), without what the SDK, the engine
+    and gRPC put before them (`invoke of <token> failed: invocation of <token> returned an error: rpc error: code =
+    Unknown desc = `), for the config error that names the key the lookup came from."""
+    text = re.sub(r"^.*returned an error: ", "", str(e).split(" failed: ", 1)[-1], flags=re.S)
+    return re.sub(r"^rpc error: code = \w+ desc = ", "", text).strip() or type(e).__name__
 
 
 def path(loc: tuple) -> str:

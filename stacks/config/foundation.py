@@ -7,8 +7,8 @@ from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import (Cidr, CpuQuantity, LabelMap, MemoryQuantity, Problems, Strict, pattern_type, repeats,
-                   unread_keys)
+from .base import (CREATE_MODES, INSTALL_MODES, Cidr, CpuQuantity, LabelMap, MemoryQuantity, Problems, Strict,
+                   pattern_type, refuse_other_mode_keys, repeats)
 from .eks_addons import AddonVersionsConfig, addon_version_problems, resolved_addon_versions
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.35", "1.36")
@@ -186,10 +186,8 @@ class NetworkConfig(Strict):
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
         # Its own validator: it reads only the mode and which keys were written, so an invalid vpcId does not hide it.
-        if self.mode is NetworkMode.EXISTING:
-            Problems(*unread_keys(self, self.CREATE_ONLY, "mode is 'create'")).raise_if_any()
-        else:
-            Problems(*unread_keys(self, self.EXISTING_ONLY, "mode is 'existing'")).raise_if_any()
+        refuse_other_mode_keys(self, self.mode is NetworkMode.EXISTING, self.CREATE_ONLY, self.EXISTING_ONLY,
+                               CREATE_MODES)
         return self
 
     @model_validator(mode="after")
@@ -328,10 +326,8 @@ class ClusterConfig(Strict):
 
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        if self.mode is ClusterMode.EXISTING:
-            Problems(*unread_keys(self, self.CREATE_ONLY, "mode is 'create'")).raise_if_any()
-        else:
-            Problems(*unread_keys(self, self.EXISTING_ONLY, "mode is 'existing'")).raise_if_any()
+        refuse_other_mode_keys(self, self.mode is ClusterMode.EXISTING, self.CREATE_ONLY, self.EXISTING_ONLY,
+                               CREATE_MODES)
         return self
 
     @model_validator(mode="after")
@@ -505,10 +501,7 @@ class KarpenterConfig(Strict):
 
     @model_validator(mode="after")
     def _keys_of_the_other_mode(self):
-        if self.install:
-            Problems(*unread_keys(self, self.EXISTING_ONLY, "install is false")).raise_if_any()
-        else:
-            Problems(*unread_keys(self, self.INSTALL_ONLY, "install is true")).raise_if_any()
+        refuse_other_mode_keys(self, not self.install, self.INSTALL_ONLY, self.EXISTING_ONLY, INSTALL_MODES)
         return self
 
     @model_validator(mode="after")
