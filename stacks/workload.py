@@ -54,7 +54,9 @@ def _rate_limit_redis(f: Foundation, k8s_opts: dict) -> Optional[dict]:
             "tags": {"gpu-burst:environment": cfg.environment}})
         redis = {"url": store.url, "password": store.password}
     else:
-        store = InClusterRedis("gpu-burst-rate-limit", {},
+        # On the system nodes, as the rest of the front door (an existing cluster's selector when it has one).
+        placement = {} if f.system_node_selector is None else {"node_selector": dict(f.system_node_selector)}
+        store = InClusterRedis("gpu-burst-rate-limit", placement,
                                opts=pulumi.ResourceOptions(**k8s_opts, depends_on=list(f.system_ready)))
         redis = {"url": store.url, "password": store.password, "ca_pem": store.ca_pem}
     redis["fail_open"] = rl.fail_open

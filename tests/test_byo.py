@@ -481,3 +481,11 @@ def test_a_configured_subnet_that_does_not_exist(mocks):
                  "privateSubnetIds": [EXISTING_PRIVATE[0], "subnet-0deadbeefdeadbeef"]})
     assert ("gpu-burst:network.privateSubnetIds[1]: subnet-0deadbeefdeadbeef cannot be read (no matching EC2 Subnet "
             f"found); allowed: the id of a private subnet of {EXISTING_VPC} (the VPC of cluster 'ml-platform')") in text
+
+
+def test_the_in_cluster_redis_runs_where_the_config_says(mocks):
+    """A token budget on an existing cluster without the stack's own system label: Valkey follows the selector."""
+    byo(mocks, gateway={"keys": {"default": {"tokensPerDay": 100000}}, "rateLimit": {"redis": {"mode": "inCluster"}}})
+    (valkey,) = [r for r in mocks.of_type("kubernetes:apps/v1:Deployment")
+                 if r.inputs["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "rate-limit-redis"]
+    assert valkey.inputs["spec"]["template"]["spec"]["nodeSelector"] == SELECTOR
