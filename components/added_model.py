@@ -58,6 +58,8 @@ class SharedClusterArgs(TypedDict):
     """The cluster stack's models' LoRA adapter names, per model (taken too)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
     """`release` label of the cluster's ServiceMonitors ("" or absent: none)."""
+    service_monitor_labels: NotRequired[pulumi.Input[dict[str, str]]]
+    """Labels the cluster's Prometheus selects ServiceMonitors by ({} or absent: it selects every monitor)."""
     image_cache_registry: NotRequired[pulumi.Input[str]]
     """Registry of the cluster's ECR pull-through cache for Docker Hub ("" or absent: images are pulled as given)."""
     image_cache_prefix: NotRequired[pulumi.Input[str]]
@@ -258,6 +260,8 @@ class AddedModel(pulumi.ComponentResource):
                                     for a in args["adapters"]]
         if c.get("monitoring_release_label") is not None:
             optional["monitoring_release_label"] = c["monitoring_release_label"]
+        if c.get("service_monitor_labels") is not None:
+            optional["monitor_labels"] = c["service_monitor_labels"]
         return {
             **optional, "weights": weights, "namespace": c["inference_namespace"], "served_name": args["served_name"],
             "hf_model_id": args["hf_model_id"], "image": pulled, "gpus": args["gpus"],

@@ -293,7 +293,7 @@ class ModelServiceArgs(TypedDict):
     monitoring_release_label: NotRequired[pulumi.Input[str]]
     """Value of a `release` label on the ServiceMonitor ("": none; harmless, the Prometheus selects monitors
     without it)."""
-    monitor_labels: NotRequired[dict[str, str]]
+    monitor_labels: NotRequired[pulumi.Input[dict[str, str]]]
     """More ServiceMonitor labels: those a Prometheus that selects monitors by label needs (e.g. an existing
     kube-prometheus-stack's `release`)."""
 
@@ -411,10 +411,9 @@ class ModelService(pulumi.ComponentResource):
     def _monitor(self, p: "_ServicePlan") -> None:
         """The ServiceMonitor that scrapes vLLM's metrics (the queue depth the scaler reads among them)."""
         args, lbl, selector = p.args, p.labels, p.selector
-        more_labels = dict(args.get("monitor_labels") or {})
-        release = args.get("monitoring_release_label")
-        sm_labels = {**more_labels, **lbl} if release is None else pulumi.Output.from_input(release).apply(
-            lambda r: {**more_labels, **lbl, "release": r} if r else {**more_labels, **lbl})
+        # Either may come from another stack's outputs (AddedModel), so both are read as Inputs.
+        sm_labels = pulumi.Output.all(args.get("monitor_labels"), args.get("monitoring_release_label")).apply(
+            lambda v: {**(v[0] or {}), **lbl, **({"release": v[1]} if v[1] else {})})
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
             f"{p.name}-monitor",

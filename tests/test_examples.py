@@ -273,6 +273,24 @@ def test_added_model_is_deployed_and_scaled_like_the_clusters_own(cluster, added
     assert objects(added, ADDED) == objects(cmocks, twin)
 
 
+def test_on_an_existing_cluster_the_added_models_monitor_carries_the_labels_its_prometheus_selects():
+    """byo's Prometheus (an existing kube-prometheus-stack) selects ServiceMonitors by `release`: the added model's
+    monitor must carry the cluster stack's serviceMonitorLabels like its own models', or nothing scrapes the queue
+    depth its Prometheus trigger reads."""
+    _, cmocks, values, secret, model = _cluster("byo")
+    assert values["serviceMonitorLabels"] == {"release": "kube-prometheus-stack"}
+    m = run_example((values, secret), {**model, "servedName": ADDED})
+
+    def monitor_labels(mocks, name):
+        (sm,) = [as_object(r) for r in of_kind(mocks, "ServiceMonitor") if r.name.startswith(f"model-{name}")]
+        return sm["metadata"]["labels"]
+    theirs = monitor_labels(cmocks, model["servedName"])
+    assert theirs["release"] == "kube-prometheus-stack"
+    mine = monitor_labels(m, ADDED)
+    assert {k: v for k, v in mine.items() if ADDED not in v} == {k: v for k, v in theirs.items()
+                                                                 if model["servedName"] not in v}
+
+
 def test_a_model_entry_with_only_its_identity_runs_next_to_the_stacks_own(cluster):
     """The model's defaults are those of a `gpu-burst:models` entry: the stack's vLLM release and the default pool,
     which both example stacks have."""
