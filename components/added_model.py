@@ -106,6 +106,9 @@ class AddedModelArgs(TypedDict):
     traffic class, so any pool of that class may take them."""
     gpus: int
     """GPUs per replica (`--tensor-parallel-size`)."""
+    shared_gpu: NotRequired[bool]
+    """Each replica takes one time-slice of a GPU instead of whole GPUs (`gpus` 1, a pool that time-slices). Default
+    False."""
     max_model_len: int
     """`--max-model-len`."""
     gpu_memory_utilization: float
@@ -176,6 +179,8 @@ class AddedModel(pulumi.ComponentResource):
                                   args.get("max_lora_rank", DEFAULT_LORA_RANK))
         if args["min_replicas"] > args["max_replicas"]:
             problems.append(f"min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
+        if args.get("shared_gpu") and args["gpus"] != 1:
+            problems.append(f"shared_gpu with gpus {args['gpus']}; allowed: gpus 1 (a replica gets one time-slice)")
         if problems:
             raise ValueError(f"AddedModel '{name}': " + "; ".join(problems))
         super().__init__(token("AddedModel"), name, None, opts)
@@ -254,7 +259,7 @@ class AddedModel(pulumi.ComponentResource):
         pulled = pulumi.Output.all(c.get("image_cache_registry") or "", c.get("image_cache_prefix") or "").apply(
             lambda a: mirrored(image, a[0], a[1]) if a[0] and a[1] else image)
         optional = {k: args[k] for k in ("extra_args", "cpu", "memory", "shm_size", "cache_size", "max_loras",
-                                         "max_lora_rank") if k in args}
+                                         "max_lora_rank", "shared_gpu") if k in args}
         if args.get("adapters"):
             optional["adapters"] = [{"name": a["name"], "uri": w.adapter_uris.apply(lambda u, n=a["name"]: u[n])}
                                     for a in args["adapters"]]

@@ -25,6 +25,7 @@ from stack_helpers import evaluate, resolve, shared_loop
 from test_workload_support import as_object, dependency_names, field_is_secret, of_kind
 from upstream import needs_upstream, validate_cr
 
+from components._common import GPU_RESOURCE, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY
 from components.added_model import SharedClusterArgs, stack_output_name
 from components.model_route import MODEL_HEADER
 
@@ -396,3 +397,22 @@ def test_a_cluster_stack_without_the_shared_outputs_is_named(dev_outputs):
     older = {k: v for k, v in values.items() if k != "gatewayName"}
     msg = _error_of(lambda: run_example((older, secret), {**_dev_model(), "servedName": ADDED}))
     assert "the cluster stack has no output 'gatewayName'" in msg
+
+
+def test_a_model_entry_on_time_slices_asks_for_one_slice(dev_outputs):
+    """`sharedGpu` of the model entry reaches the pods as it does for the cluster stack's own models: one
+    `nvidia.com/gpu.shared`, no whole GPU, and the time-sliced pools' taint tolerated."""
+    m = run_example(dev_outputs, {**_dev_model(), "servedName": ADDED, "gpus": 1, "sharedGpu": True})
+    (dep,) = [as_object(r) for r in of_kind(m, "Deployment")]
+    pod = dep["spec"]["template"]["spec"]
+    requests = pod["containers"][0]["resources"]["requests"]
+    assert requests[SHARED_GPU_RESOURCE] == "1" and GPU_RESOURCE not in requests
+    assert TIME_SLICING_TAINT_KEY in [t["key"] for t in pod["tolerations"]]
+
+
+def test_time_slices_of_several_gpus_are_refused_before_anything_is_declared(dev_outputs):
+    m = _fresh_mocks()
+    msg = _error_of(lambda: run_example(dev_outputs, {**_dev_model(), "servedName": ADDED, "gpus": 2,
+                                                      "sharedGpu": True}, mocks=m))
+    assert "shared_gpu with gpus 2; allowed: gpus 1" in msg
+    assert [r.typ for r in m.created if r.typ.startswith(("kubernetes:", "aws:"))] == []

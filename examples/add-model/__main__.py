@@ -60,7 +60,7 @@ added = AddedModel(
         "cluster": shared_cluster(cluster),
         "served_name": m.served_name, "hf_model_id": m.hf_model_id, "revision": m.revision, "image": m.image,
         "pool": m.pool,
-        "gpus": m.gpus, "max_model_len": m.max_model_len, "gpu_memory_utilization": m.gpu_memory_utilization,
+        "gpus": m.gpus, "shared_gpu": m.shared_gpu, "max_model_len": m.max_model_len, "gpu_memory_utilization": m.gpu_memory_utilization,
         "extra_args": list(m.extra_args), "min_replicas": m.min_replicas, "max_replicas": m.max_replicas,
         "idle_seconds": m.idle_seconds, "target_queue_depth": m.target_queue_depth,
         "target_concurrency": m.target_concurrency, "startup_seconds": m.startup_seconds,
