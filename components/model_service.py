@@ -75,15 +75,22 @@ class PrewarmWindowArgs(TypedDict):
     """Replicas kept inside the window (the trigger's desiredReplicas)."""
 
 
+def prewarm_problems(windows: list, max_replicas: int) -> list[str]:
+    """Why these windows cannot be kept ([] when they can)."""
+    return [f"prewarm[{i}].replicas {w['replicas']} is outside 1..max_replicas ({max_replicas})"
+            for i, w in enumerate(windows) if not 1 <= w["replicas"] <= max_replicas]
+
+
 def prewarm_triggers(windows: list, max_replicas: int) -> list[dict]:
     """One KEDA `cron` trigger per window. The scaler reports desiredReplicas while active (0 outside) against an
     AverageValue target of 1, so the HPA's proposal for it is desiredReplicas, and the HPA takes the largest proposal
     of all triggers: at least `replicas` inside the window, more when traffic asks. Being active, it also takes the
     model from zero; outside every window the cooldown applies as for a model without traffic."""
+    problems = prewarm_problems(windows, max_replicas)
+    if problems:
+        raise ValueError("; ".join(problems))
     out = []
     for i, w in enumerate(windows):
-        if not 1 <= w["replicas"] <= max_replicas:
-            raise ValueError(f"prewarm[{i}].replicas {w['replicas']} is outside 1..max_replicas ({max_replicas})")
         out.append({"type": "cron", "name": f"prewarm-{i}",
                     # The default, pinned: with `Value` the HPA would multiply the current replica count instead.
                     "metricType": "AverageValue",

@@ -416,3 +416,13 @@ def test_time_slices_of_several_gpus_are_refused_before_anything_is_declared(dev
                                                       "sharedGpu": True}, mocks=m))
     assert "shared_gpu with gpus 2; allowed: gpus 1" in msg
     assert [r.typ for r in m.created if r.typ.startswith(("kubernetes:", "aws:"))] == []
+
+
+def test_a_model_entrys_prewarm_windows_become_its_cron_triggers(dev_outputs):
+    window = {"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin", "replicas": 1}
+    m = run_example(dev_outputs, {**_dev_model(), "servedName": ADDED, "prewarm": [window]})
+    (so,) = [as_object(r) for r in of_kind(m, "ScaledObject")]
+    cron = [t for t in so["spec"]["triggers"] if t["type"] == "cron"]
+    assert cron == [{"type": "cron", "name": "prewarm-0", "metricType": "AverageValue",
+                     "metadata": {"timezone": "Europe/Berlin", "start": "50 7 * * 1-5", "end": "0 19 * * 1-5",
+                                  "desiredReplicas": "1"}}]

@@ -69,6 +69,8 @@ added = AddedModel(
         "cpu": m.cpu, "memory": m.memory, "shm_size": m.shm_size, "cache_size": m.cache_size,
         **({"adapters": [{"name": a.name, "hf_model_id": a.hf_model_id, "revision": a.revision} for a in m.adapters],
             "max_loras": m.lora_slots, "max_lora_rank": m.lora_rank} if m.adapters else {}),
+        **({"prewarm": [{"start": w.start, "end": w.end, "timezone": w.timezone, "replicas": w.replicas}
+                        for w in m.prewarm]} if m.prewarm else {}),
         **({"hf_token": hf_token} if m.needs_hf_token else {}),
     },
     opts=pulumi.ResourceOptions(providers=[provider, aws_provider]),
