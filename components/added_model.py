@@ -14,7 +14,8 @@ from typing_extensions import NotRequired
 from ._common import token
 from .image_cache import mirrored
 from .model_route import ModelRoute, route_problems
-from .model_service import DEFAULT_LORA_RANK, ModelService, lora_problems
+from .model_service import (DEFAULT_LORA_RANK, ModelService, PrewarmWindowArgs, lora_problems,
+                            prewarm_problems)
 from .model_store import AdapterWeightsArgs, ModelWeights
 
 
@@ -58,6 +59,8 @@ class SharedClusterArgs(TypedDict):
     """The cluster stack's models' LoRA adapter names, per model (taken too)."""
     monitoring_release_label: NotRequired[pulumi.Input[str]]
     """`release` label of the cluster's ServiceMonitors ("" or absent: none)."""
+    service_monitor_labels: NotRequired[pulumi.Input[dict[str, str]]]
+    """Labels the cluster's Prometheus selects ServiceMonitors by ({} or absent: it selects every monitor)."""
     image_cache_registry: NotRequired[pulumi.Input[str]]
     """Registry of the cluster's ECR pull-through cache for Docker Hub ("" or absent: images are pulled as given)."""
     image_cache_prefix: NotRequired[pulumi.Input[str]]
@@ -104,6 +107,9 @@ class AddedModelArgs(TypedDict):
     traffic class, so any pool of that class may take them."""
     gpus: int
     """GPUs per replica (`--tensor-parallel-size`)."""
+    shared_gpu: NotRequired[bool]
+    """Each replica takes one time-slice of a GPU instead of whole GPUs (`gpus` 1, a pool that time-slices). Default
+    False."""
     max_model_len: int
     """`--max-model-len`."""
     gpu_memory_utilization: float
@@ -130,6 +136,8 @@ class AddedModelArgs(TypedDict):
     """Keep the torch.compile cache in the model store."""
     extra_args: NotRequired[list[str]]
     """Additional vLLM flags."""
+    prewarm: NotRequired[list[PrewarmWindowArgs]]
+    """Scheduled pre-warm windows: GPUs bought on a schedule, without a request (explicit operator config only)."""
     adapters: NotRequired[list[AdapterWeightsArgs]]
     """LoRA adapters served by the model's replicas, each a model name of its own to clients (staged, synced before
     vLLM starts, routed and listed like the model, counted in its scaling). At most 14."""
@@ -174,6 +182,9 @@ class AddedModel(pulumi.ComponentResource):
                                   args.get("max_lora_rank", DEFAULT_LORA_RANK))
         if args["min_replicas"] > args["max_replicas"]:
             problems.append(f"min_replicas {args['min_replicas']} > max_replicas {args['max_replicas']}")
+        problems += prewarm_problems(args.get("prewarm", []), args["max_replicas"])
+        if args.get("shared_gpu") and args["gpus"] != 1:
+            problems.append(f"shared_gpu with gpus {args['gpus']}; allowed: gpus 1 (a replica gets one time-slice)")
         if problems:
             raise ValueError(f"AddedModel '{name}': " + "; ".join(problems))
         super().__init__(token("AddedModel"), name, None, opts)
@@ -252,12 +263,14 @@ class AddedModel(pulumi.ComponentResource):
         pulled = pulumi.Output.all(c.get("image_cache_registry") or "", c.get("image_cache_prefix") or "").apply(
             lambda a: mirrored(image, a[0], a[1]) if a[0] and a[1] else image)
         optional = {k: args[k] for k in ("extra_args", "cpu", "memory", "shm_size", "cache_size", "max_loras",
-                                         "max_lora_rank") if k in args}
+                                         "max_lora_rank", "shared_gpu", "prewarm") if k in args}
         if args.get("adapters"):
             optional["adapters"] = [{"name": a["name"], "uri": w.adapter_uris.apply(lambda u, n=a["name"]: u[n])}
                                     for a in args["adapters"]]
         if c.get("monitoring_release_label") is not None:
             optional["monitoring_release_label"] = c["monitoring_release_label"]
+        if c.get("service_monitor_labels") is not None:
+            optional["monitor_labels"] = c["service_monitor_labels"]
         return {
             **optional, "weights": weights, "namespace": c["inference_namespace"], "served_name": args["served_name"],
             "hf_model_id": args["hf_model_id"], "image": pulled, "gpus": args["gpus"],

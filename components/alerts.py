@@ -1,16 +1,25 @@
 """Alerts: PrometheusRules for the scale-from-zero chain and for GPU nodes that cost money without serving."""
 
+import re
 from typing import Optional, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import child, deps_of, labels, token
+from ._common import GPU_RESOURCE, SHARED_GPU_RESOURCE, child, deps_of, labels, token
 
-GPU = 'resource=~"nvidia_com_gpu|nvidia_com_gpu_shared"'
-"""Whole GPUs and time-slices (`nvidia.com/gpu.shared`) as kube-state-metrics names the resources: a node advertises
-one or the other."""
+
+def ksm_resource(resource: str) -> str:
+    """kube-state-metrics' `resource` label value of an extended resource: its name with every character a Prometheus
+    label name may not have replaced by `_` (`nvidia.com/gpu` -> `nvidia_com_gpu`, unit `integer`)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", resource)
+
+
+KSM_GPU = ksm_resource(GPU_RESOURCE)
+KSM_GPU_SLICE = ksm_resource(SHARED_GPU_RESOURCE)
+GPU = f'resource=~"{KSM_GPU}|{KSM_GPU_SLICE}"'
+"""Whole GPUs and time-slices as kube-state-metrics names the resources: a node advertises one or the other."""
 
 
 def no_replica_expr(namespace: str, served_name: str) -> str:

@@ -12,7 +12,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos
 
 from ._common import child, deps_of, labels, token
-from .alerts import scaler_errors_expr
+from .alerts import GPU, KSM_GPU, scaler_errors_expr
 from . import usage
 
 DASHBOARD_UID = "gpu-burst-vllm"
@@ -152,10 +152,9 @@ def build_dashboard(models: list[str], models_namespace: str) -> dict:
             GridPos(h=8, w=6, x=12, y=27), "Pods waiting for a GPU node (Karpenter provisioning)."),
         _ts("GPU nodes / GPUs", "short", [
             # A time-sliced node advertises nvidia.com/gpu.shared instead of nvidia.com/gpu.
-            ('count(kube_node_status_allocatable{resource=~"nvidia_com_gpu|nvidia_com_gpu_shared"} > 0) or vector(0)',
-             "GPU nodes"),
-            ('sum(kube_node_status_allocatable{resource="nvidia_com_gpu"}) or vector(0)', "GPUs allocatable"),
-            ('sum(kube_pod_container_resource_requests{resource="nvidia_com_gpu"} * on (namespace, pod) group_left () '
+            (f'count(kube_node_status_allocatable{{{GPU}}} > 0) or vector(0)', "GPU nodes"),
+            (f'sum(kube_node_status_allocatable{{resource="{KSM_GPU}"}}) or vector(0)', "GPUs allocatable"),
+            (f'sum(kube_pod_container_resource_requests{{resource="{KSM_GPU}"}} * on (namespace, pod) group_left () '
              '(max by (namespace, pod) (kube_pod_status_phase{phase=~"Pending|Running"}) == 1)) or vector(0)',
              "GPUs requested")], GridPos(h=8, w=6, x=18, y=27)),
         (stat.Panel().title("Requests rejected/failed at the interceptor (5xx, 1h)").datasource(_DS)

@@ -75,15 +75,22 @@ class PrewarmWindowArgs(TypedDict):
     """Replicas kept inside the window (the trigger's desiredReplicas)."""
 
 
+def prewarm_problems(windows: list, max_replicas: int) -> list[str]:
+    """Why these windows cannot be kept ([] when they can)."""
+    return [f"prewarm[{i}].replicas {w['replicas']} is outside 1..max_replicas ({max_replicas})"
+            for i, w in enumerate(windows) if not 1 <= w["replicas"] <= max_replicas]
+
+
 def prewarm_triggers(windows: list, max_replicas: int) -> list[dict]:
     """One KEDA `cron` trigger per window. The scaler reports desiredReplicas while active (0 outside) against an
     AverageValue target of 1, so the HPA's proposal for it is desiredReplicas, and the HPA takes the largest proposal
     of all triggers: at least `replicas` inside the window, more when traffic asks. Being active, it also takes the
     model from zero; outside every window the cooldown applies as for a model without traffic."""
+    problems = prewarm_problems(windows, max_replicas)
+    if problems:
+        raise ValueError("; ".join(problems))
     out = []
     for i, w in enumerate(windows):
-        if not 1 <= w["replicas"] <= max_replicas:
-            raise ValueError(f"prewarm[{i}].replicas {w['replicas']} is outside 1..max_replicas ({max_replicas})")
         out.append({"type": "cron", "name": f"prewarm-{i}",
                     # The default, pinned: with `Value` the HPA would multiply the current replica count instead.
                     "metricType": "AverageValue",
@@ -293,7 +300,7 @@ class ModelServiceArgs(TypedDict):
     monitoring_release_label: NotRequired[pulumi.Input[str]]
     """Value of a `release` label on the ServiceMonitor ("": none; harmless, the Prometheus selects monitors
     without it)."""
-    monitor_labels: NotRequired[dict[str, str]]
+    monitor_labels: NotRequired[pulumi.Input[dict[str, str]]]
     """More ServiceMonitor labels: those a Prometheus that selects monitors by label needs (e.g. an existing
     kube-prometheus-stack's `release`)."""
 
@@ -411,10 +418,9 @@ class ModelService(pulumi.ComponentResource):
     def _monitor(self, p: "_ServicePlan") -> None:
         """The ServiceMonitor that scrapes vLLM's metrics (the queue depth the scaler reads among them)."""
         args, lbl, selector = p.args, p.labels, p.selector
-        more_labels = dict(args.get("monitor_labels") or {})
-        release = args.get("monitoring_release_label")
-        sm_labels = {**more_labels, **lbl} if release is None else pulumi.Output.from_input(release).apply(
-            lambda r: {**more_labels, **lbl, "release": r} if r else {**more_labels, **lbl})
+        # Either may come from another stack's outputs (AddedModel), so both are read as Inputs.
+        sm_labels = pulumi.Output.all(args.get("monitor_labels"), args.get("monitoring_release_label")).apply(
+            lambda v: {**(v[0] or {}), **lbl, **({"release": v[1]} if v[1] else {})})
         interval = args.get("scrape_interval", "5s")
         self.service_monitor = k8s.apiextensions.CustomResource(
             f"{p.name}-monitor",

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from ._common import child, deps_of, labels, token
+from .alerts import KSM_GPU, KSM_GPU_SLICE
 from .edge_gateway import KEY_ATTRIBUTE
 
 # -- the metrics read ----------------------------------------------------------------------------------------------
@@ -29,10 +30,10 @@ them would count tokens twice."""
 MODEL_LABEL = "model"
 SERVED_BY_LABEL = "served_by"
 """Scratch label of the cost per million output tokens: the model whose GPUs served a name (an adapter's model)."""
-GPU_RESOURCE = "nvidia_com_gpu"
-SLICE_RESOURCE = "nvidia_com_gpu_shared"
+GPU_RESOURCE = KSM_GPU
+SLICE_RESOURCE = KSM_GPU_SLICE
 """kube-state-metrics' label values for the `nvidia.com/gpu` and `nvidia.com/gpu.shared` (a time-slice) extended
-resources (unit `integer`)."""
+resources."""
 DEPLOYMENT_POD = "(.+)-[a-z0-9]+-[a-z0-9]+"
 """A Deployment's pod name: `<deployment>-<pod-template-hash>-<suffix>`; the group is the Deployment (= model)."""
 REJECTIONS = {

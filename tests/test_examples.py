@@ -25,6 +25,7 @@ from stack_helpers import evaluate, resolve, shared_loop
 from test_workload_support import as_object, dependency_names, field_is_secret, of_kind
 from upstream import needs_upstream, validate_cr
 
+from components._common import GPU_RESOURCE, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY
 from components.added_model import SharedClusterArgs, stack_output_name
 from components.model_route import MODEL_HEADER
 
@@ -273,6 +274,24 @@ def test_added_model_is_deployed_and_scaled_like_the_clusters_own(cluster, added
     assert objects(added, ADDED) == objects(cmocks, twin)
 
 
+def test_on_an_existing_cluster_the_added_models_monitor_carries_the_labels_its_prometheus_selects():
+    """byo's Prometheus (an existing kube-prometheus-stack) selects ServiceMonitors by `release`: the added model's
+    monitor must carry the cluster stack's serviceMonitorLabels like its own models', or nothing scrapes the queue
+    depth its Prometheus trigger reads."""
+    _, cmocks, values, secret, model = _cluster("byo")
+    assert values["serviceMonitorLabels"] == {"release": "kube-prometheus-stack"}
+    m = run_example((values, secret), {**model, "servedName": ADDED})
+
+    def monitor_labels(mocks, name):
+        (sm,) = [as_object(r) for r in of_kind(mocks, "ServiceMonitor") if r.name.startswith(f"model-{name}")]
+        return sm["metadata"]["labels"]
+    theirs = monitor_labels(cmocks, model["servedName"])
+    assert theirs["release"] == "kube-prometheus-stack"
+    mine = monitor_labels(m, ADDED)
+    assert {k: v for k, v in mine.items() if ADDED not in v} == {k: v for k, v in theirs.items()
+                                                                 if model["servedName"] not in v}
+
+
 def test_a_model_entry_with_only_its_identity_runs_next_to_the_stacks_own(cluster):
     """The model's defaults are those of a `gpu-burst:models` entry: the stack's vLLM release and the default pool,
     which both example stacks have."""
@@ -378,3 +397,32 @@ def test_a_cluster_stack_without_the_shared_outputs_is_named(dev_outputs):
     older = {k: v for k, v in values.items() if k != "gatewayName"}
     msg = _error_of(lambda: run_example((older, secret), {**_dev_model(), "servedName": ADDED}))
     assert "the cluster stack has no output 'gatewayName'" in msg
+
+
+def test_a_model_entry_on_time_slices_asks_for_one_slice(dev_outputs):
+    """`sharedGpu` of the model entry reaches the pods as it does for the cluster stack's own models: one
+    `nvidia.com/gpu.shared`, no whole GPU, and the time-sliced pools' taint tolerated."""
+    m = run_example(dev_outputs, {**_dev_model(), "servedName": ADDED, "gpus": 1, "sharedGpu": True})
+    (dep,) = [as_object(r) for r in of_kind(m, "Deployment")]
+    pod = dep["spec"]["template"]["spec"]
+    requests = pod["containers"][0]["resources"]["requests"]
+    assert requests[SHARED_GPU_RESOURCE] == "1" and GPU_RESOURCE not in requests
+    assert TIME_SLICING_TAINT_KEY in [t["key"] for t in pod["tolerations"]]
+
+
+def test_time_slices_of_several_gpus_are_refused_before_anything_is_declared(dev_outputs):
+    m = _fresh_mocks()
+    msg = _error_of(lambda: run_example(dev_outputs, {**_dev_model(), "servedName": ADDED, "gpus": 2,
+                                                      "sharedGpu": True}, mocks=m))
+    assert "shared_gpu with gpus 2; allowed: gpus 1" in msg
+    assert [r.typ for r in m.created if r.typ.startswith(("kubernetes:", "aws:"))] == []
+
+
+def test_a_model_entrys_prewarm_windows_become_its_cron_triggers(dev_outputs):
+    window = {"start": "50 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin", "replicas": 1}
+    m = run_example(dev_outputs, {**_dev_model(), "servedName": ADDED, "prewarm": [window]})
+    (so,) = [as_object(r) for r in of_kind(m, "ScaledObject")]
+    cron = [t for t in so["spec"]["triggers"] if t["type"] == "cron"]
+    assert cron == [{"type": "cron", "name": "prewarm-0", "metricType": "AverageValue",
+                     "metadata": {"timezone": "Europe/Berlin", "start": "50 7 * * 1-5", "end": "0 19 * * 1-5",
+                                  "desiredReplicas": "1"}}]

@@ -60,7 +60,7 @@ added = AddedModel(
         "cluster": shared_cluster(cluster),
         "served_name": m.served_name, "hf_model_id": m.hf_model_id, "revision": m.revision, "image": m.image,
         "pool": m.pool,
-        "gpus": m.gpus, "max_model_len": m.max_model_len, "gpu_memory_utilization": m.gpu_memory_utilization,
+        "gpus": m.gpus, "shared_gpu": m.shared_gpu, "max_model_len": m.max_model_len, "gpu_memory_utilization": m.gpu_memory_utilization,
         "extra_args": list(m.extra_args), "min_replicas": m.min_replicas, "max_replicas": m.max_replicas,
         "idle_seconds": m.idle_seconds, "target_queue_depth": m.target_queue_depth,
         "target_concurrency": m.target_concurrency, "startup_seconds": m.startup_seconds,
@@ -69,6 +69,8 @@ added = AddedModel(
         "cpu": m.cpu, "memory": m.memory, "shm_size": m.shm_size, "cache_size": m.cache_size,
         **({"adapters": [{"name": a.name, "hf_model_id": a.hf_model_id, "revision": a.revision} for a in m.adapters],
             "max_loras": m.lora_slots, "max_lora_rank": m.lora_rank} if m.adapters else {}),
+        **({"prewarm": [{"start": w.start, "end": w.end, "timezone": w.timezone, "replicas": w.replicas}
+                        for w in m.prewarm]} if m.prewarm else {}),
         **({"hf_token": hf_token} if m.needs_hf_token else {}),
     },
     opts=pulumi.ResourceOptions(providers=[provider, aws_provider]),
