@@ -43,6 +43,8 @@ SYSTEM_NODE_SELECTOR = {SYSTEM_NODE_LABEL_KEY: SYSTEM_NODE_LABEL_VALUE}
 The system group is not tainted: it is the only untainted capacity, so anything else lands there too, never on GPUs."""
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+"""What a pod needs to land on a GPU node (besides a `nvidia.com/gpu` request); copy it before changing it."""
 GPU_RESOURCE = "nvidia.com/gpu"
 """Whole GPUs, as the NVIDIA device plugin advertises them and Karpenter counts them from the instance type."""
 SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"

@@ -10,9 +10,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import (DEVICE_PLUGIN_CONFIG_LABEL, GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE,
-                      TIME_SLICING_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of, labels, time_slicing_config_name,
-                      token)
+from ._common import (DEVICE_PLUGIN_CONFIG_LABEL, GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY,
+                      GPU_TOLERATION, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY, TRAFFIC_CLASS_LABEL, child, deps_of,
+                      labels, time_slicing_config_name, token)
 
 DISCOVERY_TAG = "karpenter.sh/discovery"
 """Tag key Karpenter's getting-started puts on the subnets and security groups its nodes use."""
@@ -21,8 +21,6 @@ GPU_TAINT_VALUE = "present"
 only matters to tolerations that use `Equal`: the node-feature-discovery worker that GPU feature discovery needs
 ships with `nvidia.com/gpu Equal present` (nvidia-device-plugin chart values `nfd.worker.tolerations`)."""
 GPU_TAINT = {"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NoSchedule"}
-GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
-"""What a pod needs to land on a GPU node (besides a `nvidia.com/gpu` request)."""
 POOL_LABEL = "gpu-burst.io/gpu-pool"
 """Our own copy of the pool name on each node; `karpenter.sh/nodepool` carries it too but is Karpenter's."""
 LOCAL_NVME_LABEL = "karpenter.k8s.aws/instance-local-nvme"

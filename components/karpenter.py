@@ -222,7 +222,7 @@ class Karpenter(pulumi.ComponentResource):
             "logLevel": args.get("log_level", "info"),
             "nodeSelector": args.get("node_selector") or {},
             "controller": {
-                # Without AWS_REGION the controller asks IMDS, which panics where IMDS is unreachable (#8219).
+                # Without AWS_REGION the controller asks IMDS for its region, and panics where IMDS is unreachable.
                 "env": [{"name": "AWS_REGION", "value": p.region.region}],
                 "resources": {"requests": resources, "limits": resources},
             },

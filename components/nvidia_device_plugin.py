@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import (pinned_release, GPU_PRESENT_LABEL, GPU_TAINT_KEY, TIME_SLICING_TAINT_KEY, child,
+from ._common import (pinned_release, GPU_PRESENT_LABEL, GPU_TAINT_KEY, GPU_TOLERATION, TIME_SLICING_TAINT_KEY, child,
                       deps_of, time_slicing_config_name, token)
 
 CHART = "nvidia-device-plugin"
@@ -50,7 +50,7 @@ def time_slicing_values(slices: list[int], gfd_enabled: bool) -> dict:
         "config": {"map": {WHOLE_GPUS_CONFIG: "version: v1\nflags:\n  migStrategy: none\n",
                            **{time_slicing_config_name(n): time_slicing_config(n) for n in sorted(set(slices))}},
                    "default": WHOLE_GPUS_CONFIG},
-        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}, sharing],
+        "tolerations": [dict(GPU_TOLERATION), sharing],
     }
     if gfd_enabled:
         values["nfd"] = {"worker": {"tolerations": [*NFD_WORKER_TOLERATIONS, sharing]}}
@@ -74,7 +74,7 @@ def device_plugin_values(node_labels: dict[str, str], gfd_enabled: bool, time_sl
             {"matchExpressions": [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(node_labels.items())]},
         ]}}},
         # Only the GPU taint: CriticalAddonsOnly (chart default) is not used on this cluster.
-        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": [dict(GPU_TOLERATION)],
         "priorityClassName": "system-node-critical",
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
         # GFD writes feature files that the NFD worker publishes as nvidia.com/gpu.* labels (product, memory, ...);
