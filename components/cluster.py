@@ -274,7 +274,7 @@ class EksCluster(pulumi.ComponentResource):
             subnet_ids=args["private_subnet_ids"],
             labels=dict(SYSTEM_NODE_SELECTOR),
             disk_size=sys_args.get("disk_size_gib", 50),
-            # The nodes follow the control plane's version; without it a version bump leaves them behind.
+            # Explicit (pulumi-eks would default it to the cluster's): systemNodes.releaseVersion is checked against it.
             version=args["kubernetes_version"],
             **({"release_version": sys_args["release_version"]} if sys_args.get("release_version") else {}),
             operating_system=(eks.OperatingSystem.BOTTLEROCKET if os_ == SystemNodeOs.BOTTLEROCKET

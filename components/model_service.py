@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ._common import (GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
+from ._common import (GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TOLERATION, SHARED_GPU_RESOURCE, TIME_SLICING_TAINT_KEY,
                       TRAFFIC_CLASS_LABEL, model_termination_grace_seconds, child, deps_of, labels, token)
 
 VLLM_PORT = 8000
@@ -538,7 +538,7 @@ class ModelService(pulumi.ComponentResource):
         shared = bool(args.get("shared_gpu"))
         # A slice is its own resource (never a whole GPU) on tainted pools that only opted-in pods tolerate.
         gpu_request = {SHARED_GPU_RESOURCE: "1"} if shared else {GPU_RESOURCE: str(gpus)}
-        tolerations = [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+        tolerations = [dict(GPU_TOLERATION),
                        *([{"key": TIME_SLICING_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
                          if shared else [])]
         vllm_args = [
