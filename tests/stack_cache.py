@@ -24,3 +24,14 @@ def evaluated(stack: str, overrides: Optional[dict] = None, secrets: Optional[di
     pulumi.runtime.set_all_config({})
     outputs = evaluate_stack(stack, overrides, secrets)
     return m, outputs
+
+
+_SHIPPED: dict = {}
+
+
+def shipped(stack: str) -> tuple[Mocks, dict]:
+    """`dev` or `prod` as shipped (prod with an HF token), evaluated once per test process and shared by the modules
+    that only read what was registered."""
+    if stack not in _SHIPPED:
+        _SHIPPED[stack] = evaluated(stack, secrets={"hfToken": "hf_test_token"} if stack == "prod" else None)
+    return _SHIPPED[stack]

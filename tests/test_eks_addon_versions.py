@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from stack_cache import evaluated
+from stack_cache import evaluated, shipped
 from stack_helpers import ROOT, evaluate_stack
 from stacks.config import foundation as fcfg
 from stacks.config.eks_addons import DEFAULT_ADDON_VERSIONS, EKS_ADDONS, kube_proxy_minor
@@ -32,12 +32,12 @@ def every_input(m) -> dict[str, tuple[str, dict]]:
 
 @pytest.fixture(scope="module")
 def dev():
-    return evaluated("dev")[0]
+    return shipped("dev")[0]
 
 
 @pytest.fixture(scope="module")
 def prod():
-    return evaluated("prod", secrets={"hfToken": "hf_test_token"})[0]
+    return shipped("prod")[0]
 
 
 # -- the defaults ------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from pulumi_mocks import ACCOUNT, CLUSTER_SG, REGION, autoname
-from stack_cache import evaluated
+from stack_cache import evaluated, shipped
 from stack_helpers import evaluate_stack
 from upstream import UPSTREAM, needs_upstream, unknown_value_keys
 
@@ -37,12 +37,12 @@ def _urn(mocks, name):
 
 @pytest.fixture(scope="module")
 def dev():
-    return evaluated("dev")[0]
+    return shipped("dev")[0]
 
 
 @pytest.fixture(scope="module")
 def prod():
-    return evaluated("prod", secrets={"hfToken": "hf_test_token"})[0]
+    return shipped("prod")[0]
 
 
 # -- cluster --------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pulumi
 import pytest
 
 from pulumi_mocks import REGION, Mocks
-from stack_cache import evaluated
+from stack_cache import evaluated, shipped
 from stack_helpers import evaluate, evaluate_stack, resolve
 
 ENDPOINT = "gpu-burst-s3-endpoint"
@@ -16,12 +16,12 @@ NETWORK_URN = "urn:pulumi:dev::gpu-burst::pulumi:pulumi:Stack$gpu-burst:index:Ne
 
 @pytest.fixture(scope="module")
 def dev():
-    return evaluated("dev")
+    return shipped("dev")
 
 
 @pytest.fixture(scope="module")
 def prod():
-    return evaluated("prod", secrets={"hfToken": "hf_test_token"})
+    return shipped("prod")
 
 
 def _urn(mocks, name: str) -> str:
